@@ -1,0 +1,109 @@
+# Makefile -- build, test, fuzz and benchmark rewind. Plain GNU make.
+#
+#   make deps      install missing Debian packages (apt-get, as root)
+#   make           build bin/rewind, bin/rewindd, bin/trafficgen
+#   make test      deps + build + unit, e2e and differential tests
+#   make SAN=1 test   the same under ASan+UBSan (separate build dir)
+#   make fuzz      build the libFuzzer targets (clang) into build-fuzz/
+#   make bench     optimised build + benchmark against tcpdump (BENCH_GB=2)
+#   make run       deps + build + start rewindd on the default-route interface
+#   make install   install binaries and man pages under PREFIX (/usr/local)
+
+CC ?= cc
+PREFIX ?= /usr/local
+SAN ?= 0
+
+CFLAGS_BASE := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -I. -pthread
+ifeq ($(SAN),1)
+BUILD := build-san
+CFLAGS_OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS_SAN := -fsanitize=address,undefined
+else
+BUILD := build
+CFLAGS_OPT := -O2
+LDFLAGS_SAN :=
+endif
+CFLAGS += $(CFLAGS_BASE) $(CFLAGS_OPT)
+LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -lpthread -lm
+
+LIB_SRC := $(wildcard common/*.c capture/*.c index/*.c query/*.c httpd/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+
+BINS := bin/rewind bin/rewindd bin/trafficgen
+
+.PHONY: all deps test unit e2e fuzz bench run install clean
+all: $(BINS)
+
+deps:
+	@sh tools/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/librewind.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/rewind: $(BUILD)/cli/rewind.o $(BUILD)/librewind.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+
+bin/rewindd: $(BUILD)/cli/rewindd.o $(BUILD)/librewind.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+
+bin/trafficgen: $(BUILD)/fixtures/trafficgen.o $(BUILD)/librewind.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librewind.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS) -lcmocka
+
+# Binaries are rebuilt when SAN changes: remember which flavour bin/ holds.
+bin/.flavour-$(SAN):
+	@mkdir -p bin && rm -f bin/.flavour-* $(BINS) && touch $@
+$(BINS): bin/.flavour-$(SAN)
+
+unit: $(UNIT_BIN)
+	@sh tests/run-unit.sh $(UNIT_BIN)
+
+e2e: $(BINS)
+	@sh tests/run-e2e.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@sh tests/run-all.sh $(UNIT_BIN)
+
+fuzz: deps
+	@mkdir -p build-fuzz
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  echo "clang fuzz $$n"; \
+	  clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/$$n $$f $(LIB_SRC) $(LIBS) || exit 1; \
+	done
+
+bench: deps
+	@$(MAKE) --no-print-directory SAN=0 all
+	@sh bench/bench.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 bin/rewind $(DESTDIR)$(PREFIX)/bin/rewind
+	install -m 755 bin/rewindd $(DESTDIR)$(PREFIX)/sbin/rewindd
+	install -m 644 man/rewind.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/rewind-archive.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 man/rewindd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+
+clean:
+	rm -rf build build-san build-fuzz bin
+
+-include $(LIB_OBJ:.o=.d)

@@ -1,0 +1,82 @@
+/* cap.h -- writing the archive: segment files, capture points, import of
+ * pcap/pcapng files and live capture from interfaces.
+ *
+ * A cap_arch_t owns the archive for writing (the index in IDX_WRITE mode).
+ * Packets enter through a point writer (cap_pw_t), which appends them to the
+ * point's open segment (nanosecond pcap, see man/rewind-archive.5), rolls
+ * segments by time and size, and commits the segment bytes and then their
+ * index entries at every flush: an indexed packet is always on disk. */
+#ifndef CAP_H
+#define CAP_H
+
+#include <stdint.h>
+
+#include "common/rw.h"
+#include "index/index.h"
+
+struct cap_opts {
+    int64_t segment_ns;     /* roll after this much capture time (default 60 s) */
+    uint64_t segment_bytes; /* roll before a segment exceeds this (default 256 MiB) */
+    int64_t flush_ns;       /* commit at least this often (default 1 s) */
+    int sync;               /* fdatasync segments and sync the WAL at each flush (default 1) */
+};
+void cap_opts_default(struct cap_opts *o);
+
+typedef struct cap_arch cap_arch_t;
+typedef struct cap_pw cap_pw_t;
+
+/* Open DIR for writing (creating it), recover segments a crash left open
+ * (truncated to their last committed record). */
+int cap_arch_open(const char *dir, const struct cap_opts *o, cap_arch_t **out, char *err) RW_WUR;
+/* Seals nothing: close every point writer first. */
+void cap_arch_close(cap_arch_t *a);
+idx_t *cap_arch_index(cap_arch_t *a);
+
+/* A writer for capture point `name` of DLT `dlt`. The point is created in the
+ * index with its first packet, so opening a writer changes nothing. */
+int cap_pw_open(cap_arch_t *a, const char *name, int dlt, uint32_t snaplen, cap_pw_t **out,
+                char *err) RW_WUR;
+/* Append one packet; frac is nanoseconds (may exceed 1e9 in broken files: it
+ * is stored as captured). May roll and flush. */
+int cap_pw_add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
+               const uint8_t *data, char *err) RW_WUR;
+/* Commit what was added if the flush interval has passed (force: now). */
+int cap_pw_flush(cap_pw_t *w, int force, char *err) RW_WUR;
+/* Seal the open segment and free the writer (also on error paths). */
+int cap_pw_close(cap_pw_t *w, char *err) RW_WUR;
+uint64_t cap_pw_packets(const cap_pw_t *w); /* packets added through this writer */
+const char *cap_pw_name(const cap_pw_t *w);
+/* Record drop counters for the point (no-op before its first packet). */
+int cap_pw_set_drops(cap_pw_t *w, uint64_t kernel, uint64_t queue, char *err) RW_WUR;
+
+/* The LINKTYPE_ value a pcap file header carries for a libpcap DLT_ value. */
+int cap_linktype_of_dlt(int dlt);
+
+/* ---- import ---- */
+struct cap_import_stats {
+    uint64_t packets, bytes; /* records stored */
+    int points;              /* capture points written */
+};
+/* Progress callback: bytes of the file consumed so far, of total. */
+typedef void (*cap_progress_fn)(void *arg, const char *path, uint64_t done, uint64_t total,
+                                uint64_t packets);
+/* Import a pcap or pcapng file into point `point` (a pcapng file with several
+ * interfaces gives POINT for interface 0 and POINT-ifN for the others).
+ * A fault in the file keeps every good record before it and returns
+ * RW_EINPUT naming the file and record. */
+int cap_import_file(cap_arch_t *a, const char *path, const char *point, cap_progress_fn progress,
+                    void *parg, struct cap_import_stats *st, char *err) RW_WUR;
+
+/* ---- live capture ---- */
+typedef struct cap_live cap_live_t;
+/* Start capturing iface into point `point` (default: the interface name) on
+ * a thread of its own; a second thread writes. Returns after the interface
+ * is open and capturing. */
+int cap_live_start(cap_arch_t *a, const char *iface, const char *point, cap_live_t **out,
+                   char *err) RW_WUR;
+/* Stop, drain, seal; fills a message and returns <0 if the capture failed. */
+int cap_live_stop(cap_live_t *l, char *err) RW_WUR;
+/* Nonzero if the capture thread has died (message in err). */
+int cap_live_failed(cap_live_t *l, char *err);
+
+#endif

@@ -1,0 +1,252 @@
+/* live.c -- live capture: a capture thread that never blocks and a writer.
+ *
+ * The capture thread only copies packets into a ring buffer; if the writer
+ * falls behind and the ring is full, the packet is counted as a queue drop
+ * (reported in status) rather than stalling libpcap, whose kernel buffer
+ * would then overflow unseen. The writer thread appends to the point's
+ * segment and flushes at least every flush interval, so a packet is
+ * queryable within about one interval of its capture. */
+#include "capture/cap.h"
+
+#include <pcap/pcap.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RING (64u << 20)
+#define WRAP 0xffffffffu
+
+struct cap_live {
+    cap_arch_t *a;
+    cap_pw_t *pw;
+    pcap_t *p;
+    char iface[64];
+    int nano; /* libpcap delivers nanoseconds */
+    pthread_t cap_thr, wr_thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint8_t *ring;
+    size_t head, tail; /* producer writes at head, consumer reads at tail */
+    atomic_int stop, cap_done, failed;
+    atomic_uint_fast64_t queue_drops, kernel_drops;
+    char errmsg[RW_ERRSZ];
+};
+
+static size_t ring_free(const struct cap_live *l)
+{
+    return l->head >= l->tail ? RING - (l->head - l->tail) - 1 : l->tail - l->head - 1;
+}
+
+static void on_packet(u_char *arg, const struct pcap_pkthdr *h, const u_char *data)
+{
+    struct cap_live *l = (struct cap_live *)arg;
+    size_t need = 16 + h->caplen;
+    uint32_t rec[4] = {(uint32_t)h->ts.tv_sec,
+                       (uint32_t)(l->nano ? h->ts.tv_usec : h->ts.tv_usec * 1000), h->caplen,
+                       h->len};
+    pthread_mutex_lock(&l->mu);
+    size_t pos = l->head;
+    /* Records are contiguous: wrap early with a marker if the end is short. */
+    if (pos + need + 16 > RING) {
+        if (ring_free(l) < (RING - pos) + need || l->tail == 0) {
+            atomic_fetch_add(&l->queue_drops, 1);
+            pthread_mutex_unlock(&l->mu);
+            return;
+        }
+        uint32_t wrap[4] = {0, 0, WRAP, 0};
+        memcpy(l->ring + pos, wrap, 16);
+        pos = 0;
+    } else if (ring_free(l) < need + 16) {
+        atomic_fetch_add(&l->queue_drops, 1);
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+    pthread_mutex_unlock(&l->mu);
+    /* The region [pos, pos+need) is free: only this thread writes there. */
+    memcpy(l->ring + pos, rec, 16);
+    memcpy(l->ring + pos + 16, data, h->caplen);
+    pthread_mutex_lock(&l->mu);
+    l->head = pos + need;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void *cap_main(void *arg)
+{
+    struct cap_live *l = arg;
+    int64_t last_stats = 0;
+    while (!atomic_load(&l->stop)) {
+        int r = pcap_dispatch(l->p, 256, on_packet, (u_char *)l);
+        if (r == PCAP_ERROR) {
+            snprintf(l->errmsg, sizeof l->errmsg, "capture on %s: %s", l->iface, pcap_geterr(l->p));
+            atomic_store(&l->failed, 1);
+            break;
+        }
+        int64_t now = rw_mono_ns();
+        if (now - last_stats > RW_NS_PER_SEC / 2) {
+            struct pcap_stat ps;
+            if (pcap_stats(l->p, &ps) == 0)
+                atomic_store(&l->kernel_drops, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
+            last_stats = now;
+        }
+    }
+    atomic_store(&l->cap_done, 1);
+    pthread_mutex_lock(&l->mu);
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static void *wr_main(void *arg)
+{
+    struct cap_live *l = arg;
+    char err[RW_ERRSZ];
+    int64_t last_drops = 0;
+    for (;;) {
+        size_t head, tail;
+        pthread_mutex_lock(&l->mu);
+        if (l->head == l->tail && !atomic_load(&l->cap_done)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000;
+            if (ts.tv_nsec >= RW_NS_PER_SEC) {
+                ts.tv_sec++;
+                ts.tv_nsec -= RW_NS_PER_SEC;
+            }
+            pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+        }
+        head = l->head;
+        tail = l->tail;
+        int finished = atomic_load(&l->cap_done) && head == tail;
+        pthread_mutex_unlock(&l->mu);
+        while (tail != head) {
+            uint32_t rec[4];
+            memcpy(rec, l->ring + tail, 16);
+            if (rec[2] == WRAP) {
+                tail = 0;
+                continue;
+            }
+            if (cap_pw_add(l->pw, rec[0], rec[1], rec[2], rec[3], l->ring + tail + 16, err) < 0) {
+                rw_error("capture on %s: %s", l->iface, err);
+                snprintf(l->errmsg, sizeof l->errmsg, "%s", err);
+                atomic_store(&l->failed, 1);
+                atomic_store(&l->stop, 1);
+            }
+            tail += 16 + rec[2];
+        }
+        pthread_mutex_lock(&l->mu);
+        l->tail = tail;
+        pthread_mutex_unlock(&l->mu);
+        if (cap_pw_flush(l->pw, 0, err) < 0) {
+            rw_error("capture on %s: %s", l->iface, err);
+        }
+        int64_t now = rw_mono_ns();
+        if (now - last_drops > RW_NS_PER_SEC) {
+            if (cap_pw_set_drops(l->pw, atomic_load(&l->kernel_drops),
+                                 atomic_load(&l->queue_drops), err) < 0)
+                rw_warn("capture on %s: recording drops: %s", l->iface, err);
+            last_drops = now;
+        }
+        if (finished)
+            break;
+    }
+    return NULL;
+}
+
+int cap_live_start(cap_arch_t *a, const char *iface, const char *point, cap_live_t **out, char *err)
+{
+    char ebuf[PCAP_ERRBUF_SIZE];
+    struct cap_live *l = calloc(1, sizeof *l);
+    int rc;
+    if (!l || !(l->ring = malloc(RING))) {
+        free(l);
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    }
+    l->a = a;
+    snprintf(l->iface, sizeof l->iface, "%s", iface);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    if (!(l->p = pcap_create(iface, ebuf))) {
+        rc = rw_err(err, RW_EINPUT, "interface %s: %s", iface, ebuf);
+        goto fail;
+    }
+    pcap_set_snaplen(l->p, 262144);
+    pcap_set_promisc(l->p, 1);
+    pcap_set_timeout(l->p, 100);
+    pcap_set_buffer_size(l->p, 64 << 20);
+    l->nano = pcap_set_tstamp_precision(l->p, PCAP_TSTAMP_PRECISION_NANO) == 0;
+    int r = pcap_activate(l->p);
+    if (r < 0) {
+        rc = rw_err(err, r == PCAP_ERROR_NO_SUCH_DEVICE ? RW_EINPUT : RW_EIO,
+                    "interface %s: %s%s", iface, pcap_statustostr(r),
+                    r == PCAP_ERROR_PERM_DENIED ? " (run as root or give CAP_NET_RAW)" : "");
+        if (r == PCAP_ERROR)
+            rw_err(err, RW_EIO, "interface %s: %s", iface, pcap_geterr(l->p));
+        goto fail;
+    }
+    l->nano = pcap_get_tstamp_precision(l->p) == PCAP_TSTAMP_PRECISION_NANO;
+    if ((rc = cap_pw_open(a, point ? point : iface, pcap_datalink(l->p),
+                          (uint32_t)pcap_snapshot(l->p), &l->pw, err)) < 0)
+        goto fail;
+    if (pthread_create(&l->wr_thr, NULL, wr_main, l) != 0) {
+        rc = rw_err(err, RW_EIO, "cannot start writer thread");
+        goto fail;
+    }
+    if (pthread_create(&l->cap_thr, NULL, cap_main, l) != 0) {
+        atomic_store(&l->cap_done, 1);
+        pthread_join(l->wr_thr, NULL);
+        rc = rw_err(err, RW_EIO, "cannot start capture thread");
+        goto fail;
+    }
+    *out = l;
+    return 0;
+fail:
+    if (l->pw) {
+        char e2[RW_ERRSZ];
+        if (cap_pw_close(l->pw, e2) < 0)
+            rw_warn("%s", e2);
+    }
+    if (l->p)
+        pcap_close(l->p);
+    free(l->ring);
+    free(l);
+    return rc;
+}
+
+int cap_live_failed(cap_live_t *l, char *err)
+{
+    if (!atomic_load(&l->failed))
+        return 0;
+    snprintf(err, RW_ERRSZ, "%s", l->errmsg);
+    return 1;
+}
+
+int cap_live_stop(cap_live_t *l, char *err)
+{
+    int rc = 0;
+    char e2[RW_ERRSZ];
+    if (!l)
+        return 0;
+    atomic_store(&l->stop, 1);
+    pcap_breakloop(l->p);
+    pthread_join(l->cap_thr, NULL);
+    pthread_join(l->wr_thr, NULL);
+    struct pcap_stat ps;
+    if (pcap_stats(l->p, &ps) == 0)
+        atomic_store(&l->kernel_drops, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
+    if (cap_pw_set_drops(l->pw, atomic_load(&l->kernel_drops), atomic_load(&l->queue_drops), e2) <
+        0)
+        rw_warn("%s", e2);
+    if (atomic_load(&l->failed))
+        rc = rw_err(err, RW_EIO, "%s", l->errmsg);
+    if (cap_pw_close(l->pw, e2) < 0 && rc == 0)
+        rc = rw_err(err, RW_EIO, "%s", e2);
+    pcap_close(l->p);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l->ring);
+    free(l);
+    return rc;
+}

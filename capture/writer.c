@@ -1,0 +1,353 @@
+/* writer.c -- segment files and capture point writers.
+ *
+ * Segment file format: a classic pcap file with the nanosecond magic
+ * 0xa1b23c4d written in host byte order, version 2.4, the point's snaplen and
+ * LINKTYPE, then records of a 16-byte header and caplen bytes. We write it
+ * ourselves rather than through pcap_dump() because durability needs control
+ * of the file descriptor: large writes, fdatasync() before the index commits,
+ * and truncation to the last committed record after a crash. */
+#include "capture/cap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "index/parse.h"
+
+#define WBUF (1u << 20)
+
+struct cap_arch {
+    idx_t *ix;
+    struct cap_opts o;
+    char dir[1024];
+};
+
+struct cap_pw {
+    cap_arch_t *a;
+    char name[65];
+    int dlt;
+    uint32_t snaplen;
+    int have_point;
+    struct idx_point pt;
+    /* open segment */
+    int fd;
+    idx_segw_t *sw;
+    uint64_t seg_id;
+    char relpath[192];
+    int64_t seg_start;
+    uint64_t written;   /* bytes written to fd */
+    uint8_t *buf;       /* bytes not yet written */
+    size_t blen;
+    int dirty;          /* packets added since the last flush */
+    int64_t last_flush; /* monotonic ns */
+    uint64_t packets;
+    struct idx_parsed parsed;
+};
+
+void cap_opts_default(struct cap_opts *o)
+{
+    o->segment_ns = 60 * RW_NS_PER_SEC;
+    o->segment_bytes = 256ULL << 20;
+    o->flush_ns = RW_NS_PER_SEC;
+    o->sync = 1;
+}
+
+int cap_linktype_of_dlt(int dlt)
+{
+    /* libpcap maps DLT_ to LINKTYPE_ when it writes a file header but does
+     * not export the map, so ask it through a file in memory. */
+    char mem[64];
+    FILE *f = fmemopen(mem, sizeof mem, "w");
+    pcap_t *p = pcap_open_dead(dlt, 65535);
+    int lt = dlt;
+    if (f && p) {
+        pcap_dumper_t *d = pcap_dump_fopen(p, f);
+        if (d) {
+            pcap_dump_flush(d);
+            uint32_t v;
+            memcpy(&v, mem + 20, 4);
+            lt = (int)(v & 0x03ffffff);
+            pcap_dump_close(d); /* closes f */
+            f = NULL;
+        }
+    }
+    if (f)
+        fclose(f);
+    if (p)
+        pcap_close(p);
+    return lt;
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[1400];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Recover segments a crash left open: the index covers file_size bytes, so
+ * cut the file there (whole records only) and seal it. */
+static int recover(cap_arch_t *a, char *err)
+{
+    struct idx_seg *segs;
+    size_t n;
+    int rc = idx_seg_all(a->ix, &segs, &n, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct idx_seg *s = &segs[i];
+        char path[1400];
+        if (s->state != IDX_SEG_OPEN)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", a->dir, s->path);
+        if (truncate(path, (off_t)s->file_size) < 0 && errno != ENOENT) {
+            rc = rw_err(err, RW_EIO, "recovering segment %s: truncate: %s", path, strerror(errno));
+            break;
+        }
+        rc = idx_seg_mark_sealed(a->ix, s, err);
+    }
+    free(segs);
+    return rc;
+}
+
+int cap_arch_open(const char *dir, const struct cap_opts *o, cap_arch_t **out, char *err)
+{
+    cap_arch_t *a = calloc(1, sizeof *a);
+    int rc;
+    if (!a)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    snprintf(a->dir, sizeof a->dir, "%s", dir);
+    if (o)
+        a->o = *o;
+    else
+        cap_opts_default(&a->o);
+    if ((rc = idx_open(dir, IDX_WRITE, &a->ix, err)) < 0 || (rc = recover(a, err)) < 0) {
+        cap_arch_close(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void cap_arch_close(cap_arch_t *a)
+{
+    if (!a)
+        return;
+    idx_close(a->ix);
+    free(a);
+}
+
+idx_t *cap_arch_index(cap_arch_t *a) { return a->ix; }
+
+int cap_pw_open(cap_arch_t *a, const char *name, int dlt, uint32_t snaplen, cap_pw_t **out,
+                char *err)
+{
+    cap_pw_t *w;
+    if (!rw_point_name_ok(name))
+        return rw_err(err, RW_EINPUT,
+                      "capture point name '%s' is not valid: use 1-64 letters, digits, '.', '_' or "
+                      "'-'",
+                      name);
+    if (!(w = calloc(1, sizeof *w)) || !(w->buf = malloc(WBUF))) {
+        free(w);
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    }
+    w->a = a;
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->dlt = dlt;
+    w->snaplen = snaplen ? snaplen : 262144;
+    w->fd = -1;
+    w->last_flush = rw_mono_ns();
+    *out = w;
+    return 0;
+}
+
+static int write_out(cap_pw_t *w, char *err)
+{
+    if (w->blen == 0)
+        return 0;
+    if (rw_write_all(w->fd, w->buf, w->blen) < 0) {
+        int e = errno;
+        return rw_err(err, e == ENOSPC ? RW_ENOSPC : RW_EIO, "writing segment %s/%s: %s", w->a->dir,
+                      w->relpath, strerror(e));
+    }
+    w->written += w->blen;
+    w->blen = 0;
+    return 0;
+}
+
+static int seg_open(cap_pw_t *w, int64_t ts, char *err)
+{
+    char day[16], path[1400], dirpath[1400];
+    time_t t = (time_t)(ts / RW_NS_PER_SEC);
+    struct tm tm;
+    int rc;
+    if (!w->have_point) {
+        if ((rc = idx_point_get(w->a->ix, w->name, w->dlt, w->snaplen, &w->pt, err)) < 0)
+            return rc;
+        w->have_point = 1;
+    }
+    if (!gmtime_r(&t, &tm))
+        memset(&tm, 0, sizeof tm);
+    strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    snprintf(dirpath, sizeof dirpath, "%s/segments/%s/%s", w->a->dir, w->name, day);
+    if (mkdirs(dirpath) < 0)
+        return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "creating %s: %s", dirpath,
+                      strerror(errno));
+    for (int i = 0;; i++) {
+        if (i == 0)
+            snprintf(w->relpath, sizeof w->relpath, "segments/%s/%s/%lld.pcap", w->name, day,
+                     (long long)ts);
+        else
+            snprintf(w->relpath, sizeof w->relpath, "segments/%s/%s/%lld-%d.pcap", w->name, day,
+                     (long long)ts, i);
+        snprintf(path, sizeof path, "%s/%s", w->a->dir, w->relpath);
+        w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (w->fd >= 0)
+            break;
+        if (errno != EEXIST || i > 1000)
+            return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "creating segment %s: %s",
+                          path, strerror(errno));
+    }
+    /* pcap file header, nanosecond magic, host byte order */
+    uint32_t hdr[6] = {0xa1b23c4d, 2 | (4u << 16), 0, 0, w->snaplen,
+                       (uint32_t)cap_linktype_of_dlt(w->dlt)};
+    memcpy(w->buf, hdr, 24);
+    w->blen = 24;
+    w->written = 0;
+    w->seg_start = ts;
+    if ((rc = write_out(w, err)) < 0 ||
+        (rc = idx_segw_begin(w->a->ix, w->pt.id, w->dlt, w->snaplen, w->relpath, &w->sw,
+                             &w->seg_id, err)) < 0) {
+        close(w->fd);
+        unlink(path);
+        w->fd = -1;
+        return rc;
+    }
+    return 0;
+}
+
+static int commit(cap_pw_t *w, int sync, char *err)
+{
+    int rc;
+    if ((rc = write_out(w, err)) < 0)
+        return rc;
+    if (sync && fdatasync(w->fd) < 0)
+        return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing segment %s: %s",
+                      w->relpath, strerror(errno));
+    if ((rc = idx_segw_flush(w->sw, w->written, sync, err)) < 0)
+        return rc;
+    w->dirty = 0;
+    w->last_flush = rw_mono_ns();
+    return 0;
+}
+
+static int seg_seal(cap_pw_t *w, char *err)
+{
+    int rc = 0;
+    if (w->fd < 0)
+        return 0;
+    if ((rc = write_out(w, err)) == 0 && w->a->o.sync && fdatasync(w->fd) < 0)
+        rc = rw_err(err, RW_EIO, "syncing segment %s: %s", w->relpath, strerror(errno));
+    if (rc == 0) {
+        rc = idx_segw_seal(w->sw, w->written, err);
+        if (rc == 1) { /* empty: the index forgot it, the file goes too */
+            char path[1400];
+            snprintf(path, sizeof path, "%s/%s", w->a->dir, w->relpath);
+            unlink(path);
+            rc = 0;
+        }
+    } else {
+        idx_segw_abandon(w->sw);
+    }
+    w->sw = NULL;
+    close(w->fd);
+    w->fd = -1;
+    return rc;
+}
+
+int cap_pw_add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
+               const uint8_t *data, char *err)
+{
+    int64_t ts = (int64_t)sec * RW_NS_PER_SEC + frac;
+    int rc;
+    if (caplen > w->snaplen)
+        caplen = w->snaplen;
+    if (w->fd >= 0) {
+        int64_t age = ts - w->seg_start;
+        if (age >= w->a->o.segment_ns || age <= -w->a->o.segment_ns ||
+            w->written + w->blen + 16 + caplen > w->a->o.segment_bytes) {
+            if ((rc = seg_seal(w, err)) < 0)
+                return rc;
+        }
+    }
+    if (w->fd < 0 && (rc = seg_open(w, ts, err)) < 0)
+        return rc;
+    if (w->blen + 16 + caplen > WBUF && (rc = write_out(w, err)) < 0)
+        return rc;
+    uint64_t off = w->written + w->blen;
+    uint32_t rec[4] = {sec, frac, caplen, len};
+    if (16 + caplen > WBUF) { /* a record larger than the buffer goes straight out */
+        if (rw_write_all(w->fd, rec, 16) < 0 || rw_write_all(w->fd, data, caplen) < 0)
+            return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "writing segment %s: %s",
+                          w->relpath, strerror(errno));
+        w->written += 16 + caplen;
+    } else {
+        memcpy(w->buf + w->blen, rec, 16);
+        memcpy(w->buf + w->blen + 16, data, caplen);
+        w->blen += 16 + caplen;
+    }
+    idx_parse_packet(w->dlt, data, caplen, &w->parsed);
+    idx_segw_add(w->sw, ts, off, caplen, len, &w->parsed);
+    w->dirty = 1;
+    w->packets++;
+    if ((w->packets & 1023) == 0)
+        return cap_pw_flush(w, 0, err);
+    return 0;
+}
+
+int cap_pw_flush(cap_pw_t *w, int force, char *err)
+{
+    if (!w->dirty || w->fd < 0)
+        return 0;
+    if (!force && rw_mono_ns() - w->last_flush < w->a->o.flush_ns)
+        return 0;
+    return commit(w, w->a->o.sync, err);
+}
+
+int cap_pw_close(cap_pw_t *w, char *err)
+{
+    int rc;
+    if (!w)
+        return 0;
+    rc = seg_seal(w, err);
+    free(w->buf);
+    free(w);
+    return rc;
+}
+
+uint64_t cap_pw_packets(const cap_pw_t *w) { return w->packets; }
+const char *cap_pw_name(const cap_pw_t *w) { return w->name; }
+
+int cap_pw_set_drops(cap_pw_t *w, uint64_t kernel, uint64_t queue, char *err)
+{
+    if (!w->have_point)
+        return 0;
+    return idx_point_set_drops(w->a->ix, w->pt.id, kernel, queue, err);
+}

@@ -1,0 +1,433 @@
+/* rewind.c -- the command-line client: import, query, status. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "capture/cap.h"
+#include "common/rw.h"
+#include "index/index.h"
+#include "query/query.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+static const char *prog = "rewind";
+
+static int die_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see '%s --help')\n", prog);
+    return EXIT_USAGE;
+}
+
+static int exit_for(int rc) { return rc == RW_EINPUT ? EXIT_USAGE : EXIT_RUNTIME; }
+
+static int fail(int rc, const char *err)
+{
+    fprintf(stderr, "%s: %s\n", prog, err);
+    return exit_for(rc);
+}
+
+static const char *env_dir(const char *dir)
+{
+    return dir ? dir : getenv("REWIND_DIR");
+}
+
+/* ------------------------------------------------------------------ import */
+
+static const char import_help[] =
+    "usage: rewind import --dir DIR [--point NAME] [--quiet] FILE...\n"
+    "\n"
+    "Ingest pcap and pcapng files into the archive in DIR (created if missing).\n"
+    "Packets keep the order of the files. A pcapng file with several interfaces\n"
+    "becomes one capture point per interface: NAME, NAME-if1, NAME-if2, ...\n"
+    "A file with a fault keeps its good records before the fault; the fault is\n"
+    "reported with the file name and record number, and the exit code is 2.\n"
+    "\n"
+    "  -d, --dir DIR      archive directory (or $REWIND_DIR)\n"
+    "  -p, --point NAME   capture point to import into (default: import)\n"
+    "  -q, --quiet        no progress or summary lines\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "Exit status: 0 all files imported, 1 runtime failure, 2 bad input.\n";
+
+struct progress {
+    int tty;
+    int64_t start;
+};
+
+static void show_progress(void *arg, const char *path, uint64_t done, uint64_t total,
+                          uint64_t packets)
+{
+    struct progress *pr = arg;
+    char a[32], b[32];
+    if (!pr->tty)
+        return;
+    double secs = (double)(rw_mono_ns() - pr->start) / 1e9;
+    fprintf(stderr, "\r%s: %3d%% %s of %s, %llu packets, %.0f MB/s   ", path,
+            total ? (int)(done * 100 / total) : 0, rw_size_fmt(done, a, sizeof a),
+            rw_size_fmt(total, b, sizeof b), (unsigned long long)packets,
+            secs > 0 ? (double)done / secs / 1e6 : 0.0);
+    fflush(stderr);
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
+                                         {"point", required_argument, 0, 'p'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *dir = NULL, *point = "import";
+    int quiet = 0, c, status = 0;
+    char err[RW_ERRSZ];
+    while ((c = getopt_long(argc, argv, "d:p:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'p': point = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(import_help, stdout); return 0;
+        default: return die_usage("import: bad option%s", "");
+        }
+    }
+    dir = env_dir(dir);
+    if (!dir)
+        return die_usage("import: --dir DIR is required%s", "");
+    if (optind >= argc)
+        return die_usage("import: no input files given%s", "");
+    if (!rw_point_name_ok(point))
+        return die_usage("import: invalid point name '%s': use letters, digits, '.', '_', '-'",
+                         point);
+    cap_arch_t *a;
+    int rc = cap_arch_open(dir, NULL, &a, err);
+    if (rc < 0)
+        return fail(rc, err);
+    for (int i = optind; i < argc; i++) {
+        struct cap_import_stats st;
+        struct progress pr = {.tty = !quiet && isatty(2), .start = rw_mono_ns()};
+        rc = cap_import_file(a, argv[i], point, show_progress, &pr, &st, err);
+        if (pr.tty)
+            fputs("\r\033[K", stderr);
+        if (rc < 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            status = status == EXIT_RUNTIME ? status : exit_for(rc);
+            if (rc != RW_EINPUT)
+                break;
+            continue;
+        }
+        if (!quiet) {
+            char b[32];
+            double secs = (double)(rw_mono_ns() - pr.start) / 1e9;
+            rw_info("imported %s: %llu packets, %s into point %s%s in %.2f s", argv[i],
+                    (unsigned long long)st.packets, rw_size_fmt(st.bytes, b, sizeof b), point,
+                    st.points > 1 ? " (and per-interface points)" : "", secs);
+        }
+    }
+    cap_arch_close(a);
+    return status;
+}
+
+/* ------------------------------------------------------------------ query */
+
+static const char query_help[] =
+    "usage: rewind query --dir DIR [--from T] [--to T] [--point NAME]...\n"
+    "                    [--format pcap|pcapng] [-w FILE] [--count] [FILTER...]\n"
+    "\n"
+    "Write the packets in [from, to) that match the BPF FILTER (pcap-filter(7);\n"
+    "the words are joined as tcpdump joins them) as a capture file on stdout or\n"
+    "FILE. The answer equals 'tcpdump -r ... -w - FILTER' over the same packets.\n"
+    "Packets of one capture point keep capture order; points are merged by time.\n"
+    "\n"
+    "  -d, --dir DIR        archive directory (or $REWIND_DIR)\n"
+    "  -f, --from T         start, inclusive (default: the beginning)\n"
+    "  -t, --to T           end, exclusive (default: the end)\n"
+    "                       T: RFC 3339 (2024-05-01T14:00:00Z), Unix seconds\n"
+    "                       (1714572000.25), 'now', or relative (-15m, -2h, -1d)\n"
+    "  -p, --point NAME     only this capture point (repeatable)\n"
+    "  -F, --format FMT     pcap (nanosecond, the default) or pcapng\n"
+    "  -w, --write FILE     write to FILE instead of stdout\n"
+    "  -c, --count          print the number of matching packets instead\n"
+    "  -l, --limit N        stop after N packets\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Exit status: 0 success, 1 runtime failure, 2 bad filter, time or option.\n";
+
+static int write_fd(void *arg, const void *buf, size_t n) { return rw_write_all(*(int *)arg, buf, n); }
+
+static int cmd_query(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, 0, 'd'},    {"from", required_argument, 0, 'f'},
+        {"to", required_argument, 0, 't'},     {"point", required_argument, 0, 'p'},
+        {"format", required_argument, 0, 'F'}, {"write", required_argument, 0, 'w'},
+        {"count", no_argument, 0, 'c'},        {"limit", required_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *dir = NULL, *from = NULL, *to = NULL, *wfile = NULL;
+    const char *points[65];
+    int npoints = 0, count = 0, format = QRY_PCAP, c, rc, fd = 1;
+    uint64_t limit = 0;
+    char err[RW_ERRSZ], *filter = NULL;
+    struct qry_spec spec = {.from = RW_TIME_MIN, .to = RW_TIME_MAX};
+    int64_t now = rw_now_ns();
+    while ((c = getopt_long(argc, argv, "+d:f:t:p:F:w:cl:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
+        case 'p':
+            if (npoints == 64)
+                return die_usage("query: too many --point options%s", "");
+            points[npoints++] = optarg;
+            break;
+        case 'F':
+            if (!strcmp(optarg, "pcap"))
+                format = QRY_PCAP;
+            else if (!strcmp(optarg, "pcapng"))
+                format = QRY_PCAPNG;
+            else
+                return die_usage("query: --format must be pcap or pcapng, not '%s'", optarg);
+            break;
+        case 'w': wfile = optarg; break;
+        case 'c': count = 1; break;
+        case 'l': {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || *end || end == optarg || optarg[0] == '-')
+                return die_usage("query: --limit needs a packet count, not '%s'", optarg);
+            limit = v;
+            break;
+        }
+        case 'h': fputs(query_help, stdout); return 0;
+        default: return die_usage("query: bad option%s", "");
+        }
+    }
+    dir = env_dir(dir);
+    if (!dir)
+        return die_usage("query: --dir DIR is required%s", "");
+    if (from && (rc = rw_time_parse(from, now, &spec.from, err)) < 0)
+        return fail(rc, err);
+    if (to && (rc = rw_time_parse(to, now, &spec.to, err)) < 0)
+        return fail(rc, err);
+    if (spec.from >= spec.to)
+        return die_usage("query: --from must be before --to%s", "");
+    /* Join the filter words with spaces, as tcpdump does. */
+    size_t flen = 1;
+    for (int i = optind; i < argc; i++)
+        flen += strlen(argv[i]) + 1;
+    if (!(filter = calloc(1, flen)))
+        return fail(RW_ENOMEM, "out of memory");
+    for (int i = optind; i < argc; i++) {
+        if (i > optind)
+            strcat(filter, " ");
+        strcat(filter, argv[i]);
+    }
+    points[npoints] = NULL;
+    spec.filter = filter;
+    spec.points = npoints ? points : NULL;
+    spec.limit_packets = limit;
+    if (!count && !wfile && isatty(1)) {
+        free(filter);
+        return die_usage("query: refusing to write a capture file to a terminal; use -w FILE, "
+                         "--count, or a pipe%s", "");
+    }
+    idx_t *ix = NULL;
+    qry_t *q = NULL;
+    qry_out_t *out = NULL;
+    int status = 0;
+    if ((rc = idx_open(dir, IDX_READ, &ix, err)) < 0 || (rc = qry_new(ix, &spec, &q, err)) < 0) {
+        status = fail(rc, err);
+        goto done;
+    }
+    int npts;
+    const struct qry_point *pts = qry_points(q, &npts);
+    if (!count) {
+        if (wfile && (fd = open(wfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+            snprintf(err, sizeof err, "cannot write %s: %s", wfile, strerror(errno));
+            status = fail(RW_EINPUT, err);
+            fd = -1;
+            goto done;
+        }
+        if ((rc = qry_out_new(format, pts, npts, write_fd, &fd, &out, err)) < 0) {
+            status = fail(rc, err);
+            goto done;
+        }
+    }
+    uint64_t n = 0;
+    struct qry_pkt pkt;
+    while ((rc = qry_next(q, &pkt, err)) == 1) {
+        n++;
+        if (out && qry_out_packet(out, &pkt) < 0) {
+            snprintf(err, sizeof err, "writing output: %s", strerror(errno));
+            rc = RW_EIO;
+            break;
+        }
+    }
+    if (rc < 0) {
+        status = fail(rc, err);
+        goto done;
+    }
+    if (out) {
+        rc = qry_out_close(out);
+        out = NULL;
+        if (rc < 0) {
+            snprintf(err, sizeof err, "writing output: %s", strerror(errno));
+            status = fail(RW_EIO, err);
+            goto done;
+        }
+    }
+    if (count)
+        printf("%llu\n", (unsigned long long)n);
+done:
+    if (out && qry_out_close(out) < 0 && status == 0)
+        status = EXIT_RUNTIME;
+    if (wfile && fd >= 0) {
+        close(fd);
+        if (status != 0)
+            unlink(wfile); /* a short file must not pass for an answer */
+    }
+    qry_free(q);
+    idx_close(ix);
+    free(filter);
+    return status;
+}
+
+/* ------------------------------------------------------------------ status */
+
+static const char status_help[] =
+    "usage: rewind status --dir DIR\n"
+    "\n"
+    "Show the archive's capture points, segments, packets, bytes, time span,\n"
+    "drops and index size.\n"
+    "\n"
+    "  -d, --dir DIR   archive directory (or $REWIND_DIR)\n"
+    "  -h, --help      this help\n";
+
+static int cmd_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *dir = NULL;
+    int c, rc;
+    char err[RW_ERRSZ], b1[48], b2[48], b3[48];
+    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'h': fputs(status_help, stdout); return 0;
+        default: return die_usage("status: bad option%s", "");
+        }
+    }
+    dir = env_dir(dir);
+    if (!dir)
+        return die_usage("status: --dir DIR is required%s", "");
+    if (optind < argc)
+        return die_usage("status: unexpected argument '%s'", argv[optind]);
+    idx_t *ix;
+    struct idx_point *pts = NULL;
+    struct idx_seg *segs = NULL;
+    size_t npts = 0, nsegs = 0;
+    if ((rc = idx_open(dir, IDX_READ, &ix, err)) < 0)
+        return fail(rc, err);
+    if ((rc = idx_point_list(ix, &pts, &npts, err)) < 0 ||
+        (rc = idx_seg_all(ix, &segs, &nsegs, err)) < 0) {
+        idx_close(ix);
+        return fail(rc, err);
+    }
+    uint64_t tp = 0, tb = 0, tw = 0, open = 0;
+    int64_t tmin = INT64_MAX, tmax = INT64_MIN;
+    printf("archive   %s\n", dir);
+    printf("%-16s %-10s %8s %12s %12s %-30s %-30s %s\n", "point", "linktype", "segments", "packets",
+           "bytes", "first", "last", "drops(kernel/queue)");
+    for (size_t i = 0; i < npts; i++) {
+        uint64_t p = 0, b = 0, ns = 0;
+        int64_t mn = INT64_MAX, mx = INT64_MIN;
+        for (size_t j = 0; j < nsegs; j++) {
+            struct idx_seg *s = &segs[j];
+            if (s->point != pts[i].id || s->packets == 0)
+                continue;
+            ns++;
+            p += s->packets;
+            b += s->bytes;
+            tw += s->wire_bytes;
+            open += s->state == IDX_SEG_OPEN;
+            if (s->min_ts < mn)
+                mn = s->min_ts;
+            if (s->max_ts > mx)
+                mx = s->max_ts;
+        }
+        const char *lt = pcap_datalink_val_to_name(pts[i].linktype);
+        printf("%-16s %-10s %8llu %12llu %12llu %-30s %-30s %llu/%llu\n", pts[i].name,
+               lt ? lt : "?", (unsigned long long)ns, (unsigned long long)p, (unsigned long long)b,
+               ns ? rw_time_fmt(mn, b1, sizeof b1) : "-", ns ? rw_time_fmt(mx, b2, sizeof b2) : "-",
+               (unsigned long long)pts[i].kernel_drops, (unsigned long long)pts[i].queue_drops);
+        tp += p;
+        tb += b;
+        if (ns && mn < tmin)
+            tmin = mn;
+        if (ns && mx > tmax)
+            tmax = mx;
+    }
+    uint64_t nseg = 0;
+    for (size_t j = 0; j < nsegs; j++)
+        nseg += segs[j].packets > 0;
+    printf("points    %zu\n", npts);
+    printf("segments  %llu (%llu open)\n", (unsigned long long)nseg, (unsigned long long)open);
+    printf("packets   %llu\n", (unsigned long long)tp);
+    printf("bytes     %llu captured (%s), %llu on the wire\n", (unsigned long long)tb,
+           rw_size_fmt(tb, b3, sizeof b3), (unsigned long long)tw);
+    if (tp)
+        printf("span      %s .. %s (%.3f s)\n", rw_time_fmt(tmin, b1, sizeof b1),
+               rw_time_fmt(tmax, b2, sizeof b2), (double)(tmax - tmin) / 1e9);
+    else
+        printf("span      empty\n");
+    uint64_t ib = idx_disk_bytes(ix);
+    printf("index     %s (%.2f%% of captured bytes)\n", rw_size_fmt(ib, b3, sizeof b3),
+           tb ? 100.0 * (double)ib / (double)tb : 0.0);
+    free(pts);
+    free(segs);
+    idx_close(ix);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static const char main_help[] =
+    "usage: rewind COMMAND [OPTIONS]\n"
+    "\n"
+    "Query and feed a rewind packet archive.\n"
+    "\n"
+    "commands:\n"
+    "  import   ingest pcap/pcapng files into an archive\n"
+    "  query    packets in a time window matching a BPF filter, as pcap or pcapng\n"
+    "  status   capture points, segments, packets, time span, drops, index size\n"
+    "\n"
+    "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
+    "rewind-archive(5).\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return die_usage("no command given%s", "");
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(main_help, stdout);
+        return 0;
+    }
+    argc--;
+    argv++;
+    optind = 1;
+    if (!strcmp(cmd, "import"))
+        return cmd_import(argc, argv);
+    if (!strcmp(cmd, "query"))
+        return cmd_query(argc, argv);
+    if (!strcmp(cmd, "status"))
+        return cmd_status(argc, argv);
+    return die_usage("unknown command '%s'", cmd);
+}

@@ -1,0 +1,149 @@
+/* rewindd.c -- the daemon: live capture from interfaces into an archive. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "capture/cap.h"
+#include "common/rw.h"
+
+#define MAX_IFACES 16
+
+static volatile sig_atomic_t stop_sig;
+
+static void on_signal(int sig) { stop_sig = sig; }
+
+static const char help[] =
+    "usage: rewindd --dir DIR [-i IFACE[=POINT]]... [OPTIONS]\n"
+    "\n"
+    "Capture packets from interfaces into the archive in DIR, rolling segments\n"
+    "by time and size and indexing them as they are written. Packets are\n"
+    "queryable ('rewind query --dir DIR') about one flush interval after capture.\n"
+    "\n"
+    "  -d, --dir DIR             archive directory (created if missing)\n"
+    "  -i, --interface IFACE[=POINT]\n"
+    "                            capture on IFACE into capture point POINT\n"
+    "                            (default: the interface name); repeatable\n"
+    "      --segment-seconds N   roll segments after N seconds (default 60)\n"
+    "      --segment-bytes SIZE  roll segments before SIZE (default 256M)\n"
+    "      --flush DURATION      commit interval (default 1s); at most this much\n"
+    "                            capture is lost on a crash\n"
+    "  -h, --help                this help\n"
+    "\n"
+    "SIGTERM or SIGINT: stop capturing, seal segments, exit 0.\n"
+    "Exit status: 0 clean stop, 1 runtime failure, 2 bad usage.\n";
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
+                                         {"interface", required_argument, 0, 'i'},
+                                         {"segment-seconds", required_argument, 0, 'S'},
+                                         {"segment-bytes", required_argument, 0, 'B'},
+                                         {"flush", required_argument, 0, 'F'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *dir = NULL;
+    char *ifaces[MAX_IFACES];
+    int nif = 0, c, rc, status = 0;
+    char err[RW_ERRSZ];
+    struct cap_opts o;
+    cap_opts_default(&o);
+    while ((c = getopt_long(argc, argv, "d:i:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'i':
+            if (nif == MAX_IFACES) {
+                fprintf(stderr, "rewindd: at most %d interfaces\n", MAX_IFACES);
+                return 2;
+            }
+            ifaces[nif++] = optarg;
+            break;
+        case 'S':
+        case 'F': {
+            int64_t ns;
+            if (rw_duration_parse(optarg, &ns, err) < 0 || ns <= 0) {
+                fprintf(stderr, "rewindd: --%s: %s\n", c == 'S' ? "segment-seconds" : "flush",
+                        ns <= 0 ? "must be positive" : err);
+                return 2;
+            }
+            if (c == 'S')
+                o.segment_ns = ns;
+            else
+                o.flush_ns = ns;
+            break;
+        }
+        case 'B':
+            if (rw_size_parse(optarg, &o.segment_bytes, err) < 0 || o.segment_bytes < 4096) {
+                fprintf(stderr, "rewindd: --segment-bytes: %s\n",
+                        o.segment_bytes < 4096 ? "must be at least 4k" : err);
+                return 2;
+            }
+            break;
+        case 'h': fputs(help, stdout); return 0;
+        default: fprintf(stderr, "rewindd: bad option (see 'rewindd --help')\n"); return 2;
+        }
+    }
+    if (!dir) {
+        fprintf(stderr, "rewindd: --dir DIR is required (see 'rewindd --help')\n");
+        return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "rewindd: unexpected argument '%s' (see 'rewindd --help')\n", argv[optind]);
+        return 2;
+    }
+    if (nif == 0) {
+        fprintf(stderr, "rewindd: nothing to do: give -i IFACE to capture\n");
+        return 2;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cap_arch_t *a;
+    if ((rc = cap_arch_open(dir, &o, &a, err)) < 0) {
+        rw_error("%s", err);
+        return rc == RW_EINPUT ? 2 : 1;
+    }
+    cap_live_t *lives[MAX_IFACES] = {0};
+    for (int i = 0; i < nif; i++) {
+        char *eq = strchr(ifaces[i], '=');
+        const char *point = NULL;
+        if (eq) {
+            *eq = 0;
+            point = eq + 1;
+        }
+        if ((rc = cap_live_start(a, ifaces[i], point, &lives[i], err)) < 0) {
+            rw_error("%s", err);
+            status = rc == RW_EINPUT ? 2 : 1;
+            goto stop;
+        }
+        rw_info("capturing on %s into point %s of %s", ifaces[i], point ? point : ifaces[i], dir);
+    }
+    rw_info("ready; query with: rewind query --dir %s --from -5m 'FILTER' -w out.pcap", dir);
+    while (!stop_sig) {
+        usleep(200 * 1000);
+        for (int i = 0; i < nif; i++) {
+            if (lives[i] && cap_live_failed(lives[i], err)) {
+                rw_error("%s; stopping", err);
+                status = 1;
+                stop_sig = -1;
+            }
+        }
+    }
+    if (stop_sig > 0)
+        rw_info("signal %d: stopping", (int)stop_sig);
+stop:
+    for (int i = 0; i < nif; i++) {
+        if (lives[i] && cap_live_stop(lives[i], err) < 0) {
+            rw_error("%s", err);
+            status = 1;
+        }
+    }
+    cap_arch_close(a);
+    rw_info("stopped");
+    return status;
+}

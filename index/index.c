@@ -1,0 +1,813 @@
+/* index.c -- RocksDB-backed archive index: catalogue, postings, locators.
+ *
+ * Key layout (man/rewind-archive.5 is the authoritative description; all
+ * integers big-endian so that key order is numeric order):
+ *   'M' name                        meta: "next_seg" u64, "next_point" u32, "format" u32
+ *   'N' point-name                  point record
+ *   'K' point u32                   drop counters of a point
+ *   'S' seg u64                     segment record
+ *   'P' kind u8 value seg u64       roaring bitmap (portable format) of ordinals; merge = OR
+ *   'L' seg u64 chunk u32           locator chunk: offsets of IDX_CHUNK packets
+ *   'F' seg u64 flowhash u64        flow record
+ *   'C' point u32 second i64        packets u64, bytes u64 in that second; merge = add
+ */
+#include "index/index.h"
+#include "index/index_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+
+#define FORMAT_VERSION 1
+
+struct idx {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_readoptions_t *ropts;
+    rocksdb_writeoptions_t *wopts, *wopts_sync;
+    rocksdb_mergeoperator_t *merge;
+    rocksdb_block_based_table_options_t *topts;
+    rocksdb_cache_t *cache;
+    int mode;
+    char dir[1024];
+    char secdir[256];
+    uint64_t next_seg;
+    uint32_t next_point;
+};
+
+/* ---------- merge operator: OR for postings, add for counters ---------- */
+
+static char *merge_bitmaps(const char *existing, size_t elen, const char *const *ops,
+                           const size_t *oplens, int nops, size_t *outlen, unsigned char *ok)
+{
+    roaring_bitmap_t *acc = roaring_bitmap_create();
+    char *out = NULL;
+    if (existing) {
+        roaring_bitmap_t *b = roaring_bitmap_portable_deserialize_safe(existing, elen);
+        if (b) {
+            roaring_bitmap_or_inplace(acc, b);
+            roaring_bitmap_free(b);
+        }
+    }
+    for (int i = 0; i < nops; i++) {
+        roaring_bitmap_t *b = roaring_bitmap_portable_deserialize_safe(ops[i], oplens[i]);
+        if (!b) /* Corrupt operand: keep what we have rather than lose the key. */
+            continue;
+        roaring_bitmap_or_inplace(acc, b);
+        roaring_bitmap_free(b);
+    }
+    roaring_bitmap_run_optimize(acc);
+    *outlen = roaring_bitmap_portable_size_in_bytes(acc);
+    out = malloc(*outlen ? *outlen : 1);
+    if (!out) {
+        *ok = 0;
+    } else {
+        roaring_bitmap_portable_serialize(acc, out);
+        *ok = 1;
+    }
+    roaring_bitmap_free(acc);
+    return out;
+}
+
+static char *merge_counters(const char *existing, size_t elen, const char *const *ops,
+                            const size_t *oplens, int nops, size_t *outlen, unsigned char *ok)
+{
+    uint64_t p = 0, b = 0;
+    char *out = malloc(16);
+    if (existing && elen == 16) {
+        p = rw_get_be64((const uint8_t *)existing);
+        b = rw_get_be64((const uint8_t *)existing + 8);
+    }
+    for (int i = 0; i < nops; i++) {
+        if (oplens[i] != 16)
+            continue;
+        p += rw_get_be64((const uint8_t *)ops[i]);
+        b += rw_get_be64((const uint8_t *)ops[i] + 8);
+    }
+    if (!out) {
+        *ok = 0;
+        return NULL;
+    }
+    rw_put_be64((uint8_t *)out, p);
+    rw_put_be64((uint8_t *)out + 8, b);
+    *outlen = 16;
+    *ok = 1;
+    return out;
+}
+
+static char *merge_full(void *st, const char *key, size_t klen, const char *existing, size_t elen,
+                        const char *const *ops, const size_t *oplens, int nops, unsigned char *ok,
+                        size_t *outlen)
+{
+    (void)st;
+    if (klen > 0 && key[0] == 'C')
+        return merge_counters(existing, elen, ops, oplens, nops, outlen, ok);
+    return merge_bitmaps(existing, elen, ops, oplens, nops, outlen, ok);
+}
+
+static char *merge_partial(void *st, const char *key, size_t klen, const char *const *ops,
+                           const size_t *oplens, int nops, unsigned char *ok, size_t *outlen)
+{
+    return merge_full(st, key, klen, NULL, 0, ops, oplens, nops, ok, outlen);
+}
+
+static void merge_delete(void *st, const char *v, size_t n)
+{
+    (void)st;
+    (void)n;
+    free((void *)v);
+}
+
+static void merge_destroy(void *st) { (void)st; }
+
+static const char *merge_name(void *st)
+{
+    (void)st;
+    return "rewind.merge.v1";
+}
+
+/* ---------- open / close ---------- */
+
+static int db_err(char *err, char *rerr, const char *what)
+{
+    int code = RW_EDB;
+    if (strstr(rerr, "lock") || strstr(rerr, "Resource temporarily unavailable"))
+        code = RW_EBUSY;
+    rw_err(err, code, "%s: %s", what, rerr);
+    free(rerr);
+    return code;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(p);
+    return 0;
+}
+
+static int load_meta(idx_t *ix, char *err)
+{
+    uint8_t v[8];
+    int rc;
+    ix->next_seg = 1;
+    ix->next_point = 1;
+    if ((rc = idx_get_raw(ix, (const uint8_t *)"Mnext_seg", 9, v, 8, NULL, err)) < 0)
+        return rc;
+    if (rc == 1)
+        ix->next_seg = rw_get_be64(v);
+    if ((rc = idx_get_raw(ix, (const uint8_t *)"Mnext_point", 11, v, 4, NULL, err)) < 0)
+        return rc;
+    if (rc == 1)
+        ix->next_point = rw_get_be32(v);
+    return 0;
+}
+
+int idx_open(const char *dir, int mode, idx_t **out, char *err)
+{
+    char path[1100], cur[1200];
+    char *rerr = NULL;
+    struct stat st;
+    idx_t *ix = calloc(1, sizeof *ix);
+    int rc;
+    *out = NULL;
+    if (!ix)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    snprintf(ix->dir, sizeof ix->dir, "%s", dir);
+    ix->mode = mode;
+    snprintf(path, sizeof path, "%s/index", dir);
+    snprintf(cur, sizeof cur, "%s/CURRENT", path);
+    if (mode == IDX_WRITE) {
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+            rc = rw_err(err, RW_EIO, "cannot create archive directory %s: %s", dir, strerror(errno));
+            goto fail;
+        }
+    } else if (stat(cur, &st) < 0) {
+        rc = rw_err(err, RW_EINPUT,
+                    "%s is not a rewind archive (no index); create one with 'rewind import --dir %s "
+                    "FILE' or 'rewindd --dir %s -i IFACE'",
+                    dir, dir, dir);
+        goto fail;
+    }
+    ix->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(ix->opts, mode == IDX_WRITE);
+    rocksdb_options_set_compression(ix->opts, rocksdb_lz4_compression);
+    rocksdb_options_set_bottommost_compression(ix->opts, rocksdb_zstd_compression);
+    rocksdb_options_set_max_open_files(ix->opts, -1); /* required by secondaries */
+    rocksdb_options_set_info_log_level(ix->opts, 2);   /* warnings and up */
+    rocksdb_options_set_keep_log_file_num(ix->opts, 3);
+    rocksdb_options_set_write_buffer_size(ix->opts, 32 << 20);
+    rocksdb_options_increase_parallelism(ix->opts, 2);
+    ix->merge = rocksdb_mergeoperator_create(NULL, merge_destroy, merge_full, merge_partial, merge_delete,
+                                             merge_name);
+    rocksdb_options_set_merge_operator(ix->opts, ix->merge);
+    ix->topts = rocksdb_block_based_options_create();
+    ix->cache = rocksdb_cache_create_lru(16 << 20);
+    rocksdb_block_based_options_set_block_cache(ix->topts, ix->cache);
+    rocksdb_block_based_options_set_filter_policy(ix->topts, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_block_based_options_set_block_size(ix->topts, 16 << 10);
+    rocksdb_options_set_block_based_table_factory(ix->opts, ix->topts);
+    ix->ropts = rocksdb_readoptions_create();
+    ix->wopts = rocksdb_writeoptions_create();
+    ix->wopts_sync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(ix->wopts_sync, 1);
+
+    if (mode == IDX_WRITE) {
+        ix->db = rocksdb_open(ix->opts, path, &rerr);
+        if (rerr) {
+            rc = db_err(err, rerr, "opening index");
+            if (rc == RW_EBUSY)
+                rw_err(err, RW_EBUSY,
+                       "archive %s is being written by another process (rewindd?); stop it, or use "
+                       "--url to go through the daemon",
+                       dir);
+            goto fail;
+        }
+    } else {
+        snprintf(ix->secdir, sizeof ix->secdir, "/tmp/rewind-reader-XXXXXX");
+        if (!mkdtemp(ix->secdir)) {
+            rc = rw_err(err, RW_EIO, "cannot create reader directory in /tmp: %s", strerror(errno));
+            ix->secdir[0] = 0;
+            goto fail;
+        }
+        ix->db = rocksdb_open_as_secondary(ix->opts, path, ix->secdir, &rerr);
+        if (rerr) {
+            rc = db_err(err, rerr, "opening index for reading");
+            goto fail;
+        }
+    }
+    if ((rc = load_meta(ix, err)) < 0)
+        goto fail;
+    if (mode == IDX_WRITE) {
+        uint8_t v[4];
+        rw_put_be32(v, FORMAT_VERSION);
+        rocksdb_put(ix->db, ix->wopts_sync, "Mformat", 7, (const char *)v, 4, &rerr);
+        if (rerr) {
+            rc = db_err(err, rerr, "writing index");
+            goto fail;
+        }
+    }
+    *out = ix;
+    return 0;
+fail:
+    idx_close(ix);
+    return rc;
+}
+
+void idx_close(idx_t *ix)
+{
+    if (!ix)
+        return;
+    if (ix->db)
+        rocksdb_close(ix->db);
+    if (ix->opts)
+        rocksdb_options_destroy(ix->opts);
+    if (ix->topts)
+        rocksdb_block_based_options_destroy(ix->topts);
+    if (ix->cache)
+        rocksdb_cache_destroy(ix->cache);
+    if (ix->ropts)
+        rocksdb_readoptions_destroy(ix->ropts);
+    if (ix->wopts)
+        rocksdb_writeoptions_destroy(ix->wopts);
+    if (ix->wopts_sync)
+        rocksdb_writeoptions_destroy(ix->wopts_sync);
+    /* The options own the merge operator once set. */
+    if (ix->secdir[0])
+        nftw(ix->secdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    free(ix);
+}
+
+int idx_refresh(idx_t *ix, char *err)
+{
+    char *rerr = NULL;
+    if (ix->mode == IDX_WRITE)
+        return 0;
+    rocksdb_try_catch_up_with_primary(ix->db, &rerr);
+    if (rerr)
+        return db_err(err, rerr, "following the archive writer");
+    return load_meta(ix, err);
+}
+
+const char *idx_dir(const idx_t *ix) { return ix->dir; }
+
+/* ---------- raw helpers shared with the other index files ---------- */
+
+int idx_get_raw(idx_t *ix, const uint8_t *key, size_t klen, uint8_t *buf, size_t bufsz,
+                size_t *vlen, char *err)
+{
+    char *rerr = NULL;
+    size_t n = 0;
+    char *v = rocksdb_get(ix->db, ix->ropts, (const char *)key, klen, &n, &rerr);
+    if (rerr)
+        return db_err(err, rerr, "reading index");
+    if (!v)
+        return 0;
+    memcpy(buf, v, n < bufsz ? n : bufsz);
+    if (vlen)
+        *vlen = n;
+    rocksdb_free(v);
+    return 1;
+}
+
+int idx_write_batch(idx_t *ix, rocksdb_writebatch_t *b, int sync, char *err)
+{
+    char *rerr = NULL;
+    rocksdb_write(ix->db, sync ? ix->wopts_sync : ix->wopts, b, &rerr);
+    if (rerr)
+        return db_err(err, rerr, "writing index");
+    return 0;
+}
+
+rocksdb_iterator_t *idx_iter(idx_t *ix) { return rocksdb_create_iterator(ix->db, ix->ropts); }
+
+int idx_iter_status(rocksdb_iterator_t *it, char *err)
+{
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    if (rerr)
+        return db_err(err, rerr, "reading index");
+    return 0;
+}
+
+/* ---------- points ---------- */
+
+static void point_decode(const uint8_t *v, size_t n, const char *name, struct idx_point *p)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    if (n >= 12) {
+        p->id = rw_get_be32(v);
+        p->linktype = (int)rw_get_be32(v + 4);
+        p->snaplen = rw_get_be32(v + 8);
+    }
+}
+
+static int point_drops(idx_t *ix, struct idx_point *p, char *err)
+{
+    uint8_t k[5], v[16];
+    int rc;
+    k[0] = 'K';
+    rw_put_be32(k + 1, p->id);
+    if ((rc = idx_get_raw(ix, k, 5, v, 16, NULL, err)) < 0)
+        return rc;
+    if (rc == 1) {
+        p->kernel_drops = rw_get_be64(v);
+        p->queue_drops = rw_get_be64(v + 8);
+    }
+    return 0;
+}
+
+int idx_point_get(idx_t *ix, const char *name, int linktype, uint32_t snaplen, struct idx_point *out,
+                  char *err)
+{
+    uint8_t key[80], v[16];
+    size_t klen = strlen(name) + 1, vlen = 0;
+    int rc;
+    if (!rw_point_name_ok(name))
+        return rw_err(err, RW_EINPUT,
+                      "capture point name '%s' is not valid: use 1-64 letters, digits, '.', '_' or "
+                      "'-'",
+                      name);
+    key[0] = 'N';
+    memcpy(key + 1, name, klen - 1);
+    if ((rc = idx_get_raw(ix, key, klen, v, sizeof v, &vlen, err)) < 0)
+        return rc;
+    if (rc == 1) {
+        point_decode(v, vlen, name, out);
+        if (out->linktype != linktype)
+            return rw_err(err, RW_EINPUT,
+                          "capture point '%s' records link type %d, this input has link type %d; "
+                          "give it its own point with --point",
+                          name, out->linktype, linktype);
+        if (snaplen > out->snaplen && ix->mode == IDX_WRITE) {
+            out->snaplen = snaplen;
+            rw_put_be32(v + 8, snaplen);
+            rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+            rocksdb_writebatch_put(b, (const char *)key, klen, (const char *)v, 12);
+            rc = idx_write_batch(ix, b, 1, err);
+            rocksdb_writebatch_destroy(b);
+            if (rc < 0)
+                return rc;
+        }
+        return point_drops(ix, out, err);
+    }
+    if (ix->mode != IDX_WRITE)
+        return rw_err(err, RW_EINPUT, "no capture point named '%s'", name);
+    memset(out, 0, sizeof *out);
+    out->id = ix->next_point;
+    snprintf(out->name, sizeof out->name, "%s", name);
+    out->linktype = linktype;
+    out->snaplen = snaplen;
+    rw_put_be32(v, out->id);
+    rw_put_be32(v + 4, (uint32_t)linktype);
+    rw_put_be32(v + 8, snaplen);
+    uint8_t mv[4];
+    rw_put_be32(mv, ix->next_point + 1);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, (const char *)key, klen, (const char *)v, 12);
+    rocksdb_writebatch_put(b, "Mnext_point", 11, (const char *)mv, 4);
+    rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    if (rc == 0)
+        ix->next_point++;
+    return rc;
+}
+
+int idx_point_list(idx_t *ix, struct idx_point **out, size_t *n, char *err)
+{
+    rocksdb_iterator_t *it = idx_iter(ix);
+    struct idx_point *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = 0;
+    for (rocksdb_iter_seek(it, "N", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        char name[65];
+        if (kl < 1 || k[0] != 'N')
+            break;
+        if (kl - 1 >= sizeof name)
+            continue;
+        memcpy(name, k + 1, kl - 1);
+        name[kl - 1] = 0;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct idx_point *na = realloc(arr, cap * sizeof *arr);
+            if (!na) {
+                rc = rw_err(err, RW_ENOMEM, "out of memory");
+                goto done;
+            }
+            arr = na;
+        }
+        point_decode(v, vl, name, &arr[cnt]);
+        if ((rc = point_drops(ix, &arr[cnt], err)) < 0)
+            goto done;
+        cnt++;
+    }
+    rc = idx_iter_status(it, err);
+done:
+    rocksdb_iter_destroy(it);
+    if (rc < 0) {
+        free(arr);
+        return rc;
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+int idx_point_set_drops(idx_t *ix, uint32_t point, uint64_t kernel, uint64_t queue, char *err)
+{
+    uint8_t k[5], v[16];
+    k[0] = 'K';
+    rw_put_be32(k + 1, point);
+    rw_put_be64(v, kernel);
+    rw_put_be64(v + 8, queue);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, (const char *)k, 5, (const char *)v, 16);
+    int rc = idx_write_batch(ix, b, 0, err);
+    rocksdb_writebatch_destroy(b);
+    return rc;
+}
+
+/* ---------- segment catalogue ---------- */
+
+size_t idx_seg_encode(const struct idx_seg *s, uint8_t *v)
+{
+    size_t pl = strlen(s->path);
+    v[0] = 1;
+    rw_put_be32(v + 1, s->point);
+    rw_put_be32(v + 5, (uint32_t)s->linktype);
+    rw_put_be32(v + 9, s->snaplen);
+    v[13] = (uint8_t)s->state;
+    rw_put_be64(v + 14, (uint64_t)s->min_ts);
+    rw_put_be64(v + 22, (uint64_t)s->max_ts);
+    rw_put_be64(v + 30, s->packets);
+    rw_put_be64(v + 38, s->bytes);
+    rw_put_be64(v + 46, s->wire_bytes);
+    rw_put_be64(v + 54, s->file_size);
+    rw_put_be16(v + 62, (uint16_t)pl);
+    memcpy(v + 64, s->path, pl);
+    return 64 + pl;
+}
+
+static int seg_decode(uint64_t id, const uint8_t *v, size_t n, struct idx_seg *s)
+{
+    size_t pl;
+    if (n < 64 || v[0] != 1)
+        return -1;
+    pl = rw_get_be16(v + 62);
+    if (64 + pl > n || pl >= sizeof s->path)
+        return -1;
+    memset(s, 0, sizeof *s);
+    s->id = id;
+    s->point = rw_get_be32(v + 1);
+    s->linktype = (int)rw_get_be32(v + 5);
+    s->snaplen = rw_get_be32(v + 9);
+    s->state = v[13];
+    s->min_ts = (int64_t)rw_get_be64(v + 14);
+    s->max_ts = (int64_t)rw_get_be64(v + 22);
+    s->packets = rw_get_be64(v + 30);
+    s->bytes = rw_get_be64(v + 38);
+    s->wire_bytes = rw_get_be64(v + 46);
+    s->file_size = rw_get_be64(v + 54);
+    memcpy(s->path, v + 64, pl);
+    s->path[pl] = 0;
+    return 0;
+}
+
+int idx_seg_list(idx_t *ix, int64_t from, int64_t to, struct idx_seg **out, size_t *n, char *err)
+{
+    rocksdb_iterator_t *it = idx_iter(ix);
+    struct idx_seg *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = 0;
+    for (rocksdb_iter_seek(it, "S", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        struct idx_seg s;
+        if (kl < 1 || k[0] != 'S')
+            break;
+        if (kl != 9 || seg_decode(rw_get_be64(k + 1), v, vl, &s) < 0) {
+            rc = rw_err(err, RW_ECORRUPT, "index: malformed segment record (%zu-byte key, %zu-byte "
+                        "value); run 'rewind reindex'", kl, vl);
+            goto done;
+        }
+        if (s.packets == 0 || s.max_ts < from || s.min_ts >= to)
+            continue;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct idx_seg *na = realloc(arr, cap * sizeof *arr);
+            if (!na) {
+                rc = rw_err(err, RW_ENOMEM, "out of memory");
+                goto done;
+            }
+            arr = na;
+        }
+        arr[cnt++] = s;
+    }
+    rc = idx_iter_status(it, err);
+done:
+    rocksdb_iter_destroy(it);
+    if (rc < 0) {
+        free(arr);
+        return rc;
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+/* Every segment, including empty and open ones (for recovery and status). */
+int idx_seg_all(idx_t *ix, struct idx_seg **out, size_t *n, char *err)
+{
+    rocksdb_iterator_t *it = idx_iter(ix);
+    struct idx_seg *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = 0;
+    for (rocksdb_iter_seek(it, "S", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl < 1 || k[0] != 'S')
+            break;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct idx_seg *na = realloc(arr, cap * sizeof *arr);
+            if (!na) {
+                rc = rw_err(err, RW_ENOMEM, "out of memory");
+                goto done;
+            }
+            arr = na;
+        }
+        if (kl != 9 || seg_decode(rw_get_be64(k + 1), v, vl, &arr[cnt]) < 0) {
+            rc = rw_err(err, RW_ECORRUPT, "index: malformed segment record; run 'rewind reindex'");
+            goto done;
+        }
+        cnt++;
+    }
+    rc = idx_iter_status(it, err);
+done:
+    rocksdb_iter_destroy(it);
+    if (rc < 0) {
+        free(arr);
+        return rc;
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+int idx_seg_mark_sealed(idx_t *ix, const struct idx_seg *s, char *err)
+{
+    uint8_t k[9], v[256 + 64];
+    struct idx_seg c = *s;
+    c.state = IDX_SEG_SEALED;
+    k[0] = 'S';
+    rw_put_be64(k + 1, s->id);
+    size_t vl = idx_seg_encode(&c, v);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
+    int rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    return rc;
+}
+
+uint64_t idx_next_seg_id(idx_t *ix) { return ix->next_seg++; }
+
+/* ---------- reading postings ---------- */
+
+void idx_bitmap_free(roaring_bitmap_t *b)
+{
+    /* This CRoaring's roaring_bitmap_free() does not accept NULL. */
+    if (b)
+        roaring_bitmap_free(b);
+}
+
+/* Increment a big-endian value; returns 0 on overflow. */
+static int be_inc(uint8_t *v, size_t len)
+{
+    for (size_t i = len; i-- > 0;) {
+        if (++v[i] != 0)
+            return 1;
+    }
+    return 0;
+}
+
+static ssize_t seg_find(const uint64_t *segs, size_t n, uint64_t s)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (segs[mid] < s)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && segs[lo] == s ? (ssize_t)lo : -1;
+}
+
+int idx_postings(idx_t *ix, int kind, const uint8_t *lo, const uint8_t *hi, size_t len,
+                 const uint64_t *segs, size_t nsegs, roaring_bitmap_t **out, char *err)
+{
+    uint8_t key[2 + 16 + 8], val[16];
+    rocksdb_iterator_t *it;
+    int rc = 0;
+    for (size_t i = 0; i < nsegs; i++)
+        out[i] = NULL;
+    if (nsegs == 0)
+        return 0;
+    if (len > 16)
+        return rw_err(err, RW_ESTATE, "posting value too long");
+    memcpy(val, lo, len);
+    key[0] = 'P';
+    key[1] = (uint8_t)kind;
+    it = idx_iter(ix);
+    for (;;) {
+        /* One distinct value per round: seek to its first wanted segment. */
+        memcpy(key + 2, val, len);
+        rw_put_be64(key + 2 + len, segs[0]);
+        rocksdb_iter_seek(it, (const char *)key, 2 + len + 8);
+        if (!rocksdb_iter_valid(it))
+            break;
+        size_t kl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl != 2 + len + 8 || k[0] != 'P' || k[1] != kind)
+            break;
+        if (memcmp(k + 2, hi, len) > 0)
+            break;
+        memcpy(val, k + 2, len);
+        /* Walk this value's segments up to the last wanted one. */
+        while (rocksdb_iter_valid(it)) {
+            k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+            if (kl != 2 + len + 8 || k[0] != 'P' || k[1] != kind || memcmp(k + 2, val, len) != 0)
+                break;
+            uint64_t s = rw_get_be64(k + 2 + len);
+            if (s > segs[nsegs - 1])
+                break;
+            ssize_t at = seg_find(segs, nsegs, s);
+            if (at >= 0) {
+                size_t vl;
+                const char *v = rocksdb_iter_value(it, &vl);
+                roaring_bitmap_t *b = roaring_bitmap_portable_deserialize_safe(v, vl);
+                if (!b) {
+                    rc = rw_err(err, RW_ECORRUPT,
+                                "index: posting of kind %d for segment %llu does not deserialize; "
+                                "run 'rewind reindex'",
+                                kind, (unsigned long long)s);
+                    goto done;
+                }
+                if (out[at]) {
+                    roaring_bitmap_or_inplace(out[at], b);
+                    roaring_bitmap_free(b);
+                } else {
+                    out[at] = b;
+                }
+            }
+            rocksdb_iter_next(it);
+        }
+        if (len == 0 || memcmp(val, hi, len) >= 0 || !be_inc(val, len))
+            break;
+    }
+    rc = idx_iter_status(it, err);
+done:
+    rocksdb_iter_destroy(it);
+    if (rc < 0) {
+        for (size_t i = 0; i < nsegs; i++) {
+            idx_bitmap_free(out[i]);
+            out[i] = NULL;
+        }
+    }
+    return rc;
+}
+
+/* ---------- locators ---------- */
+
+size_t idx_chunk_encode(const struct idx_chunk *c, uint8_t *v)
+{
+    size_t n = 0;
+    v[n++] = 1;
+    rw_put_be32(v + n, c->count);
+    n += 4;
+    rw_put_be64(v + n, (uint64_t)c->min_ts);
+    n += 8;
+    rw_put_be64(v + n, (uint64_t)c->max_ts);
+    n += 8;
+    rw_put_be64(v + n, c->count ? c->off[0] : 0);
+    n += 8;
+    for (uint32_t i = 1; i < c->count; i++)
+        n += rw_varint_put(v + n, c->off[i] - c->off[i - 1]);
+    return n;
+}
+
+int idx_chunk_get(idx_t *ix, uint64_t seg, uint32_t no, struct idx_chunk *out, char *err)
+{
+    uint8_t k[13];
+    char *rerr = NULL;
+    size_t vl = 0;
+    k[0] = 'L';
+    rw_put_be64(k + 1, seg);
+    rw_put_be32(k + 9, no);
+    char *v = rocksdb_get(ix->db, ix->ropts, (const char *)k, 13, &vl, &rerr);
+    if (rerr)
+        return db_err(err, rerr, "reading locators");
+    if (!v)
+        return rw_err(err, RW_ECORRUPT, "index: segment %llu has no locator chunk %u",
+                      (unsigned long long)seg, no);
+    const uint8_t *p = (const uint8_t *)v;
+    int rc = 0;
+    if (vl < 29 || p[0] != 1 || rw_get_be32(p + 1) > IDX_CHUNK || rw_get_be32(p + 1) == 0) {
+        rc = rw_err(err, RW_ECORRUPT, "index: locator chunk %u of segment %llu is malformed", no,
+                    (unsigned long long)seg);
+        goto done;
+    }
+    out->count = rw_get_be32(p + 1);
+    out->min_ts = (int64_t)rw_get_be64(p + 5);
+    out->max_ts = (int64_t)rw_get_be64(p + 13);
+    out->off[0] = rw_get_be64(p + 21);
+    size_t pos = 29;
+    for (uint32_t i = 1; i < out->count; i++) {
+        uint64_t d;
+        size_t used = rw_varint_get(p + pos, vl - pos, &d);
+        if (!used) {
+            rc = rw_err(err, RW_ECORRUPT, "index: locator chunk %u of segment %llu is truncated",
+                        no, (unsigned long long)seg);
+            goto done;
+        }
+        pos += used;
+        out->off[i] = out->off[i - 1] + d;
+    }
+done:
+    rocksdb_free(v);
+    return rc;
+}
+
+uint64_t idx_disk_bytes(idx_t *ix)
+{
+    char path[1100];
+    DIR *d;
+    struct dirent *e;
+    uint64_t total = 0;
+    snprintf(path, sizeof path, "%s/index", ix->dir);
+    if (!(d = opendir(path)))
+        return 0;
+    while ((e = readdir(d))) {
+        char f[1400];
+        struct stat st;
+        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+        if (stat(f, &st) == 0 && S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
+}

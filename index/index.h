@@ -1,0 +1,147 @@
+/* index.h -- the archive's RocksDB index: points, segment catalogue,
+ * postings, packet locators, flow records and counters.
+ *
+ * The key layout of every record is written down once, in
+ * man/rewind-archive.5; the K_* constants in index.c cite it.
+ *
+ * One writer per archive (IDX_WRITE, holds RocksDB's lock); any number of
+ * readers (IDX_READ, a RocksDB secondary instance that follows the writer's
+ * flushes after idx_refresh()). A reader never blocks the writer. */
+#ifndef IDX_INDEX_H
+#define IDX_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <roaring/roaring.h>
+
+#include "common/rw.h"
+#include "index/parse.h"
+
+typedef struct idx idx_t;
+
+enum { IDX_READ = 0, IDX_WRITE = 1 };
+
+/* Pseudo term kinds with an empty value: per-segment sets of packets. */
+#define IDX_K_UNPARSED 0x40 /* postings may miss terms of these packets */
+#define IDX_K_DEEP 0x41     /* postings may be a superset for these packets */
+
+/* Packets per locator chunk: a candidate costs one chunk decode. */
+#define IDX_CHUNK 1024
+
+/* Open DIR/index (creating DIR and the index for IDX_WRITE). A reader's
+ * RocksDB secondary keeps its own small log directory under /tmp.
+ * Returns RW_EBUSY if another process writes the archive. */
+int idx_open(const char *dir, int mode, idx_t **out, char *err) RW_WUR;
+void idx_close(idx_t *ix);
+/* Reader: catch up with the writer's latest flush. No-op for the writer. */
+int idx_refresh(idx_t *ix, char *err) RW_WUR;
+const char *idx_dir(const idx_t *ix);
+
+/* ---- capture points ---- */
+struct idx_point {
+    uint32_t id;
+    char name[65];
+    int linktype;
+    uint32_t snaplen;     /* largest snaplen seen on this point */
+    uint64_t kernel_drops; /* pcap_stats ps_drop + ps_ifdrop, cumulative */
+    uint64_t queue_drops;  /* packets rewind itself could not queue */
+};
+
+/* Find a point by name, or create it (writer only). A point keeps one link
+ * type for life: a mismatch is RW_EINPUT with a message saying so. */
+int idx_point_get(idx_t *ix, const char *name, int linktype, uint32_t snaplen, struct idx_point *out,
+                  char *err) RW_WUR;
+/* All points, sorted by name. *out is malloc'ed; caller frees. */
+int idx_point_list(idx_t *ix, struct idx_point **out, size_t *n, char *err) RW_WUR;
+int idx_point_set_drops(idx_t *ix, uint32_t point, uint64_t kernel, uint64_t queue, char *err) RW_WUR;
+
+/* ---- segment catalogue ---- */
+enum { IDX_SEG_OPEN = 1, IDX_SEG_SEALED = 2 };
+
+struct idx_seg {
+    uint64_t id;
+    uint32_t point;
+    int linktype;
+    uint32_t snaplen;
+    int state;
+    int64_t min_ts, max_ts; /* ns; valid when packets > 0 */
+    uint64_t packets;       /* packets indexed (flushed) */
+    uint64_t bytes;         /* captured bytes of those packets (sum of caplen) */
+    uint64_t wire_bytes;    /* original lengths */
+    uint64_t file_size;     /* segment bytes covered by the index */
+    char path[192];         /* relative to the archive directory */
+};
+
+/* Segments holding packets in [from, to) by their min/max time, in id
+ * order (which is capture order within a point). *out malloc'ed. */
+int idx_seg_list(idx_t *ix, int64_t from, int64_t to, struct idx_seg **out, size_t *n,
+                 char *err) RW_WUR;
+
+/* Every segment record, open, sealed or empty, in id order. */
+int idx_seg_all(idx_t *ix, struct idx_seg **out, size_t *n, char *err) RW_WUR;
+
+/* ---- writing a segment (writer only) ---- */
+typedef struct idx_segw idx_segw_t;
+
+/* Register a new open segment; the path is relative to the archive dir. */
+int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, const char *relpath,
+                   idx_segw_t **out, uint64_t *seg_id, char *err) RW_WUR;
+/* Add the next packet (ordinals are implicit: 0, 1, 2, ...). Memory only. */
+void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, uint32_t wirelen,
+                  const struct idx_parsed *p);
+/* Commit everything added so far in one atomic write batch; file_size is
+ * how many segment bytes are durable. sync: sync RocksDB's WAL too. */
+int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err) RW_WUR;
+/* Flush, mark sealed, free. With an empty segment, removes its entry instead
+ * and returns 1 so the caller deletes the file. */
+int idx_segw_seal(idx_segw_t *w, uint64_t file_size, char *err) RW_WUR;
+/* Free without writing anything more (after an error, or for recovery). */
+void idx_segw_abandon(idx_segw_t *w);
+uint64_t idx_segw_packets(const idx_segw_t *w);
+
+/* Recovery: mark an open segment sealed as it stands in the index. */
+int idx_seg_mark_sealed(idx_t *ix, const struct idx_seg *s, char *err) RW_WUR;
+
+/* ---- reading the index ---- */
+
+/* For each of the nsegs segment ids (ascending), OR of the postings of kind
+ * with values in [lo, hi] (len bytes each; kinds IDX_K_* take len 0).
+ * out[i] is a new bitmap or NULL if none; caller frees with
+ * idx_bitmap_free. */
+int idx_postings(idx_t *ix, int kind, const uint8_t *lo, const uint8_t *hi, size_t len,
+                 const uint64_t *segs, size_t nsegs, roaring_bitmap_t **out, char *err) RW_WUR;
+
+/* roaring_bitmap_free() that accepts NULL. */
+void idx_bitmap_free(roaring_bitmap_t *b);
+
+struct idx_chunk {
+    uint32_t count;
+    int64_t min_ts, max_ts;
+    uint64_t off[IDX_CHUNK];
+};
+/* Locator chunk no of a segment. RW_ECORRUPT if missing or malformed. */
+int idx_chunk_get(idx_t *ix, uint64_t seg, uint32_t no, struct idx_chunk *out, char *err) RW_WUR;
+
+/* ---- flows ---- */
+struct idx_flowrec {
+    uint8_t family, proto;
+    uint8_t src[16], dst[16]; /* src is the side that sent the first packet seen */
+    uint16_t sport, dport, vlan;
+    int64_t first_ts, last_ts;
+    uint64_t pkts_fwd, bytes_fwd, pkts_rev, bytes_rev;
+    uint8_t tcp_flags;
+    char community_id[40]; /* "1:" + base64(sha1) */
+};
+/* Community ID v1 (seed 0) of a flow, as Zeek and Suricata print it. */
+void idx_community_id(const struct idx_flow *f, char out[40]);
+int idx_flow_decode(const uint8_t *v, size_t vl, struct idx_flowrec *r);
+/* Iterate the flow records of one segment; cb returns nonzero to stop. */
+int idx_flows(idx_t *ix, uint64_t seg, int (*cb)(void *arg, const struct idx_flowrec *r), void *arg,
+              char *err) RW_WUR;
+
+/* ---- statistics ---- */
+/* Approximate on-disk size of the RocksDB directory. */
+uint64_t idx_disk_bytes(idx_t *ix);
+
+#endif

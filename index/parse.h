@@ -1,0 +1,86 @@
+/* parse.h -- extract index terms from one captured packet.
+ *
+ * The parser never judges a packet; it only says which index terms the
+ * packet carries, so that the query planner can narrow the candidates before
+ * libpcap's filter judges them. Its contract with the planner (see
+ * query/filter.h and DESIGN.md invariant 1):
+ *
+ *  - For a packet without IDX_F_UNPARSED, every term BPF could match at any
+ *    layer is emitted (outer and inner: through 802.1Q/QinQ, MPLS, PPPoE,
+ *    GRE, VXLAN, Geneve, IP-in-IP; ARP/RARP addresses count as IPv4
+ *    addresses; SCTP ports count as ports). Postings are therefore a
+ *    superset of what BPF matches.
+ *  - A packet without IDX_F_DEEP and without IDX_F_UNPARSED is "plain": one
+ *    link header, one network header without IPv6 extension headers, at most
+ *    one transport header. For plain packets each posting is exact: the
+ *    packet carries the term iff BPF's primitive (host, net, port, portrange,
+ *    ip/ip6/arp/rarp, ip proto, ip6 proto) matches it.
+ *  - IDX_F_UNPARSED: something could not be parsed (unknown link type or
+ *    EtherType, truncated header, bad version/length). The packet may lack
+ *    terms BPF would match; the planner keeps it as a candidate everywhere.
+ */
+#ifndef IDX_PARSE_H
+#define IDX_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IDX_F_UNPARSED 0x01
+#define IDX_F_DEEP 0x02
+
+/* Term kinds. The value bytes are in network byte order, fixed length. */
+enum idx_term_kind {
+    IDX_T_IP4 = 1,    /* 4 bytes: IPv4 src/dst at any layer, ARP/RARP SPA/TPA */
+    IDX_T_IP6 = 2,    /* 16 bytes: IPv6 src/dst at any layer */
+    IDX_T_PORT = 3,   /* 2 bytes: TCP/UDP/SCTP src/dst port, first fragment only */
+    IDX_T_PROTO4 = 4, /* 1 byte: IPv4 protocol field, any layer */
+    IDX_T_PROTO6 = 5, /* 1 byte: every IPv6 next-header value in the chain, any layer */
+    IDX_T_L3 = 6,     /* 2 bytes: 0x0800 ip, 0x86dd ip6, 0x0806 arp, 0x8035 rarp, any layer */
+    IDX_T_VLAN = 7,   /* 2 bytes: 802.1Q/802.1ad VLAN id (12 bits), every tag */
+    IDX_T_FLOW = 8,   /* 8 bytes: idx_flow_hash() of the innermost flow */
+    IDX_T_MAX = 9,
+};
+
+/* Length of a term value for a kind, 0 for an unknown kind. */
+size_t idx_term_len(int kind);
+
+#define IDX_MAX_TERMS 64
+
+struct idx_term {
+    uint8_t kind;
+    uint8_t len;
+    uint8_t val[16];
+};
+
+/* The innermost IP flow, for flow records and Community ID. */
+struct idx_flow {
+    uint8_t present; /* 1 if an IPv4/IPv6 header was found */
+    uint8_t family;  /* 4 or 6 */
+    uint8_t proto;   /* transport protocol (after IPv6 extension headers) */
+    uint8_t has_ports; /* 1 for TCP/UDP/SCTP with ports read; ICMP type/code go in sport/dport */
+    uint8_t src[16], dst[16]; /* IPv4 uses the first 4 bytes */
+    uint16_t sport, dport;    /* host byte order */
+    uint16_t vlan;            /* outermost VLAN id, 0 if none */
+    uint8_t tcp_flags;        /* TCP flags byte if TCP */
+    uint32_t l3_len;          /* IP total length as on the wire (for byte counts) */
+};
+
+struct idx_parsed {
+    int flags;     /* IDX_F_* */
+    int nterms;    /* at most IDX_MAX_TERMS; duplicates allowed, extra terms dropped
+                      (and IDX_F_UNPARSED set) when full */
+    struct idx_term terms[IDX_MAX_TERMS];
+    struct idx_flow flow;
+};
+
+/* Parse one packet of the given DLT_ link type. data has caplen bytes.
+ * Never fails and never reads past caplen: what cannot be parsed sets
+ * IDX_F_UNPARSED. Supported link types: EN10MB, LINUX_SLL, LINUX_SLL2, RAW
+ * (12 and 101), IPV4 (228), IPV6 (229), NULL, LOOP; anything else is
+ * UNPARSED with no terms. */
+void idx_parse_packet(int linktype, const uint8_t *data, uint32_t caplen, struct idx_parsed *out);
+
+/* Canonical (direction-independent) 64-bit hash of a flow's 5-tuple + vlan. */
+uint64_t idx_flow_hash(const struct idx_flow *f);
+
+#endif

@@ -1,0 +1,512 @@
+/* segw.c -- build the index of one open segment and commit it in batches.
+ *
+ * Terms are gathered in memory as roaring bitmaps per (kind, value) and
+ * committed at each flush as merge operands (the merge operator ORs them), so
+ * a flush costs one write batch whatever the segment's age, and a reader sees
+ * every flushed packet of the open segment. Flow records live in memory for
+ * the segment's life and are rewritten when they change. */
+#include "index/index.h"
+#include "index/index_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct term_ent {
+    uint64_t h;
+    roaring_bitmap_t *bm; /* NULL: empty slot */
+    uint8_t kind, len;
+    uint8_t val[16];
+};
+
+struct flow_ent {
+    uint64_t hash;
+    int used, dirty;
+    struct idx_flowrec rec;
+};
+
+struct sec_count {
+    int64_t sec;
+    uint64_t pkts, bytes;
+};
+
+struct idx_segw {
+    idx_t *ix;
+    struct idx_seg seg;
+    /* terms added since the last flush */
+    struct term_ent *terms;
+    size_t tcap, tcount;
+    /* flows of the whole segment */
+    struct flow_ent *flows;
+    size_t fcap, fcount;
+    /* locators: the chunk being filled, and full chunks not yet committed */
+    struct idx_chunk cur;
+    uint32_t cur_no;
+    uint8_t *pending; /* encoded chunks: [u32 no][u32 len][bytes] ... */
+    size_t plen, pcap;
+    /* per-second counters since the last flush */
+    struct sec_count *secs;
+    size_t nsecs, capsecs;
+    uint64_t packets; /* added, flushed or not */
+    uint8_t *scratch;
+    size_t scratch_cap;
+};
+
+static uint64_t term_hash(int kind, const uint8_t *v, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ v[i]) * 1099511628211ULL;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 32);
+}
+
+static int terms_grow(struct idx_segw *w)
+{
+    size_t ncap = w->tcap ? w->tcap * 2 : 1024;
+    struct term_ent *nt = calloc(ncap, sizeof *nt);
+    if (!nt)
+        return -1;
+    for (size_t i = 0; i < w->tcap; i++) {
+        struct term_ent *e = &w->terms[i];
+        if (!e->bm)
+            continue;
+        size_t j = e->h & (ncap - 1);
+        while (nt[j].bm)
+            j = (j + 1) & (ncap - 1);
+        nt[j] = *e;
+    }
+    free(w->terms);
+    w->terms = nt;
+    w->tcap = ncap;
+    return 0;
+}
+
+static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len, uint32_t ord)
+{
+    if ((w->tcount + 1) * 2 > w->tcap && terms_grow(w) < 0)
+        abort(); /* out of memory while indexing: nothing sane to do */
+    uint64_t h = term_hash(kind, v, len);
+    size_t j = h & (w->tcap - 1);
+    for (;;) {
+        struct term_ent *e = &w->terms[j];
+        if (!e->bm) {
+            e->h = h;
+            e->kind = (uint8_t)kind;
+            e->len = (uint8_t)len;
+            memcpy(e->val, v, len);
+            e->bm = roaring_bitmap_create();
+            w->tcount++;
+            roaring_bitmap_add(e->bm, ord);
+            return;
+        }
+        if (e->h == h && e->kind == kind && e->len == len && !memcmp(e->val, v, len)) {
+            roaring_bitmap_add(e->bm, ord);
+            return;
+        }
+        j = (j + 1) & (w->tcap - 1);
+    }
+}
+
+static void terms_clear(struct idx_segw *w)
+{
+    for (size_t i = 0; i < w->tcap; i++) {
+        if (w->terms[i].bm) {
+            roaring_bitmap_free(w->terms[i].bm);
+            w->terms[i].bm = NULL;
+        }
+    }
+    w->tcount = 0;
+}
+
+static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash)
+{
+    if ((w->fcount + 1) * 2 > w->fcap) {
+        size_t ncap = w->fcap ? w->fcap * 2 : 1024;
+        struct flow_ent *nf = calloc(ncap, sizeof *nf);
+        if (!nf)
+            abort();
+        for (size_t i = 0; i < w->fcap; i++) {
+            if (!w->flows[i].used)
+                continue;
+            size_t j = w->flows[i].hash & (ncap - 1);
+            while (nf[j].used)
+                j = (j + 1) & (ncap - 1);
+            nf[j] = w->flows[i];
+        }
+        free(w->flows);
+        w->flows = nf;
+        w->fcap = ncap;
+    }
+    size_t j = hash & (w->fcap - 1);
+    while (w->flows[j].used && w->flows[j].hash != hash)
+        j = (j + 1) & (w->fcap - 1);
+    return &w->flows[j];
+}
+
+static void flow_add(struct idx_segw *w, const struct idx_flow *f, uint64_t hash, int64_t ts,
+                     uint32_t wirelen)
+{
+    struct flow_ent *e = flow_slot(w, hash);
+    struct idx_flowrec *r = &e->rec;
+    size_t alen = f->family == 4 ? 4 : 16;
+    if (!e->used) {
+        e->used = 1;
+        e->hash = hash;
+        w->fcount++;
+        memset(r, 0, sizeof *r);
+        r->family = f->family;
+        r->proto = f->proto;
+        memcpy(r->src, f->src, alen);
+        memcpy(r->dst, f->dst, alen);
+        r->sport = f->sport;
+        r->dport = f->dport;
+        r->vlan = f->vlan;
+        r->first_ts = r->last_ts = ts;
+        idx_community_id(f, r->community_id);
+    }
+    e->dirty = 1;
+    if (ts < r->first_ts)
+        r->first_ts = ts;
+    if (ts > r->last_ts)
+        r->last_ts = ts;
+    if (!memcmp(r->src, f->src, alen) && r->sport == f->sport) {
+        r->pkts_fwd++;
+        r->bytes_fwd += wirelen;
+    } else {
+        r->pkts_rev++;
+        r->bytes_rev += wirelen;
+    }
+    r->tcp_flags |= f->tcp_flags;
+}
+
+static size_t flow_encode(const struct idx_flowrec *r, uint8_t *v)
+{
+    size_t n = 0, cl = strlen(r->community_id);
+    v[n++] = 1;
+    v[n++] = r->family;
+    v[n++] = r->proto;
+    memcpy(v + n, r->src, 16);
+    n += 16;
+    memcpy(v + n, r->dst, 16);
+    n += 16;
+    rw_put_be16(v + n, r->sport);
+    rw_put_be16(v + n + 2, r->dport);
+    rw_put_be16(v + n + 4, r->vlan);
+    n += 6;
+    rw_put_be64(v + n, (uint64_t)r->first_ts);
+    rw_put_be64(v + n + 8, (uint64_t)r->last_ts);
+    rw_put_be64(v + n + 16, r->pkts_fwd);
+    rw_put_be64(v + n + 24, r->bytes_fwd);
+    rw_put_be64(v + n + 32, r->pkts_rev);
+    rw_put_be64(v + n + 40, r->bytes_rev);
+    n += 48;
+    v[n++] = r->tcp_flags;
+    v[n++] = (uint8_t)cl;
+    memcpy(v + n, r->community_id, cl);
+    return n + cl;
+}
+
+int idx_flow_decode(const uint8_t *v, size_t vl, struct idx_flowrec *r)
+{
+    if (vl < 91 || v[0] != 1)
+        return -1;
+    memset(r, 0, sizeof *r);
+    r->family = v[1];
+    r->proto = v[2];
+    memcpy(r->src, v + 3, 16);
+    memcpy(r->dst, v + 19, 16);
+    r->sport = rw_get_be16(v + 35);
+    r->dport = rw_get_be16(v + 37);
+    r->vlan = rw_get_be16(v + 39);
+    r->first_ts = (int64_t)rw_get_be64(v + 41);
+    r->last_ts = (int64_t)rw_get_be64(v + 49);
+    r->pkts_fwd = rw_get_be64(v + 57);
+    r->bytes_fwd = rw_get_be64(v + 65);
+    r->pkts_rev = rw_get_be64(v + 73);
+    r->bytes_rev = rw_get_be64(v + 81);
+    r->tcp_flags = v[89];
+    size_t cl = v[90];
+    if (91 + cl > vl || cl >= sizeof r->community_id)
+        return -1;
+    memcpy(r->community_id, v + 91, cl);
+    r->community_id[cl] = 0;
+    return 0;
+}
+
+static int pending_chunk(struct idx_segw *w)
+{
+    size_t need = 8 + 29 + 10 * IDX_CHUNK;
+    if (w->plen + need > w->pcap) {
+        size_t ncap = (w->plen + need) * 2;
+        uint8_t *np = realloc(w->pending, ncap);
+        if (!np)
+            return -1;
+        w->pending = np;
+        w->pcap = ncap;
+    }
+    size_t len = idx_chunk_encode(&w->cur, w->pending + w->plen + 8);
+    rw_put_be32(w->pending + w->plen, w->cur_no);
+    rw_put_be32(w->pending + w->plen + 4, (uint32_t)len);
+    w->plen += 8 + len;
+    return 0;
+}
+
+int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, const char *relpath,
+                   idx_segw_t **out, uint64_t *seg_id, char *err)
+{
+    struct idx_segw *w = calloc(1, sizeof *w);
+    uint8_t k[9], v[64 + 256], mv[8];
+    int rc;
+    if (!w)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    if (strlen(relpath) >= sizeof w->seg.path) {
+        free(w);
+        return rw_err(err, RW_EINPUT, "segment path too long: %s", relpath);
+    }
+    w->ix = ix;
+    w->seg.id = idx_next_seg_id(ix);
+    w->seg.point = point;
+    w->seg.linktype = linktype;
+    w->seg.snaplen = snaplen;
+    w->seg.state = IDX_SEG_OPEN;
+    w->seg.min_ts = INT64_MAX;
+    w->seg.max_ts = INT64_MIN;
+    w->seg.file_size = 24;
+    snprintf(w->seg.path, sizeof w->seg.path, "%s", relpath);
+    k[0] = 'S';
+    rw_put_be64(k + 1, w->seg.id);
+    size_t vl = idx_seg_encode(&w->seg, v);
+    rw_put_be64(mv, w->seg.id + 1);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
+    rocksdb_writebatch_put(b, "Mnext_seg", 9, (const char *)mv, 8);
+    rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    *out = w;
+    *seg_id = w->seg.id;
+    return 0;
+}
+
+void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, uint32_t wirelen,
+                  const struct idx_parsed *p)
+{
+    uint32_t ord = (uint32_t)w->packets;
+    for (int i = 0; i < p->nterms; i++)
+        term_add(w, p->terms[i].kind, p->terms[i].val, p->terms[i].len, ord);
+    if (p->flags & IDX_F_UNPARSED)
+        term_add(w, IDX_K_UNPARSED, NULL, 0, ord);
+    if (p->flags & IDX_F_DEEP)
+        term_add(w, IDX_K_DEEP, NULL, 0, ord);
+    if (p->flow.present) {
+        uint64_t h = idx_flow_hash(&p->flow);
+        uint8_t hv[8];
+        rw_put_be64(hv, h);
+        term_add(w, IDX_T_FLOW, hv, 8, ord);
+        flow_add(w, &p->flow, h, ts, wirelen);
+    }
+    /* locator */
+    if (w->cur.count == 0) {
+        w->cur.min_ts = w->cur.max_ts = ts;
+    } else {
+        if (ts < w->cur.min_ts)
+            w->cur.min_ts = ts;
+        if (ts > w->cur.max_ts)
+            w->cur.max_ts = ts;
+    }
+    w->cur.off[w->cur.count++] = offset;
+    if (w->cur.count == IDX_CHUNK) {
+        if (pending_chunk(w) < 0)
+            abort();
+        w->cur.count = 0;
+        w->cur_no++;
+    }
+    /* counters, per second of capture time */
+    int64_t sec = ts / RW_NS_PER_SEC;
+    if (w->nsecs == 0 || w->secs[w->nsecs - 1].sec != sec) {
+        size_t i;
+        for (i = 0; i < w->nsecs && w->secs[i].sec != sec; i++)
+            ;
+        if (i == w->nsecs) {
+            if (w->nsecs == w->capsecs) {
+                w->capsecs = w->capsecs ? w->capsecs * 2 : 16;
+                w->secs = realloc(w->secs, w->capsecs * sizeof *w->secs);
+                if (!w->secs)
+                    abort();
+            }
+            w->secs[w->nsecs++] = (struct sec_count){sec, 0, 0};
+        } else if (i != w->nsecs - 1) {
+            struct sec_count t = w->secs[i];
+            w->secs[i] = w->secs[w->nsecs - 1];
+            w->secs[w->nsecs - 1] = t;
+        }
+    }
+    w->secs[w->nsecs - 1].pkts++;
+    w->secs[w->nsecs - 1].bytes += wirelen;
+    /* segment stats */
+    if (ts < w->seg.min_ts)
+        w->seg.min_ts = ts;
+    if (ts > w->seg.max_ts)
+        w->seg.max_ts = ts;
+    w->seg.bytes += caplen;
+    w->seg.wire_bytes += wirelen;
+    w->packets++;
+}
+
+uint64_t idx_segw_packets(const idx_segw_t *w) { return w->packets; }
+
+static uint8_t *scratch(struct idx_segw *w, size_t n)
+{
+    if (n > w->scratch_cap) {
+        free(w->scratch);
+        w->scratch_cap = n * 2;
+        w->scratch = malloc(w->scratch_cap);
+        if (!w->scratch)
+            abort();
+    }
+    return w->scratch;
+}
+
+int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
+{
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    uint8_t k[2 + 16 + 8], v[64 + 256];
+    int rc;
+    /* postings */
+    for (size_t i = 0; i < w->tcap; i++) {
+        struct term_ent *e = &w->terms[i];
+        if (!e->bm)
+            continue;
+        k[0] = 'P';
+        k[1] = e->kind;
+        memcpy(k + 2, e->val, e->len);
+        rw_put_be64(k + 2 + e->len, w->seg.id);
+        roaring_bitmap_run_optimize(e->bm);
+        size_t n = roaring_bitmap_portable_size_in_bytes(e->bm);
+        uint8_t *buf = scratch(w, n);
+        roaring_bitmap_portable_serialize(e->bm, (char *)buf);
+        rocksdb_writebatch_merge(b, (const char *)k, 2 + e->len + 8, (const char *)buf, n);
+    }
+    /* locators: full chunks, then the partial one (rewritten next time) */
+    for (size_t pos = 0; pos < w->plen;) {
+        uint32_t no = rw_get_be32(w->pending + pos), len = rw_get_be32(w->pending + pos + 4);
+        k[0] = 'L';
+        rw_put_be64(k + 1, w->seg.id);
+        rw_put_be32(k + 9, no);
+        rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)w->pending + pos + 8, len);
+        pos += 8 + len;
+    }
+    if (w->cur.count) {
+        uint8_t *buf = scratch(w, 29 + 10 * IDX_CHUNK);
+        size_t len = idx_chunk_encode(&w->cur, buf);
+        k[0] = 'L';
+        rw_put_be64(k + 1, w->seg.id);
+        rw_put_be32(k + 9, w->cur_no);
+        rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)buf, len);
+    }
+    /* flows that changed */
+    for (size_t i = 0; i < w->fcap; i++) {
+        struct flow_ent *e = &w->flows[i];
+        if (!e->used || !e->dirty)
+            continue;
+        uint8_t fk[17], fv[160];
+        fk[0] = 'F';
+        rw_put_be64(fk + 1, w->seg.id);
+        rw_put_be64(fk + 9, e->hash);
+        size_t n = flow_encode(&e->rec, fv);
+        rocksdb_writebatch_put(b, (const char *)fk, 17, (const char *)fv, n);
+    }
+    /* counters */
+    for (size_t i = 0; i < w->nsecs; i++) {
+        uint8_t ck[13], cv[16];
+        ck[0] = 'C';
+        rw_put_be32(ck + 1, w->seg.point);
+        rw_put_be64(ck + 5, (uint64_t)w->secs[i].sec);
+        rw_put_be64(cv, w->secs[i].pkts);
+        rw_put_be64(cv + 8, w->secs[i].bytes);
+        rocksdb_writebatch_merge(b, (const char *)ck, 13, (const char *)cv, 16);
+    }
+    /* catalogue last, in the same batch: readers see all of it or none */
+    w->seg.packets = w->packets;
+    w->seg.file_size = file_size;
+    k[0] = 'S';
+    rw_put_be64(k + 1, w->seg.id);
+    size_t vl = idx_seg_encode(&w->seg, v);
+    rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
+    rc = idx_write_batch(w->ix, b, sync, err);
+    rocksdb_writebatch_destroy(b);
+    if (rc < 0)
+        return rc;
+    terms_clear(w);
+    w->plen = 0;
+    w->nsecs = 0;
+    for (size_t i = 0; i < w->fcap; i++)
+        w->flows[i].dirty = 0;
+    return 0;
+}
+
+void idx_segw_abandon(idx_segw_t *w)
+{
+    if (!w)
+        return;
+    terms_clear(w);
+    free(w->terms);
+    free(w->flows);
+    free(w->pending);
+    free(w->secs);
+    free(w->scratch);
+    free(w);
+}
+
+int idx_segw_seal(idx_segw_t *w, uint64_t file_size, char *err)
+{
+    int rc;
+    if (w->packets == 0) {
+        uint8_t k[9];
+        k[0] = 'S';
+        rw_put_be64(k + 1, w->seg.id);
+        rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+        rocksdb_writebatch_delete(b, (const char *)k, 9);
+        rc = idx_write_batch(w->ix, b, 1, err);
+        rocksdb_writebatch_destroy(b);
+        idx_segw_abandon(w);
+        return rc < 0 ? rc : 1;
+    }
+    w->seg.state = IDX_SEG_SEALED;
+    rc = idx_segw_flush(w, file_size, 1, err);
+    idx_segw_abandon(w);
+    return rc;
+}
+
+int idx_flows(idx_t *ix, uint64_t seg, int (*cb)(void *arg, const struct idx_flowrec *r), void *arg,
+              char *err)
+{
+    uint8_t k[9];
+    int rc = 0;
+    k[0] = 'F';
+    rw_put_be64(k + 1, seg);
+    rocksdb_iterator_t *it = idx_iter(ix);
+    for (rocksdb_iter_seek(it, (const char *)k, 9); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *key = rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        struct idx_flowrec r;
+        if (kl != 17 || memcmp(key, k, 9) != 0)
+            break;
+        if (idx_flow_decode(v, vl, &r) < 0) {
+            rc = rw_err(err, RW_ECORRUPT, "index: malformed flow record in segment %llu",
+                        (unsigned long long)seg);
+            break;
+        }
+        if (cb(arg, &r))
+            break;
+    }
+    if (rc == 0)
+        rc = idx_iter_status(it, err);
+    rocksdb_iter_destroy(it);
+    return rc;
+}

@@ -1,0 +1,131 @@
+/* output.c -- write query answers as pcap (nanosecond) or pcapng. */
+#include "query/query.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OBUF (256u << 10)
+
+struct qry_out {
+    int format;
+    qry_write_fn fn;
+    void *arg;
+    uint8_t *buf;
+    size_t len;
+    int failed;
+};
+
+static void out_flush(qry_out_t *o)
+{
+    if (o->len && !o->failed && o->fn(o->arg, o->buf, o->len) < 0)
+        o->failed = 1;
+    o->len = 0;
+}
+
+static void out_put(qry_out_t *o, const void *p, size_t n)
+{
+    if (o->len + n > OBUF)
+        out_flush(o);
+    if (n > OBUF) {
+        if (!o->failed && o->fn(o->arg, p, n) < 0)
+            o->failed = 1;
+        return;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void put32(qry_out_t *o, uint32_t v) { out_put(o, &v, 4); }
+static void put16(qry_out_t *o, uint16_t v) { out_put(o, &v, 2); }
+
+static void ng_option(qry_out_t *o, uint16_t code, const void *v, uint16_t len)
+{
+    static const uint8_t zero[4];
+    put16(o, code);
+    put16(o, len);
+    out_put(o, v, len);
+    out_put(o, zero, (4 - len % 4) % 4);
+}
+
+int qry_out_new(int format, const struct qry_point *pts, int npts, qry_write_fn fn, void *arg,
+                qry_out_t **out, char *err)
+{
+    qry_out_t *o;
+    uint32_t snap = 0;
+    int lt = npts ? pts[0].linktype : 1;
+    for (int i = 0; i < npts; i++) {
+        if (pts[i].snaplen > snap)
+            snap = pts[i].snaplen;
+        if (format == QRY_PCAP && pts[i].linktype != lt)
+            return rw_err(err, RW_EINPUT,
+                          "points '%s' (link type %d) and '%s' (link type %d) differ in link type: "
+                          "a pcap file holds one; ask for --format pcapng or choose one --point",
+                          pts[0].name, lt, pts[i].name, pts[i].linktype);
+    }
+    if (!snap)
+        snap = 262144;
+    if (!(o = calloc(1, sizeof *o)) || !(o->buf = malloc(OBUF))) {
+        free(o);
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    }
+    o->format = format;
+    o->fn = fn;
+    o->arg = arg;
+    if (format == QRY_PCAP) {
+        uint32_t h[6] = {0xa1b23c4d, 2 | (4u << 16), 0, 0, snap, (uint32_t)lt};
+        out_put(o, h, 24);
+    } else {
+        /* Section header: byte-order magic, version 1.0, unknown length. */
+        uint32_t shb[7] = {0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0xffffffff, 0xffffffff, 28};
+        out_put(o, shb, 28);
+        for (int i = 0; i < npts; i++) {
+            size_t nl = strlen(pts[i].name);
+            uint32_t blen = 16 + 4 + (uint32_t)((nl + 3) / 4 * 4) + 4 + 4 + 4 + 4;
+            uint8_t tsresol = 9;
+            put32(o, 1);
+            put32(o, blen);
+            put16(o, (uint16_t)pts[i].linktype);
+            put16(o, 0);
+            put32(o, pts[i].snaplen);
+            ng_option(o, 2, pts[i].name, (uint16_t)nl); /* if_name */
+            ng_option(o, 9, &tsresol, 1);               /* if_tsresol: nanoseconds */
+            put32(o, 0);                                 /* opt_endofopt */
+            put32(o, blen);
+        }
+    }
+    *out = o;
+    return 0;
+}
+
+int qry_out_packet(qry_out_t *o, const struct qry_pkt *p)
+{
+    static const uint8_t zero[4];
+    if (o->format == QRY_PCAP) {
+        uint32_t h[4] = {p->sec, p->frac, p->caplen, p->len};
+        out_put(o, h, 16);
+        out_put(o, p->data, p->caplen);
+    } else {
+        uint64_t ts = (uint64_t)p->sec * 1000000000ULL + p->frac;
+        uint32_t pad = (4 - p->caplen % 4) % 4;
+        uint32_t blen = 32 + p->caplen + pad;
+        uint32_t h[7] = {6, blen, (uint32_t)p->point, (uint32_t)(ts >> 32), (uint32_t)ts, p->caplen,
+                         p->len};
+        out_put(o, h, 28);
+        out_put(o, p->data, p->caplen);
+        out_put(o, zero, pad);
+        put32(o, blen);
+    }
+    return o->failed ? RW_EIO : 0;
+}
+
+int qry_out_close(qry_out_t *o)
+{
+    int rc;
+    if (!o)
+        return 0;
+    out_flush(o);
+    rc = o->failed ? RW_EIO : 0;
+    free(o->buf);
+    free(o);
+    return rc;
+}

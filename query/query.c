@@ -1,0 +1,591 @@
+/* query.c -- plan over the index, judge with BPF, stream in capture order. */
+#include "query/query.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "capture/cap.h"
+#include "query/filter.h"
+
+#define BATCH 64           /* segments planned at once: bounds bitmap memory */
+#define RBUF (256u << 10)  /* read-ahead per point */
+
+/* pcap_compile() was not thread-safe before libpcap 1.8; keep it serial. */
+static pthread_mutex_t compile_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct pstream {
+    int pidx;
+    uint32_t point_id;
+    struct bpf_program *prog; /* NULL: no filter */
+    struct idx_seg *segs;     /* this point's segments in the window */
+    size_t nsegs, next;       /* next segment to plan */
+    /* planned batch */
+    roaring_bitmap_t *cand[BATCH]; /* NULL: every packet of the segment */
+    size_t bstart, bn, bi;
+    /* segment being read */
+    int fd, swap, active;
+    struct idx_seg *seg;
+    roaring_uint32_iterator_t it;
+    int use_it;
+    uint32_t ord;
+    struct idx_chunk chunk;
+    int64_t chunk_no;
+    uint8_t *rbuf;
+    size_t rcap, rlen;
+    uint64_t rbase;
+    int done;
+    /* head packet, waiting to be merged */
+    int have;
+    struct qry_pkt pkt;
+    int64_t ts;
+};
+
+struct qry {
+    idx_t *ix;
+    struct qry_spec spec;
+    char *filter;
+    struct qf_node *plan;
+    int nleaves;
+    struct qry_point *pts;
+    int npts;
+    struct pstream *ps;
+    struct bpf_program progs[8];
+    int prog_dlt[8];
+    int nprogs;
+    uint64_t out_pkts, out_bytes;
+    uint64_t segs_total, segs_read;
+    char desc[256];
+};
+
+/* ---------- plan evaluation ---------- */
+
+struct leafpost {
+    roaring_bitmap_t *p[BATCH];
+};
+
+struct evalctx {
+    struct leafpost *leaves; /* in DFS order of QF_TERM nodes */
+    int leaf;
+    roaring_bitmap_t *all, *unparsed, *deep, *empty;
+    int j;
+};
+
+static int count_leaves(const struct qf_node *n)
+{
+    if (!n)
+        return 0;
+    if (n->op == QF_TERM)
+        return 1;
+    return count_leaves(n->a) + count_leaves(n->b);
+}
+
+/* Upper (superset) and lower (subset) bounds of a node for one segment;
+ * both returned as new bitmaps. See query/filter.h. */
+static void eval(const struct qf_node *n, struct evalctx *c, roaring_bitmap_t **up,
+                 roaring_bitmap_t **lo)
+{
+    roaring_bitmap_t *ua, *la, *ub, *lb;
+    switch (n->op) {
+    case QF_TERM: {
+        roaring_bitmap_t *p = c->leaves[c->leaf++].p[c->j];
+        if (!p)
+            p = c->empty;
+        *up = roaring_bitmap_or(p, c->unparsed);
+        if (n->exact) {
+            *lo = roaring_bitmap_andnot(p, c->unparsed);
+            roaring_bitmap_andnot_inplace(*lo, c->deep);
+        } else {
+            *lo = roaring_bitmap_create();
+        }
+        return;
+    }
+    case QF_AND:
+    case QF_OR:
+        eval(n->a, c, &ua, &la);
+        eval(n->b, c, &ub, &lb);
+        if (n->op == QF_AND) {
+            roaring_bitmap_and_inplace(ua, ub);
+            roaring_bitmap_and_inplace(la, lb);
+        } else {
+            roaring_bitmap_or_inplace(ua, ub);
+            roaring_bitmap_or_inplace(la, lb);
+        }
+        roaring_bitmap_free(ub);
+        roaring_bitmap_free(lb);
+        *up = ua;
+        *lo = la;
+        return;
+    case QF_NOT:
+        eval(n->a, c, &ua, &la);
+        *up = roaring_bitmap_andnot(c->all, la);
+        *lo = roaring_bitmap_andnot(c->all, ua);
+        roaring_bitmap_free(ua);
+        roaring_bitmap_free(la);
+        return;
+    case QF_ANY:
+    default:
+        *up = roaring_bitmap_copy(c->all);
+        *lo = roaring_bitmap_create();
+        return;
+    }
+}
+
+static int fetch_leaves(qry_t *q, const struct qf_node *n, const uint64_t *ids, size_t nids,
+                        struct leafpost *lp, int *k, char *err)
+{
+    int rc;
+    if (!n)
+        return 0;
+    if (n->op == QF_TERM)
+        return idx_postings(q->ix, n->kind, n->lo, n->hi, n->len, ids, nids, lp[(*k)++].p, err);
+    if ((rc = fetch_leaves(q, n->a, ids, nids, lp, k, err)) < 0)
+        return rc;
+    return fetch_leaves(q, n->b, ids, nids, lp, k, err);
+}
+
+static void free_batch(struct pstream *s)
+{
+    for (size_t i = 0; i < s->bn; i++) {
+        idx_bitmap_free(s->cand[i]);
+        s->cand[i] = NULL;
+    }
+    s->bn = s->bi = 0;
+}
+
+/* Plan the next batch of a point's segments: candidates per segment. */
+static int plan_batch(qry_t *q, struct pstream *s, char *err)
+{
+    uint64_t ids[BATCH];
+    size_t n = s->nsegs - s->next < BATCH ? s->nsegs - s->next : BATCH;
+    int rc = 0;
+    free_batch(s);
+    s->bstart = s->next;
+    s->bn = n;
+    s->next += n;
+    if (q->plan->op == QF_ANY)
+        return 0; /* every packet is a candidate */
+    for (size_t i = 0; i < n; i++)
+        ids[i] = s->segs[s->bstart + i].id;
+    struct leafpost *lp = calloc((size_t)q->nleaves + 2, sizeof *lp);
+    if (!lp)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    int k = 0;
+    if ((rc = fetch_leaves(q, q->plan, ids, n, lp, &k, err)) < 0 ||
+        (rc = idx_postings(q->ix, IDX_K_UNPARSED, NULL, NULL, 0, ids, n, lp[q->nleaves].p, err)) < 0 ||
+        (rc = idx_postings(q->ix, IDX_K_DEEP, NULL, NULL, 0, ids, n, lp[q->nleaves + 1].p, err)) < 0)
+        goto done;
+    roaring_bitmap_t *empty = roaring_bitmap_create();
+    for (size_t j = 0; j < n; j++) {
+        struct evalctx c = {.leaves = lp, .leaf = 0, .j = (int)j, .empty = empty};
+        roaring_bitmap_t *lo;
+        c.all = roaring_bitmap_from_range(0, s->segs[s->bstart + j].packets, 1);
+        c.unparsed = lp[q->nleaves].p[j] ? lp[q->nleaves].p[j] : empty;
+        c.deep = lp[q->nleaves + 1].p[j] ? lp[q->nleaves + 1].p[j] : empty;
+        eval(q->plan, &c, &s->cand[j], &lo);
+        roaring_bitmap_and_inplace(s->cand[j], c.all);
+        roaring_bitmap_free(lo);
+        roaring_bitmap_free(c.all);
+    }
+    roaring_bitmap_free(empty);
+done:
+    for (int i = 0; i < q->nleaves + 2; i++)
+        for (size_t j = 0; j < n; j++)
+            idx_bitmap_free(lp[i].p[j]);
+    free(lp);
+    return rc;
+}
+
+/* ---------- reading segments ---------- */
+
+static void seg_close(struct pstream *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->active = 0;
+}
+
+static int seg_open(qry_t *q, struct pstream *s, char *err)
+{
+    char path[1400];
+    uint8_t hdr[24];
+    s->seg = &s->segs[s->bstart + s->bi];
+    snprintf(path, sizeof path, "%s/%s", idx_dir(q->ix), s->seg->path);
+    s->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (s->fd < 0)
+        return rw_err(err, RW_EIO, "segment %s: %s", path, strerror(errno));
+    if (pread(s->fd, hdr, 24, 0) != 24)
+        return rw_err(err, RW_ECORRUPT, "segment %s: short file header", path);
+    uint32_t magic;
+    memcpy(&magic, hdr, 4);
+    if (magic == 0xa1b23c4d)
+        s->swap = 0;
+    else if (magic == 0x4d3cb2a1)
+        s->swap = 1;
+    else
+        return rw_err(err, RW_ECORRUPT, "segment %s: not a nanosecond pcap file", path);
+    posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    s->rlen = 0;
+    s->chunk_no = -1;
+    s->active = 1;
+    s->ord = 0;
+    roaring_bitmap_t *c = s->cand[s->bi];
+    s->use_it = c != NULL;
+    if (c)
+        roaring_init_iterator(c, &s->it);
+    q->segs_read++;
+    return 0;
+}
+
+static int read_at(struct pstream *s, uint64_t off, size_t need, const uint8_t **p, char *err)
+{
+    if (off >= s->rbase && off + need <= s->rbase + s->rlen) {
+        *p = s->rbuf + (off - s->rbase);
+        return 0;
+    }
+    size_t want = need > RBUF ? need : RBUF;
+    if (want > s->rcap) {
+        uint8_t *nb = realloc(s->rbuf, want);
+        if (!nb)
+            return rw_err(err, RW_ENOMEM, "out of memory");
+        s->rbuf = nb;
+        s->rcap = want;
+    }
+    ssize_t got = pread(s->fd, s->rbuf, want, (off_t)off);
+    if (got < 0)
+        return rw_err(err, RW_EIO, "segment %s: read at %llu: %s", s->seg->path,
+                      (unsigned long long)off, strerror(errno));
+    s->rbase = off;
+    s->rlen = (size_t)got;
+    if ((size_t)got < need)
+        return rw_err(err, RW_ECORRUPT,
+                      "segment %s: truncated at offset %llu (index expects %zu more bytes); run "
+                      "'rewind verify'",
+                      s->seg->path, (unsigned long long)off, need);
+    *p = s->rbuf;
+    return 0;
+}
+
+/* Next candidate ordinal of the current segment that may be in the window:
+ * 1 found, 0 segment exhausted. Skips locator chunks outside the window. */
+static int next_ordinal(qry_t *q, struct pstream *s, uint32_t *ord, char *err)
+{
+    for (;;) {
+        uint32_t o;
+        if (s->use_it) {
+            if (!s->it.has_value)
+                return 0;
+            o = s->it.current_value;
+        } else {
+            o = s->ord;
+        }
+        if (o >= s->seg->packets)
+            return 0;
+        uint32_t no = o / IDX_CHUNK;
+        if ((int64_t)no != s->chunk_no) {
+            int rc = idx_chunk_get(q->ix, s->seg->id, no, &s->chunk, err);
+            if (rc < 0)
+                return rw_errctx(err, rc, "segment %s", s->seg->path);
+            s->chunk_no = no;
+        }
+        if (s->chunk.max_ts < q->spec.from || s->chunk.min_ts >= q->spec.to ||
+            o % IDX_CHUNK >= s->chunk.count) {
+            uint32_t nxt = (no + 1) * IDX_CHUNK;
+            if (s->use_it) {
+                if (!roaring_move_uint32_iterator_equalorlarger(&s->it, nxt))
+                    return 0;
+            } else {
+                s->ord = nxt;
+            }
+            continue;
+        }
+        *ord = o;
+        if (s->use_it)
+            roaring_advance_uint32_iterator(&s->it);
+        else
+            s->ord = o + 1;
+        return 1;
+    }
+}
+
+/* Produce the point's next matching packet into s->pkt: 1, 0 at end, <0. */
+static int stream_next(qry_t *q, struct pstream *s, char *err)
+{
+    int rc;
+    for (;;) {
+        if (!s->active) {
+            if (s->bi >= s->bn) {
+                if (s->next >= s->nsegs) {
+                    s->done = 1;
+                    return 0;
+                }
+                if ((rc = plan_batch(q, s, err)) < 0)
+                    return rc;
+                continue;
+            }
+            if (s->cand[s->bi] && roaring_bitmap_is_empty(s->cand[s->bi]) &&
+                q->plan->op != QF_ANY) {
+                s->bi++;
+                continue;
+            }
+            if ((rc = seg_open(q, s, err)) < 0)
+                return rc;
+        }
+        uint32_t ord = 0;
+        if ((rc = next_ordinal(q, s, &ord, err)) < 0)
+            return rc;
+        if (rc == 0) {
+            seg_close(s);
+            s->bi++;
+            continue;
+        }
+        uint64_t off = s->chunk.off[ord % IDX_CHUNK];
+        const uint8_t *h, *d;
+        if ((rc = read_at(s, off, 16, &h, err)) < 0)
+            return rc;
+        uint32_t f[4];
+        memcpy(f, h, 16);
+        if (s->swap)
+            for (int i = 0; i < 4; i++)
+                f[i] = __builtin_bswap32(f[i]);
+        if (f[2] > s->seg->snaplen || off + 16 + f[2] > s->seg->file_size)
+            return rw_err(err, RW_ECORRUPT,
+                          "segment %s: packet %u at offset %llu: caplen %u exceeds snaplen %u or "
+                          "the file; run 'rewind verify'",
+                          s->seg->path, ord, (unsigned long long)off, f[2], s->seg->snaplen);
+        if ((rc = read_at(s, off, 16 + f[2], &h, err)) < 0)
+            return rc;
+        d = h + 16;
+        int64_t ts = (int64_t)f[0] * RW_NS_PER_SEC + f[1];
+        if (ts < q->spec.from || ts >= q->spec.to)
+            continue;
+        if (s->prog) {
+            struct pcap_pkthdr ph = {.caplen = f[2], .len = f[3]};
+            ph.ts.tv_sec = f[0];
+            ph.ts.tv_usec = f[1];
+            if (!pcap_offline_filter(s->prog, &ph, d))
+                continue;
+        }
+        s->pkt = (struct qry_pkt){.point = s->pidx, .sec = f[0], .frac = f[1], .caplen = f[2],
+                                  .len = f[3], .data = d};
+        s->ts = ts;
+        return 1;
+    }
+}
+
+/* ---------- setup ---------- */
+
+static int compile_for(qry_t *q, int dlt, struct bpf_program **out, char *err)
+{
+    for (int i = 0; i < q->nprogs; i++) {
+        if (q->prog_dlt[i] == dlt) {
+            *out = &q->progs[i];
+            return 0;
+        }
+    }
+    if (q->nprogs == (int)(sizeof q->progs / sizeof q->progs[0]))
+        return rw_err(err, RW_EINPUT, "too many different link types in one query");
+    /* Compile against a savefile handle, as 'tcpdump -r' does: libpcap
+     * generates different code for a savefile than for a live or dead handle
+     * (DLT_NULL matches every BSD AF_INET6 value only for savefiles). An
+     * empty pcap file in memory with the point's link type gives it that. */
+    char ebuf[PCAP_ERRBUF_SIZE], mem[24];
+    uint32_t hdr[6] = {0xa1b2c3d4, 2 | (4u << 16), 0, 0, 262144, (uint32_t)cap_linktype_of_dlt(dlt)};
+    memcpy(mem, hdr, sizeof mem);
+    FILE *f = fmemopen(mem, sizeof mem, "rb");
+    pcap_t *p = f ? pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, ebuf) : NULL;
+    if (!p) {
+        if (f)
+            fclose(f);
+        return rw_err(err, RW_EIO, "preparing the filter compiler: %s", f ? ebuf : strerror(errno));
+    }
+    pthread_mutex_lock(&compile_lock);
+    int r = pcap_compile(p, &q->progs[q->nprogs], q->filter, 1, PCAP_NETMASK_UNKNOWN);
+    pthread_mutex_unlock(&compile_lock);
+    if (r < 0) {
+        const char *name = pcap_datalink_val_to_name(dlt);
+        rw_err(err, RW_EINPUT, "filter '%s': %s (link type %s)", q->filter, pcap_geterr(p),
+               name ? name : "unknown");
+        pcap_close(p);
+        return RW_EINPUT;
+    }
+    pcap_close(p);
+    q->prog_dlt[q->nprogs] = dlt;
+    *out = &q->progs[q->nprogs++];
+    return 0;
+}
+
+static int point_selected(const struct qry_spec *sp, const char *name)
+{
+    if (!sp->points)
+        return 1;
+    for (const char **p = sp->points; *p; p++)
+        if (!strcmp(*p, name))
+            return 1;
+    return 0;
+}
+
+int qry_new(idx_t *ix, const struct qry_spec *spec, qry_t **out, char *err)
+{
+    struct idx_point *pts = NULL;
+    struct idx_seg *segs = NULL;
+    size_t npts = 0, nsegs = 0;
+    int rc;
+    qry_t *q = calloc(1, sizeof *q);
+    *out = NULL;
+    if (!q)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    q->ix = ix;
+    q->spec = *spec;
+    if (spec->from >= spec->to) {
+        rc = rw_err(err, RW_EINPUT, "empty time window: 'from' must be before 'to'");
+        goto fail;
+    }
+    q->filter = strdup(spec->filter ? spec->filter : "");
+    q->spec.filter = q->filter;
+    if (!q->filter || !(q->plan = qf_parse(q->filter))) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto fail;
+    }
+    q->nleaves = count_leaves(q->plan);
+    if ((rc = idx_point_list(ix, &pts, &npts, err)) < 0)
+        goto fail;
+    if (spec->points) {
+        for (const char **p = spec->points; *p; p++) {
+            size_t i;
+            for (i = 0; i < npts && strcmp(pts[i].name, *p); i++)
+                ;
+            if (i == npts) {
+                char names[256] = "";
+                for (size_t j = 0; j < npts; j++)
+                    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                             j ? ", " : "", pts[j].name);
+                rc = rw_err(err, RW_EINPUT, "no capture point named '%s' (the archive has: %s)", *p,
+                            npts ? names : "none");
+                goto fail;
+            }
+        }
+    }
+    if ((rc = idx_seg_list(ix, spec->from, spec->to, &segs, &nsegs, err)) < 0)
+        goto fail;
+    q->pts = calloc(npts + 1, sizeof *q->pts);
+    q->ps = calloc(npts + 1, sizeof *q->ps);
+    if (!q->pts || !q->ps) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* Points with segments in the window; if none, every selected point, so
+     * that an empty answer still has the right file header. */
+    for (int pass = 0; pass < 2 && q->npts == 0; pass++) {
+        for (size_t i = 0; i < npts; i++) {
+            if (!point_selected(spec, pts[i].name))
+                continue;
+            size_t cnt = 0;
+            for (size_t j = 0; j < nsegs; j++)
+                cnt += segs[j].point == pts[i].id;
+            if (pass == 0 && cnt == 0)
+                continue;
+            struct pstream *s = &q->ps[q->npts];
+            struct qry_point *qp = &q->pts[q->npts];
+            snprintf(qp->name, sizeof qp->name, "%s", pts[i].name);
+            qp->dlt = pts[i].linktype;
+            qp->linktype = cap_linktype_of_dlt(qp->dlt);
+            qp->snaplen = pts[i].snaplen;
+            s->pidx = q->npts;
+            s->point_id = pts[i].id;
+            s->fd = -1;
+            if (cnt) {
+                s->segs = malloc(cnt * sizeof *s->segs);
+                if (!s->segs) {
+                    rc = rw_err(err, RW_ENOMEM, "out of memory");
+                    goto fail;
+                }
+                for (size_t j = 0; j < nsegs; j++)
+                    if (segs[j].point == pts[i].id)
+                        s->segs[s->nsegs++] = segs[j];
+            }
+            q->segs_total += s->nsegs;
+            q->npts++;
+        }
+    }
+    if (q->filter[0]) {
+        struct bpf_program *prog;
+        if (q->npts == 0 && (rc = compile_for(q, DLT_EN10MB, &prog, err)) < 0)
+            goto fail;
+        for (int i = 0; i < q->npts; i++)
+            if ((rc = compile_for(q, q->pts[i].dlt, &q->ps[i].prog, err)) < 0)
+                goto fail;
+    }
+    snprintf(q->desc, sizeof q->desc, "%s over %llu segments of %d points",
+             q->plan->op == QF_ANY ? "scan" : "index", (unsigned long long)q->segs_total, q->npts);
+    free(pts);
+    free(segs);
+    *out = q;
+    return 0;
+fail:
+    free(pts);
+    free(segs);
+    qry_free(q);
+    return rc;
+}
+
+void qry_free(qry_t *q)
+{
+    if (!q)
+        return;
+    for (int i = 0; q->ps && i < q->npts; i++) {
+        seg_close(&q->ps[i]);
+        free_batch(&q->ps[i]);
+        free(q->ps[i].segs);
+        free(q->ps[i].rbuf);
+    }
+    for (int i = 0; i < q->nprogs; i++)
+        pcap_freecode(&q->progs[i]);
+    free(q->ps);
+    free(q->pts);
+    qf_free(q->plan);
+    free(q->filter);
+    free(q);
+}
+
+const struct qry_point *qry_points(const qry_t *q, int *n)
+{
+    *n = q->npts;
+    return q->pts;
+}
+
+const char *qry_plan_desc(const qry_t *q) { return q->desc; }
+
+int qry_next(qry_t *q, struct qry_pkt *pkt, char *err)
+{
+    struct pstream *best = NULL;
+    int rc;
+    if (q->spec.limit_packets && q->out_pkts >= q->spec.limit_packets)
+        return 0;
+    if (q->spec.limit_bytes && q->out_bytes >= q->spec.limit_bytes)
+        return 0;
+    for (int i = 0; i < q->npts; i++) {
+        struct pstream *s = &q->ps[i];
+        if (!s->have && !s->done) {
+            if ((rc = stream_next(q, s, err)) < 0)
+                return rc;
+            s->have = rc == 1;
+        }
+        /* Ties go to the earlier point: deterministic answers. */
+        if (s->have && (!best || s->ts < best->ts))
+            best = s;
+    }
+    if (!best)
+        return 0;
+    best->have = 0;
+    *pkt = best->pkt;
+    q->out_pkts++;
+    q->out_bytes += pkt->caplen + 16;
+    return 1;
+}

@@ -1,0 +1,69 @@
+/* query.h -- answer "packets in [from, to) matching FILTER" from an archive.
+ *
+ * The index narrows (query/filter.h plans over index postings), libpcap's
+ * compiled filter judges every candidate, and the answer streams: packets of
+ * one capture point in capture order, points merged by timestamp. Memory is
+ * bounded by a batch of segments' candidate bitmaps and one read buffer per
+ * point, whatever the archive or result size. */
+#ifndef QRY_QUERY_H
+#define QRY_QUERY_H
+
+#include <stdint.h>
+
+#include "common/rw.h"
+#include "index/index.h"
+
+struct qry_spec {
+    int64_t from, to;    /* [from, to) in ns; RW_TIME_MIN / RW_TIME_MAX for open ends */
+    const char *filter;  /* BPF expression; NULL or "" for all */
+    const char **points; /* NULL-terminated names, or NULL for every point */
+    uint64_t limit_packets, limit_bytes; /* 0: no limit */
+};
+
+typedef struct qry qry_t;
+
+/* A point taking part in the answer. */
+struct qry_point {
+    char name[65];
+    int dlt;          /* libpcap DLT_ value */
+    int linktype;     /* LINKTYPE_ value for file headers */
+    uint32_t snaplen;
+};
+
+struct qry_pkt {
+    int point;           /* index into qry_points() */
+    uint32_t sec, frac;  /* as stored: frac in nanoseconds */
+    uint32_t caplen, len;
+    const uint8_t *data; /* valid until the next qry_next() */
+};
+
+/* Plan a query. Bad points or a filter libpcap rejects for a point's link
+ * type are RW_EINPUT with libpcap's message. The index is read as it stands
+ * now (call idx_refresh() first to follow a writer). */
+int qry_new(idx_t *ix, const struct qry_spec *spec, qry_t **out, char *err) RW_WUR;
+void qry_free(qry_t *q);
+
+/* Points with segments in the window, in the order the packets refer to. */
+const struct qry_point *qry_points(const qry_t *q, int *n);
+
+/* Next matching packet: 1 with *pkt filled, 0 at the end, <0 on error. */
+int qry_next(qry_t *q, struct qry_pkt *pkt, char *err) RW_WUR;
+
+/* Plan description for --explain and logs, e.g. "index: 3 of 40 segments". */
+const char *qry_plan_desc(const qry_t *q);
+
+/* ---- output ---- */
+typedef int (*qry_write_fn)(void *arg, const void *buf, size_t n);
+typedef struct qry_out qry_out_t;
+enum { QRY_PCAP = 0, QRY_PCAPNG = 1 };
+
+/* A capture-file writer over a write callback (buffered). For QRY_PCAP all
+ * points must share a link type: RW_EINPUT otherwise. The pcap header has
+ * the nanosecond magic and the largest snaplen of the points. */
+int qry_out_new(int format, const struct qry_point *pts, int npts, qry_write_fn fn, void *arg,
+                qry_out_t **out, char *err) RW_WUR;
+int qry_out_packet(qry_out_t *o, const struct qry_pkt *p) RW_WUR;
+/* Flush; returns <0 if any write failed. Frees. */
+int qry_out_close(qry_out_t *o) RW_WUR;
+
+#endif
