@@ -52,6 +52,26 @@ int cap_pw_set_drops(cap_pw_t *w, uint64_t kernel, uint64_t queue, char *err) RW
 /* The LINKTYPE_ value a pcap file header carries for a libpcap DLT_ value. */
 int cap_linktype_of_dlt(int dlt);
 
+/* ---- reading capture files ---- */
+#define CAP_MAX_IFACES 64
+typedef struct cap_reader cap_reader_t;
+struct cap_rec {
+    int ifid; /* pcapng interface (across sections), 0 for pcap */
+    uint32_t sec, frac, caplen, len; /* frac in nanoseconds */
+    const uint8_t *data;             /* valid until the next cap_reader_next() */
+};
+/* Open a pcap or pcapng file ("-" for stdin) with libpcap. RW_EINPUT with
+ * "PATH: file header: <libpcap's reason>" if it is not a readable capture. */
+int cap_reader_open(const char *path, cap_reader_t **out, char *err) RW_WUR;
+/* 1 and a record, 0 at the end, RW_EINPUT "PATH: record N: <reason>". */
+int cap_reader_next(cap_reader_t *r, struct cap_rec *rec, char *err) RW_WUR;
+int cap_reader_dlt(const cap_reader_t *r);
+uint32_t cap_reader_snaplen(const cap_reader_t *r);
+uint64_t cap_reader_records(const cap_reader_t *r);
+/* Bytes of the file consumed so far; *total gets the file size (0 for a pipe). */
+uint64_t cap_reader_pos(const cap_reader_t *r, uint64_t *total);
+void cap_reader_close(cap_reader_t *r);
+
 /* ---- import ---- */
 struct cap_import_stats {
     uint64_t packets, bytes; /* records stored */

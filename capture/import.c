@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_IFACES 64
 
 /* ---- pcapng block walker (interface id of each packet block) ---- */
 struct ngwalk {
@@ -96,6 +95,96 @@ static int is_pcapng(const char *path)
     return m == 0x0A0D0D0A;
 }
 
+struct cap_reader {
+    pcap_t *p;
+    struct ngwalk ng;
+    char path[1024];
+    uint64_t recno, total;
+};
+
+int cap_reader_open(const char *path, cap_reader_t **out, char *err)
+{
+    char ebuf[PCAP_ERRBUF_SIZE];
+    struct stat sb;
+    cap_reader_t *r = calloc(1, sizeof *r);
+    *out = NULL;
+    if (!r)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    snprintf(r->path, sizeof r->path, "%s", path);
+    if (strcmp(path, "-") != 0) {
+        if (stat(path, &sb) < 0) {
+            free(r);
+            return rw_err(err, RW_EINPUT, "%s: %s", path, strerror(errno));
+        }
+        if (S_ISDIR(sb.st_mode)) {
+            free(r);
+            return rw_err(err, RW_EINPUT, "%s: is a directory, not a capture file", path);
+        }
+        r->total = (uint64_t)sb.st_size;
+    }
+    r->p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    if (!r->p) {
+        free(r);
+        return rw_err(err, RW_EINPUT, "%s: file header: %s", path, ebuf);
+    }
+    if (strcmp(path, "-") != 0 && is_pcapng(path) && !(r->ng.f = fopen(path, "rb"))) {
+        cap_reader_close(r);
+        return rw_err(err, RW_EIO, "%s: %s", path, strerror(errno));
+    }
+    *out = r;
+    return 0;
+}
+
+void cap_reader_close(cap_reader_t *r)
+{
+    if (!r)
+        return;
+    if (r->ng.f)
+        fclose(r->ng.f);
+    if (r->p)
+        pcap_close(r->p);
+    free(r);
+}
+
+int cap_reader_dlt(const cap_reader_t *r) { return pcap_datalink(r->p); }
+uint32_t cap_reader_snaplen(const cap_reader_t *r) { return (uint32_t)pcap_snapshot(r->p); }
+uint64_t cap_reader_records(const cap_reader_t *r) { return r->recno; }
+
+uint64_t cap_reader_pos(const cap_reader_t *r, uint64_t *total)
+{
+    FILE *f = pcap_file(r->p);
+    long pos = f ? ftell(f) : 0;
+    *total = r->total;
+    return pos > 0 ? (uint64_t)pos : 0;
+}
+
+int cap_reader_next(cap_reader_t *r, struct cap_rec *rec, char *err)
+{
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int x = pcap_next_ex(r->p, &h, &data);
+    if (x == PCAP_ERROR_BREAK)
+        return 0;
+    if (x != 1)
+        return rw_err(err, RW_EINPUT, "%s: record %llu: %s; the %llu records before it were kept",
+                      r->path, (unsigned long long)r->recno + 1, pcap_geterr(r->p),
+                      (unsigned long long)r->recno);
+    r->recno++;
+    rec->ifid = 0;
+    if (r->ng.f && ngwalk_next(&r->ng, &rec->ifid) != 1)
+        rec->ifid = 0; /* libpcap accepted the block; trust it, interface 0 */
+    if (rec->ifid < 0 || rec->ifid >= CAP_MAX_IFACES)
+        return rw_err(err, RW_EINPUT, "%s: record %llu: interface %d: at most %d interfaces are "
+                      "supported per file", r->path, (unsigned long long)r->recno, rec->ifid,
+                      CAP_MAX_IFACES);
+    rec->sec = (uint32_t)h->ts.tv_sec;
+    rec->frac = (uint32_t)h->ts.tv_usec;
+    rec->caplen = h->caplen;
+    rec->len = h->len;
+    rec->data = data;
+    return 1;
+}
+
 static int close_all(cap_pw_t **pw, int n, int rc, char *err)
 {
     char e2[RW_ERRSZ];
@@ -114,84 +203,51 @@ static int close_all(cap_pw_t **pw, int n, int rc, char *err)
 int cap_import_file(cap_arch_t *a, const char *path, const char *point, cap_progress_fn progress,
                     void *parg, struct cap_import_stats *st, char *err)
 {
-    char ebuf[PCAP_ERRBUF_SIZE];
-    cap_pw_t *pw[MAX_IFACES] = {0};
-    struct ngwalk ng = {0};
-    struct stat sb;
-    uint64_t total = 0, recno = 0;
-    int rc = 0, nw = 0;
+    cap_pw_t *pw[CAP_MAX_IFACES] = {0};
+    cap_reader_t *r;
+    struct cap_rec rec;
+    int rc, nw = 0;
     int64_t last_prog = 0;
     memset(st, 0, sizeof *st);
-    if (stat(path, &sb) == 0)
-        total = (uint64_t)sb.st_size;
-    else if (strcmp(path, "-") != 0)
-        return rw_err(err, RW_EINPUT, "%s: %s", path, strerror(errno));
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
-    if (!p)
-        return rw_err(err, RW_EINPUT, "%s: %s", path, ebuf);
-    if (strcmp(path, "-") != 0 && is_pcapng(path)) {
-        if (!(ng.f = fopen(path, "rb"))) {
-            pcap_close(p);
-            return rw_err(err, RW_EIO, "%s: %s", path, strerror(errno));
-        }
-    }
-    int dlt = pcap_datalink(p);
-    uint32_t snap = (uint32_t)pcap_snapshot(p);
-    for (;;) {
-        struct pcap_pkthdr *h;
-        const u_char *data;
-        int r = pcap_next_ex(p, &h, &data);
-        if (r == PCAP_ERROR_BREAK)
-            break;
-        if (r != 1) {
-            rc = rw_err(err, RW_EINPUT, "%s: record %llu: %s; the %llu records before it were kept",
-                        path, (unsigned long long)recno + 1, pcap_geterr(p),
-                        (unsigned long long)recno);
-            break;
-        }
-        recno++;
-        int ifid = 0;
-        if (ng.f && ngwalk_next(&ng, &ifid) != 1)
-            ifid = 0; /* libpcap accepted the block; trust it and use interface 0 */
-        if (ifid < 0 || ifid >= MAX_IFACES) {
-            rc = rw_err(err, RW_EINPUT, "%s: record %llu: interface %d: at most %d interfaces are "
-                        "supported per file", path, (unsigned long long)recno, ifid, MAX_IFACES);
-            break;
-        }
-        if (!pw[ifid]) {
+    if ((rc = cap_reader_open(path, &r, err)) < 0)
+        return rc;
+    int dlt = cap_reader_dlt(r);
+    uint32_t snap = cap_reader_snaplen(r);
+    while ((rc = cap_reader_next(r, &rec, err)) == 1) {
+        int i = rec.ifid;
+        if (!pw[i]) {
             char name[80];
-            if (ifid == 0)
+            if (i == 0)
                 snprintf(name, sizeof name, "%s", point);
             else
-                snprintf(name, sizeof name, "%s-if%d", point, ifid);
-            if ((rc = cap_pw_open(a, name, dlt, snap, &pw[ifid], err)) < 0)
+                snprintf(name, sizeof name, "%s-if%d", point, i);
+            if ((rc = cap_pw_open(a, name, dlt, snap, &pw[i], err)) < 0)
                 break;
-            if (ifid + 1 > nw)
-                nw = ifid + 1;
+            if (i + 1 > nw)
+                nw = i + 1;
             st->points++;
         }
-        if ((rc = cap_pw_add(pw[ifid], (uint32_t)h->ts.tv_sec, (uint32_t)h->ts.tv_usec, h->caplen,
-                             h->len, data, err)) < 0) {
-            rw_errctx(err, rc, "%s: record %llu", path, (unsigned long long)recno);
+        if ((rc = cap_pw_add(pw[i], rec.sec, rec.frac, rec.caplen, rec.len, rec.data, err)) < 0) {
+            rw_errctx(err, rc, "%s: record %llu", path, (unsigned long long)cap_reader_records(r));
             break;
         }
         st->packets++;
-        st->bytes += h->caplen;
-        if (progress && (recno & 4095) == 0) {
+        st->bytes += rec.caplen;
+        if (progress && (st->packets & 4095) == 0) {
             int64_t now = rw_mono_ns();
             if (now - last_prog > RW_NS_PER_SEC / 4) {
-                FILE *f = pcap_file(p);
-                long pos = f ? ftell(f) : 0;
-                progress(parg, path, pos > 0 ? (uint64_t)pos : 0, total, st->packets);
+                uint64_t total, pos = cap_reader_pos(r, &total);
+                progress(parg, path, pos, total, st->packets);
                 last_prog = now;
             }
         }
     }
-    rc = close_all(pw, nw, rc, err);
-    if (progress)
+    rc = close_all(pw, nw, rc < 0 ? rc : 0, err);
+    if (progress) {
+        uint64_t total;
+        cap_reader_pos(r, &total);
         progress(parg, path, total, total, st->packets);
-    if (ng.f)
-        fclose(ng.f);
-    pcap_close(p);
+    }
+    cap_reader_close(r);
     return rc;
 }

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Import end to end: bad files keep their good records and change nothing
+else; several files into one point; several points merged by time; CLI usage
+errors exit 2 with one line. Compared with tcpdump's own reading of the files."""
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import pcaputil  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("REWIND_BIN", os.path.join(ROOT, "bin"))
+PCAPS = os.environ.get("REWIND_PCAPS", os.path.join(ROOT, "..", "shared", "pcaps"))
+REWIND = os.path.join(BIN, "rewind")
+
+passed = 0
+failed = []
+
+
+def check(cond, what):
+    global passed
+    if cond:
+        passed += 1
+    else:
+        failed.append(what)
+        print("FAIL " + what)
+
+
+def status_content(arch):
+    """rewind status without the index size line (RocksDB's own files change on open)."""
+    out = rw("status", "--dir", arch).stdout.decode()
+    return [l for l in out.splitlines() if not l.startswith("index ")]
+
+
+def rw(*args):
+    return subprocess.run([REWIND] + list(args), capture_output=True)
+
+
+def tcpdump(path, flt=""):
+    p = subprocess.run(["tcpdump", "--time-stamp-precision=nano", "-r", path, "-w", "-"] +
+                       ([flt] if flt else []), capture_output=True)
+    return p.stdout
+
+
+def test_bad_files(tmp):
+    base = os.path.join(PCAPS, "good", "smtp.pcap")
+    for name in sorted(os.listdir(os.path.join(PCAPS, "bad"))):
+        path = os.path.join(PCAPS, "bad", name)
+        arch = os.path.join(tmp, "bad-" + name)
+        r = rw("import", "--quiet", "--dir", arch, "--point", "base", base)
+        check(r.returncode == 0, "%s: importing the base file" % name)
+        before = rw("query", "--dir", arch, "--point", "base").stdout
+        status_before = status_content(arch)
+        r = rw("import", "--quiet", "--dir", arch, "--point", "bad", path)
+        err = r.stderr.decode()
+        lines = [l for l in err.splitlines() if l.strip()]
+        check(r.returncode == 2, "%s: exit code %d, expected 2" % (name, r.returncode))
+        check(len(lines) == 1, "%s: expected one error line, got %r" % (name, err))
+        check(path in err, "%s: message does not name the file: %r" % (name, err))
+        check("record" in err or "file header" in err,
+              "%s: message does not name the record: %r" % (name, err))
+        # tcpdump keeps the good records before the fault: so must we.
+        want = tcpdump(path)
+        got = rw("query", "--dir", arch, "--point", "bad")
+        if len(want) >= 24 and len(pcaputil.read_pcap(want)[1]) > 0:
+            check(got.returncode == 0 and got.stdout == want,
+                  "%s: kept records differ from tcpdump's (%d vs %d bytes): %s" %
+                  (name, len(got.stdout), len(want), got.stderr.decode().strip()))
+        else:
+            check(got.returncode == 2 and b"no capture point" in got.stderr,
+                  "%s: a file with no good records must not create a point (%d %r)" %
+                  (name, got.returncode, got.stderr))
+        after = rw("query", "--dir", arch, "--point", "base").stdout
+        check(before == after and len(before) > 24, "%s: the base point changed" % name)
+        if not (len(want) >= 24 and len(pcaputil.read_pcap(want)[1]) > 0):
+            check(status_content(arch) == status_before,
+                  "%s: status changed after a file with no good records" % name)
+
+
+def test_one_point_several_files(tmp):
+    arch = os.path.join(tmp, "multi-files")
+    f1 = os.path.join(PCAPS, "good", "smtp.pcap")
+    f2 = os.path.join(PCAPS, "good", "sip-tcp.pcap")
+    f3 = os.path.join(PCAPS, "good", "dns-edns-ecs.pcap")
+    r = rw("import", "--quiet", "--dir", arch, f1, f2)
+    check(r.returncode == 0, "multi-files: import: %s" % r.stderr.decode())
+    r = rw("import", "--quiet", "--dir", arch, f3)
+    check(r.returncode == 0, "multi-files: second import: %s" % r.stderr.decode())
+    for flt in ["", "tcp", "port 25", "udp", "not port 5060", "host 10.10.1.4"]:
+        parts = [pcaputil.read_pcap(tcpdump(f, flt)) for f in (f1, f2, f3)]
+        want = parts[0][0] + b"".join(rec for p in parts for _, rec in p[1])
+        got = rw("query", "--dir", arch, *([flt] if flt else []))
+        check(got.returncode == 0 and got.stdout == want,
+              "multi-files: filter %r: capture order of the files not kept" % flt)
+
+
+def test_points_merge(tmp):
+    arch = os.path.join(tmp, "multi-points")
+    files = [("a", os.path.join(PCAPS, "good", "smtp.pcap")),
+             ("b", os.path.join(PCAPS, "good", "smtp-data-rejected.pcap")),
+             ("c", os.path.join(PCAPS, "good", "output-eve-ftp-data.pcap"))]
+    for point, f in files:
+        r = rw("import", "--quiet", "--dir", arch, "--point", point, f)
+        check(r.returncode == 0, "multi-points: import %s: %s" % (f, r.stderr.decode()))
+    for flt in ["", "tcp", "port 25", "not port 25"]:
+        parts = [pcaputil.read_pcap(tcpdump(f, flt)) for _, f in files]
+        merged = pcaputil.merge_by_time([p[1] for p in parts])
+        want = parts[0][0] + b"".join(rec for _, rec in merged)
+        got = rw("query", "--dir", arch, *([flt] if flt else []))
+        check(got.returncode == 0 and got.stdout == want,
+              "multi-points: filter %r: not merged by time" % flt)
+        one = rw("query", "--dir", arch, "--point", "b", *([flt] if flt else []))
+        check(one.stdout == tcpdump(files[1][1], flt), "multi-points: --point b, filter %r" % flt)
+    # pcapng: one interface per point, readable by tcpdump, same packets.
+    ng = rw("query", "--dir", arch, "--format", "pcapng")
+    p = subprocess.run(["tcpdump", "--time-stamp-precision=nano", "-r", "-", "-w", "-"],
+                       input=ng.stdout, capture_output=True)
+    want = pcaputil.merge_by_time([pcaputil.read_pcap(tcpdump(f))[1] for _, f in files])
+    check(p.returncode == 0 and [r for _, r in pcaputil.read_pcap(p.stdout)[1]] ==
+          [r for _, r in want], "multi-points: pcapng answer differs: %s" % p.stderr.decode())
+    # Different link types: pcap refused with a message, pcapng works.
+    sll = os.path.join(PCAPS, "good", "tcp-handshake-nano.pcap")
+    r = rw("import", "--quiet", "--dir", arch, "--point", "sll", sll)
+    check(r.returncode == 0, "multi-points: import SLL: %s" % r.stderr.decode())
+    r = rw("query", "--dir", arch)
+    check(r.returncode == 2 and b"link type" in r.stderr and b"pcapng" in r.stderr,
+          "multi-points: pcap over mixed link types must be refused (%d %r)" %
+          (r.returncode, r.stderr))
+    r = rw("query", "--dir", arch, "--format", "pcapng", "--count")
+    total = sum(len(pcaputil.read_pcap(tcpdump(f))[1]) for _, f in files + [("sll", sll)])
+    check(r.returncode == 0 and r.stdout.strip() == str(total).encode(),
+          "multi-points: --count over all points: %r, expected %d" % (r.stdout, total))
+    # A point keeps its link type.
+    r = rw("import", "--quiet", "--dir", arch, "--point", "a", sll)
+    check(r.returncode == 2 and b"link type" in r.stderr,
+          "multi-points: link type mismatch on a point must be refused: %r" % r.stderr)
+
+
+def test_multi_interface_pcapng(tmp):
+    arch = os.path.join(tmp, "ngmulti")
+    f = os.path.join(PCAPS, "edge", "pcapng-multi-interface.pcapng")
+    r = rw("import", "--quiet", "--dir", arch, "--point", "ng", f)
+    check(r.returncode == 0, "pcapng-multi: import: %s" % r.stderr.decode())
+    st = rw("status", "--dir", arch).stdout.decode()
+    check("ng-if1" in st and "\nng " in st, "pcapng-multi: one point per interface:\n" + st)
+
+
+def test_usage_errors(tmp):
+    arch = os.path.join(tmp, "usage")
+    rw("import", "--quiet", "--dir", arch, os.path.join(PCAPS, "good", "smtp.pcap"))
+    cases = [
+        (["query", "--dir", arch, "--from", "yesterday"], "time 'yesterday'"),
+        (["query", "--dir", arch, "--from", "2024-13-01T00:00:00Z"], "out of range"),
+        (["query", "--dir", arch, "--from", "-1x"], "relative"),
+        (["query", "--dir", arch, "--from", "100", "--to", "50"], "before"),
+        (["query", "--dir", arch, "--count", "host", "and"], "syntax error"),
+        (["query", "--dir", arch, "--count", "--point", "nosuch"], "no capture point"),
+        (["query", "--dir", arch, "--format", "xml"], "pcapng"),
+        (["query", "--dir", arch, "--limit", "-3"], "limit"),
+        (["query", "--dir", os.path.join(tmp, "nonexistent"), "--count"], "not a rewind archive"),
+        (["query", "--count"], "--dir"),
+        (["import", "--dir", arch], "no input files"),
+        (["import", "--dir", arch, "--point", "../x", "f"], "invalid point name"),
+        (["import", "--dir", arch, os.path.join(tmp, "missing.pcap")], "No such file"),
+        (["import", "--dir", arch, tmp], "directory"),
+        (["bogus"], "unknown command"),
+        (["status", "--dir", arch, "extra"], "unexpected argument"),
+    ]
+    env = dict(os.environ)
+    env.pop("REWIND_DIR", None)
+    for args, needle in cases:
+        r = subprocess.run([REWIND] + args, capture_output=True, env=env)
+        err = r.stderr.decode()
+        check(r.returncode == 2 and needle in err and len(err.strip().splitlines()) == 1,
+              "usage %s: exit %d, stderr %r (want exit 2 and %r)" % (args, r.returncode, err,
+                                                                    needle))
+    for cmd in ["import", "query", "status"]:
+        r = rw(cmd, "--help")
+        check(r.returncode == 0 and b"usage: rewind " + cmd.encode() in r.stdout,
+              "%s --help" % cmd)
+    r = subprocess.run([os.path.join(BIN, "rewindd"), "--help"], capture_output=True)
+    check(r.returncode == 0 and b"usage: rewindd" in r.stdout, "rewindd --help")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rewind-import-")
+    try:
+        for t in (test_bad_files, test_one_point_several_files, test_points_merge,
+                  test_multi_interface_pcapng, test_usage_errors):
+            t(tmp)
+    finally:
+        subprocess.run(["rm", "-rf", tmp])
+    print("import: %d passed, %d failed" % (passed, len(failed)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
