@@ -31,9 +31,11 @@ int cap_arch_open(const char *dir, const struct cap_opts *o, cap_arch_t **out, c
 /* Seals nothing: close every point writer first. */
 void cap_arch_close(cap_arch_t *a);
 idx_t *cap_arch_index(cap_arch_t *a);
+const char *cap_arch_dir(const cap_arch_t *a);
 
 /* A writer for capture point `name` of DLT `dlt`. The point is created in the
- * index with its first packet, so opening a writer changes nothing. */
+ * index with its first packet, so opening a writer changes nothing. One
+ * writer per point at a time: RW_EBUSY if the point already has one. */
 int cap_pw_open(cap_arch_t *a, const char *name, int dlt, uint32_t snaplen, cap_pw_t **out,
                 char *err) RW_WUR;
 /* Append one packet; frac is nanoseconds (may exceed 1e9 in broken files: it
@@ -83,9 +85,23 @@ typedef void (*cap_progress_fn)(void *arg, const char *path, uint64_t done, uint
 /* Import a pcap or pcapng file into point `point` (a pcapng file with several
  * interfaces gives POINT for interface 0 and POINT-ifN for the others).
  * A fault in the file keeps every good record before it and returns
- * RW_EINPUT naming the file and record. */
-int cap_import_file(cap_arch_t *a, const char *path, const char *point, cap_progress_fn progress,
-                    void *parg, struct cap_import_stats *st, char *err) RW_WUR;
+ * RW_EINPUT naming the file (as `label`, or path if NULL) and record. */
+int cap_import_file(cap_arch_t *a, const char *path, const char *label, const char *point,
+                    cap_progress_fn progress, void *parg, struct cap_import_stats *st,
+                    char *err) RW_WUR;
+
+/* ---- handing imports to the daemon that owns an archive ---- */
+/* Serve imports on the Unix socket DIR/rewindd.sock on a thread of its own:
+ * a client passes an open file descriptor (so the daemon reads only what the
+ * client could read) and gets progress and the result back. */
+typedef struct cap_handoff cap_handoff_t;
+int cap_handoff_start(cap_arch_t *a, cap_handoff_t **out, char *err) RW_WUR;
+void cap_handoff_stop(cap_handoff_t *h);
+/* Client side: import `path` through the daemon owning `dir`. Returns as
+ * cap_import_file() would; RW_EBUSY if no daemon answers. */
+int cap_handoff_import(const char *dir, const char *path, const char *point,
+                       cap_progress_fn progress, void *parg, struct cap_import_stats *st,
+                       char *err) RW_WUR;
 
 /* ---- live capture ---- */
 typedef struct cap_live cap_live_t;

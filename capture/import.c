@@ -102,37 +102,43 @@ struct cap_reader {
     uint64_t recno, total;
 };
 
-int cap_reader_open(const char *path, cap_reader_t **out, char *err)
+static int reader_open(const char *path, const char *label, cap_reader_t **out, char *err)
 {
     char ebuf[PCAP_ERRBUF_SIZE];
-    struct stat sb;
+    struct stat sb = {0};
     cap_reader_t *r = calloc(1, sizeof *r);
     *out = NULL;
     if (!r)
         return rw_err(err, RW_ENOMEM, "out of memory");
-    snprintf(r->path, sizeof r->path, "%s", path);
+    snprintf(r->path, sizeof r->path, "%s", label);
     if (strcmp(path, "-") != 0) {
         if (stat(path, &sb) < 0) {
             free(r);
-            return rw_err(err, RW_EINPUT, "%s: %s", path, strerror(errno));
+            return rw_err(err, RW_EINPUT, "%s: %s", label, strerror(errno));
         }
         if (S_ISDIR(sb.st_mode)) {
             free(r);
-            return rw_err(err, RW_EINPUT, "%s: is a directory, not a capture file", path);
+            return rw_err(err, RW_EINPUT, "%s: is a directory, not a capture file", label);
         }
         r->total = (uint64_t)sb.st_size;
     }
     r->p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
     if (!r->p) {
         free(r);
-        return rw_err(err, RW_EINPUT, "%s: file header: %s", path, ebuf);
+        return rw_err(err, RW_EINPUT, "%s: file header: %s", label, ebuf);
     }
-    if (strcmp(path, "-") != 0 && is_pcapng(path) && !(r->ng.f = fopen(path, "rb"))) {
+    /* The walker re-reads the file: only possible for a regular file. */
+    if (r->total && S_ISREG(sb.st_mode) && is_pcapng(path) && !(r->ng.f = fopen(path, "rb"))) {
         cap_reader_close(r);
-        return rw_err(err, RW_EIO, "%s: %s", path, strerror(errno));
+        return rw_err(err, RW_EIO, "%s: %s", label, strerror(errno));
     }
     *out = r;
     return 0;
+}
+
+int cap_reader_open(const char *path, cap_reader_t **out, char *err)
+{
+    return reader_open(path, path, out, err);
 }
 
 void cap_reader_close(cap_reader_t *r)
@@ -200,8 +206,8 @@ static int close_all(cap_pw_t **pw, int n, int rc, char *err)
     return rc;
 }
 
-int cap_import_file(cap_arch_t *a, const char *path, const char *point, cap_progress_fn progress,
-                    void *parg, struct cap_import_stats *st, char *err)
+int cap_import_file(cap_arch_t *a, const char *path, const char *label, const char *point,
+                    cap_progress_fn progress, void *parg, struct cap_import_stats *st, char *err)
 {
     cap_pw_t *pw[CAP_MAX_IFACES] = {0};
     cap_reader_t *r;
@@ -209,7 +215,9 @@ int cap_import_file(cap_arch_t *a, const char *path, const char *point, cap_prog
     int rc, nw = 0;
     int64_t last_prog = 0;
     memset(st, 0, sizeof *st);
-    if ((rc = cap_reader_open(path, &r, err)) < 0)
+    if (!label)
+        label = path;
+    if ((rc = reader_open(path, label, &r, err)) < 0)
         return rc;
     int dlt = cap_reader_dlt(r);
     uint32_t snap = cap_reader_snaplen(r);
@@ -228,7 +236,7 @@ int cap_import_file(cap_arch_t *a, const char *path, const char *point, cap_prog
             st->points++;
         }
         if ((rc = cap_pw_add(pw[i], rec.sec, rec.frac, rec.caplen, rec.len, rec.data, err)) < 0) {
-            rw_errctx(err, rc, "%s: record %llu", path, (unsigned long long)cap_reader_records(r));
+            rw_errctx(err, rc, "%s: record %llu", label, (unsigned long long)cap_reader_records(r));
             break;
         }
         st->packets++;
@@ -237,7 +245,7 @@ int cap_import_file(cap_arch_t *a, const char *path, const char *point, cap_prog
             int64_t now = rw_mono_ns();
             if (now - last_prog > RW_NS_PER_SEC / 4) {
                 uint64_t total, pos = cap_reader_pos(r, &total);
-                progress(parg, path, pos, total, st->packets);
+                progress(parg, label, pos, total, st->packets);
                 last_prog = now;
             }
         }
@@ -246,7 +254,7 @@ int cap_import_file(cap_arch_t *a, const char *path, const char *point, cap_prog
     if (progress) {
         uint64_t total;
         cap_reader_pos(r, &total);
-        progress(parg, path, total, total, st->packets);
+        progress(parg, label, total, total, st->packets);
     }
     cap_reader_close(r);
     return rc;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pcap/pcap.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,50 @@
 
 #define WBUF (1u << 20)
 
+#define MAX_WRITERS 256
+
 struct cap_arch {
     idx_t *ix;
     struct cap_opts o;
     char dir[1024];
+    /* names of points with an open writer: one writer per point at a time,
+     * so that a point's segments stay in capture order */
+    pthread_mutex_t mu;
+    char active[MAX_WRITERS][65];
 };
+
+static int claim_point(cap_arch_t *a, const char *name, char *err)
+{
+    int free_slot = -1, rc = 0;
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < MAX_WRITERS; i++) {
+        if (!a->active[i][0]) {
+            if (free_slot < 0)
+                free_slot = i;
+        } else if (!strcmp(a->active[i], name)) {
+            rc = rw_err(err, RW_EBUSY,
+                        "capture point '%s' is being written (live capture or another import); "
+                        "import into another --point",
+                        name);
+            break;
+        }
+    }
+    if (rc == 0 && free_slot < 0)
+        rc = rw_err(err, RW_EBUSY, "too many capture points written at once (%d)", MAX_WRITERS);
+    if (rc == 0)
+        snprintf(a->active[free_slot], sizeof a->active[free_slot], "%s", name);
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+static void release_point(cap_arch_t *a, const char *name)
+{
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < MAX_WRITERS; i++)
+        if (!strcmp(a->active[i], name))
+            a->active[i][0] = 0;
+    pthread_mutex_unlock(&a->mu);
+}
 
 struct cap_pw {
     cap_arch_t *a;
@@ -133,6 +173,7 @@ int cap_arch_open(const char *dir, const struct cap_opts *o, cap_arch_t **out, c
     if (!a)
         return rw_err(err, RW_ENOMEM, "out of memory");
     snprintf(a->dir, sizeof a->dir, "%s", dir);
+    pthread_mutex_init(&a->mu, NULL);
     if (o)
         a->o = *o;
     else
@@ -150,8 +191,11 @@ void cap_arch_close(cap_arch_t *a)
     if (!a)
         return;
     idx_close(a->ix);
+    pthread_mutex_destroy(&a->mu);
     free(a);
 }
+
+const char *cap_arch_dir(const cap_arch_t *a) { return a->dir; }
 
 idx_t *cap_arch_index(cap_arch_t *a) { return a->ix; }
 
@@ -164,8 +208,12 @@ int cap_pw_open(cap_arch_t *a, const char *name, int dlt, uint32_t snaplen, cap_
                       "capture point name '%s' is not valid: use 1-64 letters, digits, '.', '_' or "
                       "'-'",
                       name);
+    int rc = claim_point(a, name, err);
+    if (rc < 0)
+        return rc;
     if (!(w = calloc(1, sizeof *w)) || !(w->buf = malloc(WBUF))) {
         free(w);
+        release_point(a, name);
         return rw_err(err, RW_ENOMEM, "out of memory");
     }
     w->a = a;
@@ -337,6 +385,7 @@ int cap_pw_close(cap_pw_t *w, char *err)
     if (!w)
         return 0;
     rc = seg_seal(w, err);
+    release_point(w->a, w->name);
     free(w->buf);
     free(w);
     return rc;

@@ -50,6 +50,8 @@ static const char import_help[] =
     "becomes one capture point per interface: NAME, NAME-if1, NAME-if2, ...\n"
     "A file with a fault keeps its good records before the fault; the fault is\n"
     "reported with the file name and record number, and the exit code is 2.\n"
+    "If a running rewindd owns DIR, the files are handed to it (it reads the\n"
+    "descriptors this command opened) and imported by the daemon.\n"
     "\n"
     "  -d, --dir DIR      archive directory (or $REWIND_DIR)\n"
     "  -p, --point NAME   capture point to import into (default: import)\n"
@@ -105,14 +107,23 @@ static int cmd_import(int argc, char **argv)
     if (!rw_point_name_ok(point))
         return die_usage("import: invalid point name '%s': use letters, digits, '.', '_', '-'",
                          point);
-    cap_arch_t *a;
+    cap_arch_t *a = NULL;
     int rc = cap_arch_open(dir, NULL, &a, err);
-    if (rc < 0)
+    if (rc == RW_EBUSY) {
+        /* A daemon owns the archive: hand the files to it. */
+        a = NULL;
+        if (!quiet)
+            rw_info("%s is owned by a running rewindd; handing the files to it", dir);
+    } else if (rc < 0) {
         return fail(rc, err);
+    }
     for (int i = optind; i < argc; i++) {
         struct cap_import_stats st;
         struct progress pr = {.tty = !quiet && isatty(2), .start = rw_mono_ns()};
-        rc = cap_import_file(a, argv[i], point, show_progress, &pr, &st, err);
+        if (a)
+            rc = cap_import_file(a, argv[i], NULL, point, show_progress, &pr, &st, err);
+        else
+            rc = cap_handoff_import(dir, argv[i], point, show_progress, &pr, &st, err);
         if (pr.tty)
             fputs("\r\033[K", stderr);
         if (rc < 0) {

@@ -22,6 +22,8 @@ static const char help[] =
     "Capture packets from interfaces into the archive in DIR, rolling segments\n"
     "by time and size and indexing them as they are written. Packets are\n"
     "queryable ('rewind query --dir DIR') about one flush interval after capture.\n"
+    "The daemon owns DIR: 'rewind import --dir DIR' hands its files to it\n"
+    "through DIR/rewindd.sock. With no -i it only serves the archive.\n"
     "\n"
     "  -d, --dir DIR             archive directory (created if missing)\n"
     "  -i, --interface IFACE[=POINT]\n"
@@ -94,10 +96,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "rewindd: unexpected argument '%s' (see 'rewindd --help')\n", argv[optind]);
         return 2;
     }
-    if (nif == 0) {
-        fprintf(stderr, "rewindd: nothing to do: give -i IFACE to capture\n");
-        return 2;
-    }
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -109,6 +107,12 @@ int main(int argc, char **argv)
         return rc == RW_EINPUT ? 2 : 1;
     }
     cap_live_t *lives[MAX_IFACES] = {0};
+    cap_handoff_t *hand = NULL;
+    if ((rc = cap_handoff_start(a, &hand, err)) < 0) {
+        rw_error("%s", err);
+        status = 1;
+        goto stop;
+    }
     for (int i = 0; i < nif; i++) {
         char *eq = strchr(ifaces[i], '=');
         const char *point = NULL;
@@ -143,6 +147,7 @@ stop:
             status = 1;
         }
     }
+    cap_handoff_stop(hand);
     cap_arch_close(a);
     rw_info("stopped");
     return status;

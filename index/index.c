@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ struct idx {
     int mode;
     char dir[1024];
     char secdir[256];
+    pthread_mutex_t mu; /* id allocation and point creation (writer threads) */
     uint64_t next_seg;
     uint32_t next_point;
 };
@@ -168,7 +170,19 @@ static int load_meta(idx_t *ix, char *err)
         return rc;
     if (rc == 1)
         ix->next_point = rw_get_be32(v);
-    return 0;
+    /* Concurrent writers may commit "next_seg" out of order: the largest
+     * segment id in the catalogue is the authority. */
+    rocksdb_iterator_t *it = idx_iter(ix);
+    rocksdb_iter_seek_for_prev(it, "S\xff\xff\xff\xff\xff\xff\xff\xff", 9);
+    if (rocksdb_iter_valid(it)) {
+        size_t kl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl == 9 && k[0] == 'S' && rw_get_be64(k + 1) >= ix->next_seg)
+            ix->next_seg = rw_get_be64(k + 1) + 1;
+    }
+    rc = idx_iter_status(it, err);
+    rocksdb_iter_destroy(it);
+    return rc;
 }
 
 int idx_open(const char *dir, int mode, idx_t **out, char *err)
@@ -183,6 +197,7 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
         return rw_err(err, RW_ENOMEM, "out of memory");
     snprintf(ix->dir, sizeof ix->dir, "%s", dir);
     ix->mode = mode;
+    pthread_mutex_init(&ix->mu, NULL);
     snprintf(path, sizeof path, "%s/index", dir);
     snprintf(cur, sizeof cur, "%s/CURRENT", path);
     if (mode == IDX_WRITE) {
@@ -283,6 +298,7 @@ void idx_close(idx_t *ix)
     /* The options own the merge operator once set. */
     if (ix->secdir[0])
         nftw(ix->secdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    pthread_mutex_destroy(&ix->mu);
     free(ix);
 }
 
@@ -294,7 +310,7 @@ int idx_refresh(idx_t *ix, char *err)
     rocksdb_try_catch_up_with_primary(ix->db, &rerr);
     if (rerr)
         return db_err(err, rerr, "following the archive writer");
-    return load_meta(ix, err);
+    return 0;
 }
 
 const char *idx_dir(const idx_t *ix) { return ix->dir; }
@@ -366,8 +382,20 @@ static int point_drops(idx_t *ix, struct idx_point *p, char *err)
     return 0;
 }
 
+static int point_get_locked(idx_t *ix, const char *name, int linktype, uint32_t snaplen,
+                            struct idx_point *out, char *err);
+
 int idx_point_get(idx_t *ix, const char *name, int linktype, uint32_t snaplen, struct idx_point *out,
                   char *err)
+{
+    pthread_mutex_lock(&ix->mu);
+    int rc = point_get_locked(ix, name, linktype, snaplen, out, err);
+    pthread_mutex_unlock(&ix->mu);
+    return rc;
+}
+
+static int point_get_locked(idx_t *ix, const char *name, int linktype, uint32_t snaplen,
+                            struct idx_point *out, char *err)
 {
     uint8_t key[80], v[16];
     size_t klen = strlen(name) + 1, vlen = 0;
@@ -623,7 +651,13 @@ int idx_seg_mark_sealed(idx_t *ix, const struct idx_seg *s, char *err)
     return rc;
 }
 
-uint64_t idx_next_seg_id(idx_t *ix) { return ix->next_seg++; }
+uint64_t idx_next_seg_id(idx_t *ix)
+{
+    pthread_mutex_lock(&ix->mu);
+    uint64_t id = ix->next_seg++;
+    pthread_mutex_unlock(&ix->mu);
+    return id;
+}
 
 /* ---------- reading postings ---------- */
 

@@ -114,6 +114,16 @@ def main():
                             "port", "25"], input=live_all, capture_output=True)
         check(q.returncode == 0 and q.stdout == t.stdout and len(q.stdout) > 24,
               "live: 'port 25' differs from tcpdump over the same packets")
+        # Import into the archive the daemon owns: handed to the daemon.
+        smtp = SENDS[0]
+        r = sh(REWIND, "import", "--quiet", "--dir", arch, "--point", "imported", smtp)
+        check(r.returncode == 0, "import while rewindd runs: %s" % r.stderr.decode())
+        q = sh(REWIND, "query", "--dir", arch, "--point", "imported")
+        check(q.stdout == sh("tcpdump", "--time-stamp-precision=nano", "-r", smtp, "-w",
+                             "-").stdout, "import handed to rewindd: answer differs from tcpdump")
+        r = sh(REWIND, "import", "--quiet", "--dir", arch, "--point", "live", smtp)
+        check(r.returncode != 0 and b"being written" in r.stderr,
+              "import into the live point must be refused: %r" % r.stderr)
         st = sh(REWIND, "status", "--dir", arch).stdout.decode()
         check("live" in st and " 0/0" in st, "live: status shows the point without drops:\n" + st)
         daemon.send_signal(signal.SIGTERM)
