@@ -24,7 +24,7 @@ CFLAGS_OPT := -O2
 LDFLAGS_SAN :=
 endif
 CFLAGS += $(CFLAGS_BASE) $(CFLAGS_OPT)
-LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -lpthread -lm
+LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -ljansson -lcurl -lpthread -lm
 
 LIB_SRC := $(wildcard common/*.c capture/*.c index/*.c query/*.c httpd/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -11,6 +11,7 @@
 
 #include "capture/cap.h"
 #include "common/rw.h"
+#include "httpd/client.h"
 #include "index/index.h"
 #include "query/query.h"
 
@@ -148,7 +149,7 @@ static int cmd_import(int argc, char **argv)
 /* ------------------------------------------------------------------ query */
 
 static const char query_help[] =
-    "usage: rewind query --dir DIR [--from T] [--to T] [--point NAME]...\n"
+    "usage: rewind query (--dir DIR | --url URL) [--from T] [--to T] [--point NAME]...\n"
     "                    [--format pcap|pcapng] [-w FILE] [--count] [FILTER...]\n"
     "\n"
     "Write the packets in [from, to) that match the BPF FILTER (pcap-filter(7);\n"
@@ -157,6 +158,8 @@ static const char query_help[] =
     "Packets of one capture point keep capture order; points are merged by time.\n"
     "\n"
     "  -d, --dir DIR        archive directory (or $REWIND_DIR)\n"
+    "  -u, --url URL        ask a rewindd instead, e.g. http://127.0.0.1:8800\n"
+    "                       (or $REWIND_URL); relative times are the daemon's\n"
     "  -f, --from T         start, inclusive (default: the beginning)\n"
     "  -t, --to T           end, exclusive (default: the end)\n"
     "                       T: RFC 3339 (2024-05-01T14:00:00Z), Unix seconds\n"
@@ -172,6 +175,90 @@ static const char query_help[] =
 
 static int write_fd(void *arg, const void *buf, size_t n) { return rw_write_all(*(int *)arg, buf, n); }
 
+/* Counts the packet blocks of a pcapng stream as it arrives (--count --url). */
+struct ngcount {
+    uint8_t hdr[8];
+    size_t have;      /* bytes of the current block header seen */
+    uint64_t skip;    /* bytes of the current block body still to skip */
+    uint64_t packets;
+};
+
+static int count_ng(void *arg, const void *buf, size_t n)
+{
+    struct ngcount *c = arg;
+    const uint8_t *p = buf;
+    while (n > 0) {
+        if (c->skip) {
+            size_t k = n < c->skip ? n : (size_t)c->skip;
+            c->skip -= k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        size_t k = 8 - c->have < n ? 8 - c->have : n;
+        memcpy(c->hdr + c->have, p, k);
+        c->have += k;
+        p += k;
+        n -= k;
+        if (c->have == 8) {
+            uint32_t type, len;
+            memcpy(&type, c->hdr, 4);
+            memcpy(&len, c->hdr + 4, 4);
+            if (len < 12)
+                return -1;
+            c->packets += type == 6;
+            c->skip = len - 8;
+            c->have = 0;
+        }
+    }
+    return 0;
+}
+
+static int append_param(char *q, size_t qsz, const char *k, const char *v)
+{
+    char *e = httpd_escape(v);
+    if (!e)
+        return -1;
+    size_t l = strlen(q);
+    int n = snprintf(q + l, qsz - l, "%s%s=%s", l ? "&" : "?", k, e);
+    free(e);
+    return n < 0 || (size_t)n >= qsz - l ? -1 : 0;
+}
+
+/* rewind query --url: the same question asked of a daemon. */
+static int query_url(const char *url, const char *from, const char *to, const char **points,
+                     int npoints, const char *filter, uint64_t limit, int format, int count,
+                     int fd)
+{
+    char q[8192] = "", err[RW_ERRSZ], lim[32];
+    int rc = 0;
+    if ((from && append_param(q, sizeof q, "from", from) < 0) ||
+        (to && append_param(q, sizeof q, "to", to) < 0) ||
+        (filter[0] && append_param(q, sizeof q, "filter", filter) < 0))
+        return fail(RW_EINPUT, "query too long");
+    for (int i = 0; i < npoints; i++)
+        if (append_param(q, sizeof q, "point", points[i]) < 0)
+            return fail(RW_EINPUT, "query too long");
+    if (limit) {
+        snprintf(lim, sizeof lim, "%llu", (unsigned long long)limit);
+        if (append_param(q, sizeof q, "limit_packets", lim) < 0)
+            return fail(RW_EINPUT, "query too long");
+    }
+    if ((format == QRY_PCAPNG || count) && append_param(q, sizeof q, "format", "pcapng") < 0)
+        return fail(RW_EINPUT, "query too long");
+    char path[8300];
+    snprintf(path, sizeof path, "/api/v1/packets%s", q);
+    if (count) {
+        struct ngcount c = {0};
+        rc = httpd_get(url, path, count_ng, &c, err);
+        if (rc == 0)
+            printf("%llu\n", (unsigned long long)c.packets);
+    } else {
+        rc = httpd_get(url, path, write_fd, &fd, err);
+    }
+    return rc < 0 ? fail(rc, err) : 0;
+}
+
 static int cmd_query(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -179,17 +266,19 @@ static int cmd_query(int argc, char **argv)
         {"to", required_argument, 0, 't'},     {"point", required_argument, 0, 'p'},
         {"format", required_argument, 0, 'F'}, {"write", required_argument, 0, 'w'},
         {"count", no_argument, 0, 'c'},        {"limit", required_argument, 0, 'l'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    const char *dir = NULL, *from = NULL, *to = NULL, *wfile = NULL;
+        {"url", required_argument, 0, 'u'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *dir = NULL, *from = NULL, *to = NULL, *wfile = NULL, *url = NULL;
     const char *points[65];
     int npoints = 0, count = 0, format = QRY_PCAP, c, rc, fd = 1;
     uint64_t limit = 0;
     char err[RW_ERRSZ], *filter = NULL;
     struct qry_spec spec = {.from = RW_TIME_MIN, .to = RW_TIME_MAX};
     int64_t now = rw_now_ns();
-    while ((c = getopt_long(argc, argv, "+d:f:t:p:F:w:cl:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+d:u:f:t:p:F:w:cl:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
+        case 'u': url = optarg; break;
         case 'f': from = optarg; break;
         case 't': to = optarg; break;
         case 'p':
@@ -220,9 +309,14 @@ static int cmd_query(int argc, char **argv)
         default: return die_usage("query: bad option%s", "");
         }
     }
-    dir = env_dir(dir);
-    if (!dir)
-        return die_usage("query: --dir DIR is required%s", "");
+    if (!dir && !url)
+        url = getenv("REWIND_URL");
+    if (!url)
+        dir = env_dir(dir);
+    if (!dir && !url)
+        return die_usage("query: --dir DIR or --url URL is required%s", "");
+    if (dir && url)
+        return die_usage("query: give --dir or --url, not both%s", "");
     if (from && (rc = rw_time_parse(from, now, &spec.from, err)) < 0)
         return fail(rc, err);
     if (to && (rc = rw_time_parse(to, now, &spec.to, err)) < 0)
@@ -253,6 +347,21 @@ static int cmd_query(int argc, char **argv)
     qry_t *q = NULL;
     qry_out_t *out = NULL;
     int status = 0;
+    if (url) {
+        if (wfile && (fd = open(wfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+            snprintf(err, sizeof err, "cannot write %s: %s", wfile, strerror(errno));
+            free(filter);
+            return fail(RW_EINPUT, err);
+        }
+        status = query_url(url, from, to, points, npoints, filter, limit, format, count, fd);
+        if (wfile) {
+            close(fd);
+            if (status != 0)
+                unlink(wfile);
+        }
+        free(filter);
+        return status;
+    }
     if ((rc = idx_open(dir, IDX_READ, &ix, err)) < 0 || (rc = qry_new(ix, &spec, &q, err)) < 0) {
         status = fail(rc, err);
         goto done;
@@ -313,33 +422,50 @@ done:
 /* ------------------------------------------------------------------ status */
 
 static const char status_help[] =
-    "usage: rewind status --dir DIR\n"
+    "usage: rewind status (--dir DIR | --url URL)\n"
     "\n"
     "Show the archive's capture points, segments, packets, bytes, time span,\n"
     "drops and index size.\n"
     "\n"
     "  -d, --dir DIR   archive directory (or $REWIND_DIR)\n"
+    "  -u, --url URL   ask a rewindd instead (or $REWIND_URL): prints its JSON\n"
     "  -h, --help      this help\n";
+
+static int write_stdout(void *arg, const void *buf, size_t n)
+{
+    (void)arg;
+    return fwrite(buf, 1, n, stdout) == n ? 0 : -1;
+}
 
 static int cmd_status(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *dir = NULL;
+    static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
+                                         {"url", required_argument, 0, 'u'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *dir = NULL, *url = NULL;
     int c, rc;
     char err[RW_ERRSZ], b1[48], b2[48], b3[48];
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:u:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
+        case 'u': url = optarg; break;
         case 'h': fputs(status_help, stdout); return 0;
         default: return die_usage("status: bad option%s", "");
         }
     }
-    dir = env_dir(dir);
-    if (!dir)
-        return die_usage("status: --dir DIR is required%s", "");
     if (optind < argc)
         return die_usage("status: unexpected argument '%s'", argv[optind]);
+    if (!dir && !url)
+        url = getenv("REWIND_URL");
+    if (!url)
+        dir = env_dir(dir);
+    if (!dir && !url)
+        return die_usage("status: --dir DIR or --url URL is required%s", "");
+    if (url) {
+        rc = httpd_get(url, "/api/v1/status", write_stdout, NULL, err);
+        return rc < 0 ? fail(rc, err) : 0;
+    }
     idx_t *ix;
     struct idx_point *pts = NULL;
     struct idx_seg *segs = NULL;

@@ -5,16 +5,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "capture/cap.h"
+#include "httpd/httpd.h"
 #include "common/rw.h"
 
 #define MAX_IFACES 16
 
-static volatile sig_atomic_t stop_sig;
+static volatile sig_atomic_t stop_sig, hup;
 
 static void on_signal(int sig) { stop_sig = sig; }
+static void on_hup(int sig) { hup = sig; }
 
 static const char help[] =
     "usage: rewindd --dir DIR [-i IFACE[=POINT]]... [OPTIONS]\n"
@@ -33,9 +36,17 @@ static const char help[] =
     "      --segment-bytes SIZE  roll segments before SIZE (default 256M)\n"
     "      --flush DURATION      commit interval (default 1s); at most this much\n"
     "                            capture is lost on a crash\n"
+    "  -l, --listen ADDR:PORT    HTTP API address (default 127.0.0.1:8800;\n"
+    "                            'none' to serve no HTTP)\n"
+    "      --max-queries N       concurrent packet queries before 503 (default 8)\n"
+    "      --sensor NAME         sensor name in responses (default: host name)\n"
+    "      --log FILE            log to FILE instead of stderr (SIGHUP reopens it)\n"
     "  -h, --help                this help\n"
     "\n"
-    "SIGTERM or SIGINT: stop capturing, seal segments, exit 0.\n"
+    "HTTP routes (see rewindd(8)): /api/v1/packets, /api/v1/segments,\n"
+    "/api/v1/status, /metrics, /healthz.\n"
+    "SIGTERM or SIGINT: stop accepting, cut responses in flight, seal segments,\n"
+    "exit 0. SIGHUP: reopen the --log file.\n"
     "Exit status: 0 clean stop, 1 runtime failure, 2 bad usage.\n";
 
 int main(int argc, char **argv)
@@ -45,16 +56,34 @@ int main(int argc, char **argv)
                                          {"segment-seconds", required_argument, 0, 'S'},
                                          {"segment-bytes", required_argument, 0, 'B'},
                                          {"flush", required_argument, 0, 'F'},
+                                         {"listen", required_argument, 0, 'l'},
+                                         {"max-queries", required_argument, 0, 'Q'},
+                                         {"sensor", required_argument, 0, 'N'},
+                                         {"log", required_argument, 0, 'L'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *dir = NULL;
+    const char *dir = NULL, *logfile = NULL;
+    struct httpd_opts ho = {.listen = "127.0.0.1:8800"};
     char *ifaces[MAX_IFACES];
     int nif = 0, c, rc, status = 0;
     char err[RW_ERRSZ];
     struct cap_opts o;
     cap_opts_default(&o);
-    while ((c = getopt_long(argc, argv, "d:i:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:i:l:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'l': ho.listen = strcmp(optarg, "none") ? optarg : NULL; break;
+        case 'N': ho.sensor = optarg; break;
+        case 'L': logfile = optarg; break;
+        case 'Q': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 1024) {
+                fprintf(stderr, "rewindd: --max-queries must be 1..1024, not '%s'\n", optarg);
+                return 2;
+            }
+            ho.max_queries = (int)v;
+            break;
+        }
         case 'd': dir = optarg; break;
         case 'i':
             if (nif == MAX_IFACES) {
@@ -96,9 +125,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "rewindd: unexpected argument '%s' (see 'rewindd --help')\n", argv[optind]);
         return 2;
     }
-    struct sigaction sa = {.sa_handler = on_signal};
+    struct sockaddr_storage ss;
+    if (ho.listen && httpd_parse_listen(ho.listen, &ss, err) < 0) {
+        fprintf(stderr, "rewindd: --listen: %s\n", err);
+        return 2;
+    }
+    if (logfile && !freopen(logfile, "a", stderr)) {
+        fprintf(stdout, "rewindd: cannot open log %s: %s\n", logfile, strerror(errno));
+        return 2;
+    }
+    setvbuf(stderr, NULL, _IOLBF, 0);
+    struct sigaction sa = {.sa_handler = on_signal}, sh = {.sa_handler = on_hup};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sh, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     cap_arch_t *a;
@@ -108,6 +148,7 @@ int main(int argc, char **argv)
     }
     cap_live_t *lives[MAX_IFACES] = {0};
     cap_handoff_t *hand = NULL;
+    httpd_t *web = NULL;
     if ((rc = cap_handoff_start(a, &hand, err)) < 0) {
         rw_error("%s", err);
         status = 1;
@@ -127,9 +168,25 @@ int main(int argc, char **argv)
         }
         rw_info("capturing on %s into point %s of %s", ifaces[i], point ? point : ifaces[i], dir);
     }
+    if (ho.listen) {
+        if ((rc = httpd_start(cap_arch_index(a), &ho, &web, err)) < 0) {
+            rw_error("%s", err);
+            status = rc == RW_EINPUT ? 2 : 1;
+            goto stop;
+        }
+        rw_info("serving http://%s/api/v1/ (curl -o x.pcap 'http://%s/api/v1/packets?from=-5m"
+                "&filter=port%%2053')", ho.listen, ho.listen);
+    }
     rw_info("ready; query with: rewind query --dir %s --from -5m 'FILTER' -w out.pcap", dir);
     while (!stop_sig) {
         usleep(200 * 1000);
+        if (hup) {
+            hup = 0;
+            if (logfile && !freopen(logfile, "a", stderr))
+                stop_sig = -1;
+            else
+                rw_info("SIGHUP: log reopened");
+        }
         for (int i = 0; i < nif; i++) {
             if (lives[i] && cap_live_failed(lives[i], err)) {
                 rw_error("%s; stopping", err);
@@ -141,6 +198,7 @@ int main(int argc, char **argv)
     if (stop_sig > 0)
         rw_info("signal %d: stopping", (int)stop_sig);
 stop:
+    httpd_stop(web);
     for (int i = 0; i < nif; i++) {
         if (lives[i] && cap_live_stop(lives[i], err) < 0) {
             rw_error("%s", err);

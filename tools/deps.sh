@@ -4,7 +4,7 @@
 # machine has stale package lists); installs nothing when all are present.
 set -eu
 PKGS="gcc make pkg-config libpcap-dev librocksdb-dev libmicrohttpd-dev libroaring-dev \
-liblz4-dev libssl-dev libcmocka-dev tcpdump tcpreplay lz4 iproute2 curl python3 clang \
+liblz4-dev libssl-dev libcmocka-dev libjansson-dev libcurl4-openssl-dev tcpdump tcpreplay lz4 iproute2 curl python3 clang \
 libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
