@@ -3,7 +3,9 @@
 time windows queried with `rewind query` and compared byte for byte with
 `tcpdump --time-stamp-precision=nano -r FILE -w - FILTER` cut to the window.
 
-Usage: test_difftest.py [--url-mode] [FILE...]   (default: all of good/ and edge/)
+Usage: test_difftest.py [--http] [FILE...]   (default: all of good/ and edge/)
+With --http every archive is served by a real rewindd on a loopback port and
+every query goes through curl to /api/v1/packets instead of `rewind query`.
 Environment: REWIND_BIN (bin dir), REWIND_PCAPS (shared pcaps dir), REWIND_TMP.
 Prints one line per failure and a closing 'N passed, N failed'."""
 import collections
@@ -13,6 +15,8 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import pcaputil  # noqa: E402
@@ -117,7 +121,53 @@ def rfc3339(ns):
     return d.strftime("%Y-%m-%dT%H:%M:%S") + ".%09dZ" % f
 
 
-def run_file(path, tmp):
+PORTS = iter(range(20000 + os.getpid() % 20000, 65000))
+
+
+class Http:
+    """A rewindd serving one archive, asked through curl."""
+
+    def __init__(self, arch, tmp):
+        self.port = next(PORTS)
+        self.body = os.path.join(tmp, "body-%d" % self.port)
+        self.log = open(os.path.join(tmp, "rewindd-%d.log" % self.port), "wb")
+        self.proc = subprocess.Popen([os.path.join(BIN, "rewindd"), "--dir", arch, "--listen",
+                                      "127.0.0.1:%d" % self.port], stdout=self.log,
+                                     stderr=self.log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.get("/healthz")[0] == 200:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("rewindd on port %d did not come up" % self.port)
+
+    def get(self, path):
+        r = subprocess.run(["curl", "-s", "-o", self.body, "-w", "%{http_code}",
+                            "http://127.0.0.1:%d%s" % (self.port, path)], capture_output=True)
+        code = int(r.stdout or b"0")
+        data = open(self.body, "rb").read() if os.path.exists(self.body) else b""
+        return code, data, r.returncode
+
+    def query(self, targs, flt):
+        params = []
+        for i in range(0, len(targs), 2):
+            params.append((targs[i].lstrip("-"), targs[i + 1]))
+        if flt:
+            params.append(("filter", flt))
+        code, data, crc = self.get("/api/v1/packets?" + urllib.parse.urlencode(params))
+        # map to the CLI's contract: exit 0 with the file, or 2 with a message
+        if code == 200 and crc == 0:
+            return 0, data, b""
+        return (2 if code == 400 else 1), b"", data
+
+    def close(self):
+        self.proc.terminate()
+        rc = self.proc.wait(timeout=20)
+        self.log.close()
+        return rc
+
+
+def run_file(path, tmp, http=False):
     fails = []
     passed = 0
     name = os.path.basename(path)
@@ -125,6 +175,18 @@ def run_file(path, tmp):
     r = subprocess.run([REWIND, "import", "--quiet", "--dir", arch, path], capture_output=True)
     if r.returncode != 0:
         return 0, ["%s: import failed (%d): %s" % (name, r.returncode, r.stderr.decode().strip())]
+    server = Http(arch, tmp) if http else None
+    try:
+        passed, fails = run_queries(path, arch, name, server)
+    finally:
+        if server and server.close() != 0:
+            fails.append("%s: rewindd did not stop cleanly" % name)
+    return passed, fails
+
+
+def run_queries(path, arch, name, server):
+    fails = []
+    passed = 0
     rc, full, _ = tcpdump(path, "")
     _, recs_all, _ = pcaputil.read_pcap(full)
     wins = windows(recs_all)
@@ -134,8 +196,11 @@ def run_file(path, tmp):
         if tcpdump_ok:
             hdr, recs, _ = pcaputil.read_pcap(out)
         for lo, hi, targs in wins:
-            cmd = [REWIND, "query", "--dir", arch] + targs + ([flt] if flt else [])
-            q = subprocess.run(cmd, capture_output=True)
+            if server:
+                q = subprocess.CompletedProcess([], *server.query(targs, flt))
+            else:
+                cmd = [REWIND, "query", "--dir", arch] + targs + ([flt] if flt else [])
+                q = subprocess.run(cmd, capture_output=True)
             what = "%s: filter %r window %s" % (name, flt, " ".join(targs) or "all")
             if not tcpdump_ok:
                 if q.returncode == 2 and q.stderr:
@@ -162,7 +227,9 @@ def run_file(path, tmp):
 
 
 def main():
-    files = sys.argv[1:]
+    args = sys.argv[1:]
+    http = "--http" in args
+    files = [a for a in args if a != "--http"]
     if not files:
         for d in ("good", "edge"):
             dd = os.path.join(PCAPS, d)
@@ -170,13 +237,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rewind-difftest-", dir=os.environ.get("REWIND_TMP"))
     total_pass, total_fail = 0, []
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
-        for passed, fails in ex.map(lambda f: run_file(f, tmp), files):
+        for passed, fails in ex.map(lambda f: run_file(f, tmp, http), files):
             total_pass += passed
             total_fail += fails
     for f in total_fail:
         print("FAIL " + f)
     subprocess.run(["rm", "-rf", tmp])
-    print("difftest: %d passed, %d failed" % (total_pass, len(total_fail)))
+    print("difftest%s: %d passed, %d failed" % (" (http)" if http else "", total_pass,
+                                                 len(total_fail)))
     return 1 if total_fail else 0
 
 
