@@ -274,7 +274,7 @@ static int seg_open(cap_pw_t *w, int64_t ts, char *err)
                           path, strerror(errno));
     }
     /* pcap file header, nanosecond magic, host byte order */
-    uint32_t hdr[6] = {0xa1b23c4d, 2 | (4u << 16), 0, 0, w->snaplen,
+    uint32_t hdr[6] = {0xa1b23c4d, RW_PCAP_VERSION, 0, 0, w->snaplen,
                        (uint32_t)cap_linktype_of_dlt(w->dlt)};
     memcpy(w->buf, hdr, 24);
     w->blen = 24;
@@ -398,5 +398,7 @@ int cap_pw_set_drops(cap_pw_t *w, uint64_t kernel, uint64_t queue, char *err)
 {
     if (!w->have_point)
         return 0;
-    return idx_point_set_drops(w->a->ix, w->pt.id, kernel, queue, err);
+    /* Counters of earlier runs stay: drops are never hidden by a restart. */
+    return idx_point_set_drops(w->a->ix, w->pt.id, w->pt.kernel_drops + kernel,
+                               w->pt.queue_drops + queue, err);
 }

@@ -275,7 +275,7 @@ static int cmd_query(int argc, char **argv)
     char err[RW_ERRSZ], *filter = NULL;
     struct qry_spec spec = {.from = RW_TIME_MIN, .to = RW_TIME_MAX};
     int64_t now = rw_now_ns();
-    while ((c = getopt_long(argc, argv, "+d:u:f:t:p:F:w:cl:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:u:f:t:p:F:w:cl:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
         case 'u': url = optarg; break;

@@ -94,10 +94,14 @@ int main(int argc, char **argv)
             break;
         case 'S':
         case 'F': {
-            int64_t ns;
-            if (rw_duration_parse(optarg, &ns, err) < 0 || ns <= 0) {
-                fprintf(stderr, "rewindd: --%s: %s\n", c == 'S' ? "segment-seconds" : "flush",
-                        ns <= 0 ? "must be positive" : err);
+            int64_t ns = 0;
+            if (rw_duration_parse(optarg, &ns, err) < 0) {
+                fprintf(stderr, "rewindd: --%s: %s\n", c == 'S' ? "segment-seconds" : "flush", err);
+                return 2;
+            }
+            if (ns <= 0) {
+                fprintf(stderr, "rewindd: --%s: must be positive\n",
+                        c == 'S' ? "segment-seconds" : "flush");
                 return 2;
             }
             if (c == 'S')

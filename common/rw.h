@@ -93,6 +93,13 @@ static inline uint64_t rw_get_be64(const uint8_t *p)
     return (uint64_t)rw_get_be32(p) << 32 | rw_get_be32(p + 4);
 }
 
+/* Major 2, minor 4 as two host-order 16-bit fields, as one 32-bit word. */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define RW_PCAP_VERSION ((2u << 16) | 4u)
+#else
+#define RW_PCAP_VERSION (2u | (4u << 16))
+#endif
+
 /* Little-endian varints (LEB128) for compact on-disk arrays. */
 size_t rw_varint_put(uint8_t *p, uint64_t v);
 /* Returns bytes consumed, or 0 if the input is truncated or over-long. */

@@ -242,7 +242,7 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
             if (rc == RW_EBUSY)
                 rw_err(err, RW_EBUSY,
                        "archive %s is being written by another process (rewindd?); stop it, or use "
-                       "--url to go through the daemon",
+                       "'rewind query --url' to go through the daemon",
                        dir);
             goto fail;
         }

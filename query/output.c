@@ -72,7 +72,7 @@ int qry_out_new(int format, const struct qry_point *pts, int npts, qry_write_fn 
     o->fn = fn;
     o->arg = arg;
     if (format == QRY_PCAP) {
-        uint32_t h[6] = {0xa1b23c4d, 2 | (4u << 16), 0, 0, snap, (uint32_t)lt};
+        uint32_t h[6] = {0xa1b23c4d, RW_PCAP_VERSION, 0, 0, snap, (uint32_t)lt};
         out_put(o, h, 24);
     } else {
         /* Section header: byte-order magic, version 1.0, unknown length. */

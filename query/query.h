@@ -49,7 +49,7 @@ const struct qry_point *qry_points(const qry_t *q, int *n);
 /* Next matching packet: 1 with *pkt filled, 0 at the end, <0 on error. */
 int qry_next(qry_t *q, struct qry_pkt *pkt, char *err) RW_WUR;
 
-/* Plan description for --explain and logs, e.g. "index: 3 of 40 segments". */
+/* Plan description for logs and the X-Rewind-Plan header. */
 const char *qry_plan_desc(const qry_t *q);
 
 /* ---- output ---- */
