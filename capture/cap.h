@@ -14,16 +14,35 @@
 #include "common/rw.h"
 #include "index/index.h"
 
-struct cap_opts {
-    int64_t segment_ns;     /* roll after this much capture time (default 60 s) */
-    uint64_t segment_bytes; /* roll before a segment exceeds this (default 256 MiB) */
-    int64_t flush_ns;       /* commit at least this often (default 1 s) */
-    int sync;               /* fdatasync segments and sync the WAL at each flush (default 1) */
-};
-void cap_opts_default(struct cap_opts *o);
-
+/* Archive settings. Retention and segment settings left 0 are "not given":
+ * the archive's remembered value applies, else the default. Given ones are
+ * remembered by the archive (man/rewindd.8, RETENTION). */
 typedef struct cap_arch cap_arch_t;
 typedef struct cap_pw cap_pw_t;
+
+struct cap_opts {
+    int64_t segment_ns;      /* roll after this much capture time (default 60 s) */
+    uint64_t segment_bytes;  /* roll before a segment exceeds this (default 256 MiB) */
+    uint64_t quota_bytes;    /* keep segments + index under this (default: no quota) */
+    uint32_t quota_pct;      /* ... or under this percentage of the file system */
+    int64_t max_age_ns;      /* delete segments whose newest packet is older (default: none) */
+    int64_t compress_after_ns; /* compress segments sealed longer ago (default 10 min) */
+    int64_t flush_ns;        /* commit at least this often (default 1 s) */
+    int sync;                /* fdatasync segments and sync the WAL at each flush (default 1) */
+};
+void cap_opts_default(struct cap_opts *o);
+/* Parse one command-line setting: name is "quota" (SIZE or N%), "max-age",
+ * "segment-bytes", "segment-seconds" or "compress-after". RW_EINPUT with a
+ * message naming the option. */
+int cap_opts_set(struct cap_opts *o, const char *name, const char *val, char *err) RW_WUR;
+/* The settings in force (after cap_arch_open resolved them). */
+const struct cap_opts *cap_arch_opts(const cap_arch_t *a);
+
+/* Enforce the quota and max age now: delete the oldest sealed segments not
+ * under a legal hold, index entries first, then files. Returns how many were
+ * deleted. Runs after every segment seal and periodically in rewindd. */
+int cap_retention_run(cap_arch_t *a, char *err) RW_WUR;
+
 
 /* Open DIR for writing (creating it), recover segments a crash left open
  * (truncated to their last committed record). */

@@ -19,21 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture/cap_int.h"
 #include "index/parse.h"
 
 #define WBUF (1u << 20)
 
-#define MAX_WRITERS 256
-
-struct cap_arch {
-    idx_t *ix;
-    struct cap_opts o;
-    char dir[1024];
-    /* names of points with an open writer: one writer per point at a time,
-     * so that a point's segments stay in capture order */
-    pthread_mutex_t mu;
-    char active[MAX_WRITERS][65];
-};
 
 static int claim_point(cap_arch_t *a, const char *name, char *err)
 {
@@ -92,11 +82,91 @@ struct cap_pw {
 
 void cap_opts_default(struct cap_opts *o)
 {
-    o->segment_ns = 60 * RW_NS_PER_SEC;
-    o->segment_bytes = 256ULL << 20;
+    memset(o, 0, sizeof *o);
     o->flush_ns = RW_NS_PER_SEC;
     o->sync = 1;
 }
+
+int cap_opts_set(struct cap_opts *o, const char *name, const char *val, char *err)
+{
+    int64_t ns;
+    if (!strcmp(name, "quota")) {
+        size_t n = strlen(val);
+        if (n > 1 && val[n - 1] == '%') {
+            char *end;
+            long pct = strtol(val, &end, 10);
+            if (end != val + n - 1 || pct < 1 || pct > 100)
+                return rw_err(err, RW_EINPUT, "--quota '%s': a percentage must be 1%%..100%%", val);
+            o->quota_pct = (uint32_t)pct;
+            o->quota_bytes = 0;
+            return 0;
+        }
+        if (rw_size_parse(val, &o->quota_bytes, err) < 0 || o->quota_bytes < (1 << 20))
+            return rw_err(err, RW_EINPUT,
+                          "--quota '%s': expected a size of at least 1M (e.g. 1.2T) or a "
+                          "percentage of the disk (e.g. 90%%)",
+                          val);
+        o->quota_pct = 0;
+        return 0;
+    }
+    if (!strcmp(name, "segment-bytes")) {
+        if (rw_size_parse(val, &o->segment_bytes, err) < 0 || o->segment_bytes < 4096 ||
+            o->segment_bytes > (4ULL << 30))
+            return rw_err(err, RW_EINPUT, "--segment-bytes '%s': expected a size from 4k to 4G",
+                          val);
+        return 0;
+    }
+    int64_t *dst = !strcmp(name, "segment-seconds")  ? &o->segment_ns
+                   : !strcmp(name, "max-age")        ? &o->max_age_ns
+                   : !strcmp(name, "compress-after") ? &o->compress_after_ns
+                                                     : NULL;
+    if (!dst)
+        return rw_err(err, RW_EINPUT, "unknown setting '%s'", name);
+    if (rw_duration_parse(val, &ns, err) < 0 || ns <= 0)
+        return rw_err(err, RW_EINPUT, "--%s '%s': expected a positive duration (60s, 10m, 2h, 7d)",
+                      name, val);
+    *dst = ns;
+    return 0;
+}
+
+/* Given settings win and are remembered; others come from the archive, then
+ * the defaults. */
+static int resolve_opts(cap_arch_t *a, const struct cap_opts *given, char *err)
+{
+    struct idx_config c;
+    int rc = idx_config_get(a->ix, &c, err), changed = 0;
+    if (rc < 0)
+        return rc;
+#define TAKE(f) do { if (given->f && given->f != c.f) { c.f = given->f; changed = 1; } } while (0)
+    TAKE(segment_ns);
+    TAKE(segment_bytes);
+    TAKE(max_age_ns);
+    TAKE(compress_after_ns);
+#undef TAKE
+    if (given->quota_bytes && given->quota_bytes != c.quota_bytes) {
+        c.quota_bytes = given->quota_bytes;
+        c.quota_pct = 0;
+        changed = 1;
+    } else if (given->quota_pct && given->quota_pct != c.quota_pct) {
+        c.quota_pct = given->quota_pct;
+        c.quota_bytes = 0;
+        changed = 1;
+    }
+    if (changed && (rc = idx_config_put(a->ix, &c, err)) < 0)
+        return rc;
+    a->o = *given;
+    a->o.segment_ns = c.segment_ns ? c.segment_ns : 60 * RW_NS_PER_SEC;
+    a->o.segment_bytes = c.segment_bytes ? c.segment_bytes : 256ULL << 20;
+    a->o.quota_bytes = c.quota_bytes;
+    a->o.quota_pct = c.quota_pct;
+    a->o.max_age_ns = c.max_age_ns;
+    a->o.compress_after_ns = c.compress_after_ns ? c.compress_after_ns : 600 * RW_NS_PER_SEC;
+    if (!a->o.flush_ns)
+        a->o.flush_ns = RW_NS_PER_SEC;
+    return 0;
+}
+
+const struct cap_opts *cap_arch_opts(const cap_arch_t *a) { return &a->o; }
 
 int cap_linktype_of_dlt(int dlt)
 {
@@ -174,11 +244,11 @@ int cap_arch_open(const char *dir, const struct cap_opts *o, cap_arch_t **out, c
         return rw_err(err, RW_ENOMEM, "out of memory");
     snprintf(a->dir, sizeof a->dir, "%s", dir);
     pthread_mutex_init(&a->mu, NULL);
-    if (o)
-        a->o = *o;
-    else
-        cap_opts_default(&a->o);
-    if ((rc = idx_open(dir, IDX_WRITE, &a->ix, err)) < 0 || (rc = recover(a, err)) < 0) {
+    pthread_mutex_init(&a->ret_mu, NULL);
+    struct cap_opts def;
+    cap_opts_default(&def);
+    if ((rc = idx_open(dir, IDX_WRITE, &a->ix, err)) < 0 ||
+        (rc = resolve_opts(a, o ? o : &def, err)) < 0 || (rc = recover(a, err)) < 0) {
         cap_arch_close(a);
         return rc;
     }
@@ -192,6 +262,7 @@ void cap_arch_close(cap_arch_t *a)
         return;
     idx_close(a->ix);
     pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->ret_mu);
     free(a);
 }
 
@@ -320,6 +391,13 @@ static int seg_seal(cap_pw_t *w, char *err)
             snprintf(path, sizeof path, "%s/%s", w->a->dir, w->relpath);
             unlink(path);
             rc = 0;
+        }
+        if (rc == 0)
+            idx_flush(w->a->ix, 0); /* bound the WAL that readers replay */
+        if (rc == 0 && (w->a->o.quota_bytes || w->a->o.quota_pct || w->a->o.max_age_ns)) {
+            char e2[RW_ERRSZ];
+            if (cap_retention_run(w->a, e2) < 0)
+                rw_warn("retention: %s", e2); /* capture goes on; the next seal retries */
         }
     } else {
         idx_segw_abandon(w->sw);

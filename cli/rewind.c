@@ -44,7 +44,7 @@ static const char *env_dir(const char *dir)
 /* ------------------------------------------------------------------ import */
 
 static const char import_help[] =
-    "usage: rewind import --dir DIR [--point NAME] [--quiet] FILE...\n"
+    "usage: rewind import --dir DIR [--point NAME] [--quiet] [RETENTION] FILE...\n"
     "\n"
     "Ingest pcap and pcapng files into the archive in DIR (created if missing).\n"
     "Packets keep the order of the files. A pcapng file with several interfaces\n"
@@ -58,6 +58,15 @@ static const char import_help[] =
     "  -p, --point NAME   capture point to import into (default: import)\n"
     "  -q, --quiet        no progress or summary lines\n"
     "  -h, --help         this help\n"
+    "\n"
+    "Retention and segment settings, remembered by the archive once given and\n"
+    "enforced while importing (oldest whole segments go first, never a held one):\n"
+    "      --quota SIZE|N%       keep segments + index under SIZE (e.g. 1.2T) or N%\n"
+    "                            of the file system\n"
+    "      --max-age DURATION    delete segments older than this before the newest\n"
+    "                            packet (e.g. 30d)\n"
+    "      --segment-bytes SIZE  roll segments before SIZE (default 256M)\n"
+    "      --segment-seconds N   roll segments after N seconds of capture (default 60)\n"
     "\n"
     "Exit status: 0 all files imported, 1 runtime failure, 2 bad input.\n";
 
@@ -87,12 +96,28 @@ static int cmd_import(int argc, char **argv)
                                          {"point", required_argument, 0, 'p'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
+                                         {"quota", required_argument, 0, 1},
+                                         {"max-age", required_argument, 0, 2},
+                                         {"segment-bytes", required_argument, 0, 3},
+                                         {"segment-seconds", required_argument, 0, 4},
                                          {0, 0, 0, 0}};
+    static const char *const setting[] = {NULL, "quota", "max-age", "segment-bytes",
+                                          "segment-seconds"};
     const char *dir = NULL, *point = "import";
-    int quiet = 0, c, status = 0;
+    int quiet = 0, c, status = 0, given = 0;
     char err[RW_ERRSZ];
+    struct cap_opts o;
+    cap_opts_default(&o);
     while ((c = getopt_long(argc, argv, "d:p:qh", opts, NULL)) != -1) {
         switch (c) {
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+            if (cap_opts_set(&o, setting[c], optarg, err) < 0)
+                return fail(RW_EINPUT, err);
+            given = 1;
+            break;
         case 'd': dir = optarg; break;
         case 'p': point = optarg; break;
         case 'q': quiet = 1; break;
@@ -109,10 +134,13 @@ static int cmd_import(int argc, char **argv)
         return die_usage("import: invalid point name '%s': use letters, digits, '.', '_', '-'",
                          point);
     cap_arch_t *a = NULL;
-    int rc = cap_arch_open(dir, NULL, &a, err);
+    int rc = cap_arch_open(dir, &o, &a, err);
     if (rc == RW_EBUSY) {
         /* A daemon owns the archive: hand the files to it. */
         a = NULL;
+        if (given)
+            return fail(RW_EINPUT, "retention settings can only be changed by the archive's "
+                                   "writer; give them to rewindd instead");
         if (!quiet)
             rw_info("%s is owned by a running rewindd; handing the files to it", dir);
     } else if (rc < 0) {
@@ -524,11 +552,118 @@ static int cmd_status(int argc, char **argv)
                rw_time_fmt(tmax, b2, sizeof b2), (double)(tmax - tmin) / 1e9);
     else
         printf("span      empty\n");
-    uint64_t ib = idx_disk_bytes(ix);
+    uint64_t ib = idx_disk_bytes(ix), sb = 0;
+    for (size_t j = 0; j < nsegs; j++)
+        sb += segs[j].file_size;
     printf("index     %s (%.2f%% of captured bytes)\n", rw_size_fmt(ib, b3, sizeof b3),
            tb ? 100.0 * (double)ib / (double)tb : 0.0);
+    printf("disk      %s in segments and index\n", rw_size_fmt(sb + ib, b3, sizeof b3));
+    struct idx_config cfg;
+    struct idx_hold *hs = NULL;
+    size_t nh = 0;
+    if (idx_config_get(ix, &cfg, err) == 0) {
+        char q[48] = "none", age[32] = "none";
+        if (cfg.quota_bytes)
+            rw_size_fmt(cfg.quota_bytes, q, sizeof q);
+        else if (cfg.quota_pct)
+            snprintf(q, sizeof q, "%u%% of the file system", cfg.quota_pct);
+        if (cfg.max_age_ns)
+            snprintf(age, sizeof age, "%.0f s", (double)cfg.max_age_ns / 1e9);
+        printf("retention quota %s, max age %s; reaches back to %s\n", q, age,
+               tp ? rw_time_fmt(tmin, b1, sizeof b1) : "-");
+    }
+    if (idx_hold_list(ix, &hs, &nh, err) == 0)
+        printf("holds     %zu\n", nh);
+    free(hs);
     free(pts);
     free(segs);
+    idx_close(ix);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ hold */
+
+static const char hold_help[] =
+    "usage: rewind hold --dir DIR --from T --to T [--filter F] [--reason TEXT]\n"
+    "       rewind hold --dir DIR --list\n"
+    "\n"
+    "Place a legal hold on a time window: retention never deletes a segment with\n"
+    "packets in [from, to). Holds are kept in the archive's index; a hold keeps\n"
+    "whole segments, so the filter is recorded but the whole window is held.\n"
+    "The archive must not be owned by a running rewindd.\n"
+    "\n"
+    "  -d, --dir DIR       archive directory (or $REWIND_DIR)\n"
+    "  -f, --from T        start of the held window (times as in rewind query)\n"
+    "  -t, --to T          end of the held window\n"
+    "      --filter F      the BPF filter of the warrant, recorded with the hold\n"
+    "      --reason TEXT   case number or reason, recorded with the hold\n"
+    "  -l, --list          list the holds\n"
+    "  -h, --help          this help\n";
+
+static int cmd_hold(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, 0, 'd'},    {"from", required_argument, 0, 'f'},
+        {"to", required_argument, 0, 't'},     {"filter", required_argument, 0, 'F'},
+        {"reason", required_argument, 0, 'r'}, {"list", no_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *dir = NULL, *from = NULL, *to = NULL, *filter = "", *reason = "";
+    int list = 0, c, rc;
+    char err[RW_ERRSZ], b1[48], b2[48];
+    while ((c = getopt_long(argc, argv, "d:f:t:lh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
+        case 'F': filter = optarg; break;
+        case 'r': reason = optarg; break;
+        case 'l': list = 1; break;
+        case 'h': fputs(hold_help, stdout); return 0;
+        default: return die_usage("hold: bad option%s", "");
+        }
+    }
+    dir = env_dir(dir);
+    if (!dir)
+        return die_usage("hold: --dir DIR is required%s", "");
+    struct idx_hold h = {0};
+    int64_t now = rw_now_ns();
+    if (!list) {
+        if (!from || !to)
+            return die_usage("hold: --from and --to are required%s", "");
+        if ((rc = rw_time_parse(from, now, &h.from, err)) < 0 ||
+            (rc = rw_time_parse(to, now, &h.to, err)) < 0)
+            return fail(rc, err);
+        if (h.from >= h.to)
+            return die_usage("hold: --from must be before --to%s", "");
+        if (strlen(filter) >= sizeof h.filter || strlen(reason) >= sizeof h.reason)
+            return die_usage("hold: --filter and --reason are limited to 255 bytes%s", "");
+        snprintf(h.filter, sizeof h.filter, "%s", filter);
+        snprintf(h.reason, sizeof h.reason, "%s", reason);
+        h.created = now;
+    }
+    idx_t *ix;
+    if ((rc = idx_open(dir, list ? IDX_READ : IDX_WRITE, &ix, err)) < 0)
+        return fail(rc, err);
+    if (list) {
+        struct idx_hold *hs = NULL;
+        size_t n = 0;
+        if ((rc = idx_hold_list(ix, &hs, &n, err)) < 0) {
+            idx_close(ix);
+            return fail(rc, err);
+        }
+        for (size_t i = 0; i < n; i++)
+            printf("hold %llu  %s .. %s  filter '%s'  reason '%s'\n", (unsigned long long)hs[i].id,
+                   rw_time_fmt(hs[i].from, b1, sizeof b1), rw_time_fmt(hs[i].to, b2, sizeof b2),
+                   hs[i].filter, hs[i].reason);
+        free(hs);
+    } else {
+        if ((rc = idx_hold_add(ix, &h, err)) < 0) {
+            idx_close(ix);
+            return fail(rc, err);
+        }
+        printf("hold %llu  %s .. %s\n", (unsigned long long)h.id, rw_time_fmt(h.from, b1, sizeof b1),
+               rw_time_fmt(h.to, b2, sizeof b2));
+    }
     idx_close(ix);
     return 0;
 }
@@ -544,6 +679,7 @@ static const char main_help[] =
     "  import   ingest pcap/pcapng files into an archive\n"
     "  query    packets in a time window matching a BPF filter, as pcap or pcapng\n"
     "  status   capture points, segments, packets, time span, drops, index size\n"
+    "  hold     place or list legal holds that retention must keep\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n";
@@ -566,5 +702,7 @@ int main(int argc, char **argv)
         return cmd_query(argc, argv);
     if (!strcmp(cmd, "status"))
         return cmd_status(argc, argv);
+    if (!strcmp(cmd, "hold"))
+        return cmd_hold(argc, argv);
     return die_usage("unknown command '%s'", cmd);
 }

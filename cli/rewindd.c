@@ -34,6 +34,11 @@ static const char help[] =
     "                            (default: the interface name); repeatable\n"
     "      --segment-seconds N   roll segments after N seconds (default 60)\n"
     "      --segment-bytes SIZE  roll segments before SIZE (default 256M)\n"
+    "      --quota SIZE|N%       keep segments + index under SIZE or N% of the disk;\n"
+    "                            oldest whole segments go first, never held ones\n"
+    "      --max-age DURATION    delete segments older than this (e.g. 30d)\n"
+    "                            (segment and retention settings are remembered\n"
+    "                            by the archive once given)\n"
     "      --flush DURATION      commit interval (default 1s); at most this much\n"
     "                            capture is lost on a crash\n"
     "  -l, --listen ADDR:PORT    HTTP API address (default 127.0.0.1:8800;\n"
@@ -57,6 +62,8 @@ int main(int argc, char **argv)
                                          {"segment-bytes", required_argument, 0, 'B'},
                                          {"flush", required_argument, 0, 'F'},
                                          {"listen", required_argument, 0, 'l'},
+                                         {"quota", required_argument, 0, 1},
+                                         {"max-age", required_argument, 0, 2},
                                          {"max-queries", required_argument, 0, 'Q'},
                                          {"sensor", required_argument, 0, 'N'},
                                          {"log", required_argument, 0, 'L'},
@@ -72,6 +79,13 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "d:i:l:h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': ho.listen = strcmp(optarg, "none") ? optarg : NULL; break;
+        case 1:
+        case 2:
+            if (cap_opts_set(&o, c == 1 ? "quota" : "max-age", optarg, err) < 0) {
+                fprintf(stderr, "rewindd: %s\n", err);
+                return 2;
+            }
+            break;
         case 'N': ho.sensor = optarg; break;
         case 'L': logfile = optarg; break;
         case 'Q': {
@@ -93,27 +107,27 @@ int main(int argc, char **argv)
             ifaces[nif++] = optarg;
             break;
         case 'S':
+            if (cap_opts_set(&o, "segment-seconds", optarg, err) < 0) {
+                fprintf(stderr, "rewindd: %s\n", err);
+                return 2;
+            }
+            break;
         case 'F': {
             int64_t ns = 0;
             if (rw_duration_parse(optarg, &ns, err) < 0) {
-                fprintf(stderr, "rewindd: --%s: %s\n", c == 'S' ? "segment-seconds" : "flush", err);
+                fprintf(stderr, "rewindd: --flush: %s\n", err);
                 return 2;
             }
             if (ns <= 0) {
-                fprintf(stderr, "rewindd: --%s: must be positive\n",
-                        c == 'S' ? "segment-seconds" : "flush");
+                fprintf(stderr, "rewindd: --flush: must be positive\n");
                 return 2;
             }
-            if (c == 'S')
-                o.segment_ns = ns;
-            else
-                o.flush_ns = ns;
+            o.flush_ns = ns;
             break;
         }
         case 'B':
-            if (rw_size_parse(optarg, &o.segment_bytes, err) < 0 || o.segment_bytes < 4096) {
-                fprintf(stderr, "rewindd: --segment-bytes: %s\n",
-                        o.segment_bytes < 4096 ? "must be at least 4k" : err);
+            if (cap_opts_set(&o, "segment-bytes", optarg, err) < 0) {
+                fprintf(stderr, "rewindd: %s\n", err);
                 return 2;
             }
             break;

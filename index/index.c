@@ -40,6 +40,9 @@ struct idx {
     char dir[1024];
     char secdir[256];
     pthread_mutex_t mu; /* id allocation and point creation (writer threads) */
+    pthread_rwlock_t tomb_lock;
+    roaring_bitmap_t *tombs; /* deleted segment ids, for the compaction filter */
+    rocksdb_compactionfilter_t *cfilter;
     uint64_t next_seg;
     uint32_t next_point;
 };
@@ -135,6 +138,54 @@ static const char *merge_name(void *st)
     return "rewind.merge.v1";
 }
 
+/* ---------- compaction filter: drop postings of deleted segments ---------- */
+
+static unsigned char cfilter_fn(void *st, int level, const char *key, size_t klen,
+                                const char *val, size_t vlen, char **nv, size_t *nvlen,
+                                unsigned char *changed)
+{
+    idx_t *ix = st;
+    (void)level;
+    (void)val;
+    (void)vlen;
+    (void)nv;
+    (void)nvlen;
+    *changed = 0;
+    if (klen < 10 || key[0] != 'P')
+        return 0;
+    uint64_t seg = rw_get_be64((const uint8_t *)key + klen - 8);
+    if (seg > UINT32_MAX)
+        return 0;
+    pthread_rwlock_rdlock(&ix->tomb_lock);
+    int dead = roaring_bitmap_contains(ix->tombs, (uint32_t)seg);
+    pthread_rwlock_unlock(&ix->tomb_lock);
+    return (unsigned char)dead;
+}
+
+static void cfilter_destroy(void *st) { (void)st; }
+static const char *cfilter_name(void *st)
+{
+    (void)st;
+    return "rewind.tombstones.v1";
+}
+
+static int load_tombs(idx_t *ix, char *err)
+{
+    rocksdb_iterator_t *it = idx_iter(ix);
+    for (rocksdb_iter_seek(it, "X", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl != 9 || k[0] != 'X')
+            break;
+        uint64_t seg = rw_get_be64(k + 1);
+        if (seg <= UINT32_MAX)
+            roaring_bitmap_add(ix->tombs, (uint32_t)seg);
+    }
+    int rc = idx_iter_status(it, err);
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
 /* ---------- open / close ---------- */
 
 static int db_err(char *err, char *rerr, const char *what)
@@ -198,6 +249,8 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     snprintf(ix->dir, sizeof ix->dir, "%s", dir);
     ix->mode = mode;
     pthread_mutex_init(&ix->mu, NULL);
+    pthread_rwlock_init(&ix->tomb_lock, NULL);
+    ix->tombs = roaring_bitmap_create();
     snprintf(path, sizeof path, "%s/index", dir);
     snprintf(cur, sizeof cur, "%s/CURRENT", path);
     if (mode == IDX_WRITE) {
@@ -224,6 +277,10 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     ix->merge = rocksdb_mergeoperator_create(NULL, merge_destroy, merge_full, merge_partial, merge_delete,
                                              merge_name);
     rocksdb_options_set_merge_operator(ix->opts, ix->merge);
+    if (mode == IDX_WRITE) {
+        ix->cfilter = rocksdb_compactionfilter_create(ix, cfilter_destroy, cfilter_fn, cfilter_name);
+        rocksdb_options_set_compaction_filter(ix->opts, ix->cfilter);
+    }
     ix->topts = rocksdb_block_based_options_create();
     ix->cache = rocksdb_cache_create_lru(16 << 20);
     rocksdb_block_based_options_set_block_cache(ix->topts, ix->cache);
@@ -259,7 +316,7 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
             goto fail;
         }
     }
-    if ((rc = load_meta(ix, err)) < 0)
+    if ((rc = load_meta(ix, err)) < 0 || (mode == IDX_WRITE && (rc = load_tombs(ix, err)) < 0))
         goto fail;
     if (mode == IDX_WRITE) {
         uint8_t v[4];
@@ -281,8 +338,12 @@ void idx_close(idx_t *ix)
 {
     if (!ix)
         return;
+    if (ix->db && ix->mode == IDX_WRITE)
+        idx_flush(ix, 1); /* readers then open without replaying a long WAL */
     if (ix->db)
         rocksdb_close(ix->db);
+    if (ix->cfilter)
+        rocksdb_compactionfilter_destroy(ix->cfilter);
     if (ix->opts)
         rocksdb_options_destroy(ix->opts);
     if (ix->topts)
@@ -299,6 +360,8 @@ void idx_close(idx_t *ix)
     if (ix->secdir[0])
         nftw(ix->secdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
     pthread_mutex_destroy(&ix->mu);
+    pthread_rwlock_destroy(&ix->tomb_lock);
+    roaring_bitmap_free(ix->tombs);
     free(ix);
 }
 
@@ -314,6 +377,16 @@ int idx_refresh(idx_t *ix, char *err)
 }
 
 const char *idx_dir(const idx_t *ix) { return ix->dir; }
+
+void idx_flush(idx_t *ix, int wait)
+{
+    char *rerr = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, (unsigned char)wait);
+    rocksdb_flush(ix->db, fo, &rerr);
+    rocksdb_flushoptions_destroy(fo);
+    free(rerr); /* best effort: the WAL still has everything */
+}
 
 /* ---------- raw helpers shared with the other index files ---------- */
 
@@ -844,4 +917,184 @@ uint64_t idx_disk_bytes(idx_t *ix)
     }
     closedir(d);
     return total;
+}
+
+/* ---------- retention, holds, config ---------- */
+
+int idx_seg_delete(idx_t *ix, const struct idx_seg *s, char *err)
+{
+    uint8_t k[9], lo[9], hi[9], x[9];
+    int rc;
+    if (s->id > UINT32_MAX)
+        return rw_err(err, RW_ESTATE, "segment id %llu out of range", (unsigned long long)s->id);
+    k[0] = 'S';
+    x[0] = 'X';
+    rw_put_be64(k + 1, s->id);
+    rw_put_be64(x + 1, s->id);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete(b, (const char *)k, 9);
+    rocksdb_writebatch_put(b, (const char *)x, 9, "", 0);
+    for (int i = 0; i < 2; i++) {
+        lo[0] = hi[0] = i ? 'F' : 'L';
+        rw_put_be64(lo + 1, s->id);
+        rw_put_be64(hi + 1, s->id + 1);
+        rocksdb_writebatch_delete_range(b, (const char *)lo, 9, (const char *)hi, 9);
+    }
+    rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    if (rc == 0) {
+        pthread_rwlock_wrlock(&ix->tomb_lock);
+        roaring_bitmap_add(ix->tombs, (uint32_t)s->id);
+        pthread_rwlock_unlock(&ix->tomb_lock);
+    }
+    return rc;
+}
+
+int idx_seg_exists(idx_t *ix, uint64_t id, char *err)
+{
+    uint8_t k[9], v[8];
+    k[0] = 'S';
+    rw_put_be64(k + 1, id);
+    return idx_get_raw(ix, k, 9, v, sizeof v, NULL, err);
+}
+
+static size_t hold_encode(const struct idx_hold *h, uint8_t *v)
+{
+    size_t fl = strlen(h->filter), rl = strlen(h->reason), n = 0;
+    v[n++] = 1;
+    rw_put_be64(v + n, (uint64_t)h->from);
+    rw_put_be64(v + n + 8, (uint64_t)h->to);
+    rw_put_be64(v + n + 16, (uint64_t)h->created);
+    n += 24;
+    rw_put_be16(v + n, (uint16_t)fl);
+    memcpy(v + n + 2, h->filter, fl);
+    n += 2 + fl;
+    rw_put_be16(v + n, (uint16_t)rl);
+    memcpy(v + n + 2, h->reason, rl);
+    return n + 2 + rl;
+}
+
+int idx_hold_add(idx_t *ix, struct idx_hold *h, char *err)
+{
+    uint8_t k[9], v[600], mv[8];
+    int rc;
+    if (ix->mode != IDX_WRITE)
+        return rw_err(err, RW_ESTATE, "holds are added by the archive's writer");
+    pthread_mutex_lock(&ix->mu);
+    uint8_t cur[8];
+    uint64_t next = 1;
+    if ((rc = idx_get_raw(ix, (const uint8_t *)"Mnext_hold", 10, cur, 8, NULL, err)) < 0) {
+        pthread_mutex_unlock(&ix->mu);
+        return rc;
+    }
+    if (rc == 1)
+        next = rw_get_be64(cur);
+    h->id = next;
+    k[0] = 'H';
+    rw_put_be64(k + 1, h->id);
+    rw_put_be64(mv, next + 1);
+    size_t vl = hold_encode(h, v);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
+    rocksdb_writebatch_put(b, "Mnext_hold", 10, (const char *)mv, 8);
+    rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    pthread_mutex_unlock(&ix->mu);
+    return rc;
+}
+
+int idx_hold_list(idx_t *ix, struct idx_hold **out, size_t *n, char *err)
+{
+    rocksdb_iterator_t *it = idx_iter(ix);
+    struct idx_hold *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = 0;
+    for (rocksdb_iter_seek(it, "H", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl != 9 || k[0] != 'H')
+            break;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct idx_hold *na = realloc(arr, cap * sizeof *arr);
+            if (!na) {
+                rc = rw_err(err, RW_ENOMEM, "out of memory");
+                goto done;
+            }
+            arr = na;
+        }
+        struct idx_hold *h = &arr[cnt];
+        memset(h, 0, sizeof *h);
+        h->id = rw_get_be64(k + 1);
+        if (vl < 29 || v[0] != 1) {
+            rc = rw_err(err, RW_ECORRUPT, "index: malformed hold record %llu",
+                        (unsigned long long)h->id);
+            goto done;
+        }
+        h->from = (int64_t)rw_get_be64(v + 1);
+        h->to = (int64_t)rw_get_be64(v + 9);
+        h->created = (int64_t)rw_get_be64(v + 17);
+        size_t fl = rw_get_be16(v + 25);
+        if (27 + fl + 2 > vl || fl >= sizeof h->filter) {
+            rc = rw_err(err, RW_ECORRUPT, "index: malformed hold record %llu",
+                        (unsigned long long)h->id);
+            goto done;
+        }
+        memcpy(h->filter, v + 27, fl);
+        size_t rl = rw_get_be16(v + 27 + fl);
+        if (29 + fl + rl > vl || rl >= sizeof h->reason) {
+            rc = rw_err(err, RW_ECORRUPT, "index: malformed hold record %llu",
+                        (unsigned long long)h->id);
+            goto done;
+        }
+        memcpy(h->reason, v + 29 + fl, rl);
+        cnt++;
+    }
+    rc = idx_iter_status(it, err);
+done:
+    rocksdb_iter_destroy(it);
+    if (rc < 0) {
+        free(arr);
+        return rc;
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+int idx_config_get(idx_t *ix, struct idx_config *c, char *err)
+{
+    uint8_t v[64];
+    size_t vl = 0;
+    memset(c, 0, sizeof *c);
+    int rc = idx_get_raw(ix, (const uint8_t *)"Mconfig", 7, v, sizeof v, &vl, err);
+    if (rc <= 0)
+        return rc;
+    if (vl < 45 || v[0] != 1)
+        return rw_err(err, RW_ECORRUPT, "index: malformed configuration record");
+    c->segment_ns = (int64_t)rw_get_be64(v + 1);
+    c->segment_bytes = rw_get_be64(v + 9);
+    c->quota_bytes = rw_get_be64(v + 17);
+    c->quota_pct = rw_get_be32(v + 25);
+    c->max_age_ns = (int64_t)rw_get_be64(v + 29);
+    c->compress_after_ns = (int64_t)rw_get_be64(v + 37);
+    return 0;
+}
+
+int idx_config_put(idx_t *ix, const struct idx_config *c, char *err)
+{
+    uint8_t v[45];
+    v[0] = 1;
+    rw_put_be64(v + 1, (uint64_t)c->segment_ns);
+    rw_put_be64(v + 9, c->segment_bytes);
+    rw_put_be64(v + 17, c->quota_bytes);
+    rw_put_be32(v + 25, c->quota_pct);
+    rw_put_be64(v + 29, (uint64_t)c->max_age_ns);
+    rw_put_be64(v + 37, (uint64_t)c->compress_after_ns);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, "Mconfig", 7, (const char *)v, sizeof v);
+    int rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    return rc;
 }

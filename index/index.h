@@ -37,6 +37,9 @@ void idx_close(idx_t *ix);
 /* Reader: catch up with the writer's latest flush. No-op for the writer. */
 int idx_refresh(idx_t *ix, char *err) RW_WUR;
 const char *idx_dir(const idx_t *ix);
+/* Writer: flush RocksDB's memtable to a table file (wait: until done), so
+ * that a reader opening the index replays only a short write-ahead log. */
+void idx_flush(idx_t *ix, int wait);
 
 /* ---- capture points ---- */
 struct idx_point {
@@ -139,6 +142,39 @@ int idx_flow_decode(const uint8_t *v, size_t vl, struct idx_flowrec *r);
 /* Iterate the flow records of one segment; cb returns nonzero to stop. */
 int idx_flows(idx_t *ix, uint64_t seg, int (*cb)(void *arg, const struct idx_flowrec *r), void *arg,
               char *err) RW_WUR;
+
+/* ---- retention ---- */
+/* Delete a sealed segment's catalogue record, locators and flows in one
+ * synced batch and leave a tombstone; its postings are dropped by compaction
+ * (they are never read again: no catalogue record names the segment). The
+ * caller unlinks the file afterwards. */
+int idx_seg_delete(idx_t *ix, const struct idx_seg *s, char *err) RW_WUR;
+/* 1 if the catalogue still has segment id (after idx_refresh for readers). */
+int idx_seg_exists(idx_t *ix, uint64_t id, char *err) RW_WUR;
+
+/* A legal hold: segments with packets in [from, to) are never deleted by
+ * retention. The filter is recorded for the intercept/export tools; retention
+ * keeps whole segments, so it holds the whole window whatever the filter. */
+struct idx_hold {
+    uint64_t id;
+    int64_t from, to, created;
+    char filter[256];
+    char reason[256];
+};
+int idx_hold_add(idx_t *ix, struct idx_hold *h, char *err) RW_WUR; /* fills h->id */
+int idx_hold_list(idx_t *ix, struct idx_hold **out, size_t *n, char *err) RW_WUR;
+
+/* Settings the archive remembers once given (0 = not set). */
+struct idx_config {
+    int64_t segment_ns;
+    uint64_t segment_bytes;
+    uint64_t quota_bytes;
+    uint32_t quota_pct; /* of the file system, 1..100 */
+    int64_t max_age_ns;
+    int64_t compress_after_ns;
+};
+int idx_config_get(idx_t *ix, struct idx_config *c, char *err) RW_WUR;
+int idx_config_put(idx_t *ix, const struct idx_config *c, char *err) RW_WUR;
 
 /* ---- statistics ---- */
 /* Approximate on-disk size of the RocksDB directory. */

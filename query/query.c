@@ -218,6 +218,16 @@ static int seg_open(qry_t *q, struct pstream *s, char *err)
     s->seg = &s->segs[s->bstart + s->bi];
     snprintf(path, sizeof path, "%s/%s", idx_dir(q->ix), s->seg->path);
     s->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (s->fd < 0 && errno == ENOENT) {
+        /* Retention may have deleted it since the query was planned: then
+         * the index no longer has it either, and its packets are gone. */
+        int rc = idx_refresh(q->ix, err);
+        if (rc == 0 && (rc = idx_seg_exists(q->ix, s->seg->id, err)) == 0)
+            return 1;
+        if (rc < 0)
+            return rc;
+        errno = ENOENT;
+    }
     if (s->fd < 0)
         return rw_err(err, RW_EIO, "segment %s: %s", path, strerror(errno));
     if (pread(s->fd, hdr, 24, 0) != 24)
@@ -336,6 +346,10 @@ static int stream_next(qry_t *q, struct pstream *s, char *err)
             }
             if ((rc = seg_open(q, s, err)) < 0)
                 return rc;
+            if (rc == 1) { /* deleted meanwhile */
+                s->bi++;
+                continue;
+            }
         }
         uint32_t ord = 0;
         if ((rc = next_ordinal(q, s, &ord, err)) < 0)

@@ -1,0 +1,229 @@
+#!/bin/sh
+# bench.sh -- benchmark rewind against tcpdump on synthetic traffic (see bench/README.md).
+#
+#   sh bench/bench.sh                  2 GiB of traffic (BENCH_GB=2)
+#   BENCH_GB=0.2 sh bench/bench.sh     any positive size in GiB, fractions allowed
+#   BENCH_SMOKE=1 sh bench/bench.sh    2 MiB, one run each, no scaling/live (< 30 s)
+#
+# Optional: BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
+# skips cold-cache runs, BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed).
+#
+# Writes bench/work/ (scratch, removed first) and bench/results.json. Exit status is
+# non-zero only for a correctness MISMATCH (or a failing command), never for speed.
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+W=$ROOT/bench/work
+HL="$ROOT/bench/benchlib.py"
+export BENCH_RECORDS="$W/records.jsonl"
+
+h() { python3 "$HL" "$@"; }
+say() { printf '== %s\n' "$*" >&2; }
+
+SMOKE=${BENCH_SMOKE:-0}
+case $SMOKE in 0 | "" | no | false) SMOKE=0 ;; *) SMOKE=1 ;; esac
+if [ "$SMOKE" = 1 ]; then
+    GB=smoke
+    BYTES=2097152
+    QRUNS=1
+    TRUNS=1
+    SCALE=0
+    LIVE=0
+else
+    GB=${BENCH_GB:-2}
+    BYTES=$(python3 -c 'import sys
+v = float(sys.argv[1])
+assert v > 0
+print(max(65536, int(v * (1 << 30))))' "$GB" 2>/dev/null) || {
+        echo "bench: BENCH_GB must be a positive number of GiB, not '$GB'" >&2
+        exit 2
+    }
+    QRUNS=5
+    TRUNS=3
+    SCALE=${BENCH_SCALE:-1}
+    LIVE=${BENCH_LIVE:-1}
+fi
+RATES=${BENCH_LIVE_RATES:-500 1000 2000 4000 topspeed}
+
+for b in rewind rewindd trafficgen; do
+    [ -x "$ROOT/bin/$b" ] || { echo "bench: bin/$b missing; run 'make all' first" >&2; exit 2; }
+done
+command -v tcpdump >/dev/null 2>&1 || { echo "bench: tcpdump is needed" >&2; exit 2; }
+
+NS=rwbench$$
+cleanup() { [ "$LIVE" = 0 ] || ip netns del "$NS" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rm -rf "$W"
+mkdir -p "$W/bin"
+# One run measures one build: a rebuild of bin/ while this runs does not mix binaries.
+cp -p "$ROOT/bin/rewind" "$ROOT/bin/rewindd" "$ROOT/bin/trafficgen" "$W/bin/"
+BIN=$W/bin
+
+DROP=0
+if [ "${BENCH_COLD:-1}" != 0 ] && h dropcaches 2>/dev/null; then DROP=1; fi
+h set config "{\"smoke\": $([ "$SMOKE" = 1 ] && echo true || echo false), \"gb\": \"$GB\",
+  \"bytes_requested\": $BYTES, \"query_runs_rewind\": $QRUNS, \"query_runs_tcpdump\": $TRUNS,
+  \"drop_caches\": $([ "$DROP" = 1 ] && echo true || echo false),
+  \"rewind\": \"$(git describe --always --dirty 2>/dev/null || echo unknown)\",
+  \"tcpdump\": \"$(tcpdump --version 2>&1 | head -1)\", \"host\": \"$(uname -srm)\",
+  \"cpus\": $(nproc), \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}"
+[ "$DROP" = 1 ] && COLDFLAG=--drop || COLDFLAG=
+[ "$DROP" = 1 ] || say "cannot drop the page cache: every figure is warm"
+
+# check WHAT WANT LABEL=GOT... -- every GOT must equal WANT, else a loud MISMATCH.
+check() {
+    what=$1
+    want=$2
+    shift 2
+    for lg in "$@"; do
+        if [ "${lg#*=}" != "$want" ]; then
+            h mismatch "$what: expected $want packets (trafficgen), ${lg%%=*} gave ${lg#*=}"
+        fi
+    done
+}
+
+# gen I SEED START -- bench/work/genI.pcap and its announced counts (record genI)
+gen() {
+    "$BIN/trafficgen" --seed "$2" --bytes "$BYTES" --start "$3" -o "$W/gen$1.pcap" \
+        2>"$W/gen$1.txt"
+    h set "gen$1" "$(h gen "$W/gen$1.txt")"
+}
+next_start() { h get "gen$1" last_ts | sed 's/\..*//' | awk '{print $1 + 2}'; }
+
+# ---------------------------------------------------------------- 1. traffic
+say "generating $BYTES bytes of traffic"
+gen 1 1 1700000000
+PKTS=$(h get gen1 packets)
+NEEDLE=$(h get gen1 needles 0 addr)
+WIDE=$(h get gen1 wide net)
+
+# ---------------------------------------------------------------- 2. import
+A=$W/archive
+say "import: rewind vs tcpdump ($([ "$DROP" = 1 ] && echo cold || echo warm))"
+h run import.rewind $COLDFLAG -- "$BIN/rewind" import --dir "$A" --quiet "$W/gen1.pcap" >/dev/null
+h run import.tcpdump $COLDFLAG -- tcpdump -r "$W/gen1.pcap" -w "$W/copy.pcap" >/dev/null
+h run import.tcpdump_sync $COLDFLAG -- sh -c 'tcpdump -r "$1" -w "$2" && sync "$2"' sh \
+    "$W/gen1.pcap" "$W/copy.pcap" >/dev/null
+check "import (all packets)" "$PKTS" "rewind=$("$BIN/rewind" query --dir "$A" --count)" \
+    "tcpdump=$(h count "$W/copy.pcap")"
+rm -f "$W/copy.pcap"
+
+# ---------------------------------------------------------------- 4. sizes
+h sizes sizes.1x "$A" "$(h get gen1 bytes)" \
+    "$("$BIN/rewind" status --dir "$A" | sed -n 's/^index  *//p')"
+
+# ---------------------------------------------------------------- 3 + 5. queries
+# query NAME EXPECTED FILTER...
+query() {
+    name=$1
+    want=$2
+    shift 2
+    say "query $name: $*"
+    h set "q.$name.meta" "{\"filter\": \"$*\", \"packets\": $want}"
+    qo=$W/q-$name.pcap
+    to=$W/t-$name.pcap
+    c=$("$BIN/rewind" query --dir "$A" --count "$@")
+    h run "q.$name.rewind.warm" --warmup 1 --runs "$QRUNS" --out "$qo" -- \
+        "$BIN/rewind" query --dir "$A" -w "$qo" "$@" >/dev/null
+    h run "q.$name.tcpdump.warm" --warmup 1 --runs "$TRUNS" --out "$to" -- \
+        tcpdump -r "$W/gen1.pcap" -w "$to" "$@" >/dev/null
+    check "query $name ($*)" "$want" "rewind--count=$c" "rewind-w=$(h count "$qo")" \
+        "tcpdump=$(h count "$to")"
+    tcpdump --time-stamp-precision=nano -r "$W/gen1.pcap" -w "$to.nano" "$@" 2>/dev/null
+    cmp -s "$qo" "$to.nano" ||
+        h mismatch "query $name ($*): rewind's pcap differs from tcpdump --time-stamp-precision=nano's"
+    if [ "$DROP" = 1 ]; then
+        h run "q.$name.rewind.cold" --drop --out "$qo" -- \
+            "$BIN/rewind" query --dir "$A" -w "$qo" "$@" >/dev/null
+        h run "q.$name.tcpdump.cold" --drop --out "$to" -- \
+            tcpdump -r "$W/gen1.pcap" -w "$to" "$@" >/dev/null
+    fi
+    rm -f "$qo" "$to" "$to.nano"
+}
+query needle "$(h expect needle 1 "$NEEDLE")" host "$NEEDLE"
+query port "$(h expect port25 1)" port 25
+query wide "$(h expect wide 1)" net "$WIDE"
+
+# ---------------------------------------------------------------- 6. scaling
+# scale K -- needle and port latency over the archive holding gen1..genK, vs tcpdump
+# over gen1..genK (one tcpdump per file, times summed).
+scale() {
+    k=$1
+    h set "scale.$k.bytes" "$(h expect bytes "$k")"
+    for name in needle port; do
+        if [ "$name" = needle ]; then set -- host "$NEEDLE"; want=$(h expect needle "$k" "$NEEDLE")
+        else set -- port 25; want=$(h expect port25 "$k"); fi
+        say "scaling ${k}x query $name: $*"
+        h set "scale.$k.$name.meta" "{\"filter\": \"$*\", \"packets\": $want}"
+        qo=$W/q-s$k-$name.pcap
+        c=$("$BIN/rewind" query --dir "$A" --count "$@")
+        h run "scale.$k.$name.rewind" --warmup 1 --runs "$QRUNS" --out "$qo" -- \
+            "$BIN/rewind" query --dir "$A" -w "$qo" "$@" >/dev/null
+        tcmd=
+        i=1
+        while [ "$i" -le "$k" ]; do
+            tcmd="$tcmd${tcmd:+ ---} tcpdump -r $W/gen$i.pcap -w $W/t-s$i-$name.pcap $*"
+            i=$((i + 1))
+        done
+        # shellcheck disable=SC2086 # word splitting of tcmd is intended (no spaces in paths)
+        h run "scale.$k.$name.tcpdump" --warmup 1 --runs "$TRUNS" -- $tcmd >/dev/null
+        tc=0
+        i=1
+        while [ "$i" -le "$k" ]; do
+            tc=$((tc + $(h count "$W/t-s$i-$name.pcap")))
+            rm -f "$W/t-s$i-$name.pcap"
+            i=$((i + 1))
+        done
+        check "scaling ${k}x query $name ($*)" "$want" "rewind--count=$c" \
+            "rewind-w=$(h count "$qo")" "tcpdump=$tc"
+        rm -f "$qo"
+    done
+}
+if [ "$SCALE" = 1 ]; then
+    case $W in *' '*) echo "bench: scaling needs a work path without spaces" >&2; exit 2 ;; esac
+    scale 1
+    say "scaling: generating and importing 3 more files (seeds 2-4, later start times)"
+    gen 2 2 "$(next_start 1)"
+    gen 3 3 "$(next_start 2)"
+    gen 4 4 "$(next_start 3)"
+    h run scale.2.import -- "$BIN/rewind" import --dir "$A" --quiet "$W/gen2.pcap" >/dev/null
+    check "import 2x (all packets)" "$(h expect packets 2)" \
+        "rewind=$("$BIN/rewind" query --dir "$A" --count)"
+    scale 2
+    h run scale.4.import -- "$BIN/rewind" import --dir "$A" --quiet "$W/gen3.pcap" \
+        "$W/gen4.pcap" >/dev/null
+    check "import 4x (all packets)" "$(h expect packets 4)" \
+        "rewind=$("$BIN/rewind" query --dir "$A" --count)"
+    scale 4
+    h sizes sizes.4x "$A" "$(h expect bytes 4)" \
+        "$("$BIN/rewind" status --dir "$A" | sed -n 's/^index  *//p')"
+    rm -f "$W/gen2.pcap" "$W/gen3.pcap" "$W/gen4.pcap"
+else
+    h set scaling_skipped "\"$([ "$SMOKE" = 1 ] && echo smoke mode || echo BENCH_SCALE=0)\""
+fi
+
+# ---------------------------------------------------------------- 7. live capture
+why=
+if [ "$LIVE" = 0 ]; then why=$([ "$SMOKE" = 1 ] && echo "smoke mode" || echo "BENCH_LIVE=0")
+elif [ "$(id -u)" != 0 ]; then why="not root"
+elif ! ip netns list >/dev/null 2>&1; then why="ip netns does not work"
+elif ! command -v tcpreplay >/dev/null 2>&1; then why="no tcpreplay"
+fi
+if [ -z "$why" ]; then
+    say "live capture: netns $NS, veth rwb0/rwb1, rates: $RATES"
+    h slice "$W/gen1.pcap" "$W/live.pcap" 209715200
+    h live "$NS" "$W/live.pcap" "$W" "$BIN/rewind" "$BIN/rewindd" "$RATES" >&2
+    rm -f "$W/live.pcap"
+else
+    h set live_skipped "\"$why\""
+fi
+
+# ---------------------------------------------------------------- report
+h report "$ROOT/bench/results.json"
+echo "figures: bench/results.json   commands and their output: bench/work/commands.log"
+if [ "$(h get mismatches 2>/dev/null | head -c1)" = "[" ]; then
+    echo "bench: MISMATCH -- rewind's answers disagree with trafficgen/tcpdump (see above)" >&2
+    exit 1
+fi

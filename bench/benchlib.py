@@ -1,0 +1,633 @@
+#!/usr/bin/env python3
+"""benchlib.py -- measurement helpers for bench/bench.sh (standard library only).
+
+  run KEY [--runs N] [--warmup N] [--drop] [--out FILE]... -- CMD ARGS [--- CMD ARGS]...
+        time CMD (wall clock, user/sys CPU and peak RSS of that very child via
+        os.wait4); several commands separated by '---' are run one after the
+        other and their times summed (one "run"). Appends a record to
+        $BENCH_RECORDS and prints the median wall time.
+  set KEY JSON          append an arbitrary record
+  get KEY [FIELD]...    print a record (or a field of it)
+  mismatch TEXT         record a correctness mismatch (printed loudly)
+  count FILE...         packets in pcap files (sum)
+  gen FILE              parse trafficgen's stderr into JSON
+  slice IN OUT BYTES    first whole records of a pcap up to BYTES
+  dropcaches            sync + drop the page cache; exit 1 if not permitted
+  live ...              live-capture comparison (see live_main)
+  report                results.json + the final table
+"""
+import json
+import os
+import re
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+RECORDS = os.environ.get("BENCH_RECORDS", "bench/work/records.jsonl")
+
+
+def add_record(key, value):
+    with open(RECORDS, "a") as f:
+        f.write(json.dumps({"key": key, "value": value}) + "\n")
+
+
+def load_records():
+    out = {}
+    if os.path.exists(RECORDS):
+        with open(RECORDS) as f:
+            for line in f:
+                r = json.loads(line)
+                out[r["key"]] = r["value"]
+    return out
+
+
+def drop_caches():
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def timed(argv, log):
+    """Run argv to completion; return wall s, user s, sys s, peak RSS KiB of that child."""
+    with open(log, "ab") as lf:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.stderr.write("bench: command failed (exit %d): %s\n" % (p.returncode, " ".join(argv)))
+        with open(log, "rb") as lf:
+            sys.stderr.write(lf.read()[-2000:].decode(errors="replace"))
+        sys.exit(1)
+    return wall, ru.ru_utime, ru.ru_stime, ru.ru_maxrss
+
+
+def run_main(args):
+    key = args.pop(0)
+    runs, warmup, drop, outs = 1, 0, False, []
+    while args and args[0] != "--":
+        a = args.pop(0)
+        if a == "--runs":
+            runs = int(args.pop(0))
+        elif a == "--warmup":
+            warmup = int(args.pop(0))
+        elif a == "--drop":
+            drop = True
+        elif a == "--out":
+            outs.append(args.pop(0))
+        else:
+            sys.exit("benchlib run: unknown option " + a)
+    args.pop(0)
+    cmds, cur = [], []
+    for a in args:
+        if a == "---":
+            cmds.append(cur)
+            cur = []
+        else:
+            cur.append(a)
+    cmds.append(cur)
+    log = os.path.join(os.path.dirname(RECORDS) or ".", "commands.log")
+    with open(log, "a") as lf:
+        lf.write("## %s: %s\n" % (key, " ; ".join(" ".join(c) for c in cmds)))
+    samples = []
+    for i in range(warmup + runs):
+        tot = [0.0, 0.0, 0.0, 0]
+        for c in cmds:
+            if drop and i >= warmup:
+                drop_caches()
+            w, u, s, rss = timed(c, log)
+            tot = [tot[0] + w, tot[1] + u, tot[2] + s, max(tot[3], rss)]
+        if i >= warmup:
+            samples.append({"wall": tot[0], "user": tot[1], "sys": tot[2], "maxrss_kb": tot[3]})
+    walls = [s["wall"] for s in samples]
+    rec = {
+        "runs": samples,
+        "median": statistics.median(walls),
+        "min": min(walls),
+        "max": max(walls),
+        "cpu": statistics.median(s["user"] + s["sys"] for s in samples),
+        "maxrss_kb": max(s["maxrss_kb"] for s in samples),
+        "cache": "cold" if drop else "warm",
+        "out_bytes": sum(os.path.getsize(o) for o in outs) if outs else None,
+    }
+    add_record(key, rec)
+    print("%.6f" % rec["median"])
+
+
+def pcap_count(path):
+    n = 0
+    with open(path, "rb") as f:
+        hdr = f.read(24)
+        if len(hdr) < 24:
+            return 0
+        magic = struct.unpack("<I", hdr[:4])[0]
+        if magic in (0xa1b2c3d4, 0xa1b23c4d):
+            fmt = "<I"
+        elif magic in (0xd4c3b2a1, 0x4d3cb2a1):
+            fmt = ">I"
+        else:
+            raise SystemExit("%s: not a pcap file" % path)
+        while True:
+            rh = f.read(16)
+            if len(rh) < 16:
+                break
+            incl = struct.unpack(fmt, rh[8:12])[0]
+            f.seek(incl, 1)
+            n += 1
+    return n
+
+
+def gen_main(path):
+    d = {"needles": []}
+    with open(path) as f:
+        for line in f:
+            w = line.split()
+            if not w:
+                continue
+            if w[0] == "needle":
+                d["needles"].append({"addr": w[1], "packets": int(w[3])})
+            elif w[0] == "wide":
+                d["wide"] = {"net": w[1], "packets": int(w[3])}
+            elif w[0] == "port25":
+                d["port25"] = int(w[2])
+            elif w[0] == "total":
+                kv = dict(zip(w[1::2], w[2::2]))
+                d["packets"] = int(kv["packets"])
+                d["bytes"] = int(kv["bytes"])
+                d["first_ts"] = kv["first_ts"]
+                d["last_ts"] = kv["last_ts"]
+    for k in ("wide", "port25", "packets"):
+        if k not in d or not d["needles"]:
+            sys.exit("bench: cannot parse trafficgen output %s (missing %s)" % (path, k))
+    print(json.dumps(d))
+
+
+def slice_main(src, dst, limit):
+    limit = int(limit)
+    with open(src, "rb") as f, open(dst, "wb") as o:
+        hdr = f.read(24)
+        fmt = "<I" if struct.unpack("<I", hdr[:4])[0] in (0xa1b2c3d4, 0xa1b23c4d) else ">I"
+        o.write(hdr)
+        size = 24
+        while True:
+            rh = f.read(16)
+            if len(rh) < 16:
+                break
+            incl = struct.unpack(fmt, rh[8:12])[0]
+            if size + 16 + incl > limit:
+                break
+            o.write(rh + f.read(incl))
+            size += 16 + incl
+
+
+def du_bytes(path):
+    r = subprocess.run(["du", "-s", "-B1", path], capture_output=True, text=True)
+    return int(r.stdout.split()[0]) if r.returncode == 0 and r.stdout else 0
+
+
+def apparent_bytes(path):
+    tot = 0
+    for d, _, files in os.walk(path):
+        for f in files:
+            try:
+                tot += os.lstat(os.path.join(d, f)).st_size
+            except OSError:
+                pass
+    return tot
+
+
+def sizes_main(key, arch, packet_bytes, status_index=""):
+    pb = int(packet_bytes)
+    idx, seg = du_bytes(os.path.join(arch, "index")), du_bytes(os.path.join(arch, "segments"))
+    rec = {"index_bytes": idx, "index_apparent_bytes": apparent_bytes(os.path.join(arch, "index")),
+           "segments_bytes": seg, "packet_bytes": pb,
+           "index_pct": 100.0 * idx / pb, "segments_pct": 100.0 * seg / pb,
+           "status_index": status_index,
+           # RocksDB write-ahead log not yet flushed to SST files: every reader
+           # (rewind query/status) replays it when it opens the index.
+           "index_wal_bytes": sum(os.path.getsize(os.path.join(arch, "index", f))
+                                  for f in os.listdir(os.path.join(arch, "index"))
+                                  if f.endswith(".log"))}
+    add_record(key, rec)
+
+
+def expect_main(what, k, addr=""):
+    """Expected count over gen1..genK: 'needle ADDR', 'port25', 'wide', 'packets', 'bytes'."""
+    R = load_records()
+    tot = 0
+    for i in range(1, int(k) + 1):
+        g = R["gen%d" % i]
+        if what == "needle":
+            tot += sum(n["packets"] for n in g["needles"] if n["addr"] == addr)
+        elif what == "wide":
+            tot += g["wide"]["packets"]
+        else:
+            tot += g[what]
+    print(tot)
+
+
+# ---------------------------------------------------------------- live capture
+
+def sh(*argv, **kw):
+    return subprocess.run(list(argv), capture_output=True, text=True, **kw)
+
+
+def wait_text(path, text, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with open(path, errors="replace") as f:
+                if text in f.read():
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def tcpreplay_sent(out):
+    m = re.search(r"Successful packets:\s+(\d+)", out)
+    if not m:
+        m = re.search(r"Actual:\s+(\d+) packets", out)
+    fail = re.search(r"Failed packets:\s+(\d+)", out)
+    actual = re.search(r"Actual:\s+\d+ packets \((\d+) bytes\) sent in ([\d.]+) seconds", out)
+    rate = re.search(r"Rated:\s+[\d.]+ Bps, ([\d.]+) Mbps, ([\d.]+) pps", out)
+    return {
+        "sent": int(m.group(1)) if m else None,
+        "failed": int(fail.group(1)) if fail else None,
+        "seconds": float(actual.group(2)) if actual else None,
+        "mbps": float(rate.group(1)) if rate else None,
+        "pps": float(rate.group(2)) if rate else None,
+    }
+
+
+def softnet_dropped():
+    tot = 0
+    try:
+        with open("/proc/net/softnet_stat") as f:
+            for line in f:
+                tot += int(line.split()[1], 16)
+    except (OSError, IndexError, ValueError):
+        return None
+    return tot
+
+
+def veth_rx_dropped(ns):
+    r = sh("ip", "netns", "exec", ns, "cat", "/sys/class/net/rwb0/statistics/rx_dropped")
+    try:
+        return int(r.stdout.strip())
+    except ValueError:
+        return None
+
+
+def delta(a, b):
+    return b - a if a is not None and b is not None else None
+
+
+def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
+    """One capture run: start the capturer in the namespace, replay, stop, count."""
+    tag = "%s-%s" % (tool, rate)
+    log = os.path.join(work, "live-%s.log" % tag)
+    arch = os.path.join(work, "live-%s" % tag)
+    sh("rm", "-rf", arch)
+    if tool == "rewindd":
+        argv = ["ip", "netns", "exec", ns, rewindd, "--dir", arch, "-i", "rwb0=live"]
+        ready = "ready"
+    else:
+        argv = ["ip", "netns", "exec", ns, "tcpdump", "-n", "-i", "rwb0", "-B", "65536",
+                "--time-stamp-precision=nano", "-w", arch + ".pcap"]
+        ready = "listening on"
+    res = {"tool": tool, "rate": rate}
+    with open(log, "wb") as lf:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
+    try:
+        if not wait_text(log, ready, 20):
+            res["error"] = "capturer did not start: " + open(log, errors="replace").read()[-500:]
+            return res
+        time.sleep(0.3)
+        sn0, vd0 = softnet_dropped(), veth_rx_dropped(ns)
+        rargs = ["--topspeed"] if rate == "topspeed" else ["--mbps", str(rate)]
+        r = sh("ip", "netns", "exec", ns, "timeout", "120", "tcpreplay", "-i", "rwb1", *rargs,
+               pcap)
+        res["tcpreplay_rc"] = r.returncode
+        res.update(tcpreplay_sent(r.stdout + r.stderr))
+        time.sleep(2.5)  # more than one flush interval
+        res["softnet_dropped"] = delta(sn0, softnet_dropped())
+        res["veth_rx_dropped"] = delta(vd0, veth_rx_dropped(ns))
+        t0 = time.perf_counter()
+        p.send_signal(signal.SIGTERM)
+        _, status, ru = os.wait4(p.pid, 0)
+        res["stop_seconds"] = time.perf_counter() - t0
+        res["exit"] = os.waitstatus_to_exitcode(status)
+        p.returncode = res["exit"]
+        res["cpu_user"] = ru.ru_utime
+        res["cpu_sys"] = ru.ru_stime
+        res["cpu"] = ru.ru_utime + ru.ru_stime
+        res["maxrss_kb"] = ru.ru_maxrss
+        p = None
+        text = open(log, errors="replace").read()
+        if tool == "rewindd":
+            q = sh(rewind, "query", "--dir", arch, "--count")
+            res["captured"] = int(q.stdout.strip()) if q.returncode == 0 else None
+            st = sh(rewind, "status", "--dir", arch).stdout
+            res["status"] = st
+            m = re.search(r"^live\s.*\s(\d+)/(\d+)\s*$", st, re.M)
+            if m:
+                res["kernel_drops"], res["queue_drops"] = int(m.group(1)), int(m.group(2))
+        else:
+            res["captured"] = pcap_count(arch + ".pcap")
+            m = re.search(r"(\d+) packets dropped by kernel", text)
+            res["kernel_drops"] = int(m.group(1)) if m else None
+            m = re.search(r"(\d+) packets received by filter", text)
+            res["received_by_filter"] = int(m.group(1)) if m else None
+            res["queue_drops"] = None
+        if res.get("sent") is not None and res.get("captured") is not None:
+            res["lost"] = res["sent"] - res["captured"]
+            res["unaccounted"] = res["lost"] - (res.get("kernel_drops") or 0) - \
+                (res.get("queue_drops") or 0)
+    finally:
+        if p is not None:
+            p.kill()
+            p.wait()
+        sh("rm", "-rf", arch, arch + ".pcap")
+    return res
+
+
+def live_main(args):
+    ns, pcap, work, rewind, rewindd = args[:5]
+    rates = args[5].split() if len(args) > 5 else ["500", "1000", "topspeed"]
+    setup = [["ip", "netns", "add", ns],
+             ["ip", "netns", "exec", ns, "ip", "link", "add", "rwb0", "type", "veth", "peer",
+              "name", "rwb1"],
+             ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+             ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwb0", "mtu", "9000", "up"],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwb1", "mtu", "9000", "up"]]
+    out = {"netns": ns, "pcap_bytes": os.path.getsize(pcap), "pcap_packets": pcap_count(pcap),
+           "runs": []}
+    try:
+        for c in setup:
+            r = sh(*c)
+            if r.returncode != 0:
+                out["skipped"] = "%s: %s" % (" ".join(c), r.stderr.strip())
+                add_record("live", out)
+                print("live: skipped: " + out["skipped"])
+                return
+        for tool in ("rewindd", "tcpdump"):
+            for rate in rates:
+                try:
+                    res = live_one(tool, rate, ns, pcap, work, rewind, rewindd)
+                except Exception as e:  # report it, keep the other runs and the table
+                    res = {"tool": tool, "rate": rate, "error": "%s: %s" % (type(e).__name__, e)}
+                out["runs"].append(res)
+                print("live: %-8s rate %-9s sent %s captured %s lost %s drops(k/q) %s/%s cpu %.2fs"
+                      % (tool, rate, res.get("sent"), res.get("captured"), res.get("lost"),
+                         res.get("kernel_drops"), res.get("queue_drops"), res.get("cpu", 0.0)))
+                if res.get("error"):
+                    print("live: error: " + res["error"])
+    finally:
+        sh("ip", "netns", "del", ns)
+    add_record("live", out)
+
+
+# ---------------------------------------------------------------- report
+
+def fmt_t(s):
+    if s is None:
+        return "-"
+    return "%.1f ms" % (s * 1e3) if s < 1 else "%.2f s" % s
+
+
+def fmt_b(n):
+    if n is None:
+        return "-"
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= div:
+            return "%.1f %s" % (n / div, unit)
+    return "%d B" % n
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def report_main(path):
+    R = load_records()
+    cfg = R.get("config", {})
+    gen = R.get("gen1", {})
+    res = {"config": cfg, "generated": gen, "mismatches": R.get("mismatches", [])}
+    lines = []
+    P = lines.append
+    P("")
+    P("rewind benchmark  size %s  packets %s  (%s)" % (fmt_b(gen.get("bytes")), gen.get("packets"),
+                                                     "SMOKE" if cfg.get("smoke") else
+                                                     "BENCH_GB=%s" % cfg.get("gb")))
+    P("page cache for cold runs: %s" % ("dropped" if cfg.get("drop_caches") else
+                                        "NOT dropped (warm only)"))
+    # import
+    imp = {}
+    P("")
+    P("IMPORT (%s)        time        packets/s       MB/s   peak RSS   CPU" %
+      ("cold" if cfg.get("drop_caches") else "warm"))
+    for name, key in (("rewind import", "import.rewind"), ("tcpdump -r -w", "import.tcpdump"),
+                      ("tcpdump + fsync", "import.tcpdump_sync")):
+        r = R.get(key)
+        if not r:
+            continue
+        t = r["median"]
+        pps = gen["packets"] / t
+        mbs = gen["bytes"] / t / 1e6
+        imp[key.split(".")[1]] = dict(r, packets_per_s=pps, mb_per_s=mbs)
+        P("  %-18s %10s %12.0f %10.1f %10s %6.2fs" % (name, fmt_t(t), pps, mbs,
+                                                      fmt_b(r["maxrss_kb"] * 1024), r["cpu"]))
+    if "rewind" in imp and "tcpdump" in imp:
+        imp["ratio_rewind_over_tcpdump"] = imp["rewind"]["packets_per_s"] / imp["tcpdump"]["packets_per_s"]
+        P("  throughput ratio rewind/tcpdump: %.2f" % imp["ratio_rewind_over_tcpdump"])
+        if "tcpdump_sync" in imp:
+            imp["ratio_rewind_over_tcpdump_sync"] = (imp["rewind"]["packets_per_s"] /
+                                                     imp["tcpdump_sync"]["packets_per_s"])
+            P("  throughput ratio rewind/(tcpdump+fsync): %.2f" %
+              imp["ratio_rewind_over_tcpdump_sync"])
+    res["import"] = imp
+    # queries
+    q = {}
+    P("")
+    P("QUERIES        packets  cache  rewind       out MB/s  RSS       tcpdump      out MB/s  RSS"
+      "       speed-up")
+    for name in ("needle", "port", "wide"):
+        meta = R.get("q.%s.meta" % name)
+        if not meta:
+            continue
+        q[name] = {"filter": meta["filter"], "packets": meta["packets"]}
+        for cache in ("warm", "cold"):
+            rw = R.get("q.%s.rewind.%s" % (name, cache))
+            td = R.get("q.%s.tcpdump.%s" % (name, cache))
+            if not rw or not td:
+                continue
+            ent = {
+                "rewind_s": rw["median"], "tcpdump_s": td["median"],
+                "rewind_runs": len(rw["runs"]), "tcpdump_runs": len(td["runs"]),
+                "rewind_out_mb_per_s": rw["out_bytes"] / rw["median"] / 1e6,
+                "tcpdump_out_mb_per_s": td["out_bytes"] / td["median"] / 1e6,
+                "out_bytes": rw["out_bytes"],
+                "rewind_maxrss_kb": rw["maxrss_kb"], "tcpdump_maxrss_kb": td["maxrss_kb"],
+                "speedup_tcpdump_over_rewind": td["median"] / rw["median"],
+            }
+            q[name][cache] = ent
+            P("  %-8s %10d  %-5s  %-10s %8.1f  %-8s  %-10s %8.1f  %-8s  %7.1fx" % (
+                name, meta["packets"], cache, fmt_t(rw["median"]), ent["rewind_out_mb_per_s"],
+                fmt_b(rw["maxrss_kb"] * 1024), fmt_t(td["median"]), ent["tcpdump_out_mb_per_s"],
+                fmt_b(td["maxrss_kb"] * 1024), ent["speedup_tcpdump_over_rewind"]))
+    for name in q:
+        P("    %-8s = %s" % (name, q[name]["filter"]))
+    res["queries"] = q
+    # sizes
+    sz = R.get("sizes.1x")
+    if sz:
+        P("")
+        P("ARCHIVE SIZE (1x)  index %s = %.2f%% of packet bytes (%s)   segments %s (%.1f%%)" % (
+            fmt_b(sz["index_bytes"]), sz["index_pct"], fmt_b(sz["packet_bytes"]),
+            fmt_b(sz["segments_bytes"]), sz["segments_pct"]))
+        if sz.get("status_index"):
+            P("  rewind status says: index %s" % sz["status_index"])
+        P("  of the index, unflushed RocksDB WAL (replayed by every reader at open): %s" %
+          fmt_b(sz.get("index_wal_bytes")))
+        res["sizes"] = {"1x": sz}
+        if R.get("sizes.4x"):
+            s4 = R["sizes.4x"]
+            res["sizes"]["4x"] = s4
+            P("ARCHIVE SIZE (4x)  index %s = %.2f%% of packet bytes (%s)   segments %s (%.1f%%)" % (
+                fmt_b(s4["index_bytes"]), s4["index_pct"], fmt_b(s4["packet_bytes"]),
+                fmt_b(s4["segments_bytes"]), s4["segments_pct"]))
+            P("  of the index, unflushed RocksDB WAL: %s" % fmt_b(s4.get("index_wal_bytes")))
+    # scaling
+    sc = {}
+    for k in (1, 2, 4):
+        for name in ("needle", "port"):
+            rw = R.get("scale.%d.%s.rewind" % (k, name))
+            td = R.get("scale.%d.%s.tcpdump" % (k, name))
+            if rw and td:
+                sc.setdefault("%dx" % k, {})[name] = {
+                    "rewind_s": rw["median"], "tcpdump_s": td["median"],
+                    "packets": R["scale.%d.%s.meta" % (k, name)]["packets"],
+                    "speedup_tcpdump_over_rewind": td["median"] / rw["median"],
+                    "rewind_maxrss_kb": rw["maxrss_kb"]}
+        imp_k = R.get("scale.%d.import" % k) or (R.get("import.rewind") if k == 1 else None)
+        if "%dx" % k in sc:
+            sc["%dx" % k]["input_bytes"] = R.get("scale.%d.bytes" % k)
+            if imp_k:
+                sc["%dx" % k]["import_s"] = imp_k["median"]
+    if sc:
+        P("")
+        P("SCALING (warm)   input      needle: rewind  tcpdump   speed-up   port: rewind  tcpdump"
+          "   speed-up")
+        for k in ("1x", "2x", "4x"):
+            if k not in sc:
+                continue
+            n, p = sc[k].get("needle"), sc[k].get("port")
+            P("  %-4s %14s   %12s %9s %9.1fx   %12s %9s %9.1fx" % (
+                k, fmt_b(sc[k].get("input_bytes")), fmt_t(n["rewind_s"]), fmt_t(n["tcpdump_s"]),
+                n["speedup_tcpdump_over_rewind"], fmt_t(p["rewind_s"]), fmt_t(p["tcpdump_s"]),
+                p["speedup_tcpdump_over_rewind"]))
+    res["scaling"] = sc or R.get("scaling_skipped")
+    if not sc and R.get("scaling_skipped"):
+        P("")
+        P("SCALING: skipped (%s)" % R["scaling_skipped"])
+    # live
+    live = R.get("live")
+    res["live"] = live or R.get("live_skipped")
+    P("")
+    if live and live.get("runs"):
+        P("LIVE CAPTURE (veth in netns %s, replaying %s, %d packets)" % (
+            live["netns"], fmt_b(live["pcap_bytes"]), live["pcap_packets"]))
+        P("  tool      rate(Mbps)  achieved Mbps      sent  captured      lost  drops k/q    "
+          "CPU s  peak RSS")
+        best = {}
+        for r in live["runs"]:
+            if r.get("error"):
+                P("  %-8s  %-10s  ERROR %s" % (r["tool"], r["rate"], r["error"][:60]))
+                continue
+            dq = "%s/%s" % (r.get("kernel_drops"), "-" if r.get("queue_drops") is None
+                            else r.get("queue_drops"))
+            P("  %-8s  %-10s  %12s  %8s  %8s  %8s  %-10s %6.2f  %s" % (
+                r["tool"], r["rate"], "%.0f" % r["mbps"] if r.get("mbps") else "-", r.get("sent"),
+                r.get("captured"), r.get("lost"), dq, r.get("cpu", 0),
+                fmt_b(r.get("maxrss_kb", 0) * 1024)))
+            if r.get("lost") == 0 and r.get("mbps"):
+                if r["mbps"] > best.get(r["tool"], {}).get("mbps", -1):
+                    best[r["tool"]] = {"rate": r["rate"], "mbps": r["mbps"]}
+        live["highest_zero_loss"] = best
+        for tool in ("rewindd", "tcpdump"):
+            b = best.get(tool)
+            P("  highest zero-loss rate %-8s %s" % (
+                tool + ":", "%s (achieved %.0f Mbps)" % (b["rate"], b["mbps"]) if b else
+                "none of the rates tried"))
+        for tool in ("rewindd", "tcpdump"):
+            runs = [r for r in live["runs"] if r["tool"] == tool and not r.get("error")]
+            if runs and all(r.get("lost") == 0 for r in runs):
+                P("  %s: no loss at any rate tried; the sender (tcpreplay on a veth) is the limit"
+                  % tool)
+    else:
+        P("LIVE CAPTURE: skipped (%s)" % ((live or {}).get("skipped") or
+                                          R.get("live_skipped") or "not run"))
+    mism = R.get("mismatches", [])
+    P("")
+    if mism:
+        P("CORRECTNESS: %d MISMATCH(ES):" % len(mism))
+        for m in mism:
+            P("  MISMATCH " + m)
+    else:
+        P("CORRECTNESS: all packet counts agree (rewind --count, rewind -w output, trafficgen, "
+          "tcpdump) and rewind output is byte-identical to tcpdump's")
+    print("\n".join(lines))
+    res["table"] = lines
+    with open(path, "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "run":
+        run_main(args)
+    elif cmd == "set":
+        add_record(args[0], json.loads(args[1]))
+    elif cmd == "get":
+        v = load_records().get(args[0])
+        for k in args[1:]:
+            v = v[int(k)] if isinstance(v, list) else v[k]
+        print(v if not isinstance(v, (dict, list)) else json.dumps(v))
+    elif cmd == "mismatch":
+        prev = load_records().get("mismatches", [])
+        add_record("mismatches", prev + [" ".join(args)])
+        sys.stderr.write("\n*** MISMATCH: %s ***\n\n" % " ".join(args))
+    elif cmd == "sizes":
+        sizes_main(*args)
+    elif cmd == "expect":
+        expect_main(*args)
+    elif cmd == "count":
+        print(sum(pcap_count(p) for p in args))
+    elif cmd == "gen":
+        gen_main(args[0])
+    elif cmd == "slice":
+        slice_main(*args)
+    elif cmd == "dropcaches":
+        sys.exit(0 if drop_caches() else 1)
+    elif cmd == "live":
+        live_main(args)
+    elif cmd == "report":
+        report_main(args[0])
+    else:
+        sys.exit("benchlib: unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()
