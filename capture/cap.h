@@ -122,6 +122,23 @@ int cap_handoff_import(const char *dir, const char *path, const char *point,
                        cap_progress_fn progress, void *parg, struct cap_import_stats *st,
                        char *err) RW_WUR;
 
+/* ---- verify and reindex ---- */
+typedef void (*cap_report_fn)(void *arg, const char *problem);
+struct cap_verify_stats {
+    uint64_t segments, packets, sampled, problems;
+};
+/* Check every segment against the index: file header, every record's
+ * offset against its locator, counts, time span, bytes, and the postings of
+ * a sample of packets. Each problem goes to report, precisely placed;
+ * returns <0 only if the check itself could not run. */
+int cap_verify(idx_t *ix, cap_report_fn report, void *arg, struct cap_verify_stats *st,
+               char *err) RW_WUR;
+/* Rebuild the index from the segment files alone: the old index directory
+ * is moved aside (index.old-TIME), settings and holds are carried over when
+ * it still opens, damaged record tails are cut off and reported. */
+int cap_reindex(const char *dir, cap_report_fn report, void *arg, struct cap_verify_stats *st,
+                char *err) RW_WUR;
+
 /* ---- live capture ---- */
 typedef struct cap_live cap_live_t;
 /* Start capturing iface into point `point` (default: the interface name) on

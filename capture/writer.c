@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -211,8 +212,64 @@ static int mkdirs(const char *path)
     return 0;
 }
 
-/* Recover segments a crash left open: the index covers file_size bytes, so
- * cut the file there (whole records only) and seal it. */
+/* Is rel (a path under segments/) named by some catalogue record? */
+static int known_path(const struct idx_seg *segs, size_t n, const char *rel)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(segs[i].path, rel))
+            return 1;
+    return 0;
+}
+
+/* Remove segment files no catalogue record names: a crash after a file was
+ * created but before its record was committed, or after retention forgot a
+ * segment but before the file was unlinked. */
+static void remove_orphans(cap_arch_t *a, const struct idx_seg *segs, size_t n)
+{
+    char top[1100];
+    snprintf(top, sizeof top, "%s/segments", a->dir);
+    DIR *pd = opendir(top);
+    struct dirent *pe, *de, *fe;
+    if (!pd)
+        return;
+    while ((pe = readdir(pd))) {
+        char pdir[1400];
+        if (pe->d_name[0] == '.')
+            continue;
+        snprintf(pdir, sizeof pdir, "%s/%s", top, pe->d_name);
+        DIR *dd = opendir(pdir);
+        if (!dd)
+            continue;
+        while ((de = readdir(dd))) {
+            char ddir[1700];
+            if (de->d_name[0] == '.')
+                continue;
+            snprintf(ddir, sizeof ddir, "%s/%s", pdir, de->d_name);
+            DIR *fd = opendir(ddir);
+            if (!fd)
+                continue;
+            while ((fe = readdir(fd))) {
+                char rel[1200], full[2400];
+                if (fe->d_name[0] == '.' || !strstr(fe->d_name, ".pcap"))
+                    continue;
+                snprintf(rel, sizeof rel, "segments/%s/%s/%s", pe->d_name, de->d_name, fe->d_name);
+                if (known_path(segs, n, rel))
+                    continue;
+                snprintf(full, sizeof full, "%s/%s", a->dir, rel);
+                rw_warn("recovery: removing %s, which no index record names", full);
+                unlink(full);
+            }
+            closedir(fd);
+            rmdir(ddir); /* only if now empty */
+        }
+        closedir(dd);
+    }
+    closedir(pd);
+}
+
+/* Recover after a crash: segments left open are cut back to the bytes their
+ * index covers (whole records) and sealed, or dropped if they hold nothing;
+ * records whose file is gone are dropped; files no record names go. */
 static int recover(cap_arch_t *a, char *err)
 {
     struct idx_seg *segs;
@@ -223,15 +280,32 @@ static int recover(cap_arch_t *a, char *err)
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct idx_seg *s = &segs[i];
         char path[1400];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", a->dir, s->path);
+        int missing = stat(path, &st) < 0 && errno == ENOENT;
+        if (missing || (s->state == IDX_SEG_OPEN && s->packets == 0)) {
+            if (missing && s->packets)
+                rw_warn("recovery: segment file %s is missing; forgetting its %llu packets", path,
+                        (unsigned long long)s->packets);
+            if ((rc = idx_seg_delete(a->ix, s, err)) < 0)
+                break;
+            unlink(path);
+            s->path[0] = 0;
+            continue;
+        }
         if (s->state != IDX_SEG_OPEN)
             continue;
-        snprintf(path, sizeof path, "%s/%s", a->dir, s->path);
-        if (truncate(path, (off_t)s->file_size) < 0 && errno != ENOENT) {
+        if ((uint64_t)st.st_size != s->file_size)
+            rw_info("recovery: segment %s cut from %lld to %llu bytes (its last committed record)",
+                    path, (long long)st.st_size, (unsigned long long)s->file_size);
+        if (truncate(path, (off_t)s->file_size) < 0) {
             rc = rw_err(err, RW_EIO, "recovering segment %s: truncate: %s", path, strerror(errno));
             break;
         }
         rc = idx_seg_mark_sealed(a->ix, s, err);
     }
+    if (rc == 0)
+        remove_orphans(a, segs, n);
     free(segs);
     return rc;
 }
@@ -351,7 +425,17 @@ static int seg_open(cap_pw_t *w, int64_t ts, char *err)
     w->blen = 24;
     w->written = 0;
     w->seg_start = ts;
-    if ((rc = write_out(w, err)) < 0 ||
+    /* The header and the directory entry are durable before the catalogue
+     * names the file, so recovery never finds a record without its file. */
+    if ((rc = write_out(w, err)) == 0 && w->a->o.sync) {
+        int dfd = open(dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fdatasync(w->fd) < 0 || dfd < 0 || fsync(dfd) < 0)
+            rc = rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing new segment %s: %s",
+                        path, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+    }
+    if (rc < 0 ||
         (rc = idx_segw_begin(w->a->ix, w->pt.id, w->dlt, w->snaplen, w->relpath, &w->sw,
                              &w->seg_id, err)) < 0) {
         close(w->fd);

@@ -1,0 +1,448 @@
+/* verify.c -- check an archive's segments against its index, and rebuild the
+ * index from the segments alone. Both read segments record by record as
+ * man/rewind-archive.5 describes them. */
+#include "capture/cap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SAMPLES 64 /* packets per segment whose postings are checked */
+
+/* Sequential reader of one segment file. */
+struct segfile {
+    FILE *f;
+    int swap;
+    uint32_t snaplen, linktype;
+    uint64_t off;
+    uint8_t *buf;
+    size_t cap;
+};
+
+static int segfile_open(struct segfile *sf, const char *path, char *err)
+{
+    uint32_t h[6];
+    memset(sf, 0, sizeof *sf);
+    if (!(sf->f = fopen(path, "rb")))
+        return rw_err(err, RW_EIO, "%s: %s", path, strerror(errno));
+    if (fread(h, 1, 24, sf->f) != 24) {
+        fclose(sf->f);
+        sf->f = NULL;
+        return rw_err(err, RW_ECORRUPT, "%s: shorter than a pcap file header", path);
+    }
+    if (h[0] == 0x4d3cb2a1)
+        sf->swap = 1;
+    else if (h[0] != 0xa1b23c4d) {
+        fclose(sf->f);
+        sf->f = NULL;
+        return rw_err(err, RW_ECORRUPT, "%s: not a nanosecond pcap file (magic %08x)", path, h[0]);
+    }
+    sf->snaplen = sf->swap ? __builtin_bswap32(h[4]) : h[4];
+    sf->linktype = (sf->swap ? __builtin_bswap32(h[5]) : h[5]) & 0x03ffffff;
+    sf->off = 24;
+    return 0;
+}
+
+/* 1 and a record, 0 at a clean end, 2 at a partial record, <0 error. */
+static int segfile_next(struct segfile *sf, uint32_t rec[4], const uint8_t **data, char *err)
+{
+    size_t got = fread(rec, 1, 16, sf->f);
+    if (got == 0)
+        return 0;
+    if (got < 16)
+        return 2;
+    if (sf->swap)
+        for (int i = 0; i < 4; i++)
+            rec[i] = __builtin_bswap32(rec[i]);
+    if (rec[2] > sf->snaplen || rec[2] > (1u << 28))
+        return rw_err(err, RW_ECORRUPT, "caplen %u exceeds snaplen %u", rec[2], sf->snaplen);
+    if (rec[2] > sf->cap) {
+        uint8_t *nb = realloc(sf->buf, rec[2]);
+        if (!nb)
+            return rw_err(err, RW_ENOMEM, "out of memory");
+        sf->buf = nb;
+        sf->cap = rec[2];
+    }
+    if (fread(sf->buf, 1, rec[2], sf->f) != rec[2])
+        return 2;
+    *data = sf->buf;
+    sf->off += 16 + rec[2];
+    return 1;
+}
+
+static void segfile_close(struct segfile *sf)
+{
+    if (sf->f)
+        fclose(sf->f);
+    free(sf->buf);
+}
+
+/* ---------------------------------------------------------------- verify */
+
+struct vctx {
+    cap_report_fn report;
+    void *arg;
+    struct cap_verify_stats *st;
+};
+
+static void problem(struct vctx *v, const char *fmt, ...) RW_PRINTF(2, 3);
+static void problem(struct vctx *v, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    v->st->problems++;
+    v->report(v->arg, msg);
+}
+
+static int posting_has(idx_t *ix, const struct idx_term *t, uint64_t seg, uint32_t ord, char *err)
+{
+    roaring_bitmap_t *b = NULL;
+    int rc = idx_postings(ix, t->kind, t->val, t->val, t->len, &seg, 1, &b, err);
+    if (rc < 0)
+        return rc;
+    rc = b && roaring_bitmap_contains(b, ord);
+    idx_bitmap_free(b);
+    return rc;
+}
+
+static int verify_segment(idx_t *ix, const struct idx_seg *s, struct vctx *v, char *err)
+{
+    char path[1400], e2[RW_ERRSZ];
+    struct segfile sf;
+    struct stat sb;
+    struct idx_chunk ch;
+    int64_t mn = INT64_MAX, mx = INT64_MIN;
+    uint64_t n = 0, bytes = 0, stride = s->packets / SAMPLES + 1;
+    int64_t chunk_no = -1;
+    int rc, broke = 0;
+    snprintf(path, sizeof path, "%s/%s", idx_dir(ix), s->path);
+    if (stat(path, &sb) < 0) {
+        problem(v, "segment %s: %s", s->path, strerror(errno));
+        return 0;
+    }
+    if ((uint64_t)sb.st_size < s->file_size ||
+        (s->state == IDX_SEG_SEALED && (uint64_t)sb.st_size != s->file_size)) {
+        problem(v, "segment %s: file has %lld bytes, the index covers %llu", s->path,
+                (long long)sb.st_size, (unsigned long long)s->file_size);
+        return 0;
+    }
+    if (segfile_open(&sf, path, e2) < 0) {
+        problem(v, "segment %s: %s", s->path, e2);
+        return 0;
+    }
+    if (sf.linktype != (uint32_t)cap_linktype_of_dlt(s->linktype) || sf.snaplen != s->snaplen)
+        problem(v, "segment %s: header says link type %u snaplen %u, the index %d/%u", s->path,
+                sf.linktype, sf.snaplen, cap_linktype_of_dlt(s->linktype), s->snaplen);
+    while (sf.off < s->file_size) {
+        uint32_t rec[4];
+        const uint8_t *data;
+        uint64_t off = sf.off;
+        rc = segfile_next(&sf, rec, &data, e2);
+        if (rc != 1) {
+            problem(v, "segment %s: packet %llu at offset %llu: %s", s->path,
+                    (unsigned long long)n, (unsigned long long)off,
+                    rc == 2 || rc == 0 ? "truncated record" : e2);
+            broke = 1;
+            break;
+        }
+        if ((int64_t)(n / IDX_CHUNK) != chunk_no) {
+            chunk_no = (int64_t)(n / IDX_CHUNK);
+            if ((rc = idx_chunk_get(ix, s->id, (uint32_t)chunk_no, &ch, e2)) < 0) {
+                problem(v, "segment %s: %s", s->path, e2);
+                broke = 1;
+                break;
+            }
+        }
+        if (n % IDX_CHUNK >= ch.count || ch.off[n % IDX_CHUNK] != off) {
+            problem(v, "segment %s: packet %llu is at offset %llu, its locator says %llu", s->path,
+                    (unsigned long long)n, (unsigned long long)off,
+                    (unsigned long long)(n % IDX_CHUNK < ch.count ? ch.off[n % IDX_CHUNK] : 0));
+            broke = 1;
+            break;
+        }
+        int64_t ts = (int64_t)rec[0] * RW_NS_PER_SEC + rec[1];
+        mn = ts < mn ? ts : mn;
+        mx = ts > mx ? ts : mx;
+        bytes += rec[2];
+        if (n % stride == 0) {
+            struct idx_parsed p;
+            idx_parse_packet(s->linktype, data, rec[2], &p);
+            for (int i = 0; i < p.nterms; i++) {
+                if ((rc = posting_has(ix, &p.terms[i], s->id, (uint32_t)n, err)) < 0) {
+                    segfile_close(&sf);
+                    return rc;
+                }
+                if (!rc) {
+                    problem(v, "segment %s: packet %llu: term of kind %d missing from its posting",
+                            s->path, (unsigned long long)n, p.terms[i].kind);
+                    break;
+                }
+            }
+            v->st->sampled++;
+        }
+        n++;
+    }
+    if (!broke && n != s->packets)
+        problem(v, "segment %s: %llu packets in the file, the index says %llu", s->path,
+                (unsigned long long)n, (unsigned long long)s->packets);
+    else if (!broke && sf.off != s->file_size)
+        problem(v, "segment %s: the last record ends at %llu, the index covers %llu bytes",
+                s->path, (unsigned long long)sf.off, (unsigned long long)s->file_size);
+    else if (!broke && n && (mn != s->min_ts || mx != s->max_ts || bytes != s->bytes))
+        problem(v, "segment %s: times or byte counts differ from the index", s->path);
+    v->st->packets += n;
+    segfile_close(&sf);
+    return 0;
+}
+
+int cap_verify(idx_t *ix, cap_report_fn report, void *arg, struct cap_verify_stats *st, char *err)
+{
+    struct idx_seg *segs = NULL;
+    size_t n = 0;
+    struct vctx v = {report, arg, st};
+    int rc;
+    memset(st, 0, sizeof *st);
+    if ((rc = idx_seg_all(ix, &segs, &n, err)) < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (segs[i].packets == 0 && segs[i].state == IDX_SEG_OPEN)
+            continue;
+        st->segments++;
+        if ((rc = verify_segment(ix, &segs[i], &v, err)) < 0)
+            break;
+    }
+    free(segs);
+    return rc;
+}
+
+/* --------------------------------------------------------------- reindex */
+
+struct segname {
+    char rel[1024];
+    struct timespec mtime;
+    long long start;
+    int suffix;
+};
+
+/* A point's segments are written one after another, each sealed before the
+ * next is created, so the time of last modification orders them as they
+ * were captured even when packet times step back; names break ties. */
+static int by_name(const void *a, const void *b)
+{
+    const struct segname *x = a, *y = b;
+    if (x->mtime.tv_sec != y->mtime.tv_sec)
+        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->suffix - y->suffix;
+}
+
+/* Segment files of one point, in the order they were written. */
+static int list_point(const char *dir, const char *point, struct segname **out, size_t *n)
+{
+    char pdir[1400];
+    struct segname *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    snprintf(pdir, sizeof pdir, "%s/segments/%s", dir, point);
+    DIR *dd = opendir(pdir);
+    struct dirent *de, *fe;
+    if (!dd)
+        return -1;
+    while ((de = readdir(dd))) {
+        char ddir[1700];
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(ddir, sizeof ddir, "%s/%s", pdir, de->d_name);
+        DIR *fd = opendir(ddir);
+        if (!fd)
+            continue;
+        while ((fe = readdir(fd))) {
+            long long start;
+            int suffix = 0;
+            char ext[16] = "";
+            if (sscanf(fe->d_name, "%lld-%d.%15s", &start, &suffix, ext) != 3 &&
+                (suffix = 0, sscanf(fe->d_name, "%lld.%15s", &start, ext) != 2))
+                continue;
+            if (strcmp(ext, "pcap"))
+                continue;
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 64;
+                struct segname *na = realloc(arr, cap * sizeof *arr);
+                if (!na)
+                    break;
+                arr = na;
+            }
+            snprintf(arr[cnt].rel, sizeof arr[cnt].rel, "segments/%s/%s/%s", point, de->d_name,
+                     fe->d_name);
+            arr[cnt].start = start;
+            arr[cnt].suffix = suffix;
+            char full[2400];
+            struct stat sb;
+            snprintf(full, sizeof full, "%s/%s", dir, arr[cnt].rel);
+            if (stat(full, &sb) == 0)
+                arr[cnt].mtime = sb.st_mtim;
+            else
+                memset(&arr[cnt].mtime, 0, sizeof arr[cnt].mtime);
+            cnt++;
+        }
+        closedir(fd);
+    }
+    closedir(dd);
+    qsort(arr, cnt, sizeof *arr, by_name);
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+static int dlt_of_file(const char *path, int *dlt, char *err)
+{
+    char eb[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline(path, eb);
+    if (!p)
+        return rw_err(err, RW_ECORRUPT, "%s: %s", path, eb);
+    *dlt = pcap_datalink(p);
+    pcap_close(p);
+    return 0;
+}
+
+static int reindex_segment(idx_t *ix, const char *dir, const char *point, const char *rel,
+                           struct cap_verify_stats *st, cap_report_fn report, void *arg, char *err)
+{
+    char path[1400], msg[1600];
+    struct segfile sf;
+    struct idx_point pt;
+    struct idx_parsed p;
+    idx_segw_t *w;
+    uint64_t seg;
+    int dlt = 0, rc;
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    if ((rc = segfile_open(&sf, path, err)) < 0 || (rc = dlt_of_file(path, &dlt, err)) < 0) {
+        segfile_close(&sf);
+        snprintf(msg, sizeof msg, "skipping %s: %s", rel, err);
+        report(arg, msg);
+        st->problems++;
+        return 0;
+    }
+    if ((rc = idx_point_get(ix, point, dlt, sf.snaplen, &pt, err)) < 0 ||
+        (rc = idx_segw_begin(ix, pt.id, dlt, sf.snaplen, rel, &w, &seg, err)) < 0) {
+        segfile_close(&sf);
+        return rc;
+    }
+    for (;;) {
+        uint32_t rec[4];
+        const uint8_t *data;
+        uint64_t off = sf.off;
+        rc = segfile_next(&sf, rec, &data, err);
+        if (rc == 0)
+            break;
+        if (rc != 1) {
+            snprintf(msg, sizeof msg, "%s: packet at offset %llu: %s; cutting the file there", rel,
+                     (unsigned long long)off, rc == 2 ? "truncated record" : err);
+            report(arg, msg);
+            st->problems++;
+            sf.off = off;
+            if (truncate(path, (off_t)off) < 0) {
+                rc = rw_err(err, RW_EIO, "%s: truncate: %s", path, strerror(errno));
+                idx_segw_abandon(w);
+                segfile_close(&sf);
+                return rc;
+            }
+            break;
+        }
+        idx_parse_packet(dlt, data, rec[2], &p);
+        idx_segw_add(w, (int64_t)rec[0] * RW_NS_PER_SEC + rec[1], off, rec[2], rec[3], &p);
+        st->packets++;
+        if ((st->packets & 0xffff) == 0 && (rc = idx_segw_flush(w, sf.off, 0, err)) < 0) {
+            idx_segw_abandon(w);
+            segfile_close(&sf);
+            return rc;
+        }
+    }
+    rc = idx_segw_seal(w, sf.off, err);
+    segfile_close(&sf);
+    if (rc == 1) { /* no packets: the file has nothing to keep */
+        unlink(path);
+        return 0;
+    }
+    st->segments++;
+    return rc;
+}
+
+int cap_reindex(const char *dir, cap_report_fn report, void *arg, struct cap_verify_stats *st,
+                char *err)
+{
+    char idir[1100], old[1200], top[1100];
+    struct idx_config cfg = {0};
+    struct idx_hold *holds = NULL;
+    size_t nholds = 0;
+    idx_t *ix = NULL;
+    int rc;
+    memset(st, 0, sizeof *st);
+    snprintf(idir, sizeof idir, "%s/index", dir);
+    snprintf(old, sizeof old, "%s/index.old-%lld", dir, (long long)(rw_now_ns() / RW_NS_PER_SEC));
+    /* Keep what the old index knew beyond the segments, if it still opens. */
+    if (idx_open(dir, IDX_READ, &ix, err) == 0) {
+        if (idx_config_get(ix, &cfg, err) < 0)
+            memset(&cfg, 0, sizeof cfg);
+        if (idx_hold_list(ix, &holds, &nholds, err) < 0)
+            nholds = 0;
+        idx_close(ix);
+        ix = NULL;
+    }
+    /* Make sure no writer owns the archive before moving its index. */
+    if ((rc = idx_open(dir, IDX_WRITE, &ix, err)) < 0 && rc == RW_EBUSY) {
+        free(holds);
+        return rc;
+    }
+    idx_close(ix);
+    ix = NULL;
+    if (rename(idir, old) < 0 && errno != ENOENT) {
+        free(holds);
+        return rw_err(err, RW_EIO, "moving %s aside: %s", idir, strerror(errno));
+    }
+    if ((rc = idx_open(dir, IDX_WRITE, &ix, err)) < 0)
+        goto done;
+    if ((cfg.segment_ns || cfg.segment_bytes || cfg.quota_bytes || cfg.quota_pct ||
+         cfg.max_age_ns || cfg.compress_after_ns) &&
+        (rc = idx_config_put(ix, &cfg, err)) < 0)
+        goto done;
+    for (size_t i = 0; i < nholds; i++)
+        if ((rc = idx_hold_add(ix, &holds[i], err)) < 0)
+            goto done;
+    snprintf(top, sizeof top, "%s/segments", dir);
+    DIR *pd = opendir(top);
+    struct dirent *pe;
+    while (pd && (pe = readdir(pd)) && rc == 0) {
+        struct segname *names = NULL;
+        size_t n = 0;
+        if (pe->d_name[0] == '.' || !rw_point_name_ok(pe->d_name))
+            continue;
+        if (list_point(dir, pe->d_name, &names, &n) < 0)
+            continue;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = reindex_segment(ix, dir, pe->d_name, names[i].rel, st, report, arg, err);
+        free(names);
+    }
+    if (pd)
+        closedir(pd);
+    if (rc == 0) {
+        char msg[1400];
+        snprintf(msg, sizeof msg, "the previous index is kept in %s; delete it when satisfied", old);
+        report(arg, msg);
+    }
+done:
+    idx_close(ix);
+    free(holds);
+    return rc;
+}
