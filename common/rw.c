@@ -139,7 +139,8 @@ zone:
     }
     if (*p != 0)
         goto bad;
-    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 || m > 59 || sec > 60 || oh > 23 ||
+    int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || (M == 2 && D == 29 && !leap) || h > 23 || m > 59 || sec > 60 || oh > 23 ||
         om > 59)
         return rw_err(err, RW_EINPUT, "time '%s': field out of range", s);
     int64_t days = days_from_civil(Y, M, D);
@@ -227,7 +228,9 @@ int rw_time_parse(const char *s, int64_t now_ns, int64_t *out_ns, char *err)
         if (parse_dur_units(s + 1, &d) < 0)
             return rw_err(err, RW_EINPUT, "time '%s': bad relative time; expected e.g. -15m, -2h, -1d",
                           s);
-        *out_ns = s[0] == '-' ? now_ns - d : now_ns + d;
+        if (s[0] == '-' ? __builtin_sub_overflow(now_ns, d, out_ns)
+                        : __builtin_add_overflow(now_ns, d, out_ns))
+            return rw_err(err, RW_EINPUT, "time '%s': out of range", s);
         return 0;
     }
     /* Unix seconds: digits with an optional fraction, and nothing else. */
@@ -235,10 +238,13 @@ int rw_time_parse(const char *s, int64_t now_ns, int64_t *out_ns, char *err)
     while (isdigit((unsigned char)*p))
         p++;
     if (p > s && (*p == 0 || *p == '.') && p - s <= 11) {
-        int64_t secs = strtoll(s, NULL, 10), frac = 0;
+        int64_t secs = strtoll(s, NULL, 10), frac = 0, ns;
         const char *e = parse_frac(p, &frac);
         if (e && *e == 0) {
-            *out_ns = secs * RW_NS_PER_SEC + frac;
+            /* int64 nanoseconds reach 2262-04-11: refuse rather than wrap. */
+            if (__builtin_mul_overflow(secs, RW_NS_PER_SEC, &ns) ||
+                __builtin_add_overflow(ns, frac, out_ns))
+                return rw_err(err, RW_EINPUT, "time '%s': out of range (after year 2262)", s);
             return 0;
         }
     }
@@ -352,6 +358,9 @@ size_t rw_varint_get(const uint8_t *p, size_t n, uint64_t *v)
 {
     uint64_t r = 0;
     for (size_t i = 0; i < n && i < 10; i++) {
+        /* The 10th byte holds bit 63 only: anything more would not fit. */
+        if (i == 9 && p[i] > 1)
+            return 0;
         r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
         if (!(p[i] & 0x80)) {
             *v = r;

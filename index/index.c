@@ -776,13 +776,15 @@ int idx_postings(idx_t *ix, int kind, const uint8_t *lo, const uint8_t *hi, size
         return 0;
     if (len > 16)
         return rw_err(err, RW_ESTATE, "posting value too long");
-    memcpy(val, lo, len);
+    if (len)    /* pseudo postings have no value, and lo may be NULL */
+        memcpy(val, lo, len);
     key[0] = 'P';
     key[1] = (uint8_t)kind;
     it = idx_iter(ix);
     for (;;) {
         /* One distinct value per round: seek to its first wanted segment. */
-        memcpy(key + 2, val, len);
+        if (len)
+            memcpy(key + 2, val, len);
         rw_put_be64(key + 2 + len, segs[0]);
         rocksdb_iter_seek(it, (const char *)key, 2 + len + 8);
         if (!rocksdb_iter_valid(it))
@@ -791,9 +793,10 @@ int idx_postings(idx_t *ix, int kind, const uint8_t *lo, const uint8_t *hi, size
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
         if (kl != 2 + len + 8 || k[0] != 'P' || k[1] != kind)
             break;
-        if (memcmp(k + 2, hi, len) > 0)
+        if (len && memcmp(k + 2, hi, len) > 0)
             break;
-        memcpy(val, k + 2, len);
+        if (len)
+            memcpy(val, k + 2, len);
         /* Walk this value's segments up to the last wanted one. */
         while (rocksdb_iter_valid(it)) {
             k = (const uint8_t *)rocksdb_iter_key(it, &kl);

@@ -94,13 +94,14 @@ static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len,
             e->h = h;
             e->kind = (uint8_t)kind;
             e->len = (uint8_t)len;
-            memcpy(e->val, v, len);
+            if (len)    /* pseudo terms have no value, and v may be NULL */
+                memcpy(e->val, v, len);
             e->bm = roaring_bitmap_create();
             w->tcount++;
             roaring_bitmap_add(e->bm, ord);
             return;
         }
-        if (e->h == h && e->kind == kind && e->len == len && !memcmp(e->val, v, len)) {
+        if (e->h == h && e->kind == kind && e->len == len && (len == 0 || !memcmp(e->val, v, len))) {
             roaring_bitmap_add(e->bm, ord);
             return;
         }

@@ -86,7 +86,9 @@ int qry_out_new(int format, const struct qry_point *pts, int npts, qry_write_fn 
             put32(o, blen);
             put16(o, (uint16_t)pts[i].linktype);
             put16(o, 0);
-            put32(o, pts[i].snaplen);
+            /* libpcap refuses a section whose interfaces differ in
+             * snapshot length, so every IDB carries the largest. */
+            put32(o, snap);
             ng_option(o, 2, pts[i].name, (uint16_t)nl); /* if_name */
             ng_option(o, 9, &tsresol, 1);               /* if_tsresol: nanoseconds */
             put32(o, 0);                                 /* opt_endofopt */
