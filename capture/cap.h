@@ -26,7 +26,8 @@ struct cap_opts {
     uint64_t quota_bytes;    /* keep segments + index under this (default: no quota) */
     uint32_t quota_pct;      /* ... or under this percentage of the file system */
     int64_t max_age_ns;      /* delete segments whose newest packet is older (default: none) */
-    int64_t compress_after_ns; /* compress segments sealed longer ago (default 10 min) */
+    int64_t compress_after_ns; /* compress segments sealed longer ago (default 10 min;
+                                  INT64_MAX: never) */
     int64_t flush_ns;        /* commit at least this often (default 1 s) */
     int sync;                /* fdatasync segments and sync the WAL at each flush (default 1) */
 };
@@ -72,6 +73,20 @@ int cap_pw_set_drops(cap_pw_t *w, uint64_t kernel, uint64_t queue, char *err) RW
 
 /* The LINKTYPE_ value a pcap file header carries for a libpcap DLT_ value. */
 int cap_linktype_of_dlt(int dlt);
+
+/* ---- compressed segments ---- */
+struct cap_compress_stats {
+    uint64_t segments, bytes_in, bytes_saved;
+};
+/* Compress every sealed segment whose file was last written longer ago than
+ * the archive's compress-after setting (see compress.c for the order of the
+ * swap). Stops between segments when *stop becomes nonzero. */
+int cap_compress_run(cap_arch_t *a, const volatile int *stop, struct cap_compress_stats *st,
+                     char *err) RW_WUR;
+/* rewindd: a thread that runs cap_compress_run every few seconds. */
+typedef struct cap_compressor cap_compressor_t;
+int cap_compressor_start(cap_arch_t *a, cap_compressor_t **out, char *err) RW_WUR;
+void cap_compressor_stop(cap_compressor_t *c); /* finishes the segment at hand */
 
 /* ---- reading capture files ---- */
 #define CAP_MAX_IFACES 64

@@ -69,7 +69,7 @@ int cap_retention_run(cap_arch_t *a, char *err)
     uint64_t used = idx_disk_bytes(a->ix);
     int64_t newest = INT64_MIN;
     for (size_t i = 0; i < nsegs; i++) {
-        used += segs[i].file_size;
+        used += segs[i].stored_size;
         if (segs[i].packets && segs[i].max_ts > newest)
             newest = segs[i].max_ts;
     }
@@ -88,7 +88,7 @@ int cap_retention_run(cap_arch_t *a, char *err)
         if ((rc = idx_seg_delete(a->ix, s, err)) < 0)
             goto done;
         remove_file(a, s->path);
-        used -= s->file_size < used ? s->file_size : used;
+        used -= s->stored_size < used ? s->stored_size : used;
         deleted++;
     }
     if (quota && used > quota && !a->quota_warned) {

@@ -2,6 +2,7 @@
  * index from the segments alone. Both read segments record by record as
  * man/rewind-archive.5 describes them. */
 #include "capture/cap.h"
+#include "common/segfile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 /* Sequential reader of one segment file. */
 struct segfile {
     FILE *f;
+    const char *why; /* what a read error of a compressed segment was */
     int swap;
     uint32_t snaplen, linktype;
     uint64_t off;
@@ -29,8 +31,8 @@ static int segfile_open(struct segfile *sf, const char *path, char *err)
 {
     uint32_t h[6];
     memset(sf, 0, sizeof *sf);
-    if (!(sf->f = fopen(path, "rb")))
-        return rw_err(err, RW_EIO, "%s: %s", path, strerror(errno));
+    if (!(sf->f = segf_stream(path, &sf->why, err)))
+        return RW_EIO;
     if (fread(h, 1, 24, sf->f) != 24) {
         fclose(sf->f);
         sf->f = NULL;
@@ -53,6 +55,8 @@ static int segfile_open(struct segfile *sf, const char *path, char *err)
 static int segfile_next(struct segfile *sf, uint32_t rec[4], const uint8_t **data, char *err)
 {
     size_t got = fread(rec, 1, 16, sf->f);
+    if (ferror(sf->f))
+        return rw_err(err, RW_ECORRUPT, "%s", sf->why[0] ? sf->why : strerror(errno));
     if (got == 0)
         return 0;
     if (got < 16)
@@ -70,7 +74,8 @@ static int segfile_next(struct segfile *sf, uint32_t rec[4], const uint8_t **dat
         sf->cap = rec[2];
     }
     if (fread(sf->buf, 1, rec[2], sf->f) != rec[2])
-        return 2;
+        return ferror(sf->f) ? rw_err(err, RW_ECORRUPT, "%s", sf->why[0] ? sf->why : strerror(errno))
+                             : 2;
     *data = sf->buf;
     sf->off += 16 + rec[2];
     return 1;
@@ -129,8 +134,13 @@ static int verify_segment(idx_t *ix, const struct idx_seg *s, struct vctx *v, ch
         problem(v, "segment %s: %s", s->path, strerror(errno));
         return 0;
     }
-    if ((uint64_t)sb.st_size < s->file_size ||
-        (s->state == IDX_SEG_SEALED && (uint64_t)sb.st_size != s->file_size)) {
+    if (s->compressed && (uint64_t)sb.st_size != s->stored_size) {
+        problem(v, "segment %s: compressed file has %lld bytes, the index says %llu", s->path,
+                (long long)sb.st_size, (unsigned long long)s->stored_size);
+        return 0;
+    }
+    if (!s->compressed && ((uint64_t)sb.st_size < s->file_size ||
+                           (s->state == IDX_SEG_SEALED && (uint64_t)sb.st_size != s->file_size))) {
         problem(v, "segment %s: file has %lld bytes, the index covers %llu", s->path,
                 (long long)sb.st_size, (unsigned long long)s->file_size);
         return 0;
@@ -199,6 +209,14 @@ static int verify_segment(idx_t *ix, const struct idx_seg *s, struct vctx *v, ch
                 s->path, (unsigned long long)sf.off, (unsigned long long)s->file_size);
     else if (!broke && n && (mn != s->min_ts || mx != s->max_ts || bytes != s->bytes))
         problem(v, "segment %s: times or byte counts differ from the index", s->path);
+    if (!broke && s->compressed) {
+        /* Read the frame to its end: LZ4 checks the content checksum there. */
+        uint8_t tail[4096];
+        while (fread(tail, 1, sizeof tail, sf.f) > 0)
+            ;
+        if (ferror(sf.f))
+            problem(v, "segment %s: %s", s->path, sf.why[0] ? sf.why : "read error");
+    }
     v->st->packets += n;
     segfile_close(&sf);
     return 0;
@@ -274,7 +292,7 @@ static int list_point(const char *dir, const char *point, struct segname **out, 
             if (sscanf(fe->d_name, "%lld-%d.%15s", &start, &suffix, ext) != 3 &&
                 (suffix = 0, sscanf(fe->d_name, "%lld.%15s", &start, ext) != 2))
                 continue;
-            if (strcmp(ext, "pcap"))
+            if (strcmp(ext, "pcap") && strcmp(ext, "pcap.lz4"))
                 continue;
             if (cnt == cap) {
                 cap = cap ? cap * 2 : 64;
@@ -308,7 +326,11 @@ static int list_point(const char *dir, const char *point, struct segname **out, 
 static int dlt_of_file(const char *path, int *dlt, char *err)
 {
     char eb[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline(path, eb);
+    const char *why;
+    FILE *f = segf_stream(path, &why, err);
+    if (!f)
+        return RW_EIO;
+    pcap_t *p = pcap_fopen_offline(f, eb); /* closes f */
     if (!p)
         return rw_err(err, RW_ECORRUPT, "%s: %s", path, eb);
     *dlt = pcap_datalink(p);
@@ -325,7 +347,7 @@ static int reindex_segment(idx_t *ix, const char *dir, const char *point, const 
     struct idx_parsed p;
     idx_segw_t *w;
     uint64_t seg;
-    int dlt = 0, rc;
+    int dlt = 0, rc, lz = strstr(rel, ".pcap.lz4") != NULL;
     snprintf(path, sizeof path, "%s/%s", dir, rel);
     if ((rc = segfile_open(&sf, path, err)) < 0 || (rc = dlt_of_file(path, &dlt, err)) < 0) {
         segfile_close(&sf);
@@ -352,6 +374,8 @@ static int reindex_segment(idx_t *ix, const char *dir, const char *point, const 
             report(arg, msg);
             st->problems++;
             sf.off = off;
+            if (lz) /* cannot cut a compressed file: the index stops there */
+                break;
             if (truncate(path, (off_t)off) < 0) {
                 rc = rw_err(err, RW_EIO, "%s: truncate: %s", path, strerror(errno));
                 idx_segw_abandon(w);
@@ -374,6 +398,14 @@ static int reindex_segment(idx_t *ix, const char *dir, const char *point, const 
     if (rc == 1) { /* no packets: the file has nothing to keep */
         unlink(path);
         return 0;
+    }
+    if (rc == 0 && lz) {
+        struct idx_seg rec;
+        struct stat sb;
+        if ((rc = idx_seg_get(ix, seg, &rec, err)) == 1 && stat(path, &sb) == 0)
+            rc = idx_seg_set_compressed(ix, &rec, rel, (uint64_t)sb.st_size, err);
+        else if (rc >= 0)
+            rc = rw_err(err, RW_EIO, "%s: vanished during reindex", path);
     }
     st->segments++;
     return rc;

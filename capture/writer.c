@@ -123,6 +123,11 @@ int cap_opts_set(struct cap_opts *o, const char *name, const char *val, char *er
                                                      : NULL;
     if (!dst)
         return rw_err(err, RW_EINPUT, "unknown setting '%s'", name);
+    if (dst == &o->compress_after_ns && (!strcmp(val, "never") || !strcmp(val, "0"))) {
+        /* 0 means "not given" in cap_opts: "compress at once" is 1 ns. */
+        *dst = val[0] == '0' ? 1 : INT64_MAX;
+        return 0;
+    }
     if (rw_duration_parse(val, &ns, err) < 0 || ns <= 0)
         return rw_err(err, RW_EINPUT, "--%s '%s': expected a positive duration (60s, 10m, 2h, 7d)",
                       name, val);

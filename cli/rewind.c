@@ -67,6 +67,9 @@ static const char import_help[] =
     "                            packet (e.g. 30d)\n"
     "      --segment-bytes SIZE  roll segments before SIZE (default 256M)\n"
     "      --segment-seconds N   roll segments after N seconds of capture (default 60)\n"
+    "      --compress-after DUR  lz4-compress sealed segments this long after they\n"
+    "                            were written (default 10m; 0: at once; never);\n"
+    "                            import compresses the due ones when it finishes\n"
     "\n"
     "Exit status: 0 all files imported, 1 runtime failure, 2 bad input.\n";
 
@@ -100,9 +103,10 @@ static int cmd_import(int argc, char **argv)
                                          {"max-age", required_argument, 0, 2},
                                          {"segment-bytes", required_argument, 0, 3},
                                          {"segment-seconds", required_argument, 0, 4},
+                                         {"compress-after", required_argument, 0, 5},
                                          {0, 0, 0, 0}};
     static const char *const setting[] = {NULL, "quota", "max-age", "segment-bytes",
-                                          "segment-seconds"};
+                                          "segment-seconds", "compress-after"};
     const char *dir = NULL, *point = "import";
     int quiet = 0, c, status = 0, given = 0;
     char err[RW_ERRSZ];
@@ -114,6 +118,7 @@ static int cmd_import(int argc, char **argv)
         case 2:
         case 3:
         case 4:
+        case 5:
             if (cap_opts_set(&o, setting[c], optarg, err) < 0)
                 return fail(RW_EINPUT, err);
             given = 1;
@@ -168,6 +173,18 @@ static int cmd_import(int argc, char **argv)
             rw_info("imported %s: %llu packets, %s into point %s%s in %.2f s", argv[i],
                     (unsigned long long)st.packets, rw_size_fmt(st.bytes, b, sizeof b), point,
                     st.points > 1 ? " (and per-interface points)" : "", secs);
+        }
+    }
+    if (a && status != EXIT_RUNTIME) {
+        /* Segments sealed long enough ago (all of them with --compress-after
+         * 0) are compressed now; a daemon does this on its own. */
+        struct cap_compress_stats cs = {0};
+        if ((rc = cap_compress_run(a, NULL, &cs, err)) < 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            status = EXIT_RUNTIME;
+        } else if (cs.segments && !quiet) {
+            rw_info("compressed %llu segments: %.1f MiB saved", (unsigned long long)cs.segments,
+                    cs.bytes_saved / 1048576.0);
         }
     }
     cap_arch_close(a);
@@ -539,11 +556,22 @@ static int cmd_status(int argc, char **argv)
         if (ns && mx > tmax)
             tmax = mx;
     }
-    uint64_t nseg = 0;
-    for (size_t j = 0; j < nsegs; j++)
+    uint64_t nseg = 0, nz = 0, zin = 0, zout = 0;
+    for (size_t j = 0; j < nsegs; j++) {
         nseg += segs[j].packets > 0;
+        if (segs[j].compressed) {
+            nz++;
+            zin += segs[j].file_size;
+            zout += segs[j].stored_size;
+        }
+    }
     printf("points    %zu\n", npts);
-    printf("segments  %llu (%llu open)\n", (unsigned long long)nseg, (unsigned long long)open);
+    printf("segments  %llu (%llu open, %llu compressed", (unsigned long long)nseg,
+           (unsigned long long)open, (unsigned long long)nz);
+    if (nz)
+        printf(": %s stored for %s, ratio %.2f", rw_size_fmt(zout, b1, sizeof b1),
+               rw_size_fmt(zin, b2, sizeof b2), zout ? (double)zin / (double)zout : 0.0);
+    printf(")\n");
     printf("packets   %llu\n", (unsigned long long)tp);
     printf("bytes     %llu captured (%s), %llu on the wire\n", (unsigned long long)tb,
            rw_size_fmt(tb, b3, sizeof b3), (unsigned long long)tw);
@@ -554,7 +582,7 @@ static int cmd_status(int argc, char **argv)
         printf("span      empty\n");
     uint64_t ib = idx_disk_bytes(ix), sb = 0;
     for (size_t j = 0; j < nsegs; j++)
-        sb += segs[j].file_size;
+        sb += segs[j].stored_size;
     printf("index     %s (%.2f%% of captured bytes)\n", rw_size_fmt(ib, b3, sizeof b3),
            tb ? 100.0 * (double)ib / (double)tb : 0.0);
     printf("disk      %s in segments and index\n", rw_size_fmt(sb + ib, b3, sizeof b3));

@@ -37,6 +37,8 @@ static const char help[] =
     "      --quota SIZE|N%       keep segments + index under SIZE or N% of the disk;\n"
     "                            oldest whole segments go first, never held ones\n"
     "      --max-age DURATION    delete segments older than this (e.g. 30d)\n"
+    "      --compress-after DUR  lz4-compress sealed segments this long after they\n"
+    "                            were written (default 10m; 0: at once; never)\n"
     "                            (segment and retention settings are remembered\n"
     "                            by the archive once given)\n"
     "      --flush DURATION      commit interval (default 1s); at most this much\n"
@@ -64,6 +66,7 @@ int main(int argc, char **argv)
                                          {"listen", required_argument, 0, 'l'},
                                          {"quota", required_argument, 0, 1},
                                          {"max-age", required_argument, 0, 2},
+                                         {"compress-after", required_argument, 0, 3},
                                          {"max-queries", required_argument, 0, 'Q'},
                                          {"sensor", required_argument, 0, 'N'},
                                          {"log", required_argument, 0, 'L'},
@@ -81,7 +84,9 @@ int main(int argc, char **argv)
         case 'l': ho.listen = strcmp(optarg, "none") ? optarg : NULL; break;
         case 1:
         case 2:
-            if (cap_opts_set(&o, c == 1 ? "quota" : "max-age", optarg, err) < 0) {
+        case 3:
+            if (cap_opts_set(&o, c == 1 ? "quota" : c == 2 ? "max-age" : "compress-after", optarg,
+                             err) < 0) {
                 fprintf(stderr, "rewindd: %s\n", err);
                 return 2;
             }
@@ -166,8 +171,14 @@ int main(int argc, char **argv)
     }
     cap_live_t *lives[MAX_IFACES] = {0};
     cap_handoff_t *hand = NULL;
+    cap_compressor_t *zip = NULL;
     httpd_t *web = NULL;
     if ((rc = cap_handoff_start(a, &hand, err)) < 0) {
+        rw_error("%s", err);
+        status = 1;
+        goto stop;
+    }
+    if ((rc = cap_compressor_start(a, &zip, err)) < 0) {
         rw_error("%s", err);
         status = 1;
         goto stop;
@@ -224,6 +235,7 @@ stop:
         }
     }
     cap_handoff_stop(hand);
+    cap_compressor_stop(zip);
     cap_arch_close(a);
     rw_info("stopped");
     return status;

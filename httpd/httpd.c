@@ -404,12 +404,14 @@ static enum MHD_Result route_segments(struct httpd *h, struct MHD_Connection *c,
             if (pts[j].id == segs[i].point)
                 pname = pts[j].name;
         json_array_append_new(
-            arr, json_pack("{s:I,s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:s}", "id", (json_int_t)segs[i].id,
+            arr, json_pack("{s:I,s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:b,s:s}", "id", (json_int_t)segs[i].id,
                            "point", pname, "state",
                            segs[i].state == IDX_SEG_OPEN ? "open" : "sealed", "first",
                            jtime(segs[i].min_ts), "last", jtime(segs[i].max_ts), "packets",
                            (json_int_t)segs[i].packets, "bytes", (json_int_t)segs[i].bytes,
-                           "file_bytes", (json_int_t)segs[i].file_size, "path", segs[i].path));
+                           "file_bytes", (json_int_t)segs[i].file_size, "stored_bytes",
+                           (json_int_t)segs[i].stored_size, "compressed", segs[i].compressed,
+                           "path", segs[i].path));
     }
     free(pts);
     free(segs);
@@ -458,7 +460,7 @@ static int summarize(idx_t *ix, struct summary *s, char *err)
         s->last[i] = INT64_MIN;
     }
     for (size_t j = 0; j < nsegs; j++) {
-        s->seg_bytes += segs[j].file_size;
+        s->seg_bytes += segs[j].stored_size;
         for (size_t i = 0; i < s->npts; i++) {
             if (s->pts[i].id != segs[j].point || segs[j].packets == 0)
                 continue;

@@ -193,7 +193,12 @@ static int db_err(char *err, char *rerr, const char *what)
     int code = RW_EDB;
     if (strstr(rerr, "lock") || strstr(rerr, "Resource temporarily unavailable"))
         code = RW_EBUSY;
-    rw_err(err, code, "%s: %s", what, rerr);
+    if (strstr(rerr, "Corruption")) {
+        code = RW_ECORRUPT;
+        rw_err(err, code, "%s: %s; rebuild the index with 'rewind reindex'", what, rerr);
+    } else {
+        rw_err(err, code, "%s: %s", what, rerr);
+    }
     free(rerr);
     return code;
 }
@@ -234,6 +239,22 @@ static int load_meta(idx_t *ix, char *err)
     rc = idx_iter_status(it, err);
     rocksdb_iter_destroy(it);
     return rc;
+}
+
+/* A secondary instance that cannot load a table file the manifest names
+ * (say, a truncated one) opens without complaint and reads as an empty
+ * database: the archive would silently look empty. Every writer open stores
+ * "Mformat" with a synced write, so an index without it is damaged. */
+static int check_readable(idx_t *ix, char *err)
+{
+    uint8_t v[4];
+    int rc = idx_get_raw(ix, (const uint8_t *)"Mformat", 7, v, sizeof v, NULL, err);
+    if (rc == 0)
+        rc = rw_err(err, RW_ECORRUPT,
+                    "the index of %s cannot be read (a table file is damaged or missing); "
+                    "rebuild it from the segments with 'rewind reindex --dir %s'",
+                    ix->dir, ix->dir);
+    return rc < 0 ? rc : 0;
 }
 
 int idx_open(const char *dir, int mode, idx_t **out, char *err)
@@ -316,7 +337,8 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
             goto fail;
         }
     }
-    if ((rc = load_meta(ix, err)) < 0 || (mode == IDX_WRITE && (rc = load_tombs(ix, err)) < 0))
+    if ((mode == IDX_READ && (rc = check_readable(ix, err)) < 0) || (rc = load_meta(ix, err)) < 0 ||
+        (mode == IDX_WRITE && (rc = load_tombs(ix, err)) < 0))
         goto fail;
     if (mode == IDX_WRITE) {
         uint8_t v[4];
@@ -598,7 +620,12 @@ size_t idx_seg_encode(const struct idx_seg *s, uint8_t *v)
     rw_put_be64(v + 54, s->file_size);
     rw_put_be16(v + 62, (uint16_t)pl);
     memcpy(v + 64, s->path, pl);
-    return 64 + pl;
+    if (!s->compressed)
+        return 64 + pl;
+    /* Version 1 records may carry a tail: stored size and flags. */
+    rw_put_be64(v + 64 + pl, s->stored_size);
+    v[72 + pl] = 1; /* bit 0: lz4-compressed */
+    return 73 + pl;
 }
 
 static int seg_decode(uint64_t id, const uint8_t *v, size_t n, struct idx_seg *s)
@@ -623,7 +650,47 @@ static int seg_decode(uint64_t id, const uint8_t *v, size_t n, struct idx_seg *s
     s->file_size = rw_get_be64(v + 54);
     memcpy(s->path, v + 64, pl);
     s->path[pl] = 0;
+    s->stored_size = s->file_size;
+    if (n >= 73 + pl) {
+        s->stored_size = rw_get_be64(v + 64 + pl);
+        s->compressed = v[72 + pl] & 1;
+    }
     return 0;
+}
+
+int idx_seg_get(idx_t *ix, uint64_t id, struct idx_seg *out, char *err)
+{
+    uint8_t k[9], v[256 + 96];
+    size_t vl = 0;
+    k[0] = 'S';
+    rw_put_be64(k + 1, id);
+    int rc = idx_get_raw(ix, k, 9, v, sizeof v, &vl, err);
+    if (rc <= 0)
+        return rc;
+    if (vl > sizeof v || seg_decode(id, v, vl, out) < 0)
+        return rw_err(err, RW_ECORRUPT, "index: malformed record of segment %llu; run 'rewind "
+                      "reindex'", (unsigned long long)id);
+    return 1;
+}
+
+int idx_seg_set_compressed(idx_t *ix, const struct idx_seg *s, const char *path, uint64_t stored,
+                           char *err)
+{
+    uint8_t k[9], v[256 + 96];
+    struct idx_seg c = *s;
+    if (strlen(path) >= sizeof c.path)
+        return rw_err(err, RW_ESTATE, "segment path too long: %s", path);
+    snprintf(c.path, sizeof c.path, "%s", path);
+    c.compressed = 1;
+    c.stored_size = stored;
+    k[0] = 'S';
+    rw_put_be64(k + 1, s->id);
+    size_t vl = idx_seg_encode(&c, v);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
+    int rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    return rc;
 }
 
 int idx_seg_list(idx_t *ix, int64_t from, int64_t to, struct idx_seg **out, size_t *n, char *err)
@@ -711,7 +778,7 @@ done:
 
 int idx_seg_mark_sealed(idx_t *ix, const struct idx_seg *s, char *err)
 {
-    uint8_t k[9], v[256 + 64];
+    uint8_t k[9], v[256 + 96];
     struct idx_seg c = *s;
     c.state = IDX_SEG_SEALED;
     k[0] = 'S';

@@ -72,7 +72,9 @@ struct idx_seg {
     uint64_t packets;       /* packets indexed (flushed) */
     uint64_t bytes;         /* captured bytes of those packets (sum of caplen) */
     uint64_t wire_bytes;    /* original lengths */
-    uint64_t file_size;     /* segment bytes covered by the index */
+    uint64_t file_size;     /* segment bytes covered by the index (pcap bytes) */
+    uint64_t stored_size;   /* bytes on disk: file_size, or the compressed size */
+    int compressed;         /* the file is NAME.pcap.lz4 (common/segfile.h) */
     char path[192];         /* relative to the archive directory */
 };
 
@@ -80,6 +82,13 @@ struct idx_seg {
  * order (which is capture order within a point). *out malloc'ed. */
 int idx_seg_list(idx_t *ix, int64_t from, int64_t to, struct idx_seg **out, size_t *n,
                  char *err) RW_WUR;
+
+/* One segment record: 1 found, 0 gone (deleted by retention). */
+int idx_seg_get(idx_t *ix, uint64_t id, struct idx_seg *out, char *err) RW_WUR;
+/* A sealed segment's file was replaced by its compressed form at path
+ * (stored bytes on disk): one synced write. */
+int idx_seg_set_compressed(idx_t *ix, const struct idx_seg *s, const char *path, uint64_t stored,
+                           char *err) RW_WUR;
 
 /* Every segment record, open, sealed or empty, in id order. */
 int idx_seg_all(idx_t *ix, struct idx_seg **out, size_t *n, char *err) RW_WUR;

@@ -2,7 +2,6 @@
 #include "query/query.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pcap/pcap.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,10 +10,10 @@
 #include <unistd.h>
 
 #include "capture/cap.h"
+#include "common/segfile.h"
 #include "query/filter.h"
 
 #define BATCH 64           /* segments planned at once: bounds bitmap memory */
-#define RBUF (256u << 10)  /* read-ahead per point */
 
 /* pcap_compile() was not thread-safe before libpcap 1.8; keep it serial. */
 static pthread_mutex_t compile_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -29,16 +28,14 @@ struct pstream {
     roaring_bitmap_t *cand[BATCH]; /* NULL: every packet of the segment */
     size_t bstart, bn, bi;
     /* segment being read */
-    int fd, swap, active;
+    segf_t *f;
+    int swap, active;
     struct idx_seg *seg;
     roaring_uint32_iterator_t it;
     int use_it;
     uint32_t ord;
     struct idx_chunk chunk;
     int64_t chunk_no;
-    uint8_t *rbuf;
-    size_t rcap, rlen;
-    uint64_t rbase;
     int done;
     /* head packet, waiting to be merged */
     int have;
@@ -205,43 +202,52 @@ done:
 
 static void seg_close(struct pstream *s)
 {
-    if (s->fd >= 0)
-        close(s->fd);
-    s->fd = -1;
+    segf_close(s->f);
+    s->f = NULL;
     s->active = 0;
 }
 
+/* 0 open, 1 the segment was deleted since the query was planned, <0. */
 static int seg_open(qry_t *q, struct pstream *s, char *err)
 {
     char path[1400];
-    uint8_t hdr[24];
+    const uint8_t *hdr;
     s->seg = &s->segs[s->bstart + s->bi];
-    snprintf(path, sizeof path, "%s/%s", idx_dir(q->ix), s->seg->path);
-    s->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (s->fd < 0 && errno == ENOENT) {
-        /* Retention may have deleted it since the query was planned: then
-         * the index no longer has it either, and its packets are gone. */
-        int rc = idx_refresh(q->ix, err);
-        if (rc == 0 && (rc = idx_seg_exists(q->ix, s->seg->id, err)) == 0)
-            return 1;
-        if (rc < 0)
+    for (int tries = 0;; tries++) {
+        snprintf(path, sizeof path, "%s/%s", idx_dir(q->ix), s->seg->path);
+        int rc = segf_open(path, &s->f, err);
+        if (rc == 0)
+            break;
+        if (rc != RW_EIO || errno != ENOENT || tries > 2)
             return rc;
-        errno = ENOENT;
+        /* Retention may have deleted it since the query was planned (then
+         * the index has forgotten it too, and its packets are gone), or the
+         * compressor replaced it with NAME.pcap.lz4 (then the index names
+         * the new file). */
+        struct idx_seg now;
+        if ((rc = idx_refresh(q->ix, err)) < 0 || (rc = idx_seg_get(q->ix, s->seg->id, &now, err)) < 0)
+            return rc;
+        if (rc == 0)
+            return 1;
+        if (!strcmp(now.path, s->seg->path))
+            return rw_err(err, RW_EIO, "segment %s: %s", path, strerror(ENOENT));
+        *s->seg = now;
     }
-    if (s->fd < 0)
-        return rw_err(err, RW_EIO, "segment %s: %s", path, strerror(errno));
-    if (pread(s->fd, hdr, 24, 0) != 24)
-        return rw_err(err, RW_ECORRUPT, "segment %s: short file header", path);
+    int rc = segf_read(s->f, 0, 24, &hdr, NULL, err);
+    if (rc < 0) {
+        seg_close(s);
+        return rc;
+    }
     uint32_t magic;
     memcpy(&magic, hdr, 4);
     if (magic == 0xa1b23c4d)
         s->swap = 0;
     else if (magic == 0x4d3cb2a1)
         s->swap = 1;
-    else
+    else {
+        seg_close(s);
         return rw_err(err, RW_ECORRUPT, "segment %s: not a nanosecond pcap file", path);
-    posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    s->rlen = 0;
+    }
     s->chunk_no = -1;
     s->active = 1;
     s->ord = 0;
@@ -255,31 +261,7 @@ static int seg_open(qry_t *q, struct pstream *s, char *err)
 
 static int read_at(struct pstream *s, uint64_t off, size_t need, const uint8_t **p, char *err)
 {
-    if (off >= s->rbase && off + need <= s->rbase + s->rlen) {
-        *p = s->rbuf + (off - s->rbase);
-        return 0;
-    }
-    size_t want = need > RBUF ? need : RBUF;
-    if (want > s->rcap) {
-        uint8_t *nb = realloc(s->rbuf, want);
-        if (!nb)
-            return rw_err(err, RW_ENOMEM, "out of memory");
-        s->rbuf = nb;
-        s->rcap = want;
-    }
-    ssize_t got = pread(s->fd, s->rbuf, want, (off_t)off);
-    if (got < 0)
-        return rw_err(err, RW_EIO, "segment %s: read at %llu: %s", s->seg->path,
-                      (unsigned long long)off, strerror(errno));
-    s->rbase = off;
-    s->rlen = (size_t)got;
-    if ((size_t)got < need)
-        return rw_err(err, RW_ECORRUPT,
-                      "segment %s: truncated at offset %llu (index expects %zu more bytes); run "
-                      "'rewind verify'",
-                      s->seg->path, (unsigned long long)off, need);
-    *p = s->rbuf;
-    return 0;
+    return segf_read(s->f, off, need, p, NULL, err);
 }
 
 /* Next candidate ordinal of the current segment that may be in the window:
@@ -513,7 +495,6 @@ int qry_new(idx_t *ix, const struct qry_spec *spec, qry_t **out, char *err)
             qp->snaplen = pts[i].snaplen;
             s->pidx = q->npts;
             s->point_id = pts[i].id;
-            s->fd = -1;
             if (cnt) {
                 s->segs = malloc(cnt * sizeof *s->segs);
                 if (!s->segs) {
@@ -557,7 +538,6 @@ void qry_free(qry_t *q)
         seg_close(&q->ps[i]);
         free_batch(&q->ps[i]);
         free(q->ps[i].segs);
-        free(q->ps[i].rbuf);
     }
     for (int i = 0; i < q->nprogs; i++)
         pcap_freecode(&q->progs[i]);

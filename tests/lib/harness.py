@@ -1,0 +1,42 @@
+"""Shared pieces of the end-to-end tests: paths, the check/summary pair, and
+running the rewind binaries."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("REWIND_BIN", os.path.join(ROOT, "bin"))
+PCAPS = os.environ.get("REWIND_PCAPS", os.path.join(ROOT, "..", "shared", "pcaps"))
+REWIND = os.path.join(BIN, "rewind")
+REWINDD = os.path.join(BIN, "rewindd")
+TRAFFICGEN = os.path.join(BIN, "trafficgen")
+
+passed = 0
+failed = []
+
+
+def check(cond, what):
+    """Count one assertion; print it if it failed."""
+    global passed
+    if cond:
+        passed += 1
+    else:
+        failed.append(what)
+        print("FAIL " + what, flush=True)
+    return cond
+
+
+def rw(*args, **kw):
+    return subprocess.run([REWIND] + list(args), capture_output=True, **kw)
+
+
+def tcpdump(path, flt=""):
+    p = subprocess.run(["tcpdump", "--time-stamp-precision=nano", "-r", path, "-w", "-"] +
+                       ([flt] if flt else []), capture_output=True)
+    return p.stdout
+
+
+def finish(name):
+    """Print the closing line and exit 0 only if every check passed."""
+    print("%s: %d passed, %d failed" % (name, passed, len(failed)))
+    sys.exit(1 if failed or passed == 0 else 0)
