@@ -146,6 +146,37 @@ query needle "$(h expect needle 1 "$NEEDLE")" host "$NEEDLE"
 query port "$(h expect port25 1)" port 25
 query wide "$(h expect wide 1)" net "$WIDE"
 
+# ---------------------------------------------------------------- 8. compressed segments
+# The same traffic imported with --compress-after 0 (every segment lz4-compressed
+# when the import ends), then the same queries; answers compared with tcpdump's.
+Z=$W/archive-z
+say "compressed segments: import --compress-after 0, then the same queries"
+h run z.import $COLDFLAG -- "$BIN/rewind" import --dir "$Z" --quiet --compress-after 0 \
+    "$W/gen1.pcap" >/dev/null
+h sizes z.sizes "$Z" "$(h get gen1 bytes)" \
+    "$("$BIN/rewind" status --dir "$Z" | sed -n 's/^segments  *//p')"
+zquery() {
+    name=$1
+    want=$2
+    shift 2
+    qo=$W/z-$name.pcap
+    h run "z.$name.warm" --warmup 1 --runs "$QRUNS" --out "$qo" -- \
+        "$BIN/rewind" query --dir "$Z" -w "$qo" "$@" >/dev/null
+    check "compressed query $name ($*)" "$want" "rewind-w=$(h count "$qo")"
+    tcpdump --time-stamp-precision=nano -r "$W/gen1.pcap" -w "$qo.nano" "$@" 2>/dev/null
+    cmp -s "$qo" "$qo.nano" ||
+        h mismatch "compressed query $name ($*): rewind's pcap differs from tcpdump's"
+    if [ "$DROP" = 1 ]; then
+        h run "z.$name.cold" --drop --out "$qo" -- \
+            "$BIN/rewind" query --dir "$Z" -w "$qo" "$@" >/dev/null
+    fi
+    rm -f "$qo" "$qo.nano"
+}
+zquery needle "$(h expect needle 1 "$NEEDLE")" host "$NEEDLE"
+zquery port "$(h expect port25 1)" port 25
+zquery wide "$(h expect wide 1)" net "$WIDE"
+rm -rf "$Z"
+
 # ---------------------------------------------------------------- 6. scaling
 # scale K -- needle and port latency over the archive holding gen1..genK, vs tcpdump
 # over gen1..genK (one tcpdump per file, times summed).

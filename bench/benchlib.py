@@ -508,6 +508,37 @@ def report_main(path):
                 fmt_b(s4["index_bytes"]), s4["index_pct"], fmt_b(s4["packet_bytes"]),
                 fmt_b(s4["segments_bytes"]), s4["segments_pct"]))
             P("  of the index, unflushed RocksDB WAL: %s" % fmt_b(s4.get("index_wal_bytes")))
+    # compressed segments
+    zs, zi = R.get("z.sizes"), R.get("z.import")
+    if zs and zi:
+        z = {"segments_bytes": zs["segments_bytes"], "packet_bytes": zs["packet_bytes"],
+             "ratio": zs["packet_bytes"] / zs["segments_bytes"] if zs["segments_bytes"] else 0,
+             "import_and_compress_s": zi["median"], "status": zs.get("status_index"),
+             "queries": {}}
+        P("")
+        P("COMPRESSED SEGMENTS  %s of pcap in %s of lz4 segments: ratio %.2f" % (
+            fmt_b(zs["packet_bytes"]), fmt_b(zs["segments_bytes"]), z["ratio"]))
+        if R.get("import.rewind"):
+            extra = zi["median"] - R["import.rewind"]["median"]
+            z["compress_s"] = extra
+            P("  import + compress %s (import alone %s): compressing costs %s, %s/s" % (
+                fmt_t(zi["median"]), fmt_t(R["import.rewind"]["median"]), fmt_t(extra),
+                fmt_b(zs["packet_bytes"] / extra) if extra > 0 else "-"))
+        P("  query     cache  compressed  plain      tcpdump    compressed/plain  speed-up vs tcpdump")
+        for name in ("needle", "port", "wide"):
+            for cache in ("warm", "cold"):
+                zr = R.get("z.%s.%s" % (name, cache))
+                pr = R.get("q.%s.rewind.%s" % (name, cache))
+                td = R.get("q.%s.tcpdump.%s" % (name, cache))
+                if not zr or not pr or not td:
+                    continue
+                z["queries"].setdefault(name, {})[cache] = {
+                    "compressed_s": zr["median"], "plain_s": pr["median"],
+                    "tcpdump_s": td["median"], "compressed_maxrss_kb": zr["maxrss_kb"]}
+                P("  %-8s  %-5s  %-10s  %-10s %-10s %8.2fx %18.1fx" % (
+                    name, cache, fmt_t(zr["median"]), fmt_t(pr["median"]), fmt_t(td["median"]),
+                    zr["median"] / pr["median"], td["median"] / zr["median"]))
+        res["compressed"] = z
     # scaling
     sc = {}
     for k in (1, 2, 4):
