@@ -200,8 +200,8 @@ static int parse_dur_units(const char *s, int64_t *out)
         }
         if (v * (double)mult > 9.0e18)
             return -1;
-        total += (int64_t)llround(v * (double)mult);
-        if (total < 0 || total > (int64_t)9e18)
+        if (__builtin_add_overflow(total, (int64_t)llround(v * (double)mult), &total) ||
+            total > (int64_t)9e18)
             return -1;
     }
     *out = total;
