@@ -525,7 +525,11 @@ static int cmd_status(int argc, char **argv)
     uint64_t tp = 0, tb = 0, tw = 0, open = 0;
     int64_t tmin = INT64_MAX, tmax = INT64_MIN;
     printf("archive   %s\n", dir);
-    printf("%-16s %-10s %8s %12s %12s %-30s %-30s %s\n", "point", "linktype", "segments", "packets",
+    int w = 16; /* the point column fits the longest name */
+    for (size_t i = 0; i < npts; i++)
+        if ((int)strlen(pts[i].name) > w)
+            w = (int)strlen(pts[i].name);
+    printf("%-*s %-10s %8s %12s %12s %-30s %-30s %s\n", w, "point", "linktype", "segments", "packets",
            "bytes", "first", "last", "drops(kernel/queue)");
     for (size_t i = 0; i < npts; i++) {
         uint64_t p = 0, b = 0, ns = 0;
@@ -545,7 +549,7 @@ static int cmd_status(int argc, char **argv)
                 mx = s->max_ts;
         }
         const char *lt = pcap_datalink_val_to_name(pts[i].linktype);
-        printf("%-16s %-10s %8llu %12llu %12llu %-30s %-30s %llu/%llu\n", pts[i].name,
+        printf("%-*s %-10s %8llu %12llu %12llu %-30s %-30s %llu/%llu\n", w, pts[i].name,
                lt ? lt : "?", (unsigned long long)ns, (unsigned long long)p, (unsigned long long)b,
                ns ? rw_time_fmt(mn, b1, sizeof b1) : "-", ns ? rw_time_fmt(mx, b2, sizeof b2) : "-",
                (unsigned long long)pts[i].kernel_drops, (unsigned long long)pts[i].queue_drops);
