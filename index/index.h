@@ -149,6 +149,8 @@ int idx_flows(idx_t *ix, uint64_t seg, int (*cb)(void *arg, const struct idx_flo
  * (they are never read again: no catalogue record names the segment). The
  * caller unlinks the file afterwards. */
 int idx_seg_delete(idx_t *ix, const struct idx_seg *s, char *err) RW_WUR;
+/* The catalogue record of segment id: 1 and *out, or 0 if there is none. */
+int idx_seg_get(idx_t *ix, uint64_t id, struct idx_seg *out, char *err) RW_WUR;
 /* 1 if the catalogue still has segment id (after idx_refresh for readers). */
 int idx_seg_exists(idx_t *ix, uint64_t id, char *err) RW_WUR;
 
@@ -175,6 +177,13 @@ struct idx_config {
 };
 int idx_config_get(idx_t *ix, struct idx_config *c, char *err) RW_WUR;
 int idx_config_put(idx_t *ix, const struct idx_config *c, char *err) RW_WUR;
+
+/* Writer: 0 if the index takes writes. RocksDB refuses every write after
+ * one failed for lack of space or an I/O error (RW_ENOSPC, RW_EIO) until it
+ * has recovered by itself, which it tries every few seconds once the file
+ * system has at least its write buffer (32 MiB) free. Rewrites one record
+ * with the value it has. */
+int idx_writable(idx_t *ix, char *err) RW_WUR;
 
 /* ---- statistics ---- */
 /* Approximate on-disk size of the RocksDB directory. */
