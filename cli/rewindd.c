@@ -19,6 +19,30 @@ static volatile sig_atomic_t stop_sig, hup;
 static void on_signal(int sig) { stop_sig = sig; }
 static void on_hup(int sig) { hup = sig; }
 
+struct lives {
+    cap_live_t **l;
+    int n;
+};
+
+/* For /metrics and /api/v1/status: which points are paused. */
+static size_t capture_state(void *arg, struct httpd_capture *out, size_t max)
+{
+    struct lives *ls = arg;
+    size_t n = 0;
+    for (int i = 0; i < ls->n && n < max; i++) {
+        struct cap_live_state st;
+        if (!ls->l[i])
+            continue;
+        cap_live_state(ls->l[i], &st);
+        snprintf(out[n].point, sizeof out[n].point, "%s", st.point);
+        out[n].paused = st.paused;
+        out[n].paused_drops = st.paused_drops;
+        snprintf(out[n].reason, sizeof out[n].reason, "%s", st.reason);
+        n++;
+    }
+    return n;
+}
+
 static const char help[] =
     "usage: rewindd --dir DIR [-i IFACE[=POINT]]... [OPTIONS]\n"
     "\n"
@@ -186,6 +210,9 @@ int main(int argc, char **argv)
         }
         rw_info("capturing on %s into point %s of %s", ifaces[i], point ? point : ifaces[i], dir);
     }
+    struct lives ls = {lives, nif};
+    ho.capture = capture_state;
+    ho.capture_arg = &ls;
     if (ho.listen) {
         if ((rc = httpd_start(cap_arch_index(a), &ho, &web, err)) < 0) {
             rw_error("%s", err);
