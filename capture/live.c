@@ -235,10 +235,13 @@ static void *wr_main(void *arg)
             try_resume(l, paused_at, drops_at_pause);
         }
         /* Drop counters go to the index when they change, never while
-         * paused: an index write must not meet a full disk. */
+         * paused or short of space: an index write must not meet a full
+         * disk. */
         uint64_t kd = atomic_load(&l->kernel_drops), qd = atomic_load(&l->queue_drops);
+        struct cap_space sp;
         if (!atomic_load(&l->paused) && now - last_drops > RW_NS_PER_SEC &&
-            (kd != kd_stored || qd != qd_stored)) {
+            (kd != kd_stored || qd != qd_stored) && cap_space_get(l->a, &sp, err) == 0 &&
+            sp.avail >= sp.reserve) {
             if (cap_pw_set_drops(l->pw, kd, qd, err) < 0)
                 rw_warn("capture on %s: recording drops: %s", l->iface, err);
             else {
@@ -346,7 +349,7 @@ int cap_live_stop(cap_live_t *l, char *err)
     struct pcap_stat ps;
     if (pcap_stats(l->p, &ps) == 0)
         atomic_store(&l->kernel_drops, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
-    if (atomic_load(&l->paused) && cap_space_ensure(l->a, 0, 0, NULL, e2) < 0)
+    if (cap_space_ensure(l->a, 0, 0, NULL, e2) < 0)
         rw_warn("capture on %s: drop counters not recorded: %s", l->iface, e2);
     else if (cap_pw_set_drops(l->pw, atomic_load(&l->kernel_drops),
                               atomic_load(&l->queue_drops), e2) < 0)
