@@ -74,6 +74,9 @@ static const char help[] =
     "\n"
     "HTTP routes (see rewindd(8)): /api/v1/packets, /api/v1/segments,\n"
     "/api/v1/status, /metrics, /healthz.\n"
+    "Disk full: a point pauses (one log line, metric rewind_capture_paused,\n"
+    "dropped packets counted) and resumes by itself once there is room; with\n"
+    "--quota, retention makes room first (see rewindd(8), DISK FULL).\n"
     "SIGTERM or SIGINT: stop accepting, cut responses in flight, seal segments,\n"
     "exit 0. SIGHUP: reopen the --log file.\n"
     "Exit status: 0 clean stop, 1 runtime failure, 2 bad usage.\n";
