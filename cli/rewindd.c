@@ -188,7 +188,10 @@ int main(int argc, char **argv)
 
     cap_arch_t *a;
     if ((rc = cap_arch_open(dir, &o, &a, err)) < 0) {
-        rw_error("%s", err);
+        if (rc == RW_ENOSPC)
+            rw_error("archive %s is full (%s); free space on its file system", dir, err);
+        else
+            rw_error("%s", err);
         return rc == RW_EINPUT ? 2 : 1;
     }
     cap_live_t *lives[MAX_IFACES] = {0};
