@@ -45,6 +45,24 @@ const struct cap_opts *cap_arch_opts(const cap_arch_t *a);
 int cap_retention_run(cap_arch_t *a, char *err) RW_WUR;
 
 
+/* ---- disk space ----
+ * Segment bytes are written only while the archive's file system keeps a
+ * reserve free for the index: RocksDB must never meet a full disk, because
+ * it then refuses every write until it recovers by itself, which needs 32
+ * MiB free (its write buffer). The reserve is the index's own size (room to
+ * flush and compact it) plus a margin of 1/32 of the file system, at least
+ * 1 MiB and at most 256 MiB. A writer that hits the reserve first runs
+ * retention if a quota is set (which then also deletes the oldest segments
+ * until the file system has the reserve and a margin free), and fails with
+ * RW_ENOSPC if that does not make room. */
+struct cap_space {
+    uint64_t avail;   /* bytes available to unprivileged users (df's Avail) */
+    uint64_t size;    /* size of the file system */
+    uint64_t reserve; /* segment writes stop when avail would fall below this */
+    uint64_t resume;  /* a paused capture resumes when avail reaches this */
+};
+int cap_space_get(cap_arch_t *a, struct cap_space *sp, char *err) RW_WUR;
+
 /* Open DIR for writing (creating it), recover segments a crash left open
  * (truncated to their last committed record). */
 int cap_arch_open(const char *dir, const struct cap_opts *o, cap_arch_t **out, char *err) RW_WUR;
@@ -59,14 +77,31 @@ const char *cap_arch_dir(const cap_arch_t *a);
 int cap_pw_open(cap_arch_t *a, const char *name, int dlt, uint32_t snaplen, cap_pw_t **out,
                 char *err) RW_WUR;
 /* Append one packet; frac is nanoseconds (may exceed 1e9 in broken files: it
- * is stored as captured). May roll and flush. */
+ * is stored as captured). May roll and flush.
+ *
+ * When cap_pw_add or cap_pw_flush fails (RW_ENOSPC: disk full; RW_EIO,
+ * RW_EDB: the segment or the index could not be written), nothing already
+ * committed is touched: the writer cuts its open segment back to the size
+ * the index covers, forgets the packets after it (cap_pw_lost counts them,
+ * and the packet of a failed cap_pw_add) and closes the file. That segment
+ * is sealed as committed by cap_pw_resume, by the next cap_pw_add (which
+ * then starts a new segment) or by cap_pw_close, whichever comes first and
+ * finds room; else by recovery when the archive next opens. */
 int cap_pw_add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
                const uint8_t *data, char *err) RW_WUR;
 /* Commit what was added if the flush interval has passed (force: now). */
 int cap_pw_flush(cap_pw_t *w, int force, char *err) RW_WUR;
+/* After a failure: run retention, check that the file system has room again
+ * (cap_space.resume) and that the index takes writes, and seal the segment
+ * that was cut back. 0 when writing can go on, else why not (RW_ENOSPC...). */
+int cap_pw_resume(cap_pw_t *w, char *err) RW_WUR;
 /* Seal the open segment and free the writer (also on error paths). */
 int cap_pw_close(cap_pw_t *w, char *err) RW_WUR;
-uint64_t cap_pw_packets(const cap_pw_t *w); /* packets added through this writer */
+/* Packets added through this writer and stored (a failed write subtracts the
+ * ones it lost). */
+uint64_t cap_pw_packets(const cap_pw_t *w);
+/* Packets given to cap_pw_add that failures lost (see cap_pw_add). */
+uint64_t cap_pw_lost(const cap_pw_t *w);
 const char *cap_pw_name(const cap_pw_t *w);
 /* Record drop counters for the point (no-op before its first packet). */
 int cap_pw_set_drops(cap_pw_t *w, uint64_t kernel, uint64_t queue, char *err) RW_WUR;
@@ -165,5 +200,21 @@ int cap_live_start(cap_arch_t *a, const char *iface, const char *point, cap_live
 int cap_live_stop(cap_live_t *l, char *err) RW_WUR;
 /* Nonzero if the capture thread has died (message in err). */
 int cap_live_failed(cap_live_t *l, char *err);
+
+/* A point whose writes fail (disk full, I/O error) pauses instead of dying:
+ * the writer cuts the open segment back to what the index covers (see
+ * cap_pw_add), the capture thread keeps reading the interface and drops
+ * every packet (counted as queue drops and as paused drops), and every
+ * CAP_LIVE_RETRY_S seconds the writer tries cap_pw_resume. The daemon logs
+ * one line when a point pauses and one when it resumes. */
+#define CAP_LIVE_RETRY_S 2
+struct cap_live_state {
+    char point[65];
+    int paused;            /* 1 while capture is paused */
+    uint64_t paused_drops; /* packets dropped because capture was paused (this run) */
+    uint64_t pauses;       /* times capture paused (this run) */
+    char reason[RW_ERRSZ]; /* why it paused, the last time */
+};
+void cap_live_state(cap_live_t *l, struct cap_live_state *st);
 
 #endif

@@ -100,6 +100,11 @@ int cap_compress_run(cap_arch_t *a, const volatile int *stop, struct cap_compres
             now - ((int64_t)sb.st_mtim.tv_sec * RW_NS_PER_SEC + sb.st_mtim.tv_nsec) <
                 a->o.compress_after_ns)
             continue;
+        /* The compressed copy exists beside the original for a moment: never
+         * let it eat into the space kept free for the index (cap.h). */
+        struct cap_space sp;
+        if (cap_space_get(a, &sp, err) == 0 && sp.avail < sp.reserve + s->file_size + 4096)
+            continue;
         rc = compress_one(a, s, &st->bytes_saved, err);
         if (rc < 0)
             break;

@@ -206,6 +206,29 @@ static int close_all(cap_pw_t **pw, int n, int rc, char *err)
     return rc;
 }
 
+/* A write into the archive failed (cap_pw_add has cut back what was not
+ * committed): say where, what is kept, and what to do. */
+static void failed_write(cap_arch_t *a, cap_pw_t **pw, int n, const char *label, uint64_t recno,
+                         int rc, char *err)
+{
+    char e2[RW_ERRSZ];
+    uint64_t kept = 0;
+    for (int i = 0; i < n; i++)
+        if (pw[i])
+            kept += cap_pw_packets(pw[i]);
+    memcpy(e2, err, RW_ERRSZ);
+    if (rc == RW_ENOSPC)
+        rw_err(err, rc,
+               "%s: record %llu: archive %s is full (%s); the %llu packets of this file committed "
+               "before it are kept; free space there or set --quota",
+               label, (unsigned long long)recno, cap_arch_dir(a), e2, (unsigned long long)kept);
+    else
+        rw_err(err, rc,
+               "%s: record %llu: writing archive %s: %s; the %llu packets of this file committed "
+               "before it are kept",
+               label, (unsigned long long)recno, cap_arch_dir(a), e2, (unsigned long long)kept);
+}
+
 int cap_import_file(cap_arch_t *a, const char *path, const char *label, const char *point,
                     cap_progress_fn progress, void *parg, struct cap_import_stats *st, char *err)
 {
@@ -236,7 +259,7 @@ int cap_import_file(cap_arch_t *a, const char *path, const char *label, const ch
             st->points++;
         }
         if ((rc = cap_pw_add(pw[i], rec.sec, rec.frac, rec.caplen, rec.len, rec.data, err)) < 0) {
-            rw_errctx(err, rc, "%s: record %llu", label, (unsigned long long)cap_reader_records(r));
+            failed_write(a, pw, nw, label, cap_reader_records(r), rc, err);
             break;
         }
         st->packets++;

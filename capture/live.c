@@ -5,8 +5,15 @@
  * (reported in status) rather than stalling libpcap, whose kernel buffer
  * would then overflow unseen. The writer thread appends to the point's
  * segment and flushes at least every flush interval, so a packet is
- * queryable within about one interval of its capture. */
+ * queryable within about one interval of its capture.
+ *
+ * When a write fails (disk full, I/O error) the point pauses: the writer
+ * has cut its segment back to what the index covers, the capture thread
+ * goes on reading libpcap and drops every packet as a queue drop, and the
+ * writer retries every CAP_LIVE_RETRY_S seconds (retention, free space, the
+ * index taking writes again) until capture can resume by itself. */
 #include "capture/cap.h"
+#include "capture/cap_int.h"
 
 #include <pcap/pcap.h>
 #include <pthread.h>
@@ -32,6 +39,11 @@ struct cap_live {
     atomic_int stop, cap_done, failed;
     atomic_uint_fast64_t queue_drops, kernel_drops;
     char errmsg[RW_ERRSZ];
+    /* pause after a failed write; reason and pauses under mu */
+    atomic_int paused;
+    atomic_uint_fast64_t paused_drops;
+    uint64_t pauses;
+    char reason[RW_ERRSZ];
 };
 
 static size_t ring_free(const struct cap_live *l)
@@ -39,10 +51,20 @@ static size_t ring_free(const struct cap_live *l)
     return l->head >= l->tail ? RING - (l->head - l->tail) - 1 : l->tail - l->head - 1;
 }
 
+static void drop_paused(struct cap_live *l, uint64_t n)
+{
+    atomic_fetch_add(&l->paused_drops, n);
+    atomic_fetch_add(&l->queue_drops, n);
+}
+
 static void on_packet(u_char *arg, const struct pcap_pkthdr *h, const u_char *data)
 {
     struct cap_live *l = (struct cap_live *)arg;
     size_t need = 16 + h->caplen;
+    if (atomic_load_explicit(&l->paused, memory_order_relaxed)) {
+        drop_paused(l, 1);
+        return;
+    }
     uint32_t rec[4] = {(uint32_t)h->ts.tv_sec,
                        (uint32_t)(l->nano ? h->ts.tv_usec : h->ts.tv_usec * 1000), h->caplen,
                        h->len};
@@ -99,11 +121,63 @@ static void *cap_main(void *arg)
     return NULL;
 }
 
+static const char *point_of(struct cap_live *l) { return cap_pw_name(l->pw); }
+
+/* A write failed: pause on errors of the disk or the index, else stop. */
+static void on_write_error(struct cap_live *l, int rc, const char *err, int64_t *paused_at)
+{
+    struct cap_space sp;
+    char e2[RW_ERRSZ], b1[32], b2[32];
+    if (rc != RW_ENOSPC && rc != RW_EIO && rc != RW_EDB) {
+        rw_error("capture on %s: %s", l->iface, err);
+        snprintf(l->errmsg, sizeof l->errmsg, "%s", err);
+        atomic_store(&l->failed, 1);
+        atomic_store(&l->stop, 1);
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    snprintf(l->reason, sizeof l->reason, "%s", err);
+    l->pauses++;
+    pthread_mutex_unlock(&l->mu);
+    atomic_store(&l->paused, 1);
+    *paused_at = rw_mono_ns();
+    if (cap_space_get(l->a, &sp, e2) < 0)
+        sp.avail = sp.size = 0;
+    rw_error("capture on %s PAUSED (point %s, archive %s, %s free of %s): %s. Packets are "
+             "dropped and counted as queue drops until capture resumes by itself: free space on "
+             "that file system, or give rewindd a --quota so that retention makes room%s",
+             l->iface, point_of(l), cap_arch_dir(l->a), rw_size_fmt(sp.avail, b1, sizeof b1),
+             rw_size_fmt(sp.size, b2, sizeof b2), err,
+             rc == RW_ENOSPC ? "" : "; if space is not the cause, check the disk (dmesg)");
+}
+
+static int try_resume(struct cap_live *l, int64_t paused_at, uint64_t drops_at_pause)
+{
+    char err[RW_ERRSZ], b1[32];
+    struct cap_space sp;
+    if (cap_pw_resume(l->pw, err) < 0) {
+        pthread_mutex_lock(&l->mu);
+        snprintf(l->reason, sizeof l->reason, "%s", err);
+        pthread_mutex_unlock(&l->mu);
+        return -1;
+    }
+    if (cap_space_get(l->a, &sp, err) < 0)
+        sp.avail = 0;
+    atomic_store(&l->paused, 0);
+    rw_info("capture on %s resumed (point %s) after %.1f s; %s free; %llu packets were dropped "
+            "while paused",
+            l->iface, point_of(l), (double)(rw_mono_ns() - paused_at) / 1e9,
+            rw_size_fmt(sp.avail, b1, sizeof b1),
+            (unsigned long long)(atomic_load(&l->paused_drops) - drops_at_pause));
+    return 0;
+}
+
 static void *wr_main(void *arg)
 {
     struct cap_live *l = arg;
     char err[RW_ERRSZ];
-    int64_t last_drops = 0;
+    int64_t last_drops = 0, paused_at = 0, last_try = 0;
+    uint64_t lost_seen = 0, drops_at_pause = 0, kd_stored = UINT64_MAX, qd_stored = UINT64_MAX;
     for (;;) {
         size_t head, tail;
         pthread_mutex_lock(&l->mu);
@@ -128,25 +202,52 @@ static void *wr_main(void *arg)
                 tail = 0;
                 continue;
             }
-            if (cap_pw_add(l->pw, rec[0], rec[1], rec[2], rec[3], l->ring + tail + 16, err) < 0) {
-                rw_error("capture on %s: %s", l->iface, err);
-                snprintf(l->errmsg, sizeof l->errmsg, "%s", err);
-                atomic_store(&l->failed, 1);
-                atomic_store(&l->stop, 1);
+            int rc = 0;
+            if (atomic_load(&l->paused) || atomic_load(&l->failed))
+                drop_paused(l, 1); /* queued before the pause */
+            else if ((rc = cap_pw_add(l->pw, rec[0], rec[1], rec[2], rec[3], l->ring + tail + 16,
+                                      err)) < 0) {
+                drops_at_pause = atomic_load(&l->paused_drops);
+                on_write_error(l, rc, err, &paused_at);
+                last_try = paused_at;
             }
             tail += 16 + rec[2];
         }
         pthread_mutex_lock(&l->mu);
         l->tail = tail;
         pthread_mutex_unlock(&l->mu);
-        if (cap_pw_flush(l->pw, 0, err) < 0) {
-            rw_error("capture on %s: %s", l->iface, err);
+        int rc;
+        if (!atomic_load(&l->paused) && (rc = cap_pw_flush(l->pw, 0, err)) < 0) {
+            drops_at_pause = atomic_load(&l->paused_drops);
+            on_write_error(l, rc, err, &paused_at);
+            last_try = paused_at;
+        }
+        /* packets the writer had taken and a failed write lost */
+        uint64_t lost = cap_pw_lost(l->pw);
+        if (lost != lost_seen) {
+            drop_paused(l, lost - lost_seen);
+            lost_seen = lost;
         }
         int64_t now = rw_mono_ns();
-        if (now - last_drops > RW_NS_PER_SEC) {
-            if (cap_pw_set_drops(l->pw, atomic_load(&l->kernel_drops),
-                                 atomic_load(&l->queue_drops), err) < 0)
+        if (atomic_load(&l->paused) && !atomic_load(&l->failed) &&
+            now - last_try >= CAP_LIVE_RETRY_S * RW_NS_PER_SEC) {
+            last_try = now;
+            try_resume(l, paused_at, drops_at_pause);
+        }
+        /* Drop counters go to the index when they change, never while
+         * paused or short of space: an index write must not meet a full
+         * disk. */
+        uint64_t kd = atomic_load(&l->kernel_drops), qd = atomic_load(&l->queue_drops);
+        struct cap_space sp;
+        if (!atomic_load(&l->paused) && now - last_drops > RW_NS_PER_SEC &&
+            (kd != kd_stored || qd != qd_stored) && cap_space_get(l->a, &sp, err) == 0 &&
+            sp.avail >= sp.reserve) {
+            if (cap_pw_set_drops(l->pw, kd, qd, err) < 0)
                 rw_warn("capture on %s: recording drops: %s", l->iface, err);
+            else {
+                kd_stored = kd;
+                qd_stored = qd;
+            }
             last_drops = now;
         }
         if (finished)
@@ -215,6 +316,18 @@ fail:
     return rc;
 }
 
+void cap_live_state(cap_live_t *l, struct cap_live_state *st)
+{
+    memset(st, 0, sizeof *st);
+    snprintf(st->point, sizeof st->point, "%s", point_of(l));
+    st->paused = atomic_load(&l->paused);
+    st->paused_drops = atomic_load(&l->paused_drops);
+    pthread_mutex_lock(&l->mu);
+    st->pauses = l->pauses;
+    snprintf(st->reason, sizeof st->reason, "%s", l->reason);
+    pthread_mutex_unlock(&l->mu);
+}
+
 int cap_live_failed(cap_live_t *l, char *err)
 {
     if (!atomic_load(&l->failed))
@@ -236,8 +349,10 @@ int cap_live_stop(cap_live_t *l, char *err)
     struct pcap_stat ps;
     if (pcap_stats(l->p, &ps) == 0)
         atomic_store(&l->kernel_drops, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
-    if (cap_pw_set_drops(l->pw, atomic_load(&l->kernel_drops), atomic_load(&l->queue_drops), e2) <
-        0)
+    if (cap_space_ensure(l->a, 0, 0, NULL, e2) < 0)
+        rw_warn("capture on %s: drop counters not recorded: %s", l->iface, e2);
+    else if (cap_pw_set_drops(l->pw, atomic_load(&l->kernel_drops),
+                              atomic_load(&l->queue_drops), e2) < 0)
         rw_warn("%s", e2);
     if (atomic_load(&l->failed))
         rc = rw_err(err, RW_EIO, "%s", l->errmsg);

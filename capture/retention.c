@@ -1,10 +1,15 @@
-/* retention.c -- keep the archive under its quota and maximum age.
+/* retention.c -- keep the archive under its quota and maximum age, and its
+ * file system from filling up.
  *
  * Whole segments go, oldest data first (by newest packet), never an open
  * segment and never one holding packets inside a legal hold. The index
  * forgets a segment (one synced batch) before its file is unlinked, so no
  * catalogue record ever names a file that is gone; a crash in between leaves
- * an orphan file, which recovery removes. */
+ * an orphan file, which recovery removes. With a quota, retention also
+ * deletes while the file system has less than the resume level free (see
+ * cap_space in cap.h): the operator chose a ring buffer, and a disk shared
+ * with other data may fill before the quota is reached. Without a quota
+ * nothing is deleted for space: capture pauses instead. */
 #include "capture/cap_int.h"
 
 #include <errno.h>
@@ -28,6 +33,69 @@ static int by_age(const void *a, const void *b)
     if (x->max_ts != y->max_ts)
         return x->max_ts < y->max_ts ? -1 : 1;
     return x->id < y->id ? -1 : x->id > y->id;
+}
+
+#define MIB (1ULL << 20)
+
+int cap_space_get(cap_arch_t *a, struct cap_space *sp, char *err)
+{
+    struct statvfs fs;
+    if (statvfs(a->dir, &fs) < 0)
+        return rw_err(err, RW_EIO, "archive %s: statvfs: %s", a->dir, strerror(errno));
+    sp->size = (uint64_t)fs.f_blocks * fs.f_frsize;
+    sp->avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+    uint64_t margin = sp->size / 32;
+    margin = margin < MIB ? MIB : margin > 256 * MIB ? 256 * MIB : margin;
+    /* idx_disk_bytes reads the index directory: not at every segment write,
+     * but often when the disk is nearly full and the index grows (its
+     * write-ahead log) between reads. */
+    int64_t now = rw_mono_ns();
+    pthread_mutex_lock(&a->space_mu);
+    int64_t every = sp->avail < 2 * (a->ix_bytes + margin) + 64 * MIB ? RW_NS_PER_SEC / 10
+                                                                      : RW_NS_PER_SEC;
+    if (!a->ix_bytes_at || now - a->ix_bytes_at >= every) {
+        a->ix_bytes = idx_disk_bytes(a->ix);
+        a->ix_bytes_at = now;
+    }
+    uint64_t ixb = a->ix_bytes;
+    pthread_mutex_unlock(&a->space_mu);
+    sp->reserve = ixb + margin;
+    sp->resume = sp->reserve + margin;
+    return 0;
+}
+
+int cap_space_ensure(cap_arch_t *a, uint64_t n, int resume, uint64_t *left, char *err)
+{
+    struct cap_space sp;
+    int rc;
+    for (int pass = 0;; pass++) {
+        if ((rc = cap_space_get(a, &sp, err)) < 0)
+            return rc;
+        uint64_t need = (resume ? sp.resume : sp.reserve) + n;
+        if (sp.avail >= need) {
+            if (left)
+                *left = sp.avail - need;
+            return 0;
+        }
+        if (pass > 0 || (!a->o.quota_bytes && !a->o.quota_pct))
+            break;
+        if ((rc = cap_retention_run(a, err)) < 0)
+            return rc;
+        if (rc == 0)
+            break;
+    }
+    char b1[32], b2[32], b3[32], b4[32];
+    if (resume)
+        return rw_err(err, RW_ENOSPC,
+                      "no space left: %s available of %s on its file system; writing "
+                      "resumes at %s",
+                      rw_size_fmt(sp.avail, b1, sizeof b1), rw_size_fmt(sp.size, b2, sizeof b2),
+                      rw_size_fmt(sp.resume, b3, sizeof b3));
+    return rw_err(err, RW_ENOSPC,
+                  "no space left: %s available of %s on its file system, and writing %s more "
+                  "would leave less than the %s rewind keeps free for its index",
+                  rw_size_fmt(sp.avail, b1, sizeof b1), rw_size_fmt(sp.size, b2, sizeof b2),
+                  rw_size_fmt(n, b4, sizeof b4), rw_size_fmt(sp.reserve, b3, sizeof b3));
 }
 
 static uint64_t quota_of(cap_arch_t *a)
@@ -59,9 +127,19 @@ int cap_retention_run(cap_arch_t *a, char *err)
     struct idx_hold *holds = NULL;
     size_t nsegs = 0, nholds = 0;
     int rc, deleted = 0;
-    uint64_t quota = quota_of(a);
+    uint64_t quota = quota_of(a), short_by = 0, freed = 0;
+    struct cap_space sp;
     if (!quota && !a->o.max_age_ns)
         return 0;
+    if (quota && cap_space_get(a, &sp, err) == 0 && sp.avail < sp.resume) {
+        /* forgetting a segment writes the index, which must not meet a
+         * full disk: the operator has to free some space first */
+        if (sp.avail < CAP_INDEX_MIN_FREE)
+            return rw_err(err, RW_ENOSPC, "no space left: %llu bytes available on the "
+                          "file system of %s, too little to update the index and delete "
+                          "segments", (unsigned long long)sp.avail, a->dir);
+        short_by = sp.resume - sp.avail;
+    }
     pthread_mutex_lock(&a->ret_mu);
     if ((rc = idx_seg_all(a->ix, &segs, &nsegs, err)) < 0 ||
         (rc = idx_hold_list(a->ix, &holds, &nholds, err)) < 0)
@@ -80,7 +158,8 @@ int cap_retention_run(cap_arch_t *a, char *err)
     qsort(segs, nsegs, sizeof *segs, by_age);
     for (size_t i = 0; i < nsegs; i++) {
         struct idx_seg *s = &segs[i];
-        int over_quota = quota && used > quota, too_old = s->packets && s->max_ts < cutoff;
+        int over_quota = quota && (used > quota || freed < short_by);
+        int too_old = s->packets && s->max_ts < cutoff;
         if (!over_quota && !too_old)
             continue;
         if (s->state != IDX_SEG_SEALED || held(s, holds, nholds))
@@ -89,6 +168,7 @@ int cap_retention_run(cap_arch_t *a, char *err)
             goto done;
         remove_file(a, s->path);
         used -= s->stored_size < used ? s->stored_size : used;
+        freed += s->stored_size;
         deleted++;
     }
     if (quota && used > quota && !a->quota_warned) {

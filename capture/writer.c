@@ -76,8 +76,17 @@ struct cap_pw {
     uint8_t *buf;       /* bytes not yet written */
     size_t blen;
     int dirty;          /* packets added since the last flush */
+    int tight;          /* little space above the reserve: commit often */
     int64_t last_flush; /* monotonic ns */
-    uint64_t packets;
+    uint64_t seg_packets;     /* packets added to the open segment */
+    uint64_t committed;       /* bytes of it the index covers */
+    uint64_t committed_pkts;  /* packets of it the index covers */
+    uint64_t packets;         /* added and not lost */
+    uint64_t lost;            /* see cap_pw_lost */
+    /* a segment cut back after a failed write, to be sealed as committed */
+    int have_cut;
+    uint64_t cut_id;
+    char cut_path[192];
     struct idx_parsed parsed;
 };
 
@@ -324,6 +333,7 @@ int cap_arch_open(const char *dir, const struct cap_opts *o, cap_arch_t **out, c
     snprintf(a->dir, sizeof a->dir, "%s", dir);
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->ret_mu, NULL);
+    pthread_mutex_init(&a->space_mu, NULL);
     struct cap_opts def;
     cap_opts_default(&def);
     if ((rc = idx_open(dir, IDX_WRITE, &a->ix, err)) < 0 ||
@@ -342,6 +352,7 @@ void cap_arch_close(cap_arch_t *a)
     idx_close(a->ix);
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->ret_mu);
+    pthread_mutex_destroy(&a->space_mu);
     free(a);
 }
 
@@ -378,8 +389,15 @@ int cap_pw_open(cap_arch_t *a, const char *name, int dlt, uint32_t snaplen, cap_
 
 static int write_out(cap_pw_t *w, char *err)
 {
+    int rc;
     if (w->blen == 0)
         return 0;
+    uint64_t left;
+    if ((rc = cap_space_ensure(w->a, w->blen, 0, &left, err)) < 0)
+        return rc;
+    /* Near the reserve, commit after every buffer written, so that a full
+     * disk finds little uncommitted (see add()). */
+    w->tight = left < 4 * (uint64_t)WBUF;
     if (rw_write_all(w->fd, w->buf, w->blen) < 0) {
         int e = errno;
         return rw_err(err, e == ENOSPC ? RW_ENOSPC : RW_EIO, "writing segment %s/%s: %s", w->a->dir,
@@ -396,6 +414,8 @@ static int seg_open(cap_pw_t *w, int64_t ts, char *err)
     time_t t = (time_t)(ts / RW_NS_PER_SEC);
     struct tm tm;
     int rc;
+    if ((rc = cap_space_ensure(w->a, 24, 0, NULL, err)) < 0)
+        return rc;
     if (!w->have_point) {
         if ((rc = idx_point_get(w->a->ix, w->name, w->dlt, w->snaplen, &w->pt, err)) < 0)
             return rc;
@@ -448,6 +468,9 @@ static int seg_open(cap_pw_t *w, int64_t ts, char *err)
         w->fd = -1;
         return rc;
     }
+    w->committed = 24; /* idx_segw_begin recorded the header */
+    w->committed_pkts = 0;
+    w->seg_packets = 0;
     return 0;
 }
 
@@ -461,49 +484,112 @@ static int commit(cap_pw_t *w, int sync, char *err)
                       w->relpath, strerror(errno));
     if ((rc = idx_segw_flush(w->sw, w->written, sync, err)) < 0)
         return rc;
+    w->committed = w->written;
+    w->committed_pkts = w->seg_packets;
     w->dirty = 0;
     w->last_flush = rw_mono_ns();
     return 0;
 }
 
+/* Seal the open segment. On failure the segment is left open (sw may be
+ * gone) for cut_back(). */
 static int seg_seal(cap_pw_t *w, char *err)
 {
     int rc = 0;
     if (w->fd < 0)
         return 0;
-    if ((rc = write_out(w, err)) == 0 && w->a->o.sync && fdatasync(w->fd) < 0)
-        rc = rw_err(err, RW_EIO, "syncing segment %s: %s", w->relpath, strerror(errno));
-    if (rc == 0) {
-        rc = idx_segw_seal(w->sw, w->written, err);
-        if (rc == 1) { /* empty: the index forgot it, the file goes too */
-            char path[1400];
-            snprintf(path, sizeof path, "%s/%s", w->a->dir, w->relpath);
-            unlink(path);
-            rc = 0;
-        }
-        if (rc == 0)
-            idx_flush(w->a->ix, 0); /* bound the WAL that readers replay */
-        if (rc == 0 && (w->a->o.quota_bytes || w->a->o.quota_pct || w->a->o.max_age_ns)) {
-            char e2[RW_ERRSZ];
-            if (cap_retention_run(w->a, e2) < 0)
-                rw_warn("retention: %s", e2); /* capture goes on; the next seal retries */
-        }
-    } else {
-        idx_segw_abandon(w->sw);
-    }
+    if ((rc = write_out(w, err)) < 0)
+        return rc;
+    if (w->a->o.sync && fdatasync(w->fd) < 0)
+        return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing segment %s: %s",
+                      w->relpath, strerror(errno));
+    rc = idx_segw_seal(w->sw, w->written, err); /* frees sw, whatever happens */
     w->sw = NULL;
+    if (rc < 0)
+        return rc;
+    if (rc == 1) { /* empty: the index forgot it, the file goes too */
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", w->a->dir, w->relpath);
+        unlink(path);
+    }
     close(w->fd);
     w->fd = -1;
-    return rc;
+    idx_flush(w->a->ix, 0); /* bound the WAL that readers replay */
+    if (w->a->o.quota_bytes || w->a->o.quota_pct || w->a->o.max_age_ns) {
+        char e2[RW_ERRSZ];
+        if (cap_retention_run(w->a, e2) < 0)
+            rw_warn("retention: %s", e2); /* capture goes on; the next seal retries */
+    }
+    return 0;
 }
 
-int cap_pw_add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
-               const uint8_t *data, char *err)
+/* A write failed: cut the open segment back to what the index covers, so
+ * that no byte past the last committed record stays in it, forget the
+ * packets after that record, and remember the segment for seal_cut(). The
+ * index is not written here: the disk may be full. */
+static void cut_back(cap_pw_t *w)
+{
+    uint64_t gone;
+    if (w->fd < 0)
+        return;
+    gone = w->seg_packets - w->committed_pkts;
+    w->lost += gone;
+    w->packets -= gone;
+    idx_segw_abandon(w->sw);
+    w->sw = NULL;
+    /* If this fails too, seal_cut() and recovery cut the file again. */
+    if (ftruncate(w->fd, (off_t)w->committed) == 0 && w->a->o.sync)
+        fdatasync(w->fd);
+    close(w->fd);
+    w->fd = -1;
+    w->blen = 0;
+    w->dirty = 0;
+    w->have_cut = 1;
+    w->cut_id = w->seg_id;
+    snprintf(w->cut_path, sizeof w->cut_path, "%s", w->relpath);
+}
+
+/* Seal the segment cut_back() left, as the index last committed it (or
+ * forget it and its file if it holds no packet). Writes the index. */
+static int seal_cut(cap_pw_t *w, char *err)
+{
+    struct idx_seg s;
+    char path[1400];
+    struct stat st;
+    int rc;
+    if (!w->have_cut)
+        return 0;
+    snprintf(path, sizeof path, "%s/%s", w->a->dir, w->cut_path);
+    if ((rc = idx_seg_get(w->a->ix, w->cut_id, &s, err)) < 0)
+        return rw_errctx(err, rc, "sealing segment %s", path);
+    if (rc == 1 && s.packets == 0) {
+        if ((rc = idx_seg_delete(w->a->ix, &s, err)) < 0)
+            return rw_errctx(err, rc, "forgetting empty segment %s", path);
+        unlink(path);
+    } else if (rc == 1 && s.state == IDX_SEG_OPEN) {
+        if (stat(path, &st) == 0 && (uint64_t)st.st_size > s.file_size &&
+            truncate(path, (off_t)s.file_size) < 0)
+            return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO,
+                          "cutting segment %s back to %llu bytes: %s", path,
+                          (unsigned long long)s.file_size, strerror(errno));
+        if ((rc = idx_seg_mark_sealed(w->a->ix, &s, err)) < 0)
+            return rw_errctx(err, rc, "sealing segment %s", path);
+    }
+    w->have_cut = 0;
+    return 0;
+}
+
+static int add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
+               const uint8_t *data, int *added, char *err)
 {
     int64_t ts = (int64_t)sec * RW_NS_PER_SEC + frac;
     int rc;
     if (caplen > w->snaplen)
         caplen = w->snaplen;
+    if (w->have_cut) {
+        if ((rc = cap_space_ensure(w->a, 0, 0, NULL, err)) < 0 || (rc = seal_cut(w, err)) < 0)
+            return rc;
+    }
     if (w->fd >= 0) {
         int64_t age = ts - w->seg_start;
         if (age >= w->a->o.segment_ns || age <= -w->a->o.segment_ns ||
@@ -514,11 +600,19 @@ int cap_pw_add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     }
     if (w->fd < 0 && (rc = seg_open(w, ts, err)) < 0)
         return rc;
-    if (w->blen + 16 + caplen > WBUF && (rc = write_out(w, err)) < 0)
-        return rc;
+    if (w->blen + 16 + caplen > WBUF) {
+        if ((rc = write_out(w, err)) < 0)
+            return rc;
+        /* Everything added is written: near a full disk, commit it now
+         * rather than lose up to a flush interval of it to the next write. */
+        if (w->tight && w->dirty && (rc = commit(w, w->a->o.sync, err)) < 0)
+            return rc;
+    }
     uint64_t off = w->written + w->blen;
     uint32_t rec[4] = {sec, frac, caplen, len};
     if (16 + caplen > WBUF) { /* a record larger than the buffer goes straight out */
+        if ((rc = cap_space_ensure(w->a, 16 + caplen, 0, NULL, err)) < 0)
+            return rc;
         if (rw_write_all(w->fd, rec, 16) < 0 || rw_write_all(w->fd, data, caplen) < 0)
             return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "writing segment %s: %s",
                           w->relpath, strerror(errno));
@@ -530,28 +624,87 @@ int cap_pw_add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     }
     idx_parse_packet(w->dlt, data, caplen, &w->parsed);
     idx_segw_add(w->sw, ts, off, caplen, len, &w->parsed);
+    *added = 1;
     w->dirty = 1;
+    w->seg_packets++;
     w->packets++;
-    if ((w->packets & 1023) == 0)
-        return cap_pw_flush(w, 0, err);
+    if ((w->packets & 1023) == 0 && w->dirty &&
+        rw_mono_ns() - w->last_flush >= w->a->o.flush_ns)
+        return commit(w, w->a->o.sync, err);
     return 0;
+}
+
+int cap_pw_add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
+               const uint8_t *data, char *err)
+{
+    int added = 0;
+    int rc = add(w, sec, frac, caplen, len, data, &added, err);
+    if (rc < 0) {
+        cut_back(w); /* counts this packet if it was added */
+        if (!added)
+            w->lost++;
+    }
+    return rc;
 }
 
 int cap_pw_flush(cap_pw_t *w, int force, char *err)
 {
+    int rc;
     if (!w->dirty || w->fd < 0)
         return 0;
     if (!force && rw_mono_ns() - w->last_flush < w->a->o.flush_ns)
         return 0;
-    return commit(w, w->a->o.sync, err);
+    if ((rc = commit(w, w->a->o.sync, err)) < 0)
+        cut_back(w);
+    return rc;
+}
+
+/* Can the archive's file system take a write again (after an I/O error)?
+ * Writes, syncs and removes a small file. */
+static int probe(cap_arch_t *a, char *err)
+{
+    char path[1100], buf[4096];
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/.write-probe", a->dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    memset(buf, 0, sizeof buf);
+    if (fd < 0 || rw_write_all(fd, buf, sizeof buf) < 0 || fdatasync(fd) < 0)
+        rc = rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "writing %s: %s", path,
+                    strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    unlink(path);
+    return rc;
+}
+
+int cap_pw_resume(cap_pw_t *w, char *err)
+{
+    int rc;
+    if (w->a->o.quota_bytes || w->a->o.quota_pct || w->a->o.max_age_ns) {
+        if ((rc = cap_retention_run(w->a, err)) < 0)
+            return rw_errctx(err, rc, "retention");
+    }
+    if ((rc = cap_space_ensure(w->a, 0, 1, NULL, err)) < 0 || (rc = probe(w->a, err)) < 0)
+        return rc;
+    if ((rc = idx_writable(w->a->ix, err)) < 0)
+        return rw_errctx(err, rc, "the index takes no writes yet");
+    return seal_cut(w, err);
 }
 
 int cap_pw_close(cap_pw_t *w, char *err)
 {
     int rc;
+    struct cap_space sp;
+    char e2[RW_ERRSZ];
     if (!w)
         return 0;
-    rc = seg_seal(w, err);
+    if ((rc = seg_seal(w, err)) < 0)
+        cut_back(w);
+    /* Seal a cut segment now only if the index write cannot meet a full
+     * disk; else recovery does it when the archive next opens. */
+    if (w->have_cut && cap_space_get(w->a, &sp, e2) == 0 && sp.avail >= CAP_INDEX_MIN_FREE &&
+        seal_cut(w, e2) < 0 && rc == 0)
+        rc = rw_err(err, RW_EIO, "%s", e2);
     release_point(w->a, w->name);
     free(w->buf);
     free(w);
@@ -559,6 +712,7 @@ int cap_pw_close(cap_pw_t *w, char *err)
 }
 
 uint64_t cap_pw_packets(const cap_pw_t *w) { return w->packets; }
+uint64_t cap_pw_lost(const cap_pw_t *w) { return w->lost; }
 const char *cap_pw_name(const cap_pw_t *w) { return w->name; }
 
 int cap_pw_set_drops(cap_pw_t *w, uint64_t kernel, uint64_t queue, char *err)

@@ -148,6 +148,9 @@ static int cmd_import(int argc, char **argv)
                                    "writer; give them to rewindd instead");
         if (!quiet)
             rw_info("%s is owned by a running rewindd; handing the files to it", dir);
+    } else if (rc == RW_ENOSPC) {
+        fprintf(stderr, "%s: archive %s is full (%s); free space there\n", prog, dir, err);
+        return EXIT_RUNTIME;
     } else if (rc < 0) {
         return fail(rc, err);
     }

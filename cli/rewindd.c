@@ -19,6 +19,30 @@ static volatile sig_atomic_t stop_sig, hup;
 static void on_signal(int sig) { stop_sig = sig; }
 static void on_hup(int sig) { hup = sig; }
 
+struct lives {
+    cap_live_t **l;
+    int n;
+};
+
+/* For /metrics and /api/v1/status: which points are paused. */
+static size_t capture_state(void *arg, struct httpd_capture *out, size_t max)
+{
+    struct lives *ls = arg;
+    size_t n = 0;
+    for (int i = 0; i < ls->n && n < max; i++) {
+        struct cap_live_state st;
+        if (!ls->l[i])
+            continue;
+        cap_live_state(ls->l[i], &st);
+        snprintf(out[n].point, sizeof out[n].point, "%s", st.point);
+        out[n].paused = st.paused;
+        out[n].paused_drops = st.paused_drops;
+        snprintf(out[n].reason, sizeof out[n].reason, "%s", st.reason);
+        n++;
+    }
+    return n;
+}
+
 static const char help[] =
     "usage: rewindd --dir DIR [-i IFACE[=POINT]]... [OPTIONS]\n"
     "\n"
@@ -52,6 +76,9 @@ static const char help[] =
     "\n"
     "HTTP routes (see rewindd(8)): /api/v1/packets, /api/v1/segments,\n"
     "/api/v1/status, /metrics, /healthz.\n"
+    "Disk full: a point pauses (one log line, metric rewind_capture_paused,\n"
+    "dropped packets counted) and resumes by itself once there is room; with\n"
+    "--quota, retention makes room first (see rewindd(8), DISK FULL).\n"
     "SIGTERM or SIGINT: stop accepting, cut responses in flight, seal segments,\n"
     "exit 0. SIGHUP: reopen the --log file.\n"
     "Exit status: 0 clean stop, 1 runtime failure, 2 bad usage.\n";
@@ -166,7 +193,10 @@ int main(int argc, char **argv)
 
     cap_arch_t *a;
     if ((rc = cap_arch_open(dir, &o, &a, err)) < 0) {
-        rw_error("%s", err);
+        if (rc == RW_ENOSPC)
+            rw_error("archive %s is full (%s); free space on its file system", dir, err);
+        else
+            rw_error("%s", err);
         return rc == RW_EINPUT ? 2 : 1;
     }
     cap_live_t *lives[MAX_IFACES] = {0};
@@ -197,6 +227,9 @@ int main(int argc, char **argv)
         }
         rw_info("capturing on %s into point %s of %s", ifaces[i], point ? point : ifaces[i], dir);
     }
+    struct lives ls = {lives, nif};
+    ho.capture = capture_state;
+    ho.capture_arg = &ls;
     if (ho.listen) {
         if ((rc = httpd_start(cap_arch_index(a), &ho, &web, err)) < 0) {
             rw_error("%s", err);

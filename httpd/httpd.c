@@ -19,11 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "query/query.h"
 
 #define MAX_PARAMS 32
+#define MAX_CAPTURES 16
 #define PEND_LOW (64u << 10) /* refill the response buffer below this */
 #define NBUCKETS 9
 
@@ -39,6 +41,8 @@ struct httpd {
     atomic_uint_fast64_t requests, queries, exported, errors;
     atomic_uint_fast64_t buckets[NBUCKETS + 1];
     atomic_uint_fast64_t dur_us_sum;
+    httpd_capture_fn capture;
+    void *capture_arg;
 };
 
 struct params {
@@ -477,12 +481,20 @@ static int summarize(idx_t *ix, struct summary *s, char *err)
     return 0;
 }
 
+/* The daemon's live capture state, or none. */
+static size_t captures(struct httpd *h, struct httpd_capture *cs)
+{
+    return h->capture ? h->capture(h->capture_arg, cs, MAX_CAPTURES) : 0;
+}
+
 static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
                                     const struct params *p)
 {
     static const char *const allowed[] = {NULL};
     char err[RW_ERRSZ];
     struct summary s;
+    struct httpd_capture cs[MAX_CAPTURES];
+    size_t ncs = captures(h, cs);
     const char *bad = unknown_param(p, allowed);
     if (bad)
         return send_error(h, c, 400, "unknown_parameter",
@@ -500,6 +512,16 @@ static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
                               (json_int_t)s.pkts[i], "bytes", (json_int_t)s.bytes[i],
                               "kernel_drops", (json_int_t)s.pts[i].kernel_drops, "queue_drops",
                               (json_int_t)s.pts[i].queue_drops);
+        for (size_t k = 0; k < ncs; k++) {
+            if (strcmp(cs[k].point, s.pts[i].name))
+                continue;
+            json_object_set_new(o, "capture",
+                                json_pack("{s:b,s:I}", "paused", cs[k].paused, "paused_drops",
+                                          (json_int_t)cs[k].paused_drops));
+            if (cs[k].paused)
+                json_object_set_new(json_object_get(o, "capture"), "reason",
+                                    json_string(cs[k].reason));
+        }
         if (s.nsegs[i]) {
             json_object_set_new(o, "first", jtime(s.first[i]));
             json_object_set_new(o, "last", jtime(s.last[i]));
@@ -514,6 +536,10 @@ static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
     json_t *j = json_pack("{s:s,s:s,s:o,s:{s:I,s:I}}", "sensor", h->sensor, "archive",
                           idx_dir(h->ix), "points", arr, "disk", "segment_bytes",
                           (json_int_t)s.seg_bytes, "index_bytes", (json_int_t)ib);
+    struct statvfs fs;
+    if (statvfs(idx_dir(h->ix), &fs) == 0)
+        json_object_set_new(json_object_get(j, "disk"), "available_bytes",
+                            json_integer((json_int_t)((uint64_t)fs.f_bavail * fs.f_frsize)));
     if (oldest != INT64_MAX) {
         json_object_set_new(j, "oldest", jtime(oldest));
         json_object_set_new(j, "newest", jtime(newest));
@@ -566,6 +592,30 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c)
     fprintf(f, "rewind_disk_bytes{kind=\"segments\"} %llu\n", (unsigned long long)s.seg_bytes);
     fprintf(f, "rewind_disk_bytes{kind=\"index\"} %llu\n",
             (unsigned long long)idx_disk_bytes(h->ix));
+    struct statvfs fs;
+    if (statvfs(idx_dir(h->ix), &fs) == 0)
+        fprintf(f, "# HELP rewind_disk_available_bytes Bytes available on the archive's file "
+                   "system (df's Avail).\n# TYPE rewind_disk_available_bytes gauge\n"
+                   "rewind_disk_available_bytes %llu\n",
+                (unsigned long long)fs.f_bavail * fs.f_frsize);
+    struct httpd_capture cs[MAX_CAPTURES];
+    size_t ncs = captures(h, cs);
+    if (ncs) {
+        fprintf(f, "# HELP rewind_capture_paused 1 while live capture on the point is paused "
+                   "(disk full or I/O error), else 0.\n# TYPE rewind_capture_paused gauge\n");
+        for (size_t k = 0; k < ncs; k++) {
+            esc_label(cs[k].point, lab, sizeof lab);
+            fprintf(f, "rewind_capture_paused{point=\"%s\"} %d\n", lab, cs[k].paused ? 1 : 0);
+        }
+        fprintf(f, "# HELP rewind_capture_paused_drops_total Packets dropped because capture on "
+                   "the point was paused, since the daemon started.\n"
+                   "# TYPE rewind_capture_paused_drops_total counter\n");
+        for (size_t k = 0; k < ncs; k++) {
+            esc_label(cs[k].point, lab, sizeof lab);
+            fprintf(f, "rewind_capture_paused_drops_total{point=\"%s\"} %llu\n", lab,
+                    (unsigned long long)cs[k].paused_drops);
+        }
+    }
     fprintf(f, "# HELP rewind_http_requests_total HTTP requests received.\n"
                "# TYPE rewind_http_requests_total counter\nrewind_http_requests_total %llu\n",
             (unsigned long long)atomic_load(&h->requests));
@@ -726,6 +776,8 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
         return rw_err(err, RW_ENOMEM, "out of memory");
     h->ix = ix;
     h->max_queries = o->max_queries > 0 ? o->max_queries : 8;
+    h->capture = o->capture;
+    h->capture_arg = o->capture_arg;
     if (o->sensor)
         snprintf(h->sensor, sizeof h->sensor, "%s", o->sensor);
     else if (gethostname(h->sensor, sizeof h->sensor - 1) < 0)

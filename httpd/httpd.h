@@ -7,10 +7,23 @@
 #include "common/rw.h"
 #include "index/index.h"
 
+/* What only the daemon knows of a capture point it captures live. */
+struct httpd_capture {
+    char point[65];
+    int paused;            /* 1 while capture is paused (disk full, I/O error) */
+    uint64_t paused_drops; /* packets dropped while paused, since the daemon started */
+    char reason[RW_ERRSZ]; /* why it paused, the last time */
+};
+/* Fills up to max entries and returns how many; called on libmicrohttpd's
+ * threads at each /metrics and /api/v1/status request. */
+typedef size_t (*httpd_capture_fn)(void *arg, struct httpd_capture *out, size_t max);
+
 struct httpd_opts {
     const char *listen;  /* "ADDR:PORT" or "[V6ADDR]:PORT"; default 127.0.0.1:8800 */
     int max_queries;     /* concurrent packet queries before 503 (default 8) */
     const char *sensor;  /* name in response headers and metrics (default: hostname) */
+    httpd_capture_fn capture; /* live capture state (NULL: none) */
+    void *capture_arg;
 };
 
 typedef struct httpd httpd_t;

@@ -193,12 +193,16 @@ static int db_err(char *err, char *rerr, const char *what)
     int code = RW_EDB;
     if (strstr(rerr, "lock") || strstr(rerr, "Resource temporarily unavailable"))
         code = RW_EBUSY;
-    if (strstr(rerr, "Corruption")) {
+    else if (strstr(rerr, "No space left") || strstr(rerr, "NoSpace"))
+        code = RW_ENOSPC;
+    else if (!strncmp(rerr, "IO error", 8))
+        code = RW_EIO;
+    else if (strstr(rerr, "Corruption"))
         code = RW_ECORRUPT;
+    if (code == RW_ECORRUPT)
         rw_err(err, code, "%s: %s; rebuild the index with 'rewind reindex'", what, rerr);
-    } else {
+    else
         rw_err(err, code, "%s: %s", what, rerr);
-    }
     free(rerr);
     return code;
 }
@@ -291,7 +295,10 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     rocksdb_options_set_compression(ix->opts, rocksdb_lz4_compression);
     rocksdb_options_set_bottommost_compression(ix->opts, rocksdb_zstd_compression);
     rocksdb_options_set_max_open_files(ix->opts, -1); /* required by secondaries */
-    rocksdb_options_set_info_log_level(ix->opts, 2);   /* warnings and up */
+    /* Fatal errors only: RocksDB (7.8, built with assertions) aborts the
+     * process when it logs again after a write to its LOG file failed, which
+     * a full disk causes; rewind reports RocksDB's errors itself. */
+    rocksdb_options_set_info_log_level(ix->opts, 4);
     rocksdb_options_set_keep_log_file_num(ix->opts, 3);
     rocksdb_options_set_write_buffer_size(ix->opts, 32 << 20);
     rocksdb_options_increase_parallelism(ix->opts, 2);
@@ -1017,6 +1024,17 @@ int idx_seg_delete(idx_t *ix, const struct idx_seg *s, char *err)
         roaring_bitmap_add(ix->tombs, (uint32_t)s->id);
         pthread_rwlock_unlock(&ix->tomb_lock);
     }
+    return rc;
+}
+
+int idx_writable(idx_t *ix, char *err)
+{
+    uint8_t v[4];
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rw_put_be32(v, FORMAT_VERSION);
+    rocksdb_writebatch_put(b, "Mformat", 7, (const char *)v, 4);
+    int rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
     return rc;
 }
 

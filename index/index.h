@@ -185,6 +185,13 @@ struct idx_config {
 int idx_config_get(idx_t *ix, struct idx_config *c, char *err) RW_WUR;
 int idx_config_put(idx_t *ix, const struct idx_config *c, char *err) RW_WUR;
 
+/* Writer: 0 if the index takes writes. RocksDB refuses every write after
+ * one failed for lack of space or an I/O error (RW_ENOSPC, RW_EIO) until it
+ * has recovered by itself, which it tries every few seconds once the file
+ * system has at least its write buffer (32 MiB) free. Rewrites one record
+ * with the value it has. */
+int idx_writable(idx_t *ix, char *err) RW_WUR;
+
 /* ---- statistics ---- */
 /* Approximate on-disk size of the RocksDB directory. */
 uint64_t idx_disk_bytes(idx_t *ix);
