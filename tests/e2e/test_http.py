@@ -373,6 +373,20 @@ def test_sigterm(daemon, logpath):
           "log of an export cut by SIGTERM:\n" + tail)
 
 
+def test_import_pipe():
+    """rewind import - hands a pipe to the daemon, which tells the interfaces
+    of a pcapng stream apart as it does for a file given by path."""
+    with open(os.path.join(PCAPS, "edge", "pcapng-multi-interface.pcapng"), "rb") as fh:
+        data = fh.read()
+    r = subprocess.run([REWIND, "import", "--quiet", "--dir", ARCH, "--point", "ngpipe", "-"],
+                       input=data, capture_output=True)
+    check(r.returncode == 0, "import of a pcapng pipe through the daemon: %r" % r.stderr)
+    st, _, body = NsHttp.get("/api/v1/status")
+    pts = {p["name"]: p["packets"] for p in json.loads(body).get("points", [])} if st == 200 else {}
+    check(pts.get("ngpipe") == 2 and pts.get("ngpipe-if1") == 4,
+          "pcapng pipe through the daemon: one point per interface: %r" % pts)
+
+
 def wait_for(pred, secs):
     deadline = time.time() + secs
     while time.time() < deadline:
@@ -481,6 +495,7 @@ def main():
         test_concurrent(daemon.pid)
         test_disconnect_and_slow(daemon.pid)
         test_metrics()
+        test_import_pipe()
         test_second_daemon(tmp)
         test_sigterm(daemon, os.path.join(tmp, "rewindd.log"))
         daemon = None

@@ -148,6 +148,44 @@ def test_multi_interface_pcapng(tmp):
     check("ng-if1" in st and "\nng " in st, "pcapng-multi: one point per interface:\n" + st)
 
 
+def test_multi_interface_stream(tmp):
+    """A pcapng file read from a pipe or standard input gets one point per
+    interface exactly as the same file given by path: the small edge file,
+    and a multi-megabyte file of two sections and four interfaces."""
+    src = os.path.join(tmp, "ngsrc")
+    rw("import", "--quiet", "--dir", src, "--point", "x", os.path.join(PCAPS, "good",
+                                                                        "echo-connections.pcap"))
+    rw("import", "--quiet", "--dir", src, "--point", "y", os.path.join(PCAPS, "good", "smtp.pcap"))
+    big = rw("query", "--dir", src, "--format", "pcapng").stdout
+    with open(os.path.join(PCAPS, "edge", "pcapng-multi-interface.pcapng"), "rb") as fh:
+        small = fh.read()
+    for name, data, points in (("small", small, ["ng", "ng-if1"]),
+                               ("two-sections", small + big, ["ng", "ng-if1", "ng-if2",
+                                                              "ng-if3"])):
+        path = os.path.join(tmp, name + ".pcapng")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        byfile = os.path.join(tmp, "ng-file-" + name)
+        r = rw("import", "--quiet", "--dir", byfile, "--point", "ng", path)
+        check(r.returncode == 0, "pcapng %s by path: %s" % (name, r.stderr.decode()))
+        want = {p: rw("query", "--dir", byfile, "--point", p).stdout for p in points}
+        check(all(len(pcaputil.read_pcap(w)[1]) > 0 for w in want.values()),
+              "pcapng %s by path: a point per interface, each with packets" % name)
+        for how in ("pipe", "stdin-file"):
+            arch = os.path.join(tmp, "ng-%s-%s" % (how, name))
+            if how == "pipe":
+                r = subprocess.run([REWIND, "import", "--quiet", "--dir", arch, "--point", "ng",
+                                    "-"], input=data, capture_output=True)
+            else:
+                with open(path, "rb") as fh:
+                    r = subprocess.run([REWIND, "import", "--quiet", "--dir", arch, "--point",
+                                        "ng", "-"], stdin=fh, capture_output=True)
+            check(r.returncode == 0, "pcapng %s from %s: %s" % (name, how, r.stderr.decode()))
+            got = {p: rw("query", "--dir", arch, "--point", p).stdout for p in points}
+            check(got == want, "pcapng %s from %s: points differ from the import by path:\n%s" %
+                  (name, how, rw("status", "--dir", arch).stdout.decode()))
+
+
 def test_usage_errors(tmp):
     arch = os.path.join(tmp, "usage")
     rw("import", "--quiet", "--dir", arch, os.path.join(PCAPS, "good", "smtp.pcap"))
@@ -189,7 +227,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rewind-import-")
     try:
         for t in (test_bad_files, test_one_point_several_files, test_points_merge,
-                  test_multi_interface_pcapng, test_usage_errors):
+                  test_multi_interface_pcapng, test_multi_interface_stream, test_usage_errors):
             t(tmp)
     finally:
         subprocess.run(["rm", "-rf", tmp])
