@@ -403,6 +403,7 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     MHD_add_response_header(r, "Content-Type", format == QRY_PCAP ? "application/vnd.tcpdump.pcap"
                                                                    : "application/x-pcapng");
     MHD_add_response_header(r, "Content-Disposition", cd);
+    MHD_add_response_header(r, "Cache-Control", "no-store"); /* as every answer */
     MHD_add_response_header(r, "X-Rewind-Filter", spec.filter ? spec.filter : "");
     MHD_add_response_header(r, "X-Rewind-Sensor", h->sensor);
     MHD_add_response_header(r, "X-Rewind-Plan", qry_plan_desc(s->q));

@@ -210,6 +210,12 @@ def test_basic_routes():
           ".pcap" in hdr.get("Content-Disposition", ""), "Content-Disposition: %r" % hdr)
     check(hdr.get("X-Rewind-Filter") == "port 5" and hdr.get("X-Rewind-Sensor"),
           "query and sensor headers: %r" % hdr)
+    check(hdr.get("Cache-Control") == "no-store", "packets: Cache-Control %r" %
+          hdr.get("Cache-Control"))
+    for path in ("/api/v1/status", "/api/v1/segments", "/metrics", "/healthz"):
+        st, hdr, _ = NsHttp.get(path)
+        check(st == 200 and hdr.get("Cache-Control") == "no-store",
+              "%s: %s, Cache-Control %r" % (path, st, hdr.get("Cache-Control")))
     st, hdr, body = NsHttp.get("/api/v1/packets?point=bulk&limit_packets=10")
     check(st == 200 and len(pcaputil.read_pcap(body)[1]) == 10, "limit_packets=10")
     st, hdr, body = NsHttp.get("/api/v1/packets?point=bulk&format=pcapng")
