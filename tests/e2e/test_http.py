@@ -436,7 +436,7 @@ def test_second_daemon(tmp):
         check(wait_for(lambda: file_has(logf, "log reopened"), 3),
               "SIGHUP: 'log reopened' in the new log file")
         st, _, _ = NsHttp.get("/api/v1/packets?point=bulk&limit_packets=3&filter=tcp", port=PORT2)
-        check(st == 200 and wait_for(lambda: file_has(logf, "filter 'tcp': 3 packets"), 1),
+        check(st == 200 and wait_for(lambda: file_has(logf, "filter 'tcp': 3 packets"), 3),
               "a request's log line appears promptly in the reopened log (%s)" % st)
         # a log that cannot be reopened: the daemon keeps running and says so
         # in the file it still has
