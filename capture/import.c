@@ -2,24 +2,38 @@
  *
  * libpcap reads the records (byte order, pcapng options, per-interface time
  * resolution, its own sanity checks). It does not say which pcapng
- * interface a packet came from, so a small walker follows the same file's
- * block structure in step and names the interface of each packet block. */
+ * interface a packet came from, so a small walker follows the same bytes'
+ * block structure in step and names the interface of each packet block.
+ * libpcap reads the file through a stdio stream of ours that keeps a copy
+ * of what passes for the walker: the file is read once, and a pipe or
+ * standard input has its interfaces told apart as a regular file does. */
 #include "capture/cap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#define STREAM_BUF (64u << 10) /* stdio buffer of the stream libpcap reads */
+#define NG_SHB 0x0A0D0D0Au
 
-/* ---- pcapng block walker (interface id of each packet block) ---- */
+/* ---- pcapng block walker (interface id of each packet block) ----
+ *
+ * libpcap returns a packet only once it has read the packet's whole block,
+ * so when the walker looks for that packet's block, it and every block
+ * before it are in the copy. What the walker has passed is dropped: the
+ * copy holds about one stdio buffer and one block, whatever the file size. */
 struct ngwalk {
-    FILE *f;
+    int on;       /* keeping a copy: until the file is known not to be pcapng */
+    uint8_t *buf; /* bytes read but not yet walked: buf[off, len) */
+    size_t off, len, cap;
     int swap;
-    int base;  /* interfaces of earlier sections */
-    int nif;   /* interfaces of this section */
+    int base; /* interfaces of earlier sections */
+    int nif;  /* interfaces of this section */
 };
 
 static uint32_t ng32(const struct ngwalk *w, const uint8_t *p)
@@ -29,109 +43,165 @@ static uint32_t ng32(const struct ngwalk *w, const uint8_t *p)
     return w->swap ? __builtin_bswap32(v) : v;
 }
 
-/* Next packet block's interface index across sections: 1, 0 at EOF, -1 bad. */
+static void ngwalk_stop(struct ngwalk *w)
+{
+    free(w->buf);
+    memset(w, 0, sizeof *w);
+}
+
+/* Append n bytes that libpcap is about to read. */
+static int ngwalk_keep(struct ngwalk *w, const void *data, size_t n)
+{
+    if (w->off) {
+        memmove(w->buf, w->buf + w->off, w->len - w->off);
+        w->len -= w->off;
+        w->off = 0;
+    }
+    if (w->len + n > w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 2 * STREAM_BUF;
+        while (nc < w->len + n)
+            nc *= 2;
+        uint8_t *nb = realloc(w->buf, nc);
+        if (!nb)
+            return -1;
+        w->buf = nb;
+        w->cap = nc;
+    }
+    memcpy(w->buf + w->len, data, n);
+    w->len += n;
+    return 0;
+}
+
+/* Next packet block's interface index across sections: 1, 0 when the copy
+ * ends before it, -1 for a block shorter than a block header. Reads only
+ * inside the blocks it has whole in the copy. */
 static int ngwalk_next(struct ngwalk *w, int *ifid)
 {
-    uint8_t h[12];
     for (;;) {
-        if (fread(h, 1, 8, w->f) != 8)
-            return 0;
+        const uint8_t *h = w->buf + w->off;
+        size_t avail = w->len - w->off;
         uint32_t type, len;
+        if (avail < 12)
+            return 0;
         memcpy(&type, h, 4);
-        if (type == 0x0A0D0D0A) { /* SHB: byte order from its magic */
-            if (fread(h + 8, 1, 4, w->f) != 4)
-                return 0;
+        if (type == NG_SHB) { /* byte order from its magic */
             uint32_t magic;
             memcpy(&magic, h + 8, 4);
             w->swap = magic != 0x1A2B3C4D;
             w->base += w->nif;
             w->nif = 0;
-            len = ng32(w, h + 4);
-            if (len < 12 || fseek(w->f, (long)len - 12, SEEK_CUR) < 0)
-                return -1;
-            continue;
+        } else {
+            type = ng32(w, h);
         }
-        type = ng32(w, h);
         len = ng32(w, h + 4);
         if (len < 12)
             return -1;
+        if (len > avail)
+            return 0;
+        w->off += len;
         if (type == 1) { /* IDB */
             w->nif++;
-        } else if (type == 6 || type == 2 || type == 3) {
-            uint8_t b[4] = {0};
-            int id = 0;
-            if (type != 3) {
-                if (fread(b, 1, 4, w->f) != 4)
-                    return 0;
-                if (fseek(w->f, -4, SEEK_CUR) < 0)
-                    return -1;
-                if (type == 6) {
-                    id = (int)ng32(w, b);
-                } else {
-                    uint16_t v;
-                    memcpy(&v, b, 2);
-                    id = w->swap ? __builtin_bswap16(v) : v;
-                }
+        } else if (type == 6 || type == 2 || type == 3) { /* EPB, obsolete PB, SPB */
+            uint32_t id = 0;
+            if (type == 6) {
+                id = ng32(w, h + 8);
+            } else if (type == 2) {
+                uint16_t v;
+                memcpy(&v, h + 8, 2);
+                id = w->swap ? __builtin_bswap16(v) : v;
             }
-            *ifid = w->base + id;
-            if (fseek(w->f, (long)len - 8, SEEK_CUR) < 0)
-                return -1;
+            /* beyond the supported interfaces: the caller refuses the record */
+            *ifid = id < CAP_MAX_IFACES && w->base < CAP_MAX_IFACES ? w->base + (int)id
+                                                                    : CAP_MAX_IFACES;
             return 1;
         }
-        if (fseek(w->f, (long)len - 8, SEEK_CUR) < 0)
-            return -1;
     }
-}
-
-static int is_pcapng(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    uint32_t m = 0;
-    if (!f)
-        return 0;
-    if (fread(&m, 1, 4, f) != 4)
-        m = 0;
-    fclose(f);
-    return m == 0x0A0D0D0A;
 }
 
 struct cap_reader {
     pcap_t *p;
+    int fd;     /* the input, read by libpcap through our stream */
+    int own_fd; /* 0 for standard input, which is not ours to close */
     struct ngwalk ng;
     char path[1024];
-    uint64_t recno, total;
+    uint64_t recno, total, pos;
 };
+
+/* Read function of the stream libpcap reads: the input's bytes, a copy of
+ * them kept for the walker. */
+static ssize_t stream_read(void *cookie, char *buf, size_t n)
+{
+    cap_reader_t *r = cookie;
+    ssize_t got;
+    do
+        got = read(r->fd, buf, n);
+    while (got < 0 && errno == EINTR);
+    if (got <= 0)
+        return got;
+    r->pos += (uint64_t)got;
+    if (r->ng.on && ngwalk_keep(&r->ng, buf, (size_t)got) < 0) {
+        errno = ENOMEM; /* libpcap reports a read error with this reason */
+        return -1;
+    }
+    return got;
+}
+
+static int stream_close(void *cookie)
+{
+    cap_reader_t *r = cookie;
+    if (r->own_fd && r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    return 0;
+}
 
 static int reader_open(const char *path, const char *label, cap_reader_t **out, char *err)
 {
     char ebuf[PCAP_ERRBUF_SIZE];
-    struct stat sb = {0};
+    struct stat sb;
     cap_reader_t *r = calloc(1, sizeof *r);
     *out = NULL;
     if (!r)
         return rw_err(err, RW_ENOMEM, "out of memory");
     snprintf(r->path, sizeof r->path, "%s", label);
-    if (strcmp(path, "-") != 0) {
-        if (stat(path, &sb) < 0) {
-            free(r);
-            return rw_err(err, RW_EINPUT, "%s: %s", label, strerror(errno));
-        }
-        if (S_ISDIR(sb.st_mode)) {
-            free(r);
-            return rw_err(err, RW_EINPUT, "%s: is a directory, not a capture file", label);
-        }
-        r->total = (uint64_t)sb.st_size;
+    r->own_fd = strcmp(path, "-") != 0;
+    r->fd = r->own_fd ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    if (r->fd < 0 || fstat(r->fd, &sb) < 0) {
+        int e = errno;
+        stream_close(r);
+        free(r);
+        return rw_err(err, RW_EINPUT, "%s: %s", label, strerror(e));
     }
-    r->p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    if (S_ISDIR(sb.st_mode)) {
+        stream_close(r);
+        free(r);
+        return rw_err(err, RW_EINPUT, "%s: is a directory, not a capture file", label);
+    }
+    if (S_ISREG(sb.st_mode))
+        r->total = (uint64_t)sb.st_size;
+    r->ng.on = 1; /* until the header says whether it is pcapng */
+    FILE *f = fopencookie(r, "r", (cookie_io_functions_t){.read = stream_read,
+                                                          .close = stream_close});
+    if (!f || setvbuf(f, NULL, _IOFBF, STREAM_BUF) != 0) {
+        if (f)
+            fclose(f);
+        else
+            stream_close(r);
+        free(r);
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    }
+    r->p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, ebuf);
     if (!r->p) {
+        fclose(f); /* not closed by libpcap on failure */
+        ngwalk_stop(&r->ng);
         free(r);
         return rw_err(err, RW_EINPUT, "%s: file header: %s", label, ebuf);
     }
-    /* The walker re-reads the file: only possible for a regular file. */
-    if (r->total && S_ISREG(sb.st_mode) && is_pcapng(path) && !(r->ng.f = fopen(path, "rb"))) {
-        cap_reader_close(r);
-        return rw_err(err, RW_EIO, "%s: %s", label, strerror(errno));
-    }
+    uint32_t magic = 0;
+    if (r->ng.len >= 4)
+        memcpy(&magic, r->ng.buf, 4);
+    if (magic != NG_SHB)
+        ngwalk_stop(&r->ng); /* classic pcap: no interfaces to follow */
     *out = r;
     return 0;
 }
@@ -145,10 +215,9 @@ void cap_reader_close(cap_reader_t *r)
 {
     if (!r)
         return;
-    if (r->ng.f)
-        fclose(r->ng.f);
     if (r->p)
-        pcap_close(r->p);
+        pcap_close(r->p); /* closes our stream, and with it the input */
+    ngwalk_stop(&r->ng);
     free(r);
 }
 
@@ -158,10 +227,8 @@ uint64_t cap_reader_records(const cap_reader_t *r) { return r->recno; }
 
 uint64_t cap_reader_pos(const cap_reader_t *r, uint64_t *total)
 {
-    FILE *f = pcap_file(r->p);
-    long pos = f ? ftell(f) : 0;
     *total = r->total;
-    return pos > 0 ? (uint64_t)pos : 0;
+    return r->pos; /* read from the input: ahead of libpcap by a buffer at most */
 }
 
 int cap_reader_next(cap_reader_t *r, struct cap_rec *rec, char *err)
@@ -177,8 +244,12 @@ int cap_reader_next(cap_reader_t *r, struct cap_rec *rec, char *err)
                       (unsigned long long)r->recno);
     r->recno++;
     rec->ifid = 0;
-    if (r->ng.f && ngwalk_next(&r->ng, &rec->ifid) != 1)
-        rec->ifid = 0; /* libpcap accepted the block; trust it, interface 0 */
+    if (r->ng.on && ngwalk_next(&r->ng, &rec->ifid) != 1) {
+        /* libpcap accepted a block the walker cannot follow: trust libpcap,
+         * and give this packet and the rest of the file interface 0 */
+        rec->ifid = 0;
+        ngwalk_stop(&r->ng);
+    }
     if (rec->ifid < 0 || rec->ifid >= CAP_MAX_IFACES)
         return rw_err(err, RW_EINPUT, "%s: record %llu: interface %d: at most %d interfaces are "
                       "supported per file", r->path, (unsigned long long)r->recno, rec->ifid,

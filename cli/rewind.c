@@ -47,8 +47,9 @@ static const char import_help[] =
     "usage: rewind import --dir DIR [--point NAME] [--quiet] [RETENTION] FILE...\n"
     "\n"
     "Ingest pcap and pcapng files into the archive in DIR (created if missing).\n"
-    "Packets keep the order of the files. A pcapng file with several interfaces\n"
-    "becomes one capture point per interface: NAME, NAME-if1, NAME-if2, ...\n"
+    "Packets keep the order of the files; FILE '-' is standard input. A pcapng\n"
+    "file with several interfaces becomes one capture point per interface:\n"
+    "NAME, NAME-if1, NAME-if2, ..., from a pipe as from a file.\n"
     "A file with a fault keeps its good records before the fault; the fault is\n"
     "reported with the file name and record number, and the exit code is 2.\n"
     "If a running rewindd owns DIR, the files are handed to it (it reads the\n"
@@ -198,7 +199,8 @@ static int cmd_import(int argc, char **argv)
 
 static const char query_help[] =
     "usage: rewind query (--dir DIR | --url URL) [--from T] [--to T] [--point NAME]...\n"
-    "                    [--format pcap|pcapng] [-w FILE] [--count] [FILTER...]\n"
+    "                    [--format pcap|pcapng] [-w FILE] [--count] [--limit N]\n"
+    "                    [FILTER...]\n"
     "\n"
     "Write the packets in [from, to) that match the BPF FILTER (pcap-filter(7);\n"
     "the words are joined as tcpdump joins them) as a capture file on stdout or\n"
@@ -477,7 +479,9 @@ static const char status_help[] =
     "\n"
     "  -d, --dir DIR   archive directory (or $REWIND_DIR)\n"
     "  -u, --url URL   ask a rewindd instead (or $REWIND_URL): prints its JSON\n"
-    "  -h, --help      this help\n";
+    "  -h, --help      this help\n"
+    "\n"
+    "Exit status: 0 success, 1 runtime failure, 2 bad usage or not an archive.\n";
 
 static int write_stdout(void *arg, const void *buf, size_t n)
 {
@@ -625,7 +629,9 @@ static const char hold_help[] =
     "Place a legal hold on a time window: retention never deletes a segment with\n"
     "packets in [from, to). Holds are kept in the archive's index; a hold keeps\n"
     "whole segments, so the filter is recorded but the whole window is held.\n"
-    "The archive must not be owned by a running rewindd.\n"
+    "DIR is created if missing, so a hold can be placed before capture starts.\n"
+    "Placing a hold needs the archive not to be owned by a running rewindd;\n"
+    "--list works while it runs. Holds cannot be removed with this command.\n"
     "\n"
     "  -d, --dir DIR       archive directory (or $REWIND_DIR)\n"
     "  -f, --from T        start of the held window (times as in rewind query)\n"
@@ -633,7 +639,10 @@ static const char hold_help[] =
     "      --filter F      the BPF filter of the warrant, recorded with the hold\n"
     "      --reason TEXT   case number or reason, recorded with the hold\n"
     "  -l, --list          list the holds\n"
-    "  -h, --help          this help\n";
+    "  -h, --help          this help\n"
+    "\n"
+    "Exit status: 0 success, 1 runtime failure (e.g. the archive is owned by\n"
+    "rewindd), 2 bad usage or a bad time.\n";
 
 static int cmd_hold(int argc, char **argv)
 {
@@ -660,6 +669,8 @@ static int cmd_hold(int argc, char **argv)
     dir = env_dir(dir);
     if (!dir)
         return die_usage("hold: --dir DIR is required%s", "");
+    if (optind < argc)
+        return die_usage("hold: unexpected argument '%s'", argv[optind]);
     struct idx_hold h = {0};
     int64_t now = rw_now_ns();
     if (!list) {
@@ -730,7 +741,11 @@ static const char reindex_help[] =
     "The archive must not be owned by a running rewindd.\n"
     "\n"
     "  -d, --dir DIR   archive directory (or $REWIND_DIR)\n"
-    "  -h, --help      this help\n";
+    "  -h, --help      this help\n"
+    "\n"
+    "Exit status: 0 rebuilt (records cut off are reported, not failures),\n"
+    "1 runtime failure or the archive is owned by rewindd, 2 bad usage or no\n"
+    "DIR/segments.\n";
 
 static void print_problem(void *arg, const char *msg)
 {
@@ -798,7 +813,10 @@ static const char main_help[] =
     "  reindex  rebuild the index from the segment files\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
-    "rewind-archive(5).\n";
+    "rewind-archive(5).\n"
+    "\n"
+    "Exit status: 0 success, 1 runtime failure (verify: problems found), 2 bad\n"
+    "usage or bad input.\n";
 
 int main(int argc, char **argv)
 {

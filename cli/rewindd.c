@@ -1,5 +1,6 @@
 /* rewindd.c -- the daemon: live capture from interfaces into an archive. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +44,26 @@ static size_t capture_state(void *arg, struct httpd_capture *out, size_t max)
     return n;
 }
 
+/* Send the log (stderr) to the end of path. The file is opened first and
+ * then put in place on descriptor 2, rather than with freopen(): the stream
+ * stays the one set line buffered at start, and when path cannot be opened
+ * nothing changes, so the log goes on into the file it went to before.
+ * Writes "PATH: reason" into err on failure. */
+static int log_open(const char *path, char *err)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return rw_err(err, RW_EINPUT, "%s: %s", path, strerror(errno));
+    flockfile(stderr); /* no half line of another thread's lands in the new file */
+    fflush(stderr);
+    int r = dup2(fd, STDERR_FILENO), e = errno;
+    funlockfile(stderr);
+    close(fd);
+    if (r < 0)
+        return rw_err(err, RW_EIO, "%s: %s", path, strerror(e));
+    return 0;
+}
+
 static const char help[] =
     "usage: rewindd --dir DIR [-i IFACE[=POINT]]... [OPTIONS]\n"
     "\n"
@@ -71,7 +92,8 @@ static const char help[] =
     "                            'none' to serve no HTTP)\n"
     "      --max-queries N       concurrent packet queries before 503 (default 8)\n"
     "      --sensor NAME         sensor name in responses (default: host name)\n"
-    "      --log FILE            log to FILE instead of stderr (SIGHUP reopens it)\n"
+    "      --log FILE            append the log to FILE instead of stderr; SIGHUP\n"
+    "                            reopens it (a failed reopen keeps the old file)\n"
     "  -h, --help                this help\n"
     "\n"
     "HTTP routes (see rewindd(8)): /api/v1/packets, /api/v1/segments,\n"
@@ -80,7 +102,7 @@ static const char help[] =
     "dropped packets counted) and resumes by itself once there is room; with\n"
     "--quota, retention makes room first (see rewindd(8), DISK FULL).\n"
     "SIGTERM or SIGINT: stop accepting, cut responses in flight, seal segments,\n"
-    "exit 0. SIGHUP: reopen the --log file.\n"
+    "exit 0. SIGHUP: reopen the --log file, for log rotation.\n"
     "Exit status: 0 clean stop, 1 runtime failure, 2 bad usage.\n";
 
 int main(int argc, char **argv)
@@ -180,11 +202,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "rewindd: --listen: %s\n", err);
         return 2;
     }
-    if (logfile && !freopen(logfile, "a", stderr)) {
-        fprintf(stdout, "rewindd: cannot open log %s: %s\n", logfile, strerror(errno));
+    setvbuf(stderr, NULL, _IOLBF, 0); /* before any output; log_open keeps the stream */
+    if (logfile && log_open(logfile, err) < 0) {
+        fprintf(stderr, "rewindd: --log: cannot open log %s\n", err);
         return 2;
     }
-    setvbuf(stderr, NULL, _IOLBF, 0);
     struct sigaction sa = {.sa_handler = on_signal}, sh = {.sa_handler = on_hup};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -244,8 +266,11 @@ int main(int argc, char **argv)
         usleep(200 * 1000);
         if (hup) {
             hup = 0;
-            if (logfile && !freopen(logfile, "a", stderr))
-                stop_sig = -1;
+            if (!logfile)
+                rw_info("SIGHUP: no --log file to reopen");
+            else if (log_open(logfile, err) < 0)
+                rw_error("SIGHUP: cannot reopen log %s; still logging to the file opened before",
+                         err);
             else
                 rw_info("SIGHUP: log reopened");
         }

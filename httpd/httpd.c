@@ -88,8 +88,10 @@ static const char *unknown_param(const struct params *p, const char *const *allo
     return NULL;
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *ctype,
-                                 const char *body)
+/* Queue body (copied) with the headers every text and JSON answer carries,
+ * plus the header xname: xval when xname is not NULL. */
+static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                 const char *body, const char *xname, const char *xval)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
                                                              MHD_RESPMEM_MUST_COPY);
@@ -97,40 +99,80 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, cons
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", ctype);
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (xname)
+        MHD_add_response_header(r, xname, xval);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j)
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                 const char *body)
 {
-    char *s = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    return send_body(c, status, ctype, body, NULL, NULL);
+}
+
+/* Takes ownership of j. */
+static enum MHD_Result send_json_x(struct MHD_Connection *c, unsigned status, json_t *j,
+                                   const char *xname, const char *xval)
+{
+    char *s = j ? json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
     if (!s)
         return MHD_NO;
     size_t n = strlen(s);
-    s = realloc(s, n + 2);
-    if (!s)
+    char *t = realloc(s, n + 2);
+    if (!t) {
+        free(s);
         return MHD_NO;
-    s[n] = '\n';
-    s[n + 1] = 0;
-    enum MHD_Result ret = send_text(c, status, "application/json", s);
-    free(s);
+    }
+    t[n] = '\n';
+    t[n + 1] = 0;
+    enum MHD_Result ret = send_body(c, status, "application/json", t, xname, xval);
+    free(t);
     return ret;
 }
 
-static enum MHD_Result send_error(struct httpd *h, struct MHD_Connection *c, unsigned status,
-                                  const char *code, const char *fmt, ...) RW_PRINTF(5, 6);
-static enum MHD_Result send_error(struct httpd *h, struct MHD_Connection *c, unsigned status,
-                                  const char *code, const char *fmt, ...)
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j)
 {
-    char msg[RW_ERRSZ + 128];
+    return send_json_x(c, status, j, NULL, NULL);
+}
+
+/* An error answer {"error":{"code":…,"message":…}}, with one extra header
+ * when xname is not NULL (Allow for 405, Retry-After for 503). */
+static enum MHD_Result send_error_x(struct httpd *h, struct MHD_Connection *c, unsigned status,
+                                    const char *code, const char *xname, const char *xval,
+                                    const char *fmt, ...) RW_PRINTF(7, 8);
+static enum MHD_Result send_error_x(struct httpd *h, struct MHD_Connection *c, unsigned status,
+                                    const char *code, const char *xname, const char *xval,
+                                    const char *fmt, ...)
+{
+    char msg[RW_ERRSZ + 256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     atomic_fetch_add(&h->errors, 1);
-    return send_json(c, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+    return send_json_x(c, status,
+                       json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg), xname,
+                       xval);
+}
+
+#define send_error(h, c, status, code, ...)                                                 \
+    send_error_x(h, c, status, code, NULL, NULL, __VA_ARGS__)
+
+/* 400 unknown_parameter naming the parameters the route takes (allowed,
+ * NULL-terminated), so the message cannot drift from what is accepted. */
+static enum MHD_Result send_unknown_param(struct httpd *h, struct MHD_Connection *c,
+                                          const char *route, const char *bad,
+                                          const char *const *allowed)
+{
+    char list[256] = "";
+    size_t n = 0;
+    for (const char *const *a = allowed; *a && n < sizeof list; a++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", a == allowed ? "" : ", ", *a);
+    return send_error(h, c, 400, "unknown_parameter", "unknown parameter '%s'; %s takes %s", bad,
+                      route, allowed[0] ? list : "none");
 }
 
 static json_t *jtime(int64_t ns)
@@ -260,7 +302,12 @@ static void stream_free(void *cls)
     atomic_fetch_add(&h->buckets[b], 1);
     atomic_fetch_add(&h->dur_us_sum, (uint64_t)(secs * 1e6));
     atomic_fetch_add(&h->exported, s->bytes);
-    if (!s->ended && !s->failed)
+    /* libmicrohttpd ends an answer in flight without asking stream_read()
+     * when the daemon stops (the thread may be blocked sending): the
+     * stopping flag, set before MHD_stop_daemon(), tells the two apart. */
+    if (!s->ended && !s->failed && atomic_load(&h->stopping))
+        rw_warn("%s: cut by shutdown after %llu bytes", s->what, (unsigned long long)s->bytes);
+    else if (!s->ended && !s->failed)
         rw_info("%s: client went away after %llu bytes", s->what, (unsigned long long)s->bytes);
     else if (s->ended)
         rw_info("%s: %llu packets, %llu bytes in %.3f s", s->what, (unsigned long long)s->packets,
@@ -296,10 +343,7 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     struct qry_spec spec = {0};
     int npoints = 0, format = QRY_PCAP;
     if (bad)
-        return send_error(h, c, 400, "unknown_parameter",
-                          "unknown parameter '%s'; /api/v1/packets takes from, to, filter, point, "
-                          "limit_packets, limit_bytes, format",
-                          bad);
+        return send_unknown_param(h, c, "/api/v1/packets", bad, allowed);
     if (parse_window(p, &spec.from, &spec.to, err) < 0)
         return send_error(h, c, 400, "bad_parameter", "%s", err);
     const char *fmt = param(p, "format");
@@ -320,18 +364,9 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     spec.filter = param(p, "filter");
     if (atomic_fetch_add(&h->active, 1) >= h->max_queries) {
         atomic_fetch_sub(&h->active, 1);
-        struct MHD_Response *r;
-        json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "busy", "message",
-                              "too many queries in progress; retry shortly");
-        char *s = json_dumps(j, 0);
-        json_decref(j);
-        r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-        MHD_add_response_header(r, "Content-Type", "application/json");
-        MHD_add_response_header(r, "Retry-After", "2");
-        enum MHD_Result ret = MHD_queue_response(c, 503, r);
-        MHD_destroy_response(r);
-        atomic_fetch_add(&h->errors, 1);
-        return ret;
+        return send_error_x(h, c, 503, "busy", "Retry-After", "2",
+                            "%d queries already in progress (rewindd --max-queries); retry shortly",
+                            h->max_queries);
     }
     struct stream *s = calloc(1, sizeof *s);
     if (!s) {
@@ -342,17 +377,18 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     s->start = rw_mono_ns();
     snprintf(s->what, sizeof s->what, "GET /api/v1/packets filter '%s'",
              spec.filter ? spec.filter : "");
-    int rc = qry_new(h->ix, &spec, &s->q, err);
+    enum qry_step step;
+    int rc = qry_new_ex(h->ix, &spec, &s->q, &step, err);
     int npts = 0;
     const struct qry_point *pts = rc == 0 ? qry_points(s->q, &npts) : NULL;
     if (rc == 0)
-        rc = qry_out_new(format, pts, npts, pend_write, s, &s->out, err);
+        rc = qry_out_new(format, pts, npts, pend_write, s, &s->out, err); /* step stays SPEC */
     if (rc < 0) {
         qry_free(s->q);
         free(s);
         atomic_fetch_sub(&h->active, 1);
         if (rc == RW_EINPUT)
-            return send_error(h, c, 400, strstr(err, "filter") ? "bad_filter" : "bad_parameter",
+            return send_error(h, c, 400, step == QRY_STEP_FILTER ? "bad_filter" : "bad_parameter",
                               "%s", err);
         return send_error(h, c, 500, "internal", "%s", err);
     }
@@ -371,6 +407,7 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     MHD_add_response_header(r, "Content-Type", format == QRY_PCAP ? "application/vnd.tcpdump.pcap"
                                                                    : "application/x-pcapng");
     MHD_add_response_header(r, "Content-Disposition", cd);
+    MHD_add_response_header(r, "Cache-Control", "no-store"); /* as every answer */
     MHD_add_response_header(r, "X-Rewind-Filter", spec.filter ? spec.filter : "");
     MHD_add_response_header(r, "X-Rewind-Sensor", h->sensor);
     MHD_add_response_header(r, "X-Rewind-Plan", qry_plan_desc(s->q));
@@ -392,8 +429,7 @@ static enum MHD_Result route_segments(struct httpd *h, struct MHD_Connection *c,
     size_t npts = 0, nsegs = 0;
     const char *bad = unknown_param(p, allowed);
     if (bad)
-        return send_error(h, c, 400, "unknown_parameter",
-                          "unknown parameter '%s'; /api/v1/segments takes from, to", bad);
+        return send_unknown_param(h, c, "/api/v1/segments", bad, allowed);
     if (parse_window(p, &from, &to, err) < 0)
         return send_error(h, c, 400, "bad_parameter", "%s", err);
     if (idx_point_list(h->ix, &pts, &npts, err) < 0 ||
@@ -497,8 +533,7 @@ static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
     size_t ncs = captures(h, cs);
     const char *bad = unknown_param(p, allowed);
     if (bad)
-        return send_error(h, c, 400, "unknown_parameter",
-                          "unknown parameter '%s'; /api/v1/status takes none", bad);
+        return send_unknown_param(h, c, "/api/v1/status", bad, allowed);
     if (summarize(h->ix, &s, err) < 0) {
         summary_free(&s);
         return send_error(h, c, 500, "internal", "%s", err);
@@ -684,21 +719,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                           "no route %s; routes: /api/v1/packets, /api/v1/segments, /api/v1/status, "
                           "/metrics, /healthz",
                           url);
-    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-        struct MHD_Response *r;
-        char *s;
-        json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "method_not_allowed", "message",
-                              "this route answers GET only");
-        s = json_dumps(j, 0);
-        json_decref(j);
-        r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-        MHD_add_response_header(r, "Allow", "GET, HEAD");
-        MHD_add_response_header(r, "Content-Type", "application/json");
-        enum MHD_Result ret = MHD_queue_response(c, 405, r);
-        MHD_destroy_response(r);
-        atomic_fetch_add(&h->errors, 1);
-        return ret;
-    }
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return send_error_x(h, c, 405, "method_not_allowed", "Allow", "GET, HEAD",
+                            "%s answers GET and HEAD only, not %s", url, method);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, &p);
     if (p.overflow)
         return send_error(h, c, 400, "bad_parameter", "too many parameters (at most %d)",

@@ -55,6 +55,7 @@ struct qry {
     struct bpf_program progs[8];
     int prog_dlt[8];
     int nprogs;
+    int filter_rejected; /* compile_for() failed in pcap_compile: see qry_new_ex() */
     uint64_t out_pkts, out_bytes;
     uint64_t segs_total, segs_read;
     char desc[256];
@@ -408,6 +409,7 @@ static int compile_for(qry_t *q, int dlt, struct bpf_program **out, char *err)
         const char *name = pcap_datalink_val_to_name(dlt);
         rw_err(err, RW_EINPUT, "filter '%s': %s (link type %s)", q->filter, pcap_geterr(p),
                name ? name : "unknown");
+        q->filter_rejected = 1;
         pcap_close(p);
         return RW_EINPUT;
     }
@@ -429,12 +431,20 @@ static int point_selected(const struct qry_spec *sp, const char *name)
 
 int qry_new(idx_t *ix, const struct qry_spec *spec, qry_t **out, char *err)
 {
+    return qry_new_ex(ix, spec, out, NULL, err);
+}
+
+int qry_new_ex(idx_t *ix, const struct qry_spec *spec, qry_t **out, enum qry_step *step,
+               char *err)
+{
     struct idx_point *pts = NULL;
     struct idx_seg *segs = NULL;
     size_t npts = 0, nsegs = 0;
     int rc;
     qry_t *q = calloc(1, sizeof *q);
     *out = NULL;
+    if (step)
+        *step = QRY_STEP_SPEC;
     if (!q)
         return rw_err(err, RW_ENOMEM, "out of memory");
     q->ix = ix;
@@ -524,6 +534,8 @@ int qry_new(idx_t *ix, const struct qry_spec *spec, qry_t **out, char *err)
     *out = q;
     return 0;
 fail:
+    if (step && rc == RW_EINPUT && q->filter_rejected)
+        *step = QRY_STEP_FILTER;
     free(pts);
     free(segs);
     qry_free(q);

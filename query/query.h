@@ -41,6 +41,17 @@ struct qry_pkt {
  * type are RW_EINPUT with libpcap's message. The index is read as it stands
  * now (call idx_refresh() first to follow a writer). */
 int qry_new(idx_t *ix, const struct qry_spec *spec, qry_t **out, char *err) RW_WUR;
+
+/* The step of planning whose input was bad, for callers that answer an
+ * error with a code (HTTP 400 bad_filter or bad_parameter). */
+enum qry_step {
+    QRY_STEP_SPEC = 0,   /* the window, the points, too many link types */
+    QRY_STEP_FILTER = 1, /* libpcap rejected the filter for a point's link type */
+};
+/* qry_new(), also setting *step (when not NULL) to the step that failed;
+ * QRY_STEP_SPEC on success and for failures that are not RW_EINPUT. */
+int qry_new_ex(idx_t *ix, const struct qry_spec *spec, qry_t **out, enum qry_step *step,
+               char *err) RW_WUR;
 void qry_free(qry_t *q);
 
 /* Points with segments in the window, in the order the packets refer to. */

@@ -3,7 +3,9 @@
 that captures live on a veth pair while it serves: 32 concurrent clients,
 a client that disconnects, a slow client, every kind of bad parameter,
 keep-alive reuse, /metrics as Prometheus text, SIGTERM during an export.
-All traffic stays inside the namespace; every loop is bounded."""
+A second rewindd (--max-queries 1, --log FILE) answers 503 and has its log
+rotated with SIGHUP. All traffic stays inside the namespace; every loop is
+bounded."""
 import concurrent.futures
 import http.client
 import json
@@ -27,6 +29,7 @@ PCAPS = os.environ.get("REWIND_PCAPS", os.path.join(ROOT, "..", "shared", "pcaps
 REWIND = os.path.join(BIN, "rewind")
 NS = "rwhttp%d" % os.getpid()
 PORT = 8800
+PORT2 = 8801
 BULK = os.path.join(PCAPS, "good", "echo-connections.pcap")
 passed = 0
 failed = []
@@ -59,17 +62,17 @@ class NsHttp:
     small python client run there with `ip netns exec`."""
     CLIENT = r'''
 import http.client, sys, json
-c = http.client.HTTPConnection("127.0.0.1", %d, timeout=120)
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[3]), timeout=120)
 c.request(sys.argv[1], sys.argv[2])
 r = c.getresponse()
 body = r.read()
 sys.stdout.buffer.write(json.dumps({"status": r.status, "headers": dict(r.getheaders())}).encode() + b"\n")
 sys.stdout.buffer.write(body)
-''' % PORT
+'''
 
     @staticmethod
-    def get(path, method="GET"):
-        r = ns("python3", "-c", NsHttp.CLIENT, method, path)
+    def get(path, method="GET", port=PORT):
+        r = ns("python3", "-c", NsHttp.CLIENT, method, path, str(port))
         if r.returncode != 0:
             return None, {}, r.stderr
         head, _, body = r.stdout.partition(b"\n")
@@ -162,6 +165,10 @@ def test_errors():
         ("/api/v1/packets?limit_packets=-1", 400, "bad_parameter"),
         ("/api/v1/packets?limit_bytes=lots", 400, "bad_parameter"),
         ("/api/v1/packets?point=nosuch", 400, "bad_parameter"),
+        # the code comes from the step that failed, not from words in the
+        # message: an unknown point named 'filter' is still a bad parameter
+        ("/api/v1/packets?point=filter", 400, "bad_parameter"),
+        ("/api/v1/packets?point=filter&filter=tcp", 400, "bad_parameter"),
         ("/api/v1/segments?from=x", 400, "bad_parameter"),
         ("/api/v1/segments?filter=tcp", 400, "unknown_parameter"),
         ("/api/v1/status?x=1", 400, "unknown_parameter"),
@@ -175,8 +182,23 @@ def test_errors():
             err = {}
         check(st == status and err.get("code") == code and err.get("message"),
               "GET %s: %s %r, want %d %s" % (path, st, body[:200], status, code))
+        check(hdr.get("Cache-Control") == "no-store", "GET %s: Cache-Control %r" %
+              (path, hdr.get("Cache-Control")))
+    # an unknown parameter's message lists every parameter the route takes
+    takes = {"/api/v1/packets": ["from", "to", "filter", "point", "limit", "limit_packets",
+                                 "limit_bytes", "format"],
+             "/api/v1/segments": ["from", "to"]}
+    for route, names in takes.items():
+        st, hdr, body = NsHttp.get(route + "?bogus=1")
+        msg = json.loads(body)["error"]["message"] if st == 400 else ""
+        listed = set(re.findall(r"[a-z_]+", msg.partition(";")[2]))
+        check(set(names) <= listed, "%s?bogus=1: message %r does not list %s" %
+              (route, msg, sorted(set(names) - listed)))
     st, hdr, body = NsHttp.get("/api/v1/packets", method="POST")
     check(st == 405 and "GET" in hdr.get("Allow", ""), "POST /api/v1/packets: %s" % st)
+    check(hdr.get("Cache-Control") == "no-store" and
+          json.loads(body or b"{}").get("error", {}).get("code") == "method_not_allowed",
+          "POST /api/v1/packets: headers %r body %r" % (hdr, body[:200]))
     st, hdr, body = NsHttp.get("/api/v1/status", method="DELETE")
     check(st == 405, "DELETE /api/v1/status: %s" % st)
 
@@ -188,6 +210,12 @@ def test_basic_routes():
           ".pcap" in hdr.get("Content-Disposition", ""), "Content-Disposition: %r" % hdr)
     check(hdr.get("X-Rewind-Filter") == "port 5" and hdr.get("X-Rewind-Sensor"),
           "query and sensor headers: %r" % hdr)
+    check(hdr.get("Cache-Control") == "no-store", "packets: Cache-Control %r" %
+          hdr.get("Cache-Control"))
+    for path in ("/api/v1/status", "/api/v1/segments", "/metrics", "/healthz"):
+        st, hdr, _ = NsHttp.get(path)
+        check(st == 200 and hdr.get("Cache-Control") == "no-store",
+              "%s: %s, Cache-Control %r" % (path, st, hdr.get("Cache-Control")))
     st, hdr, body = NsHttp.get("/api/v1/packets?point=bulk&limit_packets=10")
     check(st == 200 and len(pcaputil.read_pcap(body)[1]) == 10, "limit_packets=10")
     st, hdr, body = NsHttp.get("/api/v1/packets?point=bulk&format=pcapng")
@@ -256,9 +284,10 @@ def test_concurrent(pid):
                                                                                      idle[1]))
 
 
-def raw_request(path):
+def raw_request(path, port=PORT):
     """Open a connection from inside the namespace via a helper process that
-    forwards the socket's bytes on stdout: lets the test read slowly or stop."""
+    forwards the socket's bytes on stdout: lets the test read slowly, stop,
+    or hold the answer unread (until killed, at most 60 s)."""
     code = r'''
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", %d))
@@ -273,11 +302,13 @@ while True:
     sys.stdout.write("%%d\n" %% got); sys.stdout.flush()
     if mode == "drop" and got > 100000:
         s.close(); break
+    if mode == "hold":
+        time.sleep(60); break
     if mode == "slow":
         time.sleep(0.05)
     if mode == "slow" and got > 400000:
         break
-''' % (PORT, path)
+''' % (port, path)
     return code
 
 
@@ -326,11 +357,12 @@ def test_metrics():
         check(m.get("rewind_query_duration_seconds_count", 0) >= 32, "latency histogram counts")
 
 
-def test_sigterm(daemon):
+def test_sigterm(daemon, logpath):
     slow = subprocess.Popen(["ip", "netns", "exec", NS, "python3", "-c",
                              raw_request("/api/v1/packets?point=bulk"), "slow"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(0.5)
+    logpos = os.path.getsize(logpath)
     daemon.send_signal(signal.SIGTERM)
     rc = daemon.wait(timeout=30)
     out, _ = slow.communicate(timeout=30)
@@ -339,6 +371,112 @@ def test_sigterm(daemon):
     # the export was cut: fewer bytes than the whole answer, and the chunked
     # stream never got its terminating chunk
     check(0 < got < len(tcpdump(BULK)), "export cut by SIGTERM (%d bytes)" % got)
+    # and the log says so: the client did not go away, the daemon stopped
+    with open(logpath, errors="replace") as f:
+        f.seek(logpos)
+        tail = f.read()
+    check("cut by shutdown" in tail and "client went away" not in tail,
+          "log of an export cut by SIGTERM:\n" + tail)
+
+
+def test_import_pipe():
+    """rewind import - hands a pipe to the daemon, which tells the interfaces
+    of a pcapng stream apart as it does for a file given by path."""
+    with open(os.path.join(PCAPS, "edge", "pcapng-multi-interface.pcapng"), "rb") as fh:
+        data = fh.read()
+    r = subprocess.run([REWIND, "import", "--quiet", "--dir", ARCH, "--point", "ngpipe", "-"],
+                       input=data, capture_output=True)
+    check(r.returncode == 0, "import of a pcapng pipe through the daemon: %r" % r.stderr)
+    st, _, body = NsHttp.get("/api/v1/status")
+    pts = {p["name"]: p["packets"] for p in json.loads(body).get("points", [])} if st == 200 else {}
+    check(pts.get("ngpipe") == 2 and pts.get("ngpipe-if1") == 4,
+          "pcapng pipe through the daemon: one point per interface: %r" % pts)
+
+
+def wait_for(pred, secs):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def file_has(path, needle):
+    try:
+        with open(path, errors="replace") as f:
+            return needle in f.read()
+    except OSError:
+        return False
+
+
+def test_second_daemon(tmp):
+    """--log: an unopenable file, rotation with SIGHUP (the log stays line
+    buffered), a failed reopen that keeps the old file; 503 with the same
+    headers as every other answer."""
+    arch = os.path.join(tmp, "arch2")
+    logf = os.path.join(tmp, "second.log")
+    r = sh(os.path.join(BIN, "rewindd"), "--dir", arch, "--listen", "none", "--log",
+           os.path.join(tmp, "no", "such", "dir", "x.log"))
+    check(r.returncode == 2 and b"cannot open log" in r.stderr,
+          "rewindd --log in a missing directory: exit %d, stderr %r" % (r.returncode, r.stderr))
+    r = sh(REWIND, "import", "--quiet", "--dir", arch, "--point", "bulk", BULK)
+    check(r.returncode == 0, "import into the second archive: %r" % r.stderr)
+    d = subprocess.Popen(["ip", "netns", "exec", NS, os.path.join(BIN, "rewindd"), "--dir", arch,
+                          "--listen", "127.0.0.1:%d" % PORT2, "--max-queries", "1",
+                          "--log", logf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    holder = None
+    try:
+        check(wait_for(lambda: NsHttp.get("/healthz", port=PORT2)[0] == 200, 15),
+              "second rewindd answers /healthz")
+        # rotate: rename, SIGHUP, and a request's line lands in the new file
+        # at once (line buffered), not when a buffer fills or the daemon exits
+        os.rename(logf, logf + ".1")
+        d.send_signal(signal.SIGHUP)
+        check(wait_for(lambda: file_has(logf, "log reopened"), 3),
+              "SIGHUP: 'log reopened' in the new log file")
+        st, _, _ = NsHttp.get("/api/v1/packets?point=bulk&limit_packets=3&filter=tcp", port=PORT2)
+        check(st == 200 and wait_for(lambda: file_has(logf, "filter 'tcp': 3 packets"), 3),
+              "a request's log line appears promptly in the reopened log (%s)" % st)
+        # a log that cannot be reopened: the daemon keeps running and says so
+        # in the file it still has
+        os.rename(logf, logf + ".2")
+        os.mkdir(logf)
+        d.send_signal(signal.SIGHUP)
+        check(wait_for(lambda: file_has(logf + ".2", "cannot reopen log"), 3),
+              "SIGHUP with an unopenable log: a line in the old file")
+        check(d.poll() is None and NsHttp.get("/healthz", port=PORT2)[0] == 200,
+              "rewindd keeps running when the log cannot be reopened")
+        os.rmdir(logf)
+        d.send_signal(signal.SIGHUP)
+        check(wait_for(lambda: file_has(logf, "log reopened"), 3),
+              "SIGHUP once the log can be opened again")
+        # 503 while the only query slot is held by a client that does not read
+        holder = subprocess.Popen(["ip", "netns", "exec", NS, "python3", "-c",
+                                   raw_request("/api/v1/packets?point=bulk", PORT2), "hold"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def active():
+            st, _, body = NsHttp.get("/metrics", port=PORT2)
+            return st == 200 and parse_prometheus(body.decode()).get("rewind_queries_active") == 1
+        check(wait_for(active, 10), "the holding client's query is active")
+        st, hdr, body = NsHttp.get("/api/v1/packets?point=bulk", port=PORT2)
+        code = json.loads(body or b"{}").get("error", {}).get("code") if st == 503 else None
+        check(st == 503 and code == "busy" and hdr.get("Retry-After") == "2" and
+              hdr.get("Cache-Control") == "no-store",
+              "503 when --max-queries are busy: %s %r %r" % (st, hdr, body[:200]))
+    finally:
+        if holder:
+            holder.kill()
+            holder.wait()
+        d.send_signal(signal.SIGTERM)
+        try:
+            rc = d.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            d.kill()
+            rc = d.wait()
+        err = d.stderr.read()
+        check(rc == 0 and not err, "second rewindd: exit %s, stderr %r" % (rc, err))
 
 
 ARCH = None
@@ -363,7 +501,9 @@ def main():
         test_concurrent(daemon.pid)
         test_disconnect_and_slow(daemon.pid)
         test_metrics()
-        test_sigterm(daemon)
+        test_import_pipe()
+        test_second_daemon(tmp)
+        test_sigterm(daemon, os.path.join(tmp, "rewindd.log"))
         daemon = None
     except RuntimeError as e:
         check(False, "setup: %s" % e)

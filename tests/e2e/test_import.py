@@ -3,6 +3,7 @@
 else; several files into one point; several points merged by time; CLI usage
 errors exit 2 with one line. Compared with tcpdump's own reading of the files."""
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -148,6 +149,44 @@ def test_multi_interface_pcapng(tmp):
     check("ng-if1" in st and "\nng " in st, "pcapng-multi: one point per interface:\n" + st)
 
 
+def test_multi_interface_stream(tmp):
+    """A pcapng file read from a pipe or standard input gets one point per
+    interface exactly as the same file given by path: the small edge file,
+    and a multi-megabyte file of two sections and four interfaces."""
+    src = os.path.join(tmp, "ngsrc")
+    rw("import", "--quiet", "--dir", src, "--point", "x", os.path.join(PCAPS, "good",
+                                                                        "echo-connections.pcap"))
+    rw("import", "--quiet", "--dir", src, "--point", "y", os.path.join(PCAPS, "good", "smtp.pcap"))
+    big = rw("query", "--dir", src, "--format", "pcapng").stdout
+    with open(os.path.join(PCAPS, "edge", "pcapng-multi-interface.pcapng"), "rb") as fh:
+        small = fh.read()
+    for name, data, points in (("small", small, ["ng", "ng-if1"]),
+                               ("two-sections", small + big, ["ng", "ng-if1", "ng-if2",
+                                                              "ng-if3"])):
+        path = os.path.join(tmp, name + ".pcapng")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        byfile = os.path.join(tmp, "ng-file-" + name)
+        r = rw("import", "--quiet", "--dir", byfile, "--point", "ng", path)
+        check(r.returncode == 0, "pcapng %s by path: %s" % (name, r.stderr.decode()))
+        want = {p: rw("query", "--dir", byfile, "--point", p).stdout for p in points}
+        check(all(len(pcaputil.read_pcap(w)[1]) > 0 for w in want.values()),
+              "pcapng %s by path: a point per interface, each with packets" % name)
+        for how in ("pipe", "stdin-file"):
+            arch = os.path.join(tmp, "ng-%s-%s" % (how, name))
+            if how == "pipe":
+                r = subprocess.run([REWIND, "import", "--quiet", "--dir", arch, "--point", "ng",
+                                    "-"], input=data, capture_output=True)
+            else:
+                with open(path, "rb") as fh:
+                    r = subprocess.run([REWIND, "import", "--quiet", "--dir", arch, "--point",
+                                        "ng", "-"], stdin=fh, capture_output=True)
+            check(r.returncode == 0, "pcapng %s from %s: %s" % (name, how, r.stderr.decode()))
+            got = {p: rw("query", "--dir", arch, "--point", p).stdout for p in points}
+            check(got == want, "pcapng %s from %s: points differ from the import by path:\n%s" %
+                  (name, how, rw("status", "--dir", arch).stdout.decode()))
+
+
 def test_usage_errors(tmp):
     arch = os.path.join(tmp, "usage")
     rw("import", "--quiet", "--dir", arch, os.path.join(PCAPS, "good", "smtp.pcap"))
@@ -185,11 +224,74 @@ def test_usage_errors(tmp):
     check(r.returncode == 0 and b"usage: rewindd" in r.stdout, "rewindd --help")
 
 
+def man_sections(path, level):
+    """A man page's sections (.SH or .SS) by name, with font escapes removed
+    and \\- turned into -, so options read as on the command line."""
+    with open(path) as f:
+        text = f.read()
+    text = re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-")
+    out = {}
+    for part in re.split(r"^\.%s " % level, text, flags=re.M)[1:]:
+        name, _, body = part.partition("\n")
+        out[name.strip().strip('"')] = body
+    return out
+
+
+def help_options(text):
+    """(short or None, long) for each option line of a --help text."""
+    return re.findall(r"^\s+(?:(-[a-zA-Z]), )?(--[a-z][a-z-]*)", text, flags=re.M)
+
+
+def test_docs(tmp):
+    """--help and the man pages agree with the code: every long option the
+    code parses is in a --help text, every option of a command's --help is
+    in that command's section of rewind(1) (or the OPTIONS of rewindd(8)),
+    with its short form, and every command of 'rewind --help' has one."""
+    del tmp
+    top = rw("--help").stdout.decode()
+    cmds = re.findall(r"^  ([a-z]+)  ", top.partition("commands:")[2], flags=re.M)
+    check(set(cmds) >= {"import", "query", "status", "hold", "verify", "reindex"},
+          "rewind --help lists the commands: %r" % cmds)
+    man = man_sections(os.path.join(ROOT, "man", "rewind.1"), "SS")
+    helps = ""
+    for cmd in cmds:
+        r = rw(cmd, "--help")
+        text = r.stdout.decode()
+        helps += text
+        check(r.returncode == 0 and text.startswith("usage: rewind " + cmd),
+              "rewind %s --help" % cmd)
+        sec = man.get(cmd, "")
+        check(sec, "rewind(1) has no section for %s" % cmd)
+        for short, opt in help_options(text):
+            want = '%s ", " %s' % (short, opt) if short else opt
+            check(want in sec, "rewind(1) %s: %r is not documented (from --help)" % (cmd, want))
+        synopsis = man_sections(os.path.join(ROOT, "man", "rewind.1"), "SH").get("SYNOPSIS", "")
+        for opt in set(re.findall(r"--[a-z][a-z-]*", text.partition("\n\n")[0])) - {"--help"}:
+            check(opt in synopsis, "rewind(1) SYNOPSIS of %s lacks %s" % (cmd, opt))
+    with open(os.path.join(ROOT, "cli", "rewind.c")) as f:
+        parsed = set(re.findall(r'\{"([a-z][a-z-]*)", (?:no|required)_argument', f.read()))
+    for opt in sorted(parsed):
+        check("--" + opt in helps, "rewind: --%s is parsed but in no --help" % opt)
+    # rewindd: the code's options, its --help and the OPTIONS of rewindd(8)
+    text = subprocess.run([os.path.join(BIN, "rewindd"), "--help"],
+                          capture_output=True).stdout.decode()
+    opts = man_sections(os.path.join(ROOT, "man", "rewindd.8"), "SH").get("OPTIONS", "")
+    for short, opt in help_options(text):
+        want = '%s ", " %s' % (short, opt) if short else opt
+        check(want in opts, "rewindd(8) OPTIONS: %r is not documented (from --help)" % want)
+    with open(os.path.join(ROOT, "cli", "rewindd.c")) as f:
+        parsed = set(re.findall(r'\{"([a-z][a-z-]*)", (?:no|required)_argument', f.read()))
+    for opt in sorted(parsed):
+        check("--" + opt in text, "rewindd: --%s is parsed but not in --help" % opt)
+        check("--" + opt in opts, "rewindd(8) OPTIONS: --%s is parsed but not documented" % opt)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rewind-import-")
     try:
         for t in (test_bad_files, test_one_point_several_files, test_points_merge,
-                  test_multi_interface_pcapng, test_usage_errors):
+                  test_multi_interface_pcapng, test_multi_interface_stream, test_usage_errors,
+                  test_docs):
             t(tmp)
     finally:
         subprocess.run(["rm", "-rf", tmp])

@@ -398,7 +398,44 @@ static void test_bad_filter(void **state)
         if (!strstr(err, want))
             fail_msg("filter '%s': message '%s' lacks libpcap's '%s'", bad[i], err, want);
         assert_non_null(strstr(err, bad[i]));
+        enum qry_step step = QRY_STEP_SPEC;
+        assert_int_equal(qry_new_ex(ix, &sp, &q, &step, err), RW_EINPUT);
+        assert_int_equal(step, QRY_STEP_FILTER);
     }
+}
+
+/* qry_new_ex() names the step that failed from where it failed, whatever
+ * the message says: an unknown point called "filter" is a bad spec. */
+static void test_failed_step(void **state)
+{
+    (void)state;
+    char err[RW_ERRSZ] = "";
+    qry_t *q = (qry_t *)0x1;
+    enum qry_step step = QRY_STEP_FILTER;
+    struct qry_spec sp = {.from = RW_TIME_MIN, .to = RW_TIME_MAX, .filter = "tcp",
+                          .points = (const char *[]){"filter", NULL}};
+    assert_int_equal(qry_new_ex(ix, &sp, &q, &step, err), RW_EINPUT);
+    assert_null(q);
+    assert_non_null(strstr(err, "filter"));
+    assert_int_equal(step, QRY_STEP_SPEC);
+    /* a bad point wins over a bad filter: points are checked first */
+    sp.filter = "host and";
+    step = QRY_STEP_FILTER;
+    assert_int_equal(qry_new_ex(ix, &sp, &q, &step, err), RW_EINPUT);
+    assert_int_equal(step, QRY_STEP_SPEC);
+    sp.points = NULL;
+    assert_int_equal(qry_new_ex(ix, &sp, &q, &step, err), RW_EINPUT);
+    assert_int_equal(step, QRY_STEP_FILTER);
+    /* an empty window; and success leaves QRY_STEP_SPEC */
+    sp = (struct qry_spec){.from = 5, .to = 5, .filter = "filter"};
+    step = QRY_STEP_FILTER;
+    assert_int_equal(qry_new_ex(ix, &sp, &q, &step, err), RW_EINPUT);
+    assert_int_equal(step, QRY_STEP_SPEC);
+    sp = (struct qry_spec){.from = RW_TIME_MIN, .to = RW_TIME_MAX, .filter = "tcp"};
+    step = QRY_STEP_FILTER;
+    assert_int_equal(qry_new_ex(ix, &sp, &q, &step, err), 0);
+    assert_int_equal(step, QRY_STEP_SPEC);
+    qry_free(q);
 }
 
 /* A reader opened after the writer closed gives the same answers. */
@@ -425,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_points_and_limit),
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_bad_filter),
+        cmocka_unit_test(test_failed_step),
         cmocka_unit_test(test_reader),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
