@@ -11,13 +11,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Terms of the packets since the last flush. A term's id indexes terms[];
+ * the open-addressing table maps a term to its id. Each packet appends
+ * (id, ordinal) pairs to a log; when the log fills, and at flush, it is
+ * sorted by id (counting sort: ordinals stay ascending) and each term's run
+ * goes into its bitmap with one roaring_bitmap_add_many(). That replaces a
+ * roaring_bitmap_add() per term per packet, whose container lookup was the
+ * largest cost of an import. */
 struct term_ent {
-    uint64_t h;
-    roaring_bitmap_t *bm; /* NULL: empty slot */
+    uint64_t v0, v1;      /* value bytes, zero-padded to 16 */
+    uint32_t hash;
+    uint32_t cnt;         /* log entries since the last spill */
+    uint32_t last;        /* ordinal + 1 of the last packet logged: no duplicates */
     uint8_t kind, len;
-    uint8_t val[16];
+    roaring_bitmap_t *bm; /* spilled ordinals, NULL if none */
 };
 
+struct term_log {
+    uint32_t id, ord;
+};
+
+#define TERM_LOG (1u << 19) /* entries between spills: 4 MiB of log */
 struct flow_ent {
     uint64_t hash;
     int used, dirty;
@@ -34,7 +48,13 @@ struct idx_segw {
     struct idx_seg seg;
     /* terms added since the last flush */
     struct term_ent *terms;
-    size_t tcap, tcount;
+    size_t nterms, tecap;
+    uint32_t *slots; /* term id + 1, 0: empty */
+    size_t tcap;     /* slots, a power of two */
+    struct term_log *log;
+    size_t nlog;
+    uint32_t *sorted, *toff;
+    size_t toffcap;
     /* flows of the whole segment */
     struct flow_ent *flows;
     size_t fcap, fcount;
@@ -51,73 +71,122 @@ struct idx_segw {
     size_t scratch_cap;
 };
 
-static uint64_t term_hash(int kind, const uint8_t *v, size_t len)
+static inline uint64_t term_hash(int kind, uint64_t v0, uint64_t v1)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ v[i]) * 1099511628211ULL;
-    h ^= h >> 29;
+    uint64_t h = v0 ^ (v1 * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)kind << 56);
+    h ^= h >> 31;
     h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 29;
+    h *= 0x94d049bb133111ebULL;
     return h ^ (h >> 32);
 }
 
-static int terms_grow(struct idx_segw *w)
+static void terms_grow(struct idx_segw *w)
 {
-    size_t ncap = w->tcap ? w->tcap * 2 : 1024;
-    struct term_ent *nt = calloc(ncap, sizeof *nt);
-    if (!nt)
-        return -1;
-    for (size_t i = 0; i < w->tcap; i++) {
-        struct term_ent *e = &w->terms[i];
-        if (!e->bm)
-            continue;
-        size_t j = e->h & (ncap - 1);
-        while (nt[j].bm)
+    size_t ncap = w->tcap ? w->tcap * 2 : 4096;
+    uint32_t *ns = calloc(ncap, sizeof *ns);
+    if (!ns)
+        abort(); /* out of memory while indexing: nothing sane to do */
+    for (size_t id = 0; id < w->nterms; id++) {
+        size_t j = w->terms[id].hash & (ncap - 1);
+        while (ns[j])
             j = (j + 1) & (ncap - 1);
-        nt[j] = *e;
+        ns[j] = (uint32_t)id + 1;
     }
-    free(w->terms);
-    w->terms = nt;
+    free(w->slots);
+    w->slots = ns;
     w->tcap = ncap;
-    return 0;
 }
 
-static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len, uint32_t ord)
+/* Move the log into the terms' bitmaps. */
+static void terms_spill(struct idx_segw *w)
 {
-    if ((w->tcount + 1) * 2 > w->tcap && terms_grow(w) < 0)
-        abort(); /* out of memory while indexing: nothing sane to do */
-    uint64_t h = term_hash(kind, v, len);
+    if (w->nlog == 0)
+        return;
+    if (w->toffcap < w->nterms) {
+        free(w->toff);
+        w->toffcap = w->tecap;
+        if (!(w->toff = malloc(w->toffcap * sizeof *w->toff)))
+            abort();
+    }
+    if (!w->sorted && !(w->sorted = malloc(TERM_LOG * sizeof *w->sorted)))
+        abort();
+    uint32_t pos = 0;
+    for (size_t id = 0; id < w->nterms; id++) {
+        w->toff[id] = pos;
+        pos += w->terms[id].cnt;
+    }
+    for (size_t i = 0; i < w->nlog; i++)
+        w->sorted[w->toff[w->log[i].id]++] = w->log[i].ord;
+    for (size_t id = 0; id < w->nterms; id++) {
+        struct term_ent *e = &w->terms[id];
+        if (!e->cnt)
+            continue;
+        if (!e->bm && !(e->bm = roaring_bitmap_create()))
+            abort();
+        roaring_bitmap_add_many(e->bm, e->cnt, w->sorted + w->toff[id] - e->cnt);
+        e->cnt = 0;
+    }
+    w->nlog = 0;
+}
+
+/* v is the value zero-padded to 16 bytes (NULL for pseudo terms). */
+static inline void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len,
+                            uint32_t ord)
+{
+    uint64_t v0 = 0, v1 = 0;
+    if (len) {
+        memcpy(&v0, v, 8);
+        memcpy(&v1, v + 8, 8);
+    }
+    uint64_t h = term_hash(kind, v0, v1);
     size_t j = h & (w->tcap - 1);
+    struct term_ent *e;
     for (;;) {
-        struct term_ent *e = &w->terms[j];
-        if (!e->bm) {
-            e->h = h;
-            e->kind = (uint8_t)kind;
-            e->len = (uint8_t)len;
-            if (len)    /* pseudo terms have no value, and v may be NULL */
-                memcpy(e->val, v, len);
-            e->bm = roaring_bitmap_create();
-            w->tcount++;
-            roaring_bitmap_add(e->bm, ord);
-            return;
+        uint32_t s = w->slots[j];
+        if (!s) {
+            if ((w->nterms + 1) * 2 > w->tcap) {
+                terms_grow(w);
+                j = h & (w->tcap - 1);
+                while (w->slots[j])
+                    j = (j + 1) & (w->tcap - 1);
+            }
+            if (w->nterms == w->tecap) {
+                w->tecap = w->tecap ? w->tecap * 2 : 2048;
+                struct term_ent *nt = realloc(w->terms, w->tecap * sizeof *nt);
+                if (!nt)
+                    abort();
+                w->terms = nt;
+            }
+            e = &w->terms[w->nterms];
+            *e = (struct term_ent){.v0 = v0, .v1 = v1, .hash = (uint32_t)h, .kind = (uint8_t)kind,
+                                   .len = (uint8_t)len};
+            w->slots[j] = (uint32_t)++w->nterms;
+            break;
         }
-        if (e->h == h && e->kind == kind && e->len == len && (len == 0 || !memcmp(e->val, v, len))) {
-            roaring_bitmap_add(e->bm, ord);
-            return;
-        }
+        e = &w->terms[s - 1];
+        if (e->hash == (uint32_t)h && e->v0 == v0 && e->v1 == v1 && e->kind == kind)
+            break;
         j = (j + 1) & (w->tcap - 1);
     }
+    if (e->last == ord + 1)
+        return; /* this packet already has it */
+    e->last = ord + 1;
+    if (w->nlog == TERM_LOG)
+        terms_spill(w);
+    e->cnt++;
+    w->log[w->nlog++] = (struct term_log){(uint32_t)(e - w->terms), ord};
 }
 
 static void terms_clear(struct idx_segw *w)
 {
-    for (size_t i = 0; i < w->tcap; i++) {
-        if (w->terms[i].bm) {
-            roaring_bitmap_free(w->terms[i].bm);
-            w->terms[i].bm = NULL;
-        }
-    }
-    w->tcount = 0;
+    for (size_t id = 0; id < w->nterms; id++)
+        if (w->terms[id].bm)
+            roaring_bitmap_free(w->terms[id].bm);
+    w->nterms = 0;
+    w->nlog = 0;
+    if (w->slots)
+        memset(w->slots, 0, w->tcap * sizeof *w->slots);
 }
 
 static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash)
@@ -266,6 +335,11 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
         return rw_err(err, RW_EINPUT, "segment path too long: %s", relpath);
     }
     w->ix = ix;
+    if (!(w->log = malloc(TERM_LOG * sizeof *w->log))) {
+        free(w);
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    }
+    terms_grow(w);
     w->seg.id = idx_next_seg_id(ix);
     w->seg.point = point;
     w->seg.linktype = linktype;
@@ -285,7 +359,7 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
     rc = idx_write_batch(ix, b, 1, err);
     rocksdb_writebatch_destroy(b);
     if (rc < 0) {
-        free(w);
+        idx_segw_abandon(w);
         return rc;
     }
     *out = w;
@@ -304,10 +378,18 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
     if (p->flags & IDX_F_DEEP)
         term_add(w, IDX_K_DEEP, NULL, 0, ord);
     if (p->flow.present) {
-        uint64_t h = idx_flow_hash(&p->flow);
-        uint8_t hv[8];
-        rw_put_be64(hv, h);
-        term_add(w, IDX_T_FLOW, hv, 8, ord);
+        /* The parser's last term is the flow's hash unless the term list
+         * overflowed: then compute it and add the term here. */
+        uint64_t h;
+        const struct idx_term *t = p->nterms ? &p->terms[p->nterms - 1] : NULL;
+        if (t && t->kind == IDX_T_FLOW) {
+            h = rw_get_be64(t->val);
+        } else {
+            uint8_t hv[16] = {0};
+            h = idx_flow_hash(&p->flow);
+            rw_put_be64(hv, h);
+            term_add(w, IDX_T_FLOW, hv, 8, ord);
+        }
         flow_add(w, &p->flow, h, ts, wirelen);
     }
     /* locator */
@@ -372,19 +454,51 @@ static uint8_t *scratch(struct idx_segw *w, size_t n)
     return w->scratch;
 }
 
+/* Term ids in key order: kind, then the value's bytes. */
+static int term_cmp(const void *a, const void *b, void *arg)
+{
+    const struct term_ent *t = arg, *x = &t[*(const uint32_t *)a], *y = &t[*(const uint32_t *)b];
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    uint64_t p = __builtin_bswap64(x->v0), q = __builtin_bswap64(y->v0);
+    if (p == q) {
+        p = __builtin_bswap64(x->v1);
+        q = __builtin_bswap64(y->v1);
+    }
+    return p < q ? -1 : p > q;
+}
+
+/* Room for one id per term (the spill's offsets array, free at flush). */
+static uint32_t *scratch_ids(struct idx_segw *w)
+{
+    if (w->toffcap < w->nterms) {
+        free(w->toff);
+        w->toffcap = w->tecap;
+        if (!(w->toff = malloc(w->toffcap * sizeof *w->toff)))
+            abort();
+    }
+    return w->toff;
+}
+
 int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
 {
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     uint8_t k[2 + 16 + 8], v[64 + 256];
     int rc;
-    /* postings */
-    for (size_t i = 0; i < w->tcap; i++) {
-        struct term_ent *e = &w->terms[i];
-        if (!e->bm)
-            continue;
+    /* postings, in key order: the memtable inserts them fastest that way */
+    terms_spill(w);
+    size_t nids = 0;
+    uint32_t *ids = scratch_ids(w);
+    for (size_t id = 0; id < w->nterms; id++)
+        if (w->terms[id].bm)
+            ids[nids++] = (uint32_t)id;
+    qsort_r(ids, nids, sizeof *ids, term_cmp, w->terms);
+    for (size_t i = 0; i < nids; i++) {
+        struct term_ent *e = &w->terms[ids[i]];
         k[0] = 'P';
         k[1] = e->kind;
-        memcpy(k + 2, e->val, e->len);
+        memcpy(k + 2, &e->v0, 8);
+        memcpy(k + 10, &e->v1, 8);
         rw_put_be64(k + 2 + e->len, w->seg.id);
         roaring_bitmap_run_optimize(e->bm);
         size_t n = roaring_bitmap_portable_size_in_bytes(e->bm);
@@ -456,6 +570,10 @@ void idx_segw_abandon(idx_segw_t *w)
         return;
     terms_clear(w);
     free(w->terms);
+    free(w->slots);
+    free(w->log);
+    free(w->sorted);
+    free(w->toff);
     free(w->flows);
     free(w->pending);
     free(w->secs);
