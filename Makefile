@@ -24,7 +24,8 @@ CFLAGS_OPT := -O2
 LDFLAGS_SAN :=
 endif
 CFLAGS += $(CFLAGS_BASE) $(CFLAGS_OPT)
-LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -ljansson -lcurl -lpthread -lm
+LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -ljansson -ldl -lpthread -lm
+# libcurl is dlopen()ed by httpd/curl_lazy.c, only when --url is used.
 
 LIB_SRC := $(wildcard common/*.c capture/*.c index/*.c query/*.c httpd/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
