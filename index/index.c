@@ -273,7 +273,18 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     rocksdb_options_set_info_log_level(ix->opts, 2);   /* warnings and up */
     rocksdb_options_set_keep_log_file_num(ix->opts, 3);
     rocksdb_options_set_write_buffer_size(ix->opts, 32 << 20);
-    rocksdb_options_increase_parallelism(ix->opts, 2);
+    rocksdb_options_set_skip_stats_update_on_db_open(ix->opts, 1);
+    rocksdb_options_set_skip_checking_sst_file_sizes_on_db_open(ix->opts, 1);
+    if (mode == IDX_WRITE) {
+        rocksdb_options_increase_parallelism(ix->opts, 2);
+    } else {
+        /* A reader opens every table file at start (max_open_files -1):
+         * in this thread, rather than on 16 threads created for it, and
+         * with no statistics thread; a query is mostly start-up. */
+        rocksdb_options_set_max_file_opening_threads(ix->opts, 1);
+        rocksdb_options_set_stats_dump_period_sec(ix->opts, 0);
+        rocksdb_options_set_stats_persist_period_sec(ix->opts, 0);
+    }
     ix->merge = rocksdb_mergeoperator_create(NULL, merge_destroy, merge_full, merge_partial, merge_delete,
                                              merge_name);
     rocksdb_options_set_merge_operator(ix->opts, ix->merge);
