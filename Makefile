@@ -24,7 +24,7 @@ CFLAGS_OPT := -O2
 LDFLAGS_SAN :=
 endif
 CFLAGS += $(CFLAGS_BASE) $(CFLAGS_OPT)
-LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -ljansson -ldl -lpthread -lm
+LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -ljansson -ldl -lpthread -lm
 # libcurl is dlopen()ed by httpd/curl_lazy.c, only when --url is used. The
 # release binaries link RocksDB, its compressors and the C++ runtime
 # statically when the archives are installed: a short query is mostly process
@@ -34,7 +34,7 @@ BIN_LIBS := $(LIBS)
 ifeq ($(SAN),0)
 ifneq ($(shell $(CC) -print-file-name=librocksdb.a),librocksdb.a)
 BIN_LIBS := -lpcap -Wl,-Bstatic -lrocksdb -lsnappy -lz -lbz2 -lzstd -llz4 -lstdc++ -Wl,-Bdynamic \
-  -lmicrohttpd -lroaring -lcrypto -ljansson -ldl -lpthread -lm -static-libgcc
+  -lmicrohttpd -lroaring -ljansson -ldl -lpthread -lm -static-libgcc
 endif
 endif
 
