@@ -899,7 +899,18 @@ int idx_chunk_get(idx_t *ix, uint64_t seg, uint32_t no, struct idx_chunk *out, c
     size_t pos = 29;
     for (uint32_t i = 1; i < out->count; i++) {
         uint64_t d;
-        size_t used = rw_varint_get(p + pos, vl - pos, &d);
+        size_t used;
+        /* Record lengths take one or two bytes: decode those inline, the
+         * rest (and every malformed case) through rw_varint_get(). */
+        if (pos < vl && p[pos] < 0x80) {
+            d = p[pos];
+            used = 1;
+        } else if (pos + 1 < vl && p[pos + 1] < 0x80) {
+            d = (uint64_t)(p[pos] & 0x7f) | (uint64_t)p[pos + 1] << 7;
+            used = 2;
+        } else {
+            used = rw_varint_get(p + pos, vl - pos, &d);
+        }
         if (!used) {
             rc = rw_err(err, RW_ECORRUPT, "index: locator chunk %u of segment %llu is truncated",
                         no, (unsigned long long)seg);
