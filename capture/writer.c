@@ -456,10 +456,9 @@ static int commit(cap_pw_t *w, int sync, char *err)
     int rc;
     if ((rc = write_out(w, err)) < 0)
         return rc;
-    if (sync && fdatasync(w->fd) < 0)
-        return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing segment %s: %s",
-                      w->relpath, strerror(errno));
-    if ((rc = idx_segw_flush(w->sw, w->written, sync, err)) < 0)
+    /* fdatasync, then the index batch, on the segment's commit thread:
+     * capture goes on while the disk catches up. */
+    if ((rc = idx_segw_commit(w->sw, w->fd, w->written, sync, err)) < 0)
         return rc;
     w->dirty = 0;
     w->last_flush = rw_mono_ns();

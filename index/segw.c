@@ -8,8 +8,11 @@
 #include "index/index.h"
 #include "index/index_int.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Terms of the packets since the last flush. A term's id indexes terms[];
  * the open-addressing table maps a term to its id. Each packet appends
@@ -69,6 +72,16 @@ struct idx_segw {
     uint64_t packets; /* added, flushed or not */
     uint8_t *scratch;
     size_t scratch_cap;
+    /* idx_segw_commit(): one batch at a time is synced and written by a
+     * thread of its own. A failure is final for the segment. */
+    pthread_t th;
+    int th_started, stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rocksdb_writebatch_t *inflight; /* handed to the thread, not yet written */
+    int in_fd, in_sync;
+    int failed; /* error code of a failed commit, 0 if none */
+    char ferr[RW_ERRSZ];
 };
 
 static inline uint64_t term_hash(int kind, uint64_t v0, uint64_t v1)
@@ -480,11 +493,11 @@ static uint32_t *scratch_ids(struct idx_segw *w)
     return w->toff;
 }
 
-int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
+/* Everything added since the last commit, as one write batch. */
+static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
 {
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     uint8_t k[2 + 16 + 8], v[64 + 256];
-    int rc;
     /* postings, in key order: the memtable inserts them fastest that way */
     terms_spill(w);
     size_t nids = 0;
@@ -552,15 +565,107 @@ int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
     rw_put_be64(k + 1, w->seg.id);
     size_t vl = idx_seg_encode(&w->seg, v);
     rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
-    rc = idx_write_batch(w->ix, b, sync, err);
-    rocksdb_writebatch_destroy(b);
-    if (rc < 0)
-        return rc;
+    return b;
+}
+
+/* What build_batch() took is in a batch now: start the next one afresh. */
+static void batch_taken(struct idx_segw *w)
+{
     terms_clear(w);
     w->plen = 0;
     w->nsecs = 0;
     for (size_t i = 0; i < w->fcap; i++)
         w->flows[i].dirty = 0;
+}
+
+/* Wait until no batch is in flight; the error of a failed one, if any. */
+static int commit_wait(struct idx_segw *w, char *err)
+{
+    if (!w->th_started)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    while (w->inflight)
+        pthread_cond_wait(&w->cv, &w->mu);
+    int rc = w->failed;
+    if (rc)
+        rw_err(err, rc, "%s", w->ferr);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+static void *commit_main(void *arg)
+{
+    struct idx_segw *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->inflight && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->inflight)
+            break;
+        rocksdb_writebatch_t *b = w->inflight;
+        int fd = w->in_fd, sync = w->in_sync, rc = 0;
+        char e[RW_ERRSZ];
+        pthread_mutex_unlock(&w->mu);
+        /* The segment's bytes first, then the index that points at them. */
+        if (sync && fdatasync(fd) < 0)
+            rc = rw_err(e, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing segment %s: %s",
+                        w->seg.path, strerror(errno));
+        if (rc == 0)
+            rc = idx_write_batch(w->ix, b, sync, e);
+        rocksdb_writebatch_destroy(b);
+        pthread_mutex_lock(&w->mu);
+        if (rc < 0 && !w->failed) {
+            w->failed = rc;
+            memcpy(w->ferr, e, RW_ERRSZ);
+        }
+        w->inflight = NULL;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int idx_segw_commit(idx_segw_t *w, int fd, uint64_t file_size, int sync, char *err)
+{
+    int rc;
+    if ((rc = commit_wait(w, err)) < 0)
+        return rc;
+    if (!w->th_started) {
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        if (pthread_create(&w->th, NULL, commit_main, w) != 0) {
+            /* No thread: commit here, as idx_segw_flush() does. */
+            pthread_mutex_destroy(&w->mu);
+            pthread_cond_destroy(&w->cv);
+            if (sync && fdatasync(fd) < 0)
+                return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO,
+                              "syncing segment %s: %s", w->seg.path, strerror(errno));
+            return idx_segw_flush(w, file_size, sync, err);
+        }
+        w->th_started = 1;
+    }
+    rocksdb_writebatch_t *b = build_batch(w, file_size);
+    batch_taken(w);
+    pthread_mutex_lock(&w->mu);
+    w->inflight = b;
+    w->in_fd = fd;
+    w->in_sync = sync;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
+{
+    int rc;
+    if ((rc = commit_wait(w, err)) < 0)
+        return rc;
+    rocksdb_writebatch_t *b = build_batch(w, file_size);
+    rc = idx_write_batch(w->ix, b, sync, err);
+    rocksdb_writebatch_destroy(b);
+    if (rc < 0)
+        return rc;
+    batch_taken(w);
     return 0;
 }
 
@@ -568,6 +673,15 @@ void idx_segw_abandon(idx_segw_t *w)
 {
     if (!w)
         return;
+    if (w->th_started) { /* a batch in flight is finished, not dropped */
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->th, NULL);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+    }
     terms_clear(w);
     free(w->terms);
     free(w->slots);
@@ -584,6 +698,12 @@ void idx_segw_abandon(idx_segw_t *w)
 int idx_segw_seal(idx_segw_t *w, uint64_t file_size, char *err)
 {
     int rc;
+    if ((rc = commit_wait(w, err)) < 0) {
+        /* A commit failed: the catalogue keeps the segment open at its last
+         * committed size, and recovery cuts the file back to it. */
+        idx_segw_abandon(w);
+        return rc;
+    }
     if (w->packets == 0) {
         uint8_t k[9];
         k[0] = 'S';
