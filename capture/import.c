@@ -11,6 +11,7 @@
 #include <pcap/pcap.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -138,6 +139,8 @@ static int reader_open(const char *path, const char *label, cap_reader_t **out, 
         }
         if ((r->rdbuf = malloc(RDBUF)))
             setvbuf(f, r->rdbuf, _IOFBF, RDBUF);
+        /* One thread at a time reads it: no stdio lock per fread(). */
+        __fsetlocking(f, FSETLOCKING_BYCALLER);
         posix_fadvise(fileno(f), 0, 0, POSIX_FADV_SEQUENTIAL);
         r->p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, ebuf);
         if (!r->p)
