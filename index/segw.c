@@ -21,13 +21,11 @@
  * goes into its bitmap with one roaring_bitmap_add_many(). That replaces a
  * roaring_bitmap_add() per term per packet, whose container lookup was the
  * largest cost of an import. */
-struct term_ent {
-    uint64_t v0, v1;      /* value bytes, zero-padded to 16 */
+struct term_ent { /* 32 bytes: two to a cache line */
+    uint64_t v0, v1;  /* value bytes, zero-padded to 16 */
     uint32_t hash;
-    uint32_t cnt;         /* log entries since the last spill */
-    uint32_t last;        /* ordinal + 1 of the last packet logged: no duplicates */
+    uint32_t cnt;     /* log entries since the last spill */
     uint8_t kind, len;
-    roaring_bitmap_t *bm; /* spilled ordinals, NULL if none */
 };
 
 struct term_log {
@@ -51,6 +49,7 @@ struct idx_segw {
     struct idx_seg seg;
     /* terms added since the last flush */
     struct term_ent *terms;
+    roaring_bitmap_t **bms; /* per term id: spilled ordinals, NULL if none */
     size_t nterms, tecap;
     uint32_t *slots; /* term id + 1, 0: empty */
     size_t tcap;     /* slots, a power of two */
@@ -135,67 +134,104 @@ static void terms_spill(struct idx_segw *w)
         struct term_ent *e = &w->terms[id];
         if (!e->cnt)
             continue;
-        if (!e->bm && !(e->bm = roaring_bitmap_create()))
+        if (!w->bms[id] && !(w->bms[id] = roaring_bitmap_create()))
             abort();
-        roaring_bitmap_add_many(e->bm, e->cnt, w->sorted + w->toff[id] - e->cnt);
+        roaring_bitmap_add_many(w->bms[id], e->cnt, w->sorted + w->toff[id] - e->cnt);
         e->cnt = 0;
     }
     w->nlog = 0;
 }
 
+/* The id of a term, added if new. */
+static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64_t v1, uint64_t h,
+                               size_t len)
+{
+    size_t j = h & (w->tcap - 1);
+    for (;;) {
+        uint32_t s = w->slots[j];
+        if (!s)
+            break;
+        const struct term_ent *e = &w->terms[s - 1];
+        if (e->hash == (uint32_t)h && e->v0 == v0 && e->v1 == v1 && e->kind == kind)
+            return s - 1;
+        j = (j + 1) & (w->tcap - 1);
+    }
+    if ((w->nterms + 1) * 2 > w->tcap) {
+        terms_grow(w);
+        j = h & (w->tcap - 1);
+        while (w->slots[j])
+            j = (j + 1) & (w->tcap - 1);
+    }
+    if (w->nterms == w->tecap) {
+        size_t ncap = w->tecap ? w->tecap * 2 : 2048;
+        struct term_ent *nt = realloc(w->terms, ncap * sizeof *nt);
+        roaring_bitmap_t **nb = nt ? realloc(w->bms, ncap * sizeof *nb) : NULL;
+        if (!nb)
+            abort(); /* out of memory while indexing: nothing sane to do */
+        w->terms = nt;
+        w->bms = nb;
+        w->tecap = ncap;
+    }
+    uint32_t id = (uint32_t)w->nterms++;
+    w->terms[id] = (struct term_ent){.v0 = v0, .v1 = v1, .hash = (uint32_t)h,
+                                     .kind = (uint8_t)kind, .len = (uint8_t)len};
+    w->bms[id] = NULL;
+    w->slots[j] = id + 1;
+    return id;
+}
+
+static inline void term_log(struct idx_segw *w, uint32_t id, uint32_t ord)
+{
+    if (w->nlog == TERM_LOG)
+        terms_spill(w);
+    w->terms[id].cnt++;
+    w->log[w->nlog++] = (struct term_log){id, ord};
+}
+
 /* v is the value zero-padded to 16 bytes (NULL for pseudo terms). */
-static inline void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len,
-                            uint32_t ord)
+static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len, uint32_t ord)
 {
     uint64_t v0 = 0, v1 = 0;
     if (len) {
         memcpy(&v0, v, 8);
         memcpy(&v1, v + 8, 8);
     }
-    uint64_t h = term_hash(kind, v0, v1);
-    size_t j = h & (w->tcap - 1);
-    struct term_ent *e;
-    for (;;) {
-        uint32_t s = w->slots[j];
-        if (!s) {
-            if ((w->nterms + 1) * 2 > w->tcap) {
-                terms_grow(w);
-                j = h & (w->tcap - 1);
-                while (w->slots[j])
-                    j = (j + 1) & (w->tcap - 1);
-            }
-            if (w->nterms == w->tecap) {
-                w->tecap = w->tecap ? w->tecap * 2 : 2048;
-                struct term_ent *nt = realloc(w->terms, w->tecap * sizeof *nt);
-                if (!nt)
-                    abort();
-                w->terms = nt;
-            }
-            e = &w->terms[w->nterms];
-            *e = (struct term_ent){.v0 = v0, .v1 = v1, .hash = (uint32_t)h, .kind = (uint8_t)kind,
-                                   .len = (uint8_t)len};
-            w->slots[j] = (uint32_t)++w->nterms;
-            break;
-        }
-        e = &w->terms[s - 1];
-        if (e->hash == (uint32_t)h && e->v0 == v0 && e->v1 == v1 && e->kind == kind)
-            break;
-        j = (j + 1) & (w->tcap - 1);
+    term_log(w, term_id(w, kind, v0, v1, term_hash(kind, v0, v1), len), ord);
+}
+
+/* A packet's terms (distinct: the parser removes duplicates). The table
+ * and the entries are larger than the caches, so the slots, then the
+ * entries, of all the packet's terms are prefetched before they are
+ * looked up one by one. */
+static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uint32_t ord)
+{
+    uint64_t h[IDX_MAX_TERMS];
+    int n = p->nterms;
+    for (int i = 0; i < n; i++) {
+        uint64_t v0, v1;
+        memcpy(&v0, p->terms[i].val, 8);
+        memcpy(&v1, p->terms[i].val + 8, 8);
+        h[i] = term_hash(p->terms[i].kind, v0, v1);
+        __builtin_prefetch(&w->slots[h[i] & (w->tcap - 1)]);
     }
-    if (e->last == ord + 1)
-        return; /* this packet already has it */
-    e->last = ord + 1;
-    if (w->nlog == TERM_LOG)
-        terms_spill(w);
-    e->cnt++;
-    w->log[w->nlog++] = (struct term_log){(uint32_t)(e - w->terms), ord};
+    for (int i = 0; i < n; i++) {
+        uint32_t s = w->slots[h[i] & (w->tcap - 1)];
+        if (s)
+            __builtin_prefetch(&w->terms[s - 1]);
+    }
+    for (int i = 0; i < n; i++) {
+        uint64_t v0, v1;
+        memcpy(&v0, p->terms[i].val, 8);
+        memcpy(&v1, p->terms[i].val + 8, 8);
+        term_log(w, term_id(w, p->terms[i].kind, v0, v1, h[i], p->terms[i].len), ord);
+    }
 }
 
 static void terms_clear(struct idx_segw *w)
 {
     for (size_t id = 0; id < w->nterms; id++)
-        if (w->terms[id].bm)
-            roaring_bitmap_free(w->terms[id].bm);
+        if (w->bms[id])
+            roaring_bitmap_free(w->bms[id]);
     w->nterms = 0;
     w->nlog = 0;
     if (w->slots)
@@ -384,8 +420,7 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
                   const struct idx_parsed *p)
 {
     uint32_t ord = (uint32_t)w->packets;
-    for (int i = 0; i < p->nterms; i++)
-        term_add(w, p->terms[i].kind, p->terms[i].val, p->terms[i].len, ord);
+    terms_add_packet(w, p, ord);
     if (p->flags & IDX_F_UNPARSED)
         term_add(w, IDX_K_UNPARSED, NULL, 0, ord);
     if (p->flags & IDX_F_DEEP)
@@ -503,20 +538,21 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
     size_t nids = 0;
     uint32_t *ids = scratch_ids(w);
     for (size_t id = 0; id < w->nterms; id++)
-        if (w->terms[id].bm)
+        if (w->bms[id])
             ids[nids++] = (uint32_t)id;
     qsort_r(ids, nids, sizeof *ids, term_cmp, w->terms);
     for (size_t i = 0; i < nids; i++) {
         struct term_ent *e = &w->terms[ids[i]];
+        roaring_bitmap_t *bm = w->bms[ids[i]];
         k[0] = 'P';
         k[1] = e->kind;
         memcpy(k + 2, &e->v0, 8);
         memcpy(k + 10, &e->v1, 8);
         rw_put_be64(k + 2 + e->len, w->seg.id);
-        roaring_bitmap_run_optimize(e->bm);
-        size_t n = roaring_bitmap_portable_size_in_bytes(e->bm);
+        roaring_bitmap_run_optimize(bm);
+        size_t n = roaring_bitmap_portable_size_in_bytes(bm);
         uint8_t *buf = scratch(w, n);
-        roaring_bitmap_portable_serialize(e->bm, (char *)buf);
+        roaring_bitmap_portable_serialize(bm, (char *)buf);
         rocksdb_writebatch_merge(b, (const char *)k, 2 + e->len + 8, (const char *)buf, n);
     }
     /* locators: full chunks, then the partial one (rewritten next time) */
@@ -684,6 +720,7 @@ void idx_segw_abandon(idx_segw_t *w)
     }
     terms_clear(w);
     free(w->terms);
+    free(w->bms);
     free(w->slots);
     free(w->log);
     free(w->sorted);
