@@ -14,7 +14,8 @@
 #include "query/filter.h"
 
 #define BATCH 64           /* segments planned at once: bounds bitmap memory */
-#define RBUF (256u << 10)  /* read-ahead per point */
+#define RBUF (256u << 10)  /* read-ahead per point, at most */
+#define RMIN (16u << 10)   /* ... and after a jump */
 
 /* pcap_compile() was not thread-safe before libpcap 1.8; keep it serial. */
 static pthread_mutex_t compile_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -37,7 +38,7 @@ struct pstream {
     struct idx_chunk chunk;
     int64_t chunk_no;
     uint8_t *rbuf;
-    size_t rcap, rlen;
+    size_t rcap, rlen, rwin;
     uint64_t rbase;
     int done;
     /* head packet, waiting to be merged */
@@ -274,7 +275,20 @@ static int read_at(struct pstream *s, uint64_t off, size_t need, const uint8_t *
         *p = s->rbuf + (off - s->rbase);
         return 0;
     }
-    size_t want = need > RBUF ? need : RBUF;
+    /* The window grows while candidates come close after the last read
+     * (port and net queries read most of a segment) and falls back after a
+     * jump: a needle's few packets then cost a page or four each instead of
+     * 256 KiB copied (and, the first time, faulted in). */
+    uint64_t end = s->rbase + s->rlen;
+    if (!s->rlen || off < s->rbase)
+        s->rwin = RMIN; /* a new segment, or back to an earlier offset */
+    else if (off < end)
+        ; /* a record that runs past the window: same pace */
+    else if (off - end < s->rwin)
+        s->rwin = s->rwin * 2 < RBUF ? s->rwin * 2 : RBUF;
+    else if (off - end >= 8 * (uint64_t)s->rwin)
+        s->rwin = s->rwin / 2 > RMIN ? s->rwin / 2 : RMIN;
+    size_t want = need > s->rwin ? need : s->rwin;
     if (want > s->rcap) {
         uint8_t *nb = realloc(s->rbuf, want);
         if (!nb)
