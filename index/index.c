@@ -274,7 +274,6 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     rocksdb_options_set_keep_log_file_num(ix->opts, 3);
     rocksdb_options_set_write_buffer_size(ix->opts, 32 << 20);
     rocksdb_options_set_skip_stats_update_on_db_open(ix->opts, 1);
-    rocksdb_options_set_skip_checking_sst_file_sizes_on_db_open(ix->opts, 1);
     if (mode == IDX_WRITE) {
         rocksdb_options_increase_parallelism(ix->opts, 2);
     } else {
