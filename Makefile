@@ -24,7 +24,19 @@ CFLAGS_OPT := -O2
 LDFLAGS_SAN :=
 endif
 CFLAGS += $(CFLAGS_BASE) $(CFLAGS_OPT)
-LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -ljansson -lcurl -lpthread -lm
+LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -ljansson -ldl -lpthread -lm
+# libcurl is dlopen()ed by httpd/curl_lazy.c, only when --url is used. The
+# release binaries link RocksDB, its compressors, libcrypto (SHA-1 of the
+# Community ID) and the C++ runtime statically when the archives are installed: a short query is mostly process
+# start-up, and resolving those libraries' symbols at every start was a large
+# part of it. (SAN=1 and the unit tests keep the shared libraries.)
+BIN_LIBS := $(LIBS)
+ifeq ($(SAN),0)
+ifneq ($(shell $(CC) -print-file-name=librocksdb.a),librocksdb.a)
+BIN_LIBS := -lpcap -Wl,-Bstatic -lrocksdb -lsnappy -lz -lbz2 -lzstd -llz4 -lcrypto -lstdc++ \
+  -Wl,-Bdynamic -lmicrohttpd -lroaring -ljansson -ldl -lpthread -lm -static-libgcc
+endif
+endif
 
 LIB_SRC := $(wildcard common/*.c capture/*.c index/*.c query/*.c httpd/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -50,15 +62,15 @@ $(BUILD)/librewind.a: $(LIB_OBJ)
 
 bin/rewind: $(BUILD)/cli/rewind.o $(BUILD)/librewind.a
 	@mkdir -p bin
-	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(BIN_LIBS)
 
 bin/rewindd: $(BUILD)/cli/rewindd.o $(BUILD)/librewind.a
 	@mkdir -p bin
-	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(BIN_LIBS)
 
 bin/trafficgen: $(BUILD)/fixtures/trafficgen.o $(BUILD)/librewind.a
 	@mkdir -p bin
-	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(BIN_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librewind.a
 	@mkdir -p $(dir $@)

@@ -12,13 +12,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pcap/pcap.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STREAM_BUF (64u << 10) /* stdio buffer of the stream libpcap reads */
+#define STREAM_BUF (256u << 10) /* stdio buffer of the stream libpcap reads */
 #define NG_SHB 0x0A0D0D0Au
 
 /* ---- pcapng block walker (interface id of each packet block) ----
@@ -177,8 +179,10 @@ static int reader_open(const char *path, const char *label, cap_reader_t **out, 
         free(r);
         return rw_err(err, RW_EINPUT, "%s: is a directory, not a capture file", label);
     }
-    if (S_ISREG(sb.st_mode))
+    if (S_ISREG(sb.st_mode)) {
         r->total = (uint64_t)sb.st_size;
+        posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* read once, in order */
+    }
     r->ng.on = 1; /* until the header says whether it is pcapng */
     FILE *f = fopencookie(r, "r", (cookie_io_functions_t){.read = stream_read,
                                                           .close = stream_close});
@@ -190,6 +194,9 @@ static int reader_open(const char *path, const char *label, cap_reader_t **out, 
         free(r);
         return rw_err(err, RW_ENOMEM, "out of memory");
     }
+    /* One thread at a time reads it (import's read-ahead thread): no stdio
+     * lock per fread(). */
+    __fsetlocking(f, FSETLOCKING_BYCALLER);
     r->p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, ebuf);
     if (!r->p) {
         fclose(f); /* not closed by libpcap on failure */
@@ -300,12 +307,148 @@ static void failed_write(cap_arch_t *a, cap_pw_t **pw, int n, const char *label,
                label, (unsigned long long)recno, cap_arch_dir(a), e2, (unsigned long long)kept);
 }
 
+/* ---- read-ahead: libpcap reads on a thread of its own ----
+ *
+ * Reading (read(), libpcap's record checks, the copy out of the page cache)
+ * is a third to a half of an import's work, and the writer blocks in
+ * fdatasync() whenever it seals a segment. A second thread reads records
+ * into a small ring of blocks (2 MiB) while the importing thread parses,
+ * indexes and writes, so on two cores the two overlap and a sync no longer
+ * stops the reading. Records reach cap_pw_add() in file order as before. */
+#define RA_SLOTS 8
+#define RA_BLOCK (256u << 10) /* bytes of records per block (a larger record still fits) */
+
+struct ra_hdr {
+    uint32_t sec, frac, caplen, len;
+    int32_t ifid, pad;
+};
+
+struct ra_block {
+    uint8_t *buf;
+    size_t cap, len;
+    uint64_t pos; /* file position after the block's records, for progress */
+    int end;      /* the block ends the file: 0 at EOF, <0 an error (in err) */
+    int last;
+    char err[RW_ERRSZ];
+};
+
+struct readahead {
+    cap_reader_t *r;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t filled, emptied;
+    unsigned head, tail; /* blocks head..tail-1 are ready */
+    int stop;            /* the importer gave up */
+    int rd_waits, im_waits; /* who sleeps: wake only that one, in batches */
+    struct ra_block blk[RA_SLOTS];
+};
+
+static int ra_fill(struct readahead *ra, struct ra_block *b)
+{
+    struct cap_rec rec;
+    b->len = 0;
+    b->last = 0;
+    while (b->len < RA_BLOCK) {
+        int rc = cap_reader_next(ra->r, &rec, b->err);
+        if (rc != 1) {
+            b->last = 1;
+            b->end = rc;
+            break;
+        }
+        size_t need = (sizeof(struct ra_hdr) + rec.caplen + 7) & ~(size_t)7;
+        if (b->len + need > b->cap) {
+            size_t ncap = b->len + need > RA_BLOCK + 8 ? b->len + need : RA_BLOCK + 8;
+            uint8_t *nb = realloc(b->buf, ncap + (size_t)(1u << 16));
+            if (!nb) {
+                b->last = 1;
+                b->end = rw_err(b->err, RW_ENOMEM, "out of memory");
+                break;
+            }
+            b->buf = nb;
+            b->cap = ncap + (size_t)(1u << 16);
+        }
+        struct ra_hdr h = {rec.sec, rec.frac, rec.caplen, rec.len, rec.ifid, 0};
+        memcpy(b->buf + b->len, &h, sizeof h);
+        if (rec.caplen)
+            memcpy(b->buf + b->len + sizeof h, rec.data, rec.caplen);
+        b->len += need;
+    }
+    uint64_t total;
+    b->pos = cap_reader_pos(ra->r, &total);
+    return b->last;
+}
+
+static void *ra_main(void *arg)
+{
+    struct readahead *ra = arg;
+    for (int last = 0; !last;) {
+        pthread_mutex_lock(&ra->mu);
+        while (ra->tail - ra->head == RA_SLOTS && !ra->stop) {
+            ra->rd_waits = 1;
+            pthread_cond_wait(&ra->emptied, &ra->mu);
+        }
+        int stop = ra->stop;
+        struct ra_block *b = &ra->blk[ra->tail % RA_SLOTS];
+        pthread_mutex_unlock(&ra->mu);
+        if (stop)
+            break;
+        last = ra_fill(ra, b);
+        pthread_mutex_lock(&ra->mu);
+        ra->tail++;
+        if (ra->im_waits) {
+            ra->im_waits = 0;
+            pthread_cond_signal(&ra->filled);
+        }
+        pthread_mutex_unlock(&ra->mu);
+    }
+    return NULL;
+}
+
+static struct ra_block *ra_take(struct readahead *ra)
+{
+    pthread_mutex_lock(&ra->mu);
+    while (ra->tail == ra->head) {
+        ra->im_waits = 1;
+        pthread_cond_wait(&ra->filled, &ra->mu);
+    }
+    struct ra_block *b = &ra->blk[ra->head % RA_SLOTS];
+    pthread_mutex_unlock(&ra->mu);
+    return b;
+}
+
+static void ra_release(struct readahead *ra)
+{
+    pthread_mutex_lock(&ra->mu);
+    ra->head++;
+    /* Let the reader sleep until half the ring is free: it then refills it
+     * in one go instead of waking for every block. */
+    if (ra->rd_waits && ra->tail - ra->head <= RA_SLOTS / 2) {
+        ra->rd_waits = 0;
+        pthread_cond_signal(&ra->emptied);
+    }
+    pthread_mutex_unlock(&ra->mu);
+}
+
+static void ra_stop(struct readahead *ra)
+{
+    pthread_mutex_lock(&ra->mu);
+    ra->stop = 1;
+    pthread_cond_signal(&ra->emptied);
+    pthread_mutex_unlock(&ra->mu);
+    pthread_join(ra->th, NULL);
+    for (int i = 0; i < RA_SLOTS; i++)
+        free(ra->blk[i].buf);
+    pthread_mutex_destroy(&ra->mu);
+    pthread_cond_destroy(&ra->filled);
+    pthread_cond_destroy(&ra->emptied);
+}
+
 int cap_import_file(cap_arch_t *a, const char *path, const char *label, const char *point,
                     cap_progress_fn progress, void *parg, struct cap_import_stats *st, char *err)
 {
     cap_pw_t *pw[CAP_MAX_IFACES] = {0};
     cap_reader_t *r;
-    struct cap_rec rec;
+    struct readahead *ra;
     int rc, nw = 0;
     int64_t last_prog = 0;
     memset(st, 0, sizeof *st);
@@ -313,37 +456,69 @@ int cap_import_file(cap_arch_t *a, const char *path, const char *label, const ch
         label = path;
     if ((rc = reader_open(path, label, &r, err)) < 0)
         return rc;
+    if (!(ra = calloc(1, sizeof *ra))) {
+        cap_reader_close(r);
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    }
+    ra->r = r;
+    pthread_mutex_init(&ra->mu, NULL);
+    pthread_cond_init(&ra->filled, NULL);
+    pthread_cond_init(&ra->emptied, NULL);
+    if ((errno = pthread_create(&ra->th, NULL, ra_main, ra)) != 0) {
+        rc = rw_err(err, RW_EIO, "starting the reader thread: %s", strerror(errno));
+        pthread_mutex_destroy(&ra->mu);
+        pthread_cond_destroy(&ra->filled);
+        pthread_cond_destroy(&ra->emptied);
+        free(ra);
+        cap_reader_close(r);
+        return rc;
+    }
     int dlt = cap_reader_dlt(r);
     uint32_t snap = cap_reader_snaplen(r);
-    while ((rc = cap_reader_next(r, &rec, err)) == 1) {
-        int i = rec.ifid;
-        if (!pw[i]) {
-            char name[80];
-            if (i == 0)
-                snprintf(name, sizeof name, "%s", point);
-            else
-                snprintf(name, sizeof name, "%s-if%d", point, i);
-            if ((rc = cap_pw_open(a, name, dlt, snap, &pw[i], err)) < 0)
+    for (int done = 0; !done;) {
+        struct ra_block *b = ra_take(ra);
+        for (size_t off = 0; off < b->len && rc >= 0;) {
+            struct ra_hdr h;
+            memcpy(&h, b->buf + off, sizeof h);
+            const uint8_t *data = b->buf + off + sizeof h;
+            off += (sizeof h + h.caplen + 7) & ~(size_t)7;
+            int i = h.ifid;
+            if (!pw[i]) {
+                char name[80];
+                if (i == 0)
+                    snprintf(name, sizeof name, "%s", point);
+                else
+                    snprintf(name, sizeof name, "%s-if%d", point, i);
+                if ((rc = cap_pw_open(a, name, dlt, snap, &pw[i], err)) < 0)
+                    break;
+                if (i + 1 > nw)
+                    nw = i + 1;
+                st->points++;
+            }
+            if ((rc = cap_pw_add(pw[i], h.sec, h.frac, h.caplen, h.len, data, err)) < 0) {
+                failed_write(a, pw, nw, label, st->packets + 1, rc, err);
                 break;
-            if (i + 1 > nw)
-                nw = i + 1;
-            st->points++;
-        }
-        if ((rc = cap_pw_add(pw[i], rec.sec, rec.frac, rec.caplen, rec.len, rec.data, err)) < 0) {
-            failed_write(a, pw, nw, label, cap_reader_records(r), rc, err);
-            break;
-        }
-        st->packets++;
-        st->bytes += rec.caplen;
-        if (progress && (st->packets & 4095) == 0) {
-            int64_t now = rw_mono_ns();
-            if (now - last_prog > RW_NS_PER_SEC / 4) {
-                uint64_t total, pos = cap_reader_pos(r, &total);
-                progress(parg, label, pos, total, st->packets);
-                last_prog = now;
+            }
+            st->packets++;
+            st->bytes += h.caplen;
+            if (progress && (st->packets & 4095) == 0) {
+                int64_t now = rw_mono_ns();
+                if (now - last_prog > RW_NS_PER_SEC / 4) {
+                    progress(parg, label, b->pos, r->total, st->packets);
+                    last_prog = now;
+                }
             }
         }
+        if (rc >= 0 && b->last) {
+            rc = b->end;
+            if (rc < 0)
+                memcpy(err, b->err, RW_ERRSZ);
+        }
+        done = rc < 0 || b->last;
+        ra_release(ra);
     }
+    ra_stop(ra);
+    free(ra);
     rc = close_all(pw, nw, rc < 0 ? rc : 0, err);
     if (progress) {
         uint64_t total;

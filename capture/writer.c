@@ -403,6 +403,11 @@ static int write_out(cap_pw_t *w, char *err)
         return rw_err(err, e == ENOSPC ? RW_ENOSPC : RW_EIO, "writing segment %s/%s: %s", w->a->dir,
                       w->relpath, strerror(e));
     }
+    /* Start writeback now, without waiting, so the fdatasync() at the next
+     * commit finds most of the bytes already on disk instead of writing a
+     * whole flush interval's worth while the capture waits. */
+    if (w->a->o.sync)
+        sync_file_range(w->fd, (off_t)w->written, (off_t)w->blen, SYNC_FILE_RANGE_WRITE);
     w->written += w->blen;
     w->blen = 0;
     return 0;
@@ -479,10 +484,9 @@ static int commit(cap_pw_t *w, int sync, char *err)
     int rc;
     if ((rc = write_out(w, err)) < 0)
         return rc;
-    if (sync && fdatasync(w->fd) < 0)
-        return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing segment %s: %s",
-                      w->relpath, strerror(errno));
-    if ((rc = idx_segw_flush(w->sw, w->written, sync, err)) < 0)
+    /* fdatasync, then the index batch, on the segment's commit thread:
+     * capture goes on while the disk catches up. */
+    if ((rc = idx_segw_commit(w->sw, w->fd, w->written, sync, err)) < 0)
         return rc;
     w->committed = w->written;
     w->committed_pkts = w->seg_packets;

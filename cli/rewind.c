@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,11 @@ static void show_progress(void *arg, const char *path, uint64_t done, uint64_t t
 
 static int cmd_import(int argc, char **argv)
 {
+    /* Keep freed memory for reuse instead of giving it back (and faulting
+     * it in again): write batches, bitmaps and memtables come and go at
+     * every flush and segment. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
                                          {"point", required_argument, 0, 'p'},
                                          {"quiet", no_argument, 0, 'q'},

@@ -27,7 +27,8 @@
 #define SKIP_MAGIC 0x184D2A52u
 #define LZ4_MAGIC 0x184D2204u
 #define FOOTER 24
-#define PLAIN_AHEAD (256u << 10) /* read-ahead of plain files */
+#define PLAIN_AHEAD (256u << 10) /* read-ahead of plain files, at most */
+#define PLAIN_MIN (16u << 10)    /* ... and after a jump */
 
 struct segf {
     int fd, lz;
@@ -39,7 +40,7 @@ struct segf {
     uint32_t nblocks, bsize;
     /* what is at buf: pcap bytes [base, base + len) */
     uint8_t *buf;
-    size_t cap, len;
+    size_t cap, len, win; /* win: plain read-ahead, adapts to the pattern */
     uint64_t base;
     uint8_t *cbuf; /* compressed bytes being decoded */
     size_t ccap;
@@ -188,7 +189,20 @@ uint64_t segf_size(const segf_t *f) { return f->size; }
 
 static int read_plain(segf_t *f, uint64_t off, size_t need, char *err)
 {
-    size_t want = need > PLAIN_AHEAD ? need : PLAIN_AHEAD;
+    /* The window grows while reads come close after the last one (port and
+     * net queries read most of a segment) and falls back after a jump: a
+     * needle's few packets then cost a page or four each instead of 256 KiB
+     * copied (and, the first time, faulted in). */
+    uint64_t end = f->base + f->len;
+    if (!f->len || off < f->base)
+        f->win = PLAIN_MIN; /* first read, or back to an earlier offset */
+    else if (off < end)
+        ; /* a record that runs past the window: same pace */
+    else if (off - end < f->win)
+        f->win = f->win * 2 < PLAIN_AHEAD ? f->win * 2 : PLAIN_AHEAD;
+    else if (off - end >= 8 * (uint64_t)f->win)
+        f->win = f->win / 2 > PLAIN_MIN ? f->win / 2 : PLAIN_MIN;
+    size_t want = need > f->win ? need : f->win;
     if (grow(&f->buf, &f->cap, want) < 0)
         return rw_err(err, RW_ENOMEM, "out of memory");
     ssize_t got;

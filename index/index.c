@@ -301,7 +301,17 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     rocksdb_options_set_info_log_level(ix->opts, 4);
     rocksdb_options_set_keep_log_file_num(ix->opts, 3);
     rocksdb_options_set_write_buffer_size(ix->opts, 32 << 20);
-    rocksdb_options_increase_parallelism(ix->opts, 2);
+    rocksdb_options_set_skip_stats_update_on_db_open(ix->opts, 1);
+    if (mode == IDX_WRITE) {
+        rocksdb_options_increase_parallelism(ix->opts, 2);
+    } else {
+        /* A reader opens every table file at start (max_open_files -1):
+         * in this thread, rather than on 16 threads created for it, and
+         * with no statistics thread; a query is mostly start-up. */
+        rocksdb_options_set_max_file_opening_threads(ix->opts, 1);
+        rocksdb_options_set_stats_dump_period_sec(ix->opts, 0);
+        rocksdb_options_set_stats_persist_period_sec(ix->opts, 0);
+    }
     ix->merge = rocksdb_mergeoperator_create(NULL, merge_destroy, merge_full, merge_partial, merge_delete,
                                              merge_name);
     rocksdb_options_set_merge_operator(ix->opts, ix->merge);
@@ -962,7 +972,18 @@ int idx_chunk_get(idx_t *ix, uint64_t seg, uint32_t no, struct idx_chunk *out, c
     size_t pos = 29;
     for (uint32_t i = 1; i < out->count; i++) {
         uint64_t d;
-        size_t used = rw_varint_get(p + pos, vl - pos, &d);
+        size_t used;
+        /* Record lengths take one or two bytes: decode those inline, the
+         * rest (and every malformed case) through rw_varint_get(). */
+        if (pos < vl && p[pos] < 0x80) {
+            d = p[pos];
+            used = 1;
+        } else if (pos + 1 < vl && p[pos + 1] < 0x80) {
+            d = (uint64_t)(p[pos] & 0x7f) | (uint64_t)p[pos + 1] << 7;
+            used = 2;
+        } else {
+            used = rw_varint_get(p + pos, vl - pos, &d);
+        }
         if (!used) {
             rc = rw_err(err, RW_ECORRUPT, "index: locator chunk %u of segment %llu is truncated",
                         no, (unsigned long long)seg);

@@ -105,6 +105,12 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
 /* Commit everything added so far in one atomic write batch; file_size is
  * how many segment bytes are durable. sync: sync RocksDB's WAL too. */
 int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err) RW_WUR;
+/* The same, but in the background: fdatasync(fd) when sync is set, then
+ * commit the batch, on the segment's commit thread, so that the caller can
+ * go on adding packets meanwhile. One batch is in flight at a time: a call
+ * first waits for the previous one. A failed commit is final: this and
+ * every later call (flush, commit, seal) return its error. */
+int idx_segw_commit(idx_segw_t *w, int fd, uint64_t file_size, int sync, char *err) RW_WUR;
 /* Flush, mark sealed, free. With an empty segment, removes its entry instead
  * and returns 1 so the caller deletes the file. */
 int idx_segw_seal(idx_segw_t *w, uint64_t file_size, char *err) RW_WUR;

@@ -59,15 +59,27 @@ static void unparsed(struct pctx *c) { c->out->flags |= IDX_F_UNPARSED; }
 static void deep(struct pctx *c) { c->out->flags |= IDX_F_DEEP; }
 
 /* Append a term unless the same one is already there. limit is the number of
- * slots regular terms may fill: one is kept for the flow term. */
-static void add_term_upto(struct pctx *c, int kind, const uint8_t *val, int limit)
+ * slots regular terms may fill: one is kept for the flow term. Values are
+ * compared as two 64-bit words of the zero-padded value: always inlined, so
+ * that the length folds to a constant at each call. */
+static inline __attribute__((always_inline)) void add_term_upto(struct pctx *c, int kind,
+                                                                const uint8_t *val, int limit)
 {
     struct idx_parsed *o = c->out;
     size_t len = idx_term_len(kind);
+    uint8_t v[16] = {0};
+    uint64_t v0, v1;
 
-    for (int i = 0; i < o->nterms; i++)
-        if (o->terms[i].kind == kind && memcmp(o->terms[i].val, val, len) == 0)
+    memcpy(v, val, len);
+    memcpy(&v0, v, 8);
+    memcpy(&v1, v + 8, 8);
+    for (int i = 0; i < o->nterms; i++) {
+        uint64_t t0, t1;
+        memcpy(&t0, o->terms[i].val, 8);
+        memcpy(&t1, o->terms[i].val + 8, 8);
+        if (o->terms[i].kind == kind && t0 == v0 && t1 == v1)
             return;
+    }
     if (o->nterms >= limit) {
         unparsed(c); /* the planner cannot trust a packet whose terms were dropped */
         return;
@@ -75,23 +87,26 @@ static void add_term_upto(struct pctx *c, int kind, const uint8_t *val, int limi
     struct idx_term *t = &o->terms[o->nterms++];
     t->kind = (uint8_t)kind;
     t->len = (uint8_t)len;
-    memset(t->val, 0, sizeof t->val);
-    memcpy(t->val, val, len);
+    memcpy(t->val, v, 16);
 }
 
-static void add_term(struct pctx *c, int kind, const uint8_t *val)
+static inline __attribute__((always_inline)) void add_term(struct pctx *c, int kind,
+                                                           const uint8_t *val)
 {
     add_term_upto(c, kind, val, IDX_MAX_TERMS - 1);
 }
 
-static void add_u16(struct pctx *c, int kind, uint16_t v)
+static inline __attribute__((always_inline)) void add_u16(struct pctx *c, int kind, uint16_t v)
 {
     uint8_t b[2];
     rw_put_be16(b, v);
     add_term(c, kind, b);
 }
 
-static void add_u8(struct pctx *c, int kind, uint8_t v) { add_term(c, kind, &v); }
+static inline __attribute__((always_inline)) void add_u8(struct pctx *c, int kind, uint8_t v)
+{
+    add_term(c, kind, &v);
+}
 
 /* Enter one more encapsulation: the packet is no longer plain. Returns 0 when
  * the nesting is too deep to follow. */

@@ -8,16 +8,31 @@
 #include "index/index.h"
 #include "index/index_int.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-struct term_ent {
-    uint64_t h;
-    roaring_bitmap_t *bm; /* NULL: empty slot */
+/* Terms of the packets since the last flush. A term's id indexes terms[];
+ * the open-addressing table maps a term to its id. Each packet appends
+ * (id, ordinal) pairs to a log; when the log fills, and at flush, it is
+ * sorted by id (counting sort: ordinals stay ascending) and each term's run
+ * goes into its bitmap with one roaring_bitmap_add_many(). That replaces a
+ * roaring_bitmap_add() per term per packet, whose container lookup was the
+ * largest cost of an import. */
+struct term_ent { /* 32 bytes: two to a cache line */
+    uint64_t v0, v1;  /* value bytes, zero-padded to 16 */
+    uint32_t hash;
+    uint32_t cnt;     /* log entries since the last spill */
     uint8_t kind, len;
-    uint8_t val[16];
 };
 
+struct term_log {
+    uint32_t id, ord;
+};
+
+#define TERM_LOG (1u << 19) /* entries between spills: 4 MiB of log */
 struct flow_ent {
     uint64_t hash;
     int used, dirty;
@@ -34,7 +49,14 @@ struct idx_segw {
     struct idx_seg seg;
     /* terms added since the last flush */
     struct term_ent *terms;
-    size_t tcap, tcount;
+    roaring_bitmap_t **bms; /* per term id: spilled ordinals, NULL if none */
+    size_t nterms, tecap;
+    uint32_t *slots; /* term id + 1, 0: empty */
+    size_t tcap;     /* slots, a power of two */
+    struct term_log *log;
+    size_t nlog;
+    uint32_t *sorted, *toff;
+    size_t toffcap;
     /* flows of the whole segment */
     struct flow_ent *flows;
     size_t fcap, fcount;
@@ -49,75 +71,171 @@ struct idx_segw {
     uint64_t packets; /* added, flushed or not */
     uint8_t *scratch;
     size_t scratch_cap;
+    /* idx_segw_commit(): one batch at a time is synced and written by a
+     * thread of its own. A failure is final for the segment. */
+    pthread_t th;
+    int th_started, stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rocksdb_writebatch_t *inflight; /* handed to the thread, not yet written */
+    int in_fd, in_sync;
+    int failed; /* error code of a failed commit, 0 if none */
+    char ferr[RW_ERRSZ];
 };
 
-static uint64_t term_hash(int kind, const uint8_t *v, size_t len)
+static inline uint64_t term_hash(int kind, uint64_t v0, uint64_t v1)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ v[i]) * 1099511628211ULL;
-    h ^= h >> 29;
+    uint64_t h = v0 ^ (v1 * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)kind << 56);
+    h ^= h >> 31;
     h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 29;
+    h *= 0x94d049bb133111ebULL;
     return h ^ (h >> 32);
 }
 
-static int terms_grow(struct idx_segw *w)
+static void terms_grow(struct idx_segw *w)
 {
-    size_t ncap = w->tcap ? w->tcap * 2 : 1024;
-    struct term_ent *nt = calloc(ncap, sizeof *nt);
-    if (!nt)
-        return -1;
-    for (size_t i = 0; i < w->tcap; i++) {
-        struct term_ent *e = &w->terms[i];
-        if (!e->bm)
-            continue;
-        size_t j = e->h & (ncap - 1);
-        while (nt[j].bm)
+    size_t ncap = w->tcap ? w->tcap * 2 : 4096;
+    uint32_t *ns = calloc(ncap, sizeof *ns);
+    if (!ns)
+        abort(); /* out of memory while indexing: nothing sane to do */
+    for (size_t id = 0; id < w->nterms; id++) {
+        size_t j = w->terms[id].hash & (ncap - 1);
+        while (ns[j])
             j = (j + 1) & (ncap - 1);
-        nt[j] = *e;
+        ns[j] = (uint32_t)id + 1;
     }
-    free(w->terms);
-    w->terms = nt;
+    free(w->slots);
+    w->slots = ns;
     w->tcap = ncap;
-    return 0;
 }
 
-static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len, uint32_t ord)
+/* Move the log into the terms' bitmaps. */
+static void terms_spill(struct idx_segw *w)
 {
-    if ((w->tcount + 1) * 2 > w->tcap && terms_grow(w) < 0)
-        abort(); /* out of memory while indexing: nothing sane to do */
-    uint64_t h = term_hash(kind, v, len);
+    if (w->nlog == 0)
+        return;
+    if (w->toffcap < w->nterms) {
+        free(w->toff);
+        w->toffcap = w->tecap;
+        if (!(w->toff = malloc(w->toffcap * sizeof *w->toff)))
+            abort();
+    }
+    if (!w->sorted && !(w->sorted = malloc(TERM_LOG * sizeof *w->sorted)))
+        abort();
+    uint32_t pos = 0;
+    for (size_t id = 0; id < w->nterms; id++) {
+        w->toff[id] = pos;
+        pos += w->terms[id].cnt;
+    }
+    for (size_t i = 0; i < w->nlog; i++)
+        w->sorted[w->toff[w->log[i].id]++] = w->log[i].ord;
+    for (size_t id = 0; id < w->nterms; id++) {
+        struct term_ent *e = &w->terms[id];
+        if (!e->cnt)
+            continue;
+        if (!w->bms[id] && !(w->bms[id] = roaring_bitmap_create()))
+            abort();
+        roaring_bitmap_add_many(w->bms[id], e->cnt, w->sorted + w->toff[id] - e->cnt);
+        e->cnt = 0;
+    }
+    w->nlog = 0;
+}
+
+/* The id of a term, added if new. */
+static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64_t v1, uint64_t h,
+                               size_t len)
+{
     size_t j = h & (w->tcap - 1);
     for (;;) {
-        struct term_ent *e = &w->terms[j];
-        if (!e->bm) {
-            e->h = h;
-            e->kind = (uint8_t)kind;
-            e->len = (uint8_t)len;
-            if (len)    /* pseudo terms have no value, and v may be NULL */
-                memcpy(e->val, v, len);
-            e->bm = roaring_bitmap_create();
-            w->tcount++;
-            roaring_bitmap_add(e->bm, ord);
-            return;
-        }
-        if (e->h == h && e->kind == kind && e->len == len && (len == 0 || !memcmp(e->val, v, len))) {
-            roaring_bitmap_add(e->bm, ord);
-            return;
-        }
+        uint32_t s = w->slots[j];
+        if (!s)
+            break;
+        const struct term_ent *e = &w->terms[s - 1];
+        if (e->hash == (uint32_t)h && e->v0 == v0 && e->v1 == v1 && e->kind == kind)
+            return s - 1;
         j = (j + 1) & (w->tcap - 1);
+    }
+    if ((w->nterms + 1) * 2 > w->tcap) {
+        terms_grow(w);
+        j = h & (w->tcap - 1);
+        while (w->slots[j])
+            j = (j + 1) & (w->tcap - 1);
+    }
+    if (w->nterms == w->tecap) {
+        size_t ncap = w->tecap ? w->tecap * 2 : 2048;
+        struct term_ent *nt = realloc(w->terms, ncap * sizeof *nt);
+        roaring_bitmap_t **nb = nt ? realloc(w->bms, ncap * sizeof *nb) : NULL;
+        if (!nb)
+            abort(); /* out of memory while indexing: nothing sane to do */
+        w->terms = nt;
+        w->bms = nb;
+        w->tecap = ncap;
+    }
+    uint32_t id = (uint32_t)w->nterms++;
+    w->terms[id] = (struct term_ent){.v0 = v0, .v1 = v1, .hash = (uint32_t)h,
+                                     .kind = (uint8_t)kind, .len = (uint8_t)len};
+    w->bms[id] = NULL;
+    w->slots[j] = id + 1;
+    return id;
+}
+
+static inline void term_log(struct idx_segw *w, uint32_t id, uint32_t ord)
+{
+    if (w->nlog == TERM_LOG)
+        terms_spill(w);
+    w->terms[id].cnt++;
+    w->log[w->nlog++] = (struct term_log){id, ord};
+}
+
+/* v is the value zero-padded to 16 bytes (NULL for pseudo terms). */
+static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len, uint32_t ord)
+{
+    uint64_t v0 = 0, v1 = 0;
+    if (len) {
+        memcpy(&v0, v, 8);
+        memcpy(&v1, v + 8, 8);
+    }
+    term_log(w, term_id(w, kind, v0, v1, term_hash(kind, v0, v1), len), ord);
+}
+
+/* A packet's terms (distinct: the parser removes duplicates). The table
+ * and the entries are larger than the caches, so the slots, then the
+ * entries, of all the packet's terms are prefetched before they are
+ * looked up one by one. */
+static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uint32_t ord)
+{
+    uint64_t h[IDX_MAX_TERMS];
+    int n = p->nterms;
+    for (int i = 0; i < n; i++) {
+        uint64_t v0, v1;
+        memcpy(&v0, p->terms[i].val, 8);
+        memcpy(&v1, p->terms[i].val + 8, 8);
+        h[i] = term_hash(p->terms[i].kind, v0, v1);
+        __builtin_prefetch(&w->slots[h[i] & (w->tcap - 1)]);
+    }
+    for (int i = 0; i < n; i++) {
+        uint32_t s = w->slots[h[i] & (w->tcap - 1)];
+        if (s)
+            __builtin_prefetch(&w->terms[s - 1]);
+    }
+    for (int i = 0; i < n; i++) {
+        uint64_t v0, v1;
+        memcpy(&v0, p->terms[i].val, 8);
+        memcpy(&v1, p->terms[i].val + 8, 8);
+        term_log(w, term_id(w, p->terms[i].kind, v0, v1, h[i], p->terms[i].len), ord);
     }
 }
 
 static void terms_clear(struct idx_segw *w)
 {
-    for (size_t i = 0; i < w->tcap; i++) {
-        if (w->terms[i].bm) {
-            roaring_bitmap_free(w->terms[i].bm);
-            w->terms[i].bm = NULL;
-        }
-    }
-    w->tcount = 0;
+    for (size_t id = 0; id < w->nterms; id++)
+        if (w->bms[id])
+            roaring_bitmap_free(w->bms[id]);
+    w->nterms = 0;
+    w->nlog = 0;
+    if (w->slots)
+        memset(w->slots, 0, w->tcap * sizeof *w->slots);
 }
 
 static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash)
@@ -266,6 +384,11 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
         return rw_err(err, RW_EINPUT, "segment path too long: %s", relpath);
     }
     w->ix = ix;
+    if (!(w->log = malloc(TERM_LOG * sizeof *w->log))) {
+        free(w);
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    }
+    terms_grow(w);
     w->seg.id = idx_next_seg_id(ix);
     w->seg.point = point;
     w->seg.linktype = linktype;
@@ -285,7 +408,7 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
     rc = idx_write_batch(ix, b, 1, err);
     rocksdb_writebatch_destroy(b);
     if (rc < 0) {
-        free(w);
+        idx_segw_abandon(w);
         return rc;
     }
     *out = w;
@@ -297,17 +420,24 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
                   const struct idx_parsed *p)
 {
     uint32_t ord = (uint32_t)w->packets;
-    for (int i = 0; i < p->nterms; i++)
-        term_add(w, p->terms[i].kind, p->terms[i].val, p->terms[i].len, ord);
+    terms_add_packet(w, p, ord);
     if (p->flags & IDX_F_UNPARSED)
         term_add(w, IDX_K_UNPARSED, NULL, 0, ord);
     if (p->flags & IDX_F_DEEP)
         term_add(w, IDX_K_DEEP, NULL, 0, ord);
     if (p->flow.present) {
-        uint64_t h = idx_flow_hash(&p->flow);
-        uint8_t hv[8];
-        rw_put_be64(hv, h);
-        term_add(w, IDX_T_FLOW, hv, 8, ord);
+        /* The parser's last term is the flow's hash unless the term list
+         * overflowed: then compute it and add the term here. */
+        uint64_t h;
+        const struct idx_term *t = p->nterms ? &p->terms[p->nterms - 1] : NULL;
+        if (t && t->kind == IDX_T_FLOW) {
+            h = rw_get_be64(t->val);
+        } else {
+            uint8_t hv[16] = {0};
+            h = idx_flow_hash(&p->flow);
+            rw_put_be64(hv, h);
+            term_add(w, IDX_T_FLOW, hv, 8, ord);
+        }
         flow_add(w, &p->flow, h, ts, wirelen);
     }
     /* locator */
@@ -372,24 +502,57 @@ static uint8_t *scratch(struct idx_segw *w, size_t n)
     return w->scratch;
 }
 
-int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
+/* Term ids in key order: kind, then the value's bytes. */
+static int term_cmp(const void *a, const void *b, void *arg)
+{
+    const struct term_ent *t = arg, *x = &t[*(const uint32_t *)a], *y = &t[*(const uint32_t *)b];
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    uint64_t p = __builtin_bswap64(x->v0), q = __builtin_bswap64(y->v0);
+    if (p == q) {
+        p = __builtin_bswap64(x->v1);
+        q = __builtin_bswap64(y->v1);
+    }
+    return p < q ? -1 : p > q;
+}
+
+/* Room for one id per term (the spill's offsets array, free at flush). */
+static uint32_t *scratch_ids(struct idx_segw *w)
+{
+    if (w->toffcap < w->nterms) {
+        free(w->toff);
+        w->toffcap = w->tecap;
+        if (!(w->toff = malloc(w->toffcap * sizeof *w->toff)))
+            abort();
+    }
+    return w->toff;
+}
+
+/* Everything added since the last commit, as one write batch. */
+static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
 {
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     uint8_t k[2 + 16 + 8], v[64 + 256];
-    int rc;
-    /* postings */
-    for (size_t i = 0; i < w->tcap; i++) {
-        struct term_ent *e = &w->terms[i];
-        if (!e->bm)
-            continue;
+    /* postings, in key order: the memtable inserts them fastest that way */
+    terms_spill(w);
+    size_t nids = 0;
+    uint32_t *ids = scratch_ids(w);
+    for (size_t id = 0; id < w->nterms; id++)
+        if (w->bms[id])
+            ids[nids++] = (uint32_t)id;
+    qsort_r(ids, nids, sizeof *ids, term_cmp, w->terms);
+    for (size_t i = 0; i < nids; i++) {
+        struct term_ent *e = &w->terms[ids[i]];
+        roaring_bitmap_t *bm = w->bms[ids[i]];
         k[0] = 'P';
         k[1] = e->kind;
-        memcpy(k + 2, e->val, e->len);
+        memcpy(k + 2, &e->v0, 8);
+        memcpy(k + 10, &e->v1, 8);
         rw_put_be64(k + 2 + e->len, w->seg.id);
-        roaring_bitmap_run_optimize(e->bm);
-        size_t n = roaring_bitmap_portable_size_in_bytes(e->bm);
+        roaring_bitmap_run_optimize(bm);
+        size_t n = roaring_bitmap_portable_size_in_bytes(bm);
         uint8_t *buf = scratch(w, n);
-        roaring_bitmap_portable_serialize(e->bm, (char *)buf);
+        roaring_bitmap_portable_serialize(bm, (char *)buf);
         rocksdb_writebatch_merge(b, (const char *)k, 2 + e->len + 8, (const char *)buf, n);
     }
     /* locators: full chunks, then the partial one (rewritten next time) */
@@ -438,15 +601,107 @@ int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
     rw_put_be64(k + 1, w->seg.id);
     size_t vl = idx_seg_encode(&w->seg, v);
     rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
-    rc = idx_write_batch(w->ix, b, sync, err);
-    rocksdb_writebatch_destroy(b);
-    if (rc < 0)
-        return rc;
+    return b;
+}
+
+/* What build_batch() took is in a batch now: start the next one afresh. */
+static void batch_taken(struct idx_segw *w)
+{
     terms_clear(w);
     w->plen = 0;
     w->nsecs = 0;
     for (size_t i = 0; i < w->fcap; i++)
         w->flows[i].dirty = 0;
+}
+
+/* Wait until no batch is in flight; the error of a failed one, if any. */
+static int commit_wait(struct idx_segw *w, char *err)
+{
+    if (!w->th_started)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    while (w->inflight)
+        pthread_cond_wait(&w->cv, &w->mu);
+    int rc = w->failed;
+    if (rc)
+        rw_err(err, rc, "%s", w->ferr);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+static void *commit_main(void *arg)
+{
+    struct idx_segw *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->inflight && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->inflight)
+            break;
+        rocksdb_writebatch_t *b = w->inflight;
+        int fd = w->in_fd, sync = w->in_sync, rc = 0;
+        char e[RW_ERRSZ];
+        pthread_mutex_unlock(&w->mu);
+        /* The segment's bytes first, then the index that points at them. */
+        if (sync && fdatasync(fd) < 0)
+            rc = rw_err(e, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing segment %s: %s",
+                        w->seg.path, strerror(errno));
+        if (rc == 0)
+            rc = idx_write_batch(w->ix, b, sync, e);
+        rocksdb_writebatch_destroy(b);
+        pthread_mutex_lock(&w->mu);
+        if (rc < 0 && !w->failed) {
+            w->failed = rc;
+            memcpy(w->ferr, e, RW_ERRSZ);
+        }
+        w->inflight = NULL;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int idx_segw_commit(idx_segw_t *w, int fd, uint64_t file_size, int sync, char *err)
+{
+    int rc;
+    if ((rc = commit_wait(w, err)) < 0)
+        return rc;
+    if (!w->th_started) {
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        if (pthread_create(&w->th, NULL, commit_main, w) != 0) {
+            /* No thread: commit here, as idx_segw_flush() does. */
+            pthread_mutex_destroy(&w->mu);
+            pthread_cond_destroy(&w->cv);
+            if (sync && fdatasync(fd) < 0)
+                return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO,
+                              "syncing segment %s: %s", w->seg.path, strerror(errno));
+            return idx_segw_flush(w, file_size, sync, err);
+        }
+        w->th_started = 1;
+    }
+    rocksdb_writebatch_t *b = build_batch(w, file_size);
+    batch_taken(w);
+    pthread_mutex_lock(&w->mu);
+    w->inflight = b;
+    w->in_fd = fd;
+    w->in_sync = sync;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
+{
+    int rc;
+    if ((rc = commit_wait(w, err)) < 0)
+        return rc;
+    rocksdb_writebatch_t *b = build_batch(w, file_size);
+    rc = idx_write_batch(w->ix, b, sync, err);
+    rocksdb_writebatch_destroy(b);
+    if (rc < 0)
+        return rc;
+    batch_taken(w);
     return 0;
 }
 
@@ -454,8 +709,22 @@ void idx_segw_abandon(idx_segw_t *w)
 {
     if (!w)
         return;
+    if (w->th_started) { /* a batch in flight is finished, not dropped */
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->th, NULL);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+    }
     terms_clear(w);
     free(w->terms);
+    free(w->bms);
+    free(w->slots);
+    free(w->log);
+    free(w->sorted);
+    free(w->toff);
     free(w->flows);
     free(w->pending);
     free(w->secs);
@@ -466,6 +735,12 @@ void idx_segw_abandon(idx_segw_t *w)
 int idx_segw_seal(idx_segw_t *w, uint64_t file_size, char *err)
 {
     int rc;
+    if ((rc = commit_wait(w, err)) < 0) {
+        /* A commit failed: the catalogue keeps the segment open at its last
+         * committed size, and recovery cuts the file back to it. */
+        idx_segw_abandon(w);
+        return rc;
+    }
     if (w->packets == 0) {
         uint8_t k[9];
         k[0] = 'S';

@@ -84,17 +84,21 @@ static int count_leaves(const struct qf_node *n)
 }
 
 /* Upper (superset) and lower (subset) bounds of a node for one segment;
- * both returned as new bitmaps. See query/filter.h. */
+ * both returned as new bitmaps. See query/filter.h. The lower bound only
+ * matters under a NOT: lo may be NULL when the caller does not need it,
+ * and is then not computed. */
 static void eval(const struct qf_node *n, struct evalctx *c, roaring_bitmap_t **up,
                  roaring_bitmap_t **lo)
 {
-    roaring_bitmap_t *ua, *la, *ub, *lb;
+    roaring_bitmap_t *ua, *la = NULL, *ub, *lb = NULL;
     switch (n->op) {
     case QF_TERM: {
         roaring_bitmap_t *p = c->leaves[c->leaf++].p[c->j];
         if (!p)
             p = c->empty;
         *up = roaring_bitmap_or(p, c->unparsed);
+        if (!lo)
+            return;
         if (n->exact) {
             *lo = roaring_bitmap_andnot(p, c->unparsed);
             roaring_bitmap_andnot_inplace(*lo, c->deep);
@@ -105,33 +109,45 @@ static void eval(const struct qf_node *n, struct evalctx *c, roaring_bitmap_t **
     }
     case QF_AND:
     case QF_OR:
-        eval(n->a, c, &ua, &la);
-        eval(n->b, c, &ub, &lb);
+        eval(n->a, c, &ua, lo ? &la : NULL);
+        eval(n->b, c, &ub, lo ? &lb : NULL);
         if (n->op == QF_AND) {
             roaring_bitmap_and_inplace(ua, ub);
-            roaring_bitmap_and_inplace(la, lb);
+            if (lo)
+                roaring_bitmap_and_inplace(la, lb);
         } else {
             roaring_bitmap_or_inplace(ua, ub);
-            roaring_bitmap_or_inplace(la, lb);
+            if (lo)
+                roaring_bitmap_or_inplace(la, lb);
         }
         roaring_bitmap_free(ub);
-        roaring_bitmap_free(lb);
         *up = ua;
-        *lo = la;
+        if (lo) {
+            roaring_bitmap_free(lb);
+            *lo = la;
+        }
         return;
     case QF_NOT:
         eval(n->a, c, &ua, &la);
         *up = roaring_bitmap_andnot(c->all, la);
-        *lo = roaring_bitmap_andnot(c->all, ua);
+        if (lo)
+            *lo = roaring_bitmap_andnot(c->all, ua);
         roaring_bitmap_free(ua);
         roaring_bitmap_free(la);
         return;
     case QF_ANY:
     default:
         *up = roaring_bitmap_copy(c->all);
-        *lo = roaring_bitmap_create();
+        if (lo)
+            *lo = roaring_bitmap_create();
         return;
     }
+}
+
+/* Lower bounds, and with them the DEEP postings, are needed only under a NOT. */
+static int has_not(const struct qf_node *n)
+{
+    return n && (n->op == QF_NOT || has_not(n->a) || has_not(n->b));
 }
 
 static int fetch_leaves(qry_t *q, const struct qf_node *n, const uint64_t *ids, size_t nids,
@@ -176,18 +192,17 @@ static int plan_batch(qry_t *q, struct pstream *s, char *err)
     int k = 0;
     if ((rc = fetch_leaves(q, q->plan, ids, n, lp, &k, err)) < 0 ||
         (rc = idx_postings(q->ix, IDX_K_UNPARSED, NULL, NULL, 0, ids, n, lp[q->nleaves].p, err)) < 0 ||
-        (rc = idx_postings(q->ix, IDX_K_DEEP, NULL, NULL, 0, ids, n, lp[q->nleaves + 1].p, err)) < 0)
+        (has_not(q->plan) &&
+         (rc = idx_postings(q->ix, IDX_K_DEEP, NULL, NULL, 0, ids, n, lp[q->nleaves + 1].p, err)) < 0))
         goto done;
     roaring_bitmap_t *empty = roaring_bitmap_create();
     for (size_t j = 0; j < n; j++) {
         struct evalctx c = {.leaves = lp, .leaf = 0, .j = (int)j, .empty = empty};
-        roaring_bitmap_t *lo;
         c.all = roaring_bitmap_from_range(0, s->segs[s->bstart + j].packets, 1);
         c.unparsed = lp[q->nleaves].p[j] ? lp[q->nleaves].p[j] : empty;
         c.deep = lp[q->nleaves + 1].p[j] ? lp[q->nleaves + 1].p[j] : empty;
-        eval(q->plan, &c, &s->cand[j], &lo);
+        eval(q->plan, &c, &s->cand[j], NULL);
         roaring_bitmap_and_inplace(s->cand[j], c.all);
-        roaring_bitmap_free(lo);
         roaring_bitmap_free(c.all);
     }
     roaring_bitmap_free(empty);
