@@ -128,18 +128,27 @@ class Http:
     """A rewindd serving one archive, asked through curl."""
 
     def __init__(self, arch, tmp):
-        self.port = next(PORTS)
-        self.body = os.path.join(tmp, "body-%d" % self.port)
-        self.log = open(os.path.join(tmp, "rewindd-%d.log" % self.port), "wb")
-        self.proc = subprocess.Popen([os.path.join(BIN, "rewindd"), "--dir", arch, "--listen",
-                                      "127.0.0.1:%d" % self.port], stdout=self.log,
-                                     stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.get("/healthz")[0] == 200:
-                return
-            time.sleep(0.05)
-        raise RuntimeError("rewindd on port %d did not come up" % self.port)
+        # A port another program (or another test run) holds makes rewindd
+        # exit at once: then the next port is tried, a bounded number of times.
+        for _ in range(8):
+            self.port = next(PORTS)
+            self.body = os.path.join(tmp, "body-%d" % self.port)
+            self.log = open(os.path.join(tmp, "rewindd-%d.log" % self.port), "wb")
+            self.proc = subprocess.Popen([os.path.join(BIN, "rewindd"), "--dir", arch, "--listen",
+                                          "127.0.0.1:%d" % self.port], stdout=self.log,
+                                         stderr=self.log)
+            deadline = time.time() + 20
+            while time.time() < deadline and self.proc.poll() is None:
+                # our daemon says it serves (another one may hold the port)
+                if b"serving" in open(self.log.name, "rb").read() and \
+                        self.get("/healthz")[0] == 200:
+                    return
+                time.sleep(0.05)
+            if self.proc.poll() is None:
+                break
+            self.log.close()
+        raise RuntimeError("rewindd on port %d did not come up: %s" %
+                           (self.port, open(self.log.name, "rb").read()[-300:]))
 
     def get(self, path):
         r = subprocess.run(["curl", "-s", "-o", self.body, "-w", "%{http_code}",
