@@ -675,6 +675,20 @@ static int seg_decode(uint64_t id, const uint8_t *v, size_t n, struct idx_seg *s
     return 0;
 }
 
+/* Rewrite one segment record with a synced write. */
+static int seg_put(idx_t *ix, const struct idx_seg *s, char *err)
+{
+    uint8_t k[9], v[256 + 96];
+    k[0] = 'S';
+    rw_put_be64(k + 1, s->id);
+    size_t vl = idx_seg_encode(s, v);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
+    int rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    return rc;
+}
+
 int idx_seg_get(idx_t *ix, uint64_t id, struct idx_seg *out, char *err)
 {
     uint8_t k[9], v[256 + 96];
@@ -693,21 +707,13 @@ int idx_seg_get(idx_t *ix, uint64_t id, struct idx_seg *out, char *err)
 int idx_seg_set_compressed(idx_t *ix, const struct idx_seg *s, const char *path, uint64_t stored,
                            char *err)
 {
-    uint8_t k[9], v[256 + 96];
     struct idx_seg c = *s;
     if (strlen(path) >= sizeof c.path)
         return rw_err(err, RW_ESTATE, "segment path too long: %s", path);
     snprintf(c.path, sizeof c.path, "%s", path);
     c.compressed = 1;
     c.stored_size = stored;
-    k[0] = 'S';
-    rw_put_be64(k + 1, s->id);
-    size_t vl = idx_seg_encode(&c, v);
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-    rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
-    int rc = idx_write_batch(ix, b, 1, err);
-    rocksdb_writebatch_destroy(b);
-    return rc;
+    return seg_put(ix, &c, err);
 }
 
 int idx_seg_list(idx_t *ix, int64_t from, int64_t to, struct idx_seg **out, size_t *n, char *err)
@@ -795,17 +801,9 @@ done:
 
 int idx_seg_mark_sealed(idx_t *ix, const struct idx_seg *s, char *err)
 {
-    uint8_t k[9], v[256 + 96];
     struct idx_seg c = *s;
     c.state = IDX_SEG_SEALED;
-    k[0] = 'S';
-    rw_put_be64(k + 1, s->id);
-    size_t vl = idx_seg_encode(&c, v);
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-    rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
-    int rc = idx_write_batch(ix, b, 1, err);
-    rocksdb_writebatch_destroy(b);
-    return rc;
+    return seg_put(ix, &c, err);
 }
 
 uint64_t idx_next_seg_id(idx_t *ix)

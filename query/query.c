@@ -275,11 +275,6 @@ static int seg_open(qry_t *q, struct pstream *s, char *err)
     return 0;
 }
 
-static int read_at(struct pstream *s, uint64_t off, size_t need, const uint8_t **p, char *err)
-{
-    return segf_read(s->f, off, need, p, NULL, err);
-}
-
 /* Next candidate ordinal of the current segment that may be in the window:
  * 1 found, 0 segment exhausted. Skips locator chunks outside the window. */
 static int next_ordinal(qry_t *q, struct pstream *s, uint32_t *ord, char *err)
@@ -359,7 +354,7 @@ static int stream_next(qry_t *q, struct pstream *s, char *err)
         }
         uint64_t off = s->chunk.off[ord % IDX_CHUNK];
         const uint8_t *h, *d;
-        if ((rc = read_at(s, off, 16, &h, err)) < 0)
+        if ((rc = segf_read(s->f, off, 16, &h, NULL, err)) < 0)
             return rc;
         uint32_t f[4];
         memcpy(f, h, 16);
@@ -371,7 +366,7 @@ static int stream_next(qry_t *q, struct pstream *s, char *err)
                           "segment %s: packet %u at offset %llu: caplen %u exceeds snaplen %u or "
                           "the file; run 'rewind verify'",
                           s->seg->path, ord, (unsigned long long)off, f[2], s->seg->snaplen);
-        if ((rc = read_at(s, off, 16 + f[2], &h, err)) < 0)
+        if ((rc = segf_read(s->f, off, 16 + f[2], &h, NULL, err)) < 0)
             return rc;
         d = h + 16;
         int64_t ts = (int64_t)f[0] * RW_NS_PER_SEC + f[1];
