@@ -24,28 +24,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import harness  # noqa: E402
 import pcaputil  # noqa: E402
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.environ.get("REWIND_BIN", os.path.join(ROOT, "bin"))
-PCAPS = os.environ.get("REWIND_PCAPS", os.path.join(ROOT, "..", "shared", "pcaps"))
-REWIND = os.path.join(BIN, "rewind")
+from harness import BIN, PCAPS, REWIND, check  # noqa: E402
 NS = "rwdf%d" % os.getpid()
 BEFORE = os.path.join(PCAPS, "good", "smtp.pcap")
 AFTER = os.path.join(PCAPS, "good", "sip-tcp.pcap")
-passed = 0
-failed = []
-
-
-def check(cond, what):
-    global passed
-    if cond:
-        passed += 1
-    else:
-        failed.append(what)
-        print("FAIL " + what)
-    return cond
-
 
 def sh(*args, **kw):
     return subprocess.run(list(args), capture_output=True, **kw)
@@ -330,8 +314,8 @@ def main():
         for d in ("full", "quota", "imp"):
             unmount(os.path.join(tmp, d))
         sh("rm", "-rf", tmp)
-    print("diskfull: %d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    print("diskfull: %d passed, %d failed" % (harness.passed, len(harness.failed)))
+    return 1 if harness.failed else 0
 
 
 if __name__ == "__main__":

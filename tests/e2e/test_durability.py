@@ -11,28 +11,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import harness  # noqa: E402
 import pcaputil  # noqa: E402
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.environ.get("REWIND_BIN", os.path.join(ROOT, "bin"))
-PCAPS = os.environ.get("REWIND_PCAPS", os.path.join(ROOT, "..", "shared", "pcaps"))
-REWIND = os.path.join(BIN, "rewind")
-passed = 0
-failed = []
-
-
-def check(cond, what):
-    global passed
-    if cond:
-        passed += 1
-    else:
-        failed.append(what)
-        print("FAIL " + what)
-
-
-def rw(*args, **kw):
-    return subprocess.run([REWIND] + list(args), capture_output=True, **kw)
-
+from harness import BIN, PCAPS, REWIND, check, rw  # noqa: E402
 
 def gen(path, size, seed, start=1700000000, rate=20000):
     subprocess.run([os.path.join(BIN, "trafficgen"), "--seed", str(seed), "--bytes", size,
@@ -200,8 +181,8 @@ def main():
         test_corruption(tmp)
     finally:
         subprocess.run(["rm", "-rf", tmp])
-    print("durability: %d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    print("durability: %d passed, %d failed" % (harness.passed, len(harness.failed)))
+    return 1 if harness.failed else 0
 
 
 if __name__ == "__main__":
