@@ -59,7 +59,12 @@ int cap_space_get(cap_arch_t *a, struct cap_space *sp, char *err)
     }
     uint64_t ixb = a->ix_bytes;
     pthread_mutex_unlock(&a->space_mu);
-    sp->reserve = ixb + margin;
+    /* Twice the index: RocksDB writes a flush's table before it deletes the
+     * log, and a compaction's output before it deletes the input (the one
+     * after an import rewrites all of it). With only the index's own size
+     * kept free, a busy capture on a small file system saw free space fall
+     * below what retention needs to delete anything. */
+    sp->reserve = 2 * ixb + margin;
     sp->resume = sp->reserve + margin;
     return 0;
 }
