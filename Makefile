@@ -27,9 +27,9 @@ CFLAGS += $(CFLAGS_BASE) $(CFLAGS_OPT)
 LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -ljansson -ldl -lpthread -lm
 # libcurl is dlopen()ed by httpd/curl_lazy.c, only when --url is used. The
 # release binaries link RocksDB, its compressors, libcrypto (SHA-1 of the
-# Community ID) and the C++ runtime statically when the archives are installed: a short query is mostly process
-# start-up, and resolving those libraries' symbols at every start was a large
-# part of it. (SAN=1 and the unit tests keep the shared libraries.)
+# Community ID) and the C++ runtime statically when the archives are
+# installed: a short query is mostly process start-up, and resolving those
+# libraries' symbols at every start was a large part of it. (SAN=1 and the unit tests keep the shared libraries.)
 BIN_LIBS := $(LIBS)
 REWIND_LIBS := $(LIBS)
 REWIND_EXTRA :=
@@ -42,11 +42,17 @@ REWIND_LIBS := $(BIN_LIBS)
 # bin/rewind is a short-lived client whose needle query is mostly process
 # start-up, so it goes further: libpcap (with libdbus, which needs the two
 # libsystemd stand-ins of cli/sd_none.c) and libjansson are static too, which
-# leaves libc, libm and libroaring to load; it is not position-independent,
-# which saves the ~36,000 relocations (and the page faults they cause) of the
-# static RocksDB; and its heap starts on huge pages (cli/heap_thp.c). The
-# network-facing rewindd keeps PIE and the shared libpcap.
-ifneq ($(shell $(CC) -print-file-name=libdbus-1.a),libdbus-1.a)
+# leaves libc, libm and libroaring to load (and the stubs of libdl and
+# libpthread); it is not position-independent, which saves the ~36,000
+# relocations (and the page faults they cause) of the static RocksDB; and
+# its heap starts on huge pages (cli/heap_thp.c). The
+# network-facing rewindd keeps PIE and the shared libpcap. (Without PIE only
+# the executable's own code sits at a fixed address; its libraries, heap and
+# stack are still randomised.) The static libpcap link follows Debian 12's
+# libpcap.a, which needs libdbus and nothing else.
+HAVE_STATIC_PCAP := $(foreach l,libpcap.a libdbus-1.a libjansson.a,\
+  $(if $(filter-out $(l),$(shell $(CC) -print-file-name=$(l))),,missing))
+ifeq ($(strip $(HAVE_STATIC_PCAP)),)
 REWIND_LIBS := -Wl,-Bstatic -lpcap -ldbus-1 -ljansson $(STATIC_DB) -lroaring -ldl -lpthread -lm \
   -static-libgcc
 REWIND_EXTRA := $(BUILD)/cli/sd_none.o

@@ -49,8 +49,9 @@ int cap_retention_run(cap_arch_t *a, char *err) RW_WUR;
  * Segment bytes are written only while the archive's file system keeps a
  * reserve free for the index: RocksDB must never meet a full disk, because
  * it then refuses every write until it recovers by itself, which needs 32
- * MiB free (its write buffer). The reserve is the index's own size (room to
- * flush and compact it) plus a margin of 1/32 of the file system, at least
+ * MiB free (its write buffer). The reserve is twice the index's own size
+ * (RocksDB writes a flush's table before it deletes the log, a compaction's
+ * output before its input) plus a margin of 1/32 of the file system, at least
  * 1 MiB and at most 256 MiB. A writer that hits the reserve first runs
  * retention if a quota is set (which then also deletes the oldest segments
  * until the file system has the reserve and a margin free), and fails with

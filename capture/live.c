@@ -19,6 +19,7 @@
 #include "capture/cap.h"
 #include "capture/cap_int.h"
 
+#include <errno.h>
 #include <pcap/pcap.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,6 +29,7 @@
 #include <sys/mman.h>
 
 #define RING (64u << 20)
+#define RING_GUARD 4096u
 #define WRAP 0xffffffffu
 
 struct cap_live {
@@ -41,8 +43,14 @@ struct cap_live {
     pthread_cond_t cv;
     uint8_t *ring;
     /* producer writes at head, consumer reads at tail; phead is the
-     * producer's head not yet published (it owns [head, phead)) */
-    _Atomic size_t head, tail;
+     * producer's head not yet published (it owns the bytes from head up to
+     * phead, across the wrap). 64 bytes apart, so never on one cache line:
+     * the two threads write them. (Padding, not _Alignas: the struct comes
+     * from calloc.) */
+    _Atomic size_t head;
+    char pad_head[64 - sizeof(size_t)];
+    _Atomic size_t tail;
+    char pad_tail[64 - sizeof(size_t)];
     size_t phead;
     atomic_int waiting; /* the writer sleeps (or is about to) on cv */
     atomic_int stop, cap_done, failed;
@@ -56,7 +64,7 @@ struct cap_live {
 };
 
 /* Free bytes for the producer at pos, given the consumer's tail. */
-static size_t ring_free(size_t pos, size_t tail)
+static size_t ring_space(size_t pos, size_t tail)
 {
     return pos >= tail ? RING - (pos - tail) - 1 : tail - pos - 1;
 }
@@ -82,14 +90,14 @@ static void on_packet(u_char *arg, const struct pcap_pkthdr *h, const u_char *da
     size_t tail = atomic_load_explicit(&l->tail, memory_order_acquire);
     /* Records are contiguous: wrap early with a marker if the end is short. */
     if (pos + need + 16 > RING) {
-        if (ring_free(pos, tail) < (RING - pos) + need || tail == 0) {
+        if (ring_space(pos, tail) < (RING - pos) + need || tail == 0) {
             atomic_fetch_add(&l->queue_drops, 1);
             return;
         }
         uint32_t wrap[4] = {0, 0, WRAP, 0};
         memcpy(l->ring + pos, wrap, 16);
         pos = 0;
-    } else if (ring_free(pos, tail) < need + 16) {
+    } else if (ring_space(pos, tail) < need + 16) {
         atomic_fetch_add(&l->queue_drops, 1);
         return;
     }
@@ -284,22 +292,29 @@ static void *wr_main(void *arg)
 /* The ring is faulted in before capture starts, on huge pages where the
  * kernel allows: first touches of 4 KiB pages during capture cost the
  * capture thread a third of its time at full speed (18-30 us each on the
- * VMs we measured), and the kernel dropped packets meanwhile. */
+ * VMs we measured), and the kernel dropped packets meanwhile. So each
+ * capture point holds RING bytes resident from the start. A page past the
+ * end is left inaccessible, so an overrun faults in every build. */
 static uint8_t *ring_alloc(void)
 {
-    void *p = mmap(NULL, RING, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, RING + RING_GUARD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
     if (p == MAP_FAILED)
         return NULL;
+    if (mprotect((uint8_t *)p + RING, RING_GUARD, PROT_NONE) < 0) {
+        munmap(p, RING + RING_GUARD);
+        return NULL;
+    }
     madvise(p, RING, MADV_HUGEPAGE);
-    if (madvise(p, RING, MADV_POPULATE_WRITE) < 0)
-        memset(p, 0, RING); /* older kernels */
+    if (madvise(p, RING, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
+        memset(p, 0, RING); /* a kernel before 5.14; on other errors pages fault in as used */
     return p;
 }
 
-static void ring_free_mem(uint8_t *ring)
+static void ring_release(uint8_t *ring)
 {
     if (ring)
-        munmap(ring, RING);
+        munmap(ring, RING + RING_GUARD);
 }
 
 int cap_live_start(cap_arch_t *a, const char *iface, const char *point, cap_live_t **out, char *err)
@@ -357,7 +372,7 @@ fail:
     }
     if (l->p)
         pcap_close(l->p);
-    ring_free_mem(l->ring);
+    ring_release(l->ring);
     free(l);
     return rc;
 }
@@ -407,7 +422,7 @@ int cap_live_stop(cap_live_t *l, char *err)
     pcap_close(l->p);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
-    ring_free_mem(l->ring);
+    ring_release(l->ring);
     free(l);
     return rc;
 }

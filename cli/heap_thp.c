@@ -9,12 +9,13 @@
  *
  * So, before anything else allocates (constructor priority 101 runs before
  * the C++ initialisers of the static RocksDB), we start the heap one page
- * short of a 2 MiB boundary, make malloc grow it by HEAP_HUGE at once, and
- * madvise(MADV_HUGEPAGE) that range before any of it is touched (a range
- * already touched as 4 KiB pages would stay so). The first page takes
- * malloc's own bookkeeping. Allocations up to 32 MiB stay on that heap
- * rather than in separate mmap()s, and the heap is trimmed only when 64 MiB
- * are free at its top, so memory that was faulted in is reused.
+ * short of a 2 MiB boundary, have malloc's first allocation grow it by
+ * HEAP_HUGE of top padding, and madvise(MADV_HUGEPAGE) the range above that
+ * first page before any of it is touched (a 2 MiB range already touched as
+ * 4 KiB pages would stay so). malloc's own bookkeeping and the top chunk's
+ * header stay in the first page. Allocations up to 32 MiB then come from
+ * this heap rather than from separate mmap()s, and the heap is trimmed only
+ * when 64 MiB are free at its top, so memory once faulted in is reused.
  *
  * Only where THP is "madvise" or "always" does this change anything; with
  * THP off, or if another allocator (ASan) owns malloc, or the heap was
@@ -29,11 +30,16 @@
 #define HEAP_HUGE (24u << 20)
 #define HUGE_PAGE (2u << 20)
 #define SMALL_PAGE 4096u
+#define DEFAULT_TOP_PAD (128 << 10) /* glibc's */
 
 __attribute__((constructor(101))) static void heap_thp(void)
 {
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 33)
     if (mallinfo2().arena != 0)
         return; /* someone allocated before us: leave the heap as it is */
+#else
+    return;
+#endif
     char *brk0 = sbrk(0);
     if (brk0 == (void *)-1)
         return;
@@ -43,8 +49,10 @@ __attribute__((constructor(101))) static void heap_thp(void)
         return;
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    void *p = malloc(HEAP_HUGE); /* grows the heap; touches its first and last page only */
+    mallopt(M_TOP_PAD, (int)HEAP_HUGE);
+    void *p = malloc(64); /* grows the heap by the pad; touches its first page only */
     char *top = sbrk(0);
+    mallopt(M_TOP_PAD, DEFAULT_TOP_PAD);
     char *lo = start + SMALL_PAGE;
     char *hi = (char *)((uintptr_t)top & ~(uintptr_t)(HUGE_PAGE - 1));
     if (p && top != (void *)-1 && lo < hi)

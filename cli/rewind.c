@@ -186,7 +186,6 @@ static int cmd_import(int argc, char **argv)
         }
     }
     if (a && status != EXIT_RUNTIME) {
-        idx_compact(cap_arch_index(a));
         /* Segments sealed long enough ago (all of them with --compress-after
          * 0) are compressed now; a daemon does this on its own. */
         struct cap_compress_stats cs = {0};

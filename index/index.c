@@ -322,11 +322,13 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     ix->topts = rocksdb_block_based_options_create();
     ix->cache = rocksdb_cache_create_lru(16 << 20);
     rocksdb_block_based_options_set_block_cache(ix->topts, ix->cache);
-    /* No bloom filters: every lookup is a prefix scan (postings, flows,
-     * locators), which a whole-key filter cannot answer, or a Get of a
-     * metadata key that exists. A reader would load a filter block per table
-     * file at open for nothing, and the writer would build them. Tables
-     * written with filters by older versions are read as they are. */
+    /* No bloom filters: the lookups of a query are prefix scans (postings,
+     * flows, locators), which a whole-key filter cannot answer, and the
+     * few Gets are of catalogue and metadata keys that mostly exist (a
+     * miss costs one block read). A reader would load a filter block per
+     * table file at open for next to nothing, and the writer would build
+     * them. Tables written with filters by older versions are read as they
+     * are. */
     rocksdb_block_based_options_set_block_size(ix->topts, 16 << 10);
     rocksdb_options_set_block_based_table_factory(ix->opts, ix->topts);
     ix->ropts = rocksdb_readoptions_create();
@@ -429,14 +431,6 @@ void idx_flush(idx_t *ix, int wait)
     rocksdb_flush(ix->db, fo, &rerr);
     rocksdb_flushoptions_destroy(fo);
     free(rerr); /* best effort: the WAL still has everything */
-}
-
-void idx_compact(idx_t *ix)
-{
-    idx_flush(ix, 1);
-    rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
-    rocksdb_compact_range_opt(ix->db, co, NULL, 0, NULL, 0);
-    rocksdb_compactoptions_destroy(co);
 }
 
 /* ---------- raw helpers shared with the other index files ---------- */

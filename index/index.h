@@ -40,12 +40,6 @@ const char *idx_dir(const idx_t *ix);
 /* Writer: flush RocksDB's memtable to a table file (wait: until done), so
  * that a reader opening the index replays only a short write-ahead log. */
 void idx_flush(idx_t *ix, int wait);
-/* Writer: flush, then merge the table files into one sorted run. A reader
- * opens every table file and probes each one whose key range overlaps, so
- * after a bulk import this makes short queries cheaper (a daemon's index is
- * compacted in the background as it grows). Blocks until done; best effort
- * like idx_flush: a failed compaction leaves the files as they were. */
-void idx_compact(idx_t *ix);
 
 /* ---- capture points ---- */
 struct idx_point {
