@@ -145,6 +145,10 @@ query() {
 query needle "$(h expect needle 1 "$NEEDLE")" host "$NEEDLE"
 query port "$(h expect port25 1)" port 25
 query wide "$(h expect wide 1)" net "$WIDE"
+# What starting a process costs here, with no work: the floor under a needle query.
+h run floor.true --warmup 1 --runs "$QRUNS" -- /bin/true
+h run floor.rewind --warmup 1 --runs "$QRUNS" -- "$BIN/rewind" --help >/dev/null
+h run floor.tcpdump --warmup 1 --runs "$QRUNS" -- tcpdump --version >/dev/null
 
 # ---------------------------------------------------------------- 8. compressed segments
 # The same traffic imported with --compress-after 0 (every segment lz4-compressed

@@ -488,6 +488,14 @@ def report_main(path):
                 fmt_b(td["maxrss_kb"] * 1024), ent["speedup_tcpdump_over_rewind"]))
     for name in q:
         P("    %-8s = %s" % (name, q[name]["filter"]))
+    floor = {k: R["floor." + k]["median"] for k in ("true", "rewind", "tcpdump")
+             if R.get("floor." + k)}
+    if floor:
+        # What a process costs before any work: a needle query cannot be
+        # faster than starting rewind, nor the scan than starting tcpdump.
+        P("  start-up alone: /bin/true %s, rewind --help %s, tcpdump --version %s" % tuple(
+            fmt_t(floor[k]) if k in floor else "-" for k in ("true", "rewind", "tcpdump")))
+        q["startup_s"] = floor
     res["queries"] = q
     # sizes
     sz = R.get("sizes.1x")
