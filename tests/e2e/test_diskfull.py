@@ -26,26 +26,13 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import harness  # noqa: E402
 import pcaputil  # noqa: E402
-from harness import BIN, PCAPS, REWIND, check  # noqa: E402
+from harness import BIN, PCAPS, REWIND, check, frames, sh, tcpdump  # noqa: E402
 NS = "rwdf%d" % os.getpid()
 BEFORE = os.path.join(PCAPS, "good", "smtp.pcap")
 AFTER = os.path.join(PCAPS, "good", "sip-tcp.pcap")
 
-def sh(*args, **kw):
-    return subprocess.run(list(args), capture_output=True, **kw)
-
-
 def nsexec(*args, **kw):
-    return sh("ip", "netns", "exec", NS, *args, **kw)
-
-
-def frames(pcap_bytes):
-    return collections.Counter(pcaputil.packet_data(r) for _, r in
-                               pcaputil.read_pcap(pcap_bytes)[1])
-
-
-def tcpdump(path):
-    return sh("tcpdump", "--time-stamp-precision=nano", "-r", path, "-w", "-").stdout
+    return harness.nsexec(NS, *args, **kw)
 
 
 def setup_ns():

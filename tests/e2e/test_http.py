@@ -21,40 +21,17 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import harness  # noqa: E402
 import pcaputil  # noqa: E402
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.environ.get("REWIND_BIN", os.path.join(ROOT, "bin"))
-PCAPS = os.environ.get("REWIND_PCAPS", os.path.join(ROOT, "..", "shared", "pcaps"))
-REWIND = os.path.join(BIN, "rewind")
+from harness import BIN, PCAPS, REWIND, check, sh, tcpdump  # noqa: E402
 NS = "rwhttp%d" % os.getpid()
 PORT = 8800
 PORT2 = 8801
 BULK = os.path.join(PCAPS, "good", "echo-connections.pcap")
-passed = 0
-failed = []
-
-
-def check(cond, what):
-    global passed
-    if cond:
-        passed += 1
-    else:
-        failed.append(what)
-        print("FAIL " + what)
-
-
-def sh(*args, **kw):
-    return subprocess.run(list(args), capture_output=True, **kw)
 
 
 def ns(*args, **kw):
-    return sh("ip", "netns", "exec", NS, *args, **kw)
-
-
-def tcpdump(path, flt=""):
-    return sh("tcpdump", "--time-stamp-precision=nano", "-r", path, "-w", "-",
-              *([flt] if flt else [])).stdout
+    return harness.nsexec(NS, *args, **kw)
 
 
 class NsHttp:
@@ -513,11 +490,11 @@ def main():
             daemon.wait()
         sh("ip", "netns", "del", NS)
         log.close()
-        if failed:
+        if harness.failed:
             print(open(os.path.join(tmp, "rewindd.log")).read()[-3000:])
         sh("rm", "-rf", tmp)
-    print("http: %d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    print("http: %d passed, %d failed" % (harness.passed, len(harness.failed)))
+    return 1 if harness.failed else 0
 
 
 if __name__ == "__main__":

@@ -9,24 +9,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import harness  # noqa: E402
 import pcaputil  # noqa: E402
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.environ.get("REWIND_BIN", os.path.join(ROOT, "bin"))
-PCAPS = os.environ.get("REWIND_PCAPS", os.path.join(ROOT, "..", "shared", "pcaps"))
-REWIND = os.path.join(BIN, "rewind")
-
-passed = 0
-failed = []
-
-
-def check(cond, what):
-    global passed
-    if cond:
-        passed += 1
-    else:
-        failed.append(what)
-        print("FAIL " + what)
+from harness import BIN, PCAPS, REWIND, ROOT, check, rw, tcpdump  # noqa: E402
 
 
 def status_content(arch):
@@ -34,16 +19,6 @@ def status_content(arch):
     files (MANIFEST, OPTIONS, WAL) change whenever the archive is opened."""
     out = rw("status", "--dir", arch).stdout.decode()
     return [l for l in out.splitlines() if not l.startswith(("index ", "disk "))]
-
-
-def rw(*args):
-    return subprocess.run([REWIND] + list(args), capture_output=True)
-
-
-def tcpdump(path, flt=""):
-    p = subprocess.run(["tcpdump", "--time-stamp-precision=nano", "-r", path, "-w", "-"] +
-                       ([flt] if flt else []), capture_output=True)
-    return p.stdout
 
 
 def test_bad_files(tmp):
@@ -295,8 +270,8 @@ def main():
             t(tmp)
     finally:
         subprocess.run(["rm", "-rf", tmp])
-    print("import: %d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    print("import: %d passed, %d failed" % (harness.passed, len(harness.failed)))
+    return 1 if harness.failed else 0
 
 
 if __name__ == "__main__":

@@ -13,39 +13,16 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import pcaputil  # noqa: E402
+import harness  # noqa: E402
+from harness import BIN, PCAPS, REWIND, check, frames, sh  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.environ.get("REWIND_BIN", os.path.join(ROOT, "bin"))
-PCAPS = os.environ.get("REWIND_PCAPS", os.path.join(ROOT, "..", "shared", "pcaps"))
-REWIND = os.path.join(BIN, "rewind")
 NS = "rwlive%d" % os.getpid()
 SENDS = [os.path.join(PCAPS, "good", f) for f in ("smtp.pcap", "sip-tcp.pcap",
                                                    "output-eve-ftp-data.pcap")]
-passed = 0
-failed = []
-
-
-def check(cond, what):
-    global passed
-    if cond:
-        passed += 1
-    else:
-        failed.append(what)
-        print("FAIL " + what)
-
-
-def sh(*args, **kw):
-    return subprocess.run(list(args), capture_output=True, **kw)
 
 
 def nsexec(*args, **kw):
-    return sh("ip", "netns", "exec", NS, *args, **kw)
-
-
-def frames(pcap_bytes):
-    return collections.Counter(pcaputil.packet_data(r) for _, r in
-                               pcaputil.read_pcap(pcap_bytes)[1])
+    return harness.nsexec(NS, *args, **kw)
 
 
 def setup():
@@ -144,8 +121,8 @@ def main():
             daemon.wait()
         sh("ip", "netns", "del", NS)
         sh("rm", "-rf", tmp)
-    print("live: %d passed, %d failed" % (passed, len(failed)))
-    return 1 if failed else 0
+    print("live: %d passed, %d failed" % (harness.passed, len(harness.failed)))
+    return 1 if harness.failed else 0
 
 
 if __name__ == "__main__":

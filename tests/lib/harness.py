@@ -1,8 +1,11 @@
 """Shared pieces of the end-to-end tests: paths, the check/summary pair, and
-running the rewind binaries."""
+running the rewind binaries, tcpdump and commands in a network namespace."""
+import collections
 import os
 import subprocess
 import sys
+
+import pcaputil
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("REWIND_BIN", os.path.join(ROOT, "bin"))
@@ -28,6 +31,21 @@ def check(cond, what):
 
 def rw(*args, **kw):
     return subprocess.run([REWIND] + list(args), capture_output=True, **kw)
+
+
+def sh(*args, **kw):
+    return subprocess.run(list(args), capture_output=True, **kw)
+
+
+def nsexec(ns, *args, **kw):
+    """Run a command inside network namespace ns."""
+    return sh("ip", "netns", "exec", ns, *args, **kw)
+
+
+def frames(pcap_bytes):
+    """The packets of a pcap as a multiset of their bytes."""
+    return collections.Counter(pcaputil.packet_data(r) for _, r in
+                               pcaputil.read_pcap(pcap_bytes)[1])
 
 
 def tcpdump(path, flt=""):
