@@ -29,11 +29,7 @@ static void sync_dir_of(const char *path)
     if (!slash)
         return;
     *slash = 0;
-    int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    rw_fsync_dir(d);
 }
 
 /* 1 compressed, 0 skipped (gone meanwhile), <0 error. */

@@ -458,12 +458,9 @@ static int seg_open(cap_pw_t *w, int64_t ts, char *err)
     /* The header and the directory entry are durable before the catalogue
      * names the file, so recovery never finds a record without its file. */
     if ((rc = write_out(w, err)) == 0 && w->a->o.sync) {
-        int dfd = open(dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fdatasync(w->fd) < 0 || dfd < 0 || fsync(dfd) < 0)
+        if (fdatasync(w->fd) < 0 || rw_fsync_dir(dirpath) < 0)
             rc = rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing new segment %s: %s",
                         path, strerror(errno));
-        if (dfd >= 0)
-            close(dfd);
     }
     if (rc < 0 ||
         (rc = idx_segw_begin(w->a->ix, w->pt.id, w->dlt, w->snaplen, w->relpath, &w->sw,

@@ -108,4 +108,8 @@ size_t rw_varint_get(const uint8_t *p, size_t n, uint64_t *v);
 /* Write all of buf to fd, retrying on EINTR and short writes; -1 on error. */
 int rw_write_all(int fd, const void *buf, size_t n);
 
+/* fsync() the directory dir, so that entries created or renamed in it are
+ * durable; -1 with errno set on error. */
+int rw_fsync_dir(const char *dir);
+
 #endif
