@@ -7,9 +7,9 @@
  * and takes no lock per packet: the capture thread publishes its head once
  * per pcap_dispatch() batch and wakes the writer only when it sleeps, so a
  * busy link costs one wake-up per batch rather than per packet (per-packet
- * signalling cost three times tcpdump's CPU). The writer thread appends to the point's
- * segment and flushes at least every flush interval, so a packet is
- * queryable within about one interval of its capture.
+ * signalling cost three times tcpdump's CPU). The writer thread appends to
+ * the point's segment and flushes at least every flush interval, so a
+ * packet is queryable within about one interval of its capture.
  *
  * When a write fails (disk full, I/O error) the point pauses: the writer
  * has cut its segment back to what the index covers, the capture thread
