@@ -26,6 +26,7 @@ if [ "$SMOKE" = 1 ]; then
     GB=smoke
     BYTES=2097152
     QRUNS=1
+    NRUNS=1
     TRUNS=1
     SCALE=0
     LIVE=0
@@ -39,6 +40,7 @@ print(max(65536, int(v * (1 << 30))))' "$GB" 2>/dev/null) || {
         exit 2
     }
     QRUNS=5
+    NRUNS=11 # needle runs: a few ms each, and this VM's noise is of that order
     TRUNS=3
     SCALE=${BENCH_SCALE:-1}
     LIVE=${BENCH_LIVE:-1}
@@ -51,7 +53,11 @@ done
 command -v tcpdump >/dev/null 2>&1 || { echo "bench: tcpdump is needed" >&2; exit 2; }
 
 NS=rwbench$$
-cleanup() { [ "$LIVE" = 0 ] || ip netns del "$NS" >/dev/null 2>&1 || true; }
+DPID=
+cleanup() {
+    [ -z "$DPID" ] || kill "$DPID" 2>/dev/null || true
+    [ "$LIVE" = 0 ] || ip netns del "$NS" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -115,38 +121,80 @@ h sizes sizes.1x "$A" "$(h get gen1 bytes)" \
     "$("$BIN/rewind" status --dir "$A" | sed -n 's/^index  *//p')"
 
 # ---------------------------------------------------------------- 3 + 5. queries
-# query NAME EXPECTED FILTER...
+# As in production, a rewindd owns the archive (serving it only: no capture, no HTTP), so
+# `rewind query --dir` is answered by the daemon over DIR/rewindd.sock from its open index;
+# `rewind query --local` reads the archive in its own process, as with no daemon running.
+DLOG=$W/rewindd.log
+"$BIN/rewindd" --dir "$A" --listen none --log "$DLOG" &
+DPID=$!
+i=0
+until grep -q ' ready;' "$DLOG" 2>/dev/null; do
+    i=$((i + 1))
+    [ "$i" -lt 200 ] && kill -0 "$DPID" 2>/dev/null || {
+        echo "bench: rewindd did not start on $A" >&2
+        exit 1
+    }
+    sleep 0.1
+done
+# Queries the daemon answered in full, from its log (one line each).
+answered() { grep -c " info rewind query filter .*: [0-9]* packets, " "$DLOG" || true; }
+# via_daemon WHAT RUNS CMD... -- run CMD (which queries); a MISMATCH unless rewindd answered
+# every run of it rather than the client reading the archive itself.
+via_daemon() {
+    what=$1
+    n=$2
+    shift 2
+    a0=$(answered)
+    "$@"
+    a1=$(answered)
+    [ $((a1 - a0)) -eq "$n" ] ||
+        h mismatch "$what: rewindd answered $((a1 - a0)) of $n queries; the others were read locally"
+}
+
+# query NAME EXPECTED RUNS FILTER...
 query() {
     name=$1
     want=$2
-    shift 2
+    runs=$3
+    shift 3
     say "query $name: $*"
     h set "q.$name.meta" "{\"filter\": \"$*\", \"packets\": $want}"
     qo=$W/q-$name.pcap
+    lo=$W/l-$name.pcap
     to=$W/t-$name.pcap
     c=$("$BIN/rewind" query --dir "$A" --count "$@")
-    h run "q.$name.rewind.warm" --warmup 1 --runs "$QRUNS" --out "$qo" -- \
+    via_daemon "query $name" $((runs + 1)) \
+        h run "q.$name.rewind.warm" --warmup 1 --runs "$runs" --out "$qo" -- \
         "$BIN/rewind" query --dir "$A" -w "$qo" "$@" >/dev/null
+    h run "q.$name.local.warm" --warmup 1 --runs "$runs" --out "$lo" -- \
+        "$BIN/rewind" query --dir "$A" --local -w "$lo" "$@" >/dev/null
     h run "q.$name.tcpdump.warm" --warmup 1 --runs "$TRUNS" --out "$to" -- \
         tcpdump -r "$W/gen1.pcap" -w "$to" "$@" >/dev/null
     check "query $name ($*)" "$want" "rewind--count=$c" "rewind-w=$(h count "$qo")" \
-        "tcpdump=$(h count "$to")"
+        "rewind--local=$(h count "$lo")" "tcpdump=$(h count "$to")"
     tcpdump --time-stamp-precision=nano -r "$W/gen1.pcap" -w "$to.nano" "$@" 2>/dev/null
     cmp -s "$qo" "$to.nano" ||
         h mismatch "query $name ($*): rewind's pcap differs from tcpdump --time-stamp-precision=nano's"
+    cmp -s "$lo" "$to.nano" ||
+        h mismatch "query $name ($*): rewind --local's pcap differs from tcpdump's"
     if [ "$DROP" = 1 ]; then
-        h run "q.$name.rewind.cold" --drop --out "$qo" -- \
+        via_daemon "query $name (cold)" 1 \
+            h run "q.$name.rewind.cold" --drop --out "$qo" -- \
             "$BIN/rewind" query --dir "$A" -w "$qo" "$@" >/dev/null
+        h run "q.$name.local.cold" --drop --out "$lo" -- \
+            "$BIN/rewind" query --dir "$A" --local -w "$lo" "$@" >/dev/null
         h run "q.$name.tcpdump.cold" --drop --out "$to" -- \
             tcpdump -r "$W/gen1.pcap" -w "$to" "$@" >/dev/null
     fi
-    rm -f "$qo" "$to" "$to.nano"
+    rm -f "$qo" "$lo" "$to" "$to.nano"
 }
-query needle "$(h expect needle 1 "$NEEDLE")" host "$NEEDLE"
-query port "$(h expect port25 1)" port 25
-query wide "$(h expect wide 1)" net "$WIDE"
+query needle "$(h expect needle 1 "$NEEDLE")" "$NRUNS" host "$NEEDLE"
+query port "$(h expect port25 1)" "$QRUNS" port 25
+query wide "$(h expect wide 1)" "$QRUNS" net "$WIDE"
+# The daemon's memory after answering: the queries' memory is there now.
+h set daemon "{\"maxrss_kb\": $(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$DPID/status")}"
 # What starting a process costs here, with no work: the floor under a needle query.
-h run floor.true --warmup 1 --runs "$QRUNS" -- /bin/true
+h run floor.true --warmup 1 --runs "$QRUNS" -- /bin/true >/dev/null
 h run floor.rewind --warmup 1 --runs "$QRUNS" -- "$BIN/rewind" --help >/dev/null
 h run floor.tcpdump --warmup 1 --runs "$QRUNS" -- tcpdump --version >/dev/null
 
@@ -194,8 +242,15 @@ scale() {
         h set "scale.$k.$name.meta" "{\"filter\": \"$*\", \"packets\": $want}"
         qo=$W/q-s$k-$name.pcap
         c=$("$BIN/rewind" query --dir "$A" --count "$@")
-        h run "scale.$k.$name.rewind" --warmup 1 --runs "$QRUNS" --out "$qo" -- \
+        [ "$name" = needle ] && runs=$NRUNS || runs=$QRUNS
+        via_daemon "scaling ${k}x query $name" $((runs + 1)) \
+            h run "scale.$k.$name.rewind" --warmup 1 --runs "$runs" --out "$qo" -- \
             "$BIN/rewind" query --dir "$A" -w "$qo" "$@" >/dev/null
+        h run "scale.$k.$name.local" --warmup 1 --runs "$runs" --out "$qo.l" -- \
+            "$BIN/rewind" query --dir "$A" --local -w "$qo.l" "$@" >/dev/null
+        cmp -s "$qo" "$qo.l" ||
+            h mismatch "scaling ${k}x query $name: rewind and rewind --local answers differ"
+        rm -f "$qo.l"
         tcmd=
         i=1
         while [ "$i" -le "$k" ]; do
@@ -238,6 +293,10 @@ if [ "$SCALE" = 1 ]; then
 else
     h set scaling_skipped "\"$([ "$SMOKE" = 1 ] && echo smoke mode || echo BENCH_SCALE=0)\""
 fi
+
+kill "$DPID"
+wait "$DPID" || h mismatch "rewindd serving the archive exited with status $? on SIGTERM"
+DPID=
 
 # ---------------------------------------------------------------- 7. live capture
 why=

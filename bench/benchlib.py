@@ -460,8 +460,8 @@ def report_main(path):
     # queries
     q = {}
     P("")
-    P("QUERIES        packets  cache  rewind       out MB/s  RSS       tcpdump      out MB/s  RSS"
-      "       speed-up")
+    P("QUERIES        packets  cache  rewind     --local    tcpdump    speed-up  --local   "
+      "out MB/s rewind/tcpdump  RSS rewind/--local/tcpdump")
     for name in ("needle", "port", "wide"):
         meta = R.get("q.%s.meta" % name)
         if not meta:
@@ -469,23 +469,36 @@ def report_main(path):
         q[name] = {"filter": meta["filter"], "packets": meta["packets"]}
         for cache in ("warm", "cold"):
             rw = R.get("q.%s.rewind.%s" % (name, cache))
+            lo = R.get("q.%s.local.%s" % (name, cache))
             td = R.get("q.%s.tcpdump.%s" % (name, cache))
-            if not rw or not td:
+            if not rw or not td or not lo:
                 continue
             ent = {
-                "rewind_s": rw["median"], "tcpdump_s": td["median"],
+                "rewind_s": rw["median"], "local_s": lo["median"], "tcpdump_s": td["median"],
                 "rewind_runs": len(rw["runs"]), "tcpdump_runs": len(td["runs"]),
                 "rewind_out_mb_per_s": rw["out_bytes"] / rw["median"] / 1e6,
                 "tcpdump_out_mb_per_s": td["out_bytes"] / td["median"] / 1e6,
                 "out_bytes": rw["out_bytes"],
-                "rewind_maxrss_kb": rw["maxrss_kb"], "tcpdump_maxrss_kb": td["maxrss_kb"],
+                "rewind_maxrss_kb": rw["maxrss_kb"], "local_maxrss_kb": lo["maxrss_kb"],
+                "tcpdump_maxrss_kb": td["maxrss_kb"],
                 "speedup_tcpdump_over_rewind": td["median"] / rw["median"],
+                "speedup_tcpdump_over_local": td["median"] / lo["median"],
             }
             q[name][cache] = ent
-            P("  %-8s %10d  %-5s  %-10s %8.1f  %-8s  %-10s %8.1f  %-8s  %7.1fx" % (
-                name, meta["packets"], cache, fmt_t(rw["median"]), ent["rewind_out_mb_per_s"],
-                fmt_b(rw["maxrss_kb"] * 1024), fmt_t(td["median"]), ent["tcpdump_out_mb_per_s"],
-                fmt_b(td["maxrss_kb"] * 1024), ent["speedup_tcpdump_over_rewind"]))
+            P("  %-8s %10d  %-5s  %-10s %-10s %-10s %7.1fx %7.1fx  %7.1f/%-7.1f  %s/%s/%s" % (
+                name, meta["packets"], cache, fmt_t(rw["median"]), fmt_t(lo["median"]),
+                fmt_t(td["median"]), ent["speedup_tcpdump_over_rewind"],
+                ent["speedup_tcpdump_over_local"], ent["rewind_out_mb_per_s"],
+                ent["tcpdump_out_mb_per_s"], fmt_b(rw["maxrss_kb"] * 1024),
+                fmt_b(lo["maxrss_kb"] * 1024), fmt_b(td["maxrss_kb"] * 1024)))
+    if q:
+        P("    rewind  = rewind query --dir, answered by the rewindd that owns the archive")
+        P("    --local = rewind query --dir --local: read in the query's own process (no daemon)")
+        P("    cold    = page cache dropped before each run (rewindd's own block cache stays)")
+        if R.get("daemon"):
+            res["daemon"] = R["daemon"]
+            P("    rewindd's peak RSS after answering them: %s" %
+              fmt_b(R["daemon"]["maxrss_kb"] * 1024))
     for name in q:
         P("    %-8s = %s" % (name, q[name]["filter"]))
     floor = {k: R["floor." + k]["median"] for k in ("true", "rewind", "tcpdump")
@@ -532,11 +545,12 @@ def report_main(path):
             P("  import + compress %s (import alone %s): compressing costs %s, %s/s" % (
                 fmt_t(zi["median"]), fmt_t(R["import.rewind"]["median"]), fmt_t(extra),
                 fmt_b(zs["packet_bytes"] / extra) if extra > 0 else "-"))
-        P("  query     cache  compressed  plain      tcpdump    compressed/plain  speed-up vs tcpdump")
+        P("  query     cache  compressed  plain      tcpdump    compressed/plain  speed-up vs tcpdump"
+          "   (both --local)")
         for name in ("needle", "port", "wide"):
             for cache in ("warm", "cold"):
                 zr = R.get("z.%s.%s" % (name, cache))
-                pr = R.get("q.%s.rewind.%s" % (name, cache))
+                pr = R.get("q.%s.local.%s" % (name, cache))
                 td = R.get("q.%s.tcpdump.%s" % (name, cache))
                 if not zr or not pr or not td:
                     continue
@@ -552,10 +566,12 @@ def report_main(path):
     for k in (1, 2, 4):
         for name in ("needle", "port"):
             rw = R.get("scale.%d.%s.rewind" % (k, name))
+            lo = R.get("scale.%d.%s.local" % (k, name))
             td = R.get("scale.%d.%s.tcpdump" % (k, name))
-            if rw and td:
+            if rw and td and lo:
                 sc.setdefault("%dx" % k, {})[name] = {
-                    "rewind_s": rw["median"], "tcpdump_s": td["median"],
+                    "rewind_s": rw["median"], "tcpdump_s": td["median"], "local_s": lo["median"],
+                    "speedup_tcpdump_over_local": td["median"] / lo["median"],
                     "packets": R["scale.%d.%s.meta" % (k, name)]["packets"],
                     "speedup_tcpdump_over_rewind": td["median"] / rw["median"],
                     "rewind_maxrss_kb": rw["maxrss_kb"]}
@@ -566,16 +582,17 @@ def report_main(path):
                 sc["%dx" % k]["import_s"] = imp_k["median"]
     if sc:
         P("")
-        P("SCALING (warm)   input      needle: rewind  tcpdump   speed-up   port: rewind  tcpdump"
-          "   speed-up")
+        P("SCALING (warm)   input      needle: rewind  --local   tcpdump   speed-up  --local"
+          "   port: rewind  --local   tcpdump   speed-up")
         for k in ("1x", "2x", "4x"):
             if k not in sc:
                 continue
             n, p = sc[k].get("needle"), sc[k].get("port")
-            P("  %-4s %14s   %12s %9s %9.1fx   %12s %9s %9.1fx" % (
-                k, fmt_b(sc[k].get("input_bytes")), fmt_t(n["rewind_s"]), fmt_t(n["tcpdump_s"]),
-                n["speedup_tcpdump_over_rewind"], fmt_t(p["rewind_s"]), fmt_t(p["tcpdump_s"]),
-                p["speedup_tcpdump_over_rewind"]))
+            P("  %-4s %14s   %12s %9s %9s %9.1fx %7.1fx   %10s %9s %9s %9.1fx" % (
+                k, fmt_b(sc[k].get("input_bytes")), fmt_t(n["rewind_s"]), fmt_t(n["local_s"]),
+                fmt_t(n["tcpdump_s"]), n["speedup_tcpdump_over_rewind"],
+                n["speedup_tcpdump_over_local"], fmt_t(p["rewind_s"]), fmt_t(p["local_s"]),
+                fmt_t(p["tcpdump_s"]), p["speedup_tcpdump_over_rewind"]))
     res["scaling"] = sc or R.get("scaling_skipped")
     if not sc and R.get("scaling_skipped"):
         P("")

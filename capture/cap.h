@@ -163,9 +163,16 @@ int cap_import_file(cap_arch_t *a, const char *path, const char *label, const ch
 /* ---- handing imports to the daemon that owns an archive ---- */
 /* Serve imports on the Unix socket DIR/rewindd.sock on a thread of its own:
  * a client passes an open file descriptor (so the daemon reads only what the
- * client could read) and gets progress and the result back. */
+ * client could read) and gets progress and the result back. A request line
+ * that is not an import goes to `other` (NULL: refused) on the connection's
+ * own thread, with the connection (closed by the caller afterwards) and the
+ * line without its '\n'; the daemon answers queries this way. */
 typedef struct cap_handoff cap_handoff_t;
-int cap_handoff_start(cap_arch_t *a, cap_handoff_t **out, char *err) RW_WUR;
+typedef void (*cap_request_fn)(void *arg, int conn, char *line);
+int cap_handoff_start(cap_arch_t *a, cap_request_fn other, void *other_arg,
+                      cap_handoff_t **out, char *err) RW_WUR;
+/* Stop accepting, then wait for the connections being served: an import
+ * finishes its file; `other` requests must be cut by their owner first. */
 void cap_handoff_stop(cap_handoff_t *h);
 /* Client side: import `path` through the daemon owning `dir`. Returns as
  * cap_import_file() would; RW_EBUSY if no daemon answers. */

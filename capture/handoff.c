@@ -8,7 +8,8 @@
  * Protocol, one connection per file:
  *   client: "import\tPOINT\tLABEL\n" with the descriptor attached
  *   daemon: "progress DONE TOTAL PACKETS\n"...  then
- *           "ok PACKETS BYTES POINTS\n" or "error CODE MESSAGE\n"   */
+ *           "ok PACKETS BYTES POINTS\n" or "error CODE MESSAGE\n"
+ * Any other request line goes to the `other` handler (queries: qsock.h). */
 #include "capture/cap.h"
 
 #include <errno.h>
@@ -24,8 +25,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#define MAX_REQ 65536 /* bytes of a request line */
+
 struct cap_handoff {
     cap_arch_t *a;
+    cap_request_fn other;
+    void *other_arg;
     int lfd;
     char path[108];
     pthread_t thr;
@@ -45,51 +50,63 @@ static int sock_path(const char *dir, char *out, size_t n, char *err)
     return 0;
 }
 
-static void send_line(int fd, const char *fmt, ...) RW_PRINTF(2, 3);
-static void send_line(int fd, const char *fmt, ...)
-{
-    char buf[RW_ERRSZ + 64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof buf - 2)
-        n = sizeof buf - 2;
-    buf[n++] = '\n';
-    (void)!send(fd, buf, (size_t)n, MSG_NOSIGNAL);
-}
-
 static void on_progress(void *arg, const char *path, uint64_t done, uint64_t total, uint64_t pk)
 {
     (void)path;
-    send_line(*(int *)arg, "progress %llu %llu %llu", (unsigned long long)done,
+    rw_send_line(*(int *)arg, "progress %llu %llu %llu", (unsigned long long)done,
               (unsigned long long)total, (unsigned long long)pk);
+}
+
+/* Wait for a client's request bytes; -1 once the daemon stops: an idle
+ * connection must not hold up cap_handoff_stop(). */
+static int wait_request(struct conn *c)
+{
+    for (;;) {
+        struct pollfd p = {c->fd, POLLIN, 0};
+        int r = poll(&p, 1, 200);
+        if (atomic_load(&c->h->stop))
+            return -1;
+        if (r > 0)
+            return 0;
+    }
 }
 
 static void *serve(void *arg)
 {
     struct conn *c = arg;
-    char buf[4096], cmsgbuf[CMSG_SPACE(sizeof(int))], err[RW_ERRSZ];
-    struct iovec iov = {buf, sizeof buf - 1};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf,
-                       .msg_controllen = sizeof cmsgbuf};
+    char err[RW_ERRSZ];
+    char *buf = malloc(MAX_REQ), *nl = NULL;
     int filefd = -1;
-    ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
-    struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&m) : NULL;
-    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-        memcpy(&filefd, CMSG_DATA(cm), sizeof filefd);
-    if (n <= 0 || filefd < 0) {
-        send_line(c->fd, "error %d import request without a file descriptor", RW_EINPUT);
+    size_t len = 0;
+    ssize_t n = buf && wait_request(c) == 0 ? rw_recv_fd(c->fd, buf, MAX_REQ - 1, &filefd) : -1;
+    /* The line may arrive in pieces; a descriptor comes with the first. */
+    while (n > 0) {
+        len += (size_t)n;
+        buf[len] = 0;
+        if ((nl = memchr(buf, '\n', len)) || len == MAX_REQ - 1)
+            break;
+        n = wait_request(c) == 0 ? recv(c->fd, buf + len, MAX_REQ - 1 - len, 0) : -1;
+    }
+    if (!nl) {
+        rw_send_line(c->fd, "error %d request line missing, cut or longer than %d bytes", RW_EINPUT,
+                  MAX_REQ - 1);
         goto done;
     }
-    buf[n] = 0;
-    char *nl = strchr(buf, '\n'), *point, *label;
-    if (nl)
-        *nl = 0;
-    if (strncmp(buf, "import\t", 7) != 0 || !(point = buf + 7) || !(label = strchr(point, '\t'))) {
-        send_line(c->fd, "error %d malformed import request", RW_EINPUT);
+    *nl = 0;
+    if (strncmp(buf, "import\t", 7) != 0) {
+        if (c->h->other)
+            c->h->other(c->h->other_arg, c->fd, buf);
+        else
+            rw_send_line(c->fd, "error %d unknown request", RW_EINPUT);
+        goto done;
+    }
+    char *point = buf + 7, *label;
+    if (filefd < 0) {
+        rw_send_line(c->fd, "error %d import request without a file descriptor", RW_EINPUT);
+        goto done;
+    }
+    if (!(label = strchr(point, '\t'))) {
+        rw_send_line(c->fd, "error %d malformed import request", RW_EINPUT);
         goto done;
     }
     *label++ = 0;
@@ -100,15 +117,16 @@ static void *serve(void *arg)
     int rc = cap_import_file(c->h->a, path, label, point, on_progress, &c->fd, &st, err);
     if (rc < 0) {
         rw_warn("import of %s: %s", label, err);
-        send_line(c->fd, "error %d %s", rc, err);
+        rw_send_line(c->fd, "error %d %s", rc, err);
     } else {
         rw_info("imported %s: %llu packets", label, (unsigned long long)st.packets);
-        send_line(c->fd, "ok %llu %llu %d", (unsigned long long)st.packets,
+        rw_send_line(c->fd, "ok %llu %llu %d", (unsigned long long)st.packets,
                   (unsigned long long)st.bytes, st.points);
     }
 done:
     if (filefd >= 0)
         close(filefd);
+    free(buf);
     close(c->fd);
     atomic_fetch_sub(&c->h->busy, 1);
     free(c);
@@ -147,7 +165,8 @@ static void *accept_loop(void *arg)
     return NULL;
 }
 
-int cap_handoff_start(cap_arch_t *a, cap_handoff_t **out, char *err)
+int cap_handoff_start(cap_arch_t *a, cap_request_fn other, void *other_arg,
+                      cap_handoff_t **out, char *err)
 {
     struct cap_handoff *h = calloc(1, sizeof *h);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -155,6 +174,8 @@ int cap_handoff_start(cap_arch_t *a, cap_handoff_t **out, char *err)
     if (!h)
         return rw_err(err, RW_ENOMEM, "out of memory");
     h->a = a;
+    h->other = other;
+    h->other_arg = other_arg;
     if ((rc = sock_path(cap_arch_dir(a), h->path, sizeof h->path, err)) < 0) {
         free(h);
         return rc;
@@ -188,7 +209,8 @@ void cap_handoff_stop(cap_handoff_t *h)
     pthread_join(h->thr, NULL);
     close(h->lfd);
     unlink(h->path);
-    /* Imports in flight finish their file: they are bounded by its size. */
+    /* Imports in flight finish their file: they are bounded by its size.
+     * Queries were cut by their owner (qsock_server_cancel) before. */
     while (atomic_load(&h->busy) > 0)
         usleep(50 * 1000);
     free(h);
@@ -220,17 +242,9 @@ int cap_handoff_import(const char *dir, const char *path, const char *point,
         close(s);
         return rc;
     }
-    char req[1200], cmsgbuf[CMSG_SPACE(sizeof(int))];
+    char req[1200];
     int reqlen = snprintf(req, sizeof req, "import\t%s\t%s\n", point, path);
-    struct iovec iov = {req, (size_t)reqlen};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf,
-                       .msg_controllen = sizeof cmsgbuf};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &filefd, sizeof filefd);
-    if (sendmsg(s, &m, MSG_NOSIGNAL) != reqlen) {
+    if (rw_send_fd(s, req, (size_t)reqlen, filefd) != reqlen) {
         rc = rw_err(err, RW_EIO, "handing %s to the daemon: %s", path, strerror(errno));
         goto done;
     }

@@ -11,6 +11,7 @@
 
 #include "capture/cap.h"
 #include "httpd/httpd.h"
+#include "query/qsock.h"
 #include "common/rw.h"
 
 #define MAX_IFACES 16
@@ -71,7 +72,8 @@ static const char help[] =
     "by time and size and indexing them as they are written. Packets are\n"
     "queryable ('rewind query --dir DIR') about one flush interval after capture.\n"
     "The daemon owns DIR: 'rewind import --dir DIR' hands its files to it\n"
-    "through DIR/rewindd.sock. With no -i it only serves the archive.\n"
+    "through DIR/rewindd.sock, and 'rewind query --dir DIR' is answered there\n"
+    "from the daemon's open index. With no -i it only serves the archive.\n"
     "\n"
     "  -d, --dir DIR             archive directory (created if missing)\n"
     "  -i, --interface IFACE[=POINT]\n"
@@ -90,7 +92,8 @@ static const char help[] =
     "                            capture is lost on a crash\n"
     "  -l, --listen ADDR:PORT    HTTP API address (default 127.0.0.1:8800;\n"
     "                            'none' to serve no HTTP)\n"
-    "      --max-queries N       concurrent packet queries before 503 (default 8)\n"
+    "      --max-queries N       concurrent packet queries before 503 (default 8);\n"
+    "                            as many again for 'rewind query --dir DIR'\n"
     "      --sensor NAME         sensor name in responses (default: host name)\n"
     "      --log FILE            append the log to FILE instead of stderr; SIGHUP\n"
     "                            reopens it (a failed reopen keeps the old file)\n"
@@ -104,6 +107,9 @@ static const char help[] =
     "SIGTERM or SIGINT: stop accepting, cut responses in flight, seal segments,\n"
     "exit 0. SIGHUP: reopen the --log file, for log rotation.\n"
     "Exit status: 0 clean stop, 1 runtime failure, 2 bad usage.\n";
+
+/* The import socket's handler for requests other than imports. */
+static void serve_query(void *arg, int conn, char *line) { qsock_serve(arg, conn, line); }
 
 int main(int argc, char **argv)
 {
@@ -225,7 +231,11 @@ int main(int argc, char **argv)
     cap_handoff_t *hand = NULL;
     cap_compressor_t *zip = NULL;
     httpd_t *web = NULL;
-    if ((rc = cap_handoff_start(a, &hand, err)) < 0) {
+    qsock_server_t *qs = NULL;
+    /* Local queries ('rewind query --dir') are answered on the import
+     * socket by the open index: no process of theirs opens RocksDB. */
+    if ((rc = qsock_server_new(cap_arch_index(a), ho.max_queries, &qs, err)) < 0 ||
+        (rc = cap_handoff_start(a, serve_query, qs, &hand, err)) < 0) {
         rw_error("%s", err);
         status = 1;
         goto stop;
@@ -292,7 +302,9 @@ stop:
             status = 1;
         }
     }
+    qsock_server_cancel(qs);
     cap_handoff_stop(hand);
+    qsock_server_free(qs);
     cap_compressor_stop(zip);
     cap_arch_close(a);
     rw_info("stopped");

@@ -7,7 +7,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -397,4 +399,67 @@ int rw_write_all(int fd, const void *buf, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+void rw_send_line(int fd, const char *fmt, ...)
+{
+    char buf[RW_ERRSZ + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof buf - 2)
+        n = sizeof buf - 2;
+    for (int i = 0; i < n; i++) /* one line, whatever the message holds */
+        if (buf[i] == '\n')
+            buf[i] = ' ';
+    buf[n++] = '\n';
+    (void)!send(fd, buf, (size_t)n, MSG_NOSIGNAL);
+}
+
+ssize_t rw_send_fd(int sock, const void *buf, size_t n, int fd)
+{
+    char cmsgbuf[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {(void *)buf, n};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf,
+                       .msg_controllen = sizeof cmsgbuf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    return sendmsg(sock, &m, MSG_NOSIGNAL);
+}
+
+ssize_t rw_recv_fd(int sock, void *buf, size_t n, int *fd)
+{
+    char cmsgbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {buf, n};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf,
+                       .msg_controllen = sizeof cmsgbuf};
+    ssize_t r;
+    *fd = -1;
+    do
+        r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    struct cmsghdr *cm = r > 0 ? CMSG_FIRSTHDR(&m) : NULL;
+    /* Room for one descriptor only: the kernel drops any more (MSG_CTRUNC)
+     * rather than leave them open here. */
+    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+        cm->cmsg_len >= CMSG_LEN(sizeof(int)))
+        memcpy(fd, CMSG_DATA(cm), sizeof *fd);
+    return r;
+}
+
+int rw_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define RW_ERRSZ 512
 
@@ -111,5 +112,21 @@ int rw_write_all(int fd, const void *buf, size_t n);
 /* fsync() the directory dir, so that entries created or renamed in it are
  * durable; -1 with errno set on error. */
 int rw_fsync_dir(const char *dir);
+
+/* Send one line (printf format; a '\n' inside becomes a space, and a '\n'
+ * ends it) on the socket fd, without SIGPIPE: the answers of the daemon's
+ * Unix socket. A failed send is ignored: the peer has gone. */
+void rw_send_line(int fd, const char *fmt, ...) RW_PRINTF(2, 3);
+
+/* Send n bytes of buf with the open descriptor fd attached (SCM_RIGHTS) on
+ * the Unix socket sock, without SIGPIPE; returns what sendmsg() returns. */
+ssize_t rw_send_fd(int sock, const void *buf, size_t n, int fd);
+/* Receive up to n bytes into buf from the Unix socket sock, retrying on
+ * EINTR, with *fd set to a descriptor that came along (close-on-exec) or
+ * -1; returns what recvmsg() returns. */
+ssize_t rw_recv_fd(int sock, void *buf, size_t n, int *fd);
+
+/* The value of the hex digit c, or -1. */
+int rw_hexval(int c);
 
 #endif

@@ -250,21 +250,10 @@ static int is_alnum(int c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int all_hex(const char *s, int n)
 {
     for (int i = 0; i < n; i++)
-        if (hexval((unsigned char)s[i]) < 0)
+        if (rw_hexval((unsigned char)s[i]) < 0)
             return 0;
     return n > 0;
 }
@@ -299,7 +288,7 @@ static int scan_num(const char *s, int n, uint32_t *out)
         i = 1;
     }
     for (; i < n; i++) {
-        int d = hexval((unsigned char)s[i]);
+        int d = rw_hexval((unsigned char)s[i]);
         if (d < 0 || d >= base)
             return -1;
         v = v * base + d;
@@ -434,7 +423,7 @@ static int lex(const char *s, struct tok **out)
             s = e;
         } else if (c == '$') {
             int n = 0;
-            while (n < 2 && hexval((unsigned char)s[1 + n]) >= 0)
+            while (n < 2 && rw_hexval((unsigned char)s[1 + n]) >= 0)
                 n++;
             if (n == 0)
                 goto bad;

@@ -70,7 +70,9 @@ enum { QRY_PCAP = 0, QRY_PCAPNG = 1 };
 
 /* A capture-file writer over a write callback (buffered). For QRY_PCAP all
  * points must share a link type: RW_EINPUT otherwise. The pcap header has
- * the nanosecond magic and the largest snaplen of the points. */
+ * the nanosecond magic and the largest snaplen of the points. Nothing goes
+ * to fn before the first qry_out_packet() or qry_out_close(), so a caller
+ * may open what fn writes to once this has succeeded. */
 int qry_out_new(int format, const struct qry_point *pts, int npts, qry_write_fn fn, void *arg,
                 qry_out_t **out, char *err) RW_WUR;
 int qry_out_packet(qry_out_t *o, const struct qry_pkt *p) RW_WUR;

@@ -3,9 +3,12 @@
 time windows queried with `rewind query` and compared byte for byte with
 `tcpdump --time-stamp-precision=nano -r FILE -w - FILTER` cut to the window.
 
-Usage: test_difftest.py [--http] [FILE...]   (default: all of good/ and edge/)
+Usage: test_difftest.py [--http | --sock] [FILE...]   (default: all of good/ and edge/)
 With --http every archive is served by a real rewindd on a loopback port and
 every query goes through curl to /api/v1/packets instead of `rewind query`.
+With --sock a real rewindd (no HTTP) owns every archive, so `rewind query
+--dir` is answered by the daemon over DIR/rewindd.sock; its log must show
+that it answered every query that succeeded.
 Environment: REWIND_BIN (bin dir), REWIND_PCAPS (shared pcaps dir), REWIND_TMP.
 Prints one line per failure and a closing 'N passed, N failed'."""
 import collections
@@ -127,7 +130,19 @@ PORTS = iter(range(20000 + os.getpid() % 20000, 65000))
 class Http:
     """A rewindd serving one archive, asked through curl."""
 
-    def __init__(self, arch, tmp):
+    def __init__(self, arch, tmp, sock=False):
+        self.sock = sock
+        if sock:  # no HTTP: `rewind query --dir` asks the daemon itself
+            self.log = open(os.path.join(tmp, "rewindd-%s.log" % os.path.basename(arch)), "wb")
+            self.proc = subprocess.Popen([os.path.join(BIN, "rewindd"), "--dir", arch,
+                                          "--listen", "none"], stdout=self.log, stderr=self.log)
+            deadline = time.time() + 20
+            while time.time() < deadline and self.proc.poll() is None:
+                if b"ready" in open(self.log.name, "rb").read():
+                    return
+                time.sleep(0.05)
+            raise RuntimeError("rewindd on %s did not come up: %s" %
+                               (arch, open(self.log.name, "rb").read()[-300:]))
         # A port another program (or another test run) holds makes rewindd
         # exit at once: then the next port is tried, a bounded number of times.
         for _ in range(8):
@@ -169,6 +184,11 @@ class Http:
             return 0, data, b""
         return (2 if code == 400 else 1), b"", data
 
+    def answered(self):
+        """Queries the daemon answered over its socket, from its log."""
+        return len(re.findall(rb" info rewind query filter '.*': \d+ packets, \d+ bytes in ",
+                              open(self.log.name, "rb").read()))
+
     def close(self):
         self.proc.terminate()
         rc = self.proc.wait(timeout=20)
@@ -176,7 +196,7 @@ class Http:
         return rc
 
 
-def run_file(path, tmp, http=False):
+def run_file(path, tmp, http=False, sock=False):
     fails = []
     passed = 0
     name = os.path.basename(path)
@@ -184,9 +204,16 @@ def run_file(path, tmp, http=False):
     r = subprocess.run([REWIND, "import", "--quiet", "--dir", arch, path], capture_output=True)
     if r.returncode != 0:
         return 0, ["%s: import failed (%d): %s" % (name, r.returncode, r.stderr.decode().strip())]
-    server = Http(arch, tmp) if http else None
+    server = Http(arch, tmp, sock) if http or sock else None
     try:
-        passed, fails = run_queries(path, arch, name, server)
+        passed, fails, ok_runs = run_queries(path, arch, name, server)
+        if sock:
+            # (the daemon logs its answer before it replies to the client)
+            if server.answered() == ok_runs:
+                passed += 1
+            else:
+                fails.append("%s: rewindd answered %d of the %d queries that succeeded; "
+                             "the others were read locally" % (name, server.answered(), ok_runs))
     finally:
         if server and server.close() != 0:
             fails.append("%s: rewindd did not stop cleanly" % name)
@@ -195,7 +222,7 @@ def run_file(path, tmp, http=False):
 
 def run_queries(path, arch, name, server):
     fails = []
-    passed = 0
+    passed = ok_runs = 0
     rc, full, _ = tcpdump(path, "")
     _, recs_all, _ = pcaputil.read_pcap(full)
     wins = windows(recs_all)
@@ -205,11 +232,12 @@ def run_queries(path, arch, name, server):
         if tcpdump_ok:
             hdr, recs, _ = pcaputil.read_pcap(out)
         for lo, hi, targs in wins:
-            if server:
+            if server and not server.sock:
                 q = subprocess.CompletedProcess([], *server.query(targs, flt))
             else:
                 cmd = [REWIND, "query", "--dir", arch] + targs + ([flt] if flt else [])
                 q = subprocess.run(cmd, capture_output=True)
+            ok_runs += q.returncode == 0
             what = "%s: filter %r window %s" % (name, flt, " ".join(targs) or "all")
             if not tcpdump_ok:
                 if q.returncode == 2 and q.stderr:
@@ -232,13 +260,14 @@ def run_queries(path, arch, name, server):
                 fails.append("%s: output differs from tcpdump (%s)" % (what, detail))
             else:
                 passed += 1
-    return passed, fails
+    return passed, fails, ok_runs
 
 
 def main():
     args = sys.argv[1:]
     http = "--http" in args
-    files = [a for a in args if a != "--http"]
+    sock = "--sock" in args
+    files = [a for a in args if a not in ("--http", "--sock")]
     if not files:
         for d in ("good", "edge"):
             dd = os.path.join(PCAPS, d)
@@ -246,14 +275,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rewind-difftest-", dir=os.environ.get("REWIND_TMP"))
     total_pass, total_fail = 0, []
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
-        for passed, fails in ex.map(lambda f: run_file(f, tmp, http), files):
+        for passed, fails in ex.map(lambda f: run_file(f, tmp, http, sock), files):
             total_pass += passed
             total_fail += fails
     for f in total_fail:
         print("FAIL " + f)
     subprocess.run(["rm", "-rf", tmp])
-    print("difftest%s: %d passed, %d failed" % (" (http)" if http else "", total_pass,
-                                                 len(total_fail)))
+    print("difftest%s: %d passed, %d failed" % (" (http)" if http else " (sock)" if sock else "",
+                                                 total_pass, len(total_fail)))
     return 1 if total_fail else 0
 
 

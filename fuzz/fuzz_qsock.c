@@ -1,0 +1,51 @@
+/* fuzz_qsock.c -- libFuzzer target for the query socket's request codec
+ * (query/qsock.c): any line qsock_parse() accepts must come back unchanged
+ * through qsock_format() and qsock_parse() again. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/qsock.h"
+
+static int same_str(const char *a, const char *b)
+{
+    return (!a || !*a) ? (!b || !*b) : (b && !strcmp(a, b));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char err[RW_ERRSZ];
+    struct qsock_req r, r2;
+    char *line = malloc(size + 1);
+    if (!line)
+        return 0;
+    memcpy(line, data, size);
+    line[size] = 0;
+    if (qsock_parse(line, &r, err) == 0) {
+        size_t len;
+        char *again = qsock_format(&r, &len);
+        if (again) {
+            if (len == 0 || again[len - 1] != '\n' || strlen(again) != len)
+                abort();
+            again[len - 1] = 0;
+            if (qsock_parse(again, &r2, err) != 0)
+                abort();
+            if (r.spec.from != r2.spec.from || r.spec.to != r2.spec.to ||
+                r.spec.limit_packets != r2.spec.limit_packets || r.format != r2.format ||
+                r.count != r2.count || !same_str(r.spec.filter, r2.spec.filter))
+                abort();
+            int i;
+            for (i = 0; r.points[i]; i++)
+                if (!r2.points[i] || strcmp(r.points[i], r2.points[i]))
+                    abort();
+            if (r2.points[i])
+                abort();
+            free(again);
+        }
+    } else if (!err[0]) {
+        abort(); /* a refusal says why */
+    }
+    free(line);
+    return 0;
+}

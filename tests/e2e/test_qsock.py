@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""`rewind query --dir` answered by the rewindd that owns the archive, over
+DIR/rewindd.sock: the same bytes as reading the archive locally and as
+tcpdump; errors as locally (a rejected filter leaves -w FILE alone); a
+closed pipe ends the client with SIGPIPE; a stalled or vanished client and
+SIGTERM do not pin the daemon; a busy daemon, a killed one (stale socket)
+and --local fall back to reading the archive; malformed requests get an
+error line and leave the daemon serving. Which path answered is read from
+the daemon's log, which has one line per query it answered."""
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import harness  # noqa: E402
+import pcaputil  # noqa: E402
+from harness import PCAPS, REWIND, REWINDD, check, rw, tcpdump  # noqa: E402
+
+SMTP = os.path.join(PCAPS, "good", "smtp.pcap")                  # EN10MB
+SLL = os.path.join(PCAPS, "good", "output-multi-eve.pcap")       # LINUX_SLL
+BIG = os.path.join(PCAPS, "good", "echo-connections.pcap")       # EN10MB, 6.8 MB
+# the daemon's log line for each query it answered in full
+ANSWER = re.compile(rb" info rewind query filter '.*': \d+ packets, \d+ bytes in ")
+
+
+class Daemon:
+    def __init__(self, arch, tmp, *extra):
+        self.log = os.path.join(tmp, "rewindd-%d.log" % time.monotonic_ns())
+        self.proc = subprocess.Popen([REWINDD, "--dir", arch, "--listen", "none", "--log",
+                                      self.log] + list(extra),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline and b" ready;" not in self.text():
+            if self.proc.poll() is not None:
+                raise RuntimeError("rewindd exited: %r" % self.text()[-500:])
+            time.sleep(0.05)
+
+    def text(self):
+        try:
+            return open(self.log, "rb").read()
+        except FileNotFoundError:
+            return b""
+
+    def answered(self):
+        return len(ANSWER.findall(self.text()))
+
+    def wait_log(self, needle, secs=10):
+        deadline = time.time() + secs
+        while time.time() < deadline:
+            if needle in self.text():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None
+
+
+def q(arch, *args, **kw):
+    return rw("query", "--dir", arch, *args, **kw)
+
+
+def test_same_answers(arch, d):
+    cases = [
+        ["--point", "smtp", "port 25"],
+        ["--point", "smtp", "--limit", "7", "tcp"],
+        ["--point", "sll", "udp"],
+        ["--point", "big", "tcp[13] & 2 != 0"],
+        ["--format", "pcapng", "tcp"],
+        ["--format", "pcapng", "--point", "sll", "--point", "smtp"],
+        ["--count", "tcp"],
+        ["--count", "--point", "big", "--from", "0", "--to", "4102444800", "greater 100"],
+    ]
+    for args in cases:
+        before = d.answered()
+        a = q(arch, *args)
+        after = d.answered()
+        b = q(arch, "--local", *args)
+        check(a.returncode == 0 and b.returncode == 0,
+              "%s: exit %d (daemon) and %d (local): %r %r" % (args, a.returncode, b.returncode,
+                                                              a.stderr, b.stderr))
+        check(after == before + 1, "%s: the daemon did not answer (%d -> %d)" %
+              (args, before, after))
+        check(d.answered() == after, "%s: --local went to the daemon" % args)
+        check(a.stdout == b.stdout and len(a.stdout) > 0,
+              "%s: daemon and local answers differ (%d vs %d bytes)" %
+              (args, len(a.stdout), len(b.stdout)))
+    # and both are tcpdump's answer
+    for point, path, flt in (("smtp", SMTP, "port 25"), ("big", BIG, "host 127.0.0.1 and tcp"),
+                             ("sll", SLL, "")):
+        out = os.path.join(os.path.dirname(arch), "out-%s.pcap" % point)
+        r = q(arch, "--point", point, "-w", out, *([flt] if flt else []))
+        want = tcpdump(path, flt)
+        check(r.returncode == 0 and open(out, "rb").read() == want and len(want) > 24,
+              "point %s filter %r: -w file differs from tcpdump's (%s)" %
+              (point, flt, r.stderr.decode().strip()))
+
+
+def test_errors(arch, d, tmp):
+    keep = os.path.join(tmp, "keep.pcap")
+    for args, why in ((["host 1.2.3.4 and"], "filter"), (["--point", "nosuch", "tcp"], "point"),
+                      ([], "two link types in one pcap")):
+        outs = []
+        for local in ([], ["--local"]):
+            with open(keep, "wb") as f:
+                f.write(b"precious")
+            r = q(arch, *local, "-w", keep, *args)
+            outs.append((r.returncode, r.stderr))
+            check(r.returncode == 2, "%s%s: exit %d, expected 2" % (why, local, r.returncode))
+            check(open(keep, "rb").read() == b"precious",
+                  "%s%s: the existing -w file was touched" % (why, local))
+        check(outs[0] == outs[1] and outs[0][1].startswith(b"rewind: "),
+              "%s: daemon and local errors differ: %r" % (why, outs))
+    # a bad time never reaches the daemon, and says so the same way
+    r = q(arch, "--from", "yesterday-ish", "tcp")
+    check(r.returncode == 2 and b"yesterday-ish" in r.stderr, "bad time: %r" % (r.stderr,))
+
+
+def test_closed_pipe(arch, d):
+    for local in ([], ["--local"]):
+        p = subprocess.Popen([REWIND, "query", "--dir", arch, *local, "--point", "big"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        head = p.stdout.read(100)
+        p.stdout.close()
+        try:
+            rc = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = None
+        err = p.stderr.read()
+        check(len(head) == 100 and rc == -signal.SIGPIPE and err == b"",
+              "closed pipe%s: exit %s, stderr %r (expected death by SIGPIPE, as tcpdump's "
+              "writer would)" % (local, rc, err))
+    check(d.wait_log(b"the reader of the client's pipe went away"),
+          "the daemon did not log the closed pipe")
+
+
+def stalled_query(arch):
+    """A query for a big answer whose output pipe nobody reads, once the
+    daemon has started writing it."""
+    p = subprocess.Popen([REWIND, "query", "--dir", arch, "--point", "big"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ready = select.select([p.stdout], [], [], 20)[0]
+    return p, bool(ready)
+
+
+def test_stalled_and_busy(arch, d):
+    # --max-queries 1: while a reader stalls, the next query is read locally
+    p, started = stalled_query(arch)
+    check(started, "the stalled query never started writing")
+    before = d.answered()
+    r = q(arch, "--count", "--point", "smtp", "port 25")
+    want = len(pcaputil.read_pcap(tcpdump(SMTP, "port 25"))[1])
+    check(r.returncode == 0 and r.stdout.strip() == str(want).encode(),
+          "busy daemon: the local answer is %r, expected %d" % (r.stdout, want))
+    check(d.answered() == before, "a busy daemon answered a second query")
+    # the stalled client dies: the daemon lets go and serves again
+    p.kill()
+    p.wait()
+    p.stdout.close()
+    p.stderr.close()
+    check(d.wait_log(b"client went away"), "the daemon did not notice the killed client")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        before = d.answered()
+        r = q(arch, "--count", "tcp")
+        if d.answered() > before:
+            break
+        time.sleep(0.2)
+    check(d.answered() > before, "the daemon does not answer after its client was killed")
+
+
+def test_protocol(arch, d, tmp):
+    sock = os.path.join(arch, "rewindd.sock")
+
+    def ask(data, fd=None, close_early=False):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(20)
+        s.connect(sock)
+        if fd is not None:
+            socket.send_fds(s, [data], [fd])
+        elif data:
+            s.sendall(data)
+        if close_early:
+            s.close()
+            return b""
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        try:
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    break
+                out += b
+        except socket.timeout:
+            out += b"<timeout>"
+        except ConnectionResetError:  # it hung up on bytes it never read
+            out += b"<reset>"
+        s.close()
+        return out
+
+    for req, why in ((b"hello\n", "unknown verb"),
+                     (b"query\tfrom=x\tto=1\n", "bad number"),
+                     (b"query\tfrom=0\tto=10\tbogus=1\n", "unknown field"),
+                     (b"query\tfrom=10\tto=0\n", "empty window"),
+                     (b"query\tfrom=0\tto=10\tfilter=%zz\n", "bad escape"),
+                     (b"query\tfrom=0\tto=10\tfilter=%00\n", "escaped NUL"),
+                     (b"query\tfrom=0\tto=10\tformat=json\n", "bad format"),
+                     (b"query\n", "no window"),
+                     (b"query\tfrom=0\tto=10" + b"\tpoint=a" * 70 + b"\n", "too many points"),
+                     (b"query\tfrom=0\tto=10" + b"x" * 70000, "over-long line"),
+                     (b"query\tfrom=0\tto=10", "no newline")):
+        out = ask(req)
+        if why == "over-long line":  # it hangs up on bytes it never read
+            out = out.replace(b"<reset>", b"") or b"error -1 (lost to the reset)\n"
+        check(out.startswith(b"error -1 ") and out.endswith(b"\n") and out.count(b"\n") == 1,
+              "%s: expected one 'error -1' line, got %r" % (why, out[:200]))
+    # a good query, then no descriptor, or junk with one: the daemon just hangs up
+    good = b"query\tfrom=0\tto=9223372036854775807\tlimit=0\tformat=pcap\tcount=0\tpoint=smtp\n"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(sock)
+    s.sendall(good)
+    check(s.recv(100) == b"ready\n", "good request: no 'ready'")
+    s.sendall(b"out\n")  # without the descriptor
+    check(s.recv(100) == b"", "'out' without a descriptor: the daemon did not hang up")
+    s.close()
+    with open(os.path.join(tmp, "junk.out"), "wb") as f:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(20)
+        s.connect(sock)
+        s.sendall(good)
+        s.recv(100)
+        socket.send_fds(s, [b"junk"], [f.fileno()])
+        check(s.recv(100) == b"", "junk with a descriptor: the daemon did not hang up")
+        s.close()
+    check(os.path.getsize(os.path.join(tmp, "junk.out")) == 0,
+          "the daemon wrote to a descriptor sent with junk")
+    ask(b"", close_early=True)
+    # count=1 answers at once, no descriptor involved
+    want = len(pcaputil.read_pcap(tcpdump(SMTP))[1])
+    out = ask(good.replace(b"count=0", b"count=1"))
+    check(out.startswith(b"ok %d " % want), "count request: %r, expected %d packets" % (out, want))
+    r = q(arch, "--count", "--point", "smtp")
+    check(r.returncode == 0 and r.stdout.strip() == str(want).encode(),
+          "after malformed requests: %r" % (r.stdout,))
+
+
+def test_sigterm(arch, tmp):
+    d = Daemon(arch, tmp)
+    idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # connects, says nothing
+    idle.connect(os.path.join(arch, "rewindd.sock"))
+    p, started = stalled_query(arch)
+    check(started, "sigterm: the stalled query never started writing")
+    t0 = time.monotonic()
+    rc = d.stop()
+    took = time.monotonic() - t0
+    check(rc == 0, "SIGTERM with a stalled query and an idle connection: rewindd exit %s "
+          "after %.1f s" % (rc, took))
+    check(b"cut by shutdown" in d.text(), "the daemon did not log the cut query")
+    try:
+        p.stdout.read()  # let the client see the end
+        crc = p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        crc = None
+    err = p.stderr.read()
+    check(crc == 1 and b"rewindd stopped while answering" in err,
+          "client of a stopped daemon: exit %s, stderr %r" % (crc, err))
+    idle.close()
+    # kill -9 leaves a stale socket: queries read the archive themselves
+    d = Daemon(arch, tmp)
+    d.proc.kill()
+    d.proc.wait()
+    check(os.path.exists(os.path.join(arch, "rewindd.sock")), "expected a stale socket")
+    out = os.path.join(tmp, "stale.pcap")
+    r = q(arch, "--point", "smtp", "-w", out, "port 25")
+    check(r.returncode == 0 and open(out, "rb").read() == tcpdump(SMTP, "port 25"),
+          "stale socket: exit %d %r" % (r.returncode, r.stderr))
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rewind-qsock-", dir=os.environ.get("REWIND_TMP"))
+    arch = os.path.join(tmp, "arch")
+    for point, path in (("smtp", SMTP), ("sll", SLL), ("big", BIG)):
+        r = rw("import", "--quiet", "--dir", arch, "--point", point, path)
+        check(r.returncode == 0, "import %s: %r" % (path, r.stderr))
+    d = Daemon(arch, tmp, "--max-queries", "1")
+    try:
+        test_same_answers(arch, d)
+        test_errors(arch, d, tmp)
+        test_closed_pipe(arch, d)
+        test_stalled_and_busy(arch, d)
+        test_protocol(arch, d, tmp)
+    finally:
+        rc = d.stop()
+    check(rc == 0, "rewindd exit %s" % rc)
+    test_sigterm(arch, tmp)
+    if harness.failed:
+        print(open(d.log, "rb").read().decode(errors="replace")[-3000:])
+    subprocess.run(["rm", "-rf", tmp])
+    harness.finish("qsock")
+
+
+if __name__ == "__main__":
+    main()
