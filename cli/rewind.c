@@ -208,7 +208,7 @@ static int cmd_import(int argc, char **argv)
 static const char query_help[] =
     "usage: rewind query (--dir DIR | --url URL) [--from T] [--to T] [--point NAME]...\n"
     "                    [--format pcap|pcapng] [-w FILE] [--count] [--limit N]\n"
-    "                    [FILTER...]\n"
+    "                    [--local] [FILTER...]\n"
     "\n"
     "Write the packets in [from, to) that match the BPF FILTER (pcap-filter(7);\n"
     "the words are joined as tcpdump joins them) as a capture file on stdout or\n"
@@ -471,9 +471,15 @@ static int query_daemon(struct qargs *a)
     int rc = qsock_ask(a->dir, &r, open_output, &a->o, &n, err);
     if (rc == QSOCK_LOCAL)
         return -1;
-    if (rc == QSOCK_EPIPE) { /* as writing the pipe ourselves would have ended */
-        signal(SIGPIPE, SIG_DFL);
-        raise(SIGPIPE);
+    if (rc == QSOCK_EPIPE) {
+        /* End as writing the pipe ourselves would have: killed by SIGPIPE,
+         * or, where it is ignored or blocked, a write error. */
+        struct sigaction sa;
+        sigset_t blocked;
+        if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+            sigprocmask(SIG_BLOCK, NULL, &blocked) == 0 && !sigismember(&blocked, SIGPIPE))
+            raise(SIGPIPE);
+        return fail(RW_EIO, "writing output: Broken pipe");
     }
     if (rc < 0)
         return fail(rc, err);

@@ -340,6 +340,11 @@ void rw_log(const char *level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* One event, one line: a filter or file name from a client cannot
+     * break it up, nor forge a line of its own. */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            *p = ' ';
     rw_time_fmt(rw_now_ns(), ts, sizeof ts);
     /* Milliseconds are plenty in a log line. */
     memmove(ts + 23, ts + 29, strlen(ts + 29) + 1);
@@ -419,12 +424,19 @@ void rw_send_line(int fd, const char *fmt, ...)
     (void)!send(fd, buf, (size_t)n, MSG_NOSIGNAL);
 }
 
+/* Control message room for one descriptor, aligned as a cmsghdr. */
+union cmsg_one {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+};
+
 ssize_t rw_send_fd(int sock, const void *buf, size_t n, int fd)
 {
-    char cmsgbuf[CMSG_SPACE(sizeof(int))] = {0};
+    union cmsg_one cmsgbuf;
     struct iovec iov = {(void *)buf, n};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf,
-                       .msg_controllen = sizeof cmsgbuf};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf.buf,
+                       .msg_controllen = sizeof cmsgbuf.buf};
+    memset(&cmsgbuf, 0, sizeof cmsgbuf);
     struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
@@ -435,10 +447,10 @@ ssize_t rw_send_fd(int sock, const void *buf, size_t n, int fd)
 
 ssize_t rw_recv_fd(int sock, void *buf, size_t n, int *fd)
 {
-    char cmsgbuf[CMSG_SPACE(sizeof(int))];
+    union cmsg_one cmsgbuf;
     struct iovec iov = {buf, n};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf,
-                       .msg_controllen = sizeof cmsgbuf};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf.buf,
+                       .msg_controllen = sizeof cmsgbuf.buf};
     ssize_t r;
     *fd = -1;
     do

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -36,6 +37,16 @@ static int unescape(char *s)
     return 0;
 }
 
+static int needs_escape(unsigned char c) { return c <= ' ' || c >= 0x7f || c == '%'; }
+
+static size_t escaped_len(const char *v)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        n += needs_escape(*p) ? 3 : 1;
+    return n;
+}
+
 /* Append "\tKEY=VALUE" with VALUE escaped; -1 when it does not fit. */
 static int put_field(char *buf, size_t cap, size_t *len, const char *key, const char *val)
 {
@@ -47,7 +58,7 @@ static int put_field(char *buf, size_t cap, size_t *len, const char *key, const 
     for (const unsigned char *p = (const unsigned char *)val; *p; p++) {
         if (*len + 4 > cap)
             return -1;
-        if (*p <= ' ' || *p >= 0x7f || *p == '%') {
+        if (needs_escape(*p)) {
             buf[(*len)++] = '%';
             buf[(*len)++] = hex[*p >> 4];
             buf[(*len)++] = hex[*p & 15];
@@ -59,15 +70,19 @@ static int put_field(char *buf, size_t cap, size_t *len, const char *key, const 
     return 0;
 }
 
-static int parse_i64(const char *v, int64_t *out)
+/* Decimal, optionally negative (signed), nothing else: no spaces, no '+'. */
+static int parse_num(const char *v, int sign, int64_t *i, uint64_t *u)
 {
     char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end)
+    const char *d = sign && v[0] == '-' ? v + 1 : v;
+    if (*d < '0' || *d > '9')
         return -1;
-    *out = x;
-    return 0;
+    errno = 0;
+    if (sign)
+        *i = strtoll(v, &end, 10);
+    else
+        *u = strtoull(v, &end, 10);
+    return errno || *end ? -1 : 0;
 }
 
 int qsock_parse(char *line, struct qsock_req *r, char *err)
@@ -85,21 +100,20 @@ int qsock_parse(char *line, struct qsock_req *r, char *err)
         *v++ = 0;
         if (unescape(v) < 0)
             return rw_err(err, RW_EINPUT, "query request field %.20s: bad %%-escape", f);
-        int64_t x;
-        if (!strcmp(f, "from") || !strcmp(f, "to") || !strcmp(f, "limit") ||
-            !strcmp(f, "count")) {
-            if (parse_i64(v, &x) < 0)
+        int64_t x = 0;
+        uint64_t u = 0;
+        int sign = !strcmp(f, "from") || !strcmp(f, "to");
+        if (sign || !strcmp(f, "limit") || !strcmp(f, "count")) {
+            if (parse_num(v, sign, &x, &u) < 0)
                 return rw_err(err, RW_EINPUT, "query request field %s: not a number: %.40s", f, v);
             if (!strcmp(f, "from"))
                 r->spec.from = x, have_from = 1;
             else if (!strcmp(f, "to"))
                 r->spec.to = x, have_to = 1;
-            else if (x < 0)
-                return rw_err(err, RW_EINPUT, "query request field %s: negative", f);
             else if (!strcmp(f, "limit"))
-                r->spec.limit_packets = (uint64_t)x;
+                r->spec.limit_packets = u;
             else
-                r->count = x != 0;
+                r->count = u != 0;
         } else if (!strcmp(f, "format")) {
             if (!strcmp(v, "pcap"))
                 r->format = QRY_PCAP;
@@ -133,8 +147,9 @@ char *qsock_format(const struct qsock_req *r, size_t *len)
      * page fault, a good part of a short query's time. */
     size_t cap = 160, fl = r->spec.filter ? strlen(r->spec.filter) : 0;
     for (int i = 0; r->spec.points && r->spec.points[i]; i++)
-        cap += 8 + 3 * strlen(r->spec.points[i]);
-    cap += 9 + 3 * fl;
+        cap += 8 + escaped_len(r->spec.points[i]);
+    if (fl)
+        cap += 9 + escaped_len(r->spec.filter);
     char *req = cap <= QSOCK_MAX_REQ ? malloc(cap) : NULL;
     if (!req)
         return NULL;
@@ -317,11 +332,13 @@ void qsock_serve(qsock_server_t *s, int conn, char *line)
         return;
     }
     if ((rc = qsock_parse(line, &r, err)) < 0) {
+        rw_info("rewind query: bad request refused: %s", err);
         rw_send_line(conn, "error %d %s", rc, err);
         goto done;
     }
     snprintf(what, sizeof what, "rewind query filter '%.200s'", r.spec.filter ? r.spec.filter : "");
     if ((rc = qry_new(s->ix, &r.spec, &q, err)) < 0) {
+        rw_info("%s: refused: %s", what, err);
         rw_send_line(conn, "error %d %s", rc, err);
         goto done;
     }
@@ -331,21 +348,39 @@ void qsock_serve(qsock_server_t *s, int conn, char *line)
         /* Checked before the client opens its output: a mix of link types
          * in a pcap is refused as locally, leaving -w FILE alone. */
         if ((rc = qry_out_new(r.format, pts, npts, sink_write, &k, &out, err)) < 0) {
+            rw_info("%s: refused: %s", what, err);
             rw_send_line(conn, "error %d %s", rc, err);
             goto done;
         }
         rw_send_line(conn, "ready");
         int fd = recv_out(&k);
+        if (fd < 0 && atomic_load(&s->cancel)) {
+            rw_warn("%s: cut by shutdown before the answer", what);
+            rw_send_line(conn, "error %d rewindd stopped while answering; ask again", RW_ESTOP);
+            goto done;
+        }
         if (fd < 0) {
             rw_info("%s: client went away before the answer", what);
             goto done;
         }
+        /* The daemon writes only where the client could: a descriptor opened
+         * for reading (of a FIFO, say, that its owner reads) is refused. */
+        int mode = fcntl(fd, F_GETFL);
+        if (mode < 0 || ((mode & O_ACCMODE) != O_WRONLY && (mode & O_ACCMODE) != O_RDWR)) {
+            close(fd);
+            rw_warn("%s: refused: the output descriptor is not open for writing", what);
+            rw_send_line(conn, "error %d the output descriptor is not open for writing",
+                         RW_EINPUT);
+            goto done;
+        }
         sink_open(&k, fd);
     }
+    /* Between writes too (a count, or matches far apart), every 1024
+     * matches: a client gone or a daemon stopping ends the scan. */
     struct qry_pkt pkt;
     while ((rc = qry_next(q, &pkt, err)) == 1) {
         packets++;
-        if (out ? qry_out_packet(out, &pkt) < 0 : (packets & 1023) == 0 && !still_wanted(&k))
+        if ((out && qry_out_packet(out, &pkt) < 0) || ((packets & 1023) == 0 && !still_wanted(&k)))
             break;
     }
     if (rc == 0 && out) {
@@ -441,22 +476,37 @@ int qsock_ask(const char *dir, const struct qsock_req *r, qsock_open_fn outfd_fn
         free(req);
         return QSOCK_LOCAL;
     }
-    rc = rw_write_all(s, req, len);
+    /* send(), not write(): a daemon gone since connect() must not kill us
+     * with SIGPIPE. A daemon that does not reply in 10 s (stopped, wedged)
+     * is given up for the local path; planning takes milliseconds. */
+    size_t off = 0;
+    rc = 0;
+    while (off < len && rc == 0) {
+        ssize_t w = send(s, req + off, len - off, MSG_NOSIGNAL);
+        if (w < 0 && errno != EINTR)
+            rc = -1;
+        else if (w > 0)
+            off += (size_t)w;
+    }
     free(req);
-    if (rc < 0 || read_line(s, line, sizeof line) < 0) {
+    struct timeval tv = {10, 0}, none = {0, 0};
+    if (rc < 0 || setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        read_line(s, line, sizeof line) < 0 ||
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none) < 0) {
         close(s);
-        return QSOCK_LOCAL; /* a daemon stopping: read directly */
+        return QSOCK_LOCAL; /* a daemon stopping, or not answering: read directly */
     }
     if (!strcmp(line, "busy")) {
         close(s);
         return QSOCK_LOCAL;
     }
-    if (strcmp(line, "ready") != 0 && strncmp(line, "ok ", 3) != 0) {
+    /* A count is answered at once; anything else first waits for the output. */
+    if (r->count ? strncmp(line, "ok ", 3) != 0 : strcmp(line, "ready") != 0) {
         rc = daemon_error(line, err);
         close(s);
         return rc;
     }
-    if (!strcmp(line, "ready")) {
+    if (!r->count) {
         if ((outfd = outfd_fn(arg, err)) < 0) {
             close(s);
             return outfd;

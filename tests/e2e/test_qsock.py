@@ -82,6 +82,7 @@ def test_same_answers(arch, d):
         ["--format", "pcapng", "--point", "sll", "--point", "smtp"],
         ["--count", "tcp"],
         ["--count", "--point", "big", "--from", "0", "--to", "4102444800", "greater 100"],
+        ["--limit", "18446744073709551615", "--point", "smtp", "port 25"],
     ]
     for args in cases:
         before = d.answered()
@@ -113,6 +114,7 @@ def test_errors(arch, d, tmp):
     for args, why in ((["host 1.2.3.4 and"], "filter"), (["--point", "nosuch", "tcp"], "point"),
                       ([], "two link types in one pcap")):
         outs = []
+        refused = d.text().count(b": refused: ")
         for local in ([], ["--local"]):
             with open(keep, "wb") as f:
                 f.write(b"precious")
@@ -123,6 +125,8 @@ def test_errors(arch, d, tmp):
                   "%s%s: the existing -w file was touched" % (why, local))
         check(outs[0] == outs[1] and outs[0][1].startswith(b"rewind: "),
               "%s: daemon and local errors differ: %r" % (why, outs))
+        check(d.text().count(b": refused: ") == refused + 1,
+              "%s: the daemon did not refuse it (the client read the archive itself)" % why)
     # a bad time never reaches the daemon, and says so the same way
     r = q(arch, "--from", "yesterday-ish", "tcp")
     check(r.returncode == 2 and b"yesterday-ish" in r.stderr, "bad time: %r" % (r.stderr,))
@@ -145,6 +149,22 @@ def test_closed_pipe(arch, d):
               "writer would)" % (local, rc, err))
     check(d.wait_log(b"the reader of the client's pipe went away"),
           "the daemon did not log the closed pipe")
+    # with SIGPIPE ignored, a write error instead, as locally
+    outs = []
+    for local in ([], ["--local"]):
+        p = subprocess.Popen([REWIND, "query", "--dir", arch, *local, "--point", "big"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+        p.stdout.read(100)
+        p.stdout.close()
+        try:
+            rc = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = None
+        outs.append((rc, p.stderr.read()))
+    check(outs[0] == outs[1] == (1, b"rewind: writing output: Broken pipe\n"),
+          "closed pipe, SIGPIPE ignored: daemon and local give %r" % (outs,))
 
 
 def stalled_query(arch):
@@ -249,6 +269,20 @@ def test_protocol(arch, d, tmp):
     check(os.path.getsize(os.path.join(tmp, "junk.out")) == 0,
           "the daemon wrote to a descriptor sent with junk")
     ask(b"", close_early=True)
+    # a descriptor open for reading only is refused, and nothing is written to it
+    ro = os.path.join(tmp, "readonly.out")
+    open(ro, "wb").close()
+    with open(ro, "rb") as f:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(20)
+        s.connect(sock)
+        s.sendall(good)
+        s.recv(100)
+        socket.send_fds(s, [b"out\n"], [f.fileno()])
+        out = s.recv(200)
+        s.close()
+    check(out.startswith(b"error -1 the output descriptor is not open for writing"),
+          "read-only descriptor: %r" % out)
     # count=1 answers at once, no descriptor involved
     want = len(pcaputil.read_pcap(tcpdump(SMTP))[1])
     out = ask(good.replace(b"count=0", b"count=1"))
