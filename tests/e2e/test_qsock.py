@@ -132,37 +132,31 @@ def test_errors(arch, d, tmp):
     check(r.returncode == 2 and b"yesterday-ish" in r.stderr, "bad time: %r" % (r.stderr,))
 
 
+def read_then_close(arch, local, sigpipe=signal.SIG_DFL):
+    """Read 100 bytes of a big answer, close the pipe: (head, exit, stderr)."""
+    p = subprocess.Popen([REWIND, "query", "--dir", arch, *local, "--point", "big"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGPIPE, sigpipe))
+    head = p.stdout.read(100)
+    p.stdout.close()
+    try:
+        rc = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = None
+    return head, rc, p.stderr.read()
+
+
 def test_closed_pipe(arch, d):
     for local in ([], ["--local"]):
-        p = subprocess.Popen([REWIND, "query", "--dir", arch, *local, "--point", "big"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        head = p.stdout.read(100)
-        p.stdout.close()
-        try:
-            rc = p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            rc = None
-        err = p.stderr.read()
+        head, rc, err = read_then_close(arch, local)
         check(len(head) == 100 and rc == -signal.SIGPIPE and err == b"",
               "closed pipe%s: exit %s, stderr %r (expected death by SIGPIPE, as tcpdump's "
               "writer would)" % (local, rc, err))
     check(d.wait_log(b"the reader of the client's pipe went away"),
           "the daemon did not log the closed pipe")
     # with SIGPIPE ignored, a write error instead, as locally
-    outs = []
-    for local in ([], ["--local"]):
-        p = subprocess.Popen([REWIND, "query", "--dir", arch, *local, "--point", "big"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
-        p.stdout.read(100)
-        p.stdout.close()
-        try:
-            rc = p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            rc = None
-        outs.append((rc, p.stderr.read()))
+    outs = [read_then_close(arch, local, signal.SIG_IGN)[1:] for local in ([], ["--local"])]
     check(outs[0] == outs[1] == (1, b"rewind: writing output: Broken pipe\n"),
           "closed pipe, SIGPIPE ignored: daemon and local give %r" % (outs,))
 
