@@ -314,11 +314,15 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
             return res
         time.sleep(0.3)
         sn0, vd0 = softnet_dropped(), veth_rx_dropped(ns)
-        rargs = ["--topspeed"] if rate == "topspeed" else ["--mbps", str(rate)]
-        r = sh("ip", "netns", "exec", ns, "timeout", "120", "tcpreplay", "-i", "rwb1", *rargs,
-               pcap)
-        res["tcpreplay_rc"] = r.returncode
-        res.update(tcpreplay_sent(r.stdout + r.stderr))
+        if rate == "idle":  # the same life with no traffic: start, wait, stop
+            time.sleep(1.0)
+            res["sent"] = 0
+        else:
+            rargs = ["--topspeed"] if rate == "topspeed" else ["--mbps", str(rate)]
+            r = sh("ip", "netns", "exec", ns, "timeout", "120", "tcpreplay", "-i", "rwb1", *rargs,
+                   pcap)
+            res["tcpreplay_rc"] = r.returncode
+            res.update(tcpreplay_sent(r.stdout + r.stderr))
         time.sleep(2.5)  # more than one flush interval
         res["softnet_dropped"] = delta(sn0, softnet_dropped())
         res["veth_rx_dropped"] = delta(vd0, veth_rx_dropped(ns))
@@ -381,6 +385,15 @@ def live_main(args):
                 add_record("live", out)
                 print("live: skipped: " + out["skipped"])
                 return
+        # Each capturer's fixed cost first: started, left idle about as long as
+        # a replay takes, stopped. A capture runs for months; what it costs
+        # per packet is a run's CPU less this.
+        out["idle"] = {}
+        for tool in ("rewindd", "tcpdump"):
+            res = live_one(tool, "idle", ns, pcap, work, rewind, rewindd)
+            out["idle"][tool] = res
+            print("live: %-8s idle: cpu %.2fs %s" % (tool, res.get("cpu", 0.0),
+                                                    res.get("error", "")))
         for tool in ("rewindd", "tcpdump"):
             for rate in rates:
                 try:
@@ -610,8 +623,10 @@ def report_main(path):
     if live and live.get("runs"):
         P("LIVE CAPTURE (veth in netns %s, replaying %s, %d packets)" % (
             live["netns"], fmt_b(live["pcap_bytes"]), live["pcap_packets"]))
+        idle = {t: r.get("cpu") for t, r in (live.get("idle") or {}).items()
+                if r.get("cpu") is not None and not r.get("error")}
         P("  tool      rate(Mbps)  achieved Mbps      sent  captured      lost  drops k/q    "
-          "CPU s  peak RSS")
+          "CPU s  net CPU s  peak RSS")
         best = {}
         for r in live["runs"]:
             if r.get("error"):
@@ -619,14 +634,20 @@ def report_main(path):
                 continue
             dq = "%s/%s" % (r.get("kernel_drops"), "-" if r.get("queue_drops") is None
                             else r.get("queue_drops"))
-            P("  %-8s  %-10s  %12s  %8s  %8s  %8s  %-10s %6.2f  %s" % (
+            net = r.get("cpu", 0) - idle[r["tool"]] if r["tool"] in idle else None
+            r["net_cpu"] = net
+            P("  %-8s  %-10s  %12s  %8s  %8s  %8s  %-10s %6.2f  %9s  %s" % (
                 r["tool"], r["rate"], "%.0f" % r["mbps"] if r.get("mbps") else "-", r.get("sent"),
                 r.get("captured"), r.get("lost"), dq, r.get("cpu", 0),
-                fmt_b(r.get("maxrss_kb", 0) * 1024)))
+                "%.2f" % net if net is not None else "-", fmt_b(r.get("maxrss_kb", 0) * 1024)))
             if r.get("lost") == 0 and r.get("mbps"):
                 if r["mbps"] > best.get(r["tool"], {}).get("mbps", -1):
                     best[r["tool"]] = {"rate": r["rate"], "mbps": r["mbps"]}
         live["highest_zero_loss"] = best
+        if idle:
+            P("  net CPU = CPU less the same capturer's run with no traffic (start, 1 s idle, stop):"
+              " rewindd %s s, tcpdump %s s" % tuple("%.2f" % idle[t] if t in idle else "-"
+                                                    for t in ("rewindd", "tcpdump")))
         for tool in ("rewindd", "tcpdump"):
             b = best.get(tool)
             P("  highest zero-loss rate %-8s %s" % (

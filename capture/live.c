@@ -30,6 +30,7 @@
 
 #define RING (64u << 20)
 #define RING_GUARD 4096u
+#define RELEASE_STEP (256u << 10) /* the writer gives ring room back this often */
 #define WRAP 0xffffffffu
 
 struct cap_live {
@@ -226,6 +227,7 @@ static void *wr_main(void *arg)
         int done = atomic_load(&l->cap_done); /* before head: no packet comes after it */
         head = atomic_load(&l->head);
         int finished = done && head == tail;
+        size_t taken = 0; /* bytes consumed since the tail was last published */
         while (tail != head) {
             uint32_t rec[4];
             memcpy(rec, l->ring + tail, 16);
@@ -243,6 +245,14 @@ static void *wr_main(void *arg)
                 last_try = paused_at;
             }
             tail += 16 + rec[2];
+            /* cap_pw_add() copied the record: give its room back as we go,
+             * not after the batch, for a commit inside cap_pw_add() (its
+             * fdatasync can take a while) must not hold the whole backlog's
+             * room away from the capture thread. */
+            if ((taken += 16 + rec[2]) >= RELEASE_STEP) {
+                atomic_store(&l->tail, tail);
+                taken = 0;
+            }
         }
         atomic_store(&l->tail, tail);
         int rc;
