@@ -54,7 +54,7 @@ static void on_progress(void *arg, const char *path, uint64_t done, uint64_t tot
 {
     (void)path;
     rw_send_line(*(int *)arg, "progress %llu %llu %llu", (unsigned long long)done,
-              (unsigned long long)total, (unsigned long long)pk);
+                 (unsigned long long)total, (unsigned long long)pk);
 }
 
 /* Wait for a client's request bytes; -1 once the daemon stops: an idle
@@ -88,8 +88,8 @@ static void *serve(void *arg)
         n = wait_request(c) == 0 ? recv(c->fd, buf + len, MAX_REQ - 1 - len, 0) : -1;
     }
     if (!nl) {
-        rw_send_line(c->fd, "error %d request line missing, cut or longer than %d bytes", RW_EINPUT,
-                  MAX_REQ - 1);
+        rw_send_line(c->fd, "error %d request line missing, cut or longer than %d bytes",
+                     RW_EINPUT, MAX_REQ - 1);
         goto done;
     }
     *nl = 0;
@@ -121,7 +121,7 @@ static void *serve(void *arg)
     } else {
         rw_info("imported %s: %llu packets", label, (unsigned long long)st.packets);
         rw_send_line(c->fd, "ok %llu %llu %d", (unsigned long long)st.packets,
-                  (unsigned long long)st.bytes, st.points);
+                     (unsigned long long)st.bytes, st.points);
     }
 done:
     if (filefd >= 0)

@@ -581,7 +581,8 @@ __attribute__((constructor(102))) static void query_early(int argc, char **argv)
 {
     struct qargs a;
     char **args;
-    if (argc < 2 || strcmp(argv[1], "query") != 0 || !(args = calloc((size_t)argc + 1, sizeof *args)))
+    if (argc < 2 || strcmp(argv[1], "query") != 0 ||
+        !(args = calloc((size_t)argc + 1, sizeof *args)))
         return;
     /* getopt_long permutes what it parses: work on a copy of the vector. */
     memcpy(args, argv, sizeof *args * (size_t)argc);
