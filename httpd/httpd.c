@@ -246,6 +246,8 @@ static int pend_write(void *arg, const void *buf, size_t n)
     return 0;
 }
 
+static int stopping(void *arg) { return atomic_load(&((struct httpd *)arg)->stopping); }
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct stream *s = cls;
@@ -264,8 +266,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             if (rc < 0) {
                 /* A short pcap would pass for a complete answer: end the
                  * transfer with an error instead. */
-                rw_error("%s: failed after %llu bytes: %s", s->what, (unsigned long long)s->bytes,
-                         err);
+                if (rc == RW_ESTOP)
+                    rw_warn("%s: cut by shutdown after %llu bytes", s->what,
+                            (unsigned long long)s->bytes);
+                else
+                    rw_error("%s: failed after %llu bytes: %s", s->what,
+                             (unsigned long long)s->bytes, err);
                 s->failed = 1;
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             }
@@ -393,6 +399,7 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
         return send_error(h, c, 500, "internal", "%s", err);
     }
     atomic_fetch_add(&h->queries, 1);
+    qry_set_cancel(s->q, stopping, h); /* a long scan must not hold up a stop */
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256 << 10, stream_read, s, stream_free);
     if (!r) {

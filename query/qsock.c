@@ -211,12 +211,14 @@ struct sink {
     int werrno;  /* errno of a failed write */
 };
 
-/* The client sends nothing after "out": the socket turning readable means
- * it hung up (or broke the protocol, which ends the answer too). */
+/* The client waits for the answer on its connection: the connection
+ * hanging up (POLLHUP, both directions closed) means it went away. A
+ * client that only shut down its sending side still wants the answer. */
 static int still_wanted(struct sink *k)
 {
-    struct pollfd p = {k->conn, POLLIN | POLLRDHUP, 0};
-    if (atomic_load(&k->s->cancel) || poll(&p, 1, 0) > 0)
+    struct pollfd p = {k->conn, 0, 0};
+    if (atomic_load(&k->s->cancel) ||
+        (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))))
         k->cut = RW_ESTOP;
     return !k->cut;
 }
@@ -226,7 +228,7 @@ static int still_wanted(struct sink *k)
 static int wait_fd(struct sink *k, int fd, short events)
 {
     for (;;) {
-        struct pollfd p[2] = {{fd, events, 0}, {k->conn, POLLIN | POLLRDHUP, 0}};
+        struct pollfd p[2] = {{fd, events, 0}, {k->conn, 0, 0}};
         int n = poll(p, 2, 200);
         if (!still_wanted(k))
             return -1;
@@ -261,6 +263,8 @@ static void sink_open(struct sink *k, int fd)
         }
     }
 }
+
+static int unwanted(void *arg) { return !still_wanted(arg); }
 
 static int sink_write(void *arg, const void *buf, size_t n)
 {
@@ -375,12 +379,13 @@ void qsock_serve(qsock_server_t *s, int conn, char *line)
         }
         sink_open(&k, fd);
     }
-    /* Between writes too (a count, or matches far apart), every 1024
-     * matches: a client gone or a daemon stopping ends the scan. */
+    /* Between writes too (a count, or matches far apart): a client gone or
+     * a daemon stopping ends the scan. */
+    qry_set_cancel(q, unwanted, &k);
     struct qry_pkt pkt;
     while ((rc = qry_next(q, &pkt, err)) == 1) {
         packets++;
-        if ((out && qry_out_packet(out, &pkt) < 0) || ((packets & 1023) == 0 && !still_wanted(&k)))
+        if (out && qry_out_packet(out, &pkt) < 0)
             break;
     }
     if (rc == 0 && out) {

@@ -59,6 +59,9 @@ struct qry {
     uint64_t out_pkts, out_bytes;
     uint64_t segs_total, segs_read;
     char desc[256];
+    int (*cancel)(void *arg); /* qry_set_cancel() */
+    void *cancel_arg;
+    uint32_t steps;           /* of stream_next(), counted for cancel */
 };
 
 /* ---------- plan evaluation ---------- */
@@ -322,6 +325,10 @@ static int stream_next(qry_t *q, struct pstream *s, char *err)
 {
     int rc;
     for (;;) {
+        /* Every 1024 packets judged or skipped, and at each segment: a
+         * scan with matches far apart would not otherwise stop. */
+        if (q->cancel && ((++q->steps & 1023) == 0 || !s->active) && q->cancel(q->cancel_arg))
+            return rw_err(err, RW_ESTOP, "query cancelled");
         if (!s->active) {
             if (s->bi >= s->bn) {
                 if (s->next >= s->nsegs) {
@@ -550,6 +557,12 @@ fail:
     free(segs);
     qry_free(q);
     return rc;
+}
+
+void qry_set_cancel(qry_t *q, int (*fn)(void *arg), void *arg)
+{
+    q->cancel = fn;
+    q->cancel_arg = arg;
 }
 
 void qry_free(qry_t *q)

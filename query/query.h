@@ -60,6 +60,12 @@ const struct qry_point *qry_points(const qry_t *q, int *n);
 /* Next matching packet: 1 with *pkt filled, 0 at the end, <0 on error. */
 int qry_next(qry_t *q, struct qry_pkt *pkt, char *err) RW_WUR;
 
+/* While it scans, qry_next() asks fn(arg) at each segment and every 1024
+ * packets it judges or skips; a nonzero answer ends the query, qry_next()
+ * returning RW_ESTOP. For servers whose client went away or which stop: a
+ * scan with matches far apart would otherwise run on until the next one. */
+void qry_set_cancel(qry_t *q, int (*fn)(void *arg), void *arg);
+
 /* Plan description for logs and the X-Rewind-Plan header. */
 const char *qry_plan_desc(const qry_t *q);
 

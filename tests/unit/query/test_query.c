@@ -377,6 +377,51 @@ static void test_order(void **state)
     qry_free(q);
 }
 
+struct cancel_ctx {
+    int calls, at; /* cancel on call number `at` (0: never) */
+};
+
+static int cancel_cb(void *arg)
+{
+    struct cancel_ctx *c = arg;
+    return ++c->calls == c->at;
+}
+
+/* qry_set_cancel(): asked at each segment and every 1024 packets even when
+ * nothing matches, and a yes ends the query with RW_ESTOP. */
+static void test_cancel(void **state)
+{
+    (void)state;
+    char err[RW_ERRSZ] = "";
+    /* 'greater 100000' matches nothing and the index cannot narrow it: a
+     * full scan with no match to return between the checks. */
+    struct qry_spec sp = {.from = RW_TIME_MIN, .to = RW_TIME_MAX, .filter = "greater 100000"};
+    struct qry_pkt pk;
+    qry_t *q;
+    struct cancel_ctx never = {0, 0}, second = {0, 2};
+    assert_int_equal(qry_new(ix, &sp, &q, err), 0);
+    qry_set_cancel(q, cancel_cb, &never);
+    assert_int_equal(qry_next(q, &pk, err), 0);
+    qry_free(q);
+    assert_true(never.calls >= 4); /* both points have several segments */
+    assert_int_equal(qry_new(ix, &sp, &q, err), 0);
+    qry_set_cancel(q, cancel_cb, &second);
+    assert_int_equal(qry_next(q, &pk, err), RW_ESTOP);
+    assert_string_equal(err, "query cancelled");
+    assert_int_equal(second.calls, 2);
+    qry_free(q);
+    /* a query nobody cancels answers as before */
+    struct cancel_ctx late = {0, 1000000};
+    sp.filter = "";
+    assert_int_equal(qry_new(ix, &sp, &q, err), 0);
+    qry_set_cancel(q, cancel_cb, &late);
+    int n = 0;
+    while (qry_next(q, &pk, err) == 1)
+        n++;
+    assert_int_equal(n, 2 * NPKT);
+    qry_free(q);
+}
+
 static void test_bad_filter(void **state)
 {
     (void)state;
@@ -461,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_points_and_limit),
         cmocka_unit_test(test_order),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_bad_filter),
         cmocka_unit_test(test_failed_step),
         cmocka_unit_test(test_reader),
