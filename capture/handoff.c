@@ -57,20 +57,6 @@ static void on_progress(void *arg, const char *path, uint64_t done, uint64_t tot
                  (unsigned long long)total, (unsigned long long)pk);
 }
 
-/* Wait for a client's request bytes; -1 once the daemon stops: an idle
- * connection must not hold up cap_handoff_stop(). */
-static int wait_request(struct conn *c)
-{
-    for (;;) {
-        struct pollfd p = {c->fd, POLLIN, 0};
-        int r = poll(&p, 1, 200);
-        if (atomic_load(&c->h->stop))
-            return -1;
-        if (r > 0)
-            return 0;
-    }
-}
-
 static void *serve(void *arg)
 {
     struct conn *c = arg;
@@ -78,14 +64,17 @@ static void *serve(void *arg)
     char *buf = malloc(MAX_REQ), *nl = NULL;
     int filefd = -1;
     size_t len = 0;
-    ssize_t n = buf && wait_request(c) == 0 ? rw_recv_fd(c->fd, buf, MAX_REQ - 1, &filefd) : -1;
-    /* The line may arrive in pieces; a descriptor comes with the first. */
+    /* The line may arrive in pieces; a descriptor comes with the first. An
+     * idle connection must not hold up cap_handoff_stop(). */
+    ssize_t n = buf && rw_wait_in(c->fd, &c->h->stop) == 0 ?
+                    rw_recv_fd(c->fd, buf, MAX_REQ - 1, &filefd) : -1;
     while (n > 0) {
         len += (size_t)n;
         buf[len] = 0;
         if ((nl = memchr(buf, '\n', len)) || len == MAX_REQ - 1)
             break;
-        n = wait_request(c) == 0 ? recv(c->fd, buf + len, MAX_REQ - 1 - len, 0) : -1;
+        n = rw_wait_in(c->fd, &c->h->stop) == 0 ? recv(c->fd, buf + len, MAX_REQ - 1 - len, 0)
+                                                 : -1;
     }
     if (!nl) {
         rw_send_line(c->fd, "error %d request line missing, cut or longer than %d bytes",

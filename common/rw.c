@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdarg.h>
@@ -463,6 +464,18 @@ ssize_t rw_recv_fd(int sock, void *buf, size_t n, int *fd)
         cm->cmsg_len >= CMSG_LEN(sizeof(int)))
         memcpy(fd, CMSG_DATA(cm), sizeof *fd);
     return r;
+}
+
+int rw_wait_in(int fd, const atomic_int *stop)
+{
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, 200);
+        if (atomic_load(stop))
+            return -1;
+        if (r > 0)
+            return 0;
+    }
 }
 
 int rw_hexval(int c)

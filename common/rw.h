@@ -4,6 +4,7 @@
 #define RW_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -125,6 +126,11 @@ ssize_t rw_send_fd(int sock, const void *buf, size_t n, int fd);
  * EINTR, with *fd set to a descriptor that came along (close-on-exec) or
  * -1; returns what recvmsg() returns. */
 ssize_t rw_recv_fd(int sock, void *buf, size_t n, int *fd);
+
+/* Wait until fd is readable (or hung up): 0; or -1 once *stop is set,
+ * looked at every 200 ms. For a daemon's thread that waits on a client but
+ * must not hold up the daemon's stop. */
+int rw_wait_in(int fd, const atomic_int *stop);
 
 /* The value of the hex digit c, or -1. */
 int rw_hexval(int c);

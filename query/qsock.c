@@ -299,14 +299,8 @@ static int recv_out(struct sink *k)
     char buf[16];
     int fd;
     /* The client may take a while: opening a FIFO waits for its reader. */
-    for (;;) {
-        struct pollfd p = {k->conn, POLLIN, 0};
-        int r = poll(&p, 1, 200);
-        if (atomic_load(&k->s->cancel))
-            return -1;
-        if (r > 0)
-            break;
-    }
+    if (rw_wait_in(k->conn, &k->s->cancel) < 0)
+        return -1;
     ssize_t n = rw_recv_fd(k->conn, buf, sizeof buf - 1, &fd);
     if (fd >= 0 && (n != 4 || memcmp(buf, "out\n", 4) != 0)) {
         close(fd);

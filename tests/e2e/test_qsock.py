@@ -243,20 +243,22 @@ def test_protocol(arch, d, tmp):
               "%s: expected one 'error -1' line, got %r" % (why, out[:200]))
     # a good query, then no descriptor, or junk with one: the daemon just hangs up
     good = b"query\tfrom=0\tto=9223372036854775807\tlimit=0\tformat=pcap\tcount=0\tpoint=smtp\n"
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(20)
-    s.connect(sock)
-    s.sendall(good)
-    check(s.recv(100) == b"ready\n", "good request: no 'ready'")
-    s.sendall(b"out\n")  # without the descriptor
-    check(s.recv(100) == b"", "'out' without a descriptor: the daemon did not hang up")
-    s.close()
-    with open(os.path.join(tmp, "junk.out"), "wb") as f:
+
+    def ready(what):
+        """A connection on which the daemon has accepted `good`."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(20)
         s.connect(sock)
         s.sendall(good)
-        s.recv(100)
+        check(s.recv(100) == b"ready\n", "%s: good request, no 'ready'" % what)
+        return s
+
+    s = ready("no descriptor")
+    s.sendall(b"out\n")  # without the descriptor
+    check(s.recv(100) == b"", "'out' without a descriptor: the daemon did not hang up")
+    s.close()
+    with open(os.path.join(tmp, "junk.out"), "wb") as f:
+        s = ready("junk")
         socket.send_fds(s, [b"junk"], [f.fileno()])
         check(s.recv(100) == b"", "junk with a descriptor: the daemon did not hang up")
         s.close()
@@ -267,11 +269,7 @@ def test_protocol(arch, d, tmp):
     ro = os.path.join(tmp, "readonly.out")
     open(ro, "wb").close()
     with open(ro, "rb") as f:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(20)
-        s.connect(sock)
-        s.sendall(good)
-        s.recv(100)
+        s = ready("read-only descriptor")
         socket.send_fds(s, [b"out\n"], [f.fileno()])
         out = s.recv(200)
         s.close()
