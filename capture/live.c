@@ -30,6 +30,10 @@
 
 #define RING (64u << 20)
 #define RING_GUARD 4096u
+/* More than one pcap_dispatch() batch: 256 packets of up to 64 KiB, the
+ * largest that GRO or GSO hand to a packet socket (short of BIG TCP). */
+#define RING_REUSE (20u << 20)
+#define RING_HOT (RING_REUSE + (4u << 20)) /* faulted in at start */
 #define RELEASE_STEP (256u << 10) /* the writer gives ring room back this often */
 #define WRAP 0xffffffffu
 
@@ -89,6 +93,17 @@ static void on_packet(u_char *arg, const struct pcap_pkthdr *h, const u_char *da
                        h->len};
     size_t pos = l->phead;
     size_t tail = atomic_load_explicit(&l->tail, memory_order_acquire);
+    /* Past RING_REUSE with the writer caught up: start again at the front.
+     * While the writer keeps up, the ring's working set is then its first
+     * RING_REUSE bytes, and the rest is touched (and faulted in) only when
+     * a backlog builds. The bytes before the marker must take the batch
+     * that follows, for the writer sees the marker only when it is
+     * published. */
+    if (pos == tail && pos >= RING_REUSE) {
+        uint32_t wrap[4] = {0, 0, WRAP, 0};
+        memcpy(l->ring + pos, wrap, 16);
+        pos = 0;
+    }
     /* Records are contiguous: wrap early with a marker if the end is short. */
     if (pos + need + 16 > RING) {
         if (ring_space(pos, tail) < (RING - pos) + need || tail == 0) {
@@ -299,12 +314,14 @@ static void *wr_main(void *arg)
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-/* The ring is faulted in before capture starts, on huge pages where the
- * kernel allows: first touches of 4 KiB pages during capture cost the
- * capture thread a third of its time at full speed (18-30 us each on the
- * VMs we measured), and the kernel dropped packets meanwhile. So each
- * capture point holds RING bytes resident from the start. A page past the
- * end is left inaccessible, so an overrun faults in every build. */
+/* The ring is on huge pages where the kernel allows, and the part that
+ * capture keeps reusing (RING_REUSE and a batch past it) is faulted in
+ * before capture starts: first touches of 4 KiB pages during capture cost
+ * the capture thread a third of its time at full speed (18-30 us each on
+ * the VMs we measured), and the kernel dropped packets meanwhile. The rest
+ * faults in only if a backlog reaches it; zeroing all of it at start was
+ * most of an idle daemon's CPU. A page past the end is left inaccessible,
+ * so an overrun faults in every build. */
 static uint8_t *ring_alloc(void)
 {
     void *p = mmap(NULL, RING + RING_GUARD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -316,8 +333,8 @@ static uint8_t *ring_alloc(void)
         return NULL;
     }
     madvise(p, RING, MADV_HUGEPAGE);
-    if (madvise(p, RING, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
-        memset(p, 0, RING); /* a kernel before 5.14; on other errors pages fault in as used */
+    if (madvise(p, RING_HOT, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
+        memset(p, 0, RING_HOT); /* a kernel before 5.14; on other errors pages fault in as used */
     return p;
 }
 

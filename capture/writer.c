@@ -23,7 +23,7 @@
 #include "capture/cap_int.h"
 #include "index/parse.h"
 
-#define WBUF (1u << 20)
+#define WBUF (256u << 10)
 
 
 static int claim_point(cap_arch_t *a, const char *name, char *err)
