@@ -1,7 +1,7 @@
 # Makefile -- build, test, fuzz and benchmark rewind. Plain GNU make.
 #
 #   make deps      install missing Debian packages (apt-get, as root)
-#   make           build bin/rewind, bin/rewindd, bin/trafficgen
+#   make           build bin/rewind (+ bin/rewind-core), bin/rewindd, bin/trafficgen
 #   make test      deps + build + unit, e2e and differential tests
 #   make SAN=1 test   the same under ASan+UBSan (separate build dir)
 #   make fuzz      build the libFuzzer targets (clang) into build-fuzz/
@@ -39,7 +39,7 @@ ifneq ($(shell $(CC) -print-file-name=librocksdb.a),librocksdb.a)
 STATIC_DB := -Wl,-Bstatic -lrocksdb -lsnappy -lz -lbz2 -lzstd -llz4 -lcrypto -lstdc++ -Wl,-Bdynamic
 BIN_LIBS := -lpcap $(STATIC_DB) -lmicrohttpd -lroaring -ljansson -ldl -lpthread -lm -static-libgcc
 REWIND_LIBS := $(BIN_LIBS)
-# bin/rewind is a short-lived client whose needle query is mostly process
+# bin/rewind-core is a short-lived client whose needle query is mostly process
 # start-up, so it goes further: libpcap (with libdbus, which needs the two
 # libsystemd stand-ins of cli/sd_none.c) and libjansson are static too, which
 # leaves libc, libm and libroaring to load (and the stubs of libdl and
@@ -68,7 +68,11 @@ UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 
-BINS := bin/rewind bin/rewindd bin/trafficgen
+BINS := bin/rewind bin/rewind-core bin/rewindd bin/trafficgen
+# bin/rewind is a small front end (libc only) that asks the rewindd owning
+# --dir to answer a query and otherwise runs bin/rewind-core, the client
+# proper (cli/front.c says why).
+FRONT_OBJ := $(BUILD)/cli/front.o $(BUILD)/cli/qargs.o $(BUILD)/query/qsock.o $(BUILD)/common/rw.o
 
 .PHONY: all deps test unit e2e fuzz bench run install clean
 all: $(BINS)
@@ -84,7 +88,11 @@ $(BUILD)/librewind.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/rewind: $(BUILD)/cli/rewind.o $(REWIND_EXTRA) $(BUILD)/librewind.a
+bin/rewind: $(FRONT_OBJ)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ -lm
+
+bin/rewind-core: $(BUILD)/cli/rewind.o $(BUILD)/cli/qargs.o $(REWIND_EXTRA) $(BUILD)/librewind.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS_SAN) $(REWIND_LDFLAGS) -o $@ $^ $(REWIND_LIBS)
 
@@ -133,7 +141,9 @@ run: deps
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
 	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -d $(DESTDIR)$(PREFIX)/libexec/rewind
 	install -m 755 bin/rewind $(DESTDIR)$(PREFIX)/bin/rewind
+	install -m 755 bin/rewind-core $(DESTDIR)$(PREFIX)/libexec/rewind/rewind-core
 	install -m 755 bin/rewindd $(DESTDIR)$(PREFIX)/sbin/rewindd
 	install -m 644 man/rewind.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/rewind-archive.5 $(DESTDIR)$(PREFIX)/share/man/man5/

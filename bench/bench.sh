@@ -64,7 +64,7 @@ trap 'exit 130' INT TERM
 rm -rf "$W"
 mkdir -p "$W/bin"
 # One run measures one build: a rebuild of bin/ while this runs does not mix binaries.
-cp -p "$ROOT/bin/rewind" "$ROOT/bin/rewindd" "$ROOT/bin/trafficgen" "$W/bin/"
+cp -p "$ROOT/bin/rewind" "$ROOT/bin/rewind-core" "$ROOT/bin/rewindd" "$ROOT/bin/trafficgen" "$W/bin/"
 BIN=$W/bin
 
 DROP=0

@@ -1,4 +1,4 @@
-/* heap_thp.c -- back bin/rewind's malloc heap with transparent huge pages.
+/* heap_thp.c -- back bin/rewind-core's malloc heap with transparent huge pages.
  *
  * A needle query is mostly process start-up: RocksDB's static
  * initialisers, the secondary open and the block reads all allocate from a

@@ -1,4 +1,5 @@
-/* rewind.c -- the command-line client: import, query, status. */
+/* rewind.c -- the command-line client (bin/rewind-core, run by the front end
+ * bin/rewind): import, query, status, hold, verify, reindex. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -12,37 +13,12 @@
 #include <unistd.h>
 
 #include "capture/cap.h"
+#include "cli/qargs.h"
 #include "common/rw.h"
 #include "httpd/client.h"
 #include "index/index.h"
 #include "query/qsock.h"
 #include "query/query.h"
-
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
-
-static const char *prog = "rewind";
-
-static int die_usage(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", prog);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see '%s --help')\n", prog);
-    return EXIT_USAGE;
-}
-
-static int exit_for(int rc) { return rc == RW_EINPUT ? EXIT_USAGE : EXIT_RUNTIME; }
-
-static int fail(int rc, const char *err)
-{
-    fprintf(stderr, "%s: %s\n", prog, err);
-    return exit_for(rc);
-}
-
-static const char *env_dir(const char *dir)
-{
-    return dir ? dir : getenv("REWIND_DIR");
-}
 
 /* ------------------------------------------------------------------ import */
 
@@ -129,23 +105,23 @@ static int cmd_import(int argc, char **argv)
         case 4:
         case 5:
             if (cap_opts_set(&o, setting[c], optarg, err) < 0)
-                return fail(RW_EINPUT, err);
+                return cli_fail(RW_EINPUT, err);
             given = 1;
             break;
         case 'd': dir = optarg; break;
         case 'p': point = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(import_help, stdout); return 0;
-        default: return die_usage("import: bad option%s", "");
+        default: return cli_usage("import: bad option%s", "");
         }
     }
-    dir = env_dir(dir);
+    dir = cli_env_dir(dir);
     if (!dir)
-        return die_usage("import: --dir DIR is required%s", "");
+        return cli_usage("import: --dir DIR is required%s", "");
     if (optind >= argc)
-        return die_usage("import: no input files given%s", "");
+        return cli_usage("import: no input files given%s", "");
     if (!rw_point_name_ok(point))
-        return die_usage("import: invalid point name '%s': use letters, digits, '.', '_', '-'",
+        return cli_usage("import: invalid point name '%s': use letters, digits, '.', '_', '-'",
                          point);
     cap_arch_t *a = NULL;
     int rc = cap_arch_open(dir, &o, &a, err);
@@ -153,15 +129,15 @@ static int cmd_import(int argc, char **argv)
         /* A daemon owns the archive: hand the files to it. */
         a = NULL;
         if (given)
-            return fail(RW_EINPUT, "retention settings can only be changed by the archive's "
+            return cli_fail(RW_EINPUT, "retention settings can only be changed by the archive's "
                                    "writer; give them to rewindd instead");
         if (!quiet)
             rw_info("%s is owned by a running rewindd; handing the files to it", dir);
     } else if (rc == RW_ENOSPC) {
-        fprintf(stderr, "%s: archive %s is full (%s); free space there\n", prog, dir, err);
+        fprintf(stderr, "rewind: archive %s is full (%s); free space there\n", dir, err);
         return EXIT_RUNTIME;
     } else if (rc < 0) {
-        return fail(rc, err);
+        return cli_fail(rc, err);
     }
     for (int i = optind; i < argc; i++) {
         struct cap_import_stats st;
@@ -173,8 +149,8 @@ static int cmd_import(int argc, char **argv)
         if (pr.tty)
             fputs("\r\033[K", stderr);
         if (rc < 0) {
-            fprintf(stderr, "%s: %s\n", prog, err);
-            status = status == EXIT_RUNTIME ? status : exit_for(rc);
+            fprintf(stderr, "rewind: %s\n", err);
+            status = status == EXIT_RUNTIME ? status : cli_exit_for(rc);
             if (rc != RW_EINPUT)
                 break;
             continue;
@@ -192,7 +168,7 @@ static int cmd_import(int argc, char **argv)
          * 0) are compressed now; a daemon does this on its own. */
         struct cap_compress_stats cs = {0};
         if ((rc = cap_compress_run(a, NULL, &cs, err)) < 0) {
-            fprintf(stderr, "%s: %s\n", prog, err);
+            fprintf(stderr, "rewind: %s\n", err);
             status = EXIT_RUNTIME;
         } else if (cs.segments && !quiet) {
             rw_info("compressed %llu segments: %.1f MiB saved", (unsigned long long)cs.segments,
@@ -205,55 +181,7 @@ static int cmd_import(int argc, char **argv)
 
 /* ------------------------------------------------------------------ query */
 
-static const char query_help[] =
-    "usage: rewind query (--dir DIR | --url URL) [--from T] [--to T] [--point NAME]...\n"
-    "                    [--format pcap|pcapng] [-w FILE] [--count] [--limit N]\n"
-    "                    [--local] [FILTER...]\n"
-    "\n"
-    "Write the packets in [from, to) that match the BPF FILTER (pcap-filter(7);\n"
-    "the words are joined as tcpdump joins them) as a capture file on stdout or\n"
-    "FILE. The answer equals 'tcpdump -r ... -w - FILTER' over the same packets.\n"
-    "Packets of one capture point keep capture order; points are merged by time.\n"
-    "\n"
-    "  -d, --dir DIR        archive directory (or $REWIND_DIR)\n"
-    "  -u, --url URL        ask a rewindd instead, e.g. http://127.0.0.1:8800\n"
-    "                       (or $REWIND_URL); relative times are the daemon's\n"
-    "  -f, --from T         start, inclusive (default: the beginning)\n"
-    "  -t, --to T           end, exclusive (default: the end)\n"
-    "                       T: RFC 3339 (2024-05-01T14:00:00Z), Unix seconds\n"
-    "                       (1714572000.25), 'now', or relative (-15m, -2h, -1d)\n"
-    "  -p, --point NAME     only this capture point (repeatable)\n"
-    "  -F, --format FMT     pcap (nanosecond, the default) or pcapng\n"
-    "  -w, --write FILE     write to FILE instead of stdout\n"
-    "  -c, --count          print the number of matching packets instead\n"
-    "  -l, --limit N        stop after N packets\n"
-    "      --local          read DIR directly even when a rewindd serves it\n"
-    "  -h, --help           this help\n"
-    "\n"
-    "With --dir, a rewindd running on DIR answers through DIR/rewindd.sock, from\n"
-    "the index it holds open, writing straight to FILE or stdout; without one\n"
-    "(or when it is busy) rewind reads the archive itself. The answer is the same.\n"
-    "\n"
-    "Exit status: 0 success, 1 runtime failure, 2 bad filter, time or option.\n";
-
 static int write_fd(void *arg, const void *buf, size_t n) { return rw_write_all(*(int *)arg, buf, n); }
-
-/* The output of a query: -w FILE, opened (truncating) only once the query
- * is known to be good, or stdout. */
-struct output {
-    const char *wfile;
-    int fd; /* -1 until opened */
-};
-
-static int open_output(void *arg, char *err)
-{
-    struct output *o = arg;
-    if (!o->wfile)
-        return o->fd = 1;
-    if ((o->fd = open(o->wfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
-        return rw_err(err, RW_EINPUT, "cannot write %s: %s", o->wfile, strerror(errno));
-    return o->fd;
-}
 
 /* Counts the packet blocks of a pcapng stream as it arrives (--count --url). */
 struct ngcount {
@@ -315,17 +243,17 @@ static int query_url(const char *url, const char *from, const char *to, const ch
     if ((from && append_param(q, sizeof q, "from", from) < 0) ||
         (to && append_param(q, sizeof q, "to", to) < 0) ||
         (filter[0] && append_param(q, sizeof q, "filter", filter) < 0))
-        return fail(RW_EINPUT, "query too long");
+        return cli_fail(RW_EINPUT, "query too long");
     for (int i = 0; i < npoints; i++)
         if (append_param(q, sizeof q, "point", points[i]) < 0)
-            return fail(RW_EINPUT, "query too long");
+            return cli_fail(RW_EINPUT, "query too long");
     if (limit) {
         snprintf(lim, sizeof lim, "%llu", (unsigned long long)limit);
         if (append_param(q, sizeof q, "limit_packets", lim) < 0)
-            return fail(RW_EINPUT, "query too long");
+            return cli_fail(RW_EINPUT, "query too long");
     }
     if ((format == QRY_PCAPNG || count) && append_param(q, sizeof q, "format", "pcapng") < 0)
-        return fail(RW_EINPUT, "query too long");
+        return cli_fail(RW_EINPUT, "query too long");
     char path[8300];
     snprintf(path, sizeof path, "/api/v1/packets%s", q);
     if (count) {
@@ -336,156 +264,7 @@ static int query_url(const char *url, const char *from, const char *to, const ch
     } else {
         rc = httpd_get(url, path, write_fd, &fd, err);
     }
-    return rc < 0 ? fail(rc, err) : 0;
-}
-
-/* A parsed `rewind query` command line. */
-struct qargs {
-    const char *dir, *url, *from, *to;
-    const char *points[65];
-    int npoints, count, format, local;
-    char *filter;
-    struct qry_spec spec;
-    struct output o;
-};
-
-/* Parse the arguments of `rewind query`. Returns -1 when they are good, or
- * the exit status after printing the help or the error (nothing is printed
- * when quiet: the early path below leaves every complaint to main()). */
-static int query_args(int argc, char **argv, struct qargs *a, int quiet)
-{
-    static const struct option opts[] = {
-        {"dir", required_argument, 0, 'd'},    {"from", required_argument, 0, 'f'},
-        {"to", required_argument, 0, 't'},     {"point", required_argument, 0, 'p'},
-        {"format", required_argument, 0, 'F'}, {"write", required_argument, 0, 'w'},
-        {"count", no_argument, 0, 'c'},        {"limit", required_argument, 0, 'l'},
-        {"url", required_argument, 0, 'u'},    {"help", no_argument, 0, 'h'},
-        {"local", no_argument, 0, 'L'},        {0, 0, 0, 0}};
-#define USAGE(fmt, arg) (quiet ? EXIT_USAGE : die_usage(fmt, arg))
-#define FAIL(rc, err) (quiet ? exit_for(rc) : fail(rc, err))
-    char err[RW_ERRSZ];
-    int c, rc;
-    int64_t now = rw_now_ns();
-    memset(a, 0, sizeof *a);
-    a->format = QRY_PCAP;
-    a->o.fd = -1;
-    a->spec.from = RW_TIME_MIN;
-    a->spec.to = RW_TIME_MAX;
-    optind = 0; /* glibc: start over, even after an earlier parse */
-    opterr = !quiet;
-    while ((c = getopt_long(argc, argv, "d:u:f:t:p:F:w:cl:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': a->dir = optarg; break;
-        case 'u': a->url = optarg; break;
-        case 'f': a->from = optarg; break;
-        case 't': a->to = optarg; break;
-        case 'p':
-            if (a->npoints == 64)
-                return USAGE("query: too many --point options%s", "");
-            a->points[a->npoints++] = optarg;
-            break;
-        case 'F':
-            if (!strcmp(optarg, "pcap"))
-                a->format = QRY_PCAP;
-            else if (!strcmp(optarg, "pcapng"))
-                a->format = QRY_PCAPNG;
-            else
-                return USAGE("query: --format must be pcap or pcapng, not '%s'", optarg);
-            break;
-        case 'w': a->o.wfile = optarg; break;
-        case 'c': a->count = 1; break;
-        case 'L': a->local = 1; break;
-        case 'l': {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (errno || *end || end == optarg || optarg[0] == '-')
-                return USAGE("query: --limit needs a packet count, not '%s'", optarg);
-            a->spec.limit_packets = v;
-            break;
-        }
-        case 'h':
-            if (quiet)
-                return 0;
-            fputs(query_help, stdout);
-            return 0;
-        default: return USAGE("query: bad option%s", "");
-        }
-    }
-    if (!a->dir && !a->url)
-        a->url = getenv("REWIND_URL");
-    if (!a->url)
-        a->dir = env_dir(a->dir);
-    if (!a->dir && !a->url)
-        return USAGE("query: --dir DIR or --url URL is required%s", "");
-    if (a->dir && a->url)
-        return USAGE("query: give --dir or --url, not both%s", "");
-    if (a->from && (rc = rw_time_parse(a->from, now, &a->spec.from, err)) < 0)
-        return FAIL(rc, err);
-    if (a->to && (rc = rw_time_parse(a->to, now, &a->spec.to, err)) < 0)
-        return FAIL(rc, err);
-    if (a->spec.from >= a->spec.to)
-        return USAGE("query: --from must be before --to%s", "");
-    if (!a->count && !a->o.wfile && isatty(1))
-        return USAGE("query: refusing to write a capture file to a terminal; use -w FILE, "
-                     "--count, or a pipe%s", "");
-    /* Join the filter words with spaces, as tcpdump does. */
-    size_t flen = 1;
-    for (int i = optind; i < argc; i++)
-        flen += strlen(argv[i]) + 1;
-    if (!(a->filter = calloc(1, flen)))
-        return FAIL(RW_ENOMEM, "out of memory");
-    for (int i = optind; i < argc; i++) {
-        if (i > optind)
-            strcat(a->filter, " ");
-        strcat(a->filter, argv[i]);
-    }
-    a->points[a->npoints] = NULL;
-    a->spec.filter = a->filter;
-    a->spec.points = a->npoints ? a->points : NULL;
-    return -1;
-#undef USAGE
-#undef FAIL
-}
-
-/* Close the output and free; a failed answer's -w FILE is removed, for a
- * short file must not pass for an answer. Returns status. */
-static int query_end(struct qargs *a, int status)
-{
-    if (a->o.wfile && a->o.fd >= 0) {
-        close(a->o.fd);
-        if (status != 0)
-            unlink(a->o.wfile);
-    }
-    free(a->filter);
-    return status;
-}
-
-/* Ask the rewindd serving --dir. Returns the exit status, or -1 when no
- * daemon answered and the archive must be read here. */
-static int query_daemon(struct qargs *a)
-{
-    struct qsock_req r = {.spec = a->spec, .format = a->format, .count = a->count};
-    char err[RW_ERRSZ];
-    uint64_t n = 0;
-    int rc = qsock_ask(a->dir, &r, open_output, &a->o, &n, err);
-    if (rc == QSOCK_LOCAL)
-        return -1;
-    if (rc == QSOCK_EPIPE) {
-        /* End as writing the pipe ourselves would have: killed by SIGPIPE,
-         * or, where it is ignored or blocked, a write error. */
-        struct sigaction sa;
-        sigset_t blocked;
-        if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
-            sigprocmask(SIG_BLOCK, NULL, &blocked) == 0 && !sigismember(&blocked, SIGPIPE))
-            raise(SIGPIPE);
-        return fail(RW_EIO, "writing output: Broken pipe");
-    }
-    if (rc < 0)
-        return fail(rc, err);
-    if (a->count)
-        printf("%llu\n", (unsigned long long)n);
-    return 0;
+    return rc < 0 ? cli_fail(rc, err) : 0;
 }
 
 /* Read the archive in --dir ourselves. Returns the exit status. */
@@ -499,7 +278,7 @@ static int query_local(struct qargs *a)
     uint64_t n = 0;
     if ((rc = idx_open(a->dir, IDX_READ, &ix, err)) < 0 ||
         (rc = qry_new(ix, &a->spec, &q, err)) < 0) {
-        status = fail(rc, err);
+        status = cli_fail(rc, err);
         goto done;
     }
     const struct qry_point *pts = qry_points(q, &npts);
@@ -507,11 +286,11 @@ static int query_local(struct qargs *a)
      * known to be good: qry_out_new() writes nothing yet. */
     if (!a->count) {
         if ((rc = qry_out_new(a->format, pts, npts, write_fd, &a->o.fd, &out, err)) < 0) {
-            status = fail(rc, err);
+            status = cli_fail(rc, err);
             goto done;
         }
-        if (open_output(&a->o, err) < 0) {
-            status = fail(RW_EINPUT, err);
+        if (qargs_open_output(&a->o, err) < 0) {
+            status = cli_fail(RW_EINPUT, err);
             goto done;
         }
     }
@@ -525,7 +304,7 @@ static int query_local(struct qargs *a)
         }
     }
     if (rc < 0) {
-        status = fail(rc, err);
+        status = cli_fail(rc, err);
         goto done;
     }
     if (out) {
@@ -533,7 +312,7 @@ static int query_local(struct qargs *a)
         out = NULL;
         if (rc < 0) {
             snprintf(err, sizeof err, "writing output: %s", strerror(errno));
-            status = fail(RW_EIO, err);
+            status = cli_fail(RW_EIO, err);
             goto done;
         }
     }
@@ -547,61 +326,28 @@ done:
     return status;
 }
 
-static int early_asked; /* query_early() found no daemon to answer */
+/* The front end (cli/front.c) asked the daemon already and none answered;
+ * see main(). */
+static int daemon_asked;
 
 static int cmd_query(int argc, char **argv)
 {
     struct qargs a;
     char err[RW_ERRSZ];
-    int status = query_args(argc, argv, &a, 0);
+    int status = qargs_parse(argc, argv, &a, 0);
     if (status >= 0)
-        return query_end(&a, status);
+        return qargs_end(&a, status);
     if (a.url) {
-        if (open_output(&a.o, err) < 0)
-            return query_end(&a, fail(RW_EINPUT, err));
+        if (qargs_open_output(&a.o, err) < 0)
+            return qargs_end(&a, cli_fail(RW_EINPUT, err));
         status = query_url(a.url, a.from, a.to, a.points, a.npoints, a.filter,
                            a.spec.limit_packets, a.format, a.count, a.o.fd);
-        return query_end(&a, status);
+        return qargs_end(&a, status);
     }
-    if (!a.local && !early_asked && (status = query_daemon(&a)) >= 0)
-        return query_end(&a, status);
-    return query_end(&a, query_local(&a));
+    if (!a.local && !daemon_asked && (status = qargs_ask(&a)) >= 0)
+        return qargs_end(&a, status);
+    return qargs_end(&a, query_local(&a));
 }
-
-/* The daemon's answer to `rewind query --dir`, before main(). A query that
- * rewindd answers needs none of the static RocksDB, whose C++ initialisers
- * are most of this process's start-up (about 4 ms of 8 on the machines we
- * measured, against a query the daemon answers in about 2). So this runs
- * after heap_thp (101) and before them (default priority), and ends the
- * process when the daemon has answered; otherwise main() starts as usual,
- * parses the same arguments again (printing any complaint) and reads the
- * archive itself. glibc passes main's arguments to initialisers. */
-#ifdef __GLIBC__
-__attribute__((constructor(102))) static void query_early(int argc, char **argv)
-{
-    struct qargs a;
-    char **args;
-    if (argc < 2 || strcmp(argv[1], "query") != 0 ||
-        !(args = calloc((size_t)argc + 1, sizeof *args)))
-        return;
-    /* getopt_long permutes what it parses: work on a copy of the vector. */
-    memcpy(args, argv, sizeof *args * (size_t)argc);
-    int status = query_args(argc - 1, args + 1, &a, 1);
-    if (status < 0 && a.dir && !a.local) {
-        if ((status = query_daemon(&a)) >= 0) {
-            status = query_end(&a, status);
-            fflush(stdout);
-            _exit(status);
-        }
-        early_asked = 1;
-    }
-    if (status < 0)
-        free(a.filter);
-    free(args);
-    optind = 0;
-    opterr = 1;
-}
-#endif
 
 /* ------------------------------------------------------------------ status */
 
@@ -637,31 +383,31 @@ static int cmd_status(int argc, char **argv)
         case 'd': dir = optarg; break;
         case 'u': url = optarg; break;
         case 'h': fputs(status_help, stdout); return 0;
-        default: return die_usage("status: bad option%s", "");
+        default: return cli_usage("status: bad option%s", "");
         }
     }
     if (optind < argc)
-        return die_usage("status: unexpected argument '%s'", argv[optind]);
+        return cli_usage("status: unexpected argument '%s'", argv[optind]);
     if (!dir && !url)
         url = getenv("REWIND_URL");
     if (!url)
-        dir = env_dir(dir);
+        dir = cli_env_dir(dir);
     if (!dir && !url)
-        return die_usage("status: --dir DIR or --url URL is required%s", "");
+        return cli_usage("status: --dir DIR or --url URL is required%s", "");
     if (url) {
         rc = httpd_get(url, "/api/v1/status", write_stdout, NULL, err);
-        return rc < 0 ? fail(rc, err) : 0;
+        return rc < 0 ? cli_fail(rc, err) : 0;
     }
     idx_t *ix;
     struct idx_point *pts = NULL;
     struct idx_seg *segs = NULL;
     size_t npts = 0, nsegs = 0;
     if ((rc = idx_open(dir, IDX_READ, &ix, err)) < 0)
-        return fail(rc, err);
+        return cli_fail(rc, err);
     if ((rc = idx_point_list(ix, &pts, &npts, err)) < 0 ||
         (rc = idx_seg_all(ix, &segs, &nsegs, err)) < 0) {
         idx_close(ix);
-        return fail(rc, err);
+        return cli_fail(rc, err);
     }
     uint64_t tp = 0, tb = 0, tw = 0, open = 0;
     int64_t tmin = INT64_MAX, tmax = INT64_MIN;
@@ -797,39 +543,39 @@ static int cmd_hold(int argc, char **argv)
         case 'r': reason = optarg; break;
         case 'l': list = 1; break;
         case 'h': fputs(hold_help, stdout); return 0;
-        default: return die_usage("hold: bad option%s", "");
+        default: return cli_usage("hold: bad option%s", "");
         }
     }
-    dir = env_dir(dir);
+    dir = cli_env_dir(dir);
     if (!dir)
-        return die_usage("hold: --dir DIR is required%s", "");
+        return cli_usage("hold: --dir DIR is required%s", "");
     if (optind < argc)
-        return die_usage("hold: unexpected argument '%s'", argv[optind]);
+        return cli_usage("hold: unexpected argument '%s'", argv[optind]);
     struct idx_hold h = {0};
     int64_t now = rw_now_ns();
     if (!list) {
         if (!from || !to)
-            return die_usage("hold: --from and --to are required%s", "");
+            return cli_usage("hold: --from and --to are required%s", "");
         if ((rc = rw_time_parse(from, now, &h.from, err)) < 0 ||
             (rc = rw_time_parse(to, now, &h.to, err)) < 0)
-            return fail(rc, err);
+            return cli_fail(rc, err);
         if (h.from >= h.to)
-            return die_usage("hold: --from must be before --to%s", "");
+            return cli_usage("hold: --from must be before --to%s", "");
         if (strlen(filter) >= sizeof h.filter || strlen(reason) >= sizeof h.reason)
-            return die_usage("hold: --filter and --reason are limited to 255 bytes%s", "");
+            return cli_usage("hold: --filter and --reason are limited to 255 bytes%s", "");
         snprintf(h.filter, sizeof h.filter, "%s", filter);
         snprintf(h.reason, sizeof h.reason, "%s", reason);
         h.created = now;
     }
     idx_t *ix;
     if ((rc = idx_open(dir, list ? IDX_READ : IDX_WRITE, &ix, err)) < 0)
-        return fail(rc, err);
+        return cli_fail(rc, err);
     if (list) {
         struct idx_hold *hs = NULL;
         size_t n = 0;
         if ((rc = idx_hold_list(ix, &hs, &n, err)) < 0) {
             idx_close(ix);
-            return fail(rc, err);
+            return cli_fail(rc, err);
         }
         for (size_t i = 0; i < n; i++)
             printf("hold %llu  %s .. %s  filter '%s'  reason '%s'\n", (unsigned long long)hs[i].id,
@@ -839,7 +585,7 @@ static int cmd_hold(int argc, char **argv)
     } else {
         if ((rc = idx_hold_add(ix, &h, err)) < 0) {
             idx_close(ix);
-            return fail(rc, err);
+            return cli_fail(rc, err);
         }
         printf("hold %llu  %s .. %s\n", (unsigned long long)h.id, rw_time_fmt(h.from, b1, sizeof b1),
                rw_time_fmt(h.to, b2, sizeof b2));
@@ -884,7 +630,7 @@ static const char reindex_help[] =
 static void print_problem(void *arg, const char *msg)
 {
     (void)arg;
-    fprintf(stderr, "%s: %s\n", prog, msg);
+    fprintf(stderr, "rewind: %s\n", msg);
 }
 
 static int cmd_check(int argc, char **argv, int rebuild)
@@ -899,31 +645,31 @@ static int cmd_check(int argc, char **argv, int rebuild)
         switch (c) {
         case 'd': dir = optarg; break;
         case 'h': fputs(rebuild ? reindex_help : verify_help, stdout); return 0;
-        default: return die_usage("%s: bad option", name);
+        default: return cli_usage("%s: bad option", name);
         }
     }
-    dir = env_dir(dir);
+    dir = cli_env_dir(dir);
     if (!dir)
-        return die_usage("%s: --dir DIR is required", name);
+        return cli_usage("%s: --dir DIR is required", name);
     if (optind < argc)
-        return die_usage("unexpected argument '%s'", argv[optind]);
+        return cli_usage("unexpected argument '%s'", argv[optind]);
     int64_t start = rw_mono_ns();
     if (rebuild) {
         struct stat sb;
         char segs[1100];
         snprintf(segs, sizeof segs, "%s/segments", dir);
         if (stat(segs, &sb) < 0)
-            return fail(RW_EINPUT, "no segments directory: not a rewind archive");
+            return cli_fail(RW_EINPUT, "no segments directory: not a rewind archive");
         rc = cap_reindex(dir, print_problem, NULL, &st, err);
     } else {
         idx_t *ix;
         if ((rc = idx_open(dir, IDX_READ, &ix, err)) < 0)
-            return fail(rc, err);
+            return cli_fail(rc, err);
         rc = cap_verify(ix, print_problem, NULL, &st, err);
         idx_close(ix);
     }
     if (rc < 0)
-        return fail(rc, err);
+        return cli_fail(rc, err);
     rw_info("%s: %llu segments, %llu packets%s, %llu problems, %.2f s", name,
             (unsigned long long)st.segments, (unsigned long long)st.packets,
             rebuild ? "" : " checked", (unsigned long long)st.problems,
@@ -954,8 +700,13 @@ static const char main_help[] =
 
 int main(int argc, char **argv)
 {
+    /* Set by the front end for this process only; not for what it runs. */
+    if (getenv(CLI_ASKED_ENV)) {
+        daemon_asked = 1;
+        unsetenv(CLI_ASKED_ENV);
+    }
     if (argc < 2)
-        return die_usage("no command given%s", "");
+        return cli_usage("no command given%s", "");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(main_help, stdout);
@@ -976,5 +727,5 @@ int main(int argc, char **argv)
         return cmd_check(argc, argv, 0);
     if (!strcmp(cmd, "reindex"))
         return cmd_check(argc, argv, 1);
-    return die_usage("unknown command '%s'", cmd);
+    return cli_usage("unknown command '%s'", cmd);
 }

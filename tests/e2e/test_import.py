@@ -243,8 +243,10 @@ def test_docs(tmp):
         synopsis = man_sections(os.path.join(ROOT, "man", "rewind.1"), "SH").get("SYNOPSIS", "")
         for opt in set(re.findall(r"--[a-z][a-z-]*", text.partition("\n\n")[0])) - {"--help"}:
             check(opt in synopsis, "rewind(1) SYNOPSIS of %s lacks %s" % (cmd, opt))
-    with open(os.path.join(ROOT, "cli", "rewind.c")) as f:
-        parsed = set(re.findall(r'\{"([a-z][a-z-]*)", (?:no|required)_argument', f.read()))
+    parsed = set()
+    for src in ("rewind.c", "qargs.c"):  # the client, and the query's options
+        with open(os.path.join(ROOT, "cli", src)) as f:
+            parsed |= set(re.findall(r'\{"([a-z][a-z-]*)", (?:no|required)_argument', f.read()))
     for opt in sorted(parsed):
         check("--" + opt in helps, "rewind: --%s is parsed but in no --help" % opt)
     # rewindd: the code's options, its --help and the OPTIONS of rewindd(8)

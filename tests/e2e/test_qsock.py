@@ -6,7 +6,9 @@ closed pipe ends the client with SIGPIPE; a stalled or vanished client and
 SIGTERM do not pin the daemon; a busy daemon, a killed one (stale socket)
 and --local fall back to reading the archive; malformed requests get an
 error line and leave the daemon serving. Which path answered is read from
-the daemon's log, which has one line per query it answered."""
+the daemon's log, which has one line per query it answered. The front end
+bin/rewind asks only once before handing over to bin/rewind-core, finds
+rewind-core where `make install` puts it, and says so when it is missing."""
 import os
 import re
 import select
@@ -317,6 +319,67 @@ def test_sigterm(arch, tmp):
           "stale socket: exit %d %r" % (r.returncode, r.stderr))
 
 
+def test_front(arch, tmp):
+    """bin/rewind asks the daemon, then runs rewind-core, which must not ask
+    again: a socket that answers every question "busy" is asked once."""
+    sock_path = os.path.join(arch, "rewindd.sock")
+    if os.path.exists(sock_path):
+        os.unlink(sock_path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(8)
+    asked = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            data = c.recv(65536)
+            asked.append(data.split(b"\t")[0])
+            c.sendall(b"busy\n")
+            c.close()
+    import threading
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    r = q(arch, "--count", "--point", "smtp", "port 25")
+    want = len(pcaputil.read_pcap(tcpdump(SMTP, "port 25"))[1])
+    check(r.returncode == 0 and r.stdout.strip() == str(want).encode(),
+          "busy socket: the local answer is %r %r, expected %d" % (r.stdout, r.stderr, want))
+    check(asked == [b"query"], "the daemon was asked %d times, not once: %r" % (len(asked), asked))
+    # --local and other commands never ask
+    del asked[:]
+    r = q(arch, "--local", "--count", "--point", "smtp")
+    s = rw("status", "--dir", arch)
+    check(r.returncode == 0 and s.returncode == 0 and asked == [],
+          "--local or status asked the daemon: %r" % asked)
+    srv.close()
+    os.unlink(sock_path)
+    # an installed tree: PREFIX/bin/rewind runs PREFIX/libexec/rewind/rewind-core
+    root = os.path.dirname(os.path.dirname(os.path.abspath(REWIND)))
+    dest = os.path.join(tmp, "inst")
+    # the flavour bin/ holds (SAN=0 or 1): make must not rebuild it
+    san = [f[-1] for f in os.listdir(os.path.join(root, "bin")) if f.startswith(".flavour-")]
+    r = subprocess.run(["make", "-s", "-C", root, "install", "DESTDIR=" + dest, "PREFIX=/opt/rw",
+                        "SAN=" + (san[0] if san else "0")], capture_output=True)
+    inst = os.path.join(dest, "opt/rw/bin/rewind")
+    check(r.returncode == 0 and os.path.exists(
+        os.path.join(dest, "opt/rw/libexec/rewind/rewind-core")), "make install: %r" % r.stderr)
+    r = subprocess.run([inst, "query", "--dir", arch, "--count", "--point", "smtp", "port 25"],
+                       capture_output=True)
+    check(r.returncode == 0 and r.stdout.strip() == str(want).encode(),
+          "installed rewind: exit %d %r %r" % (r.returncode, r.stdout, r.stderr))
+    # without rewind-core: a clear error, exit 1
+    lone = os.path.join(tmp, "lone")
+    os.makedirs(lone)
+    subprocess.run(["cp", REWIND, lone])
+    r = subprocess.run([os.path.join(lone, "rewind"), "status", "--dir", arch],
+                       capture_output=True)
+    check(r.returncode == 1 and b"cannot find rewind-core" in r.stderr,
+          "rewind without rewind-core: exit %d %r" % (r.returncode, r.stderr))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rewind-qsock-", dir=os.environ.get("REWIND_TMP"))
     arch = os.path.join(tmp, "arch")
@@ -334,6 +397,7 @@ def main():
         rc = d.stop()
     check(rc == 0, "rewindd exit %s" % rc)
     test_sigterm(arch, tmp)
+    test_front(arch, tmp)
     if harness.failed:
         print(open(d.log, "rb").read().decode(errors="replace")[-3000:])
     subprocess.run(["rm", "-rf", tmp])

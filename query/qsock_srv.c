@@ -1,0 +1,264 @@
+/* qsock_srv.c -- the daemon's answer to queries over DIR/rewindd.sock.
+ * Protocol in qsock.h; the codec and the client are in qsock.c. */
+#include "query/qsock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- daemon */
+
+struct qsock_server {
+    idx_t *ix;
+    int max;
+    atomic_int active;
+    atomic_int cancel;
+};
+
+int qsock_server_new(idx_t *ix, int max_queries, qsock_server_t **out, char *err)
+{
+    struct qsock_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    s->ix = ix;
+    s->max = max_queries > 0 ? max_queries : 8;
+    *out = s;
+    return 0;
+}
+
+void qsock_server_cancel(qsock_server_t *s)
+{
+    if (s)
+        atomic_store(&s->cancel, 1);
+}
+
+void qsock_server_free(qsock_server_t *s) { free(s); }
+
+/* Where the answer goes, and whether anyone still wants it. */
+struct sink {
+    struct qsock_server *s;
+    int conn, fd;
+    int nb;      /* fd does not block: writes wait in poll(), watching conn */
+    int sock;    /* fd is a socket: send(MSG_DONTWAIT) */
+    uint64_t bytes;
+    int cut;     /* RW_ESTOP: client gone or daemon stopping */
+    int werrno;  /* errno of a failed write */
+};
+
+/* The client waits for the answer on its connection: the connection
+ * hanging up (POLLHUP, both directions closed) means it went away. A
+ * client that only shut down its sending side still wants the answer. */
+static int still_wanted(struct sink *k)
+{
+    struct pollfd p = {k->conn, 0, 0};
+    if (atomic_load(&k->s->cancel) ||
+        (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))))
+        k->cut = RW_ESTOP;
+    return !k->cut;
+}
+
+/* Wait until fd takes more bytes (events), or the client hangs up, or the
+ * daemon stops: 0 to go on, -1 with k->cut set. */
+static int wait_fd(struct sink *k, int fd, short events)
+{
+    for (;;) {
+        struct pollfd p[2] = {{fd, events, 0}, {k->conn, 0, 0}};
+        int n = poll(p, 2, 200);
+        if (!still_wanted(k))
+            return -1;
+        if (n > 0 && p[0].revents)
+            return 0;
+    }
+}
+
+/* A reader that stops reading a pipe must not pin a daemon thread (nor
+ * SIGTERM, which waits for the queries to end), so pipes are written
+ * without blocking, through a descriptor of the daemon's own: reopening
+ * /proc/self/fd/N gives one, with its own flags, where setting O_NONBLOCK on
+ * the client's would change its stdout under it. A regular file is written
+ * as it comes; a socket with MSG_DONTWAIT. Where the reopen is refused
+ * (another user's pipe), the write blocks as the client's own would. */
+static void sink_open(struct sink *k, int fd)
+{
+    struct stat st;
+    k->fd = fd;
+    if (fstat(fd, &st) < 0)
+        return;
+    if (S_ISSOCK(st.st_mode)) {
+        k->sock = k->nb = 1;
+    } else if (S_ISFIFO(st.st_mode)) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        int nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (nfd >= 0) {
+            close(fd);
+            k->fd = nfd;
+            k->nb = 1;
+        }
+    }
+}
+
+static int unwanted(void *arg) { return !still_wanted(arg); }
+
+static int sink_write(void *arg, const void *buf, size_t n)
+{
+    struct sink *k = arg;
+    const char *p = buf;
+    if (!still_wanted(k))
+        return -1;
+    while (n > 0) {
+        ssize_t w = k->sock ? send(k->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(k->fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && k->nb && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (wait_fd(k, k->fd, POLLOUT) < 0)
+                return -1;
+            continue;
+        }
+        if (w < 0) {
+            k->werrno = errno;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+        k->bytes += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* Receive "out" and its descriptor; -1 if the client sent anything else,
+ * went away, or the daemon stops first. */
+static int recv_out(struct sink *k)
+{
+    char buf[16];
+    int fd;
+    /* The client may take a while: opening a FIFO waits for its reader. */
+    if (rw_wait_in(k->conn, &k->s->cancel) < 0)
+        return -1;
+    ssize_t n = rw_recv_fd(k->conn, buf, sizeof buf - 1, &fd);
+    if (fd >= 0 && (n != 4 || memcmp(buf, "out\n", 4) != 0)) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+void qsock_serve(qsock_server_t *s, int conn, char *line)
+{
+    char err[RW_ERRSZ], what[300];
+    struct qsock_req r;
+    qry_t *q = NULL;
+    qry_out_t *out = NULL;
+    struct sink k = {.s = s, .conn = conn, .fd = -1};
+    uint64_t packets = 0;
+    int64_t start = rw_mono_ns();
+    int rc;
+    /* Busy or stopping: the client reads the archive itself. */
+    if (atomic_load(&s->cancel)) {
+        rw_send_line(conn, "busy");
+        return;
+    }
+    if (atomic_fetch_add(&s->active, 1) >= s->max) {
+        atomic_fetch_sub(&s->active, 1);
+        rw_send_line(conn, "busy");
+        return;
+    }
+    if ((rc = qsock_parse(line, &r, err)) < 0) {
+        rw_info("rewind query: bad request refused: %s", err);
+        rw_send_line(conn, "error %d %s", rc, err);
+        goto done;
+    }
+    snprintf(what, sizeof what, "rewind query filter '%.200s'", r.spec.filter ? r.spec.filter : "");
+    if ((rc = qry_new(s->ix, &r.spec, &q, err)) < 0) {
+        rw_info("%s: refused: %s", what, err);
+        rw_send_line(conn, "error %d %s", rc, err);
+        goto done;
+    }
+    if (!r.count) {
+        int npts;
+        const struct qry_point *pts = qry_points(q, &npts);
+        /* Checked before the client opens its output: a mix of link types
+         * in a pcap is refused as locally, leaving -w FILE alone. */
+        if ((rc = qry_out_new(r.format, pts, npts, sink_write, &k, &out, err)) < 0) {
+            rw_info("%s: refused: %s", what, err);
+            rw_send_line(conn, "error %d %s", rc, err);
+            goto done;
+        }
+        rw_send_line(conn, "ready");
+        int fd = recv_out(&k);
+        if (fd < 0 && atomic_load(&s->cancel)) {
+            rw_warn("%s: cut by shutdown before the answer", what);
+            rw_send_line(conn, "error %d rewindd stopped while answering; ask again", RW_ESTOP);
+            goto done;
+        }
+        if (fd < 0) {
+            rw_info("%s: client went away before the answer", what);
+            goto done;
+        }
+        /* The daemon writes only where the client could: a descriptor opened
+         * for reading (of a FIFO, say, that its owner reads) is refused. */
+        int mode = fcntl(fd, F_GETFL);
+        if (mode < 0 || ((mode & O_ACCMODE) != O_WRONLY && (mode & O_ACCMODE) != O_RDWR)) {
+            close(fd);
+            rw_warn("%s: refused: the output descriptor is not open for writing", what);
+            rw_send_line(conn, "error %d the output descriptor is not open for writing",
+                         RW_EINPUT);
+            goto done;
+        }
+        sink_open(&k, fd);
+    }
+    /* Between writes too (a count, or matches far apart): a client gone or
+     * a daemon stopping ends the scan. */
+    qry_set_cancel(q, unwanted, &k);
+    struct qry_pkt pkt;
+    while ((rc = qry_next(q, &pkt, err)) == 1) {
+        packets++;
+        if (out && qry_out_packet(out, &pkt) < 0)
+            break;
+    }
+    if (rc == 0 && out) {
+        rc = qry_out_close(out) < 0 ? -1 : 0;
+        out = NULL;
+    } else if (rc == 1) {
+        rc = -1;
+    }
+    if (rc >= 0) {
+        rw_info("%s: %" PRIu64 " packets, %" PRIu64 " bytes in %.3f s", what, packets, k.bytes,
+                (double)(rw_mono_ns() - start) / 1e9);
+        rw_send_line(conn, "ok %" PRIu64 " %" PRIu64, packets, k.bytes);
+    } else if (k.cut) {
+        if (atomic_load(&s->cancel)) {
+            rw_warn("%s: cut by shutdown after %" PRIu64 " bytes", what, k.bytes);
+            rw_send_line(conn, "error %d rewindd stopped while answering; ask again", RW_ESTOP);
+        } else {
+            rw_info("%s: client went away after %" PRIu64 " bytes", what, k.bytes);
+        }
+    } else if (k.werrno == EPIPE) {
+        rw_info("%s: the reader of the client's pipe went away after %" PRIu64 " bytes", what,
+                k.bytes);
+        rw_send_line(conn, "epipe");
+    } else if (k.werrno) {
+        rw_send_line(conn, "error %d writing output: %s", RW_EIO, strerror(k.werrno));
+    } else {
+        rw_error("%s: failed after %" PRIu64 " bytes: %s", what, k.bytes, err);
+        rw_send_line(conn, "error %d %s", rc, err);
+    }
+done:
+    if (out)
+        (void)!qry_out_close(out);
+    qry_free(q);
+    if (k.fd >= 0)
+        close(k.fd);
+    atomic_fetch_sub(&s->active, 1);
+}
+
