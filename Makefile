@@ -152,4 +152,4 @@ install: all
 clean:
 	rm -rf build build-san build-fuzz bin
 
--include $(LIB_OBJ:.o=.d)
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/tests/*/*.d)

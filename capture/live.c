@@ -34,6 +34,7 @@
  * largest that GRO or GSO hand to a packet socket (short of BIG TCP). */
 #define RING_REUSE (20u << 20)
 #define RING_HOT (RING_REUSE + (4u << 20)) /* faulted in at start */
+#define RING_STEP (4u << 20)                /* then by the writer when idle */
 #define RELEASE_STEP (256u << 10) /* the writer gives ring room back this often */
 #define WRAP 0xffffffffu
 
@@ -57,6 +58,7 @@ struct cap_live {
     _Atomic size_t tail;
     char pad_tail[64 - sizeof(size_t)];
     size_t phead;
+    size_t populated; /* bytes of the ring faulted in (the writer's) */
     atomic_int waiting; /* the writer sleeps (or is about to) on cv */
     atomic_int stop, cap_done, failed;
     atomic_uint_fast64_t queue_drops, kernel_drops;
@@ -216,6 +218,25 @@ static int try_resume(struct cap_live *l, int64_t paused_at, uint64_t drops_at_p
     return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* While idle, the writer faults in the next part of the ring (see
+ * ring_alloc()), so that the capture thread finds it resident when a
+ * backlog first reaches it. Faulting a page in does not write it: the
+ * capture thread may be using it. */
+static void populate_step(struct cap_live *l)
+{
+    if (l->populated >= RING)
+        return;
+    size_t n = RING - l->populated < RING_STEP ? RING - l->populated : RING_STEP;
+    if (madvise(l->ring + l->populated, n, MADV_POPULATE_WRITE) < 0)
+        l->populated = RING; /* before Linux 5.14: pages fault in as used */
+    else
+        l->populated += n;
+}
+
 static void *wr_main(void *arg)
 {
     struct cap_live *l = arg;
@@ -225,6 +246,7 @@ static void *wr_main(void *arg)
     for (;;) {
         size_t head, tail = atomic_load(&l->tail);
         if (atomic_load(&l->head) == tail && !atomic_load(&l->cap_done)) {
+            populate_step(l);
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 100 * 1000000;
@@ -247,7 +269,11 @@ static void *wr_main(void *arg)
             uint32_t rec[4];
             memcpy(rec, l->ring + tail, 16);
             if (rec[2] == WRAP) {
+                /* Say so at once: until then the capture thread has only
+                 * the bytes before the marker. */
                 tail = 0;
+                atomic_store(&l->tail, 0);
+                taken = 0;
                 continue;
             }
             int rc = 0;
@@ -310,18 +336,16 @@ static void *wr_main(void *arg)
     return NULL;
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
 /* The ring is on huge pages where the kernel allows, and the part that
- * capture keeps reusing (RING_REUSE and a batch past it) is faulted in
+ * capture keeps reusing (RING_REUSE and a little past it) is faulted in
  * before capture starts: first touches of 4 KiB pages during capture cost
  * the capture thread a third of its time at full speed (18-30 us each on
  * the VMs we measured), and the kernel dropped packets meanwhile. The rest
- * faults in only if a backlog reaches it; zeroing all of it at start was
- * most of an idle daemon's CPU. A page past the end is left inaccessible,
- * so an overrun faults in every build. */
+ * is faulted in by the writer, RING_STEP at a time, whenever it is idle
+ * (populate_step()): zeroing all of it before starting made starting slow
+ * (most of an idle daemon's CPU on those VMs), and it is needed only when
+ * a backlog builds. A page past the end is left inaccessible, so an
+ * overrun faults in every build. */
 static uint8_t *ring_alloc(void)
 {
     void *p = mmap(NULL, RING + RING_GUARD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -353,6 +377,7 @@ int cap_live_start(cap_arch_t *a, const char *iface, const char *point, cap_live
         free(l);
         return rw_err(err, RW_ENOMEM, "out of memory");
     }
+    l->populated = RING_HOT;
     l->a = a;
     snprintf(l->iface, sizeof l->iface, "%s", iface);
     pthread_mutex_init(&l->mu, NULL);

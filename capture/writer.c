@@ -23,7 +23,8 @@
 #include "capture/cap_int.h"
 #include "index/parse.h"
 
-#define WBUF (256u << 10)
+#define WBUF (1u << 20) /* written at once */
+#define TIGHT (4u << 20)   /* this little above the reserve: commit every WBUF */
 
 
 static int claim_point(cap_arch_t *a, const char *name, char *err)
@@ -397,7 +398,7 @@ static int write_out(cap_pw_t *w, char *err)
         return rc;
     /* Near the reserve, commit after every buffer written, so that a full
      * disk finds little uncommitted (see add()). */
-    w->tight = left < 4 * (uint64_t)WBUF;
+    w->tight = left < TIGHT;
     if (rw_write_all(w->fd, w->buf, w->blen) < 0) {
         int e = errno;
         return rw_err(err, e == ENOSPC ? RW_ENOSPC : RW_EIO, "writing segment %s/%s: %s", w->a->dir,

@@ -22,13 +22,19 @@
 #define CORE "rewind-core"
 
 /* rewind-core beside this executable (the build tree), else in
- * ../libexec/rewind/ (an installed tree: PREFIX/bin and PREFIX/libexec). */
-static int find_core(char *path, size_t cap)
+ * ../libexec/rewind/ (an installed tree: PREFIX/bin and PREFIX/libexec).
+ * The executable is /proc/self/exe, or argv0 where /proc is not mounted
+ * and argv0 names a path. */
+static int find_core(const char *argv0, char *path, size_t cap)
 {
     char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return -1;
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self);
+    if (n <= 0 || (size_t)n >= sizeof self) {
+        if (!strchr(argv0, '/') || strlen(argv0) >= sizeof self)
+            return -1;
+        n = (ssize_t)strlen(argv0);
+        memcpy(self, argv0, (size_t)n);
+    }
     self[n] = 0;
     char *slash = strrchr(self, '/');
     if (!slash)
@@ -44,6 +50,7 @@ static int find_core(char *path, size_t cap)
 int main(int argc, char **argv)
 {
     char core[PATH_MAX + 32];
+    unsetenv(CLI_ASKED_ENV); /* only this process says whether it asked */
     if (argc >= 2 && !strcmp(argv[1], "query")) {
         struct qargs a;
         /* getopt_long permutes what it parses: rewind-core gets the
@@ -62,9 +69,10 @@ int main(int argc, char **argv)
             free(args);
         }
     }
-    if (find_core(core, sizeof core) < 0) {
+    const char *me = argc > 0 && argv[0] ? argv[0] : "rewind";
+    if (find_core(me, core, sizeof core) < 0) {
         fprintf(stderr, "rewind: cannot find %s beside %s or in ../libexec/rewind/; "
-                        "reinstall rewind (make install)\n", CORE, argv[0]);
+                        "reinstall rewind (make install)\n", CORE, me);
         return EXIT_RUNTIME;
     }
     execv(core, argv);

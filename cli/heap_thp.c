@@ -19,8 +19,8 @@
  *
  * Only where THP is "madvise" or "always" does this change anything; with
  * THP off, or if another allocator (ASan) owns malloc, or the heap was
- * already in use, it does nothing. Linked into bin/rewind only: the daemon
- * starts once. */
+ * already in use, it does nothing. Linked into bin/rewind-core only: the
+ * daemon starts once. */
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -701,8 +701,9 @@ static const char main_help[] =
 int main(int argc, char **argv)
 {
     /* Set by the front end for this process only; not for what it runs. */
-    if (getenv(CLI_ASKED_ENV)) {
-        daemon_asked = 1;
+    const char *asked = getenv(CLI_ASKED_ENV);
+    if (asked) {
+        daemon_asked = !strcmp(asked, "1");
         unsetenv(CLI_ASKED_ENV);
     }
     if (argc < 2)

@@ -89,7 +89,8 @@ def burst_check(tmp, arch):
     in_order = all(any(g == x for x in it) for g in got)
     dropped = (lost or 0) - (before or 0)
     check(in_order and len(got) == len(sent) - dropped and len(got) > 0,
-          "burst of %d packets: %d came back%s, status reports %d drops" %
+          "burst of %d packets: %d came back%s, status reports %d drops (a loss the kernel "
+          "counts nowhere, as on the veth itself, also shows here)" %
           (len(sent), len(got), "" if in_order else " out of order or altered", dropped))
 
 
@@ -130,7 +131,6 @@ def main():
                   "after sending %s: %d of %d packets not queryable %.2f s later (%s)" %
                   (os.path.basename(f), missing, sum(sent.values()), elapsed,
                    q.stderr.decode().strip()))
-        burst_check(tmp, arch)
         # A filter over the live archive agrees with tcpdump on the same answer.
         q = sh(REWIND, "query", "--dir", arch, "--point", "live", "port", "25")
         live_all = sh(REWIND, "query", "--dir", arch, "--point", "live").stdout
@@ -148,8 +148,9 @@ def main():
         r = sh(REWIND, "import", "--quiet", "--dir", arch, "--point", "live", smtp)
         check(r.returncode != 0 and b"being written" in r.stderr,
               "import into the live point must be refused: %r" % r.stderr)
-        st = sh(REWIND, "status", "--dir", arch).stdout.decode()
-        check("live" in st and " 0/0" in st, "live: status shows the point without drops:\n" + st)
+        check(drops(arch) == 0, "live: status shows the point without drops:\n" +
+              sh(REWIND, "status", "--dir", arch).stdout.decode())
+        burst_check(tmp, arch)
         daemon.send_signal(signal.SIGTERM)
         rc = daemon.wait(timeout=20)
         daemon = None
