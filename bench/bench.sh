@@ -6,7 +6,8 @@
 #   BENCH_SMOKE=1 sh bench/bench.sh    2 MiB, one run each, no scaling/live (< 30 s)
 #
 # Optional: BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
-# skips cold-cache runs, BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed).
+# skips cold-cache runs, BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed; a suffix
+# x3 replays the file three times in one run).
 #
 # Writes bench/work/ (scratch, removed first) and bench/results.json. Exit status is
 # non-zero only for a correctness MISMATCH (or a failing command), never for speed.
@@ -45,7 +46,7 @@ print(max(65536, int(v * (1 << 30))))' "$GB" 2>/dev/null) || {
     SCALE=${BENCH_SCALE:-1}
     LIVE=${BENCH_LIVE:-1}
 fi
-RATES=${BENCH_LIVE_RATES:-500 1000 2000 4000 topspeed}
+RATES=${BENCH_LIVE_RATES:-500 1000 2000 4000 topspeed topspeedx3}
 
 for b in rewind rewindd trafficgen; do
     [ -x "$ROOT/bin/$b" ] || { echo "bench: bin/$b missing; run 'make all' first" >&2; exit 2; }

@@ -318,7 +318,12 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
             time.sleep(1.0)
             res["sent"] = 0
         else:
-            rargs = ["--topspeed"] if rate == "topspeed" else ["--mbps", str(rate)]
+            # "topspeed" or a rate in Mbps; "x3" after either replays the
+            # file three times in one run (tcpreplay --loop)
+            base, _, loops = str(rate).partition("x")
+            rargs = ["--topspeed"] if base == "topspeed" else ["--mbps", base]
+            if loops:
+                rargs.append("--loop=" + loops)
             r = sh("ip", "netns", "exec", ns, "timeout", "120", "tcpreplay", "-i", "rwb1", *rargs,
                    pcap)
             res["tcpreplay_rc"] = r.returncode
@@ -686,6 +691,21 @@ def report_main(path):
             P("  net CPU = CPU less the same capturer's run with no traffic (start, 1 s idle, stop):"
               " rewindd %s s, tcpdump %s s" % tuple("%.2f" % idle[t] if t in idle else "-"
                                                     for t in ("rewindd", "tcpdump")))
+        # A capture runs for months: what a replay costs once the process
+        # has warmed up (its heap, memtables and buffers faulted in) is the
+        # difference between replaying the file three times and once.
+        steady = {}
+        for tool in ("rewindd", "tcpdump"):
+            one = median_run(groups.get((tool, "topspeed"), []))
+            three = median_run(groups.get((tool, "topspeedx3"), []))
+            if one and three:
+                steady[tool] = (three["cpu"] - one["cpu"]) / 2
+        live["steady_cpu_per_replay"] = steady
+        if len(steady) == 2:
+            P("  steady state at top speed, CPU per further replay of the 200 MiB ((x3 - x1) / 2):"
+              " rewindd %.2f s, tcpdump %.2f s, ratio %.2f" % (
+                  steady["rewindd"], steady["tcpdump"],
+                  steady["rewindd"] / steady["tcpdump"] if steady["tcpdump"] > 0 else 0))
         for tool in ("rewindd", "tcpdump"):
             b = best.get(tool)
             P("  highest zero-loss rate %-8s %s" % (
