@@ -60,8 +60,10 @@ int main(int argc, char **argv)
             memcpy(args, argv, sizeof *args * (size_t)argc);
             int status = qargs_parse(argc - 1, args + 1, &a, 1);
             if (status < 0 && a.dir && !a.local) {
-                if ((status = qargs_ask(&a)) >= 0)
+                if ((status = qargs_ask(&a)) >= 0) {
+                    free(args);
                     return qargs_end(&a, status);
+                }
                 setenv(CLI_ASKED_ENV, "1", 1);
             }
             if (status < 0)
