@@ -25,8 +25,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define MAX_REQ 65536 /* bytes of a request line */
-
 struct cap_handoff {
     cap_arch_t *a;
     cap_request_fn other;
@@ -61,24 +59,24 @@ static void *serve(void *arg)
 {
     struct conn *c = arg;
     char err[RW_ERRSZ];
-    char *buf = malloc(MAX_REQ), *nl = NULL;
+    char *buf = malloc(RW_SOCK_MAX_REQ), *nl = NULL;
     int filefd = -1;
     size_t len = 0;
     /* The line may arrive in pieces; a descriptor comes with the first. An
      * idle connection must not hold up cap_handoff_stop(). */
     ssize_t n = buf && rw_wait_in(c->fd, &c->h->stop) == 0 ?
-                    rw_recv_fd(c->fd, buf, MAX_REQ - 1, &filefd) : -1;
+                    rw_recv_fd(c->fd, buf, RW_SOCK_MAX_REQ - 1, &filefd) : -1;
     while (n > 0) {
         len += (size_t)n;
         buf[len] = 0;
-        if ((nl = memchr(buf, '\n', len)) || len == MAX_REQ - 1)
+        if ((nl = memchr(buf, '\n', len)) || len == RW_SOCK_MAX_REQ - 1)
             break;
-        n = rw_wait_in(c->fd, &c->h->stop) == 0 ? recv(c->fd, buf + len, MAX_REQ - 1 - len, 0)
+        n = rw_wait_in(c->fd, &c->h->stop) == 0 ? recv(c->fd, buf + len, RW_SOCK_MAX_REQ - 1 - len, 0)
                                                  : -1;
     }
     if (!nl) {
         rw_send_line(c->fd, "error %d request line missing, cut or longer than %d bytes",
-                     RW_EINPUT, MAX_REQ - 1);
+                     RW_EINPUT, RW_SOCK_MAX_REQ - 1);
         goto done;
     }
     *nl = 0;

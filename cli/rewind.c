@@ -1,11 +1,9 @@
 /* rewind.c -- the command-line client (bin/rewind-core, run by the front end
  * bin/rewind): import, query, status, hold, verify, reindex. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <pcap/pcap.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +15,6 @@
 #include "common/rw.h"
 #include "httpd/client.h"
 #include "index/index.h"
-#include "query/qsock.h"
 #include "query/query.h"
 
 /* ------------------------------------------------------------------ import */

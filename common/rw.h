@@ -114,6 +114,11 @@ int rw_write_all(int fd, const void *buf, size_t n);
  * durable; -1 with errno set on error. */
 int rw_fsync_dir(const char *dir);
 
+/* Bytes of a request line on DIR/rewindd.sock, its '\n' and a NUL
+ * included: what the daemon reads (capture/handoff.c) and the most a query
+ * request may take (query/qsock.c). */
+#define RW_SOCK_MAX_REQ 65536
+
 /* Send one line (printf format; a '\n' inside becomes a space, and a '\n'
  * ends it) on the socket fd, without SIGPIPE: the answers of the daemon's
  * Unix socket. A failed send is ignored: the peer has gone. */

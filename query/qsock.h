@@ -31,7 +31,7 @@
 #include "index/index.h"
 #include "query/query.h"
 
-#define QSOCK_MAX_REQ 65536 /* bytes of a request line */
+#define QSOCK_MAX_REQ RW_SOCK_MAX_REQ /* bytes of a request line */
 #define QSOCK_MAX_POINTS 64
 
 /* A parsed request. Strings point into the buffer given to qsock_parse(). */

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -340,7 +341,6 @@ def test_front(arch, tmp):
             asked.append(data.split(b"\t")[0])
             c.sendall(b"busy\n")
             c.close()
-    import threading
     th = threading.Thread(target=serve, daemon=True)
     th.start()
     r = q(arch, "--count", "--point", "smtp", "port 25")
