@@ -62,7 +62,7 @@ REWIND_LDFLAGS := -no-pie
 endif
 endif
 
-LIB_SRC := $(wildcard common/*.c capture/*.c index/*.c query/*.c httpd/*.c)
+LIB_SRC := $(wildcard common/*.c index/*.c archive/*.c capture/*.c query/*.c ctl/*.c httpd/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -72,7 +72,8 @@ BINS := bin/rewind bin/rewind-core bin/rewindd bin/trafficgen
 # bin/rewind is a small front end (libc only) that asks the rewindd owning
 # --dir to answer a query and otherwise runs bin/rewind-core, the client
 # proper (cli/front.c says why).
-FRONT_OBJ := $(BUILD)/cli/front.o $(BUILD)/cli/qargs.o $(BUILD)/query/qsock.o $(BUILD)/common/rw.o
+FRONT_OBJ := $(BUILD)/cli/front.o $(BUILD)/cli/qargs.o $(BUILD)/ctl/client.o $(BUILD)/ctl/proto.o \
+  $(BUILD)/common/rw.o
 
 .PHONY: all deps test unit e2e fuzz bench run install clean
 all: $(BINS)
@@ -92,7 +93,8 @@ bin/rewind: $(FRONT_OBJ)
 	@mkdir -p bin
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ -lm
 
-bin/rewind-core: $(BUILD)/cli/rewind.o $(BUILD)/cli/qargs.o $(REWIND_EXTRA) $(BUILD)/librewind.a
+bin/rewind-core: $(BUILD)/cli/rewind.o $(BUILD)/cli/qargs.o $(BUILD)/cli/httpc.o $(REWIND_EXTRA) \
+  $(BUILD)/librewind.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS_SAN) $(REWIND_LDFLAGS) -o $@ $^ $(REWIND_LIBS)
 
@@ -100,9 +102,11 @@ bin/rewindd: $(BUILD)/cli/rewindd.o $(BUILD)/librewind.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(BIN_LIBS)
 
-bin/trafficgen: $(BUILD)/fixtures/trafficgen.o $(BUILD)/librewind.a
+# The traffic generator is a tool of its own: it writes pcap files with
+# libc alone and links nothing of rewind's.
+bin/trafficgen: $(BUILD)/tools/trafficgen.o
 	@mkdir -p bin
-	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(BIN_LIBS)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ -lm
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librewind.a
 	@mkdir -p $(dir $@)
@@ -117,7 +121,7 @@ unit: $(UNIT_BIN)
 	@sh tests/run-unit.sh $(UNIT_BIN)
 
 e2e: $(BINS)
-	@sh tests/run-e2e.sh
+	@sh tests/run-all.sh
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)

@@ -269,13 +269,13 @@ int cap_reader_next(cap_reader_t *r, struct cap_rec *rec, char *err)
     return 1;
 }
 
-static int close_all(cap_pw_t **pw, int n, int rc, char *err)
+static int close_all(arc_pw_t **pw, int n, int rc, char *err)
 {
     char e2[RW_ERRSZ];
     for (int i = 0; i < n; i++) {
         if (!pw[i])
             continue;
-        int r = cap_pw_close(pw[i], e2);
+        int r = arc_pw_close(pw[i], e2);
         if (r < 0 && rc == 0) {
             rc = r;
             memcpy(err, e2, RW_ERRSZ);
@@ -284,27 +284,27 @@ static int close_all(cap_pw_t **pw, int n, int rc, char *err)
     return rc;
 }
 
-/* A write into the archive failed (cap_pw_add has cut back what was not
+/* A write into the archive failed (arc_pw_add has cut back what was not
  * committed): say where, what is kept, and what to do. */
-static void failed_write(cap_arch_t *a, cap_pw_t **pw, int n, const char *label, uint64_t recno,
+static void failed_write(arc_t *a, arc_pw_t **pw, int n, const char *label, uint64_t recno,
                          int rc, char *err)
 {
     char e2[RW_ERRSZ];
     uint64_t kept = 0;
     for (int i = 0; i < n; i++)
         if (pw[i])
-            kept += cap_pw_packets(pw[i]);
+            kept += arc_pw_packets(pw[i]);
     memcpy(e2, err, RW_ERRSZ);
     if (rc == RW_ENOSPC)
         rw_err(err, rc,
                "%s: record %llu: archive %s is full (%s); the %llu packets of this file committed "
                "before it are kept; free space there or set --quota",
-               label, (unsigned long long)recno, cap_arch_dir(a), e2, (unsigned long long)kept);
+               label, (unsigned long long)recno, arc_dir(a), e2, (unsigned long long)kept);
     else
         rw_err(err, rc,
                "%s: record %llu: writing archive %s: %s; the %llu packets of this file committed "
                "before it are kept",
-               label, (unsigned long long)recno, cap_arch_dir(a), e2, (unsigned long long)kept);
+               label, (unsigned long long)recno, arc_dir(a), e2, (unsigned long long)kept);
 }
 
 /* ---- read-ahead: libpcap reads on a thread of its own ----
@@ -314,7 +314,7 @@ static void failed_write(cap_arch_t *a, cap_pw_t **pw, int n, const char *label,
  * fdatasync() whenever it seals a segment. A second thread reads records
  * into a small ring of blocks (2 MiB) while the importing thread parses,
  * indexes and writes, so on two cores the two overlap and a sync no longer
- * stops the reading. Records reach cap_pw_add() in file order as before. */
+ * stops the reading. Records reach arc_pw_add() in file order as before. */
 #define RA_SLOTS 8
 #define RA_BLOCK (256u << 10) /* bytes of records per block (a larger record still fits) */
 
@@ -443,10 +443,10 @@ static void ra_stop(struct readahead *ra)
     pthread_cond_destroy(&ra->emptied);
 }
 
-int cap_import_file(cap_arch_t *a, const char *path, const char *label, const char *point,
+int cap_import_file(arc_t *a, const char *path, const char *label, const char *point,
                     cap_progress_fn progress, void *parg, struct cap_import_stats *st, char *err)
 {
-    cap_pw_t *pw[CAP_MAX_IFACES] = {0};
+    arc_pw_t *pw[CAP_MAX_IFACES] = {0};
     cap_reader_t *r;
     struct readahead *ra;
     int rc, nw = 0;
@@ -489,13 +489,13 @@ int cap_import_file(cap_arch_t *a, const char *path, const char *label, const ch
                     snprintf(name, sizeof name, "%s", point);
                 else
                     snprintf(name, sizeof name, "%s-if%d", point, i);
-                if ((rc = cap_pw_open(a, name, dlt, snap, &pw[i], err)) < 0)
+                if ((rc = arc_pw_open(a, name, dlt, snap, &pw[i], err)) < 0)
                     break;
                 if (i + 1 > nw)
                     nw = i + 1;
                 st->points++;
             }
-            if ((rc = cap_pw_add(pw[i], h.sec, h.frac, h.caplen, h.len, data, err)) < 0) {
+            if ((rc = arc_pw_add(pw[i], h.sec, h.frac, h.caplen, h.len, data, err)) < 0) {
                 failed_write(a, pw, nw, label, st->packets + 1, rc, err);
                 break;
             }

@@ -17,7 +17,7 @@
  * writer retries every CAP_LIVE_RETRY_S seconds (retention, free space, the
  * index taking writes again) until capture can resume by itself. */
 #include "capture/cap.h"
-#include "capture/cap_int.h"
+#include "archive/arc_int.h"
 
 #include <errno.h>
 #include <pcap/pcap.h>
@@ -39,8 +39,8 @@
 #define WRAP 0xffffffffu
 
 struct cap_live {
-    cap_arch_t *a;
-    cap_pw_t *pw;
+    arc_t *a;
+    arc_pw_t *pw;
     pcap_t *p;
     char iface[64];
     int nano; /* libpcap delivers nanoseconds */
@@ -167,12 +167,12 @@ static void *cap_main(void *arg)
     return NULL;
 }
 
-static const char *point_of(struct cap_live *l) { return cap_pw_name(l->pw); }
+static const char *point_of(struct cap_live *l) { return arc_pw_name(l->pw); }
 
 /* A write failed: pause on errors of the disk or the index, else stop. */
 static void on_write_error(struct cap_live *l, int rc, const char *err, int64_t *paused_at)
 {
-    struct cap_space sp;
+    struct arc_space sp;
     char e2[RW_ERRSZ], b1[32], b2[32];
     if (rc != RW_ENOSPC && rc != RW_EIO && rc != RW_EDB) {
         rw_error("capture on %s: %s", l->iface, err);
@@ -187,12 +187,12 @@ static void on_write_error(struct cap_live *l, int rc, const char *err, int64_t 
     pthread_mutex_unlock(&l->mu);
     atomic_store(&l->paused, 1);
     *paused_at = rw_mono_ns();
-    if (cap_space_get(l->a, &sp, e2) < 0)
+    if (arc_space_get(l->a, &sp, e2) < 0)
         sp.avail = sp.size = 0;
     rw_error("capture on %s PAUSED (point %s, archive %s, %s free of %s): %s. Packets are "
              "dropped and counted as queue drops until capture resumes by itself: free space on "
              "that file system, or give rewindd a --quota so that retention makes room%s",
-             l->iface, point_of(l), cap_arch_dir(l->a), rw_size_fmt(sp.avail, b1, sizeof b1),
+             l->iface, point_of(l), arc_dir(l->a), rw_size_fmt(sp.avail, b1, sizeof b1),
              rw_size_fmt(sp.size, b2, sizeof b2), err,
              rc == RW_ENOSPC ? "" : "; if space is not the cause, check the disk (dmesg)");
 }
@@ -200,14 +200,14 @@ static void on_write_error(struct cap_live *l, int rc, const char *err, int64_t 
 static int try_resume(struct cap_live *l, int64_t paused_at, uint64_t drops_at_pause)
 {
     char err[RW_ERRSZ], b1[32];
-    struct cap_space sp;
-    if (cap_pw_resume(l->pw, err) < 0) {
+    struct arc_space sp;
+    if (arc_pw_resume(l->pw, err) < 0) {
         pthread_mutex_lock(&l->mu);
         snprintf(l->reason, sizeof l->reason, "%s", err);
         pthread_mutex_unlock(&l->mu);
         return -1;
     }
-    if (cap_space_get(l->a, &sp, err) < 0)
+    if (arc_space_get(l->a, &sp, err) < 0)
         sp.avail = 0;
     atomic_store(&l->paused, 0);
     rw_info("capture on %s resumed (point %s) after %.1f s; %s free; %llu packets were dropped "
@@ -279,15 +279,15 @@ static void *wr_main(void *arg)
             int rc = 0;
             if (atomic_load(&l->paused) || atomic_load(&l->failed))
                 drop_paused(l, 1); /* queued before the pause */
-            else if ((rc = cap_pw_add(l->pw, rec[0], rec[1], rec[2], rec[3], l->ring + tail + 16,
+            else if ((rc = arc_pw_add(l->pw, rec[0], rec[1], rec[2], rec[3], l->ring + tail + 16,
                                       err)) < 0) {
                 drops_at_pause = atomic_load(&l->paused_drops);
                 on_write_error(l, rc, err, &paused_at);
                 last_try = paused_at;
             }
             tail += 16 + rec[2];
-            /* cap_pw_add() copied the record: give its room back as we go,
-             * not after the batch, for a commit inside cap_pw_add() (its
+            /* arc_pw_add() copied the record: give its room back as we go,
+             * not after the batch, for a commit inside arc_pw_add() (its
              * fdatasync can take a while) must not hold the whole backlog's
              * room away from the capture thread. */
             if ((taken += 16 + rec[2]) >= RELEASE_STEP) {
@@ -297,13 +297,13 @@ static void *wr_main(void *arg)
         }
         atomic_store(&l->tail, tail);
         int rc;
-        if (!atomic_load(&l->paused) && (rc = cap_pw_flush(l->pw, 0, err)) < 0) {
+        if (!atomic_load(&l->paused) && (rc = arc_pw_flush(l->pw, 0, err)) < 0) {
             drops_at_pause = atomic_load(&l->paused_drops);
             on_write_error(l, rc, err, &paused_at);
             last_try = paused_at;
         }
         /* packets the writer had taken and a failed write lost */
-        uint64_t lost = cap_pw_lost(l->pw);
+        uint64_t lost = arc_pw_lost(l->pw);
         if (lost != lost_seen) {
             drop_paused(l, lost - lost_seen);
             lost_seen = lost;
@@ -318,11 +318,11 @@ static void *wr_main(void *arg)
          * paused or short of space: an index write must not meet a full
          * disk. */
         uint64_t kd = atomic_load(&l->kernel_drops), qd = atomic_load(&l->queue_drops);
-        struct cap_space sp;
+        struct arc_space sp;
         if (!atomic_load(&l->paused) && now - last_drops > RW_NS_PER_SEC &&
-            (kd != kd_stored || qd != qd_stored) && cap_space_get(l->a, &sp, err) == 0 &&
+            (kd != kd_stored || qd != qd_stored) && arc_space_get(l->a, &sp, err) == 0 &&
             sp.avail >= sp.reserve) {
-            if (cap_pw_set_drops(l->pw, kd, qd, err) < 0)
+            if (arc_pw_set_drops(l->pw, kd, qd, err) < 0)
                 rw_warn("capture on %s: recording drops: %s", l->iface, err);
             else {
                 kd_stored = kd;
@@ -368,7 +368,7 @@ static void ring_release(uint8_t *ring)
         munmap(ring, RING + RING_GUARD);
 }
 
-int cap_live_start(cap_arch_t *a, const char *iface, const char *point, cap_live_t **out, char *err)
+int cap_live_start(arc_t *a, const char *iface, const char *point, cap_live_t **out, char *err)
 {
     char ebuf[PCAP_ERRBUF_SIZE];
     struct cap_live *l = calloc(1, sizeof *l);
@@ -401,7 +401,7 @@ int cap_live_start(cap_arch_t *a, const char *iface, const char *point, cap_live
         goto fail;
     }
     l->nano = pcap_get_tstamp_precision(l->p) == PCAP_TSTAMP_PRECISION_NANO;
-    if ((rc = cap_pw_open(a, point ? point : iface, pcap_datalink(l->p),
+    if ((rc = arc_pw_open(a, point ? point : iface, pcap_datalink(l->p),
                           (uint32_t)pcap_snapshot(l->p), &l->pw, err)) < 0)
         goto fail;
     if (pthread_create(&l->wr_thr, NULL, wr_main, l) != 0) {
@@ -419,7 +419,7 @@ int cap_live_start(cap_arch_t *a, const char *iface, const char *point, cap_live
 fail:
     if (l->pw) {
         char e2[RW_ERRSZ];
-        if (cap_pw_close(l->pw, e2) < 0)
+        if (arc_pw_close(l->pw, e2) < 0)
             rw_warn("%s", e2);
     }
     if (l->p)
@@ -462,14 +462,14 @@ int cap_live_stop(cap_live_t *l, char *err)
     struct pcap_stat ps;
     if (pcap_stats(l->p, &ps) == 0)
         atomic_store(&l->kernel_drops, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
-    if (cap_space_ensure(l->a, 0, 0, NULL, e2) < 0)
+    if (arc_space_ensure(l->a, 0, 0, NULL, e2) < 0)
         rw_warn("capture on %s: drop counters not recorded: %s", l->iface, e2);
-    else if (cap_pw_set_drops(l->pw, atomic_load(&l->kernel_drops),
+    else if (arc_pw_set_drops(l->pw, atomic_load(&l->kernel_drops),
                               atomic_load(&l->queue_drops), e2) < 0)
         rw_warn("%s", e2);
     if (atomic_load(&l->failed))
         rc = rw_err(err, RW_EIO, "%s", l->errmsg);
-    if (cap_pw_close(l->pw, e2) < 0 && rc == 0)
+    if (arc_pw_close(l->pw, e2) < 0 && rc == 0)
         rc = rw_err(err, RW_EIO, "%s", e2);
     pcap_close(l->p);
     pthread_mutex_destroy(&l->mu);

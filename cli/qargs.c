@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "query/qsock.h"
+#include "ctl/ctl.h"
 
 int cli_usage(const char *fmt, const char *arg)
 {
@@ -184,13 +184,13 @@ int qargs_end(struct qargs *a, int status)
 
 int qargs_ask(struct qargs *a)
 {
-    struct qsock_req r = {.spec = a->spec, .format = a->format, .count = a->count};
+    struct ctl_query r = {.spec = a->spec, .format = a->format, .count = a->count};
     char err[RW_ERRSZ];
     uint64_t n = 0;
-    int rc = qsock_ask(a->dir, &r, qargs_open_output, &a->o, &n, err);
-    if (rc == QSOCK_LOCAL)
+    int rc = ctl_ask_query(a->dir, &r, qargs_open_output, &a->o, &n, err);
+    if (rc == CTL_LOCAL)
         return -1;
-    if (rc == QSOCK_EPIPE) {
+    if (rc == CTL_EPIPE) {
         /* End as writing the pipe ourselves would have: killed by SIGPIPE,
          * or, where it is ignored or blocked, a write error. */
         struct sigaction sa;

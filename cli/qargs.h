@@ -1,5 +1,5 @@
 /* qargs.h -- `rewind query`'s command line, and asking the rewindd that owns
- * --dir for the answer (query/qsock.h). Shared by bin/rewind, the small front
+ * --dir for the answer (ctl/ctl.h). Shared by bin/rewind, the small front
  * end that asks the daemon (cli/front.c), and bin/rewind-core, the client
  * that reads archives itself (cli/rewind.c): both must parse and refuse the
  * same arguments the same way. */
@@ -36,7 +36,7 @@ struct qargs_out {
     const char *wfile;
     int fd; /* -1 until opened */
 };
-/* Opens o's output (a struct qargs_out *); a qsock_open_fn. */
+/* Opens o's output (a struct qargs_out *); a ctl_open_fn. */
 int qargs_open_output(void *o, char *err);
 
 /* A parsed `rewind query` command line. */

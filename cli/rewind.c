@@ -10,12 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive/archive.h"
 #include "capture/cap.h"
+#include "cli/httpc.h"
 #include "cli/qargs.h"
 #include "common/rw.h"
-#include "httpd/client.h"
-#include "index/index.h"
+#include "ctl/ctl.h"
 #include "query/query.h"
+#include "query/read.h"
 
 /* ------------------------------------------------------------------ import */
 
@@ -92,8 +94,8 @@ static int cmd_import(int argc, char **argv)
     const char *dir = NULL, *point = "import";
     int quiet = 0, c, status = 0, given = 0;
     char err[RW_ERRSZ];
-    struct cap_opts o;
-    cap_opts_default(&o);
+    struct arc_opts o;
+    arc_opts_default(&o);
     while ((c = getopt_long(argc, argv, "d:p:qh", opts, NULL)) != -1) {
         switch (c) {
         case 1:
@@ -101,7 +103,7 @@ static int cmd_import(int argc, char **argv)
         case 3:
         case 4:
         case 5:
-            if (cap_opts_set(&o, setting[c], optarg, err) < 0)
+            if (arc_opts_set(&o, setting[c], optarg, err) < 0)
                 return cli_fail(RW_EINPUT, err);
             given = 1;
             break;
@@ -120,8 +122,8 @@ static int cmd_import(int argc, char **argv)
     if (!rw_point_name_ok(point))
         return cli_usage("import: invalid point name '%s': use letters, digits, '.', '_', '-'",
                          point);
-    cap_arch_t *a = NULL;
-    int rc = cap_arch_open(dir, &o, &a, err);
+    arc_t *a = NULL;
+    int rc = arc_open(dir, &o, &a, err);
     if (rc == RW_EBUSY) {
         /* A daemon owns the archive: hand the files to it. */
         a = NULL;
@@ -139,10 +141,15 @@ static int cmd_import(int argc, char **argv)
     for (int i = optind; i < argc; i++) {
         struct cap_import_stats st;
         struct progress pr = {.tty = !quiet && isatty(2), .start = rw_mono_ns()};
-        if (a)
+        if (a) {
             rc = cap_import_file(a, argv[i], NULL, point, show_progress, &pr, &st, err);
-        else
-            rc = cap_handoff_import(dir, argv[i], point, show_progress, &pr, &st, err);
+        } else {
+            struct ctl_import_result res;
+            rc = ctl_import(dir, argv[i], point, show_progress, &pr, &res, err);
+            st.packets = res.packets;
+            st.bytes = res.bytes;
+            st.points = res.points;
+        }
         if (pr.tty)
             fputs("\r\033[K", stderr);
         if (rc < 0) {
@@ -163,8 +170,8 @@ static int cmd_import(int argc, char **argv)
     if (a && status != EXIT_RUNTIME) {
         /* Segments sealed long enough ago (all of them with --compress-after
          * 0) are compressed now; a daemon does this on its own. */
-        struct cap_compress_stats cs = {0};
-        if ((rc = cap_compress_run(a, NULL, &cs, err)) < 0) {
+        struct arc_compress_stats cs = {0};
+        if ((rc = arc_compress_run(a, NULL, &cs, err)) < 0) {
             fprintf(stderr, "rewind: %s\n", err);
             status = EXIT_RUNTIME;
         } else if (cs.segments && !quiet) {
@@ -172,7 +179,7 @@ static int cmd_import(int argc, char **argv)
                     cs.bytes_saved / 1048576.0);
         }
     }
-    cap_arch_close(a);
+    arc_close(a);
     return status;
 }
 
@@ -221,7 +228,7 @@ static int count_ng(void *arg, const void *buf, size_t n)
 
 static int append_param(char *q, size_t qsz, const char *k, const char *v)
 {
-    char *e = httpd_escape(v);
+    char *e = httpc_escape(v);
     if (!e)
         return -1;
     size_t l = strlen(q);
@@ -255,11 +262,11 @@ static int query_url(const char *url, const char *from, const char *to, const ch
     snprintf(path, sizeof path, "/api/v1/packets%s", q);
     if (count) {
         struct ngcount c = {0};
-        rc = httpd_get(url, path, count_ng, &c, err);
+        rc = httpc_get(url, path, count_ng, &c, err);
         if (rc == 0)
             printf("%llu\n", (unsigned long long)c.packets);
     } else {
-        rc = httpd_get(url, path, write_fd, &fd, err);
+        rc = httpc_get(url, path, write_fd, &fd, err);
     }
     return rc < 0 ? cli_fail(rc, err) : 0;
 }
@@ -273,7 +280,7 @@ static int query_local(struct qargs *a)
     qry_out_t *out = NULL;
     int status = 0, rc, npts;
     uint64_t n = 0;
-    if ((rc = idx_open(a->dir, IDX_READ, &ix, err)) < 0 ||
+    if ((rc = qry_archive_open(a->dir, &ix, err)) < 0 ||
         (rc = qry_new(ix, &a->spec, &q, err)) < 0) {
         status = cli_fail(rc, err);
         goto done;
@@ -319,7 +326,7 @@ done:
     if (out && qry_out_close(out) < 0 && status == 0)
         status = EXIT_RUNTIME;
     qry_free(q);
-    idx_close(ix);
+    qry_archive_close(ix);
     return status;
 }
 
@@ -366,6 +373,62 @@ static int write_stdout(void *arg, const void *buf, size_t n)
     return fwrite(buf, 1, n, stdout) == n ? 0 : -1;
 }
 
+static void print_status(const char *dir, const struct qry_status *st, int live)
+{
+    char b1[48], b2[48], b3[48];
+    const struct qry_point_status *t = &st->total;
+    int w = 16; /* the point column fits the longest name */
+    printf("archive   %s%s\n", dir, live ? " (owned by a running rewindd)" : "");
+    for (size_t i = 0; i < st->npoints; i++)
+        if ((int)strlen(st->points[i].name) > w)
+            w = (int)strlen(st->points[i].name);
+    printf("%-*s %-10s %8s %12s %12s %-30s %-30s %s\n", w, "point", "linktype", "segments",
+           "packets", "bytes", "first", "last", "drops(kernel/queue)");
+    for (size_t i = 0; i < st->npoints; i++) {
+        const struct qry_point_status *p = &st->points[i];
+        printf("%-*s %-10s %8llu %12llu %12llu %-30s %-30s %llu/%llu%s%s\n", w, p->name,
+               p->linktype, (unsigned long long)p->segments, (unsigned long long)p->packets,
+               (unsigned long long)p->captured_bytes,
+               p->segments ? rw_time_fmt(p->first, b1, sizeof b1) : "-",
+               p->segments ? rw_time_fmt(p->last, b2, sizeof b2) : "-",
+               (unsigned long long)p->kernel_drops, (unsigned long long)p->queue_drops,
+               p->paused ? "  PAUSED: " : "", p->paused ? p->reason : "");
+    }
+    printf("points    %zu\n", st->npoints);
+    printf("segments  %llu (%llu open, %llu compressed", (unsigned long long)t->segments,
+           (unsigned long long)t->open_segments, (unsigned long long)t->compressed_segments);
+    if (t->compressed_segments)
+        printf(": %s stored for %s, ratio %.2f",
+               rw_size_fmt(t->compressed_stored_bytes, b1, sizeof b1),
+               rw_size_fmt(t->compressed_pcap_bytes, b2, sizeof b2),
+               t->compressed_stored_bytes ? (double)t->compressed_pcap_bytes /
+                                                (double)t->compressed_stored_bytes : 0.0);
+    printf(")\n");
+    printf("packets   %llu\n", (unsigned long long)t->packets);
+    printf("bytes     %llu captured (%s), %llu on the wire\n",
+           (unsigned long long)t->captured_bytes, rw_size_fmt(t->captured_bytes, b3, sizeof b3),
+           (unsigned long long)t->wire_bytes);
+    if (t->packets)
+        printf("span      %s .. %s (%.3f s)\n", rw_time_fmt(t->first, b1, sizeof b1),
+               rw_time_fmt(t->last, b2, sizeof b2), (double)(t->last - t->first) / 1e9);
+    else
+        printf("span      empty\n");
+    printf("index     %s (%.2f%% of captured bytes)\n", rw_size_fmt(st->index_bytes, b3, sizeof b3),
+           t->captured_bytes ? 100.0 * (double)st->index_bytes / (double)t->captured_bytes : 0.0);
+    printf("disk      %s in segments and index\n",
+           rw_size_fmt(t->stored_bytes + st->index_bytes, b3, sizeof b3));
+    char q[48] = "none", age[32] = "none";
+    if (st->quota_bytes)
+        rw_size_fmt(st->quota_bytes, q, sizeof q);
+    else if (st->quota_pct)
+        snprintf(q, sizeof q, "%u%% of the file system", st->quota_pct);
+    if (st->max_age_ns)
+        snprintf(age, sizeof age, "%.0f s", (double)st->max_age_ns / 1e9);
+    printf("retention quota %s, max age %s; reaches back to %s\n", q, age,
+           t->packets ? rw_time_fmt(t->first, b1, sizeof b1) : "-");
+    printf("holds     %llu\n", (unsigned long long)st->holds);
+}
+
 static int cmd_status(int argc, char **argv)
 {
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
@@ -374,7 +437,7 @@ static int cmd_status(int argc, char **argv)
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *url = NULL;
     int c, rc;
-    char err[RW_ERRSZ], b1[48], b2[48], b3[48];
+    char err[RW_ERRSZ];
     while ((c = getopt_long(argc, argv, "d:u:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
@@ -392,108 +455,27 @@ static int cmd_status(int argc, char **argv)
     if (!dir && !url)
         return cli_usage("status: --dir DIR or --url URL is required%s", "");
     if (url) {
-        rc = httpd_get(url, "/api/v1/status", write_stdout, NULL, err);
+        rc = httpc_get(url, "/api/v1/status", write_stdout, NULL, err);
         return rc < 0 ? cli_fail(rc, err) : 0;
     }
-    idx_t *ix;
-    struct idx_point *pts = NULL;
-    struct idx_seg *segs = NULL;
-    size_t npts = 0, nsegs = 0;
-    if ((rc = idx_open(dir, IDX_READ, &ix, err)) < 0)
+    /* The daemon owning the archive answers with its live capture state;
+     * without one, the archive is read directly. Either way the numbers
+     * come from the one read API (query/read.h). */
+    struct qry_status st;
+    int live = (rc = ctl_status(dir, &st, err)) == 0;
+    if (rc < 0 && rc != RW_EBUSY)
         return cli_fail(rc, err);
-    if ((rc = idx_point_list(ix, &pts, &npts, err)) < 0 ||
-        (rc = idx_seg_all(ix, &segs, &nsegs, err)) < 0) {
-        idx_close(ix);
-        return cli_fail(rc, err);
+    if (!live) {
+        idx_t *ix;
+        if ((rc = qry_archive_open(dir, &ix, err)) < 0)
+            return cli_fail(rc, err);
+        rc = qry_status_get(ix, NULL, NULL, &st, err);
+        qry_archive_close(ix);
+        if (rc < 0)
+            return cli_fail(rc, err);
     }
-    uint64_t tp = 0, tb = 0, tw = 0, open = 0;
-    int64_t tmin = INT64_MAX, tmax = INT64_MIN;
-    printf("archive   %s\n", dir);
-    int w = 16; /* the point column fits the longest name */
-    for (size_t i = 0; i < npts; i++)
-        if ((int)strlen(pts[i].name) > w)
-            w = (int)strlen(pts[i].name);
-    printf("%-*s %-10s %8s %12s %12s %-30s %-30s %s\n", w, "point", "linktype", "segments", "packets",
-           "bytes", "first", "last", "drops(kernel/queue)");
-    for (size_t i = 0; i < npts; i++) {
-        uint64_t p = 0, b = 0, ns = 0;
-        int64_t mn = INT64_MAX, mx = INT64_MIN;
-        for (size_t j = 0; j < nsegs; j++) {
-            struct idx_seg *s = &segs[j];
-            if (s->point != pts[i].id || s->packets == 0)
-                continue;
-            ns++;
-            p += s->packets;
-            b += s->bytes;
-            tw += s->wire_bytes;
-            open += s->state == IDX_SEG_OPEN;
-            if (s->min_ts < mn)
-                mn = s->min_ts;
-            if (s->max_ts > mx)
-                mx = s->max_ts;
-        }
-        const char *lt = pcap_datalink_val_to_name(pts[i].linktype);
-        printf("%-*s %-10s %8llu %12llu %12llu %-30s %-30s %llu/%llu\n", w, pts[i].name,
-               lt ? lt : "?", (unsigned long long)ns, (unsigned long long)p, (unsigned long long)b,
-               ns ? rw_time_fmt(mn, b1, sizeof b1) : "-", ns ? rw_time_fmt(mx, b2, sizeof b2) : "-",
-               (unsigned long long)pts[i].kernel_drops, (unsigned long long)pts[i].queue_drops);
-        tp += p;
-        tb += b;
-        if (ns && mn < tmin)
-            tmin = mn;
-        if (ns && mx > tmax)
-            tmax = mx;
-    }
-    uint64_t nseg = 0, nz = 0, zin = 0, zout = 0;
-    for (size_t j = 0; j < nsegs; j++) {
-        nseg += segs[j].packets > 0;
-        if (segs[j].compressed) {
-            nz++;
-            zin += segs[j].file_size;
-            zout += segs[j].stored_size;
-        }
-    }
-    printf("points    %zu\n", npts);
-    printf("segments  %llu (%llu open, %llu compressed", (unsigned long long)nseg,
-           (unsigned long long)open, (unsigned long long)nz);
-    if (nz)
-        printf(": %s stored for %s, ratio %.2f", rw_size_fmt(zout, b1, sizeof b1),
-               rw_size_fmt(zin, b2, sizeof b2), zout ? (double)zin / (double)zout : 0.0);
-    printf(")\n");
-    printf("packets   %llu\n", (unsigned long long)tp);
-    printf("bytes     %llu captured (%s), %llu on the wire\n", (unsigned long long)tb,
-           rw_size_fmt(tb, b3, sizeof b3), (unsigned long long)tw);
-    if (tp)
-        printf("span      %s .. %s (%.3f s)\n", rw_time_fmt(tmin, b1, sizeof b1),
-               rw_time_fmt(tmax, b2, sizeof b2), (double)(tmax - tmin) / 1e9);
-    else
-        printf("span      empty\n");
-    uint64_t ib = idx_disk_bytes(ix), sb = 0;
-    for (size_t j = 0; j < nsegs; j++)
-        sb += segs[j].stored_size;
-    printf("index     %s (%.2f%% of captured bytes)\n", rw_size_fmt(ib, b3, sizeof b3),
-           tb ? 100.0 * (double)ib / (double)tb : 0.0);
-    printf("disk      %s in segments and index\n", rw_size_fmt(sb + ib, b3, sizeof b3));
-    struct idx_config cfg;
-    struct idx_hold *hs = NULL;
-    size_t nh = 0;
-    if (idx_config_get(ix, &cfg, err) == 0) {
-        char q[48] = "none", age[32] = "none";
-        if (cfg.quota_bytes)
-            rw_size_fmt(cfg.quota_bytes, q, sizeof q);
-        else if (cfg.quota_pct)
-            snprintf(q, sizeof q, "%u%% of the file system", cfg.quota_pct);
-        if (cfg.max_age_ns)
-            snprintf(age, sizeof age, "%.0f s", (double)cfg.max_age_ns / 1e9);
-        printf("retention quota %s, max age %s; reaches back to %s\n", q, age,
-               tp ? rw_time_fmt(tmin, b1, sizeof b1) : "-");
-    }
-    if (idx_hold_list(ix, &hs, &nh, err) == 0)
-        printf("holds     %zu\n", nh);
-    free(hs);
-    free(pts);
-    free(segs);
-    idx_close(ix);
+    print_status(dir, &st, live);
+    qry_status_free(&st);
     return 0;
 }
 
@@ -502,13 +484,15 @@ static int cmd_status(int argc, char **argv)
 static const char hold_help[] =
     "usage: rewind hold --dir DIR --from T --to T [--filter F] [--reason TEXT]\n"
     "       rewind hold --dir DIR --list\n"
+    "       rewind hold --dir DIR --release ID\n"
     "\n"
     "Place a legal hold on a time window: retention never deletes a segment with\n"
     "packets in [from, to). Holds are kept in the archive's index; a hold keeps\n"
     "whole segments, so the filter is recorded but the whole window is held.\n"
-    "DIR is created if missing, so a hold can be placed before capture starts.\n"
-    "Placing a hold needs the archive not to be owned by a running rewindd;\n"
-    "--list works while it runs. Holds cannot be removed with this command.\n"
+    "While a rewindd owns DIR, the hold is placed (or released) by the daemon\n"
+    "through DIR/rewindd.sock and takes effect at once: its next retention\n"
+    "pass keeps the window. Otherwise the archive is written directly; DIR is\n"
+    "created if missing, so a hold can be placed before capture starts.\n"
     "\n"
     "  -d, --dir DIR       archive directory (or $REWIND_DIR)\n"
     "  -f, --from T        start of the held window (times as in rewind query)\n"
@@ -516,10 +500,63 @@ static const char hold_help[] =
     "      --filter F      the BPF filter of the warrant, recorded with the hold\n"
     "      --reason TEXT   case number or reason, recorded with the hold\n"
     "  -l, --list          list the holds\n"
+    "      --release ID    release hold ID (retention may then delete its window)\n"
     "  -h, --help          this help\n"
     "\n"
-    "Exit status: 0 success, 1 runtime failure (e.g. the archive is owned by\n"
-    "rewindd), 2 bad usage or a bad time.\n";
+    "Exit status: 0 success, 1 runtime failure (or no hold ID to release),\n"
+    "2 bad usage or a bad time.\n";
+
+static int hold_list(const char *dir)
+{
+    char err[RW_ERRSZ], b1[48], b2[48];
+    struct qry_hold *hs = NULL;
+    size_t n = 0;
+    idx_t *ix;
+    int rc;
+    if ((rc = qry_archive_open(dir, &ix, err)) < 0)
+        return cli_fail(rc, err);
+    rc = qry_holds(ix, &hs, &n, err);
+    qry_archive_close(ix);
+    if (rc < 0)
+        return cli_fail(rc, err);
+    for (size_t i = 0; i < n; i++)
+        printf("hold %llu  %s .. %s  filter '%s'  reason '%s'\n", (unsigned long long)hs[i].id,
+               rw_time_fmt(hs[i].from, b1, sizeof b1), rw_time_fmt(hs[i].to, b2, sizeof b2),
+               hs[i].filter, hs[i].reason);
+    free(hs);
+    return 0;
+}
+
+/* Place (release == 0) or release a hold: through the daemon owning dir,
+ * else by opening the archive for writing. */
+static int hold_change(const char *dir, struct idx_hold *h, uint64_t release)
+{
+    char err[RW_ERRSZ], b1[48], b2[48];
+    arc_t *a = NULL;
+    int rc = release ? ctl_hold_release(dir, release, err)
+                     : ctl_hold_add(dir, h->from, h->to, h->filter, h->reason, &h->id, err);
+    if (rc == RW_EBUSY) { /* no daemon: write the archive ourselves */
+        struct arc_opts o;
+        arc_opts_default(&o);
+        if ((rc = arc_open(dir, &o, &a, err)) == RW_EBUSY)
+            rw_errctx(err, rc, "no rewindd answers on %s/rewindd.sock, yet the archive is "
+                               "written by another process", dir);
+        else if (rc == 0)
+            rc = release ? arc_hold_release(a, release, err) : arc_hold_add(a, h, err);
+        arc_close(a);
+    }
+    if (rc < 0)
+        return cli_fail(rc, err);
+    if (release) {
+        if (rc == 0)
+            return cli_fail(RW_EIO, "no hold with that id (see rewind hold --list)");
+        printf("hold %llu released\n", (unsigned long long)release);
+    } else {
+        printf("hold %llu  %s .. %s\n", (unsigned long long)h->id,
+               rw_time_fmt(h->from, b1, sizeof b1), rw_time_fmt(h->to, b2, sizeof b2));
+    }
+    return 0;
+}
 
 static int cmd_hold(int argc, char **argv)
 {
@@ -527,10 +564,12 @@ static int cmd_hold(int argc, char **argv)
         {"dir", required_argument, 0, 'd'},    {"from", required_argument, 0, 'f'},
         {"to", required_argument, 0, 't'},     {"filter", required_argument, 0, 'F'},
         {"reason", required_argument, 0, 'r'}, {"list", no_argument, 0, 'l'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"release", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *dir = NULL, *from = NULL, *to = NULL, *filter = "", *reason = "";
     int list = 0, c, rc;
-    char err[RW_ERRSZ], b1[48], b2[48];
+    uint64_t release = 0;
+    char err[RW_ERRSZ], *end;
     while ((c = getopt_long(argc, argv, "d:f:t:lh", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
@@ -539,6 +578,12 @@ static int cmd_hold(int argc, char **argv)
         case 'F': filter = optarg; break;
         case 'r': reason = optarg; break;
         case 'l': list = 1; break;
+        case 'R':
+            errno = 0;
+            release = strtoull(optarg, &end, 10);
+            if (errno || *end || release == 0 || optarg[0] == '-')
+                return cli_usage("hold: --release takes a hold's number, not '%s'", optarg);
+            break;
         case 'h': fputs(hold_help, stdout); return 0;
         default: return cli_usage("hold: bad option%s", "");
         }
@@ -548,9 +593,13 @@ static int cmd_hold(int argc, char **argv)
         return cli_usage("hold: --dir DIR is required%s", "");
     if (optind < argc)
         return cli_usage("hold: unexpected argument '%s'", argv[optind]);
+    if (list + (release != 0) + (from || to) > 1)
+        return cli_usage("hold: give one of --from/--to, --list and --release%s", "");
+    if (list)
+        return hold_list(dir);
     struct idx_hold h = {0};
-    int64_t now = rw_now_ns();
-    if (!list) {
+    if (!release) {
+        int64_t now = rw_now_ns();
         if (!from || !to)
             return cli_usage("hold: --from and --to are required%s", "");
         if ((rc = rw_time_parse(from, now, &h.from, err)) < 0 ||
@@ -564,31 +613,7 @@ static int cmd_hold(int argc, char **argv)
         snprintf(h.reason, sizeof h.reason, "%s", reason);
         h.created = now;
     }
-    idx_t *ix;
-    if ((rc = idx_open(dir, list ? IDX_READ : IDX_WRITE, &ix, err)) < 0)
-        return cli_fail(rc, err);
-    if (list) {
-        struct idx_hold *hs = NULL;
-        size_t n = 0;
-        if ((rc = idx_hold_list(ix, &hs, &n, err)) < 0) {
-            idx_close(ix);
-            return cli_fail(rc, err);
-        }
-        for (size_t i = 0; i < n; i++)
-            printf("hold %llu  %s .. %s  filter '%s'  reason '%s'\n", (unsigned long long)hs[i].id,
-                   rw_time_fmt(hs[i].from, b1, sizeof b1), rw_time_fmt(hs[i].to, b2, sizeof b2),
-                   hs[i].filter, hs[i].reason);
-        free(hs);
-    } else {
-        if ((rc = idx_hold_add(ix, &h, err)) < 0) {
-            idx_close(ix);
-            return cli_fail(rc, err);
-        }
-        printf("hold %llu  %s .. %s\n", (unsigned long long)h.id, rw_time_fmt(h.from, b1, sizeof b1),
-               rw_time_fmt(h.to, b2, sizeof b2));
-    }
-    idx_close(ix);
-    return 0;
+    return hold_change(dir, &h, release);
 }
 
 /* ------------------------------------------------------------ verify, reindex */
@@ -637,7 +662,7 @@ static int cmd_check(int argc, char **argv, int rebuild)
     const char *dir = NULL, *name = rebuild ? "reindex" : "verify";
     int c, rc;
     char err[RW_ERRSZ];
-    struct cap_verify_stats st;
+    struct arc_verify_stats st;
     while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
@@ -657,13 +682,9 @@ static int cmd_check(int argc, char **argv, int rebuild)
         snprintf(segs, sizeof segs, "%s/segments", dir);
         if (stat(segs, &sb) < 0)
             return cli_fail(RW_EINPUT, "no segments directory: not a rewind archive");
-        rc = cap_reindex(dir, print_problem, NULL, &st, err);
+        rc = arc_reindex(dir, print_problem, NULL, &st, err);
     } else {
-        idx_t *ix;
-        if ((rc = idx_open(dir, IDX_READ, &ix, err)) < 0)
-            return cli_fail(rc, err);
-        rc = cap_verify(ix, print_problem, NULL, &st, err);
-        idx_close(ix);
+        rc = arc_verify_dir(dir, print_problem, NULL, &st, err);
     }
     if (rc < 0)
         return cli_fail(rc, err);
@@ -685,7 +706,7 @@ static const char main_help[] =
     "  import   ingest pcap/pcapng files into an archive\n"
     "  query    packets in a time window matching a BPF filter, as pcap or pcapng\n"
     "  status   capture points, segments, packets, time span, drops, index size\n"
-    "  hold     place or list legal holds that retention must keep\n"
+    "  hold     place, list or release legal holds that retention must keep\n"
     "  verify   check every segment against the index\n"
     "  reindex  rebuild the index from the segment files\n"
     "\n"

@@ -1,4 +1,6 @@
-/* rewindd.c -- the daemon: live capture from interfaces into an archive. */
+/* rewindd.c -- the daemon: an archive and the services around it (live
+ * capture points, the compressor, the control socket, the HTTP API), each
+ * started in order and stopped in reverse. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -10,10 +12,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "archive/archive.h"
 #include "capture/cap.h"
-#include "httpd/httpd.h"
-#include "query/qsock.h"
 #include "common/rw.h"
+#include "ctl/ctl.h"
+#include "httpd/httpd.h"
 
 #define MAX_IFACES 16
 
@@ -22,21 +25,30 @@ static volatile sig_atomic_t stop_sig, hup;
 static void on_signal(int sig) { stop_sig = sig; }
 static void on_hup(int sig) { hup = sig; }
 
-struct lives {
-    cap_live_t **l;
-    int n;
+/* The daemon: what main() parsed, and every service's handle. */
+struct daemon {
+    const char *dir;
+    char *ifaces[MAX_IFACES];
+    int nif;
+    struct arc_opts ao;
+    struct httpd_opts ho;
+    arc_t *a;
+    cap_live_t *lives[MAX_IFACES];
+    arc_compressor_t *zip;
+    ctl_t *ctl;
+    httpd_t *web;
 };
 
-/* For /metrics and /api/v1/status: which points are paused. */
-static size_t capture_state(void *arg, struct httpd_capture *out, size_t max)
+/* For the status and /metrics: which points are paused. */
+static size_t live_state(void *arg, struct qry_live *out, size_t max)
 {
-    struct lives *ls = arg;
+    struct daemon *d = arg;
     size_t n = 0;
-    for (int i = 0; i < ls->n && n < max; i++) {
+    for (int i = 0; i < d->nif && n < max; i++) {
         struct cap_live_state st;
-        if (!ls->l[i])
+        if (!d->lives[i])
             continue;
-        cap_live_state(ls->l[i], &st);
+        cap_live_state(d->lives[i], &st);
         snprintf(out[n].point, sizeof out[n].point, "%s", st.point);
         out[n].paused = st.paused;
         out[n].paused_drops = st.paused_drops;
@@ -45,6 +57,90 @@ static size_t capture_state(void *arg, struct httpd_capture *out, size_t max)
     }
     return n;
 }
+
+/* ---- the services ----
+ * Each start returns 0 or an RW_E* code with a message; each stop undoes
+ * its start (and is called only after it succeeded). They start in table
+ * order and stop in reverse: the archive first and last, capture before
+ * the front doors so that an answer never waits for a point to open, and
+ * the front doors stopped first so that nothing reads what is closing. */
+
+static int archive_start(struct daemon *d, char *err)
+{
+    int rc = arc_open(d->dir, &d->ao, &d->a, err);
+    if (rc == RW_ENOSPC)
+        rw_errctx(err, rc, "archive %s is full; free space on its file system", d->dir);
+    return rc;
+}
+static void archive_stop(struct daemon *d) { arc_close(d->a); }
+
+static int compressor_start(struct daemon *d, char *err)
+{
+    return arc_compressor_start(d->a, &d->zip, err);
+}
+static void compressor_stop(struct daemon *d) { arc_compressor_stop(d->zip); }
+
+static int capture_start(struct daemon *d, char *err)
+{
+    for (int i = 0; i < d->nif; i++) {
+        char *eq = strchr(d->ifaces[i], '=');
+        const char *point = NULL;
+        if (eq) {
+            *eq = 0;
+            point = eq + 1;
+        }
+        int rc = cap_live_start(d->a, d->ifaces[i], point, &d->lives[i], err);
+        if (rc < 0)
+            return rc; /* capture_stop stops those started */
+        rw_info("capturing on %s into point %s of %s", d->ifaces[i], point ? point : d->ifaces[i],
+                d->dir);
+    }
+    return 0;
+}
+static void capture_stop(struct daemon *d)
+{
+    char err[RW_ERRSZ];
+    for (int i = 0; i < d->nif; i++) {
+        if (d->lives[i] && cap_live_stop(d->lives[i], err) < 0)
+            rw_error("%s", err);
+        d->lives[i] = NULL;
+    }
+}
+
+static int ctl_service_start(struct daemon *d, char *err)
+{
+    struct ctl_opts co = {.archive = d->a, .max_queries = d->ho.max_queries,
+                          .live = live_state, .live_arg = d};
+    return ctl_start(&co, &d->ctl, err);
+}
+static void ctl_service_stop(struct daemon *d) { ctl_stop(d->ctl); }
+
+static int http_start(struct daemon *d, char *err)
+{
+    if (!d->ho.listen)
+        return 0;
+    d->ho.live = live_state;
+    d->ho.live_arg = d;
+    int rc = httpd_start(arc_index(d->a), &d->ho, &d->web, err);
+    if (rc == 0)
+        rw_info("serving http://%s/api/v1/ (curl -fOJ 'http://%s/api/v1/packets?from=-5m"
+                "&filter=port%%2053')", d->ho.listen, d->ho.listen);
+    return rc;
+}
+static void http_stop(struct daemon *d) { httpd_stop(d->web); }
+
+static const struct service {
+    const char *name;
+    int (*start)(struct daemon *d, char *err);
+    void (*stop)(struct daemon *d);
+} services[] = {
+    {"archive", archive_start, archive_stop},
+    {"compressor", compressor_start, compressor_stop},
+    {"capture", capture_start, capture_stop},
+    {"control socket", ctl_service_start, ctl_service_stop},
+    {"http", http_start, http_stop},
+};
+#define NSERVICES (int)(sizeof services / sizeof services[0])
 
 /* Send the log (stderr) to the end of path. The file is opened first and
  * then put in place on descriptor 2, rather than with freopen(): the stream
@@ -109,9 +205,6 @@ static const char help[] =
     "exit 0. SIGHUP: reopen the --log file, for log rotation.\n"
     "Exit status: 0 clean stop, 1 runtime failure, 2 bad usage.\n";
 
-/* The import socket's handler for requests other than imports. */
-static void serve_query(void *arg, int conn, char *line) { qsock_serve(arg, conn, line); }
-
 int main(int argc, char **argv)
 {
     /* Keep freed memory for reuse instead of giving it back and faulting it
@@ -135,26 +228,24 @@ int main(int argc, char **argv)
                                          {"log", required_argument, 0, 'L'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *dir = NULL, *logfile = NULL;
-    struct httpd_opts ho = {.listen = "127.0.0.1:8800"};
-    char *ifaces[MAX_IFACES];
-    int nif = 0, c, rc, status = 0;
+    const char *logfile = NULL;
+    static struct daemon d = {.ho = {.listen = "127.0.0.1:8800"}};
+    int c, rc, status = 0;
     char err[RW_ERRSZ];
-    struct cap_opts o;
-    cap_opts_default(&o);
+    arc_opts_default(&d.ao);
     while ((c = getopt_long(argc, argv, "d:i:l:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': ho.listen = strcmp(optarg, "none") ? optarg : NULL; break;
+        case 'l': d.ho.listen = strcmp(optarg, "none") ? optarg : NULL; break;
         case 1:
         case 2:
         case 3:
-            if (cap_opts_set(&o, c == 1 ? "quota" : c == 2 ? "max-age" : "compress-after", optarg,
+            if (arc_opts_set(&d.ao, c == 1 ? "quota" : c == 2 ? "max-age" : "compress-after", optarg,
                              err) < 0) {
                 fprintf(stderr, "rewindd: %s\n", err);
                 return 2;
             }
             break;
-        case 'N': ho.sensor = optarg; break;
+        case 'N': d.ho.sensor = optarg; break;
         case 'L': logfile = optarg; break;
         case 'Q': {
             char *end;
@@ -163,19 +254,19 @@ int main(int argc, char **argv)
                 fprintf(stderr, "rewindd: --max-queries must be 1..1024, not '%s'\n", optarg);
                 return 2;
             }
-            ho.max_queries = (int)v;
+            d.ho.max_queries = (int)v;
             break;
         }
-        case 'd': dir = optarg; break;
+        case 'd': d.dir = optarg; break;
         case 'i':
-            if (nif == MAX_IFACES) {
+            if (d.nif == MAX_IFACES) {
                 fprintf(stderr, "rewindd: at most %d interfaces\n", MAX_IFACES);
                 return 2;
             }
-            ifaces[nif++] = optarg;
+            d.ifaces[d.nif++] = optarg;
             break;
         case 'S':
-            if (cap_opts_set(&o, "segment-seconds", optarg, err) < 0) {
+            if (arc_opts_set(&d.ao, "segment-seconds", optarg, err) < 0) {
                 fprintf(stderr, "rewindd: %s\n", err);
                 return 2;
             }
@@ -190,11 +281,11 @@ int main(int argc, char **argv)
                 fprintf(stderr, "rewindd: --flush: must be positive\n");
                 return 2;
             }
-            o.flush_ns = ns;
+            d.ao.flush_ns = ns;
             break;
         }
         case 'B':
-            if (cap_opts_set(&o, "segment-bytes", optarg, err) < 0) {
+            if (arc_opts_set(&d.ao, "segment-bytes", optarg, err) < 0) {
                 fprintf(stderr, "rewindd: %s\n", err);
                 return 2;
             }
@@ -203,7 +294,7 @@ int main(int argc, char **argv)
         default: fprintf(stderr, "rewindd: bad option (see 'rewindd --help')\n"); return 2;
         }
     }
-    if (!dir) {
+    if (!d.dir) {
         fprintf(stderr, "rewindd: --dir DIR is required (see 'rewindd --help')\n");
         return 2;
     }
@@ -212,7 +303,7 @@ int main(int argc, char **argv)
         return 2;
     }
     struct sockaddr_storage ss;
-    if (ho.listen && httpd_parse_listen(ho.listen, &ss, err) < 0) {
+    if (d.ho.listen && httpd_parse_listen(d.ho.listen, &ss, err) < 0) {
         fprintf(stderr, "rewindd: --listen: %s\n", err);
         return 2;
     }
@@ -227,59 +318,20 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sh, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    cap_arch_t *a;
-    if ((rc = cap_arch_open(dir, &o, &a, err)) < 0) {
-        if (rc == RW_ENOSPC)
-            rw_error("archive %s is full (%s); free space on its file system", dir, err);
-        else
-            rw_error("%s", err);
-        return rc == RW_EINPUT ? 2 : 1;
-    }
-    cap_live_t *lives[MAX_IFACES] = {0};
-    cap_handoff_t *hand = NULL;
-    cap_compressor_t *zip = NULL;
-    httpd_t *web = NULL;
-    qsock_server_t *qs = NULL;
-    /* Local queries ('rewind query --dir') are answered on the import
-     * socket by the open index: no process of theirs opens RocksDB. */
-    if ((rc = qsock_server_new(cap_arch_index(a), ho.max_queries, &qs, err)) < 0 ||
-        (rc = cap_handoff_start(a, serve_query, qs, &hand, err)) < 0) {
-        rw_error("%s", err);
-        status = 1;
-        goto stop;
-    }
-    if ((rc = cap_compressor_start(a, &zip, err)) < 0) {
-        rw_error("%s", err);
-        status = 1;
-        goto stop;
-    }
-    for (int i = 0; i < nif; i++) {
-        char *eq = strchr(ifaces[i], '=');
-        const char *point = NULL;
-        if (eq) {
-            *eq = 0;
-            point = eq + 1;
-        }
-        if ((rc = cap_live_start(a, ifaces[i], point, &lives[i], err)) < 0) {
-            rw_error("%s", err);
+    int started = 0;
+    for (; started < NSERVICES; started++) {
+        if ((rc = services[started].start(&d, err)) < 0) {
+            if (started == 0)
+                rw_error("%s", err);
+            else
+                rw_error("%s: %s", services[started].name, err);
             status = rc == RW_EINPUT ? 2 : 1;
+            if (services[started].stop == capture_stop)
+                capture_stop(&d); /* the points that did start */
             goto stop;
         }
-        rw_info("capturing on %s into point %s of %s", ifaces[i], point ? point : ifaces[i], dir);
     }
-    struct lives ls = {lives, nif};
-    ho.capture = capture_state;
-    ho.capture_arg = &ls;
-    if (ho.listen) {
-        if ((rc = httpd_start(cap_arch_index(a), &ho, &web, err)) < 0) {
-            rw_error("%s", err);
-            status = rc == RW_EINPUT ? 2 : 1;
-            goto stop;
-        }
-        rw_info("serving http://%s/api/v1/ (curl -o x.pcap 'http://%s/api/v1/packets?from=-5m"
-                "&filter=port%%2053')", ho.listen, ho.listen);
-    }
-    rw_info("ready; query with: rewind query --dir %s --from -5m 'FILTER' -w out.pcap", dir);
+    rw_info("ready; query with: rewind query --dir %s --from -5m 'FILTER' -w out.pcap", d.dir);
     while (!stop_sig) {
         usleep(200 * 1000);
         if (hup) {
@@ -292,8 +344,8 @@ int main(int argc, char **argv)
             else
                 rw_info("SIGHUP: log reopened");
         }
-        for (int i = 0; i < nif; i++) {
-            if (lives[i] && cap_live_failed(lives[i], err)) {
+        for (int i = 0; i < d.nif; i++) {
+            if (d.lives[i] && cap_live_failed(d.lives[i], err)) {
                 rw_error("%s; stopping", err);
                 status = 1;
                 stop_sig = -1;
@@ -303,18 +355,13 @@ int main(int argc, char **argv)
     if (stop_sig > 0)
         rw_info("signal %d: stopping", (int)stop_sig);
 stop:
-    httpd_stop(web);
-    for (int i = 0; i < nif; i++) {
-        if (lives[i] && cap_live_stop(lives[i], err) < 0) {
-            rw_error("%s", err);
-            status = 1;
-        }
-    }
-    qsock_server_cancel(qs);
-    cap_handoff_stop(hand);
-    qsock_server_free(qs);
-    cap_compressor_stop(zip);
-    cap_arch_close(a);
+    /* Front doors first (they cut answers in flight), then capture (it
+     * drains and seals), the compressor, and the archive last. A query on
+     * the control socket is cut before capture stops, so that it does not
+     * wait for the drain. */
+    ctl_cancel(d.ctl);
+    while (started-- > 0)
+        services[started].stop(&d);
     rw_info("stopped");
     return status;
 }

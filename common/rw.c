@@ -5,12 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -405,77 +403,6 @@ int rw_write_all(int fd, const void *buf, size_t n)
         n -= (size_t)w;
     }
     return 0;
-}
-
-void rw_send_line(int fd, const char *fmt, ...)
-{
-    char buf[RW_ERRSZ + 64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof buf - 2)
-        n = sizeof buf - 2;
-    for (int i = 0; i < n; i++) /* one line, whatever the message holds */
-        if (buf[i] == '\n')
-            buf[i] = ' ';
-    buf[n++] = '\n';
-    (void)!send(fd, buf, (size_t)n, MSG_NOSIGNAL);
-}
-
-/* Control message room for one descriptor, aligned as a cmsghdr. */
-union cmsg_one {
-    struct cmsghdr h;
-    char buf[CMSG_SPACE(sizeof(int))];
-};
-
-ssize_t rw_send_fd(int sock, const void *buf, size_t n, int fd)
-{
-    union cmsg_one cmsgbuf;
-    struct iovec iov = {(void *)buf, n};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf.buf,
-                       .msg_controllen = sizeof cmsgbuf.buf};
-    memset(&cmsgbuf, 0, sizeof cmsgbuf);
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    return sendmsg(sock, &m, MSG_NOSIGNAL);
-}
-
-ssize_t rw_recv_fd(int sock, void *buf, size_t n, int *fd)
-{
-    union cmsg_one cmsgbuf;
-    struct iovec iov = {buf, n};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf.buf,
-                       .msg_controllen = sizeof cmsgbuf.buf};
-    ssize_t r;
-    *fd = -1;
-    do
-        r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
-    while (r < 0 && errno == EINTR);
-    struct cmsghdr *cm = r > 0 ? CMSG_FIRSTHDR(&m) : NULL;
-    /* Room for one descriptor only: the kernel drops any more (MSG_CTRUNC)
-     * rather than leave them open here. */
-    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-        cm->cmsg_len >= CMSG_LEN(sizeof(int)))
-        memcpy(fd, CMSG_DATA(cm), sizeof *fd);
-    return r;
-}
-
-int rw_wait_in(int fd, const atomic_int *stop)
-{
-    for (;;) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, 200);
-        if (atomic_load(stop))
-            return -1;
-        if (r > 0)
-            return 0;
-    }
 }
 
 int rw_hexval(int c)

@@ -4,7 +4,6 @@
 #define RW_H
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -113,29 +112,6 @@ int rw_write_all(int fd, const void *buf, size_t n);
 /* fsync() the directory dir, so that entries created or renamed in it are
  * durable; -1 with errno set on error. */
 int rw_fsync_dir(const char *dir);
-
-/* Bytes of a request line on DIR/rewindd.sock, its '\n' and a NUL
- * included: what the daemon reads (capture/handoff.c) and the most a query
- * request may take (query/qsock.c). */
-#define RW_SOCK_MAX_REQ 65536
-
-/* Send one line (printf format; a '\n' inside becomes a space, and a '\n'
- * ends it) on the socket fd, without SIGPIPE: the answers of the daemon's
- * Unix socket. A failed send is ignored: the peer has gone. */
-void rw_send_line(int fd, const char *fmt, ...) RW_PRINTF(2, 3);
-
-/* Send n bytes of buf with the open descriptor fd attached (SCM_RIGHTS) on
- * the Unix socket sock, without SIGPIPE; returns what sendmsg() returns. */
-ssize_t rw_send_fd(int sock, const void *buf, size_t n, int fd);
-/* Receive up to n bytes into buf from the Unix socket sock, retrying on
- * EINTR, with *fd set to a descriptor that came along (close-on-exec) or
- * -1; returns what recvmsg() returns. */
-ssize_t rw_recv_fd(int sock, void *buf, size_t n, int *fd);
-
-/* Wait until fd is readable (or hung up): 0; or -1 once *stop is set,
- * looked at every 200 ms. For a daemon's thread that waits on a client but
- * must not hold up the daemon's stop. */
-int rw_wait_in(int fd, const atomic_int *stop);
 
 /* The value of the hex digit c, or -1. */
 int rw_hexval(int c);

@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "common/segfile.h"
+#include "archive/segfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -19,13 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "query/query.h"
+#include "query/read.h"
 
 #define MAX_PARAMS 32
-#define MAX_CAPTURES 16
 #define PEND_LOW (64u << 10) /* refill the response buffer below this */
 #define NBUCKETS 9
 
@@ -41,8 +40,8 @@ struct httpd {
     atomic_uint_fast64_t requests, queries, exported, errors;
     atomic_uint_fast64_t buckets[NBUCKETS + 1];
     atomic_uint_fast64_t dur_us_sum;
-    httpd_capture_fn capture;
-    void *capture_arg;
+    qry_live_fn live;
+    void *live_arg;
 };
 
 struct params {
@@ -431,103 +430,58 @@ static enum MHD_Result route_segments(struct httpd *h, struct MHD_Connection *c,
     static const char *const allowed[] = {"from", "to", NULL};
     char err[RW_ERRSZ];
     int64_t from, to;
-    struct idx_point *pts = NULL;
-    struct idx_seg *segs = NULL;
-    size_t npts = 0, nsegs = 0;
+    struct qry_segment *segs = NULL;
+    size_t nsegs = 0;
     const char *bad = unknown_param(p, allowed);
     if (bad)
         return send_unknown_param(h, c, "/api/v1/segments", bad, allowed);
     if (parse_window(p, &from, &to, err) < 0)
         return send_error(h, c, 400, "bad_parameter", "%s", err);
-    if (idx_point_list(h->ix, &pts, &npts, err) < 0 ||
-        idx_seg_list(h->ix, from, to, &segs, &nsegs, err) < 0) {
-        free(pts);
+    if (qry_segments(h->ix, from, to, &segs, &nsegs, err) < 0)
         return send_error(h, c, 500, "internal", "%s", err);
-    }
     json_t *arr = json_array();
     for (size_t i = 0; i < nsegs; i++) {
-        const char *pname = "?";
-        for (size_t j = 0; j < npts; j++)
-            if (pts[j].id == segs[i].point)
-                pname = pts[j].name;
+        const struct qry_segment *s = &segs[i];
         json_array_append_new(
-            arr, json_pack("{s:I,s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:b,s:s}", "id", (json_int_t)segs[i].id,
-                           "point", pname, "state",
-                           segs[i].state == IDX_SEG_OPEN ? "open" : "sealed", "first",
-                           jtime(segs[i].min_ts), "last", jtime(segs[i].max_ts), "packets",
-                           (json_int_t)segs[i].packets, "bytes", (json_int_t)segs[i].bytes,
-                           "file_bytes", (json_int_t)segs[i].file_size, "stored_bytes",
-                           (json_int_t)segs[i].stored_size, "compressed", segs[i].compressed,
-                           "path", segs[i].path));
+            arr, json_pack("{s:I,s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:b,s:s}", "id",
+                           (json_int_t)s->id, "point", s->point, "state",
+                           s->open ? "open" : "sealed", "first", jtime(s->first), "last",
+                           jtime(s->last), "packets", (json_int_t)s->packets, "bytes",
+                           (json_int_t)s->captured_bytes, "wire_bytes", (json_int_t)s->wire_bytes,
+                           "file_bytes", (json_int_t)s->pcap_bytes, "stored_bytes",
+                           (json_int_t)s->stored_bytes, "compressed", s->compressed, "path",
+                           s->path));
     }
-    free(pts);
     free(segs);
     return send_json(c, 200, json_pack("{s:o}", "segments", arr));
 }
 
-struct summary {
-    struct idx_point *pts;
-    size_t npts;
-    uint64_t *pkts, *bytes, *nsegs;
-    int64_t *first, *last;
-    uint64_t seg_bytes;
-};
-
-static void summary_free(struct summary *s)
+/* A point's (or the total's) sums as JSON: the names of struct
+ * qry_point_status, documented in rewindd(8). */
+static json_t *point_json(const struct qry_point_status *p)
 {
-    free(s->pts);
-    free(s->pkts);
-    free(s->bytes);
-    free(s->nsegs);
-    free(s->first);
-    free(s->last);
-}
-
-static int summarize(idx_t *ix, struct summary *s, char *err)
-{
-    struct idx_seg *segs = NULL;
-    size_t nsegs = 0;
-    int rc;
-    memset(s, 0, sizeof *s);
-    if ((rc = idx_point_list(ix, &s->pts, &s->npts, err)) < 0 ||
-        (rc = idx_seg_all(ix, &segs, &nsegs, err)) < 0)
-        return rc;
-    size_t n = s->npts + 1;
-    s->pkts = calloc(n, 8);
-    s->bytes = calloc(n, 8);
-    s->nsegs = calloc(n, 8);
-    s->first = calloc(n, 8);
-    s->last = calloc(n, 8);
-    if (!s->pkts || !s->bytes || !s->nsegs || !s->first || !s->last) {
-        free(segs);
-        return rw_err(err, RW_ENOMEM, "out of memory");
+    json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name", p->name,
+                          "segments", (json_int_t)p->segments, "open_segments",
+                          (json_int_t)p->open_segments, "compressed_segments",
+                          (json_int_t)p->compressed_segments, "packets", (json_int_t)p->packets,
+                          "captured_bytes", (json_int_t)p->captured_bytes, "wire_bytes",
+                          (json_int_t)p->wire_bytes, "stored_bytes", (json_int_t)p->stored_bytes,
+                          "kernel_drops", (json_int_t)p->kernel_drops, "queue_drops",
+                          (json_int_t)p->queue_drops);
+    if (p->linktype[0])
+        json_object_set_new(o, "linktype", json_string(p->linktype));
+    if (p->segments) {
+        json_object_set_new(o, "first", jtime(p->first));
+        json_object_set_new(o, "last", jtime(p->last));
     }
-    for (size_t i = 0; i < s->npts; i++) {
-        s->first[i] = INT64_MAX;
-        s->last[i] = INT64_MIN;
+    if (p->live) {
+        json_t *cap = json_pack("{s:b,s:I}", "paused", p->paused, "paused_drops",
+                                (json_int_t)p->paused_drops);
+        if (p->paused)
+            json_object_set_new(cap, "reason", json_string(p->reason));
+        json_object_set_new(o, "capture", cap);
     }
-    for (size_t j = 0; j < nsegs; j++) {
-        s->seg_bytes += segs[j].stored_size;
-        for (size_t i = 0; i < s->npts; i++) {
-            if (s->pts[i].id != segs[j].point || segs[j].packets == 0)
-                continue;
-            s->pkts[i] += segs[j].packets;
-            s->bytes[i] += segs[j].wire_bytes;
-            s->nsegs[i]++;
-            if (segs[j].min_ts < s->first[i])
-                s->first[i] = segs[j].min_ts;
-            if (segs[j].max_ts > s->last[i])
-                s->last[i] = segs[j].max_ts;
-        }
-    }
-    free(segs);
-    return 0;
-}
-
-/* The daemon's live capture state, or none. */
-static size_t captures(struct httpd *h, struct httpd_capture *cs)
-{
-    return h->capture ? h->capture(h->capture_arg, cs, MAX_CAPTURES) : 0;
+    return o;
 }
 
 static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
@@ -535,58 +489,31 @@ static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
 {
     static const char *const allowed[] = {NULL};
     char err[RW_ERRSZ];
-    struct summary s;
-    struct httpd_capture cs[MAX_CAPTURES];
-    size_t ncs = captures(h, cs);
+    struct qry_status st;
     const char *bad = unknown_param(p, allowed);
     if (bad)
         return send_unknown_param(h, c, "/api/v1/status", bad, allowed);
-    if (summarize(h->ix, &s, err) < 0) {
-        summary_free(&s);
+    if (qry_status_get(h->ix, h->live, h->live_arg, &st, err) < 0)
         return send_error(h, c, 500, "internal", "%s", err);
-    }
     json_t *arr = json_array();
-    int64_t oldest = INT64_MAX, newest = INT64_MIN;
-    for (size_t i = 0; i < s.npts; i++) {
-        const char *lt = pcap_datalink_val_to_name(s.pts[i].linktype);
-        json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "name", s.pts[i].name, "linktype",
-                              lt ? lt : "unknown", "segments", (json_int_t)s.nsegs[i], "packets",
-                              (json_int_t)s.pkts[i], "bytes", (json_int_t)s.bytes[i],
-                              "kernel_drops", (json_int_t)s.pts[i].kernel_drops, "queue_drops",
-                              (json_int_t)s.pts[i].queue_drops);
-        for (size_t k = 0; k < ncs; k++) {
-            if (strcmp(cs[k].point, s.pts[i].name))
-                continue;
-            json_object_set_new(o, "capture",
-                                json_pack("{s:b,s:I}", "paused", cs[k].paused, "paused_drops",
-                                          (json_int_t)cs[k].paused_drops));
-            if (cs[k].paused)
-                json_object_set_new(json_object_get(o, "capture"), "reason",
-                                    json_string(cs[k].reason));
-        }
-        if (s.nsegs[i]) {
-            json_object_set_new(o, "first", jtime(s.first[i]));
-            json_object_set_new(o, "last", jtime(s.last[i]));
-            if (s.first[i] < oldest)
-                oldest = s.first[i];
-            if (s.last[i] > newest)
-                newest = s.last[i];
-        }
-        json_array_append_new(arr, o);
-    }
-    uint64_t ib = idx_disk_bytes(h->ix);
-    json_t *j = json_pack("{s:s,s:s,s:o,s:{s:I,s:I}}", "sensor", h->sensor, "archive",
-                          idx_dir(h->ix), "points", arr, "disk", "segment_bytes",
-                          (json_int_t)s.seg_bytes, "index_bytes", (json_int_t)ib);
-    struct statvfs fs;
-    if (statvfs(idx_dir(h->ix), &fs) == 0)
+    for (size_t i = 0; i < st.npoints; i++)
+        json_array_append_new(arr, point_json(&st.points[i]));
+    json_t *j = json_pack("{s:s,s:s,s:o,s:o,s:{s:I,s:I},s:{s:I,s:I,s:I},s:I}", "sensor",
+                          h->sensor, "archive", st.archive, "points", arr, "total",
+                          point_json(&st.total), "disk", "segment_bytes",
+                          (json_int_t)st.total.stored_bytes, "index_bytes",
+                          (json_int_t)st.index_bytes, "retention", "quota_bytes",
+                          (json_int_t)st.quota_bytes, "quota_pct", (json_int_t)st.quota_pct,
+                          "max_age_seconds", (json_int_t)(st.max_age_ns / RW_NS_PER_SEC), "holds",
+                          (json_int_t)st.holds);
+    if (st.disk_available)
         json_object_set_new(json_object_get(j, "disk"), "available_bytes",
-                            json_integer((json_int_t)((uint64_t)fs.f_bavail * fs.f_frsize)));
-    if (oldest != INT64_MAX) {
-        json_object_set_new(j, "oldest", jtime(oldest));
-        json_object_set_new(j, "newest", jtime(newest));
+                            json_integer((json_int_t)st.disk_available));
+    if (st.total.segments) {
+        json_object_set_new(j, "oldest", jtime(st.total.first));
+        json_object_set_new(j, "newest", jtime(st.total.last));
     }
-    summary_free(&s);
+    qry_status_free(&st);
     return send_json(c, 200, j);
 }
 
@@ -601,61 +528,69 @@ static void esc_label(const char *in, char *out, size_t n)
     out[o] = 0;
 }
 
-static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c)
+static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
+                                     const struct params *p)
 {
     char err[RW_ERRSZ], lab[160];
-    struct summary s;
-    if (summarize(h->ix, &s, err) < 0) {
-        summary_free(&s);
+    struct qry_status st;
+    (void)p;
+    if (qry_status_get(h->ix, h->live, h->live_arg, &st, err) < 0)
         return send_error(h, c, 500, "internal", "%s", err);
-    }
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) {
-        summary_free(&s);
+        qry_status_free(&st);
         return send_error(h, c, 500, "internal", "out of memory");
     }
     static const char *const fams[][3] = {
         {"rewind_captured_packets_total", "counter", "Packets stored per capture point."},
-        {"rewind_captured_bytes_total", "counter", "Wire bytes stored per capture point."},
+        {"rewind_captured_bytes_total", "counter",
+         "Captured bytes stored per capture point (sum of captured lengths)."},
+        {"rewind_wire_bytes_total", "counter",
+         "Bytes on the wire of the packets stored per capture point (sum of original lengths)."},
         {"rewind_kernel_drops_total", "counter", "Packets the kernel dropped (pcap_stats)."},
         {"rewind_queue_drops_total", "counter", "Packets rewind could not queue for writing."}};
-    for (int m = 0; m < 4; m++) {
+    for (int m = 0; m < 5; m++) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fams[m][0], fams[m][2], fams[m][0], fams[m][1]);
-        for (size_t i = 0; i < s.npts; i++) {
-            uint64_t v = m == 0 ? s.pkts[i] : m == 1 ? s.bytes[i] : m == 2 ? s.pts[i].kernel_drops
-                                                                           : s.pts[i].queue_drops;
-            esc_label(s.pts[i].name, lab, sizeof lab);
+        for (size_t i = 0; i < st.npoints; i++) {
+            const struct qry_point_status *q = &st.points[i];
+            uint64_t v = m == 0 ? q->packets : m == 1 ? q->captured_bytes : m == 2 ? q->wire_bytes
+                         : m == 3 ? q->kernel_drops : q->queue_drops;
+            esc_label(q->name, lab, sizeof lab);
             fprintf(f, "%s{point=\"%s\"} %llu\n", fams[m][0], lab, (unsigned long long)v);
         }
     }
     fprintf(f, "# HELP rewind_disk_bytes Bytes on disk by kind.\n# TYPE rewind_disk_bytes gauge\n");
-    fprintf(f, "rewind_disk_bytes{kind=\"segments\"} %llu\n", (unsigned long long)s.seg_bytes);
-    fprintf(f, "rewind_disk_bytes{kind=\"index\"} %llu\n",
-            (unsigned long long)idx_disk_bytes(h->ix));
-    struct statvfs fs;
-    if (statvfs(idx_dir(h->ix), &fs) == 0)
+    fprintf(f, "rewind_disk_bytes{kind=\"segments\"} %llu\n",
+            (unsigned long long)st.total.stored_bytes);
+    fprintf(f, "rewind_disk_bytes{kind=\"index\"} %llu\n", (unsigned long long)st.index_bytes);
+    if (st.disk_available)
         fprintf(f, "# HELP rewind_disk_available_bytes Bytes available on the archive's file "
                    "system (df's Avail).\n# TYPE rewind_disk_available_bytes gauge\n"
                    "rewind_disk_available_bytes %llu\n",
-                (unsigned long long)fs.f_bavail * fs.f_frsize);
-    struct httpd_capture cs[MAX_CAPTURES];
-    size_t ncs = captures(h, cs);
-    if (ncs) {
+                (unsigned long long)st.disk_available);
+    size_t nlive = 0;
+    for (size_t i = 0; i < st.npoints; i++)
+        nlive += st.points[i].live;
+    if (nlive) {
         fprintf(f, "# HELP rewind_capture_paused 1 while live capture on the point is paused "
                    "(disk full or I/O error), else 0.\n# TYPE rewind_capture_paused gauge\n");
-        for (size_t k = 0; k < ncs; k++) {
-            esc_label(cs[k].point, lab, sizeof lab);
-            fprintf(f, "rewind_capture_paused{point=\"%s\"} %d\n", lab, cs[k].paused ? 1 : 0);
+        for (size_t i = 0; i < st.npoints; i++) {
+            if (!st.points[i].live)
+                continue;
+            esc_label(st.points[i].name, lab, sizeof lab);
+            fprintf(f, "rewind_capture_paused{point=\"%s\"} %d\n", lab, st.points[i].paused ? 1 : 0);
         }
         fprintf(f, "# HELP rewind_capture_paused_drops_total Packets dropped because capture on "
                    "the point was paused, since the daemon started.\n"
                    "# TYPE rewind_capture_paused_drops_total counter\n");
-        for (size_t k = 0; k < ncs; k++) {
-            esc_label(cs[k].point, lab, sizeof lab);
+        for (size_t i = 0; i < st.npoints; i++) {
+            if (!st.points[i].live)
+                continue;
+            esc_label(st.points[i].name, lab, sizeof lab);
             fprintf(f, "rewind_capture_paused_drops_total{point=\"%s\"} %llu\n", lab,
-                    (unsigned long long)cs[k].paused_drops);
+                    (unsigned long long)st.points[i].paused_drops);
         }
     }
     fprintf(f, "# HELP rewind_http_requests_total HTTP requests received.\n"
@@ -689,13 +624,71 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c)
             (double)atomic_load(&h->dur_us_sum) / 1e6);
     fprintf(f, "rewind_query_duration_seconds_count %llu\n", (unsigned long long)cum);
     fclose(f);
-    summary_free(&s);
+    qry_status_free(&st);
     enum MHD_Result ret = send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
     free(buf);
     return ret;
 }
 
-/* ---------- dispatch ---------- */
+/* ---------- the route table ---------- */
+
+static enum MHD_Result route_healthz(struct httpd *h, struct MHD_Connection *c,
+                                     const struct params *p)
+{
+    (void)h;
+    (void)p;
+    return send_text(c, 200, "text/plain", "ok\n");
+}
+
+/* Every route the API answers, with the methods it takes and the
+ * permission a client needs (httpd.h). This table is the one place a
+ * request is let through: a path not here is a 404, a method not listed a
+ * 405, a permission not held (once principals exist) a 403. */
+struct route {
+    struct httpd_route r; /* first: httpd_route_find() returns it */
+    enum MHD_Result (*handler)(struct httpd *h, struct MHD_Connection *c, const struct params *p);
+};
+static const struct route routes[] = {
+    {{"/api/v1/packets", "GET, HEAD", HTTPD_PERM_PACKETS}, route_packets},
+    {{"/api/v1/segments", "GET, HEAD", HTTPD_PERM_STATUS}, route_segments},
+    {{"/api/v1/status", "GET, HEAD", HTTPD_PERM_STATUS}, route_status},
+    {{"/metrics", "GET, HEAD", HTTPD_PERM_METRICS}, route_metrics},
+    {{"/healthz", "GET, HEAD", HTTPD_PERM_NONE}, route_healthz},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+const struct httpd_route *httpd_route_at(size_t i) { return i < NROUTES ? &routes[i].r : NULL; }
+
+const struct httpd_route *httpd_route_find(const char *path)
+{
+    for (size_t i = 0; i < NROUTES; i++)
+        if (!strcmp(path, routes[i].r.path))
+            return &routes[i].r;
+    return NULL;
+}
+
+int httpd_route_allows(const struct httpd_route *r, const char *method)
+{
+    size_t ml = strlen(method);
+    for (const char *m = r->methods; *m; m += strspn(m, ", ")) {
+        size_t l = strcspn(m, ", ");
+        if (l == ml && !strncmp(m, method, l))
+            return 1;
+        m += l;
+    }
+    return 0;
+}
+
+/* Whether the client may use route r. Every route is open today: there
+ * are no principals yet (rewindd(8), SECURITY). Access control attaches
+ * here, the one gate every request passes. */
+static int permitted(struct httpd *h, struct MHD_Connection *c, const struct httpd_route *r)
+{
+    (void)h;
+    (void)c;
+    (void)r;
+    return 1;
+}
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
@@ -718,30 +711,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_size = 0;
         return MHD_YES;
     }
-    int known = !strcmp(url, "/api/v1/packets") || !strcmp(url, "/api/v1/segments") ||
-                !strcmp(url, "/api/v1/status") || !strcmp(url, "/metrics") ||
-                !strcmp(url, "/healthz");
-    if (!known)
-        return send_error(h, c, 404, "not_found",
-                          "no route %s; routes: /api/v1/packets, /api/v1/segments, /api/v1/status, "
-                          "/metrics, /healthz",
+    const struct httpd_route *r = httpd_route_find(url);
+    if (!r) {
+        char list[512] = "";
+        for (size_t i = 0, l = 0; i < NROUTES; i++)
+            l += (size_t)snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "",
+                                  routes[i].r.path);
+        return send_error(h, c, 404, "not_found", "no route %s; routes: %s", url, list);
+    }
+    if (!httpd_route_allows(r, method))
+        return send_error_x(h, c, 405, "method_not_allowed", "Allow", r->methods,
+                            "%s answers %s only, not %s", url, r->methods, method);
+    if (!permitted(h, c, r))
+        return send_error(h, c, 403, "forbidden", "%s needs a permission this client lacks",
                           url);
-    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-        return send_error_x(h, c, 405, "method_not_allowed", "Allow", "GET, HEAD",
-                            "%s answers GET and HEAD only, not %s", url, method);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, &p);
     if (p.overflow)
         return send_error(h, c, 400, "bad_parameter", "too many parameters (at most %d)",
                           MAX_PARAMS);
-    if (!strcmp(url, "/healthz"))
-        return send_text(c, 200, "text/plain", "ok\n");
-    if (!strcmp(url, "/metrics"))
-        return route_metrics(h, c);
-    if (!strcmp(url, "/api/v1/packets"))
-        return route_packets(h, c, &p);
-    if (!strcmp(url, "/api/v1/segments"))
-        return route_segments(h, c, &p);
-    return route_status(h, c, &p);
+    return ((const struct route *)r)->handler(h, c, &p);
 }
 
 /* ---------- start / stop ---------- */
@@ -806,8 +794,8 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
         return rw_err(err, RW_ENOMEM, "out of memory");
     h->ix = ix;
     h->max_queries = o->max_queries > 0 ? o->max_queries : 8;
-    h->capture = o->capture;
-    h->capture_arg = o->capture_arg;
+    h->live = o->live;
+    h->live_arg = o->live_arg;
     if (o->sensor)
         snprintf(h->sensor, sizeof h->sensor, "%s", o->sensor);
     else if (gethostname(h->sensor, sizeof h->sensor - 1) < 0)

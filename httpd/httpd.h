@@ -1,29 +1,42 @@
-/* httpd.h -- the REST API (libmicrohttpd): packets as streamed pcap/pcapng,
- * segments, status, Prometheus metrics, liveness. Routes and parameters are
- * documented in man/rewindd.8. */
+/* httpd.h -- the HTTP front door (libmicrohttpd): packets as streamed
+ * pcap/pcapng, segments, status, Prometheus metrics, liveness, each a row
+ * of one route table with the permission it needs. Routes and parameters
+ * are documented in man/rewindd.8. */
 #ifndef HTTPD_H
 #define HTTPD_H
 
 #include "common/rw.h"
-#include "index/index.h"
+#include "query/read.h"
 
-/* What only the daemon knows of a capture point it captures live. */
-struct httpd_capture {
-    char point[65];
-    int paused;            /* 1 while capture is paused (disk full, I/O error) */
-    uint64_t paused_drops; /* packets dropped while paused, since the daemon started */
-    char reason[RW_ERRSZ]; /* why it paused, the last time */
+/* What a client must be allowed to do to use a route. Every route is
+ * open today (no principals yet); the access-control layer maps roles to
+ * these. */
+enum httpd_perm {
+    HTTPD_PERM_NONE = 0, /* liveness: anyone */
+    HTTPD_PERM_METRICS,  /* Prometheus counters */
+    HTTPD_PERM_STATUS,   /* status, the segment catalogue: no packet data */
+    HTTPD_PERM_PACKETS,  /* packets, payload included */
 };
-/* Fills up to max entries and returns how many; called on libmicrohttpd's
- * threads at each /metrics and /api/v1/status request. */
-typedef size_t (*httpd_capture_fn)(void *arg, struct httpd_capture *out, size_t max);
+
+/* One row of the route table: the only requests the server answers. */
+struct httpd_route {
+    const char *path;    /* exact match, no trailing slash */
+    const char *methods; /* "GET, HEAD": the Allow header of a 405 */
+    enum httpd_perm perm;
+};
+/* The i-th route, or NULL past the last. */
+const struct httpd_route *httpd_route_at(size_t i);
+/* The route for a path, or NULL (404). */
+const struct httpd_route *httpd_route_find(const char *path);
+/* 1 if r takes method. */
+int httpd_route_allows(const struct httpd_route *r, const char *method);
 
 struct httpd_opts {
     const char *listen;  /* "ADDR:PORT" or "[V6ADDR]:PORT"; default 127.0.0.1:8800 */
     int max_queries;     /* concurrent packet queries before 503 (default 8) */
     const char *sensor;  /* name in response headers and metrics (default: hostname) */
-    httpd_capture_fn capture; /* live capture state (NULL: none) */
-    void *capture_arg;
+    qry_live_fn live;         /* live capture state (NULL: none); called on */
+    void *live_arg;           /* libmicrohttpd's threads */
 };
 
 typedef struct httpd httpd_t;

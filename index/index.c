@@ -1116,6 +1116,27 @@ int idx_hold_add(idx_t *ix, struct idx_hold *h, char *err)
     return rc;
 }
 
+int idx_hold_del(idx_t *ix, uint64_t id, char *err)
+{
+    uint8_t k[9], v[8];
+    int rc;
+    if (ix->mode != IDX_WRITE)
+        return rw_err(err, RW_ESTATE, "holds are released by the archive's writer");
+    k[0] = 'H';
+    rw_put_be64(k + 1, id);
+    pthread_mutex_lock(&ix->mu);
+    if ((rc = idx_get_raw(ix, k, 9, v, sizeof v, NULL, err)) == 1) {
+        rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+        rocksdb_writebatch_delete(b, (const char *)k, 9);
+        rc = idx_write_batch(ix, b, 1, err);
+        rocksdb_writebatch_destroy(b);
+        if (rc == 0)
+            rc = 1;
+    }
+    pthread_mutex_unlock(&ix->mu);
+    return rc;
+}
+
 int idx_hold_list(idx_t *ix, struct idx_hold **out, size_t *n, char *err)
 {
     rocksdb_iterator_t *it = idx_iter(ix);

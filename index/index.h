@@ -178,6 +178,8 @@ struct idx_hold {
 };
 int idx_hold_add(idx_t *ix, struct idx_hold *h, char *err) RW_WUR; /* fills h->id */
 int idx_hold_list(idx_t *ix, struct idx_hold **out, size_t *n, char *err) RW_WUR;
+/* Writer: release hold id (one synced write). 1 released, 0 no such hold. */
+int idx_hold_del(idx_t *ix, uint64_t id, char *err) RW_WUR;
 
 /* Settings the archive remembers once given (0 = not set). */
 struct idx_config {

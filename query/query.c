@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "capture/cap.h"
-#include "common/segfile.h"
+#include "archive/segfile.h"
+#include "index/index.h"
 #include "query/filter.h"
 
 #define BATCH 64           /* segments planned at once: bounds bitmap memory */
@@ -410,7 +410,7 @@ static int compile_for(qry_t *q, int dlt, struct bpf_program **out, char *err)
      * (DLT_NULL matches every BSD AF_INET6 value only for savefiles). An
      * empty pcap file in memory with the point's link type gives it that. */
     char ebuf[PCAP_ERRBUF_SIZE], mem[24];
-    uint32_t hdr[6] = {0xa1b2c3d4, 2 | (4u << 16), 0, 0, 262144, (uint32_t)cap_linktype_of_dlt(dlt)};
+    uint32_t hdr[6] = {0xa1b2c3d4, 2 | (4u << 16), 0, 0, 262144, (uint32_t)segf_linktype_of_dlt(dlt)};
     memcpy(mem, hdr, sizeof mem);
     FILE *f = fmemopen(mem, sizeof mem, "rb");
     pcap_t *p = f ? pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, ebuf) : NULL;
@@ -518,7 +518,7 @@ int qry_new_ex(idx_t *ix, const struct qry_spec *spec, qry_t **out, enum qry_ste
             struct qry_point *qp = &q->pts[q->npts];
             snprintf(qp->name, sizeof qp->name, "%s", pts[i].name);
             qp->dlt = pts[i].linktype;
-            qp->linktype = cap_linktype_of_dlt(qp->dlt);
+            qp->linktype = segf_linktype_of_dlt(qp->dlt);
             qp->snaplen = pts[i].snaplen;
             s->pidx = q->npts;
             s->point_id = pts[i].id;

@@ -11,7 +11,8 @@
 #include <stdint.h>
 
 #include "common/rw.h"
-#include "index/index.h"
+
+typedef struct idx idx_t; /* the archive's index (index/index.h), opened by read.h */
 
 struct qry_spec {
     int64_t from, to;    /* [from, to) in ns; RW_TIME_MIN / RW_TIME_MAX for open ends */

@@ -1,4 +1,4 @@
-/* test_query.c -- unit tests for query/query.c over a small archive built with capture/cap.h, judged by pcap_offline_filter. */
+/* test_query.c -- unit tests for query/query.c over a small archive built with archive/archive.h, judged by pcap_offline_filter. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,7 +33,7 @@ struct rec {
 
 static struct rec recs[2][NPKT]; /* capture order per point */
 static char tmpdir[64], archdir[128];
-static cap_arch_t *arch;
+static arc_t *arch;
 static idx_t *ix;
 
 static const char *hosts[] = {"10.0.0.1", "10.0.0.2", "10.0.1.7", "192.168.5.5", "172.16.0.1"};
@@ -97,18 +97,18 @@ static int group_setup(void **state)
     if (!mkdtemp(tmpdir))
         return -1;
     snprintf(archdir, sizeof archdir, "%s/arch", tmpdir);
-    struct cap_opts o;
-    cap_opts_default(&o);
+    struct arc_opts o;
+    arc_opts_default(&o);
     o.segment_ns = 2 * S; /* roll every 2 s of capture time */
     o.sync = 0;
-    if (cap_arch_open(archdir, &o, &arch, err) != 0) {
-        fprintf(stderr, "cap_arch_open: %s\n", err);
+    if (arc_open(archdir, &o, &arch, err) != 0) {
+        fprintf(stderr, "arc_open: %s\n", err);
         return -1;
     }
-    cap_pw_t *pw[2];
-    if (cap_pw_open(arch, "alpha", DLT_EN10MB, 65535, &pw[0], err) != 0 ||
-        cap_pw_open(arch, "beta", DLT_EN10MB, 65535, &pw[1], err) != 0) {
-        fprintf(stderr, "cap_pw_open: %s\n", err);
+    arc_pw_t *pw[2];
+    if (arc_pw_open(arch, "alpha", DLT_EN10MB, 65535, &pw[0], err) != 0 ||
+        arc_pw_open(arch, "beta", DLT_EN10MB, 65535, &pw[1], err) != 0) {
+        fprintf(stderr, "arc_pw_open: %s\n", err);
         return -1;
     }
     /* alpha: every 25 ms from SEC0, stepping back 300 ms every 37th packet;
@@ -128,24 +128,24 @@ static int group_setup(void **state)
             r->sec = (uint32_t)(t[p] / S);
             r->frac = (uint32_t)(t[p] % S);
             mkpkt(r);
-            if (cap_pw_add(pw[p], r->sec, r->frac, r->caplen, r->len, r->data, err) != 0) {
-                fprintf(stderr, "cap_pw_add: %s\n", err);
+            if (arc_pw_add(pw[p], r->sec, r->frac, r->caplen, r->len, r->data, err) != 0) {
+                fprintf(stderr, "arc_pw_add: %s\n", err);
                 return -1;
             }
         }
     }
-    if (cap_pw_close(pw[0], err) != 0 || cap_pw_close(pw[1], err) != 0) {
-        fprintf(stderr, "cap_pw_close: %s\n", err);
+    if (arc_pw_close(pw[0], err) != 0 || arc_pw_close(pw[1], err) != 0) {
+        fprintf(stderr, "arc_pw_close: %s\n", err);
         return -1;
     }
-    ix = cap_arch_index(arch);
+    ix = arc_index(arch);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    cap_arch_close(arch);
+    arc_close(arch);
     nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     return 0;
 }

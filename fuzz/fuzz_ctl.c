@@ -1,12 +1,12 @@
-/* fuzz_qsock.c -- libFuzzer target for the query socket's request codec
- * (query/qsock.c): any line qsock_parse() accepts must come back unchanged
- * through qsock_format() and qsock_parse() again. */
+/* fuzz_ctl.c -- libFuzzer target for the control socket's query request codec
+ * (ctl/client.c): any line ctl_query_parse() accepts must come back unchanged
+ * through ctl_query_format() and ctl_query_parse() again. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "query/qsock.h"
+#include "ctl/ctl.h"
 
 static int same_str(const char *a, const char *b)
 {
@@ -16,20 +16,20 @@ static int same_str(const char *a, const char *b)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[RW_ERRSZ];
-    struct qsock_req r, r2;
+    struct ctl_query r, r2;
     char *line = malloc(size + 1);
     if (!line)
         return 0;
     memcpy(line, data, size);
     line[size] = 0;
-    if (qsock_parse(line, &r, err) == 0) {
+    if (ctl_query_parse(line, &r, err) == 0) {
         size_t len;
-        char *again = qsock_format(&r, &len);
+        char *again = ctl_query_format(&r, &len);
         if (again) {
             if (len == 0 || again[len - 1] != '\n' || strlen(again) != len)
                 abort();
             again[len - 1] = 0;
-            if (qsock_parse(again, &r2, err) != 0)
+            if (ctl_query_parse(again, &r2, err) != 0)
                 abort();
             if (r.spec.from != r2.spec.from || r.spec.to != r2.spec.to ||
                 r.spec.limit_packets != r2.spec.limit_packets || r.format != r2.format ||

@@ -8,7 +8,7 @@
  *   4. NAME.pcap unlinked
  * Readers that opened NAME.pcap before step 4 keep reading it; those that
  * open it later find it gone and ask the catalogue again (query.c). */
-#include "capture/cap_int.h"
+#include "archive/arc_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/segfile.h"
+#include "archive/segfile.h"
 
 static void sync_dir_of(const char *path)
 {
@@ -33,7 +33,7 @@ static void sync_dir_of(const char *path)
 }
 
 /* 1 compressed, 0 skipped (gone meanwhile), <0 error. */
-static int compress_one(cap_arch_t *a, const struct idx_seg *s, uint64_t *saved, char *err)
+static int compress_one(arc_t *a, const struct idx_seg *s, uint64_t *saved, char *err)
 {
     char src[1400], dst[1400], tmp[1420], rel[sizeof s->path];
     uint64_t stored = 0;
@@ -70,12 +70,12 @@ static int compress_one(cap_arch_t *a, const struct idx_seg *s, uint64_t *saved,
     return rc;
 }
 
-int cap_compress_run(cap_arch_t *a, const volatile int *stop, struct cap_compress_stats *st,
+int arc_compress_run(arc_t *a, const volatile int *stop, struct arc_compress_stats *st,
                      char *err)
 {
     struct idx_seg *segs = NULL;
     size_t n = 0;
-    struct cap_compress_stats local = {0};
+    struct arc_compress_stats local = {0};
     int rc;
     if (!st)
         st = &local;
@@ -98,8 +98,8 @@ int cap_compress_run(cap_arch_t *a, const volatile int *stop, struct cap_compres
             continue;
         /* The compressed copy exists beside the original for a moment: never
          * let it eat into the space kept free for the index (cap.h). */
-        struct cap_space sp;
-        if (cap_space_get(a, &sp, err) == 0 && sp.avail < sp.reserve + s->file_size + 4096)
+        struct arc_space sp;
+        if (arc_space_get(a, &sp, err) == 0 && sp.avail < sp.reserve + s->file_size + 4096)
             continue;
         rc = compress_one(a, s, &st->bytes_saved, err);
         if (rc < 0)
@@ -114,8 +114,8 @@ int cap_compress_run(cap_arch_t *a, const volatile int *stop, struct cap_compres
 
 /* ---------- the daemon's compressor thread ---------- */
 
-struct cap_compressor {
-    cap_arch_t *a;
+struct arc_compressor {
+    arc_t *a;
     pthread_t thr;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -125,7 +125,7 @@ struct cap_compressor {
 
 static void *compressor_main(void *arg)
 {
-    cap_compressor_t *c = arg;
+    arc_compressor_t *c = arg;
     char err[RW_ERRSZ];
     for (;;) {
         struct timespec until;
@@ -138,8 +138,8 @@ static void *compressor_main(void *arg)
         pthread_mutex_unlock(&c->mu);
         if (stop)
             break;
-        struct cap_compress_stats st = {0};
-        if (cap_compress_run(c->a, &c->stop, &st, err) < 0) {
+        struct arc_compress_stats st = {0};
+        if (arc_compress_run(c->a, &c->stop, &st, err) < 0) {
             /* Once per run of failures: a full disk would say so every 5 s. */
             if (!c->failing)
                 rw_warn("compressing segments: %s; the segments stay uncompressed and are "
@@ -157,9 +157,9 @@ static void *compressor_main(void *arg)
     return NULL;
 }
 
-int cap_compressor_start(cap_arch_t *a, cap_compressor_t **out, char *err)
+int arc_compressor_start(arc_t *a, arc_compressor_t **out, char *err)
 {
-    cap_compressor_t *c = calloc(1, sizeof *c);
+    arc_compressor_t *c = calloc(1, sizeof *c);
     if (!c)
         return rw_err(err, RW_ENOMEM, "out of memory");
     c->a = a;
@@ -173,7 +173,7 @@ int cap_compressor_start(cap_arch_t *a, cap_compressor_t **out, char *err)
     return 0;
 }
 
-void cap_compressor_stop(cap_compressor_t *c)
+void arc_compressor_stop(arc_compressor_t *c)
 {
     if (!c)
         return;

@@ -1,6 +1,7 @@
-/* qsock_srv.c -- the daemon's answer to queries over DIR/rewindd.sock.
- * Protocol in qsock.h; the codec and the client are in qsock.c. */
-#include "query/qsock.h"
+/* verb_query.c -- the control socket's query verb: the daemon answers
+ * `rewind query --dir` from its open index, writing into the descriptor
+ * the client passed (ctl.h). */
+#include "ctl/ctl_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,37 +15,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---------------------------------------------------------------- daemon */
-
-struct qsock_server {
-    idx_t *ix;
-    int max;
-    atomic_int active;
-    atomic_int cancel;
-};
-
-int qsock_server_new(idx_t *ix, int max_queries, qsock_server_t **out, char *err)
-{
-    struct qsock_server *s = calloc(1, sizeof *s);
-    if (!s)
-        return rw_err(err, RW_ENOMEM, "out of memory");
-    s->ix = ix;
-    s->max = max_queries > 0 ? max_queries : 8;
-    *out = s;
-    return 0;
-}
-
-void qsock_server_cancel(qsock_server_t *s)
-{
-    if (s)
-        atomic_store(&s->cancel, 1);
-}
-
-void qsock_server_free(qsock_server_t *s) { free(s); }
+#include "archive/archive.h"
 
 /* Where the answer goes, and whether anyone still wants it. */
 struct sink {
-    struct qsock_server *s;
+    struct ctl *s;
     int conn, fd;
     int nb;      /* fd does not block: writes wait in poll(), watching conn */
     int sock;    /* fd is a socket: send(MSG_DONTWAIT) */
@@ -141,9 +116,9 @@ static int recv_out(struct sink *k)
     char buf[16];
     int fd;
     /* The client may take a while: opening a FIFO waits for its reader. */
-    if (rw_wait_in(k->conn, &k->s->cancel) < 0)
+    if (ctl_wait_in(k->conn, &k->s->cancel) < 0)
         return -1;
-    ssize_t n = rw_recv_fd(k->conn, buf, sizeof buf - 1, &fd);
+    ssize_t n = ctl_recv_fd(k->conn, buf, sizeof buf - 1, &fd);
     if (fd >= 0 && (n != 4 || memcmp(buf, "out\n", 4) != 0)) {
         close(fd);
         fd = -1;
@@ -151,35 +126,37 @@ static int recv_out(struct sink *k)
     return fd;
 }
 
-void qsock_serve(qsock_server_t *s, int conn, char *line)
+void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
 {
     char err[RW_ERRSZ], what[300];
-    struct qsock_req r;
+    struct ctl_query r;
     qry_t *q = NULL;
     qry_out_t *out = NULL;
     struct sink k = {.s = s, .conn = conn, .fd = -1};
     uint64_t packets = 0;
     int64_t start = rw_mono_ns();
     int rc;
+    if (fd0 >= 0) /* a query brings its descriptor later, when asked */
+        close(fd0);
     /* Busy or stopping: the client reads the archive itself. */
     if (atomic_load(&s->cancel)) {
-        rw_send_line(conn, "busy");
+        ctl_send_line(conn, "busy");
         return;
     }
-    if (atomic_fetch_add(&s->active, 1) >= s->max) {
+    if (atomic_fetch_add(&s->active, 1) >= s->o.max_queries) {
         atomic_fetch_sub(&s->active, 1);
-        rw_send_line(conn, "busy");
+        ctl_send_line(conn, "busy");
         return;
     }
-    if ((rc = qsock_parse(line, &r, err)) < 0) {
+    if ((rc = ctl_query_parse(line, &r, err)) < 0) {
         rw_info("rewind query: bad request refused: %s", err);
-        rw_send_line(conn, "error %d %s", rc, err);
+        ctl_send_line(conn, "error %d %s", rc, err);
         goto done;
     }
     snprintf(what, sizeof what, "rewind query filter '%.200s'", r.spec.filter ? r.spec.filter : "");
-    if ((rc = qry_new(s->ix, &r.spec, &q, err)) < 0) {
+    if ((rc = qry_new(arc_index(s->o.archive), &r.spec, &q, err)) < 0) {
         rw_info("%s: refused: %s", what, err);
-        rw_send_line(conn, "error %d %s", rc, err);
+        ctl_send_line(conn, "error %d %s", rc, err);
         goto done;
     }
     if (!r.count) {
@@ -189,14 +166,14 @@ void qsock_serve(qsock_server_t *s, int conn, char *line)
          * in a pcap is refused as locally, leaving -w FILE alone. */
         if ((rc = qry_out_new(r.format, pts, npts, sink_write, &k, &out, err)) < 0) {
             rw_info("%s: refused: %s", what, err);
-            rw_send_line(conn, "error %d %s", rc, err);
+            ctl_send_line(conn, "error %d %s", rc, err);
             goto done;
         }
-        rw_send_line(conn, "ready");
+        ctl_send_line(conn, "ready");
         int fd = recv_out(&k);
         if (fd < 0 && atomic_load(&s->cancel)) {
             rw_warn("%s: cut by shutdown before the answer", what);
-            rw_send_line(conn, "error %d rewindd stopped while answering; ask again", RW_ESTOP);
+            ctl_send_line(conn, "error %d rewindd stopped while answering; ask again", RW_ESTOP);
             goto done;
         }
         if (fd < 0) {
@@ -209,7 +186,7 @@ void qsock_serve(qsock_server_t *s, int conn, char *line)
         if (mode < 0 || ((mode & O_ACCMODE) != O_WRONLY && (mode & O_ACCMODE) != O_RDWR)) {
             close(fd);
             rw_warn("%s: refused: the output descriptor is not open for writing", what);
-            rw_send_line(conn, "error %d the output descriptor is not open for writing",
+            ctl_send_line(conn, "error %d the output descriptor is not open for writing",
                          RW_EINPUT);
             goto done;
         }
@@ -233,23 +210,23 @@ void qsock_serve(qsock_server_t *s, int conn, char *line)
     if (rc >= 0) {
         rw_info("%s: %" PRIu64 " packets, %" PRIu64 " bytes in %.3f s", what, packets, k.bytes,
                 (double)(rw_mono_ns() - start) / 1e9);
-        rw_send_line(conn, "ok %" PRIu64 " %" PRIu64, packets, k.bytes);
+        ctl_send_line(conn, "ok %" PRIu64 " %" PRIu64, packets, k.bytes);
     } else if (k.cut) {
         if (atomic_load(&s->cancel)) {
             rw_warn("%s: cut by shutdown after %" PRIu64 " bytes", what, k.bytes);
-            rw_send_line(conn, "error %d rewindd stopped while answering; ask again", RW_ESTOP);
+            ctl_send_line(conn, "error %d rewindd stopped while answering; ask again", RW_ESTOP);
         } else {
             rw_info("%s: client went away after %" PRIu64 " bytes", what, k.bytes);
         }
     } else if (k.werrno == EPIPE) {
         rw_info("%s: the reader of the client's pipe went away after %" PRIu64 " bytes", what,
                 k.bytes);
-        rw_send_line(conn, "epipe");
+        ctl_send_line(conn, "epipe");
     } else if (k.werrno) {
-        rw_send_line(conn, "error %d writing output: %s", RW_EIO, strerror(k.werrno));
+        ctl_send_line(conn, "error %d writing output: %s", RW_EIO, strerror(k.werrno));
     } else {
         rw_error("%s: failed after %" PRIu64 " bytes: %s", what, k.bytes, err);
-        rw_send_line(conn, "error %d %s", rc, err);
+        ctl_send_line(conn, "error %d %s", rc, err);
     }
 done:
     if (out)

@@ -6,7 +6,7 @@
  * ourselves rather than through pcap_dump() because durability needs control
  * of the file descriptor: large writes, fdatasync() before the index commits,
  * and truncation to the last committed record after a crash. */
-#include "capture/cap.h"
+#include "archive/archive.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,19 +15,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "capture/cap_int.h"
+#include "archive/arc_int.h"
+#include "archive/segfile.h"
 #include "index/parse.h"
 
 #define WBUF (1u << 20) /* written at once */
 #define TIGHT (4u << 20)   /* this little above the reserve: commit every WBUF */
 
 
-static int claim_point(cap_arch_t *a, const char *name, char *err)
+static int claim_point(arc_t *a, const char *name, char *err)
 {
     int free_slot = -1, rc = 0;
     pthread_mutex_lock(&a->mu);
@@ -51,7 +51,7 @@ static int claim_point(cap_arch_t *a, const char *name, char *err)
     return rc;
 }
 
-static void release_point(cap_arch_t *a, const char *name)
+static void release_point(arc_t *a, const char *name)
 {
     pthread_mutex_lock(&a->mu);
     for (int i = 0; i < MAX_WRITERS; i++)
@@ -60,8 +60,8 @@ static void release_point(cap_arch_t *a, const char *name)
     pthread_mutex_unlock(&a->mu);
 }
 
-struct cap_pw {
-    cap_arch_t *a;
+struct arc_pw {
+    arc_t *a;
     char name[65];
     int dlt;
     uint32_t snaplen;
@@ -83,7 +83,7 @@ struct cap_pw {
     uint64_t committed;       /* bytes of it the index covers */
     uint64_t committed_pkts;  /* packets of it the index covers */
     uint64_t packets;         /* added and not lost */
-    uint64_t lost;            /* see cap_pw_lost */
+    uint64_t lost;            /* see arc_pw_lost */
     /* a segment cut back after a failed write, to be sealed as committed */
     int have_cut;
     uint64_t cut_id;
@@ -91,14 +91,14 @@ struct cap_pw {
     struct idx_parsed parsed;
 };
 
-void cap_opts_default(struct cap_opts *o)
+void arc_opts_default(struct arc_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->flush_ns = RW_NS_PER_SEC;
     o->sync = 1;
 }
 
-int cap_opts_set(struct cap_opts *o, const char *name, const char *val, char *err)
+int arc_opts_set(struct arc_opts *o, const char *name, const char *val, char *err)
 {
     int64_t ns;
     if (!strcmp(name, "quota")) {
@@ -147,7 +147,7 @@ int cap_opts_set(struct cap_opts *o, const char *name, const char *val, char *er
 
 /* Given settings win and are remembered; others come from the archive, then
  * the defaults. */
-static int resolve_opts(cap_arch_t *a, const struct cap_opts *given, char *err)
+static int resolve_opts(arc_t *a, const struct arc_opts *given, char *err)
 {
     struct idx_config c;
     int rc = idx_config_get(a->ix, &c, err), changed = 0;
@@ -182,33 +182,7 @@ static int resolve_opts(cap_arch_t *a, const struct cap_opts *given, char *err)
     return 0;
 }
 
-const struct cap_opts *cap_arch_opts(const cap_arch_t *a) { return &a->o; }
-
-int cap_linktype_of_dlt(int dlt)
-{
-    /* libpcap maps DLT_ to LINKTYPE_ when it writes a file header but does
-     * not export the map, so ask it through a file in memory. */
-    char mem[64];
-    FILE *f = fmemopen(mem, sizeof mem, "w");
-    pcap_t *p = pcap_open_dead(dlt, 65535);
-    int lt = dlt;
-    if (f && p) {
-        pcap_dumper_t *d = pcap_dump_fopen(p, f);
-        if (d) {
-            pcap_dump_flush(d);
-            uint32_t v;
-            memcpy(&v, mem + 20, 4);
-            lt = (int)(v & 0x03ffffff);
-            pcap_dump_close(d); /* closes f */
-            f = NULL;
-        }
-    }
-    if (f)
-        fclose(f);
-    if (p)
-        pcap_close(p);
-    return lt;
-}
+const struct arc_opts *arc_get_opts(const arc_t *a) { return &a->o; }
 
 static int mkdirs(const char *path)
 {
@@ -237,55 +211,34 @@ static int known_path(const struct idx_seg *segs, size_t n, const char *rel)
 }
 
 /* Remove segment files no catalogue record names: a crash after a file was
- * created but before its record was committed, or after retention forgot a
- * segment but before the file was unlinked. */
-static void remove_orphans(cap_arch_t *a, const struct idx_seg *segs, size_t n)
+ * created but before its record was committed, after retention forgot a
+ * segment but before the file was unlinked, or during a compression. */
+static void remove_orphans(arc_t *a, const struct idx_seg *segs, size_t n)
 {
-    char top[1100];
-    snprintf(top, sizeof top, "%s/segments", a->dir);
-    DIR *pd = opendir(top);
-    struct dirent *pe, *de, *fe;
-    if (!pd)
-        return;
-    while ((pe = readdir(pd))) {
-        char pdir[1400];
-        if (pe->d_name[0] == '.')
+    struct arc_segname *names;
+    size_t nn;
+    char err[RW_ERRSZ];
+    if (arc_segname_list(a->dir, NULL, &names, &nn, err) < 0)
+        return; /* no segments directory yet */
+    for (size_t i = 0; i < nn; i++) {
+        char full[1400], *slash;
+        if (known_path(segs, n, names[i].rel))
             continue;
-        snprintf(pdir, sizeof pdir, "%s/%s", top, pe->d_name);
-        DIR *dd = opendir(pdir);
-        if (!dd)
-            continue;
-        while ((de = readdir(dd))) {
-            char ddir[1700];
-            if (de->d_name[0] == '.')
-                continue;
-            snprintf(ddir, sizeof ddir, "%s/%s", pdir, de->d_name);
-            DIR *fd = opendir(ddir);
-            if (!fd)
-                continue;
-            while ((fe = readdir(fd))) {
-                char rel[1200], full[2400];
-                if (fe->d_name[0] == '.' || !strstr(fe->d_name, ".pcap"))
-                    continue;
-                snprintf(rel, sizeof rel, "segments/%s/%s/%s", pe->d_name, de->d_name, fe->d_name);
-                if (known_path(segs, n, rel))
-                    continue;
-                snprintf(full, sizeof full, "%s/%s", a->dir, rel);
-                rw_warn("recovery: removing %s, which no index record names", full);
-                unlink(full);
-            }
-            closedir(fd);
-            rmdir(ddir); /* only if now empty */
+        snprintf(full, sizeof full, "%s/%s", a->dir, names[i].rel);
+        rw_warn("recovery: removing %s, which no index record names", full);
+        unlink(full);
+        if ((slash = strrchr(full, '/'))) {
+            *slash = 0;
+            rmdir(full); /* the day directory, only if now empty */
         }
-        closedir(dd);
     }
-    closedir(pd);
+    free(names);
 }
 
 /* Recover after a crash: segments left open are cut back to the bytes their
  * index covers (whole records) and sealed, or dropped if they hold nothing;
  * records whose file is gone are dropped; files no record names go. */
-static int recover(cap_arch_t *a, char *err)
+static int recover(arc_t *a, char *err)
 {
     struct idx_seg *segs;
     size_t n;
@@ -325,9 +278,9 @@ static int recover(cap_arch_t *a, char *err)
     return rc;
 }
 
-int cap_arch_open(const char *dir, const struct cap_opts *o, cap_arch_t **out, char *err)
+int arc_open(const char *dir, const struct arc_opts *o, arc_t **out, char *err)
 {
-    cap_arch_t *a = calloc(1, sizeof *a);
+    arc_t *a = calloc(1, sizeof *a);
     int rc;
     if (!a)
         return rw_err(err, RW_ENOMEM, "out of memory");
@@ -335,18 +288,18 @@ int cap_arch_open(const char *dir, const struct cap_opts *o, cap_arch_t **out, c
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->ret_mu, NULL);
     pthread_mutex_init(&a->space_mu, NULL);
-    struct cap_opts def;
-    cap_opts_default(&def);
+    struct arc_opts def;
+    arc_opts_default(&def);
     if ((rc = idx_open(dir, IDX_WRITE, &a->ix, err)) < 0 ||
         (rc = resolve_opts(a, o ? o : &def, err)) < 0 || (rc = recover(a, err)) < 0) {
-        cap_arch_close(a);
+        arc_close(a);
         return rc;
     }
     *out = a;
     return 0;
 }
 
-void cap_arch_close(cap_arch_t *a)
+void arc_close(arc_t *a)
 {
     if (!a)
         return;
@@ -357,14 +310,14 @@ void cap_arch_close(cap_arch_t *a)
     free(a);
 }
 
-const char *cap_arch_dir(const cap_arch_t *a) { return a->dir; }
+const char *arc_dir(const arc_t *a) { return a->dir; }
 
-idx_t *cap_arch_index(cap_arch_t *a) { return a->ix; }
+idx_t *arc_index(arc_t *a) { return a->ix; }
 
-int cap_pw_open(cap_arch_t *a, const char *name, int dlt, uint32_t snaplen, cap_pw_t **out,
+int arc_pw_open(arc_t *a, const char *name, int dlt, uint32_t snaplen, arc_pw_t **out,
                 char *err)
 {
-    cap_pw_t *w;
+    arc_pw_t *w;
     if (!rw_point_name_ok(name))
         return rw_err(err, RW_EINPUT,
                       "capture point name '%s' is not valid: use 1-64 letters, digits, '.', '_' or "
@@ -388,13 +341,13 @@ int cap_pw_open(cap_arch_t *a, const char *name, int dlt, uint32_t snaplen, cap_
     return 0;
 }
 
-static int write_out(cap_pw_t *w, char *err)
+static int write_out(arc_pw_t *w, char *err)
 {
     int rc;
     if (w->blen == 0)
         return 0;
     uint64_t left;
-    if ((rc = cap_space_ensure(w->a, w->blen, 0, &left, err)) < 0)
+    if ((rc = arc_space_ensure(w->a, w->blen, 0, &left, err)) < 0)
         return rc;
     /* Near the reserve, commit after every buffer written, so that a full
      * disk finds little uncommitted (see add()). */
@@ -414,33 +367,27 @@ static int write_out(cap_pw_t *w, char *err)
     return 0;
 }
 
-static int seg_open(cap_pw_t *w, int64_t ts, char *err)
+static int seg_open(arc_pw_t *w, int64_t ts, char *err)
 {
-    char day[16], path[1400], dirpath[1400];
-    time_t t = (time_t)(ts / RW_NS_PER_SEC);
-    struct tm tm;
+    char rel_day[ARC_SEG_REL_MAX], path[1400], dirpath[1400];
     int rc;
-    if ((rc = cap_space_ensure(w->a, 24, 0, NULL, err)) < 0)
+    if ((rc = arc_space_ensure(w->a, 24, 0, NULL, err)) < 0)
         return rc;
     if (!w->have_point) {
         if ((rc = idx_point_get(w->a->ix, w->name, w->dlt, w->snaplen, &w->pt, err)) < 0)
             return rc;
         w->have_point = 1;
     }
-    if (!gmtime_r(&t, &tm))
-        memset(&tm, 0, sizeof tm);
-    strftime(day, sizeof day, "%Y-%m-%d", &tm);
-    snprintf(dirpath, sizeof dirpath, "%s/segments/%s/%s", w->a->dir, w->name, day);
+    if (arc_segname_make(w->name, ts, 0, w->relpath, sizeof w->relpath, rel_day, sizeof rel_day) < 0)
+        return rw_err(err, RW_EINPUT, "segment name for point %s too long", w->name);
+    snprintf(dirpath, sizeof dirpath, "%s/%s", w->a->dir, rel_day);
     if (mkdirs(dirpath) < 0)
         return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "creating %s: %s", dirpath,
                       strerror(errno));
     for (int i = 0;; i++) {
-        if (i == 0)
-            snprintf(w->relpath, sizeof w->relpath, "segments/%s/%s/%lld.pcap", w->name, day,
-                     (long long)ts);
-        else
-            snprintf(w->relpath, sizeof w->relpath, "segments/%s/%s/%lld-%d.pcap", w->name, day,
-                     (long long)ts, i);
+        if (i > 0 &&
+            arc_segname_make(w->name, ts, i, w->relpath, sizeof w->relpath, NULL, 0) < 0)
+            return rw_err(err, RW_EINPUT, "segment name for point %s too long", w->name);
         snprintf(path, sizeof path, "%s/%s", w->a->dir, w->relpath);
         w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (w->fd >= 0)
@@ -451,7 +398,7 @@ static int seg_open(cap_pw_t *w, int64_t ts, char *err)
     }
     /* pcap file header, nanosecond magic, host byte order */
     uint32_t hdr[6] = {0xa1b23c4d, RW_PCAP_VERSION, 0, 0, w->snaplen,
-                       (uint32_t)cap_linktype_of_dlt(w->dlt)};
+                       (uint32_t)segf_linktype_of_dlt(w->dlt)};
     memcpy(w->buf, hdr, 24);
     w->blen = 24;
     w->written = 0;
@@ -477,7 +424,7 @@ static int seg_open(cap_pw_t *w, int64_t ts, char *err)
     return 0;
 }
 
-static int commit(cap_pw_t *w, int sync, char *err)
+static int commit(arc_pw_t *w, int sync, char *err)
 {
     int rc;
     if ((rc = write_out(w, err)) < 0)
@@ -495,7 +442,7 @@ static int commit(cap_pw_t *w, int sync, char *err)
 
 /* Seal the open segment. On failure the segment is left open (sw may be
  * gone) for cut_back(). */
-static int seg_seal(cap_pw_t *w, char *err)
+static int seg_seal(arc_pw_t *w, char *err)
 {
     int rc = 0;
     if (w->fd < 0)
@@ -519,7 +466,7 @@ static int seg_seal(cap_pw_t *w, char *err)
     idx_flush(w->a->ix, 0); /* bound the WAL that readers replay */
     if (w->a->o.quota_bytes || w->a->o.quota_pct || w->a->o.max_age_ns) {
         char e2[RW_ERRSZ];
-        if (cap_retention_run(w->a, e2) < 0)
+        if (arc_retention_run(w->a, e2) < 0)
             rw_warn("retention: %s", e2); /* capture goes on; the next seal retries */
     }
     return 0;
@@ -529,7 +476,7 @@ static int seg_seal(cap_pw_t *w, char *err)
  * that no byte past the last committed record stays in it, forget the
  * packets after that record, and remember the segment for seal_cut(). The
  * index is not written here: the disk may be full. */
-static void cut_back(cap_pw_t *w)
+static void cut_back(arc_pw_t *w)
 {
     uint64_t gone;
     if (w->fd < 0)
@@ -553,7 +500,7 @@ static void cut_back(cap_pw_t *w)
 
 /* Seal the segment cut_back() left, as the index last committed it (or
  * forget it and its file if it holds no packet). Writes the index. */
-static int seal_cut(cap_pw_t *w, char *err)
+static int seal_cut(arc_pw_t *w, char *err)
 {
     struct idx_seg s;
     char path[1400];
@@ -581,7 +528,7 @@ static int seal_cut(cap_pw_t *w, char *err)
     return 0;
 }
 
-static int add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
+static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
                const uint8_t *data, int *added, char *err)
 {
     int64_t ts = (int64_t)sec * RW_NS_PER_SEC + frac;
@@ -589,7 +536,7 @@ static int add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     if (caplen > w->snaplen)
         caplen = w->snaplen;
     if (w->have_cut) {
-        if ((rc = cap_space_ensure(w->a, 0, 0, NULL, err)) < 0 || (rc = seal_cut(w, err)) < 0)
+        if ((rc = arc_space_ensure(w->a, 0, 0, NULL, err)) < 0 || (rc = seal_cut(w, err)) < 0)
             return rc;
     }
     if (w->fd >= 0) {
@@ -613,7 +560,7 @@ static int add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     uint64_t off = w->written + w->blen;
     uint32_t rec[4] = {sec, frac, caplen, len};
     if (16 + caplen > WBUF) { /* a record larger than the buffer goes straight out */
-        if ((rc = cap_space_ensure(w->a, 16 + caplen, 0, NULL, err)) < 0)
+        if ((rc = arc_space_ensure(w->a, 16 + caplen, 0, NULL, err)) < 0)
             return rc;
         if (rw_write_all(w->fd, rec, 16) < 0 || rw_write_all(w->fd, data, caplen) < 0)
             return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "writing segment %s: %s",
@@ -636,7 +583,7 @@ static int add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     return 0;
 }
 
-int cap_pw_add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
+int arc_pw_add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
                const uint8_t *data, char *err)
 {
     int added = 0;
@@ -649,7 +596,7 @@ int cap_pw_add(cap_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     return rc;
 }
 
-int cap_pw_flush(cap_pw_t *w, int force, char *err)
+int arc_pw_flush(arc_pw_t *w, int force, char *err)
 {
     int rc;
     if (!w->dirty || w->fd < 0)
@@ -663,7 +610,7 @@ int cap_pw_flush(cap_pw_t *w, int force, char *err)
 
 /* Can the archive's file system take a write again (after an I/O error)?
  * Writes, syncs and removes a small file. */
-static int probe(cap_arch_t *a, char *err)
+static int probe(arc_t *a, char *err)
 {
     char path[1100], buf[4096];
     int rc = 0;
@@ -679,24 +626,24 @@ static int probe(cap_arch_t *a, char *err)
     return rc;
 }
 
-int cap_pw_resume(cap_pw_t *w, char *err)
+int arc_pw_resume(arc_pw_t *w, char *err)
 {
     int rc;
     if (w->a->o.quota_bytes || w->a->o.quota_pct || w->a->o.max_age_ns) {
-        if ((rc = cap_retention_run(w->a, err)) < 0)
+        if ((rc = arc_retention_run(w->a, err)) < 0)
             return rw_errctx(err, rc, "retention");
     }
-    if ((rc = cap_space_ensure(w->a, 0, 1, NULL, err)) < 0 || (rc = probe(w->a, err)) < 0)
+    if ((rc = arc_space_ensure(w->a, 0, 1, NULL, err)) < 0 || (rc = probe(w->a, err)) < 0)
         return rc;
     if ((rc = idx_writable(w->a->ix, err)) < 0)
         return rw_errctx(err, rc, "the index takes no writes yet");
     return seal_cut(w, err);
 }
 
-int cap_pw_close(cap_pw_t *w, char *err)
+int arc_pw_close(arc_pw_t *w, char *err)
 {
     int rc;
-    struct cap_space sp;
+    struct arc_space sp;
     char e2[RW_ERRSZ];
     if (!w)
         return 0;
@@ -704,7 +651,7 @@ int cap_pw_close(cap_pw_t *w, char *err)
         cut_back(w);
     /* Seal a cut segment now only if the index write cannot meet a full
      * disk; else recovery does it when the archive next opens. */
-    if (w->have_cut && cap_space_get(w->a, &sp, e2) == 0 && sp.avail >= CAP_INDEX_MIN_FREE &&
+    if (w->have_cut && arc_space_get(w->a, &sp, e2) == 0 && sp.avail >= ARC_INDEX_MIN_FREE &&
         seal_cut(w, e2) < 0 && rc == 0)
         rc = rw_err(err, RW_EIO, "%s", e2);
     release_point(w->a, w->name);
@@ -713,11 +660,11 @@ int cap_pw_close(cap_pw_t *w, char *err)
     return rc;
 }
 
-uint64_t cap_pw_packets(const cap_pw_t *w) { return w->packets; }
-uint64_t cap_pw_lost(const cap_pw_t *w) { return w->lost; }
-const char *cap_pw_name(const cap_pw_t *w) { return w->name; }
+uint64_t arc_pw_packets(const arc_pw_t *w) { return w->packets; }
+uint64_t arc_pw_lost(const arc_pw_t *w) { return w->lost; }
+const char *arc_pw_name(const arc_pw_t *w) { return w->name; }
 
-int cap_pw_set_drops(cap_pw_t *w, uint64_t kernel, uint64_t queue, char *err)
+int arc_pw_set_drops(arc_pw_t *w, uint64_t kernel, uint64_t queue, char *err)
 {
     if (!w->have_point)
         return 0;

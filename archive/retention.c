@@ -7,10 +7,10 @@
  * catalogue record ever names a file that is gone; a crash in between leaves
  * an orphan file, which recovery removes. With a quota, retention also
  * deletes while the file system has less than the resume level free (see
- * cap_space in cap.h): the operator chose a ring buffer, and a disk shared
+ * arc_space in cap.h): the operator chose a ring buffer, and a disk shared
  * with other data may fill before the quota is reached. Without a quota
  * nothing is deleted for space: capture pauses instead. */
-#include "capture/cap_int.h"
+#include "archive/arc_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -37,7 +37,7 @@ static int by_age(const void *a, const void *b)
 
 #define MIB (1ULL << 20)
 
-int cap_space_get(cap_arch_t *a, struct cap_space *sp, char *err)
+int arc_space_get(arc_t *a, struct arc_space *sp, char *err)
 {
     struct statvfs fs;
     if (statvfs(a->dir, &fs) < 0)
@@ -69,12 +69,12 @@ int cap_space_get(cap_arch_t *a, struct cap_space *sp, char *err)
     return 0;
 }
 
-int cap_space_ensure(cap_arch_t *a, uint64_t n, int resume, uint64_t *left, char *err)
+int arc_space_ensure(arc_t *a, uint64_t n, int resume, uint64_t *left, char *err)
 {
-    struct cap_space sp;
+    struct arc_space sp;
     int rc;
     for (int pass = 0;; pass++) {
-        if ((rc = cap_space_get(a, &sp, err)) < 0)
+        if ((rc = arc_space_get(a, &sp, err)) < 0)
             return rc;
         uint64_t need = (resume ? sp.resume : sp.reserve) + n;
         if (sp.avail >= need) {
@@ -84,7 +84,7 @@ int cap_space_ensure(cap_arch_t *a, uint64_t n, int resume, uint64_t *left, char
         }
         if (pass > 0 || (!a->o.quota_bytes && !a->o.quota_pct))
             break;
-        if ((rc = cap_retention_run(a, err)) < 0)
+        if ((rc = arc_retention_run(a, err)) < 0)
             return rc;
         if (rc == 0)
             break;
@@ -103,7 +103,7 @@ int cap_space_ensure(cap_arch_t *a, uint64_t n, int resume, uint64_t *left, char
                   rw_size_fmt(n, b4, sizeof b4), rw_size_fmt(sp.reserve, b3, sizeof b3));
 }
 
-static uint64_t quota_of(cap_arch_t *a)
+static uint64_t quota_of(arc_t *a)
 {
     struct statvfs fs;
     if (a->o.quota_bytes)
@@ -113,7 +113,7 @@ static uint64_t quota_of(cap_arch_t *a)
     return 0;
 }
 
-static void remove_file(cap_arch_t *a, const char *rel)
+static void remove_file(arc_t *a, const char *rel)
 {
     char path[1400];
     snprintf(path, sizeof path, "%s/%s", a->dir, rel);
@@ -126,20 +126,20 @@ static void remove_file(cap_arch_t *a, const char *rel)
     }
 }
 
-int cap_retention_run(cap_arch_t *a, char *err)
+int arc_retention_run(arc_t *a, char *err)
 {
     struct idx_seg *segs = NULL;
     struct idx_hold *holds = NULL;
     size_t nsegs = 0, nholds = 0;
     int rc, deleted = 0;
     uint64_t quota = quota_of(a), short_by = 0, freed = 0;
-    struct cap_space sp;
+    struct arc_space sp;
     if (!quota && !a->o.max_age_ns)
         return 0;
-    if (quota && cap_space_get(a, &sp, err) == 0 && sp.avail < sp.resume) {
+    if (quota && arc_space_get(a, &sp, err) == 0 && sp.avail < sp.resume) {
         /* forgetting a segment writes the index, which must not meet a
          * full disk: the operator has to free some space first */
-        if (sp.avail < CAP_INDEX_MIN_FREE)
+        if (sp.avail < ARC_INDEX_MIN_FREE)
             return rw_err(err, RW_ENOSPC, "no space left: %llu bytes available on the "
                           "file system of %s, too little to update the index and delete "
                           "segments", (unsigned long long)sp.avail, a->dir);

@@ -8,8 +8,8 @@
  * that holds the block table (man/rewind-archive.5, COMPRESSED SEGMENTS).
  * Offsets everywhere (locators, file_size) are offsets in the pcap bytes, so
  * the index does not change when a segment is compressed. */
-#ifndef RW_SEGFILE_H
-#define RW_SEGFILE_H
+#ifndef ARC_SEGFILE_H
+#define ARC_SEGFILE_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -46,5 +46,9 @@ FILE *segf_stream(const char *path, const char **why, char *err);
 /* Compress the plain segment src into dst (created, written, fdatasync'ed;
  * removed again on failure). *stored gets dst's size. */
 int segf_compress(const char *src, const char *dst, uint64_t *stored, char *err) RW_WUR;
+
+/* The LINKTYPE_ value a pcap file header carries for a libpcap DLT_ value
+ * (libpcap maps them when it writes a header but does not export the map). */
+int segf_linktype_of_dlt(int dlt);
 
 #endif

@@ -13,12 +13,14 @@
  * Block i holds pcap bytes [i * block_size, min((i + 1) * block_size,
  * pcap_size)), so a reader finds the blocks of any byte range from the
  * table alone and decompresses only those. */
-#include "common/segfile.h"
+#include "archive/segfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <lz4.h>
 #include <lz4frame.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -498,4 +500,30 @@ done:
     free(boff);
     free(tab);
     return rc;
+}
+
+int segf_linktype_of_dlt(int dlt)
+{
+    /* libpcap maps DLT_ to LINKTYPE_ when it writes a file header but does
+     * not export the map, so ask it through a file in memory. */
+    char mem[64];
+    FILE *f = fmemopen(mem, sizeof mem, "w");
+    pcap_t *p = pcap_open_dead(dlt, 65535);
+    int lt = dlt;
+    if (f && p) {
+        pcap_dumper_t *d = pcap_dump_fopen(p, f);
+        if (d) {
+            pcap_dump_flush(d);
+            uint32_t v;
+            memcpy(&v, mem + 20, 4);
+            lt = (int)(v & 0x03ffffff);
+            pcap_dump_close(d); /* closes f */
+            f = NULL;
+        }
+    }
+    if (f)
+        fclose(f);
+    if (p)
+        pcap_close(p);
+    return lt;
 }

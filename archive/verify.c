@@ -1,10 +1,9 @@
 /* verify.c -- check an archive's segments against its index, and rebuild the
  * index from the segments alone. Both read segments record by record as
  * man/rewind-archive.5 describes them. */
-#include "capture/cap.h"
-#include "common/segfile.h"
+#include "archive/archive.h"
+#include "archive/segfile.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pcap/pcap.h>
@@ -91,9 +90,9 @@ static void segfile_close(struct segfile *sf)
 /* ---------------------------------------------------------------- verify */
 
 struct vctx {
-    cap_report_fn report;
+    arc_report_fn report;
     void *arg;
-    struct cap_verify_stats *st;
+    struct arc_verify_stats *st;
 };
 
 static void problem(struct vctx *v, const char *fmt, ...) RW_PRINTF(2, 3);
@@ -149,9 +148,9 @@ static int verify_segment(idx_t *ix, const struct idx_seg *s, struct vctx *v, ch
         problem(v, "segment %s: %s", s->path, e2);
         return 0;
     }
-    if (sf.linktype != (uint32_t)cap_linktype_of_dlt(s->linktype) || sf.snaplen != s->snaplen)
+    if (sf.linktype != (uint32_t)segf_linktype_of_dlt(s->linktype) || sf.snaplen != s->snaplen)
         problem(v, "segment %s: header says link type %u snaplen %u, the index %d/%u", s->path,
-                sf.linktype, sf.snaplen, cap_linktype_of_dlt(s->linktype), s->snaplen);
+                sf.linktype, sf.snaplen, segf_linktype_of_dlt(s->linktype), s->snaplen);
     while (sf.off < s->file_size) {
         uint32_t rec[4];
         const uint8_t *data;
@@ -222,7 +221,7 @@ static int verify_segment(idx_t *ix, const struct idx_seg *s, struct vctx *v, ch
     return 0;
 }
 
-int cap_verify(idx_t *ix, cap_report_fn report, void *arg, struct cap_verify_stats *st, char *err)
+int arc_verify(idx_t *ix, arc_report_fn report, void *arg, struct arc_verify_stats *st, char *err)
 {
     struct idx_seg *segs = NULL;
     size_t n = 0;
@@ -244,85 +243,6 @@ int cap_verify(idx_t *ix, cap_report_fn report, void *arg, struct cap_verify_sta
 
 /* --------------------------------------------------------------- reindex */
 
-struct segname {
-    char rel[1024];
-    struct timespec mtime;
-    long long start;
-    int suffix;
-};
-
-/* A point's segments are written one after another, each sealed before the
- * next is created, so the time of last modification orders them as they
- * were captured even when packet times step back; names break ties. */
-static int by_name(const void *a, const void *b)
-{
-    const struct segname *x = a, *y = b;
-    if (x->mtime.tv_sec != y->mtime.tv_sec)
-        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
-    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
-        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
-    if (x->start != y->start)
-        return x->start < y->start ? -1 : 1;
-    return x->suffix - y->suffix;
-}
-
-/* Segment files of one point, in the order they were written. */
-static int list_point(const char *dir, const char *point, struct segname **out, size_t *n)
-{
-    char pdir[1400];
-    struct segname *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    snprintf(pdir, sizeof pdir, "%s/segments/%s", dir, point);
-    DIR *dd = opendir(pdir);
-    struct dirent *de, *fe;
-    if (!dd)
-        return -1;
-    while ((de = readdir(dd))) {
-        char ddir[1700];
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(ddir, sizeof ddir, "%s/%s", pdir, de->d_name);
-        DIR *fd = opendir(ddir);
-        if (!fd)
-            continue;
-        while ((fe = readdir(fd))) {
-            long long start;
-            int suffix = 0;
-            char ext[16] = "";
-            if (sscanf(fe->d_name, "%lld-%d.%15s", &start, &suffix, ext) != 3 &&
-                (suffix = 0, sscanf(fe->d_name, "%lld.%15s", &start, ext) != 2))
-                continue;
-            if (strcmp(ext, "pcap") && strcmp(ext, "pcap.lz4"))
-                continue;
-            if (cnt == cap) {
-                cap = cap ? cap * 2 : 64;
-                struct segname *na = realloc(arr, cap * sizeof *arr);
-                if (!na)
-                    break;
-                arr = na;
-            }
-            snprintf(arr[cnt].rel, sizeof arr[cnt].rel, "segments/%s/%s/%s", point, de->d_name,
-                     fe->d_name);
-            arr[cnt].start = start;
-            arr[cnt].suffix = suffix;
-            char full[2400];
-            struct stat sb;
-            snprintf(full, sizeof full, "%s/%s", dir, arr[cnt].rel);
-            if (stat(full, &sb) == 0)
-                arr[cnt].mtime = sb.st_mtim;
-            else
-                memset(&arr[cnt].mtime, 0, sizeof arr[cnt].mtime);
-            cnt++;
-        }
-        closedir(fd);
-    }
-    closedir(dd);
-    qsort(arr, cnt, sizeof *arr, by_name);
-    *out = arr;
-    *n = cnt;
-    return 0;
-}
-
 static int dlt_of_file(const char *path, int *dlt, char *err)
 {
     char eb[PCAP_ERRBUF_SIZE];
@@ -339,7 +259,7 @@ static int dlt_of_file(const char *path, int *dlt, char *err)
 }
 
 static int reindex_segment(idx_t *ix, const char *dir, const char *point, const char *rel,
-                           struct cap_verify_stats *st, cap_report_fn report, void *arg, char *err)
+                           struct arc_verify_stats *st, arc_report_fn report, void *arg, char *err)
 {
     char path[1400], msg[1600];
     struct segfile sf;
@@ -411,10 +331,10 @@ static int reindex_segment(idx_t *ix, const char *dir, const char *point, const 
     return rc;
 }
 
-int cap_reindex(const char *dir, cap_report_fn report, void *arg, struct cap_verify_stats *st,
+int arc_reindex(const char *dir, arc_report_fn report, void *arg, struct arc_verify_stats *st,
                 char *err)
 {
-    char idir[1100], old[1200], top[1100];
+    char idir[1100], old[1200];
     struct idx_config cfg = {0};
     struct idx_hold *holds = NULL;
     size_t nholds = 0;
@@ -452,22 +372,18 @@ int cap_reindex(const char *dir, cap_report_fn report, void *arg, struct cap_ver
     for (size_t i = 0; i < nholds; i++)
         if ((rc = idx_hold_add(ix, &holds[i], err)) < 0)
             goto done;
-    snprintf(top, sizeof top, "%s/segments", dir);
-    DIR *pd = opendir(top);
-    struct dirent *pe;
-    while (pd && (pe = readdir(pd)) && rc == 0) {
-        struct segname *names = NULL;
-        size_t n = 0;
-        if (pe->d_name[0] == '.' || !rw_point_name_ok(pe->d_name))
-            continue;
-        if (list_point(dir, pe->d_name, &names, &n) < 0)
-            continue;
-        for (size_t i = 0; i < n && rc == 0; i++)
-            rc = reindex_segment(ix, dir, pe->d_name, names[i].rel, st, report, arg, err);
-        free(names);
-    }
-    if (pd)
-        closedir(pd);
+    /* A point's segments are written one after another, each sealed before
+     * the next is created, so the order they were written in (file times,
+     * then names: arc_segname_list) is capture order even where packet
+     * times step back. */
+    struct arc_segname *names = NULL;
+    size_t nn = 0;
+    if ((rc = arc_segname_list(dir, NULL, &names, &nn, err)) < 0)
+        goto done;
+    for (size_t i = 0; i < nn && rc == 0; i++)
+        if (!names[i].partial)
+            rc = reindex_segment(ix, dir, names[i].point, names[i].rel, st, report, arg, err);
+    free(names);
     if (rc == 0) {
         char msg[1400];
         snprintf(msg, sizeof msg, "the previous index is kept in %s; delete it when satisfied", old);
@@ -476,5 +392,17 @@ int cap_reindex(const char *dir, cap_report_fn report, void *arg, struct cap_ver
 done:
     idx_close(ix);
     free(holds);
+    return rc;
+}
+
+int arc_verify_dir(const char *dir, arc_report_fn report, void *arg, struct arc_verify_stats *st,
+                   char *err)
+{
+    idx_t *ix;
+    int rc = idx_open(dir, IDX_READ, &ix, err);
+    if (rc < 0)
+        return rc;
+    rc = arc_verify(ix, report, arg, st, err);
+    idx_close(ix);
     return rc;
 }

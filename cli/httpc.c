@@ -1,0 +1,149 @@
+/* httpc.c -- HTTP client for the API (rewind --url), over libcurl loaded
+ * only when a command talks HTTP.
+ *
+ * libcurl pulls in some thirty shared libraries (TLS, Kerberos, LDAP, SSH,
+ * IDN...), and the dynamic loader mapping and relocating them was about
+ * half the run time of a `rewind query` that finds a few packets. Only
+ * `rewind --url` needs them, so the binaries are not linked against
+ * libcurl: the few functions used here are looked up with dlopen() on
+ * first use, into a table private to this file (no curl_* symbols of ours
+ * that a real libcurl linked one day would clash with). */
+#define CURL_DISABLE_TYPECHECK 1 /* the function-pointer setopt below */
+#include "cli/httpc.h"
+
+#include <curl/curl.h>
+#include <dlfcn.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct {
+    CURLcode (*global_init)(long);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    const char *(*easy_strerror)(CURLcode);
+    void (*easy_cleanup)(CURL *);
+} cu;
+static char load_err[RW_ERRSZ]; /* why libcurl could not be loaded, "" if it was */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void load(void)
+{
+    static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4", "libcurl.so"};
+    void *h = NULL;
+    for (size_t i = 0; !h && i < sizeof names / sizeof names[0]; i++)
+        h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(load_err, sizeof load_err,
+                 "cannot load libcurl (libcurl.so.4), needed for --url: %s; install libcurl4",
+                 dlerror());
+        return;
+    }
+#define SYM(field, name) \
+    if (!(*(void **)&cu.field = dlsym(h, name))) { \
+        snprintf(load_err, sizeof load_err, "the libcurl found has no %s", name); \
+        return; \
+    }
+    SYM(global_init, "curl_global_init");
+    SYM(easy_init, "curl_easy_init");
+    SYM(easy_setopt, "curl_easy_setopt");
+    SYM(easy_perform, "curl_easy_perform");
+    SYM(easy_getinfo, "curl_easy_getinfo");
+    SYM(easy_strerror, "curl_easy_strerror");
+    SYM(easy_cleanup, "curl_easy_cleanup");
+#undef SYM
+    cu.global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct get {
+    CURL *c;
+    httpc_sink_fn sink;
+    void *arg;
+    long status;
+    char ebody[4096];
+    size_t elen;
+    int sink_failed;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+{
+    struct get *g = arg;
+    size_t len = sz * n;
+    if (!g->status)
+        cu.easy_getinfo(g->c, CURLINFO_RESPONSE_CODE, &g->status);
+    if (g->status >= 300) {
+        size_t room = sizeof g->ebody - 1 - g->elen, k = len < room ? len : room;
+        memcpy(g->ebody + g->elen, p, k);
+        g->elen += k;
+        g->ebody[g->elen] = 0;
+        return len;
+    }
+    if (g->sink(g->arg, p, len) < 0) {
+        g->sink_failed = 1;
+        return 0;
+    }
+    return len;
+}
+
+int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg, char *err)
+{
+    char url[8192];
+    struct get g = {.sink = sink, .arg = arg};
+    int rc = 0;
+    pthread_once(&once, load);
+    if (load_err[0])
+        return rw_err(err, RW_EIO, "%s", load_err);
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    if ((size_t)snprintf(url, sizeof url, "%.*s%s", (int)bl, base, path) >= sizeof url)
+        return rw_err(err, RW_EINPUT, "request too long");
+    if (!(g.c = cu.easy_init()))
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    cu.easy_setopt(g.c, CURLOPT_URL, url);
+    cu.easy_setopt(g.c, CURLOPT_WRITEFUNCTION, on_body);
+    cu.easy_setopt(g.c, CURLOPT_WRITEDATA, &g);
+    cu.easy_setopt(g.c, CURLOPT_NOSIGNAL, 1L);
+    cu.easy_setopt(g.c, CURLOPT_CONNECTTIMEOUT, 10L);
+    cu.easy_setopt(g.c, CURLOPT_USERAGENT, "rewind");
+    CURLcode cc = cu.easy_perform(g.c);
+    if (!g.status)
+        cu.easy_getinfo(g.c, CURLINFO_RESPONSE_CODE, &g.status);
+    if (g.status >= 300) {
+        json_t *j = json_loads(g.ebody, 0, NULL);
+        const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        rc = rw_err(err, g.status >= 400 && g.status < 500 ? RW_EINPUT : RW_EIO, "%s (HTTP %ld)",
+                    msg ? msg : g.ebody, g.status);
+        json_decref(j);
+    } else if (g.sink_failed) {
+        rc = rw_err(err, RW_EIO, "writing the answer failed");
+    } else if (cc != CURLE_OK) {
+        rc = rw_err(err, RW_EIO, "%s: %s", url, cu.easy_strerror(cc));
+    }
+    cu.easy_cleanup(g.c);
+    return rc;
+}
+
+char *httpc_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = malloc(strlen(s) * 3 + 1), *w = out;
+    if (!out)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            *w++ = (char)*p;
+        } else {
+            *w++ = '%';
+            *w++ = hex[*p >> 4];
+            *w++ = hex[*p & 15];
+        }
+    }
+    *w = 0;
+    return out;
+}

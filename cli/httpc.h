@@ -1,0 +1,22 @@
+/* httpc.h -- the client side of the HTTP API, for `rewind --url`. */
+#ifndef CLI_HTTPC_H
+#define CLI_HTTPC_H
+
+#include <stddef.h>
+
+#include "common/rw.h"
+
+typedef int (*httpc_sink_fn)(void *arg, const void *buf, size_t n);
+
+/* GET base + path (path includes the encoded query string) and stream the
+ * body of a 2xx answer to sink. An error answer returns RW_EINPUT (4xx) or
+ * RW_EIO (5xx) with the server's message; a transfer cut short returns
+ * RW_EIO; a libcurl that cannot be loaded RW_EIO saying so. */
+int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg,
+              char *err) RW_WUR;
+
+/* URL-encode s for a query string (RFC 3986 unreserved characters kept);
+ * malloc'ed, caller frees; NULL when out of memory. */
+char *httpc_escape(const char *s);
+
+#endif

@@ -1,0 +1,60 @@
+/* verb_import.c -- the control socket's import verb: `rewind import` hands
+ * its files to the daemon that owns the archive, as open descriptors, so
+ * the daemon reads exactly what the client could open (ctl.h). */
+#include "ctl/ctl_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "capture/cap.h"
+
+static void on_progress(void *arg, const char *path, uint64_t done, uint64_t total, uint64_t pk)
+{
+    (void)path;
+    ctl_send_line(*(int *)arg, "progress %llu %llu %llu", (unsigned long long)done,
+                  (unsigned long long)total, (unsigned long long)pk);
+}
+
+void ctl_verb_import(struct ctl *c, int conn, char *line, int fd)
+{
+    char err[RW_ERRSZ], *save = NULL, *k, *v, *point = NULL, *label = NULL;
+    int rc;
+    strtok_r(line, "\t", &save); /* the verb */
+    while ((rc = ctl_next_field(&save, "import request", &k, &v, err)) == 1) {
+        if (!strcmp(k, "point"))
+            point = v;
+        else if (!strcmp(k, "label"))
+            label = v;
+        else
+            rc = rw_err(err, RW_EINPUT, "import request: unknown field %.40s", k);
+        if (rc < 0)
+            break;
+    }
+    if (rc == 0 && (!point || !label))
+        rc = rw_err(err, RW_EINPUT, "import request without point= and label=");
+    if (rc == 0 && fd < 0)
+        rc = rw_err(err, RW_EINPUT, "import request without a file descriptor");
+    if (rc == 0 && !rw_point_name_ok(point))
+        rc = rw_err(err, RW_EINPUT, "invalid point name '%.64s'", point);
+    if (rc < 0) {
+        ctl_send_line(conn, "error %d %s", rc, err);
+        goto done;
+    }
+    char path[64];
+    struct cap_import_stats st;
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    rw_info("import of %s into point %s handed over by a client", label, point);
+    rc = cap_import_file(c->o.archive, path, label, point, on_progress, &conn, &st, err);
+    if (rc < 0) {
+        rw_warn("import of %s: %s", label, err);
+        ctl_send_line(conn, "error %d %s", rc, err);
+    } else {
+        rw_info("imported %s: %llu packets", label, (unsigned long long)st.packets);
+        ctl_send_line(conn, "ok %llu %llu %d", (unsigned long long)st.packets,
+                      (unsigned long long)st.bytes, st.points);
+    }
+done:
+    if (fd >= 0)
+        close(fd);
+}
