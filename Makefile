@@ -25,7 +25,7 @@ LDFLAGS_SAN :=
 endif
 CFLAGS += $(CFLAGS_BASE) $(CFLAGS_OPT)
 LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -ljansson -ldl -lpthread -lm
-# libcurl is dlopen()ed by httpd/curl_lazy.c, only when --url is used. The
+# libcurl is dlopen()ed by cli/httpc.c, only when --url is used. The
 # release binaries link RocksDB, its compressors, libcrypto (SHA-1 of the
 # Community ID) and the C++ runtime statically when the archives are
 # installed: a short query is mostly process start-up, and resolving those
@@ -98,7 +98,7 @@ bin/rewind-core: $(BUILD)/cli/rewind.o $(BUILD)/cli/qargs.o $(BUILD)/cli/httpc.o
 	@mkdir -p bin
 	$(CC) $(LDFLAGS_SAN) $(REWIND_LDFLAGS) -o $@ $^ $(REWIND_LIBS)
 
-bin/rewindd: $(BUILD)/cli/rewindd.o $(BUILD)/librewind.a
+bin/rewindd: $(BUILD)/cli/rewindd.o $(BUILD)/cli/qargs.o $(BUILD)/librewind.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(BIN_LIBS)
 

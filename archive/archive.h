@@ -35,12 +35,21 @@ struct arc_opts {
                                   INT64_MAX: never) */
     int64_t flush_ns;        /* commit at least this often (default 1 s) */
     int sync;                /* fdatasync segments and sync the WAL at each flush (default 1) */
+    /* Where the archive's own events go: recovery, retention, compression,
+     * a capture that pauses. Library code does not print; the program that
+     * opens the archive decides (rewindd and rewind log them with rw_log).
+     * NULL: nowhere. */
+    void (*log)(void *arg, const char *level, const char *msg);
+    void *log_arg;
 };
 void arc_opts_default(struct arc_opts *o);
 /* Parse one command-line setting: name is "quota" (SIZE or N%), "max-age",
  * "segment-bytes", "segment-seconds" or "compress-after". RW_EINPUT with a
  * message naming the option. */
 int arc_opts_set(struct arc_opts *o, const char *name, const char *val, char *err) RW_WUR;
+/* Report an event ("info", "warn" or "error") through the archive's log
+ * function. For archive/ and the capture threads that feed it. */
+void arc_log(arc_t *a, const char *level, const char *fmt, ...) RW_PRINTF(3, 4);
 /* The settings in force (after arc_open resolved them). */
 const struct arc_opts *arc_get_opts(const arc_t *a);
 

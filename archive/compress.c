@@ -1,4 +1,4 @@
-/* compress.c -- rewrite old sealed segments as lz4 frames (common/segfile.h).
+/* compress.c -- rewrite old sealed segments as lz4 frames (archive/segfile.h).
  *
  * Order of a swap, so that a crash at any point leaves one file that the
  * catalogue names and, at worst, an orphan that recovery removes:
@@ -142,16 +142,16 @@ static void *compressor_main(void *arg)
         if (arc_compress_run(c->a, &c->stop, &st, err) < 0) {
             /* Once per run of failures: a full disk would say so every 5 s. */
             if (!c->failing)
-                rw_warn("compressing segments: %s; the segments stay uncompressed and are "
+                arc_log(c->a, "warn", "compressing segments: %s; the segments stay uncompressed and are "
                         "retried", err);
             c->failing = 1;
         } else {
             if (c->failing)
-                rw_info("compressing segments works again");
+                arc_log(c->a, "info", "compressing segments works again");
             c->failing = 0;
         }
         if (st.segments)
-            rw_info("compressed %llu segments: %.1f MiB saved",
+            arc_log(c->a, "info", "compressed %llu segments: %.1f MiB saved",
                     (unsigned long long)st.segments, st.bytes_saved / 1048576.0);
     }
     return NULL;

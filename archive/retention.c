@@ -178,7 +178,7 @@ int arc_retention_run(arc_t *a, char *err)
     }
     if (quota && used > quota && !a->quota_warned) {
         a->quota_warned = 1;
-        rw_warn("retention: %llu bytes in use over the quota of %llu, and only open or held "
+        arc_log(a, "warn", "retention: %llu bytes in use over the quota of %llu, and only open or held "
                 "segments are left to delete",
                 (unsigned long long)used, (unsigned long long)quota);
     } else if (!quota || used <= quota) {

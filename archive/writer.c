@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,7 +226,7 @@ static void remove_orphans(arc_t *a, const struct idx_seg *segs, size_t n)
         if (known_path(segs, n, names[i].rel))
             continue;
         snprintf(full, sizeof full, "%s/%s", a->dir, names[i].rel);
-        rw_warn("recovery: removing %s, which no index record names", full);
+        arc_log(a, "warn", "recovery: removing %s, which no index record names", full);
         unlink(full);
         if ((slash = strrchr(full, '/'))) {
             *slash = 0;
@@ -253,7 +254,8 @@ static int recover(arc_t *a, char *err)
         int missing = stat(path, &st) < 0 && errno == ENOENT;
         if (missing || (s->state == IDX_SEG_OPEN && s->packets == 0)) {
             if (missing && s->packets)
-                rw_warn("recovery: segment file %s is missing; forgetting its %llu packets", path,
+                arc_log(a, "warn",
+                        "recovery: segment file %s is missing; forgetting its %llu packets", path,
                         (unsigned long long)s->packets);
             if ((rc = idx_seg_delete(a->ix, s, err)) < 0)
                 break;
@@ -264,7 +266,8 @@ static int recover(arc_t *a, char *err)
         if (s->state != IDX_SEG_OPEN)
             continue;
         if ((uint64_t)st.st_size != s->file_size)
-            rw_info("recovery: segment %s cut from %lld to %llu bytes (its last committed record)",
+            arc_log(a, "info",
+                    "recovery: segment %s cut from %lld to %llu bytes (its last committed record)",
                     path, (long long)st.st_size, (unsigned long long)s->file_size);
         if (truncate(path, (off_t)s->file_size) < 0) {
             rc = rw_err(err, RW_EIO, "recovering segment %s: truncate: %s", path, strerror(errno));
@@ -276,6 +279,18 @@ static int recover(arc_t *a, char *err)
         remove_orphans(a, segs, n);
     free(segs);
     return rc;
+}
+
+void arc_log(arc_t *a, const char *level, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    if (!a->o.log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    a->o.log(a->o.log_arg, level, msg);
 }
 
 int arc_open(const char *dir, const struct arc_opts *o, arc_t **out, char *err)
@@ -467,7 +482,7 @@ static int seg_seal(arc_pw_t *w, char *err)
     if (w->a->o.quota_bytes || w->a->o.quota_pct || w->a->o.max_age_ns) {
         char e2[RW_ERRSZ];
         if (arc_retention_run(w->a, e2) < 0)
-            rw_warn("retention: %s", e2); /* capture goes on; the next seal retries */
+            arc_log(w->a, "warn", "retention: %s", e2); /* capture goes on; the next seal retries */
     }
     return 0;
 }

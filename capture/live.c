@@ -175,7 +175,7 @@ static void on_write_error(struct cap_live *l, int rc, const char *err, int64_t 
     struct arc_space sp;
     char e2[RW_ERRSZ], b1[32], b2[32];
     if (rc != RW_ENOSPC && rc != RW_EIO && rc != RW_EDB) {
-        rw_error("capture on %s: %s", l->iface, err);
+        arc_log(l->a, "error", "capture on %s: %s", l->iface, err);
         snprintf(l->errmsg, sizeof l->errmsg, "%s", err);
         atomic_store(&l->failed, 1);
         atomic_store(&l->stop, 1);
@@ -189,7 +189,7 @@ static void on_write_error(struct cap_live *l, int rc, const char *err, int64_t 
     *paused_at = rw_mono_ns();
     if (arc_space_get(l->a, &sp, e2) < 0)
         sp.avail = sp.size = 0;
-    rw_error("capture on %s PAUSED (point %s, archive %s, %s free of %s): %s. Packets are "
+    arc_log(l->a, "error", "capture on %s PAUSED (point %s, archive %s, %s free of %s): %s. Packets are "
              "dropped and counted as queue drops until capture resumes by itself: free space on "
              "that file system, or give rewindd a --quota so that retention makes room%s",
              l->iface, point_of(l), arc_dir(l->a), rw_size_fmt(sp.avail, b1, sizeof b1),
@@ -210,7 +210,7 @@ static int try_resume(struct cap_live *l, int64_t paused_at, uint64_t drops_at_p
     if (arc_space_get(l->a, &sp, err) < 0)
         sp.avail = 0;
     atomic_store(&l->paused, 0);
-    rw_info("capture on %s resumed (point %s) after %.1f s; %s free; %llu packets were dropped "
+    arc_log(l->a, "info", "capture on %s resumed (point %s) after %.1f s; %s free; %llu packets were dropped "
             "while paused",
             l->iface, point_of(l), (double)(rw_mono_ns() - paused_at) / 1e9,
             rw_size_fmt(sp.avail, b1, sizeof b1),
@@ -323,7 +323,7 @@ static void *wr_main(void *arg)
             (kd != kd_stored || qd != qd_stored) && arc_space_get(l->a, &sp, err) == 0 &&
             sp.avail >= sp.reserve) {
             if (arc_pw_set_drops(l->pw, kd, qd, err) < 0)
-                rw_warn("capture on %s: recording drops: %s", l->iface, err);
+                arc_log(l->a, "warn", "capture on %s: recording drops: %s", l->iface, err);
             else {
                 kd_stored = kd;
                 qd_stored = qd;
@@ -420,7 +420,7 @@ fail:
     if (l->pw) {
         char e2[RW_ERRSZ];
         if (arc_pw_close(l->pw, e2) < 0)
-            rw_warn("%s", e2);
+            arc_log(l->a, "warn", "%s", e2);
     }
     if (l->p)
         pcap_close(l->p);
@@ -463,10 +463,10 @@ int cap_live_stop(cap_live_t *l, char *err)
     if (pcap_stats(l->p, &ps) == 0)
         atomic_store(&l->kernel_drops, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
     if (arc_space_ensure(l->a, 0, 0, NULL, e2) < 0)
-        rw_warn("capture on %s: drop counters not recorded: %s", l->iface, e2);
+        arc_log(l->a, "warn", "capture on %s: drop counters not recorded: %s", l->iface, e2);
     else if (arc_pw_set_drops(l->pw, atomic_load(&l->kernel_drops),
                               atomic_load(&l->queue_drops), e2) < 0)
-        rw_warn("%s", e2);
+        arc_log(l->a, "warn", "%s", e2);
     if (atomic_load(&l->failed))
         rc = rw_err(err, RW_EIO, "%s", l->errmsg);
     if (arc_pw_close(l->pw, e2) < 0 && rc == 0)

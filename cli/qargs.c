@@ -29,6 +29,12 @@ int cli_fail(int rc, const char *err)
     return cli_exit_for(rc);
 }
 
+void cli_log_event(void *arg, const char *level, const char *msg)
+{
+    (void)arg;
+    rw_log(level, "%s", msg);
+}
+
 const char *cli_env_dir(const char *dir)
 {
     return dir ? dir : getenv("REWIND_DIR");

@@ -25,6 +25,8 @@ int cli_usage(const char *fmt, const char *arg);
 int cli_exit_for(int rc);
 /* "rewind: ERR" on stderr; cli_exit_for(rc). */
 int cli_fail(int rc, const char *err);
+/* An archive's log function (struct arc_opts.log): rw_log on stderr. */
+void cli_log_event(void *arg, const char *level, const char *msg);
 /* dir, or $REWIND_DIR when dir is NULL. */
 const char *cli_env_dir(const char *dir);
 

@@ -96,6 +96,7 @@ static int cmd_import(int argc, char **argv)
     char err[RW_ERRSZ];
     struct arc_opts o;
     arc_opts_default(&o);
+    o.log = cli_log_event;
     while ((c = getopt_long(argc, argv, "d:p:qh", opts, NULL)) != -1) {
         switch (c) {
         case 1:
@@ -538,6 +539,7 @@ static int hold_change(const char *dir, struct idx_hold *h, uint64_t release)
     if (rc == RW_EBUSY) { /* no daemon: write the archive ourselves */
         struct arc_opts o;
         arc_opts_default(&o);
+        o.log = cli_log_event;
         if ((rc = arc_open(dir, &o, &a, err)) == RW_EBUSY)
             rw_errctx(err, rc, "no rewindd answers on %s/rewindd.sock, yet the archive is "
                                "written by another process", dir);

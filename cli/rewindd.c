@@ -16,6 +16,7 @@
 #include "capture/cap.h"
 #include "common/rw.h"
 #include "ctl/ctl.h"
+#include "cli/qargs.h"
 #include "httpd/httpd.h"
 
 #define MAX_IFACES 16
@@ -233,6 +234,7 @@ int main(int argc, char **argv)
     int c, rc, status = 0;
     char err[RW_ERRSZ];
     arc_opts_default(&d.ao);
+    d.ao.log = cli_log_event;
     while ((c = getopt_long(argc, argv, "d:i:l:h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': d.ho.listen = strcmp(optarg, "none") ? optarg : NULL; break;

@@ -244,7 +244,8 @@ static const struct {
 #define U(f) {#f, offsetof(struct qry_point_status, f), F_U64, 0}
 #define I(f) {#f, offsetof(struct qry_point_status, f), F_I64, 0}
 #define N(f) {#f, offsetof(struct qry_point_status, f), F_INT, 0}
-#define S(f) {#f, offsetof(struct qry_point_status, f), F_STR, sizeof((struct qry_point_status *)0)->f}
+#define S(f) \
+    {#f, offsetof(struct qry_point_status, f), F_STR, sizeof((struct qry_point_status *)0)->f}
     S(name), S(linktype), U(segments), U(open_segments), U(compressed_segments), U(packets),
     U(captured_bytes), U(wire_bytes), U(pcap_bytes), U(stored_bytes), U(compressed_pcap_bytes),
     U(compressed_stored_bytes), I(first), I(last),
@@ -260,12 +261,12 @@ int ctl_put_point(char *buf, size_t cap, size_t *len, const struct qry_point_sta
     const char *base = (const char *)p;
     for (size_t i = 0; i < sizeof point_fields / sizeof point_fields[0]; i++) {
         char num[32];
-        const char *v = num;
+        const char *v = num, *at = base + point_fields[i].off;
         switch (point_fields[i].type) {
-        case F_U64: snprintf(num, sizeof num, "%" PRIu64, *(const uint64_t *)(base + point_fields[i].off)); break;
-        case F_I64: snprintf(num, sizeof num, "%" PRId64, *(const int64_t *)(base + point_fields[i].off)); break;
-        case F_INT: snprintf(num, sizeof num, "%d", *(const int *)(base + point_fields[i].off)); break;
-        default: v = base + point_fields[i].off; break;
+        case F_U64: snprintf(num, sizeof num, "%" PRIu64, *(const uint64_t *)at); break;
+        case F_I64: snprintf(num, sizeof num, "%" PRId64, *(const int64_t *)at); break;
+        case F_INT: snprintf(num, sizeof num, "%d", *(const int *)at); break;
+        default: v = at; break;
         }
         if (ctl_put_field(buf, cap, len, point_fields[i].name, v) < 0)
             return -1;

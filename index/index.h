@@ -74,7 +74,7 @@ struct idx_seg {
     uint64_t wire_bytes;    /* original lengths */
     uint64_t file_size;     /* segment bytes covered by the index (pcap bytes) */
     uint64_t stored_size;   /* bytes on disk: file_size, or the compressed size */
-    int compressed;         /* the file is NAME.pcap.lz4 (common/segfile.h) */
+    int compressed;         /* the file is NAME.pcap.lz4 (archive/segfile.h) */
     char path[192];         /* relative to the archive directory */
 };
 

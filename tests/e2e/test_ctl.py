@@ -395,7 +395,7 @@ def test_front(arch, tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="rewind-qsock-", dir=os.environ.get("REWIND_TMP"))
+    tmp = tempfile.mkdtemp(prefix="rewind-ctl-", dir=os.environ.get("REWIND_TMP"))
     arch = os.path.join(tmp, "arch")
     for point, path in (("smtp", SMTP), ("sll", SLL), ("big", BIG)):
         r = rw("import", "--quiet", "--dir", arch, "--point", point, path)
@@ -415,7 +415,7 @@ def main():
     if harness.failed:
         print(open(d.log, "rb").read().decode(errors="replace")[-3000:])
     subprocess.run(["rm", "-rf", tmp])
-    harness.finish("qsock")
+    harness.finish("ctl")
 
 
 if __name__ == "__main__":
