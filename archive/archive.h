@@ -33,6 +33,8 @@ struct arc_opts {
     int64_t max_age_ns;      /* delete segments whose newest packet is older (default: none) */
     int64_t compress_after_ns; /* compress segments sealed longer ago (default 10 min;
                                   INT64_MAX: never) */
+    int64_t min_horizon_ns;  /* alarm when retention deletes packets less than this
+                                before the newest one (default: no alarm) */
     int64_t flush_ns;        /* commit at least this often (default 1 s) */
     int sync;                /* fdatasync segments and sync the WAL at each flush (default 1) */
     /* Where the archive's own events go: recovery, retention, compression,
@@ -44,7 +46,7 @@ struct arc_opts {
 };
 void arc_opts_default(struct arc_opts *o);
 /* Parse one command-line setting: name is "quota" (SIZE or N%), "max-age",
- * "segment-bytes", "segment-seconds" or "compress-after". RW_EINPUT with a
+ * "segment-bytes", "segment-seconds", "compress-after" or "min-horizon". RW_EINPUT with a
  * message naming the option. */
 int arc_opts_set(struct arc_opts *o, const char *name, const char *val, char *err) RW_WUR;
 /* Report an event ("info", "warn" or "error") through the archive's log
@@ -115,6 +117,13 @@ int arc_pw_close(arc_pw_t *w, char *err) RW_WUR;
 /* Packets added through this writer and stored (a failed write subtracts the
  * ones it lost). */
 uint64_t arc_pw_packets(const arc_pw_t *w);
+/* The id of the first segment this writer opened (0: none yet). */
+uint64_t arc_pw_first_segment(const arc_pw_t *w);
+/* Packets still in the archive in point's segments from first_seg on:
+ * with arc_pw_first_segment, what retention left of a writer's packets
+ * (it may delete them at once when they are the archive's oldest). */
+int arc_packets_since(arc_t *a, const char *point, uint64_t first_seg, uint64_t *packets,
+                      char *err) RW_WUR;
 /* Packets given to arc_pw_add that failures lost (see arc_pw_add). */
 uint64_t arc_pw_lost(const arc_pw_t *w);
 const char *arc_pw_name(const arc_pw_t *w);

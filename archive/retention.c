@@ -160,6 +160,9 @@ int arc_retention_run(arc_t *a, char *err)
      * capture that is now, and an imported old capture is not deleted just
      * for being old. */
     int64_t cutoff = a->o.max_age_ns && newest != INT64_MIN ? newest - a->o.max_age_ns : INT64_MIN;
+    int64_t breach = 0;
+    if (a->o.min_horizon_ns && (rc = idx_horizon_breach_get(a->ix, &breach, err)) < 0)
+        goto done;
     qsort(segs, nsegs, sizeof *segs, by_age);
     for (size_t i = 0; i < nsegs; i++) {
         struct idx_seg *s = &segs[i];
@@ -171,6 +174,20 @@ int arc_retention_run(arc_t *a, char *err)
             continue;
         if ((rc = idx_seg_delete(a->ix, s, err)) < 0)
             goto done;
+        if (a->o.min_horizon_ns && s->packets && s->max_ts > newest - a->o.min_horizon_ns &&
+            s->max_ts > breach) {
+            /* The law or the operator wants more than the disk keeps. */
+            char b1[48];
+            breach = s->max_ts;
+            if ((rc = idx_horizon_breach_put(a->ix, breach, err)) < 0)
+                goto done;
+            arc_log(a, "error",
+                    "retention: deleted segment %s (last packet %s, %.1f h before the newest) "
+                    "to keep the quota: the archive no longer reaches back the --min-horizon of "
+                    "%.1f h; add disk, raise --quota or compress sooner",
+                    s->path, rw_time_fmt(s->max_ts, b1, sizeof b1),
+                    (double)(newest - s->max_ts) / 3.6e12, (double)a->o.min_horizon_ns / 3.6e12);
+        }
         remove_file(a, s->path);
         used -= s->stored_size < used ? s->stored_size : used;
         freed += s->stored_size;
@@ -189,5 +206,29 @@ done:
     pthread_mutex_unlock(&a->ret_mu);
     free(segs);
     free(holds);
+    return rc;
+}
+
+int arc_packets_since(arc_t *a, const char *point, uint64_t first_seg, uint64_t *packets,
+                      char *err)
+{
+    struct idx_point *pts = NULL;
+    struct idx_seg *segs = NULL;
+    size_t npts = 0, nsegs = 0;
+    int rc;
+    *packets = 0;
+    if ((rc = idx_point_list(a->ix, &pts, &npts, err)) < 0 ||
+        (rc = idx_seg_all(a->ix, &segs, &nsegs, err)) < 0)
+        goto done;
+    for (size_t i = 0; i < npts; i++) {
+        if (strcmp(pts[i].name, point))
+            continue;
+        for (size_t j = 0; j < nsegs; j++)
+            if (segs[j].point == pts[i].id && segs[j].id >= first_seg)
+                *packets += segs[j].packets;
+    }
+done:
+    free(pts);
+    free(segs);
     return rc;
 }

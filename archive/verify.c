@@ -366,7 +366,7 @@ int arc_reindex(const char *dir, arc_report_fn report, void *arg, struct arc_ver
     if ((rc = idx_open(dir, IDX_WRITE, &ix, err)) < 0)
         goto done;
     if ((cfg.segment_ns || cfg.segment_bytes || cfg.quota_bytes || cfg.quota_pct ||
-         cfg.max_age_ns || cfg.compress_after_ns) &&
+         cfg.max_age_ns || cfg.compress_after_ns || cfg.min_horizon_ns) &&
         (rc = idx_config_put(ix, &cfg, err)) < 0)
         goto done;
     for (size_t i = 0; i < nholds; i++)

@@ -72,6 +72,7 @@ struct arc_pw {
     int fd;
     idx_segw_t *sw;
     uint64_t seg_id;
+    uint64_t first_seg; /* the first segment this writer opened, 0 before */
     char relpath[192];
     int64_t seg_start;
     uint64_t written;   /* bytes written to fd */
@@ -131,6 +132,7 @@ int arc_opts_set(struct arc_opts *o, const char *name, const char *val, char *er
     int64_t *dst = !strcmp(name, "segment-seconds")  ? &o->segment_ns
                    : !strcmp(name, "max-age")        ? &o->max_age_ns
                    : !strcmp(name, "compress-after") ? &o->compress_after_ns
+                   : !strcmp(name, "min-horizon")    ? &o->min_horizon_ns
                                                      : NULL;
     if (!dst)
         return rw_err(err, RW_EINPUT, "unknown setting '%s'", name);
@@ -159,6 +161,7 @@ static int resolve_opts(arc_t *a, const struct arc_opts *given, char *err)
     TAKE(segment_bytes);
     TAKE(max_age_ns);
     TAKE(compress_after_ns);
+    TAKE(min_horizon_ns);
 #undef TAKE
     if (given->quota_bytes && given->quota_bytes != c.quota_bytes) {
         c.quota_bytes = given->quota_bytes;
@@ -177,6 +180,7 @@ static int resolve_opts(arc_t *a, const struct arc_opts *given, char *err)
     a->o.quota_bytes = c.quota_bytes;
     a->o.quota_pct = c.quota_pct;
     a->o.max_age_ns = c.max_age_ns;
+    a->o.min_horizon_ns = c.min_horizon_ns;
     a->o.compress_after_ns = c.compress_after_ns ? c.compress_after_ns : 600 * RW_NS_PER_SEC;
     if (!a->o.flush_ns)
         a->o.flush_ns = RW_NS_PER_SEC;
@@ -434,6 +438,8 @@ static int seg_open(arc_pw_t *w, int64_t ts, char *err)
         return rc;
     }
     w->committed = 24; /* idx_segw_begin recorded the header */
+    if (!w->first_seg)
+        w->first_seg = w->seg_id;
     w->committed_pkts = 0;
     w->seg_packets = 0;
     return 0;
@@ -677,6 +683,7 @@ int arc_pw_close(arc_pw_t *w, char *err)
 
 uint64_t arc_pw_packets(const arc_pw_t *w) { return w->packets; }
 uint64_t arc_pw_lost(const arc_pw_t *w) { return w->lost; }
+uint64_t arc_pw_first_segment(const arc_pw_t *w) { return w->first_seg; }
 const char *arc_pw_name(const arc_pw_t *w) { return w->name; }
 
 int arc_pw_set_drops(arc_pw_t *w, uint64_t kernel, uint64_t queue, char *err)

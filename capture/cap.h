@@ -32,6 +32,9 @@ void cap_reader_close(cap_reader_t *r);
 /* ---- import ---- */
 struct cap_import_stats {
     uint64_t packets, bytes; /* records stored */
+    uint64_t kept;           /* of those, still in the archive when the import ended */
+    uint64_t removed;        /* ... and deleted by retention at once (the archive's oldest
+                                under its quota or max age) */
     int points;              /* capture points written */
 };
 /* Progress callback: bytes of the file consumed so far, of total. */
@@ -47,6 +50,10 @@ int cap_import_file(arc_t *a, const char *path, const char *label, const char *p
 
 /* ---- live capture ---- */
 typedef struct cap_live cap_live_t;
+/* 0 if capture can open interface iface, else RW_EINPUT naming the
+ * interfaces it can open (pcap_findalldevs), for a check before anything
+ * is created. */
+int cap_iface_check(const char *iface, char *err) RW_WUR;
 /* Start capturing iface into point `point` (default: the interface name) on
  * a thread of its own; a second thread writes. Returns after the interface
  * is open and capturing. */
@@ -66,6 +73,7 @@ int cap_live_failed(cap_live_t *l, char *err);
 #define CAP_LIVE_RETRY_S 2
 struct cap_live_state {
     char point[65];
+    int dlt;               /* the interface's link type (libpcap DLT_) */
     int paused;            /* 1 while capture is paused */
     uint64_t paused_drops; /* packets dropped because capture was paused (this run) */
     uint64_t pauses;       /* times capture paused (this run) */

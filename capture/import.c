@@ -519,7 +519,21 @@ int cap_import_file(arc_t *a, const char *path, const char *label, const char *p
     }
     ra_stop(ra);
     free(ra);
+    /* Which segments this file went into, to tell afterwards what of it
+     * retention deleted at once (old captures under a small quota). */
+    char names[CAP_MAX_IFACES][80];
+    uint64_t firsts[CAP_MAX_IFACES] = {0};
+    for (int i = 0; i < nw; i++) {
+        if (pw[i] && (firsts[i] = arc_pw_first_segment(pw[i])))
+            snprintf(names[i], sizeof names[i], "%s", arc_pw_name(pw[i]));
+    }
     rc = close_all(pw, nw, rc < 0 ? rc : 0, err);
+    for (int i = 0; i < nw && rc == 0; i++) {
+        uint64_t kept = 0;
+        if (firsts[i] && arc_packets_since(a, names[i], firsts[i], &kept, err) == 0)
+            st->kept += kept;
+    }
+    st->removed = rc == 0 && st->kept < st->packets ? st->packets - st->kept : 0;
     if (progress) {
         uint64_t total;
         cap_reader_pos(r, &total);

@@ -368,6 +368,26 @@ static void ring_release(uint8_t *ring)
         munmap(ring, RING + RING_GUARD);
 }
 
+int cap_iface_check(const char *iface, char *err)
+{
+    char ebuf[PCAP_ERRBUF_SIZE], names[RW_ERRSZ - 128] = "";
+    pcap_if_t *all = NULL;
+    size_t n = 0;
+    int found = 0;
+    if (pcap_findalldevs(&all, ebuf) < 0)
+        return 0; /* cannot list: let opening the interface say what is wrong */
+    for (pcap_if_t *d = all; d; d = d->next) {
+        found |= !strcmp(d->name, iface);
+        if (n + strlen(d->name) + 3 < sizeof names)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", n ? ", " : "", d->name);
+    }
+    pcap_freealldevs(all);
+    if (found)
+        return 0;
+    return rw_err(err, RW_EINPUT, "no interface %s here; capture can open: %s", iface,
+                  n ? names : "none (are you root or CAP_NET_RAW?)");
+}
+
 int cap_live_start(arc_t *a, const char *iface, const char *point, cap_live_t **out, char *err)
 {
     char ebuf[PCAP_ERRBUF_SIZE];
@@ -433,6 +453,7 @@ void cap_live_state(cap_live_t *l, struct cap_live_state *st)
 {
     memset(st, 0, sizeof *st);
     snprintf(st->point, sizeof st->point, "%s", point_of(l));
+    st->dlt = pcap_datalink(l->p);
     st->paused = atomic_load(&l->paused);
     st->paused_drops = atomic_load(&l->paused_drops);
     pthread_mutex_lock(&l->mu);

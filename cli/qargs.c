@@ -105,7 +105,12 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
     while ((c = getopt_long(argc, argv, "d:u:f:t:p:F:w:cl:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': a->dir = optarg; break;
-        case 'u': a->url = optarg; break;
+        case 'u':
+            if (a->url)
+                return USAGE("query: --url given twice; one rewindd answers a query (several "
+                             "sensors at once are not supported yet)%s", "");
+            a->url = optarg;
+            break;
         case 'f': a->from = optarg; break;
         case 't': a->to = optarg; break;
         case 'p':

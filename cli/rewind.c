@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <pwd.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,8 @@ static const char import_help[] =
     "      --compress-after DUR  lz4-compress sealed segments this long after they\n"
     "                            were written (default 10m; 0: at once; never);\n"
     "                            import compresses the due ones when it finishes\n"
+    "      --min-horizon DUR     alarm (log, status, metric) when retention deletes\n"
+    "                            packets less than DUR before the newest (e.g. 30d)\n"
     "\n"
     "Exit status: 0 all files imported, 1 runtime failure, 2 bad input.\n";
 
@@ -88,9 +91,10 @@ static int cmd_import(int argc, char **argv)
                                          {"segment-bytes", required_argument, 0, 3},
                                          {"segment-seconds", required_argument, 0, 4},
                                          {"compress-after", required_argument, 0, 5},
+                                         {"min-horizon", required_argument, 0, 6},
                                          {0, 0, 0, 0}};
     static const char *const setting[] = {NULL, "quota", "max-age", "segment-bytes",
-                                          "segment-seconds", "compress-after"};
+                                          "segment-seconds", "compress-after", "min-horizon"};
     const char *dir = NULL, *point = "import";
     int quiet = 0, c, status = 0, given = 0;
     char err[RW_ERRSZ];
@@ -104,6 +108,7 @@ static int cmd_import(int argc, char **argv)
         case 3:
         case 4:
         case 5:
+        case 6:
             if (arc_opts_set(&o, setting[c], optarg, err) < 0)
                 return cli_fail(RW_EINPUT, err);
             given = 1;
@@ -150,6 +155,7 @@ static int cmd_import(int argc, char **argv)
             st.packets = res.packets;
             st.bytes = res.bytes;
             st.points = res.points;
+            st.removed = res.removed;
         }
         if (pr.tty)
             fputs("\r\033[K", stderr);
@@ -166,6 +172,15 @@ static int cmd_import(int argc, char **argv)
             rw_info("imported %s: %llu packets, %s into point %s%s in %.2f s", argv[i],
                     (unsigned long long)st.packets, rw_size_fmt(st.bytes, b, sizeof b), point,
                     st.points > 1 ? " (and per-interface points)" : "", secs);
+        }
+        if (st.removed) {
+            /* Not silent, even with --quiet: what was just imported is gone. */
+            fprintf(stderr, "rewind: %s: retention removed %llu of the %llu packets just "
+                            "imported: they are older than what the archive's quota or max age "
+                            "keeps (raise --quota, or hold their window first)\n",
+                    argv[i], (unsigned long long)st.removed, (unsigned long long)st.packets);
+            if (st.removed == st.packets)
+                status = EXIT_RUNTIME;
         }
     }
     if (a && status != EXIT_RUNTIME) {
@@ -427,6 +442,12 @@ static void print_status(const char *dir, const struct qry_status *st, int live)
         snprintf(age, sizeof age, "%.0f s", (double)st->max_age_ns / 1e9);
     printf("retention quota %s, max age %s; reaches back to %s\n", q, age,
            t->packets ? rw_time_fmt(t->first, b1, sizeof b1) : "-");
+    if (st->min_horizon_ns)
+        printf("horizon   %.1f h kept, --min-horizon %.1f h%s\n",
+               t->packets ? (double)(t->last - t->first) / 3.6e12 : 0.0,
+               (double)st->min_horizon_ns / 3.6e12,
+               st->below_horizon ? ": ALARM, retention deleted packets within the minimum "
+                                   "horizon (add disk, raise --quota)" : "");
     printf("holds     %llu\n", (unsigned long long)st->holds);
 }
 
@@ -442,7 +463,11 @@ static int cmd_status(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "d:u:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
-        case 'u': url = optarg; break;
+        case 'u':
+            if (url)
+                return cli_usage("status: --url given twice; ask one rewindd at a time%s", "");
+            url = optarg;
+            break;
         case 'h': fputs(status_help, stdout); return 0;
         default: return cli_usage("status: bad option%s", "");
         }
@@ -509,7 +534,7 @@ static const char hold_help[] =
 
 static int hold_list(const char *dir)
 {
-    char err[RW_ERRSZ], b1[48], b2[48];
+    char err[RW_ERRSZ], b1[48], b2[48], b3[48];
     struct qry_hold *hs = NULL;
     size_t n = 0;
     idx_t *ix;
@@ -521,15 +546,30 @@ static int hold_list(const char *dir)
     if (rc < 0)
         return cli_fail(rc, err);
     for (size_t i = 0; i < n; i++)
-        printf("hold %llu  %s .. %s  filter '%s'  reason '%s'\n", (unsigned long long)hs[i].id,
-               rw_time_fmt(hs[i].from, b1, sizeof b1), rw_time_fmt(hs[i].to, b2, sizeof b2),
-               hs[i].filter, hs[i].reason);
+        printf("hold %llu  %s .. %s  filter '%s'  reason '%s'  placed %s by %s\n",
+               (unsigned long long)hs[i].id, rw_time_fmt(hs[i].from, b1, sizeof b1),
+               rw_time_fmt(hs[i].to, b2, sizeof b2), hs[i].filter, hs[i].reason,
+               rw_time_fmt(hs[i].created, b3, sizeof b3),
+               hs[i].author[0] ? hs[i].author : "(not recorded)");
     free(hs);
     return 0;
 }
 
-/* Place (release == 0) or release a hold: through the daemon owning dir,
- * else by opening the archive for writing. */
+/* This process's user, for a hold placed without a daemon. */
+static void user_name(char *out, size_t n)
+{
+    struct passwd pw, *pp = NULL;
+    char buf[1024];
+    uid_t uid = getuid();
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &pp) == 0 && pp)
+        snprintf(out, n, "%.64s (uid %u)", pp->pw_name, (unsigned)uid);
+    else
+        snprintf(out, n, "uid %u", (unsigned)uid);
+}
+
+/* Place (release == 0) or release a hold: through the daemon owning dir
+ * (which records who asked, as the kernel tells it), else by opening the
+ * archive for writing. */
 static int hold_change(const char *dir, struct idx_hold *h, uint64_t release)
 {
     char err[RW_ERRSZ], b1[48], b2[48];
@@ -543,8 +583,12 @@ static int hold_change(const char *dir, struct idx_hold *h, uint64_t release)
         if ((rc = arc_open(dir, &o, &a, err)) == RW_EBUSY)
             rw_errctx(err, rc, "no rewindd answers on %s/rewindd.sock, yet the archive is "
                                "written by another process", dir);
-        else if (rc == 0)
-            rc = release ? arc_hold_release(a, release, err) : arc_hold_add(a, h, err);
+        else if (rc == 0 && release)
+            rc = arc_hold_release(a, release, err);
+        else if (rc == 0) {
+            user_name(h->author, sizeof h->author);
+            rc = arc_hold_add(a, h, err);
+        }
         arc_close(a);
     }
     if (rc < 0)

@@ -29,7 +29,8 @@ static void on_hup(int sig) { hup = sig; }
 /* The daemon: what main() parsed, and every service's handle. */
 struct daemon {
     const char *dir;
-    char *ifaces[MAX_IFACES];
+    char ifaces[MAX_IFACES][64];  /* -i IFACE[=POINT], split (argv stays as given) */
+    char points[MAX_IFACES][65];  /* "" for the interface's name */
     int nif;
     struct arc_opts ao;
     struct httpd_opts ho;
@@ -39,6 +40,25 @@ struct daemon {
     ctl_t *ctl;
     httpd_t *web;
 };
+
+/* -i IFACE[=POINT] into its two parts, copied: argv is left as given, so
+ * that ps shows the command line the operator typed. */
+static int split_iface(const char *arg, char *iface, char *point, char *err)
+{
+    const char *eq = strchr(arg, '=');
+    size_t il = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (il == 0 || il >= 64)
+        return rw_err(err, RW_EINPUT, "interface name must be 1 to 63 characters");
+    memcpy(iface, arg, il);
+    iface[il] = 0;
+    point[0] = 0;
+    if (eq && !rw_point_name_ok(eq + 1))
+        return rw_err(err, RW_EINPUT, "invalid point name '%s': use letters, digits, '.', '_', "
+                                      "'-' (at most 64)", eq + 1);
+    if (eq)
+        snprintf(point, 65, "%s", eq + 1);
+    return 0;
+}
 
 /* For the status and /metrics: which points are paused. */
 static size_t live_state(void *arg, struct qry_live *out, size_t max)
@@ -51,6 +71,7 @@ static size_t live_state(void *arg, struct qry_live *out, size_t max)
             continue;
         cap_live_state(d->lives[i], &st);
         snprintf(out[n].point, sizeof out[n].point, "%s", st.point);
+        out[n].linktype = st.dlt;
         out[n].paused = st.paused;
         out[n].paused_drops = st.paused_drops;
         snprintf(out[n].reason, sizeof out[n].reason, "%s", st.reason);
@@ -84,12 +105,7 @@ static void compressor_stop(struct daemon *d) { arc_compressor_stop(d->zip); }
 static int capture_start(struct daemon *d, char *err)
 {
     for (int i = 0; i < d->nif; i++) {
-        char *eq = strchr(d->ifaces[i], '=');
-        const char *point = NULL;
-        if (eq) {
-            *eq = 0;
-            point = eq + 1;
-        }
+        const char *point = d->points[i][0] ? d->points[i] : NULL;
         int rc = cap_live_start(d->a, d->ifaces[i], point, &d->lives[i], err);
         if (rc < 0)
             return rc; /* capture_stop stops those started */
@@ -124,8 +140,8 @@ static int http_start(struct daemon *d, char *err)
     d->ho.live_arg = d;
     int rc = httpd_start(arc_index(d->a), &d->ho, &d->web, err);
     if (rc == 0)
-        rw_info("serving http://%s/api/v1/ (curl -fOJ 'http://%s/api/v1/packets?from=-5m"
-                "&filter=port%%2053')", d->ho.listen, d->ho.listen);
+        rw_info("serving http://%s/api/v1/status (packets: curl -fOJ 'http://%s/api/v1/packets"
+                "?from=-5m&filter=port%%2053')", d->ho.listen, d->ho.listen);
     return rc;
 }
 static void http_stop(struct daemon *d) { httpd_stop(d->web); }
@@ -184,6 +200,8 @@ static const char help[] =
     "      --max-age DURATION    delete segments older than this (e.g. 30d)\n"
     "      --compress-after DUR  lz4-compress sealed segments this long after they\n"
     "                            were written (default 10m; 0: at once; never)\n"
+    "      --min-horizon DUR     alarm (log, status, metric) when retention deletes\n"
+    "                            packets less than DUR before the newest (e.g. 30d)\n"
     "                            (segment and retention settings are remembered\n"
     "                            by the archive once given)\n"
     "      --flush DURATION      commit interval (default 1s); at most this much\n"
@@ -224,6 +242,7 @@ int main(int argc, char **argv)
                                          {"quota", required_argument, 0, 1},
                                          {"max-age", required_argument, 0, 2},
                                          {"compress-after", required_argument, 0, 3},
+                                         {"min-horizon", required_argument, 0, 4},
                                          {"max-queries", required_argument, 0, 'Q'},
                                          {"sensor", required_argument, 0, 'N'},
                                          {"log", required_argument, 0, 'L'},
@@ -241,8 +260,10 @@ int main(int argc, char **argv)
         case 1:
         case 2:
         case 3:
-            if (arc_opts_set(&d.ao, c == 1 ? "quota" : c == 2 ? "max-age" : "compress-after", optarg,
-                             err) < 0) {
+        case 4:
+            if (arc_opts_set(&d.ao, c == 1 ? "quota" : c == 2 ? "max-age" : c == 3 ? "compress-after"
+                                                                               : "min-horizon",
+                             optarg, err) < 0) {
                 fprintf(stderr, "rewindd: %s\n", err);
                 return 2;
             }
@@ -265,7 +286,11 @@ int main(int argc, char **argv)
                 fprintf(stderr, "rewindd: at most %d interfaces\n", MAX_IFACES);
                 return 2;
             }
-            d.ifaces[d.nif++] = optarg;
+            if (split_iface(optarg, d.ifaces[d.nif], d.points[d.nif], err) < 0) {
+                fprintf(stderr, "rewindd: -i %s: %s\n", optarg, err);
+                return 2;
+            }
+            d.nif++;
             break;
         case 'S':
             if (arc_opts_set(&d.ao, "segment-seconds", optarg, err) < 0) {
@@ -308,6 +333,14 @@ int main(int argc, char **argv)
     if (d.ho.listen && httpd_parse_listen(d.ho.listen, &ss, err) < 0) {
         fprintf(stderr, "rewindd: --listen: %s\n", err);
         return 2;
+    }
+    /* Before anything is created: a mistyped interface leaves no archive
+     * directory behind, and the error lists the ones that exist. */
+    for (int i = 0; i < d.nif; i++) {
+        if (cap_iface_check(d.ifaces[i], err) < 0) {
+            fprintf(stderr, "rewindd: -i %s: %s\n", d.ifaces[i], err);
+            return 2;
+        }
     }
     setvbuf(stderr, NULL, _IOLBF, 0); /* before any output; log_open keeps the stream */
     if (logfile && log_open(logfile, err) < 0) {

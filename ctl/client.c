@@ -226,15 +226,16 @@ int ctl_import(const char *dir, const char *path, const char *point, ctl_progres
     rc = rw_err(err, RW_EIO, "the daemon closed the connection while importing %s; see its log",
                 path);
     while (next_line(f, line, sizeof line) == 0) {
-        unsigned long long a1, a2, a3;
+        unsigned long long a1, a2, a3, rm = 0;
         int pts;
         if (sscanf(line, "progress %llu %llu %llu", &a1, &a2, &a3) == 3) {
             if (progress)
                 progress(parg, path, a1, a2, a3);
-        } else if (sscanf(line, "ok %llu %llu %d", &a1, &a2, &pts) == 3) {
+        } else if (sscanf(line, "ok %llu %llu %d %llu", &a1, &a2, &pts, &rm) >= 3) {
             res->packets = a1;
             res->bytes = a2;
             res->points = pts;
+            res->removed = rm;
             rc = 0;
             break;
         } else {
@@ -346,6 +347,8 @@ int ctl_status(const char *dir, struct qry_status *st, char *err)
                 snprintf(st->archive, sizeof st->archive, "%s", v);
             else if (!strcmp(k, "max_age_ns"))
                 bad = ctl_parse_num(v, 1, &x, &u) < 0, st->max_age_ns = x;
+            else if (!strcmp(k, "min_horizon_ns"))
+                bad = ctl_parse_num(v, 1, &x, &u) < 0, st->min_horizon_ns = x;
             else if ((bad = ctl_parse_num(v, 0, &x, &u) < 0))
                 ;
             else if (!strcmp(k, "index_bytes"))
@@ -358,6 +361,8 @@ int ctl_status(const char *dir, struct qry_status *st, char *err)
                 st->quota_pct = (uint32_t)u;
             else if (!strcmp(k, "holds"))
                 st->holds = u;
+            else if (!strcmp(k, "below_horizon"))
+                st->below_horizon = u != 0;
             if (bad) {
                 more = rw_err(err, RW_EIO, "status answer: field %s: malformed value", k);
                 break;

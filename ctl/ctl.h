@@ -26,7 +26,7 @@
  *        reader of the client's pipe went away (the client then dies of
  *        SIGPIPE, as it would have writing the pipe itself).
  *   import point=P label=L, the file's descriptor attached
- *     -> "progress DONE TOTAL PACKETS"... then "ok PACKETS BYTES POINTS"
+ *     -> "progress DONE TOTAL PACKETS"... then "ok PACKETS BYTES POINTS REMOVED"
  *   hold   op=add from=NS to=NS [filter=F] [reason=R]   -> "ok ID"
  *   hold   op=release id=N                              -> "ok 1" | "ok 0"
  *   status
@@ -89,6 +89,7 @@ int ctl_ask_query(const char *dir, const struct ctl_query *r, ctl_open_fn open_o
 struct ctl_import_result {
     uint64_t packets, bytes; /* records stored */
     int points;              /* capture points written */
+    uint64_t removed;        /* of the packets, deleted by retention at once */
 };
 typedef void (*ctl_progress_fn)(void *arg, const char *path, uint64_t done, uint64_t total,
                                 uint64_t packets);

@@ -5,12 +5,32 @@
 #include "ctl/ctl_int.h"
 
 #include <inttypes.h>
+#include <pwd.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "archive/archive.h"
+
+/* Who is asking: the peer's user, as the kernel tells (SO_PEERCRED), not as
+ * the client says. */
+static void peer_name(int conn, char *out, size_t n)
+{
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    struct passwd pw, *pp = NULL;
+    char buf[1024];
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
+        snprintf(out, n, "unknown user (control socket)");
+        return;
+    }
+    if (getpwuid_r(cr.uid, &pw, buf, sizeof buf, &pp) == 0 && pp)
+        snprintf(out, n, "%.64s (uid %u, control socket)", pp->pw_name, (unsigned)cr.uid);
+    else
+        snprintf(out, n, "uid %u (control socket)", (unsigned)cr.uid);
+}
 
 void ctl_verb_hold(struct ctl *c, int conn, char *line, int fd)
 {
@@ -56,9 +76,10 @@ void ctl_verb_hold(struct ctl *c, int conn, char *line, int fd)
         else if (h.from >= h.to)
             rc = rw_err(err, RW_EINPUT, "hold: from must be before to");
         h.created = rw_now_ns();
+        peer_name(conn, h.author, sizeof h.author);
         if (rc == 0 && (rc = arc_hold_add(c->o.archive, &h, err)) == 0) {
             char b1[48], b2[48];
-            rw_info("hold %" PRIu64 " placed: %s .. %s, reason '%s'", h.id,
+            rw_info("hold %" PRIu64 " placed by %s: %s .. %s, reason '%s'", h.id, h.author,
                     rw_time_fmt(h.from, b1, sizeof b1), rw_time_fmt(h.to, b2, sizeof b2),
                     h.reason);
             ctl_send_line(conn, "ok %" PRIu64, h.id);
@@ -68,8 +89,10 @@ void ctl_verb_hold(struct ctl *c, int conn, char *line, int fd)
         if (!have_id)
             rc = rw_err(err, RW_EINPUT, "hold release without id=");
         else if ((rc = arc_hold_release(c->o.archive, id, err)) >= 0) {
+            char who[128];
+            peer_name(conn, who, sizeof who);
             if (rc)
-                rw_info("hold %" PRIu64 " released", id);
+                rw_info("hold %" PRIu64 " released by %s", id, who);
             ctl_send_line(conn, "ok %d", rc);
             return;
         }
@@ -111,9 +134,9 @@ void ctl_verb_status(struct ctl *c, int conn, char *line, int fd)
     len = (size_t)snprintf(buf, CTL_MAX_REQ,
                            "archive\tindex_bytes=%" PRIu64 "\tdisk_available=%" PRIu64
                            "\tquota_bytes=%" PRIu64 "\tquota_pct=%u\tmax_age_ns=%" PRId64
-                           "\tholds=%" PRIu64,
+                           "\tmin_horizon_ns=%" PRId64 "\tbelow_horizon=%d\tholds=%" PRIu64,
                            st.index_bytes, st.disk_available, st.quota_bytes, st.quota_pct,
-                           st.max_age_ns, st.holds);
+                           st.max_age_ns, st.min_horizon_ns, st.below_horizon, st.holds);
     if (ctl_put_field(buf, CTL_MAX_REQ - 1, &len, "archive", st.archive) < 0)
         goto toolong;
     buf[len++] = '\n';

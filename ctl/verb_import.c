@@ -51,8 +51,8 @@ void ctl_verb_import(struct ctl *c, int conn, char *line, int fd)
         ctl_send_line(conn, "error %d %s", rc, err);
     } else {
         rw_info("imported %s: %llu packets", label, (unsigned long long)st.packets);
-        ctl_send_line(conn, "ok %llu %llu %d", (unsigned long long)st.packets,
-                      (unsigned long long)st.bytes, st.points);
+        ctl_send_line(conn, "ok %llu %llu %d %llu", (unsigned long long)st.packets,
+                      (unsigned long long)st.bytes, st.points, (unsigned long long)st.removed);
     }
 done:
     if (fd >= 0)

@@ -427,18 +427,24 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
 static enum MHD_Result route_segments(struct httpd *h, struct MHD_Connection *c,
                                       const struct params *p)
 {
-    static const char *const allowed[] = {"from", "to", NULL};
+    static const char *const allowed[] = {"from", "to", "point", NULL};
     char err[RW_ERRSZ];
     int64_t from, to;
     struct qry_segment *segs = NULL;
     size_t nsegs = 0;
-    const char *bad = unknown_param(p, allowed);
+    const char *bad = unknown_param(p, allowed), *points[MAX_PARAMS + 1];
+    int npoints = 0, rc;
     if (bad)
         return send_unknown_param(h, c, "/api/v1/segments", bad, allowed);
     if (parse_window(p, &from, &to, err) < 0)
         return send_error(h, c, 400, "bad_parameter", "%s", err);
-    if (qry_segments(h->ix, from, to, &segs, &nsegs, err) < 0)
-        return send_error(h, c, 500, "internal", "%s", err);
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->k[i], "point"))
+            points[npoints++] = p->v[i];
+    points[npoints] = NULL;
+    if ((rc = qry_segments(h->ix, from, to, npoints ? points : NULL, &segs, &nsegs, err)) < 0)
+        return send_error(h, c, rc == RW_EINPUT ? 400 : 500,
+                          rc == RW_EINPUT ? "bad_parameter" : "internal", "%s", err);
     json_t *arr = json_array();
     for (size_t i = 0; i < nsegs; i++) {
         const struct qry_segment *s = &segs[i];
@@ -454,6 +460,30 @@ static enum MHD_Result route_segments(struct httpd *h, struct MHD_Connection *c,
     }
     free(segs);
     return send_json(c, 200, json_pack("{s:o}", "segments", arr));
+}
+
+static enum MHD_Result route_holds(struct httpd *h, struct MHD_Connection *c,
+                                   const struct params *p)
+{
+    static const char *const allowed[] = {NULL};
+    char err[RW_ERRSZ];
+    struct qry_hold *hs = NULL;
+    size_t n = 0;
+    const char *bad = unknown_param(p, allowed);
+    if (bad)
+        return send_unknown_param(h, c, "/api/v1/holds", bad, allowed);
+    if (qry_holds(h->ix, &hs, &n, err) < 0)
+        return send_error(h, c, 500, "internal", "%s", err);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:I,s:o,s:o,s:o,s:s,s:s,s:s?}", "id",
+                                             (json_int_t)hs[i].id, "from", jtime(hs[i].from),
+                                             "to", jtime(hs[i].to), "created",
+                                             jtime(hs[i].created), "filter", hs[i].filter,
+                                             "reason", hs[i].reason, "author",
+                                             hs[i].author[0] ? hs[i].author : NULL));
+    free(hs);
+    return send_json(c, 200, json_pack("{s:o}", "holds", arr));
 }
 
 /* A point's (or the total's) sums as JSON: the names of struct
@@ -498,14 +528,15 @@ static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
     json_t *arr = json_array();
     for (size_t i = 0; i < st.npoints; i++)
         json_array_append_new(arr, point_json(&st.points[i]));
-    json_t *j = json_pack("{s:s,s:s,s:o,s:o,s:{s:I,s:I},s:{s:I,s:I,s:I},s:I}", "sensor",
-                          h->sensor, "archive", st.archive, "points", arr, "total",
+    json_t *j = json_pack("{s:s,s:s,s:o,s:o,s:{s:I,s:I},s:{s:I,s:I,s:I,s:I,s:b},s:I}",
+                          "sensor", h->sensor, "archive", st.archive, "points", arr, "total",
                           point_json(&st.total), "disk", "segment_bytes",
                           (json_int_t)st.total.stored_bytes, "index_bytes",
                           (json_int_t)st.index_bytes, "retention", "quota_bytes",
                           (json_int_t)st.quota_bytes, "quota_pct", (json_int_t)st.quota_pct,
-                          "max_age_seconds", (json_int_t)(st.max_age_ns / RW_NS_PER_SEC), "holds",
-                          (json_int_t)st.holds);
+                          "max_age_seconds", (json_int_t)(st.max_age_ns / RW_NS_PER_SEC),
+                          "min_horizon_seconds", (json_int_t)(st.min_horizon_ns / RW_NS_PER_SEC),
+                          "below_min_horizon", st.below_horizon, "holds", (json_int_t)st.holds);
     if (st.disk_available)
         json_object_set_new(json_object_get(j, "disk"), "available_bytes",
                             json_integer((json_int_t)st.disk_available));
@@ -570,6 +601,11 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
                    "system (df's Avail).\n# TYPE rewind_disk_available_bytes gauge\n"
                    "rewind_disk_available_bytes %llu\n",
                 (unsigned long long)st.disk_available);
+    if (st.min_horizon_ns)
+        fprintf(f, "# HELP rewind_retention_below_min_horizon 1 while retention has deleted "
+                   "packets within --min-horizon of the newest and the archive reaches back "
+                   "less than it, else 0.\n# TYPE rewind_retention_below_min_horizon gauge\n"
+                   "rewind_retention_below_min_horizon %d\n", st.below_horizon);
     size_t nlive = 0;
     for (size_t i = 0; i < st.npoints; i++)
         nlive += st.points[i].live;
@@ -652,6 +688,7 @@ static const struct route routes[] = {
     {{"/api/v1/packets", "GET, HEAD", HTTPD_PERM_PACKETS}, route_packets},
     {{"/api/v1/segments", "GET, HEAD", HTTPD_PERM_STATUS}, route_segments},
     {{"/api/v1/status", "GET, HEAD", HTTPD_PERM_STATUS}, route_status},
+    {{"/api/v1/holds", "GET, HEAD", HTTPD_PERM_HOLDS}, route_holds},
     {{"/metrics", "GET, HEAD", HTTPD_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", HTTPD_PERM_NONE}, route_healthz},
 };
@@ -800,16 +837,34 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
         snprintf(h->sensor, sizeof h->sensor, "%s", o->sensor);
     else if (gethostname(h->sensor, sizeof h->sensor - 1) < 0)
         snprintf(h->sensor, sizeof h->sensor, "rewind");
+    /* The listening socket is made here rather than by libmicrohttpd, so
+     * that a port in use is reported with the address and the reason
+     * (libmicrohttpd says "Failed to bind to port 0"). It owns the socket
+     * from then on and closes it when it stops. */
+    const char *addr = o->listen ? o->listen : "127.0.0.1:8800";
+    socklen_t sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int one = 1, lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(lfd, (struct sockaddr *)&ss, sl) < 0 || listen(lfd, 64) < 0) {
+        rc = rw_err(err, errno == EADDRINUSE || errno == EACCES || errno == EADDRNOTAVAIL ?
+                             RW_EINPUT : RW_EIO,
+                    "cannot listen on %s: %s%s", addr, strerror(errno),
+                    errno == EADDRINUSE ? " (another rewindd? choose another --listen)" : "");
+        if (lfd >= 0)
+            close(lfd);
+        free(h);
+        return rc;
+    }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                            NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_TIMEOUT,
+                            NULL, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
                             MHD_OPTION_END);
     if (!h->d) {
+        close(lfd);
         free(h);
-        return rw_err(err, RW_EIO, "cannot listen on %s (in use? permission?)",
-                      o->listen ? o->listen : "127.0.0.1:8800");
+        return rw_err(err, RW_EIO, "cannot start the HTTP server on %s", addr);
     }
     *out = h;
     return 0;

@@ -15,6 +15,7 @@ enum httpd_perm {
     HTTPD_PERM_NONE = 0, /* liveness: anyone */
     HTTPD_PERM_METRICS,  /* Prometheus counters */
     HTTPD_PERM_STATUS,   /* status, the segment catalogue: no packet data */
+    HTTPD_PERM_HOLDS,    /* legal holds: the warrants' windows, filters, reasons */
     HTTPD_PERM_PACKETS,  /* packets, payload included */
 };
 

@@ -1071,10 +1071,12 @@ int idx_seg_exists(idx_t *ix, uint64_t id, char *err)
     return idx_get_raw(ix, k, 9, v, sizeof v, NULL, err);
 }
 
+/* A hold record, version 2 (man/rewind-archive.5, K13): version 1 had no
+ * author. */
 static size_t hold_encode(const struct idx_hold *h, uint8_t *v)
 {
-    size_t fl = strlen(h->filter), rl = strlen(h->reason), n = 0;
-    v[n++] = 1;
+    size_t fl = strlen(h->filter), rl = strlen(h->reason), al = strlen(h->author), n = 0;
+    v[n++] = 2;
     rw_put_be64(v + n, (uint64_t)h->from);
     rw_put_be64(v + n + 8, (uint64_t)h->to);
     rw_put_be64(v + n + 16, (uint64_t)h->created);
@@ -1084,12 +1086,15 @@ static size_t hold_encode(const struct idx_hold *h, uint8_t *v)
     n += 2 + fl;
     rw_put_be16(v + n, (uint16_t)rl);
     memcpy(v + n + 2, h->reason, rl);
-    return n + 2 + rl;
+    n += 2 + rl;
+    rw_put_be16(v + n, (uint16_t)al);
+    memcpy(v + n + 2, h->author, al);
+    return n + 2 + al;
 }
 
 int idx_hold_add(idx_t *ix, struct idx_hold *h, char *err)
 {
-    uint8_t k[9], v[600], mv[8];
+    uint8_t k[9], v[800], mv[8];
     int rc;
     if (ix->mode != IDX_WRITE)
         return rw_err(err, RW_ESTATE, "holds are added by the archive's writer");
@@ -1161,7 +1166,7 @@ int idx_hold_list(idx_t *ix, struct idx_hold **out, size_t *n, char *err)
         struct idx_hold *h = &arr[cnt];
         memset(h, 0, sizeof *h);
         h->id = rw_get_be64(k + 1);
-        if (vl < 29 || v[0] != 1) {
+        if (vl < 29 || (v[0] != 1 && v[0] != 2)) {
             rc = rw_err(err, RW_ECORRUPT, "index: malformed hold record %llu",
                         (unsigned long long)h->id);
             goto done;
@@ -1183,6 +1188,15 @@ int idx_hold_list(idx_t *ix, struct idx_hold **out, size_t *n, char *err)
             goto done;
         }
         memcpy(h->reason, v + 29 + fl, rl);
+        if (v[0] == 2) {
+            size_t at = 29 + fl + rl, al = at + 2 <= vl ? rw_get_be16(v + at) : SIZE_MAX;
+            if (al == SIZE_MAX || at + 2 + al > vl || al >= sizeof h->author) {
+                rc = rw_err(err, RW_ECORRUPT, "index: malformed hold record %llu",
+                            (unsigned long long)h->id);
+                goto done;
+            }
+            memcpy(h->author, v + at + 2, al);
+        }
         cnt++;
     }
     rc = idx_iter_status(it, err);
@@ -1207,6 +1221,8 @@ int idx_config_get(idx_t *ix, struct idx_config *c, char *err)
         return rc;
     if (vl < 45 || v[0] != 1)
         return rw_err(err, RW_ECORRUPT, "index: malformed configuration record");
+    if (vl >= 53) /* written since --min-horizon exists (K3) */
+        c->min_horizon_ns = (int64_t)rw_get_be64(v + 45);
     c->segment_ns = (int64_t)rw_get_be64(v + 1);
     c->segment_bytes = rw_get_be64(v + 9);
     c->quota_bytes = rw_get_be64(v + 17);
@@ -1216,9 +1232,34 @@ int idx_config_get(idx_t *ix, struct idx_config *c, char *err)
     return 0;
 }
 
+int idx_horizon_breach_get(idx_t *ix, int64_t *when, char *err)
+{
+    uint8_t v[8];
+    size_t vl = 0;
+    *when = 0;
+    int rc = idx_get_raw(ix, (const uint8_t *)"Mhorizon_breach", 15, v, sizeof v, &vl, err);
+    if (rc <= 0)
+        return rc;
+    if (vl != 8)
+        return rw_err(err, RW_ECORRUPT, "index: malformed horizon record");
+    *when = (int64_t)rw_get_be64(v);
+    return 1;
+}
+
+int idx_horizon_breach_put(idx_t *ix, int64_t when, char *err)
+{
+    uint8_t v[8];
+    rw_put_be64(v, (uint64_t)when);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, "Mhorizon_breach", 15, (const char *)v, 8);
+    int rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    return rc;
+}
+
 int idx_config_put(idx_t *ix, const struct idx_config *c, char *err)
 {
-    uint8_t v[45];
+    uint8_t v[53];
     v[0] = 1;
     rw_put_be64(v + 1, (uint64_t)c->segment_ns);
     rw_put_be64(v + 9, c->segment_bytes);
@@ -1226,6 +1267,7 @@ int idx_config_put(idx_t *ix, const struct idx_config *c, char *err)
     rw_put_be32(v + 25, c->quota_pct);
     rw_put_be64(v + 29, (uint64_t)c->max_age_ns);
     rw_put_be64(v + 37, (uint64_t)c->compress_after_ns);
+    rw_put_be64(v + 45, (uint64_t)c->min_horizon_ns);
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_writebatch_put(b, "Mconfig", 7, (const char *)v, sizeof v);
     int rc = idx_write_batch(ix, b, 1, err);

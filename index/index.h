@@ -175,6 +175,7 @@ struct idx_hold {
     int64_t from, to, created;
     char filter[256];
     char reason[256];
+    char author[128]; /* who placed it ("" in records older than version 2) */
 };
 int idx_hold_add(idx_t *ix, struct idx_hold *h, char *err) RW_WUR; /* fills h->id */
 int idx_hold_list(idx_t *ix, struct idx_hold **out, size_t *n, char *err) RW_WUR;
@@ -189,9 +190,14 @@ struct idx_config {
     uint32_t quota_pct; /* of the file system, 1..100 */
     int64_t max_age_ns;
     int64_t compress_after_ns;
+    int64_t min_horizon_ns; /* alarm when retention cuts the archive below this */
 };
 int idx_config_get(idx_t *ix, struct idx_config *c, char *err) RW_WUR;
 int idx_config_put(idx_t *ix, const struct idx_config *c, char *err) RW_WUR;
+/* When retention last deleted packets within the minimum horizon (the time
+ * of the newest packet it deleted): 1 and *when, or 0 if it never did. */
+int idx_horizon_breach_get(idx_t *ix, int64_t *when, char *err) RW_WUR;
+int idx_horizon_breach_put(idx_t *ix, int64_t when, char *err) RW_WUR;
 
 /* Writer: 0 if the index takes writes. RocksDB refuses every write after
  * one failed for lack of space or an I/O error (RW_ENOSPC, RW_EIO) until it

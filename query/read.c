@@ -75,6 +75,12 @@ static void add_point(struct qry_point_status *t, const struct qry_point_status 
     t->paused_drops += p->paused_drops;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct qry_point_status *)a)->name,
+                  ((const struct qry_point_status *)b)->name);
+}
+
 int qry_status_get(idx_t *ix, qry_live_fn live, void *live_arg, struct qry_status *st, char *err)
 {
     struct idx_point *pts = NULL;
@@ -110,18 +116,32 @@ int qry_status_get(idx_t *ix, qry_live_fn live, void *live_arg, struct qry_statu
         struct qry_live lv[QRY_MAX_LIVE];
         size_t nl = live(live_arg, lv, QRY_MAX_LIVE);
         for (size_t k = 0; k < nl; k++) {
-            for (size_t i = 0; i < npts; i++) {
-                struct qry_point_status *p = &st->points[i];
-                if (strcmp(p->name, lv[k].point))
-                    continue;
-                p->live = 1;
-                p->paused = lv[k].paused;
-                p->paused_drops = lv[k].paused_drops;
-                snprintf(p->reason, sizeof p->reason, "%s", lv[k].reason);
+            struct qry_point_status *p = NULL;
+            for (size_t i = 0; i < st->npoints && !p; i++)
+                if (!strcmp(st->points[i].name, lv[k].point))
+                    p = &st->points[i];
+            if (!p) { /* captured, nothing stored yet: shown with zero counts */
+                struct qry_point_status *np =
+                    realloc(st->points, (st->npoints + 1) * sizeof *st->points);
+                if (!np) {
+                    rc = rw_err(err, RW_ENOMEM, "out of memory");
+                    goto done;
+                }
+                st->points = np;
+                p = &st->points[st->npoints++];
+                memset(p, 0, sizeof *p);
+                memcpy(p->name, lv[k].point, sizeof p->name);
+                p->name[sizeof p->name - 1] = 0;
+                linktype_name(lv[k].linktype, p->linktype, sizeof p->linktype);
             }
+            p->live = 1;
+            p->paused = lv[k].paused;
+            p->paused_drops = lv[k].paused_drops;
+            snprintf(p->reason, sizeof p->reason, "%s", lv[k].reason);
         }
+        qsort(st->points, st->npoints, sizeof *st->points, by_name);
     }
-    for (size_t i = 0; i < npts; i++)
+    for (size_t i = 0; i < st->npoints; i++)
         add_point(&st->total, &st->points[i]);
     st->index_bytes = idx_disk_bytes(ix);
     struct statvfs fs;
@@ -130,6 +150,15 @@ int qry_status_get(idx_t *ix, qry_live_fn live, void *live_arg, struct qry_statu
     st->quota_bytes = cfg.quota_bytes;
     st->quota_pct = cfg.quota_pct;
     st->max_age_ns = cfg.max_age_ns;
+    st->min_horizon_ns = cfg.min_horizon_ns;
+    int64_t breach = 0;
+    if (cfg.min_horizon_ns && (rc = idx_horizon_breach_get(ix, &breach, err)) < 0)
+        goto done;
+    /* The alarm holds while the archive reaches back less than the minimum
+     * horizon from its newest packet; it clears once it reaches back that far
+     * again (or retention never cut into the horizon). */
+    st->below_horizon = breach && (st->total.segments == 0 ||
+                                   st->total.last - st->total.first < cfg.min_horizon_ns);
     st->holds = nholds;
 done:
     free(pts);
@@ -147,8 +176,19 @@ void qry_status_free(struct qry_status *st)
     st->npoints = 0;
 }
 
-int qry_segments(idx_t *ix, int64_t from, int64_t to, struct qry_segment **out, size_t *n,
-                 char *err)
+/* 1 if name is one of points (NULL: all). */
+static int wanted(const char *const *points, const char *name)
+{
+    if (!points)
+        return 1;
+    for (size_t i = 0; points[i]; i++)
+        if (!strcmp(points[i], name))
+            return 1;
+    return 0;
+}
+
+int qry_segments(idx_t *ix, int64_t from, int64_t to, const char *const *points,
+                 struct qry_segment **out, size_t *n, char *err)
 {
     struct idx_point *pts = NULL;
     struct idx_seg *segs = NULL;
@@ -159,31 +199,45 @@ int qry_segments(idx_t *ix, int64_t from, int64_t to, struct qry_segment **out, 
     if ((rc = idx_point_list(ix, &pts, &npts, err)) < 0 ||
         (rc = idx_seg_list(ix, from, to, &segs, &nsegs, err)) < 0)
         goto done;
+    for (size_t i = 0; points && points[i]; i++) {
+        size_t j = 0;
+        while (j < npts && strcmp(pts[j].name, points[i]))
+            j++;
+        if (j == npts) {
+            rc = rw_err(err, RW_EINPUT, "no capture point '%.64s' in this archive", points[i]);
+            goto done;
+        }
+    }
     struct qry_segment *v = calloc(nsegs ? nsegs : 1, sizeof *v);
     if (!v) {
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto done;
     }
+    size_t k = 0;
     for (size_t i = 0; i < nsegs; i++) {
         const struct idx_seg *s = &segs[i];
-        v[i].id = s->id;
-        snprintf(v[i].point, sizeof v[i].point, "?");
+        const char *pname = "?";
         for (size_t j = 0; j < npts; j++)
             if (pts[j].id == s->point)
-                snprintf(v[i].point, sizeof v[i].point, "%s", pts[j].name);
-        v[i].open = s->state == IDX_SEG_OPEN;
-        v[i].compressed = s->compressed != 0;
-        v[i].first = s->min_ts;
-        v[i].last = s->max_ts;
-        v[i].packets = s->packets;
-        v[i].captured_bytes = s->bytes;
-        v[i].wire_bytes = s->wire_bytes;
-        v[i].pcap_bytes = s->file_size;
-        v[i].stored_bytes = s->stored_size;
-        snprintf(v[i].path, sizeof v[i].path, "%s", s->path);
+                pname = pts[j].name;
+        if (!wanted(points, pname))
+            continue;
+        struct qry_segment *q = &v[k++];
+        q->id = s->id;
+        snprintf(q->point, sizeof q->point, "%s", pname);
+        q->open = s->state == IDX_SEG_OPEN;
+        q->compressed = s->compressed != 0;
+        q->first = s->min_ts;
+        q->last = s->max_ts;
+        q->packets = s->packets;
+        q->captured_bytes = s->bytes;
+        q->wire_bytes = s->wire_bytes;
+        q->pcap_bytes = s->file_size;
+        q->stored_bytes = s->stored_size;
+        snprintf(q->path, sizeof q->path, "%s", s->path);
     }
     *out = v;
-    *n = nsegs;
+    *n = k;
 done:
     free(pts);
     free(segs);
@@ -211,6 +265,7 @@ int qry_holds(idx_t *ix, struct qry_hold **out, size_t *n, char *err)
         v[i].created = hs[i].created;
         memcpy(v[i].filter, hs[i].filter, sizeof v[i].filter);
         memcpy(v[i].reason, hs[i].reason, sizeof v[i].reason);
+        memcpy(v[i].author, hs[i].author, sizeof v[i].author);
     }
     free(hs);
     *out = v;

@@ -23,6 +23,7 @@ const char *qry_archive_dir(const idx_t *ix);
 /* What only the daemon knows of a point it captures live. */
 struct qry_live {
     char point[65];
+    int linktype;          /* libpcap DLT_ of the interface */
     int paused;            /* 1 while capture is paused (disk full, I/O error) */
     uint64_t paused_drops; /* packets dropped while paused, since the daemon started */
     char reason[RW_ERRSZ]; /* why it paused, the last time */
@@ -60,10 +61,14 @@ struct qry_status {
     uint64_t quota_bytes;            /* retention settings, 0: none */
     uint32_t quota_pct;
     int64_t max_age_ns;
+    int64_t min_horizon_ns;          /* --min-horizon, 0: none */
+    int below_horizon;               /* retention deleted packets within the minimum
+                                        horizon, and the archive still reaches back less */
     uint64_t holds;
 };
 /* The status of the archive behind ix; live (may be NULL) adds the live
- * capture state. Free with qry_status_free(). */
+ * capture state, and the live points that have stored no packet yet (with
+ * zero counts). Free with qry_status_free(). */
 int qry_status_get(idx_t *ix, qry_live_fn live, void *live_arg, struct qry_status *st,
                    char *err) RW_WUR;
 void qry_status_free(struct qry_status *st);
@@ -79,15 +84,18 @@ struct qry_segment {
     uint64_t pcap_bytes, stored_bytes;
     char path[192];           /* relative to the archive directory */
 };
-/* Segments with packets in [from, to), in id order. *out malloc'ed. */
-int qry_segments(idx_t *ix, int64_t from, int64_t to, struct qry_segment **out, size_t *n,
-                 char *err) RW_WUR;
+/* Segments with packets in [from, to), in id order, of the points named
+ * in the NULL-terminated points (NULL: every point; an unknown name is
+ * RW_EINPUT). *out malloc'ed. */
+int qry_segments(idx_t *ix, int64_t from, int64_t to, const char *const *points,
+                 struct qry_segment **out, size_t *n, char *err) RW_WUR;
 
 struct qry_hold {
     uint64_t id;
     int64_t from, to, created;
     char filter[256];
     char reason[256];
+    char author[128]; /* who placed it, "" if not recorded */
 };
 /* Every legal hold, by id. *out malloc'ed. */
 int qry_holds(idx_t *ix, struct qry_hold **out, size_t *n, char *err) RW_WUR;
