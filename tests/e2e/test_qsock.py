@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """`rewind query --dir` answered by the rewindd that owns the archive, over
 DIR/rewindd.sock: the same bytes as reading the archive locally and as
-tcpdump; errors as locally (a rejected filter leaves -w FILE alone); a
-closed pipe ends the client with SIGPIPE; a stalled or vanished client and
+tcpdump; -w - is standard output on both paths; errors as locally (a
+rejected filter leaves -w FILE alone); a closed pipe ends the client with SIGPIPE; a stalled or vanished client and
 SIGTERM do not pin the daemon; a busy daemon, a killed one (stale socket)
 and --local fall back to reading the archive; malformed requests get an
 error line and leave the daemon serving. Which path answered is read from
@@ -10,6 +10,7 @@ the daemon's log, which has one line per query it answered. The front end
 bin/rewind asks only once before handing over to bin/rewind-core, finds
 rewind-core where `make install` puts it, and says so when it is missing."""
 import os
+import pty
 import re
 import select
 import signal
@@ -133,6 +134,93 @@ def test_errors(arch, d, tmp):
     # a bad time never reaches the daemon, and says so the same way
     r = q(arch, "--from", "yesterday-ish", "tcp")
     check(r.returncode == 2 and b"yesterday-ish" in r.stderr, "bad time: %r" % (r.stderr,))
+
+
+def test_write_dash(arch, d, tmp):
+    """-w - is standard output, as for tcpdump and every pcap tool, asked of
+    the daemon and read locally: the bytes of -w FILE and of tcpdump, also
+    once through tcpdump's own reader of standard input. No file named '-'
+    is written, and one that exists is left alone (not truncated, and not
+    removed when the answer fails); to a terminal, -w - is refused as
+    writing to standard output without -w is."""
+    cwd = os.path.join(tmp, "dash")
+    os.makedirs(cwd)
+    dash = os.path.join(cwd, "-")
+
+    def precious():
+        with open(dash, "wb") as f:
+            f.write(b"precious")
+
+    def untouched():
+        return open(dash, "rb").read() == b"precious"
+
+    for local in ([], ["--local"]):
+        how = "-w - (%s)" % ("local" if local else "daemon")
+        for point, path, flt in (("smtp", SMTP, "port 25"), ("sll", SLL, "port 1389")):
+            precious()
+            before = d.answered()
+            a = q(arch, *local, "--point", point, "-w", "-", flt, cwd=cwd)
+            asked = d.answered() - before
+            want = tcpdump(path, flt)
+            check(a.returncode == 0 and a.stdout == want and len(want) > 24,
+                  "%s %s %r: exit %d, %d bytes on stdout, tcpdump wrote %d: %r" %
+                  (how, point, flt, a.returncode, len(a.stdout), len(want), a.stderr))
+            check(asked == (0 if local else 1), "%s: answered by the daemon %d times" %
+                  (how, asked))
+            check(untouched(), "%s %s: wrote the file named '-'" % (how, point))
+            out = os.path.join(tmp, "dash-%s.pcap" % point)
+            b = q(arch, *local, "--point", point, "-w", out, flt)
+            check(b.returncode == 0 and open(out, "rb").read() == a.stdout,
+                  "%s %s: -w FILE and -w - differ" % (how, point))
+            # rewind query ... -w - FILTER | tcpdump -r - -w FILE (at
+            # nanosecond precision, tcpdump writes the bytes it reads)
+            piped = os.path.join(tmp, "dash-piped.pcap")
+            rp = subprocess.Popen([REWIND, "query", "--dir", arch, *local, "--point", point,
+                                   "-w", "-", flt], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, cwd=cwd)
+            tp = subprocess.run(["tcpdump", "--time-stamp-precision=nano", "-r", "-", "-w",
+                                 piped], stdin=rp.stdout, capture_output=True)
+            rp.stdout.close()
+            check(rp.wait() == 0 and tp.returncode == 0 and
+                  open(piped, "rb").read() == open(out, "rb").read(),
+                  "%s %s | tcpdump -r - -w FILE: not the bytes of -w FILE (%r)" %
+                  (how, point, tp.stderr))
+        # a rejected query writes nothing anywhere
+        precious()
+        r = q(arch, *local, "--point", "smtp", "-w", "-", "host and", cwd=cwd)
+        check(r.returncode == 2 and r.stdout == b"" and untouched(),
+              "%s, bad filter: exit %d, %d bytes out, '-' untouched: %s" %
+              (how, r.returncode, len(r.stdout), untouched()))
+        # an answer that fails once the output is open: the pipe's reader goes
+        # away (SIGPIPE ignored: a write error, exit 1); '-' is not removed
+        p = subprocess.Popen([REWIND, "query", "--dir", arch, *local, "--point", "big", "-w",
+                              "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+                             preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+        head = p.stdout.read(100)
+        p.stdout.close()
+        try:
+            rc = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        err = p.stderr.read()
+        p.stderr.close()
+        check(len(head) == 100 and rc == 1 and b"Broken pipe" in err and untouched(),
+              "%s, closed pipe: %d bytes read, exit %s, %r, '-' untouched: %s" %
+              (how, len(head), rc, err, untouched()))
+        # to a terminal: refused, as without -w
+        master, slave = pty.openpty()
+        try:
+            r = subprocess.run([REWIND, "query", "--dir", arch, *local, "--point", "smtp", "-w",
+                                "-"], stdout=slave, stderr=subprocess.PIPE, cwd=cwd, timeout=30)
+        finally:
+            os.close(slave)
+            os.close(master)
+        check(r.returncode == 2 and b"terminal" in r.stderr and untouched(),
+              "%s to a terminal: exit %d, %r, '-' untouched: %s" %
+              (how, r.returncode, r.stderr, untouched()))
+    os.unlink(dash)
+    check(os.listdir(cwd) == [], "-w -: files written: %r" % os.listdir(cwd))
 
 
 def read_then_close(arch, local, sigpipe=signal.SIG_DFL):
@@ -401,6 +489,7 @@ def main():
     try:
         test_same_answers(arch, d)
         test_errors(arch, d, tmp)
+        test_write_dash(arch, d, tmp)
         test_closed_pipe(arch, d)
         test_stalled_and_busy(arch, d)
         test_protocol(arch, d, tmp)
