@@ -97,11 +97,11 @@ static void *serve(void *arg)
         goto done;
     }
     *label++ = 0;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", filefd);
     struct cap_import_stats st;
     rw_info("import of %s into point %s handed over by a client", label, point);
-    int rc = cap_import_file(c->h->a, path, label, point, on_progress, &c->fd, &st, err);
+    /* The descriptor itself, not a reopened /proc/self/fd path: a socket
+     * cannot be reopened, and standard input is read from where it stands. */
+    int rc = cap_import_fd(c->h->a, filefd, label, point, on_progress, &c->fd, &st, err);
     if (rc < 0) {
         rw_warn("import of %s: %s", label, err);
         rw_send_line(c->fd, "error %d %s", rc, err);

@@ -157,7 +157,11 @@ static int stream_close(void *cookie)
     return 0;
 }
 
-static int reader_open(const char *path, const char *label, cap_reader_t **out, char *err)
+/* Open the capture file at path ("-": standard input) or, when fd >= 0, the
+ * descriptor fd (borrowed, not closed). Either is read from where it
+ * stands, as tcpdump -r - reads its standard input. */
+static int reader_open(const char *path, int fd, const char *label, cap_reader_t **out,
+                       char *err)
 {
     char ebuf[PCAP_ERRBUF_SIZE];
     struct stat sb;
@@ -166,8 +170,12 @@ static int reader_open(const char *path, const char *label, cap_reader_t **out, 
     if (!r)
         return rw_err(err, RW_ENOMEM, "out of memory");
     snprintf(r->path, sizeof r->path, "%s", label);
-    r->own_fd = strcmp(path, "-") != 0;
-    r->fd = r->own_fd ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    r->own_fd = fd < 0 && strcmp(path, "-") != 0;
+    r->fd = fd >= 0 ? fd : r->own_fd ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    if (fd >= 0 && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_WRONLY) {
+        free(r);
+        return rw_err(err, RW_EINPUT, "%s: the descriptor is not open for reading", label);
+    }
     if (r->fd < 0 || fstat(r->fd, &sb) < 0) {
         int e = errno;
         stream_close(r);
@@ -180,7 +188,9 @@ static int reader_open(const char *path, const char *label, cap_reader_t **out, 
         return rw_err(err, RW_EINPUT, "%s: is a directory, not a capture file", label);
     }
     if (S_ISREG(sb.st_mode)) {
+        off_t at = lseek(r->fd, 0, SEEK_CUR); /* standard input may start further on */
         r->total = (uint64_t)sb.st_size;
+        r->pos = at > 0 ? (uint64_t)at : 0;
         posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* read once, in order */
     }
     r->ng.on = 1; /* until the header says whether it is pcapng */
@@ -215,7 +225,7 @@ static int reader_open(const char *path, const char *label, cap_reader_t **out, 
 
 int cap_reader_open(const char *path, cap_reader_t **out, char *err)
 {
-    return reader_open(path, path, out, err);
+    return reader_open(path, -1, path, out, err);
 }
 
 void cap_reader_close(cap_reader_t *r)
@@ -443,8 +453,10 @@ static void ra_stop(struct readahead *ra)
     pthread_cond_destroy(&ra->emptied);
 }
 
-int cap_import_file(cap_arch_t *a, const char *path, const char *label, const char *point,
-                    cap_progress_fn progress, void *parg, struct cap_import_stats *st, char *err)
+/* cap_import_file() and cap_import_fd(): path, or fd when fd >= 0. */
+static int import_input(cap_arch_t *a, const char *path, int fd, const char *label,
+                        const char *point, cap_progress_fn progress, void *parg,
+                        struct cap_import_stats *st, char *err)
 {
     cap_pw_t *pw[CAP_MAX_IFACES] = {0};
     cap_reader_t *r;
@@ -452,9 +464,7 @@ int cap_import_file(cap_arch_t *a, const char *path, const char *label, const ch
     int rc, nw = 0;
     int64_t last_prog = 0;
     memset(st, 0, sizeof *st);
-    if (!label)
-        label = path;
-    if ((rc = reader_open(path, label, &r, err)) < 0)
+    if ((rc = reader_open(path, fd, label, &r, err)) < 0)
         return rc;
     if (!(ra = calloc(1, sizeof *ra))) {
         cap_reader_close(r);
@@ -527,4 +537,16 @@ int cap_import_file(cap_arch_t *a, const char *path, const char *label, const ch
     }
     cap_reader_close(r);
     return rc;
+}
+
+int cap_import_file(cap_arch_t *a, const char *path, const char *label, const char *point,
+                    cap_progress_fn progress, void *parg, struct cap_import_stats *st, char *err)
+{
+    return import_input(a, path, -1, label ? label : path, point, progress, parg, st, err);
+}
+
+int cap_import_fd(cap_arch_t *a, int fd, const char *label, const char *point,
+                  cap_progress_fn progress, void *parg, struct cap_import_stats *st, char *err)
+{
+    return import_input(a, NULL, fd, label, point, progress, parg, st, err);
 }

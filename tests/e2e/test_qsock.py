@@ -8,7 +8,9 @@ and --local fall back to reading the archive; malformed requests get an
 error line and leave the daemon serving. Which path answered is read from
 the daemon's log, which has one line per query it answered. The front end
 bin/rewind asks only once before handing over to bin/rewind-core, finds
-rewind-core where `make install` puts it, and says so when it is missing."""
+rewind-core where `make install` puts it, and says so when it is missing.
+`rewind import -` reads standard input (pipe, file, socket) with or without
+the daemon."""
 import os
 import pty
 import re
@@ -221,6 +223,72 @@ def test_write_dash(arch, d, tmp):
               (how, r.returncode, r.stderr, untouched()))
     os.unlink(dash)
     check(os.listdir(cwd) == [], "-w -: files written: %r" % os.listdir(cwd))
+
+
+def import_stdin(arch, point, how, data, tmp):
+    """rewind import --dir ARCH --point POINT - with standard input a pipe, a
+    regular file, the same file read from an offset (the bytes before it are
+    not the capture), or a socket."""
+    cmd = [REWIND, "import", "--quiet", "--dir", arch, "--point", point, "-"]
+    if how == "pipe":
+        return subprocess.run(cmd, input=data, capture_output=True, timeout=60)
+    if how == "socket":
+        a, b = socket.socketpair()
+        feed = threading.Thread(target=lambda: (b.sendall(data), b.shutdown(socket.SHUT_WR)))
+        feed.start()
+        try:
+            return subprocess.run(cmd, stdin=a, capture_output=True, timeout=60)
+        finally:
+            feed.join()
+            a.close()
+            b.close()
+    path = os.path.join(tmp, "stdin-%s.pcap" % how)
+    skip = b"not a capture " * 8 if how == "offset" else b""
+    with open(path, "wb") as f:
+        f.write(skip + data)
+    with open(path, "rb") as f:
+        f.seek(len(skip))
+        return subprocess.run(cmd, stdin=f, capture_output=True, timeout=60)
+
+
+def test_import_stdin(arch, d, tmp):
+    """rewind import - reads standard input whether or not a daemon owns the
+    archive: the daemon reads the very descriptor the client hands over, as
+    the client would have (from where it stands, whatever it is)."""
+    with open(SMTP, "rb") as f:
+        data = f.read()
+    want = tcpdump(SMTP)
+    alone = os.path.join(tmp, "stdin-alone")
+    for how in ("pipe", "file", "offset", "socket"):
+        point = "stdin-" + how
+        for where, dest in (("daemon", arch), ("no daemon", alone)):
+            r = import_stdin(dest, point, how, data, tmp)
+            got = q(dest, "--local", "--point", point)
+            check(r.returncode == 0 and got.stdout == want,
+                  "import - from a %s (%s): exit %d %r; query: %d bytes, tcpdump %d" %
+                  (how, where, r.returncode, r.stderr, len(got.stdout), len(want)))
+        check(b"import of - into point %s handed over" % point.encode() in d.text(),
+              "import - from a %s: not handed to the daemon" % how)
+    # a descriptor open for writing only is not read (it once was, reopened
+    # through /proc/self/fd with the daemon's rights)
+    wo = os.path.join(tmp, "writeonly.pcap")
+    with open(wo, "wb") as f:
+        f.write(data)
+    fd = os.open(wo, os.O_WRONLY | os.O_APPEND)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(os.path.join(arch, "rewindd.sock"))
+    socket.send_fds(s, [b"import\two\twriteonly\n"], [fd])
+    os.close(fd)
+    out = b""
+    while not out.endswith(b"\n"):
+        b = s.recv(4096)
+        if not b:
+            break
+        out += b
+    s.close()
+    check(out == b"error -1 writeonly: the descriptor is not open for reading\n",
+          "import of a write-only descriptor: %r" % out)
 
 
 def read_then_close(arch, local, sigpipe=signal.SIG_DFL):
@@ -493,6 +561,7 @@ def main():
         test_closed_pipe(arch, d)
         test_stalled_and_busy(arch, d)
         test_protocol(arch, d, tmp)
+        test_import_stdin(arch, d, tmp)
     finally:
         rc = d.stop()
     check(rc == 0, "rewindd exit %s" % rc)
