@@ -157,6 +157,63 @@ static int stream_close(void *cookie)
     return 0;
 }
 
+/* ---- header checks libpcap leaves to its callers ---- */
+
+/* Magic numbers of the pcap (not pcapng) formats libpcap reads: microsecond,
+ * nanosecond, and Kuznetzov's modified format (pcap-savefile(5)). */
+static int pcap_magic(uint32_t m)
+{
+    return m == 0xA1B2C3D4u || m == 0xA1B23C4Du || m == 0xA1B2CD34u;
+}
+
+/* The link-type field of a pcap file header, bytes 20-23 in the file's byte
+ * order (pcap-savefile(5) of libpcap 1.10.5 and later; draft-ietf-opsawg-pcap,
+ * "File Header"): bits 31-28 FCS len, 27 R, 26 P, 25-16 Reserved3, 15-0 the
+ * link-layer type. Reserved3 must be zero, and a reader should treat any
+ * other value as an error. libpcap 1.10.3 masks only the top six bits, so
+ * Reserved3 ends up in the link type, which tcpdump then refuses as unknown;
+ * later libpcap refuses the header itself. We read the field ourselves to
+ * refuse it under either, naming the field. FCS len, P and R describe the
+ * frames or are unused: libpcap and tcpdump take them, and so do we. */
+#define PCAP_LT_RESERVED3 0x03FF0000u
+
+static int check_pcap_linktype_field(const cap_reader_t *r, char *err)
+{
+    uint32_t magic, lt;
+    if (r->ng.len < 24) /* libpcap read the 24-byte header through our copy */
+        return 0;
+    memcpy(&magic, r->ng.buf, 4);
+    memcpy(&lt, r->ng.buf + 20, 4);
+    if (!pcap_magic(magic)) {
+        if (!pcap_magic(__builtin_bswap32(magic)))
+            return 0; /* pcapng: an IDB's link type has 16 bits and no flags */
+        lt = __builtin_bswap32(lt);
+    }
+    if (lt & PCAP_LT_RESERVED3)
+        return rw_err(err, RW_EINPUT,
+                      "%s: file header: link-type field 0x%08x has reserved bits 0x%08x set "
+                      "(Reserved3, bits 16-25, must be zero)",
+                      r->path, lt, lt & PCAP_LT_RESERVED3);
+    return 0;
+}
+
+/* tcpdump compiles its filter for the file's link type before it reads a
+ * packet, an empty filter too, and refuses a link type libpcap's compiler
+ * does not know ("unknown data link type 999"). So do we, with the same
+ * call on the same handle: a point of such a link type could not be
+ * queried like tcpdump either. pcap_compile() is thread-safe since libpcap
+ * 1.8.0 (its ChangeLog), so a daemon's imports need not share the query's
+ * lock. */
+static int check_linktype_known(cap_reader_t *r, char *err)
+{
+    struct bpf_program prog;
+    if (pcap_compile(r->p, &prog, "", 1, PCAP_NETMASK_UNKNOWN) < 0)
+        return rw_err(err, RW_EINPUT, "%s: file header: link type %d: %s", r->path,
+                      pcap_datalink(r->p), pcap_geterr(r->p));
+    pcap_freecode(&prog);
+    return 0;
+}
+
 /* Open the capture file at path ("-": standard input) or, when fd >= 0, the
  * descriptor fd (borrowed, not closed). Either is read from where it
  * stands, as tcpdump -r - reads its standard input. */
@@ -213,6 +270,11 @@ static int reader_open(const char *path, int fd, const char *label, cap_reader_t
         ngwalk_stop(&r->ng);
         free(r);
         return rw_err(err, RW_EINPUT, "%s: file header: %s", label, ebuf);
+    }
+    int rc;
+    if ((rc = check_pcap_linktype_field(r, err)) < 0 || (rc = check_linktype_known(r, err)) < 0) {
+        cap_reader_close(r);
+        return rc;
     }
     uint32_t magic = 0;
     if (r->ng.len >= 4)

@@ -269,6 +269,13 @@ def test_import_stdin(arch, d, tmp):
                   (how, where, r.returncode, r.stderr, len(got.stdout), len(want)))
         check(b"import of - into point %s handed over" % point.encode() in d.text(),
               "import - from a %s: not handed to the daemon" % how)
+    # a file whose header tcpdump refuses is refused by the daemon as locally
+    fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures",
+                           "linktype-reserved-field-not-zero.pcap")
+    r = rw("import", "--quiet", "--dir", arch, "--point", "reserved", fixture)
+    check(r.returncode == 2 and r.stderr.startswith(b"rewind: " + fixture.encode()) and
+          b"link-type field" in r.stderr and b"into point reserved handed over" in d.text(),
+          "a bad header handed to the daemon: exit %d %r" % (r.returncode, r.stderr))
     # a descriptor open for writing only is not read (it once was, reopened
     # through /proc/self/fd with the daemon's rights)
     wo = os.path.join(tmp, "writeonly.pcap")
