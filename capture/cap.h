@@ -47,6 +47,13 @@ typedef void (*cap_progress_fn)(void *arg, const char *path, uint64_t done, uint
 int cap_import_file(arc_t *a, const char *path, const char *label, const char *point,
                     cap_progress_fn progress, void *parg, struct cap_import_stats *st,
                     char *err) RW_WUR;
+/* The same for an open descriptor (borrowed: read from its current offset,
+ * never closed), named `label` in messages: what a client hands the daemon,
+ * read as the client would have read it, whatever it is (file, pipe,
+ * socket). RW_EINPUT if it is not open for reading. */
+int cap_import_fd(arc_t *a, int fd, const char *label, const char *point,
+                  cap_progress_fn progress, void *parg, struct cap_import_stats *st,
+                  char *err) RW_WUR;
 
 /* ---- live capture ---- */
 typedef struct cap_live cap_live_t;

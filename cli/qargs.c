@@ -59,7 +59,7 @@ const char qargs_help[] =
     "                       (1714572000.25), 'now', or relative (-15m, -2h, -1d)\n"
     "  -p, --point NAME     only this capture point (repeatable)\n"
     "  -F, --format FMT     pcap (nanosecond, the default) or pcapng\n"
-    "  -w, --write FILE     write to FILE instead of stdout\n"
+    "  -w, --write FILE     write to FILE instead of stdout ('-': stdout)\n"
     "  -c, --count          print the number of matching packets instead\n"
     "  -l, --limit N        stop after N packets\n"
     "      --local          read DIR directly even when a rewindd serves it\n"
@@ -126,7 +126,11 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
             else
                 return USAGE("query: --format must be pcap or pcapng, not '%s'", optarg);
             break;
-        case 'w': a->o.wfile = optarg; break;
+        case 'w':
+            /* "-" is standard output, as for tcpdump and every pcap tool;
+             * a file of that name is ./- */
+            a->o.wfile = strcmp(optarg, "-") ? optarg : NULL;
+            break;
         case 'c': a->count = 1; break;
         case 'L': a->local = 1; break;
         case 'l': {

@@ -35,7 +35,7 @@ extern const char qargs_help[]; /* rewind query --help */
 /* The output of a query: -w FILE, opened (truncating) only once the query
  * is known to be good, or stdout. */
 struct qargs_out {
-    const char *wfile;
+    const char *wfile; /* NULL for stdout, also when given as -w - */
     int fd; /* -1 until opened */
 };
 /* Opens o's output (a struct qargs_out *); a ctl_open_fn. */

@@ -31,6 +31,8 @@ static const char import_help[] =
     "NAME, NAME-if1, NAME-if2, ..., from a pipe as from a file.\n"
     "A file with a fault keeps its good records before the fault; the fault is\n"
     "reported with the file name and record number, and the exit code is 2.\n"
+    "A file header that tcpdump -r refuses (pcap version, reserved link-type\n"
+    "bits, a link type libpcap cannot filter) is refused whole, also exit 2.\n"
     "If a running rewindd owns DIR, the files are handed to it (it reads the\n"
     "descriptors this command opened) and imported by the daemon.\n"
     "\n"

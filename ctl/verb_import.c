@@ -41,11 +41,11 @@ void ctl_verb_import(struct ctl *c, int conn, char *line, int fd)
         ctl_send_line(conn, "error %d %s", rc, err);
         goto done;
     }
-    char path[64];
     struct cap_import_stats st;
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     rw_info("import of %s into point %s handed over by a client", label, point);
-    rc = cap_import_file(c->o.archive, path, label, point, on_progress, &conn, &st, err);
+    /* The descriptor itself, not a reopened /proc/self/fd path: a socket
+     * cannot be reopened, and standard input is read from where it stands. */
+    rc = cap_import_fd(c->o.archive, fd, label, point, on_progress, &conn, &st, err);
     if (rc < 0) {
         rw_warn("import of %s: %s", label, err);
         ctl_send_line(conn, "error %d %s", rc, err);

@@ -128,7 +128,7 @@ static int recv_out(struct sink *k)
 
 void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
 {
-    char err[RW_ERRSZ], what[300];
+    char err[RW_ERRSZ], what[300], reply[RW_ERRSZ + 64] = "";
     struct ctl_query r;
     qry_t *q = NULL;
     qry_out_t *out = NULL;
@@ -136,6 +136,7 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
     uint64_t packets = 0;
     int64_t start = rw_mono_ns();
     int rc;
+#define REPLY(...) snprintf(reply, sizeof reply, __VA_ARGS__) /* sent once done */
     if (fd0 >= 0) /* a query brings its descriptor later, when asked */
         close(fd0);
     /* Busy or stopping: the client reads the archive itself. */
@@ -150,13 +151,13 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
     }
     if ((rc = ctl_query_parse(line, &r, err)) < 0) {
         rw_info("rewind query: bad request refused: %s", err);
-        ctl_send_line(conn, "error %d %s", rc, err);
+        REPLY("error %d %s", rc, err);
         goto done;
     }
     snprintf(what, sizeof what, "rewind query filter '%.200s'", r.spec.filter ? r.spec.filter : "");
     if ((rc = qry_new(arc_index(s->o.archive), &r.spec, &q, err)) < 0) {
         rw_info("%s: refused: %s", what, err);
-        ctl_send_line(conn, "error %d %s", rc, err);
+        REPLY("error %d %s", rc, err);
         goto done;
     }
     if (!r.count) {
@@ -166,14 +167,14 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
          * in a pcap is refused as locally, leaving -w FILE alone. */
         if ((rc = qry_out_new(r.format, pts, npts, sink_write, &k, &out, err)) < 0) {
             rw_info("%s: refused: %s", what, err);
-            ctl_send_line(conn, "error %d %s", rc, err);
+            REPLY("error %d %s", rc, err);
             goto done;
         }
         ctl_send_line(conn, "ready");
         int fd = recv_out(&k);
         if (fd < 0 && atomic_load(&s->cancel)) {
             rw_warn("%s: cut by shutdown before the answer", what);
-            ctl_send_line(conn, "error %d rewindd stopped while answering; ask again", RW_ESTOP);
+            REPLY("error %d rewindd stopped while answering; ask again", RW_ESTOP);
             goto done;
         }
         if (fd < 0) {
@@ -186,8 +187,7 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
         if (mode < 0 || ((mode & O_ACCMODE) != O_WRONLY && (mode & O_ACCMODE) != O_RDWR)) {
             close(fd);
             rw_warn("%s: refused: the output descriptor is not open for writing", what);
-            ctl_send_line(conn, "error %d the output descriptor is not open for writing",
-                         RW_EINPUT);
+            REPLY("error %d the output descriptor is not open for writing", RW_EINPUT);
             goto done;
         }
         sink_open(&k, fd);
@@ -210,23 +210,23 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
     if (rc >= 0) {
         rw_info("%s: %" PRIu64 " packets, %" PRIu64 " bytes in %.3f s", what, packets, k.bytes,
                 (double)(rw_mono_ns() - start) / 1e9);
-        ctl_send_line(conn, "ok %" PRIu64 " %" PRIu64, packets, k.bytes);
+        REPLY("ok %" PRIu64 " %" PRIu64, packets, k.bytes);
     } else if (k.cut) {
         if (atomic_load(&s->cancel)) {
             rw_warn("%s: cut by shutdown after %" PRIu64 " bytes", what, k.bytes);
-            ctl_send_line(conn, "error %d rewindd stopped while answering; ask again", RW_ESTOP);
+            REPLY("error %d rewindd stopped while answering; ask again", RW_ESTOP);
         } else {
             rw_info("%s: client went away after %" PRIu64 " bytes", what, k.bytes);
         }
     } else if (k.werrno == EPIPE) {
         rw_info("%s: the reader of the client's pipe went away after %" PRIu64 " bytes", what,
                 k.bytes);
-        ctl_send_line(conn, "epipe");
+        REPLY("epipe");
     } else if (k.werrno) {
-        ctl_send_line(conn, "error %d writing output: %s", RW_EIO, strerror(k.werrno));
+        REPLY("error %d writing output: %s", RW_EIO, strerror(k.werrno));
     } else {
         rw_error("%s: failed after %" PRIu64 " bytes: %s", what, k.bytes, err);
-        ctl_send_line(conn, "error %d %s", rc, err);
+        REPLY("error %d %s", rc, err);
     }
 done:
     if (out)
@@ -234,6 +234,12 @@ done:
     qry_free(q);
     if (k.fd >= 0)
         close(k.fd);
+    /* The slot is free before the client hears the last line: a client
+     * asking again as soon as it has its answer must not be told "busy"
+     * because of the query that answered it. */
     atomic_fetch_sub(&s->active, 1);
+    if (reply[0])
+        ctl_send_line(conn, "%s", reply);
+#undef REPLY
 }
 

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """`rewind query --dir` answered by the rewindd that owns the archive, over
 DIR/rewindd.sock: the same bytes as reading the archive locally and as
-tcpdump; errors as locally (a rejected filter leaves -w FILE alone); a
-closed pipe ends the client with SIGPIPE; a stalled or vanished client and
+tcpdump; -w - is standard output on both paths; errors as locally (a
+rejected filter leaves -w FILE alone); a closed pipe ends the client with SIGPIPE; a stalled or vanished client and
 SIGTERM do not pin the daemon; a busy daemon, a killed one (stale socket)
 and --local fall back to reading the archive; malformed requests get an
 error line and leave the daemon serving. Which path answered is read from
 the daemon's log, which has one line per query it answered. The front end
 bin/rewind asks only once before handing over to bin/rewind-core, finds
-rewind-core where `make install` puts it, and says so when it is missing."""
+rewind-core where `make install` puts it, and says so when it is missing.
+`rewind import -` reads standard input (pipe, file, socket) with or without
+the daemon."""
 import os
+import pty
 import re
 import select
 import signal
@@ -133,6 +136,166 @@ def test_errors(arch, d, tmp):
     # a bad time never reaches the daemon, and says so the same way
     r = q(arch, "--from", "yesterday-ish", "tcp")
     check(r.returncode == 2 and b"yesterday-ish" in r.stderr, "bad time: %r" % (r.stderr,))
+
+
+def test_write_dash(arch, d, tmp):
+    """-w - is standard output, as for tcpdump and every pcap tool, asked of
+    the daemon and read locally: the bytes of -w FILE and of tcpdump, also
+    once through tcpdump's own reader of standard input. No file named '-'
+    is written, and one that exists is left alone (not truncated, and not
+    removed when the answer fails); to a terminal, -w - is refused as
+    writing to standard output without -w is."""
+    cwd = os.path.join(tmp, "dash")
+    os.makedirs(cwd)
+    dash = os.path.join(cwd, "-")
+
+    def precious():
+        with open(dash, "wb") as f:
+            f.write(b"precious")
+
+    def untouched():
+        return open(dash, "rb").read() == b"precious"
+
+    for local in ([], ["--local"]):
+        how = "-w - (%s)" % ("local" if local else "daemon")
+        for point, path, flt in (("smtp", SMTP, "port 25"), ("sll", SLL, "port 1389")):
+            precious()
+            before = d.answered()
+            a = q(arch, *local, "--point", point, "-w", "-", flt, cwd=cwd)
+            asked = d.answered() - before
+            want = tcpdump(path, flt)
+            check(a.returncode == 0 and a.stdout == want and len(want) > 24,
+                  "%s %s %r: exit %d, %d bytes on stdout, tcpdump wrote %d: %r" %
+                  (how, point, flt, a.returncode, len(a.stdout), len(want), a.stderr))
+            check(asked == (0 if local else 1), "%s: answered by the daemon %d times" %
+                  (how, asked))
+            check(untouched(), "%s %s: wrote the file named '-'" % (how, point))
+            out = os.path.join(tmp, "dash-%s.pcap" % point)
+            b = q(arch, *local, "--point", point, "-w", out, flt)
+            check(b.returncode == 0 and open(out, "rb").read() == a.stdout,
+                  "%s %s: -w FILE and -w - differ" % (how, point))
+            # rewind query ... -w - FILTER | tcpdump -r - -w FILE (at
+            # nanosecond precision, tcpdump writes the bytes it reads)
+            piped = os.path.join(tmp, "dash-piped.pcap")
+            rp = subprocess.Popen([REWIND, "query", "--dir", arch, *local, "--point", point,
+                                   "-w", "-", flt], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, cwd=cwd)
+            tp = subprocess.run(["tcpdump", "--time-stamp-precision=nano", "-r", "-", "-w",
+                                 piped], stdin=rp.stdout, capture_output=True)
+            rp.stdout.close()
+            check(rp.wait() == 0 and tp.returncode == 0 and
+                  open(piped, "rb").read() == open(out, "rb").read(),
+                  "%s %s | tcpdump -r - -w FILE: not the bytes of -w FILE (%r)" %
+                  (how, point, tp.stderr))
+        # a rejected query writes nothing anywhere
+        precious()
+        r = q(arch, *local, "--point", "smtp", "-w", "-", "host and", cwd=cwd)
+        check(r.returncode == 2 and r.stdout == b"" and untouched(),
+              "%s, bad filter: exit %d, %d bytes out, '-' untouched: %s" %
+              (how, r.returncode, len(r.stdout), untouched()))
+        # an answer that fails once the output is open: the pipe's reader goes
+        # away (SIGPIPE ignored: a write error, exit 1); '-' is not removed
+        p = subprocess.Popen([REWIND, "query", "--dir", arch, *local, "--point", "big", "-w",
+                              "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+                             preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+        head = p.stdout.read(100)
+        p.stdout.close()
+        try:
+            rc = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        err = p.stderr.read()
+        p.stderr.close()
+        check(len(head) == 100 and rc == 1 and b"Broken pipe" in err and untouched(),
+              "%s, closed pipe: %d bytes read, exit %s, %r, '-' untouched: %s" %
+              (how, len(head), rc, err, untouched()))
+        # to a terminal: refused, as without -w
+        master, slave = pty.openpty()
+        try:
+            r = subprocess.run([REWIND, "query", "--dir", arch, *local, "--point", "smtp", "-w",
+                                "-"], stdout=slave, stderr=subprocess.PIPE, cwd=cwd, timeout=30)
+        finally:
+            os.close(slave)
+            os.close(master)
+        check(r.returncode == 2 and b"terminal" in r.stderr and untouched(),
+              "%s to a terminal: exit %d, %r, '-' untouched: %s" %
+              (how, r.returncode, r.stderr, untouched()))
+    os.unlink(dash)
+    check(os.listdir(cwd) == [], "-w -: files written: %r" % os.listdir(cwd))
+
+
+def import_stdin(arch, point, how, data, tmp):
+    """rewind import --dir ARCH --point POINT - with standard input a pipe, a
+    regular file, the same file read from an offset (the bytes before it are
+    not the capture), or a socket."""
+    cmd = [REWIND, "import", "--quiet", "--dir", arch, "--point", point, "-"]
+    if how == "pipe":
+        return subprocess.run(cmd, input=data, capture_output=True, timeout=60)
+    if how == "socket":
+        a, b = socket.socketpair()
+        feed = threading.Thread(target=lambda: (b.sendall(data), b.shutdown(socket.SHUT_WR)))
+        feed.start()
+        try:
+            return subprocess.run(cmd, stdin=a, capture_output=True, timeout=60)
+        finally:
+            feed.join()
+            a.close()
+            b.close()
+    path = os.path.join(tmp, "stdin-%s.pcap" % how)
+    skip = b"not a capture " * 8 if how == "offset" else b""
+    with open(path, "wb") as f:
+        f.write(skip + data)
+    with open(path, "rb") as f:
+        f.seek(len(skip))
+        return subprocess.run(cmd, stdin=f, capture_output=True, timeout=60)
+
+
+def test_import_stdin(arch, d, tmp):
+    """rewind import - reads standard input whether or not a daemon owns the
+    archive: the daemon reads the very descriptor the client hands over, as
+    the client would have (from where it stands, whatever it is)."""
+    with open(SMTP, "rb") as f:
+        data = f.read()
+    want = tcpdump(SMTP)
+    alone = os.path.join(tmp, "stdin-alone")
+    for how in ("pipe", "file", "offset", "socket"):
+        point = "stdin-" + how
+        for where, dest in (("daemon", arch), ("no daemon", alone)):
+            r = import_stdin(dest, point, how, data, tmp)
+            got = q(dest, "--local", "--point", point)
+            check(r.returncode == 0 and got.stdout == want,
+                  "import - from a %s (%s): exit %d %r; query: %d bytes, tcpdump %d" %
+                  (how, where, r.returncode, r.stderr, len(got.stdout), len(want)))
+        check(b"import of - into point %s handed over" % point.encode() in d.text(),
+              "import - from a %s: not handed to the daemon" % how)
+    # a file whose header tcpdump refuses is refused by the daemon as locally
+    fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures",
+                           "linktype-reserved-field-not-zero.pcap")
+    r = rw("import", "--quiet", "--dir", arch, "--point", "reserved", fixture)
+    check(r.returncode == 2 and r.stderr.startswith(b"rewind: " + fixture.encode()) and
+          b"link-type field" in r.stderr and b"into point reserved handed over" in d.text(),
+          "a bad header handed to the daemon: exit %d %r" % (r.returncode, r.stderr))
+    # a descriptor open for writing only is not read (it once was, reopened
+    # through /proc/self/fd with the daemon's rights)
+    wo = os.path.join(tmp, "writeonly.pcap")
+    with open(wo, "wb") as f:
+        f.write(data)
+    fd = os.open(wo, os.O_WRONLY | os.O_APPEND)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(os.path.join(arch, "rewindd.sock"))
+    socket.send_fds(s, [b"import\two\twriteonly\n"], [fd])
+    os.close(fd)
+    out = b""
+    while not out.endswith(b"\n"):
+        b = s.recv(4096)
+        if not b:
+            break
+        out += b
+    s.close()
+    check(out == b"error -1 writeonly: the descriptor is not open for reading\n",
+          "import of a write-only descriptor: %r" % out)
 
 
 def read_then_close(arch, local, sigpipe=signal.SIG_DFL):
@@ -404,9 +567,11 @@ def main():
     try:
         test_same_answers(arch, d)
         test_errors(arch, d, tmp)
+        test_write_dash(arch, d, tmp)
         test_closed_pipe(arch, d)
         test_stalled_and_busy(arch, d)
         test_protocol(arch, d, tmp)
+        test_import_stdin(arch, d, tmp)
     finally:
         rc = d.stop()
     check(rc == 0, "rewindd exit %s" % rc)

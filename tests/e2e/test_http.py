@@ -208,6 +208,24 @@ def test_basic_routes():
           "status lists the imported point: %r" % body[:300])
 
 
+def test_query_url_dash(tmp):
+    """rewind query --url ... -w - writes the answer on standard output, not
+    into a file named '-': the bytes of -w FILE and of tcpdump."""
+    cwd = os.path.join(tmp, "dash")
+    os.makedirs(cwd)
+    url = "http://127.0.0.1:%d" % PORT
+    out = os.path.join(tmp, "url-dash.pcap")
+    a = ns(REWIND, "query", "--url", url, "--point", "bulk", "-w", "-", "tcp[13] & 2 != 0", cwd=cwd)
+    b = ns(REWIND, "query", "--url", url, "--point", "bulk", "-w", out, "tcp[13] & 2 != 0")
+    want = tcpdump(BULK, "tcp[13] & 2 != 0")
+    check(a.returncode == 0 and a.stdout == want and len(want) > 24,
+          "--url -w -: exit %d, %d bytes on stdout, tcpdump wrote %d: %r" %
+          (a.returncode, len(a.stdout), len(want), a.stderr))
+    check(b.returncode == 0 and open(out, "rb").read() == a.stdout,
+          "--url: -w FILE and -w - differ")
+    check(os.listdir(cwd) == [], "--url -w -: files written: %r" % os.listdir(cwd))
+
+
 def test_keepalive():
     script = r'''
 import http.client, socket
@@ -474,6 +492,7 @@ def main():
         check(r.returncode == 0, "import into the serving daemon: %r" % r.stderr)
         test_errors()
         test_basic_routes()
+        test_query_url_dash(tmp)
         test_keepalive()
         test_concurrent(daemon.pid)
         test_disconnect_and_slow(daemon.pid)

@@ -21,39 +21,130 @@ def status_content(arch):
     return [l for l in out.splitlines() if not l.startswith(("index ", "disk "))]
 
 
-def test_bad_files(tmp):
+# Capture files with one header field out of the ordinary, crafted here:
+# (name, bytes, what rewind's message names when tcpdump refuses the file).
+# tcpdump is the judge: rewind must refuse exactly what `tcpdump -r` refuses
+# and import the rest as tcpdump reads it. (tcpdump 4.99.3 with libpcap
+# 1.10.3 refuses the Reserved3 bits of the link-type field, an unknown link
+# type and a version other than 2.0-2.4 or 543.0; it takes the FCS length,
+# P and R bits of the link-type field, any snapshot length, thiszone and
+# sigfigs, and a pcapng IDB's Reserved field.)
+NANO = pcaputil.NANO_MAGIC
+CRAFTED = [
+    ("linktype-reserved-field-not-zero.pcap", pcaputil.craft_pcap(linktype=0x02000001),
+     "link-type field"),
+    ("linktype-reserved-header-only.pcap", pcaputil.craft_pcap(linktype=0x02000001, records=0),
+     "link-type field"),
+    ("linktype-reserved-all.pcap", pcaputil.craft_pcap(linktype=0x03FF0001), "link-type field"),
+    ("linktype-reserved-bit16.pcap", pcaputil.craft_pcap(linktype=0x00010001), "link-type field"),
+    ("linktype-reserved-swapped.pcap",
+     pcaputil.craft_pcap(linktype=0x00400001, endian=">"), "link-type field"),
+    ("linktype-reserved-nano.pcap", pcaputil.craft_pcap(magic=NANO, linktype=0x00800001),
+     "link-type field"),
+    ("linktype-unknown-999.pcap", pcaputil.craft_pcap(linktype=999), "link type 999"),
+    ("linktype-unknown-2.pcap", pcaputil.craft_pcap(linktype=2), "link type 2"),
+    ("linktype-unknown-65535-fcs.pcap", pcaputil.craft_pcap(linktype=0xF400FFFF),
+     "link type 65535"),
+    ("linktype-fcs-len-4.pcap", pcaputil.craft_pcap(linktype=0x44000001), None),
+    ("linktype-fcs-bits.pcap", pcaputil.craft_pcap(linktype=0xF4000001), None),
+    ("linktype-r-bit.pcap", pcaputil.craft_pcap(linktype=0x08000001), None),
+    ("linktype-user0.pcap", pcaputil.craft_pcap(linktype=147), None),
+    ("version-2.5.pcap", pcaputil.craft_pcap(minor=5), "version 2.5"),
+    ("version-3.0.pcap", pcaputil.craft_pcap(major=3, minor=0), "version 3.0"),
+    ("version-1.4.pcap", pcaputil.craft_pcap(major=1), "archaic"),
+    ("version-2.3.pcap", pcaputil.craft_pcap(minor=3), None),
+    ("version-543.0.pcap", pcaputil.craft_pcap(major=543, minor=0), None),
+    ("snaplen-0.pcap", pcaputil.craft_pcap(snaplen=0), None),
+    ("snaplen-max.pcap", pcaputil.craft_pcap(snaplen=0xFFFFFFFF), None),
+    ("thiszone-sigfigs.pcap", pcaputil.craft_pcap(thiszone=-3600, sigfigs=6), None),
+    ("pcapng-linktype-999.pcapng", pcaputil.craft_pcapng(linktype=999), "link type 999"),
+    ("pcapng-idb-reserved.pcapng", pcaputil.craft_pcapng(reserved=0x0100), None),
+]
+FIXTURES = os.path.join(ROOT, "fixtures")
+
+
+def no_fcs_bits(pcap):
+    """A little-endian pcap without the top six bits of its link-type field
+    (FCS length, P, R). tcpdump -w copies them from the file it read; a
+    rewind point keeps only the link type, so its answers have them zero."""
+    if len(pcap) < 24:
+        return pcap
+    return pcap[:23] + bytes([pcap[23] & 0x03]) + pcap[24:]
+
+
+def test_crafted_headers(tmp):
+    """Each crafted file as tcpdump judges it; the committed fixture is the
+    crafted file of the same name."""
+    crafted = os.path.join(tmp, "crafted")
+    os.makedirs(crafted)
+    for name, data, needle in CRAFTED:
+        path = os.path.join(crafted, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        td = subprocess.run(["tcpdump", "--time-stamp-precision=nano", "-r", path, "-w", "-"],
+                            capture_output=True)
+        refused = td.returncode != 0
+        check(refused == (needle is not None),
+              "%s: tcpdump %s it, the table says otherwise: %r" %
+              (name, "refuses" if refused else "reads", td.stderr))
+        if refused:
+            check_bad_file(tmp, name, path, needle)
+            continue
+        arch = os.path.join(tmp, "crafted-" + name)
+        r = rw("import", "--quiet", "--dir", arch, "--point", "x", path)
+        got = rw("query", "--dir", arch, "--point", "x")
+        check(r.returncode == 0 and got.returncode == 0 and
+              no_fcs_bits(got.stdout) == no_fcs_bits(td.stdout) and
+              len(pcaputil.read_pcap(td.stdout)[1]) == 2,
+              "%s: tcpdump reads it, rewind import: exit %d %r; query %d bytes, tcpdump %d" %
+              (name, r.returncode, r.stderr, len(got.stdout), len(td.stdout)))
+    fixture = os.path.join(FIXTURES, "linktype-reserved-field-not-zero.pcap")
+    with open(fixture, "rb") as f:
+        check(f.read() == CRAFTED[0][1], "%s is not the crafted file of that name" % fixture)
+    check_bad_file(tmp, "fixture", fixture, "link-type field")
+
+
+def check_bad_file(tmp, name, path, needle=None):
+    """Importing path, after a good file into another point, exits 2 with one
+    line naming the file (and needle) and keeps what tcpdump keeps of it;
+    the archive is otherwise unchanged."""
     base = os.path.join(PCAPS, "good", "smtp.pcap")
+    arch = os.path.join(tmp, "bad-" + name)
+    r = rw("import", "--quiet", "--dir", arch, "--point", "base", base)
+    check(r.returncode == 0, "%s: importing the base file" % name)
+    before = rw("query", "--dir", arch, "--point", "base").stdout
+    status_before = status_content(arch)
+    r = rw("import", "--quiet", "--dir", arch, "--point", "bad", path)
+    err = r.stderr.decode()
+    lines = [l for l in err.splitlines() if l.strip()]
+    check(r.returncode == 2, "%s: exit code %d, expected 2" % (name, r.returncode))
+    check(len(lines) == 1, "%s: expected one error line, got %r" % (name, err))
+    check(path in err, "%s: message does not name the file: %r" % (name, err))
+    check("record" in err or "file header" in err,
+          "%s: message does not name the record: %r" % (name, err))
+    check(not needle or needle in err, "%s: message does not say %r: %r" % (name, needle, err))
+    # tcpdump keeps the good records before the fault: so must we.
+    want = tcpdump(path)
+    got = rw("query", "--dir", arch, "--point", "bad")
+    if len(want) >= 24 and len(pcaputil.read_pcap(want)[1]) > 0:
+        check(got.returncode == 0 and got.stdout == want,
+              "%s: kept records differ from tcpdump's (%d vs %d bytes): %s" %
+              (name, len(got.stdout), len(want), got.stderr.decode().strip()))
+    else:
+        check(got.returncode == 2 and b"no capture point" in got.stderr,
+              "%s: a file with no good records must not create a point (%d %r)" %
+              (name, got.returncode, got.stderr))
+    after = rw("query", "--dir", arch, "--point", "base").stdout
+    check(before == after and len(before) > 24, "%s: the base point changed" % name)
+    if not (len(want) >= 24 and len(pcaputil.read_pcap(want)[1]) > 0):
+        check(status_content(arch) == status_before,
+              "%s: status changed after a file with no good records" % name)
+
+
+def test_bad_files(tmp):
+    """The faulty files of the shared corpus (PCAPS/bad)."""
     for name in sorted(os.listdir(os.path.join(PCAPS, "bad"))):
-        path = os.path.join(PCAPS, "bad", name)
-        arch = os.path.join(tmp, "bad-" + name)
-        r = rw("import", "--quiet", "--dir", arch, "--point", "base", base)
-        check(r.returncode == 0, "%s: importing the base file" % name)
-        before = rw("query", "--dir", arch, "--point", "base").stdout
-        status_before = status_content(arch)
-        r = rw("import", "--quiet", "--dir", arch, "--point", "bad", path)
-        err = r.stderr.decode()
-        lines = [l for l in err.splitlines() if l.strip()]
-        check(r.returncode == 2, "%s: exit code %d, expected 2" % (name, r.returncode))
-        check(len(lines) == 1, "%s: expected one error line, got %r" % (name, err))
-        check(path in err, "%s: message does not name the file: %r" % (name, err))
-        check("record" in err or "file header" in err,
-              "%s: message does not name the record: %r" % (name, err))
-        # tcpdump keeps the good records before the fault: so must we.
-        want = tcpdump(path)
-        got = rw("query", "--dir", arch, "--point", "bad")
-        if len(want) >= 24 and len(pcaputil.read_pcap(want)[1]) > 0:
-            check(got.returncode == 0 and got.stdout == want,
-                  "%s: kept records differ from tcpdump's (%d vs %d bytes): %s" %
-                  (name, len(got.stdout), len(want), got.stderr.decode().strip()))
-        else:
-            check(got.returncode == 2 and b"no capture point" in got.stderr,
-                  "%s: a file with no good records must not create a point (%d %r)" %
-                  (name, got.returncode, got.stderr))
-        after = rw("query", "--dir", arch, "--point", "base").stdout
-        check(before == after and len(before) > 24, "%s: the base point changed" % name)
-        if not (len(want) >= 24 and len(pcaputil.read_pcap(want)[1]) > 0):
-            check(status_content(arch) == status_before,
-                  "%s: status changed after a file with no good records" % name)
+        check_bad_file(tmp, name, os.path.join(PCAPS, "bad", name))
 
 
 def test_one_point_several_files(tmp):
@@ -266,7 +357,7 @@ def test_docs(tmp):
 def main():
     tmp = tempfile.mkdtemp(prefix="rewind-import-")
     try:
-        for t in (test_bad_files, test_one_point_several_files, test_points_merge,
+        for t in (test_bad_files, test_crafted_headers, test_one_point_several_files, test_points_merge,
                   test_multi_interface_pcapng, test_multi_interface_stream, test_usage_errors,
                   test_docs):
             t(tmp)

@@ -61,3 +61,37 @@ def merge_by_time(streams):
 def packet_data(rec):
     """Frame bytes of a record (without its 16-byte header)."""
     return rec[16:]
+
+
+# An Ethernet ARP request: a frame every link-layer parser takes.
+ARP_FRAME = bytes.fromhex("ffffffffffff001122334455080600010800060400010011223344"
+                          "55c0a80001000000000000c0a80002")
+
+
+def craft_pcap(magic=MICRO_MAGIC, major=2, minor=4, thiszone=0, sigfigs=0, snaplen=65535,
+               linktype=1, endian="<", records=2):
+    """A pcap file with the given header fields (pcap-savefile(5)) and
+    `records` copies of ARP_FRAME, one second apart: for headers that
+    libpcap, tcpdump and rewind must judge alike."""
+    out = [struct.pack(endian + "IHHiIII", magic, major, minor, thiszone, sigfigs, snaplen,
+                       linktype)]
+    for i in range(records):
+        out.append(struct.pack(endian + "IIII", 1700000000 + i, 0, len(ARP_FRAME),
+                               len(ARP_FRAME)) + ARP_FRAME)
+    return b"".join(out)
+
+
+def craft_pcapng(linktype=1, reserved=0, records=2):
+    """A little-endian pcapng file: a Section Header Block, one Interface
+    Description Block with this LinkType and Reserved field, and `records`
+    Enhanced Packet Blocks of ARP_FRAME."""
+    def block(btype, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
+           block(1, struct.pack("<HHI", linktype, reserved, 65535))]
+    for i in range(records):
+        us = (1700000000 + i) * 1000000  # the default resolution
+        out.append(block(6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF, len(ARP_FRAME),
+                                        len(ARP_FRAME)) + ARP_FRAME))
+    return b"".join(out)
