@@ -55,7 +55,11 @@ static const char import_help[] =
     "      --min-horizon DUR     alarm (log, status, metric) when retention deletes\n"
     "                            packets less than DUR before the newest (e.g. 30d)\n"
     "\n"
-    "Exit status: 0 all files imported, 1 runtime failure, 2 bad input.\n";
+    "Retention may delete what was just imported when it is the archive's oldest:\n"
+    "a line then says how many packets it removed (exit 1 if all of them).\n"
+    "\n"
+    "Exit status: 0 all files imported, 1 runtime failure (or retention removed\n"
+    "all of a file at once), 2 bad input.\n";
 
 struct progress {
     int tty;

@@ -285,7 +285,7 @@ def test_import_stdin(arch, d, tmp):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(20)
     s.connect(os.path.join(arch, "rewindd.sock"))
-    socket.send_fds(s, [b"import\two\twriteonly\n"], [fd])
+    socket.send_fds(s, [b"import\tpoint=wo\tlabel=writeonly\n"], [fd])
     os.close(fd)
     out = b""
     while not out.endswith(b"\n"):

@@ -109,6 +109,15 @@ def main():
                                        "--dir", arch, "-i", "rwl0=live"], stdout=lf, stderr=lf)
         check(wait_log(log, b"ready", time.time() + 15), "rewindd did not start: " +
               open(log).read())
+        # Before its first packet, the live point is in status, with zero counts.
+        st = sh(REWIND, "status", "--dir", arch).stdout.decode()
+        rows = [ln.split() for ln in st.splitlines() if ln.startswith("live ")]
+        check("owned by a running rewindd" in st and len(rows) == 1 and rows[0][1] == "EN10MB" and
+              rows[0][3] == "0", "a live point without packets is in status:\n" + st)
+        # -i IFACE=POINT is parsed from a copy: ps shows the command as typed.
+        with open("/proc/%d/cmdline" % daemon.pid, "rb") as f:
+            argv = f.read().split(b"\0")
+        check(b"rwl0=live" in argv, "rewindd's argv was overwritten: %r" % argv)
         sent = collections.Counter()
         for f in SENDS:
             want = frames(sh("tcpdump", "-r", f, "-w", "-").stdout)
