@@ -111,7 +111,7 @@ static void problem(struct vctx *v, const char *fmt, ...)
 static int posting_has(idx_t *ix, const struct idx_term *t, uint64_t seg, uint32_t ord, char *err)
 {
     roaring_bitmap_t *b = NULL;
-    int rc = idx_postings(ix, t->kind, t->val, t->val, t->len, &seg, 1, &b, err);
+    int rc = idx_postings(ix, t->kind, t->val, t->val, t->len, &seg, 1, &b, NULL, err);
     if (rc < 0)
         return rc;
     rc = b && roaring_bitmap_contains(b, ord);

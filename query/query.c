@@ -160,7 +160,8 @@ static int fetch_leaves(qry_t *q, const struct qf_node *n, const uint64_t *ids, 
     if (!n)
         return 0;
     if (n->op == QF_TERM)
-        return idx_postings(q->ix, n->kind, n->lo, n->hi, n->len, ids, nids, lp[(*k)++].p, err);
+        return idx_postings(q->ix, n->kind, n->lo, n->hi, n->len, ids, nids, lp[(*k)++].p, NULL,
+                            err);
     if ((rc = fetch_leaves(q, n->a, ids, nids, lp, k, err)) < 0)
         return rc;
     return fetch_leaves(q, n->b, ids, nids, lp, k, err);
@@ -194,9 +195,9 @@ static int plan_batch(qry_t *q, struct pstream *s, char *err)
         return rw_err(err, RW_ENOMEM, "out of memory");
     int k = 0;
     if ((rc = fetch_leaves(q, q->plan, ids, n, lp, &k, err)) < 0 ||
-        (rc = idx_postings(q->ix, IDX_K_UNPARSED, NULL, NULL, 0, ids, n, lp[q->nleaves].p, err)) < 0 ||
+        (rc = idx_postings(q->ix, IDX_K_UNPARSED, NULL, NULL, 0, ids, n, lp[q->nleaves].p, NULL, err)) < 0 ||
         (has_not(q->plan) &&
-         (rc = idx_postings(q->ix, IDX_K_DEEP, NULL, NULL, 0, ids, n, lp[q->nleaves + 1].p, err)) < 0))
+         (rc = idx_postings(q->ix, IDX_K_DEEP, NULL, NULL, 0, ids, n, lp[q->nleaves + 1].p, NULL, err)) < 0))
         goto done;
     roaring_bitmap_t *empty = roaring_bitmap_create();
     for (size_t j = 0; j < n; j++) {
