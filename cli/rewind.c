@@ -267,7 +267,7 @@ static int query_url(const char *url, const char *from, const char *to, const ch
 /* Read the archive in --dir ourselves. Returns the exit status. */
 static int query_local(struct qargs *a)
 {
-    char err[RW_ERRSZ];
+    char err[RW_ERRSZ], dmg[RW_ERRSZ];
     idx_t *ix = NULL;
     qry_t *q = NULL;
     qry_out_t *out = NULL;
@@ -316,6 +316,8 @@ static int query_local(struct qargs *a)
     if (a->count)
         printf("%llu\n", (unsigned long long)n);
 done:
+    if (q && qry_damage_desc(q, dmg, sizeof dmg)) /* the answer is complete: status unchanged */
+        rw_warn("query: %s", dmg);
     if (out && qry_out_close(out) < 0 && status == 0)
         status = EXIT_RUNTIME;
     qry_free(q);

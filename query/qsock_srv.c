@@ -153,7 +153,7 @@ static int recv_out(struct sink *k)
 
 void qsock_serve(qsock_server_t *s, int conn, char *line)
 {
-    char err[RW_ERRSZ], what[300];
+    char err[RW_ERRSZ], what[300], dmg[RW_ERRSZ];
     struct qsock_req r;
     qry_t *q = NULL;
     qry_out_t *out = NULL;
@@ -224,6 +224,8 @@ void qsock_serve(qsock_server_t *s, int conn, char *line)
         if (out && qry_out_packet(out, &pkt) < 0)
             break;
     }
+    if (qry_damage_desc(q, dmg, sizeof dmg)) /* before the client hears the end */
+        rw_warn("%s: %s", what, dmg);
     if (rc == 0 && out) {
         rc = qry_out_close(out) < 0 ? -1 : 0;
         out = NULL;
