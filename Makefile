@@ -66,6 +66,9 @@ LIB_SRC := $(wildcard common/*.c index/*.c archive/*.c capture/*.c query/*.c ctl
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Programs the end-to-end tests run (damaging an archive, say); not installed.
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 
 BINS := bin/rewind bin/rewind-core bin/rewindd bin/trafficgen
@@ -112,6 +115,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librewind.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS) -lcmocka
 
+$(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/librewind.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS)
+
 # Binaries are rebuilt when SAN changes: remember which flavour bin/ holds.
 bin/.flavour-$(SAN):
 	@mkdir -p bin && rm -f bin/.flavour-* $(BINS) && touch $@
@@ -120,11 +127,11 @@ $(BINS): bin/.flavour-$(SAN)
 unit: $(UNIT_BIN)
 	@sh tests/run-unit.sh $(UNIT_BIN)
 
-e2e: $(BINS)
+e2e: $(BINS) $(TOOL_BIN)
 	@sh tests/run-all.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(TOOL_BIN)
 	@sh tests/run-all.sh $(UNIT_BIN)
 
 fuzz: deps

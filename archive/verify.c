@@ -107,13 +107,15 @@ static void problem(struct vctx *v, const char *fmt, ...)
     v->report(v->arg, msg);
 }
 
+/* A damaged posting counts as having the packet: damaged_posting() reports it. */
 static int posting_has(idx_t *ix, const struct idx_term *t, uint64_t seg, uint32_t ord, char *err)
 {
     roaring_bitmap_t *b = NULL;
-    int rc = idx_postings(ix, t->kind, t->val, t->val, t->len, &seg, 1, &b, err);
+    uint8_t damaged;
+    int rc = idx_postings(ix, t->kind, t->val, t->val, t->len, &seg, 1, &b, &damaged, err);
     if (rc < 0)
         return rc;
-    rc = b && roaring_bitmap_contains(b, ord);
+    rc = damaged || (b && roaring_bitmap_contains(b, ord));
     idx_bitmap_free(b);
     return rc;
 }
@@ -221,6 +223,34 @@ static int verify_segment(idx_t *ix, const struct idx_seg *s, struct vctx *v, ch
     return 0;
 }
 
+struct pcheck {
+    struct vctx *v;
+    const struct idx_seg *segs;
+    size_t n;
+};
+
+static int by_id(const void *key, const void *seg)
+{
+    uint64_t a = *(const uint64_t *)key, b = ((const struct idx_seg *)seg)->id;
+    return a < b ? -1 : a > b;
+}
+
+/* Postings of deleted segments wait for compaction and are never read. */
+static int damaged_posting(void *arg, const struct idx_damage *d)
+{
+    struct pcheck *c = arg;
+    const struct idx_seg *s = bsearch(&d->seg, c->segs, c->n, sizeof *c->segs, by_id);
+    char what[64];
+    if (s)
+        problem(c->v, "segment %s (id %llu): the posting of %s is damaged (%s); queries read "
+                "every packet of the segment until 'rewind reindex' rebuilds the index",
+                s->path, (unsigned long long)d->seg,
+                idx_term_desc(d->kind, d->val, d->len, what, sizeof what),
+                d->marked ? "marked so by the merge of an operand that did not decode"
+                          : "its value does not decode");
+    return 0;
+}
+
 int arc_verify(idx_t *ix, arc_report_fn report, void *arg, struct arc_verify_stats *st, char *err)
 {
     struct idx_seg *segs = NULL;
@@ -237,6 +267,9 @@ int arc_verify(idx_t *ix, arc_report_fn report, void *arg, struct arc_verify_sta
         if ((rc = verify_segment(ix, &segs[i], &v, err)) < 0)
             break;
     }
+    struct pcheck pc = {&v, segs, n};
+    if (rc == 0)
+        rc = idx_postings_check(ix, damaged_posting, &pc, err);
     free(segs);
     return rc;
 }

@@ -296,7 +296,7 @@ static int query_url(const char *url, const char *from, const char *to, const ch
 /* Read the archive in --dir ourselves. Returns the exit status. */
 static int query_local(struct qargs *a)
 {
-    char err[RW_ERRSZ];
+    char err[RW_ERRSZ], dmg[RW_ERRSZ];
     idx_t *ix = NULL;
     qry_t *q = NULL;
     qry_out_t *out = NULL;
@@ -345,6 +345,8 @@ static int query_local(struct qargs *a)
     if (a->count)
         printf("%llu\n", (unsigned long long)n);
 done:
+    if (q && qry_damage_desc(q, dmg, sizeof dmg)) /* the answer is complete: status unchanged */
+        rw_warn("query: %s", dmg);
     if (out && qry_out_close(out) < 0 && status == 0)
         status = EXIT_RUNTIME;
     qry_free(q);
@@ -675,8 +677,9 @@ static const char verify_help[] =
     "\n"
     "Check every segment against the index: the file header, each record's\n"
     "offset against its locator, packet counts, time span and bytes, and the\n"
-    "postings of a sample of packets. Each problem is one line naming the\n"
-    "segment and packet. Works while rewindd writes the archive.\n"
+    "postings of a sample of packets; then that every posting decodes. Each\n"
+    "problem is one line naming the segment, and the packet or the damaged\n"
+    "posting's term. Works while rewindd writes the archive.\n"
     "\n"
     "  -d, --dir DIR   archive directory (or $REWIND_DIR)\n"
     "  -h, --help      this help\n"

@@ -128,7 +128,7 @@ static int recv_out(struct sink *k)
 
 void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
 {
-    char err[RW_ERRSZ], what[300], reply[RW_ERRSZ + 64] = "";
+    char err[RW_ERRSZ], what[300], reply[RW_ERRSZ + 64] = "", dmg[RW_ERRSZ];
     struct ctl_query r;
     qry_t *q = NULL;
     qry_out_t *out = NULL;
@@ -201,6 +201,8 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
         if (out && qry_out_packet(out, &pkt) < 0)
             break;
     }
+    if (qry_damage_desc(q, dmg, sizeof dmg)) /* before the client hears the end */
+        rw_warn("%s: %s", what, dmg);
     if (rc == 0 && out) {
         rc = qry_out_close(out) < 0 ? -1 : 0;
         out = NULL;

@@ -307,6 +307,9 @@ static void stream_free(void *cls)
     atomic_fetch_add(&h->buckets[b], 1);
     atomic_fetch_add(&h->dur_us_sum, (uint64_t)(secs * 1e6));
     atomic_fetch_add(&h->exported, s->bytes);
+    char dmg[RW_ERRSZ];
+    if (qry_damage_desc(s->q, dmg, sizeof dmg))
+        rw_warn("%s: %s", s->what, dmg);
     /* libmicrohttpd ends an answer in flight without asking stream_read()
      * when the daemon stops (the thread may be blocked sending): the
      * stopping flag, set before MHD_stop_daemon(), tells the two apart. */

@@ -14,6 +14,7 @@
 #include "index/index.h"
 #include "index/index_int.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
@@ -49,34 +50,55 @@ struct idx {
 
 /* ---------- merge operator: OR for postings, add for counters ---------- */
 
+/* A posting value or operand as a bitmap, or NULL unless its bytes are
+ * exactly one portable bitmap (rule 8: untrusted bytes, bounded reads). The
+ * one test of "damaged" that the merge operator, the readers and verify
+ * share. The size walk comes first because this CRoaring's deserializer
+ * prints to stderr about every malformed input, and library code must not
+ * print (nor fill the daemon's log); the walk reads the same headers with
+ * the same bounds, silently. */
+static roaring_bitmap_t *posting_decode(const char *v, size_t n)
+{
+    if (roaring_bitmap_portable_deserialize_size(v, n) != n || n == 0)
+        return NULL;
+    return roaring_bitmap_portable_deserialize_safe(v, n);
+}
+
+/* OR of the base value and the operands. A value or operand that does not
+ * decode stood for packets that are now unknown: dropping it would leave a
+ * posting that answers with fewer packets than carry the term, which a
+ * query must never do. The result is then the damage marker instead, and
+ * stays so through every later merge, until 'rewind reindex' rebuilds the
+ * key; readers take the marker's segment as wholly a candidate. */
 static char *merge_bitmaps(const char *existing, size_t elen, const char *const *ops,
                            const size_t *oplens, int nops, size_t *outlen, unsigned char *ok)
 {
     roaring_bitmap_t *acc = roaring_bitmap_create();
+    int damaged = 0;
     char *out = NULL;
-    if (existing) {
-        roaring_bitmap_t *b = roaring_bitmap_portable_deserialize_safe(existing, elen);
-        if (b) {
-            roaring_bitmap_or_inplace(acc, b);
-            roaring_bitmap_free(b);
+    for (int i = existing ? -1 : 0; i < nops; i++) {
+        roaring_bitmap_t *b = i < 0 ? posting_decode(existing, elen)
+                                    : posting_decode(ops[i], oplens[i]);
+        if (!b) {
+            damaged = 1;
+            break;
         }
-    }
-    for (int i = 0; i < nops; i++) {
-        roaring_bitmap_t *b = roaring_bitmap_portable_deserialize_safe(ops[i], oplens[i]);
-        if (!b) /* Corrupt operand: keep what we have rather than lose the key. */
-            continue;
         roaring_bitmap_or_inplace(acc, b);
         roaring_bitmap_free(b);
     }
-    roaring_bitmap_run_optimize(acc);
-    *outlen = roaring_bitmap_portable_size_in_bytes(acc);
-    out = malloc(*outlen ? *outlen : 1);
-    if (!out) {
-        *ok = 0;
+    if (damaged) {
+        *outlen = sizeof IDX_DAMAGED_MARK - 1;
+        out = malloc(*outlen);
+        if (out)
+            memcpy(out, IDX_DAMAGED_MARK, *outlen);
     } else {
-        roaring_bitmap_portable_serialize(acc, out);
-        *ok = 1;
+        roaring_bitmap_run_optimize(acc);
+        *outlen = roaring_bitmap_portable_size_in_bytes(acc);
+        out = malloc(*outlen ? *outlen : 1);
+        if (out)
+            roaring_bitmap_portable_serialize(acc, out);
     }
+    *ok = out != NULL;
     roaring_bitmap_free(acc);
     return out;
 }
@@ -853,13 +875,17 @@ static ssize_t seg_find(const uint64_t *segs, size_t n, uint64_t s)
 }
 
 int idx_postings(idx_t *ix, int kind, const uint8_t *lo, const uint8_t *hi, size_t len,
-                 const uint64_t *segs, size_t nsegs, roaring_bitmap_t **out, char *err)
+                 const uint64_t *segs, size_t nsegs, roaring_bitmap_t **out, uint8_t *damaged,
+                 char *err)
 {
     uint8_t key[2 + 16 + 8], val[16];
     rocksdb_iterator_t *it;
     int rc = 0;
-    for (size_t i = 0; i < nsegs; i++)
+    for (size_t i = 0; i < nsegs; i++) {
         out[i] = NULL;
+        if (damaged)
+            damaged[i] = 0;
+    }
     if (nsegs == 0)
         return 0;
     if (len > 16)
@@ -897,15 +923,19 @@ int idx_postings(idx_t *ix, int kind, const uint8_t *lo, const uint8_t *hi, size
             if (at >= 0) {
                 size_t vl;
                 const char *v = rocksdb_iter_value(it, &vl);
-                roaring_bitmap_t *b = roaring_bitmap_portable_deserialize_safe(v, vl);
-                if (!b) {
+                roaring_bitmap_t *b = posting_decode(v, vl);
+                if (!b && !damaged) {
+                    char what[64];
                     rc = rw_err(err, RW_ECORRUPT,
-                                "index: posting of kind %d for segment %llu does not deserialize; "
-                                "run 'rewind reindex'",
-                                kind, (unsigned long long)s);
+                                "index: the posting (%s) of segment %llu is damaged; run 'rewind "
+                                "reindex'",
+                                idx_term_desc(kind, NULL, 0, what, sizeof what),
+                                (unsigned long long)s);
                     goto done;
                 }
-                if (out[at]) {
+                if (!b) {
+                    damaged[at] = 1;
+                } else if (out[at]) {
                     roaring_bitmap_or_inplace(out[at], b);
                     roaring_bitmap_free(b);
                 } else {
@@ -920,13 +950,81 @@ int idx_postings(idx_t *ix, int kind, const uint8_t *lo, const uint8_t *hi, size
     rc = idx_iter_status(it, err);
 done:
     rocksdb_iter_destroy(it);
-    if (rc < 0) {
-        for (size_t i = 0; i < nsegs; i++) {
+    for (size_t i = 0; i < nsegs; i++) {
+        /* What the readable values of a damaged segment gave is no bound. */
+        if (rc < 0 || (damaged && damaged[i])) {
             idx_bitmap_free(out[i]);
             out[i] = NULL;
         }
     }
     return rc;
+}
+
+int idx_postings_check(idx_t *ix, int (*cb)(void *arg, const struct idx_damage *d), void *arg,
+                       char *err)
+{
+    rocksdb_iterator_t *it = idx_iter(ix);
+    int rc = 0;
+    for (rocksdb_iter_seek(it, "P", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl < 1 || k[0] != 'P')
+            break;
+        const char *v = rocksdb_iter_value(it, &vl);
+        roaring_bitmap_t *b = posting_decode(v, vl);
+        if (b) {
+            roaring_bitmap_free(b);
+            continue;
+        }
+        struct idx_damage d = {.kind = kl >= 2 ? k[1] : -1, .seg = UINT64_MAX};
+        if (kl >= 10 && kl - 10 <= sizeof d.val) { /* else not a key of ours: seg unknown */
+            d.len = kl - 10;
+            memcpy(d.val, k + 2, d.len);
+            d.seg = rw_get_be64(k + kl - 8);
+        }
+        d.marked = vl == sizeof IDX_DAMAGED_MARK - 1 && !memcmp(v, IDX_DAMAGED_MARK, vl);
+        if (cb(arg, &d))
+            goto done;
+    }
+    rc = idx_iter_status(it, err);
+done:
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
+char *idx_term_desc(int kind, const uint8_t *val, size_t len, char *buf, size_t n)
+{
+    static const char *const names[] = {
+        [IDX_T_IP4] = "host", [IDX_T_IP6] = "host", [IDX_T_PORT] = "port",
+        [IDX_T_PROTO4] = "ip proto", [IDX_T_PROTO6] = "ip6 proto", [IDX_T_L3] = "ether proto",
+        [IDX_T_VLAN] = "vlan", [IDX_T_FLOW] = "flow",
+    };
+    char v[INET6_ADDRSTRLEN] = "";
+    const char *name = kind == IDX_K_UNPARSED ? "unparsed packets"
+                       : kind == IDX_K_DEEP   ? "deep packets"
+                       : kind > 0 && kind < IDX_T_MAX ? names[kind]
+                                                      : NULL;
+    if (val && len && len == idx_term_len(kind)) {
+        switch (kind) {
+        case IDX_T_IP4: inet_ntop(AF_INET, val, v, sizeof v); break;
+        case IDX_T_IP6: inet_ntop(AF_INET6, val, v, sizeof v); break;
+        case IDX_T_PORT:
+        case IDX_T_VLAN: snprintf(v, sizeof v, "%u", rw_get_be16(val)); break;
+        case IDX_T_PROTO4:
+        case IDX_T_PROTO6: snprintf(v, sizeof v, "%u", val[0]); break;
+        case IDX_T_L3: snprintf(v, sizeof v, "0x%04x", rw_get_be16(val)); break;
+        case IDX_T_FLOW:
+            snprintf(v, sizeof v, "0x%016llx", (unsigned long long)rw_get_be64(val));
+            break;
+        }
+    }
+    char k[16];
+    snprintf(k, sizeof k, kind < IDX_K_UNPARSED ? "%d" : "0x%02x", kind);
+    if (name)
+        snprintf(buf, n, "%s%s%s (kind %s)", name, v[0] ? " " : "", v, k);
+    else
+        snprintf(buf, n, "kind %s", k);
+    return buf;
 }
 
 /* ---------- locators ---------- */

@@ -123,12 +123,43 @@ int idx_seg_mark_sealed(idx_t *ix, const struct idx_seg *s, char *err) RW_WUR;
 
 /* ---- reading the index ---- */
 
+/* The value of a posting key whose packets are no longer known: what the
+ * merge operator writes when the base value or an operand of the key does
+ * not decode (man/rewind-archive.5, K6). No portable Roaring bitmap starts
+ * with these bytes. */
+#define IDX_DAMAGED_MARK "rewind-damaged-posting"
+
 /* For each of the nsegs segment ids (ascending), OR of the postings of kind
  * with values in [lo, hi] (len bytes each; kinds IDX_K_* take len 0).
  * out[i] is a new bitmap or NULL if none; caller frees with
- * idx_bitmap_free. */
+ * idx_bitmap_free. A posting value that does not decode (the damage marker
+ * or other bytes) sets damaged[i] to 1, with out[i] NULL: the index no
+ * longer knows which packets of segs[i] carry those terms, and the caller
+ * must take every one as a candidate. damaged[i] is 0 for the others. With
+ * damaged NULL, such a value fails the call instead (RW_ECORRUPT, naming
+ * the segment and kind). */
 int idx_postings(idx_t *ix, int kind, const uint8_t *lo, const uint8_t *hi, size_t len,
-                 const uint64_t *segs, size_t nsegs, roaring_bitmap_t **out, char *err) RW_WUR;
+                 const uint64_t *segs, size_t nsegs, roaring_bitmap_t **out, uint8_t *damaged,
+                 char *err) RW_WUR;
+
+/* A posting value that does not decode, as idx_postings_check() finds it. */
+struct idx_damage {
+    uint64_t seg;      /* segment id; UINT64_MAX if the key is malformed too */
+    int kind;          /* term kind (index/parse.h) or IDX_K_* */
+    uint8_t val[16];   /* term value, len bytes */
+    size_t len;
+    int marked;        /* the value is IDX_DAMAGED_MARK */
+};
+/* Read every posting value of the index (including those of deleted
+ * segments that compaction has not dropped yet) and call cb for each that
+ * does not decode, in key order; cb returns nonzero to stop. */
+int idx_postings_check(idx_t *ix, int (*cb)(void *arg, const struct idx_damage *d), void *arg,
+                       char *err) RW_WUR;
+
+/* A term for messages, as a filter would name it: "port 25 (kind 3)",
+ * "host 192.0.2.7 (kind 1)", "unparsed packets (kind 0x40)"; with val NULL
+ * only the kind ("port (kind 3)"). Returns buf; 64 bytes hold any term. */
+char *idx_term_desc(int kind, const uint8_t *val, size_t len, char *buf, size_t n);
 
 /* roaring_bitmap_free() that accepts NULL. */
 void idx_bitmap_free(roaring_bitmap_t *b);

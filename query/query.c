@@ -62,6 +62,8 @@ struct qry {
     int (*cancel)(void *arg); /* qry_set_cancel() */
     void *cancel_arg;
     uint32_t steps;           /* of stream_next(), counted for cancel */
+    struct qry_damage damage[QRY_DAMAGE_MAX]; /* qry_damage() */
+    size_t ndamage, damage_more;
 };
 
 /* ---------- plan evaluation ---------- */
@@ -153,17 +155,54 @@ static int has_not(const struct qf_node *n)
     return n && (n->op == QF_NOT || has_not(n->a) || has_not(n->b));
 }
 
-static int fetch_leaves(qry_t *q, const struct qf_node *n, const uint64_t *ids, size_t nids,
-                        struct leafpost *lp, int *k, char *err)
+static void note_damage(qry_t *q, const struct idx_seg *seg, int kind)
+{
+    for (size_t i = 0; i < q->ndamage; i++)
+        if (q->damage[i].seg == seg->id && q->damage[i].kind == kind)
+            return;
+    if (q->ndamage == QRY_DAMAGE_MAX) {
+        q->damage_more++;
+        return;
+    }
+    struct qry_damage *d = &q->damage[q->ndamage++];
+    d->seg = seg->id;
+    d->kind = kind;
+    snprintf(d->path, sizeof d->path, "%s", seg->path);
+}
+
+/* The postings of a term for the batch being planned. A posting that does
+ * not decode marks its segment in dmg[] rather than failing the query: the
+ * planner then takes every packet of it as a candidate, which is always a
+ * superset, whatever the filter (under 'not' too), and the filter judges
+ * them. */
+static int batch_postings(qry_t *q, const struct pstream *s, int kind, const uint8_t *lo,
+                          const uint8_t *hi, size_t len, const uint64_t *ids, size_t nids,
+                          roaring_bitmap_t **out, uint8_t *dmg, char *err)
+{
+    uint8_t d[BATCH];
+    int rc = idx_postings(q->ix, kind, lo, hi, len, ids, nids, out, d, err);
+    for (size_t j = 0; rc == 0 && j < nids; j++) {
+        if (d[j]) {
+            dmg[j] = 1;
+            note_damage(q, &s->segs[s->bstart + j], kind);
+        }
+    }
+    return rc;
+}
+
+static int fetch_leaves(qry_t *q, const struct pstream *s, const struct qf_node *n,
+                        const uint64_t *ids, size_t nids, struct leafpost *lp, int *k,
+                        uint8_t *dmg, char *err)
 {
     int rc;
     if (!n)
         return 0;
     if (n->op == QF_TERM)
-        return idx_postings(q->ix, n->kind, n->lo, n->hi, n->len, ids, nids, lp[(*k)++].p, err);
-    if ((rc = fetch_leaves(q, n->a, ids, nids, lp, k, err)) < 0)
+        return batch_postings(q, s, n->kind, n->lo, n->hi, n->len, ids, nids, lp[(*k)++].p, dmg,
+                              err);
+    if ((rc = fetch_leaves(q, s, n->a, ids, nids, lp, k, dmg, err)) < 0)
         return rc;
-    return fetch_leaves(q, n->b, ids, nids, lp, k, err);
+    return fetch_leaves(q, s, n->b, ids, nids, lp, k, dmg, err);
 }
 
 static void free_batch(struct pstream *s)
@@ -179,6 +218,7 @@ static void free_batch(struct pstream *s)
 static int plan_batch(qry_t *q, struct pstream *s, char *err)
 {
     uint64_t ids[BATCH];
+    uint8_t dmg[BATCH] = {0}; /* a posting of the segment is damaged: read all of it */
     size_t n = s->nsegs - s->next < BATCH ? s->nsegs - s->next : BATCH;
     int rc = 0;
     free_batch(s);
@@ -193,13 +233,16 @@ static int plan_batch(qry_t *q, struct pstream *s, char *err)
     if (!lp)
         return rw_err(err, RW_ENOMEM, "out of memory");
     int k = 0;
-    if ((rc = fetch_leaves(q, q->plan, ids, n, lp, &k, err)) < 0 ||
-        (rc = idx_postings(q->ix, IDX_K_UNPARSED, NULL, NULL, 0, ids, n, lp[q->nleaves].p, err)) < 0 ||
-        (has_not(q->plan) &&
-         (rc = idx_postings(q->ix, IDX_K_DEEP, NULL, NULL, 0, ids, n, lp[q->nleaves + 1].p, err)) < 0))
+    if ((rc = fetch_leaves(q, s, q->plan, ids, n, lp, &k, dmg, err)) < 0 ||
+        (rc = batch_postings(q, s, IDX_K_UNPARSED, NULL, NULL, 0, ids, n, lp[q->nleaves].p, dmg,
+                             err)) < 0 ||
+        (has_not(q->plan) && (rc = batch_postings(q, s, IDX_K_DEEP, NULL, NULL, 0, ids, n,
+                                                  lp[q->nleaves + 1].p, dmg, err)) < 0))
         goto done;
     roaring_bitmap_t *empty = roaring_bitmap_create();
     for (size_t j = 0; j < n; j++) {
+        if (dmg[j])
+            continue; /* s->cand[j] stays NULL: every packet */
         struct evalctx c = {.leaves = lp, .leaf = 0, .j = (int)j, .empty = empty};
         c.all = roaring_bitmap_from_range(0, s->segs[s->bstart + j].packets, 1);
         c.unparsed = lp[q->nleaves].p[j] ? lp[q->nleaves].p[j] : empty;
@@ -590,6 +633,38 @@ const struct qry_point *qry_points(const qry_t *q, int *n)
 }
 
 const char *qry_plan_desc(const qry_t *q) { return q->desc; }
+
+const struct qry_damage *qry_damage(const qry_t *q, size_t *n, size_t *more)
+{
+    *n = q->ndamage;
+    if (more)
+        *more = q->damage_more;
+    return q->damage;
+}
+
+int qry_damage_desc(const qry_t *q, char *buf, size_t n)
+{
+    /* A few named, the rest counted: the line fits an error buffer. */
+    size_t total = q->ndamage + q->damage_more, shown = q->ndamage < 3 ? q->ndamage : 3, len;
+    char what[64];
+    snprintf(buf, n, "%s", "");
+    if (total == 0)
+        return 0;
+    len = (size_t)snprintf(buf, n, "damaged index: the posting%s of", total > 1 ? "s" : "");
+    for (size_t i = 0; i < shown && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s %s in segment %llu (%s)",
+                                i == 0 ? "" : i + 1 == total ? " and" : ",",
+                                idx_term_desc(q->damage[i].kind, NULL, 0, what, sizeof what),
+                                (unsigned long long)q->damage[i].seg, q->damage[i].path);
+    if (total > shown && len < n)
+        len += (size_t)snprintf(buf + len, n - len, " and %zu more", total - shown);
+    if (len < n)
+        snprintf(buf + len, n - len, " %s; %s read in full, so the answer is complete; run "
+                 "'rewind verify', then 'rewind reindex'",
+                 total > 1 ? "do not decode" : "does not decode",
+                 total > 1 ? "those segments were" : "the segment was");
+    return 1;
+}
 
 int qry_next(qry_t *q, struct qry_pkt *pkt, char *err)
 {

@@ -70,6 +70,26 @@ void qry_set_cancel(qry_t *q, int (*fn)(void *arg), void *arg);
 /* Plan description for logs and the X-Rewind-Plan header. */
 const char *qry_plan_desc(const qry_t *q);
 
+/* A posting of the index that did not decode, met while planning
+ * (idx_postings()). Its segment was read in full, every packet judged by
+ * the filter, so the answer is still complete; only slower. Library code
+ * does not log: the front ends that answer queries read these once the
+ * query ends (or is cut) and log them. */
+struct qry_damage {
+    uint64_t seg;   /* segment id */
+    int kind;       /* term kind (index/parse.h) or IDX_K_* */
+    char path[192]; /* the segment file, relative to the archive directory */
+};
+#define QRY_DAMAGE_MAX 16
+/* The distinct (segment, kind) pairs met so far by qry_next(), up to
+ * QRY_DAMAGE_MAX of them; *more (more may be NULL) counts the postings met
+ * beyond those. Valid until qry_free(). */
+const struct qry_damage *qry_damage(const qry_t *q, size_t *n, size_t *more);
+/* The same as one line for a log (RW_ERRSZ bytes hold it): "damaged index:
+ * the posting of port (kind 3) in segment 12 (segments/...) does not decode;
+ * ...". Returns 1 if there was damage, 0 (and "") if not. */
+int qry_damage_desc(const qry_t *q, char *buf, size_t n);
+
 /* ---- output ---- */
 typedef int (*qry_write_fn)(void *arg, const void *buf, size_t n);
 typedef struct qry_out qry_out_t;

@@ -18,6 +18,7 @@
 
 #include "common/rw.h"
 #include "index/index.h"
+#include "index/index_int.h" /* raw writes of damaged postings */
 #include "index/parse.h"
 
 #define S RW_NS_PER_SEC
@@ -157,7 +158,7 @@ static void post4(idx_t *ix, const char *lo, const char *hi, const uint64_t *seg
     char err[RW_ERRSZ] = "";
     ip4a(l, lo);
     ip4a(h, hi);
-    int rc = idx_postings(ix, IDX_T_IP4, l, h, 4, segs, n, out, err);
+    int rc = idx_postings(ix, IDX_T_IP4, l, h, 4, segs, n, out, NULL, err);
     if (rc != 0)
         fail_msg("idx_postings: %d %s", rc, err);
 }
@@ -169,7 +170,7 @@ static void postport(idx_t *ix, unsigned lo, unsigned hi, const uint64_t *segs, 
     char err[RW_ERRSZ] = "";
     rw_put_be16(l, (uint16_t)lo);
     rw_put_be16(h, (uint16_t)hi);
-    int rc = idx_postings(ix, IDX_T_PORT, l, h, 2, segs, n, out, err);
+    int rc = idx_postings(ix, IDX_T_PORT, l, h, 2, segs, n, out, NULL, err);
     if (rc != 0)
         fail_msg("idx_postings: %d %s", rc, err);
 }
@@ -417,18 +418,18 @@ static void test_segment_roundtrip(void **state)
     postport(ix, 65535, 65535, &id, 1, b);
     assert_null(b[0]);
     uint8_t p17 = 17, l3[2];
-    assert_int_equal(idx_postings(ix, IDX_T_PROTO4, &p17, &p17, 1, &id, 1, b, err), 0);
+    assert_int_equal(idx_postings(ix, IDX_T_PROTO4, &p17, &p17, 1, &id, 1, b, NULL, err), 0);
     bm_is(b[0], (int[]){3, -1});
     free_all(b, 1);
     rw_put_be16(l3, 0x0800);
-    assert_int_equal(idx_postings(ix, IDX_T_L3, l3, l3, 2, &id, 1, b, err), 0);
+    assert_int_equal(idx_postings(ix, IDX_T_L3, l3, l3, 2, &id, 1, b, NULL, err), 0);
     bm_is(b[0], (int[]){0, 1, 2, 3, 4, 5, -1});
     free_all(b, 1);
     /* nothing unparsed in this segment */
-    assert_int_equal(idx_postings(ix, IDX_K_UNPARSED, NOVAL, NOVAL, 0, &id, 1, b, err), 0);
+    assert_int_equal(idx_postings(ix, IDX_K_UNPARSED, NOVAL, NOVAL, 0, &id, 1, b, NULL, err), 0);
     assert_null(b[0]);
     /* no segments: nothing to do */
-    assert_int_equal(idx_postings(ix, IDX_K_UNPARSED, NULL, NULL, 0, NULL, 0, b, err), 0);
+    assert_int_equal(idx_postings(ix, IDX_K_UNPARSED, NULL, NULL, 0, NULL, 0, b, NULL, err), 0);
 
     /* locators */
     struct idx_chunk c;
@@ -482,12 +483,12 @@ static int unparsed_child(const char *dir)
     idx_segw_add(w, T0 + 2, 200, good.n, good.n, &p);
     if (idx_segw_seal(w, 300, err) != 0)
         return 14;
-    if (idx_postings(ix, IDX_K_UNPARSED, NOVAL, NOVAL, 0, &id, 1, b, err) != 0)
+    if (idx_postings(ix, IDX_K_UNPARSED, NOVAL, NOVAL, 0, &id, 1, b, NULL, err) != 0)
         return 15;
     if (!b[0] || roaring_bitmap_get_cardinality(b[0]) != 1 || !roaring_bitmap_contains(b[0], 1))
         return 16;
     idx_bitmap_free(b[0]);
-    if (idx_postings(ix, IDX_K_DEEP, NOVAL, NOVAL, 0, &id, 1, b, err) != 0 || b[0])
+    if (idx_postings(ix, IDX_K_DEEP, NOVAL, NOVAL, 0, &id, 1, b, NULL, err) != 0 || b[0])
         return 17;
     return 0; /* no idx_close: the child _exits (no RocksDB threads after fork) */
 }
@@ -920,7 +921,7 @@ static void test_postings_null_value(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         roaring_bitmap_t *b[1];
-        int rc = idx_postings(ix, IDX_K_UNPARSED, NULL, NULL, 0, &id, 1, b, err);
+        int rc = idx_postings(ix, IDX_K_UNPARSED, NULL, NULL, 0, &id, 1, b, NULL, err);
         _exit(rc == 0 && b[0] == NULL ? 0 : 20);
     }
     int st = 0;
@@ -947,6 +948,219 @@ static void test_segw_path_too_long(void **state)
     idx_close(ix);
 }
 
+/* ---- damaged postings ---- */
+
+/* Bytes that are no portable Roaring bitmap (the cookie is wrong). */
+static const char garbage[] = "\x01\x02 not a roaring bitmap";
+
+/* A posting key (man/rewind-archive.5, K6): 'P', kind, value, segment. */
+static size_t pkey(uint8_t *k, int kind, const uint8_t *val, size_t len, uint64_t seg)
+{
+    k[0] = 'P';
+    k[1] = (uint8_t)kind;
+    if (len) /* val may be NULL for the empty-valued kinds */
+        memcpy(k + 2, val, len);
+    rw_put_be64(k + 2 + len, seg);
+    return 2 + len + 8;
+}
+
+/* A serialized bitmap of the given ordinals (terminated by -1): malloc'ed. */
+static char *bm_bytes(const int *ords, size_t *n)
+{
+    roaring_bitmap_t *b = roaring_bitmap_create();
+    for (; *ords >= 0; ords++)
+        roaring_bitmap_add(b, (uint32_t)*ords);
+    *n = roaring_bitmap_portable_size_in_bytes(b);
+    char *v = malloc(*n);
+    roaring_bitmap_portable_serialize(b, v);
+    roaring_bitmap_free(b);
+    return v;
+}
+
+/* Write a posting key as the damage of a real archive would leave it, with
+ * the index's own merge operator folding the operands (a raw RocksDB open
+ * would need a stand-in for it): an optional base value (put), then an
+ * optional merge operand, in one batch. */
+static void raw_posting(idx_t *ix, const uint8_t *k, size_t kl, const char *put, size_t putlen,
+                        const char *merge, size_t mlen)
+{
+    char err[RW_ERRSZ] = "";
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    if (put)
+        rocksdb_writebatch_put(b, (const char *)k, kl, put, putlen);
+    if (merge)
+        rocksdb_writebatch_merge(b, (const char *)k, kl, merge, mlen);
+    int rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    if (rc != 0)
+        fail_msg("idx_write_batch: %d %s", rc, err);
+}
+
+/* The value of a key as a reader sees it (operands merged): malloc'ed. */
+static char *raw_value(idx_t *ix, const uint8_t *k, size_t kl, size_t *vl)
+{
+    char err[RW_ERRSZ] = "";
+    static uint8_t buf[1 << 16];
+    int rc = idx_get_raw(ix, k, kl, buf, sizeof buf, vl, err);
+    if (rc != 1)
+        fail_msg("idx_get_raw: %d %s", rc, err);
+    assert_true(*vl <= sizeof buf);
+    char *v = malloc(*vl + 1);
+    memcpy(v, buf, *vl);
+    return v;
+}
+
+struct found {
+    struct idx_damage d[8];
+    int n;
+};
+static int found_cb(void *arg, const struct idx_damage *d)
+{
+    struct found *f = arg;
+    if (f->n < 8)
+        f->d[f->n] = *d;
+    f->n++;
+    return 0;
+}
+
+/* Five segments of one point, segment i with packets 0..4 from 10.0.0.<i>
+ * to 10.0.1.1 port 25 (ordinals 0-2) or 80 (3-4). Then each of the ways a
+ * posting key ends up with bytes that do not decode: idx_postings() must
+ * say so for that segment alone (never hand back fewer packets than carry
+ * the term), idx_postings_check() must find each, and a strict caller gets
+ * an error naming segment and kind. */
+static void test_damaged_postings(void **state)
+{
+    struct fx *f = *state;
+    char err[RW_ERRSZ] = "";
+    idx_t *ix = open_ok(f->dir, IDX_WRITE);
+    uint32_t pa = point(ix, "a");
+    uint64_t id[5];
+    for (int i = 0; i < 5; i++) {
+        char path[32], src[32];
+        snprintf(path, sizeof path, "s%d.pcap", i);
+        snprintf(src, sizeof src, "10.0.0.%d", i);
+        idx_segw_t *w = begin(ix, pa, path, &id[i]);
+        uint64_t off = 24;
+        for (int j = 0; j < 5; j++) {
+            struct pkt k = mkpkt(6, src, 1000, "10.0.1.1", j < 3 ? 25 : 80, 0x10, 0);
+            add(w, T0 + i * S + j, off, &k);
+            off += 16 + k.n;
+            if (j == 2) /* two commits: a base value and a merge operand */
+                assert_int_equal(idx_segw_flush(w, off, 0, err), 0);
+        }
+        seal(w, off);
+    }
+    struct found fd = {0};
+    assert_int_equal(idx_postings_check(ix, found_cb, &fd, err), 0);
+    assert_int_equal(fd.n, 0);
+
+    uint8_t p25[2] = {0, 25}, k[32];
+    size_t kl, n1;
+    char *one = bm_bytes((int[]){1, -1}, &n1);
+    /* segment 0: the stored value is garbage */
+    kl = pkey(k, IDX_T_PORT, p25, 2, id[0]);
+    raw_posting(ix, k, kl, garbage, sizeof garbage, NULL, 0);
+    /* segment 1: garbage value, then a good operand of a later commit */
+    kl = pkey(k, IDX_T_PORT, p25, 2, id[1]);
+    raw_posting(ix, k, kl, garbage, sizeof garbage, one, n1);
+    /* segment 2: a good value holding part of the packets, then a garbage
+     * operand standing for the rest */
+    kl = pkey(k, IDX_T_PORT, p25, 2, id[2]);
+    raw_posting(ix, k, kl, one, n1, garbage, sizeof garbage);
+    /* the merge operator wrote the marker; it stays through later merges */
+    size_t vl;
+    char *v = raw_value(ix, k, kl, &vl);
+    assert_int_equal(vl, strlen(IDX_DAMAGED_MARK));
+    assert_memory_equal(v, IDX_DAMAGED_MARK, vl);
+    free(v);
+    raw_posting(ix, k, kl, NULL, 0, one, n1);
+    v = raw_value(ix, k, kl, &vl);
+    assert_int_equal(vl, strlen(IDX_DAMAGED_MARK));
+    assert_memory_equal(v, IDX_DAMAGED_MARK, vl);
+    free(v);
+    assert_int_equal(roaring_bitmap_portable_deserialize_size(IDX_DAMAGED_MARK,
+                                                              strlen(IDX_DAMAGED_MARK)), 0);
+    /* segment 3: a garbage operand on the unparsed set, a key it had not */
+    kl = pkey(k, IDX_K_UNPARSED, NULL, 0, id[3]);
+    raw_posting(ix, k, kl, NULL, 0, garbage, sizeof garbage);
+    /* segment 4 untouched */
+
+    roaring_bitmap_t *b[5];
+    uint8_t dmg[5];
+    /* port 25, and a range holding it, over every segment */
+    for (int range = 0; range < 2; range++) {
+        uint8_t lo[2] = {0, range ? 20 : 25}, hi[2] = {0, range ? 30 : 25};
+        memset(dmg, 7, sizeof dmg);
+        assert_int_equal(idx_postings(ix, IDX_T_PORT, lo, hi, 2, id, 5, b, dmg, err), 0);
+        for (int i = 0; i < 3; i++) {
+            if (!dmg[i])
+                fail_msg("port posting of segment %d (range %d): damage not reported", i, range);
+            assert_null(b[i]);
+        }
+        assert_int_equal(dmg[3], 0);
+        assert_int_equal(dmg[4], 0);
+        bm_is(b[3], (int[]){0, 1, 2, -1});
+        bm_is(b[4], (int[]){0, 1, 2, -1});
+        free_all(b, 5);
+    }
+    /* port 80 is sound everywhere */
+    postport(ix, 80, 80, id, 5, b);
+    for (int i = 0; i < 5; i++)
+        bm_is(b[i], (int[]){3, 4, -1});
+    free_all(b, 5);
+    assert_int_equal(idx_postings(ix, IDX_K_UNPARSED, NOVAL, NOVAL, 0, id, 5, b, dmg, err), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(dmg[i], i == 3);
+        assert_null(b[i]);
+    }
+    /* a strict caller: an error naming the segment and the kind */
+    memset(b, 0, sizeof b);
+    assert_int_equal(idx_postings(ix, IDX_T_PORT, p25, p25, 2, &id[1], 1, b, NULL, err),
+                     RW_ECORRUPT);
+    assert_null(b[0]);
+    char want[64];
+    snprintf(want, sizeof want, "segment %llu", (unsigned long long)id[1]);
+    if (!strstr(err, want) || !strstr(err, "port"))
+        fail_msg("error does not name segment and kind: %s", err);
+
+    /* verify's scan finds all four, in key order (kind 3 before 0x40) */
+    assert_int_equal(idx_postings_check(ix, found_cb, &fd, err), 0);
+    assert_int_equal(fd.n, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(fd.d[i].seg, id[i]);
+        assert_int_equal(fd.d[i].kind, i < 3 ? IDX_T_PORT : IDX_K_UNPARSED);
+        assert_int_equal(fd.d[i].len, i < 3 ? 2 : 0);
+        if (i < 3)
+            assert_memory_equal(fd.d[i].val, p25, 2);
+    }
+    assert_false(fd.d[0].marked); /* garbage as stored */
+    assert_true(fd.d[1].marked);  /* merged: the marker */
+    assert_true(fd.d[2].marked);
+    assert_true(fd.d[3].marked);
+    char d[64];
+    assert_string_equal(idx_term_desc(IDX_T_PORT, p25, 2, d, sizeof d), "port 25 (kind 3)");
+    assert_string_equal(idx_term_desc(IDX_T_PORT, NULL, 0, d, sizeof d), "port (kind 3)");
+    uint8_t a4[4] = {192, 0, 2, 7};
+    assert_string_equal(idx_term_desc(IDX_T_IP4, a4, 4, d, sizeof d), "host 192.0.2.7 (kind 1)");
+    assert_string_equal(idx_term_desc(IDX_K_UNPARSED, NULL, 0, d, sizeof d),
+                        "unparsed packets (kind 0x40)");
+    assert_string_equal(idx_term_desc(99, NULL, 0, d, sizeof d), "kind 0x63");
+    idx_close(ix);
+
+    /* the same through a reader, once the writer has flushed and closed */
+    ix = open_ok(f->dir, IDX_READ);
+    assert_int_equal(idx_postings(ix, IDX_T_PORT, p25, p25, 2, id, 5, b, dmg, err), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(dmg[i], i < 3);
+    free_all(b, 5);
+    fd.n = 0;
+    assert_int_equal(idx_postings_check(ix, found_cb, &fd, err), 0);
+    assert_int_equal(fd.n, 4);
+    idx_close(ix);
+    free(one);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -963,6 +1177,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_postings_null_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segw_path_too_long, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_postings, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

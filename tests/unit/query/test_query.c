@@ -17,6 +17,7 @@
 #include "capture/cap.h"
 #include "common/rw.h"
 #include "index/index.h"
+#include "index/index_int.h" /* raw writes of damaged postings */
 #include "query/query.h"
 
 #define S RW_NS_PER_SEC
@@ -202,6 +203,11 @@ static void judge(const char *filter, int64_t from, int64_t to, const int *want_
     }
 }
 
+/* What the last run() reported of damaged postings (qry_damage()). */
+static size_t last_ndamage;
+static struct qry_damage last_damage;
+static char last_damage_desc[RW_ERRSZ];
+
 /* Run a query; compare with the judge packet by packet. Returns the count. */
 static int run(const char *filter, int64_t from, int64_t to, const char **points,
                uint64_t limit)
@@ -250,6 +256,10 @@ static int run(const char *filter, int64_t from, int64_t to, const char **points
     if (n != e->n)
         fail_msg("'%s': %d packets, libpcap judges %d", filter, n, e->n);
     assert_int_equal(qry_next(q, &pk, err), 0); /* stays at the end */
+    const struct qry_damage *d = qry_damage(q, &last_ndamage, NULL);
+    if (last_ndamage)
+        last_damage = d[0];
+    qry_damage_desc(q, last_damage_desc, sizeof last_damage_desc);
     free(e);
     qry_free(q);
     return n;
@@ -498,6 +508,134 @@ static void test_reader(void **state)
     idx_close(rd);
 }
 
+/* ---- damaged postings ---- */
+
+static const char garbage[] = "\x01\x02 not a roaring bitmap";
+
+struct saved {
+    uint8_t k[32];
+    size_t kl, vl;
+    int had;
+    uint8_t v[1 << 14];
+};
+
+/* Remember a posting key's value, then damage it with the index's own merge
+ * operator folding the operands: put (optional) then merge (optional). */
+static void damage(struct saved *sv, int kind, const uint8_t *val, size_t len, uint64_t seg,
+                   const char *put, size_t putlen, const char *merge, size_t mlen)
+{
+    char err[RW_ERRSZ] = "";
+    sv->k[0] = 'P';
+    sv->k[1] = (uint8_t)kind;
+    if (len) /* val may be NULL for the empty-valued kinds */
+        memcpy(sv->k + 2, val, len);
+    rw_put_be64(sv->k + 2 + len, seg);
+    sv->kl = 2 + len + 8;
+    sv->had = idx_get_raw(ix, sv->k, sv->kl, sv->v, sizeof sv->v, &sv->vl, err);
+    assert_true(sv->had >= 0 && sv->vl <= sizeof sv->v);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    if (put)
+        rocksdb_writebatch_put(b, (const char *)sv->k, sv->kl, put, putlen);
+    if (merge)
+        rocksdb_writebatch_merge(b, (const char *)sv->k, sv->kl, merge, mlen);
+    assert_int_equal(idx_write_batch(ix, b, 0, err), 0);
+    rocksdb_writebatch_destroy(b);
+}
+
+static void restore(const struct saved *sv)
+{
+    char err[RW_ERRSZ] = "";
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    if (sv->had)
+        rocksdb_writebatch_put(b, (const char *)sv->k, sv->kl, (const char *)sv->v, sv->vl);
+    else
+        rocksdb_writebatch_delete(b, (const char *)sv->k, sv->kl);
+    assert_int_equal(idx_write_batch(ix, b, 0, err), 0);
+    rocksdb_writebatch_destroy(b);
+}
+
+/* Run filters (compared with libpcap's judgement by run()) and check that
+ * the query reported the damaged posting of segment seg, kind, or none. */
+static void run_damaged(const char *const *filters, uint64_t seg, int kind)
+{
+    char want[64];
+    snprintf(want, sizeof want, "segment %llu ", (unsigned long long)seg);
+    for (const char *const *f = filters; *f; f++) {
+        run(*f, RW_TIME_MIN, RW_TIME_MAX, NULL, 0);
+        if (kind < 0) {
+            if (last_ndamage != 0)
+                fail_msg("'%s': damage reported where none was met: %s", *f, last_damage_desc);
+            continue;
+        }
+        if (last_ndamage != 1 || last_damage.seg != seg || last_damage.kind != kind)
+            fail_msg("'%s': %zu damaged postings reported (first: segment %llu kind %d), "
+                     "expected segment %llu kind %d", *f, last_ndamage,
+                     (unsigned long long)last_damage.seg, last_damage.kind,
+                     (unsigned long long)seg, kind);
+        if (!strstr(last_damage_desc, want) || !strstr(last_damage_desc, last_damage.path))
+            fail_msg("'%s': the damage line does not name the segment: %s", *f,
+                     last_damage_desc);
+    }
+}
+
+/* A posting that does not decode, whichever way it got so and whatever the
+ * filter makes of it (and, or, not; an unparsed or deep set), must not cost
+ * a packet: the segment is read in full and the filter judges every packet
+ * (run() compares with libpcap), and the query reports the segment. */
+static void test_damaged_postings(void **state)
+{
+    (void)state;
+    char err[RW_ERRSZ] = "";
+    struct idx_seg *segs;
+    size_t n;
+    assert_int_equal(idx_seg_list(ix, RW_TIME_MIN, RW_TIME_MAX, &segs, &n, err), 0);
+    assert_true(n >= 4);
+    uint64_t s0 = segs[0].id, s1 = segs[1].id, s2 = segs[2].id, s3 = segs[n - 1].id;
+    free(segs);
+    struct saved *sv = calloc(1, sizeof *sv);
+    uint8_t p80[2] = {0, 80}, h1[4] = {10, 0, 0, 1};
+    size_t n1;
+    roaring_bitmap_t *bm = roaring_bitmap_create();
+    roaring_bitmap_add(bm, 0);
+    n1 = roaring_bitmap_portable_size_in_bytes(bm);
+    char *one = malloc(n1);
+    roaring_bitmap_portable_serialize(bm, one);
+    roaring_bitmap_free(bm);
+
+    /* a garbage value, then a good operand of a later commit */
+    damage(sv, IDX_T_PORT, p80, 2, s0, garbage, sizeof garbage, one, n1);
+    run_damaged((const char *const[]){"port 80", "not port 80", "tcp and port 80",
+                                      "port 80 or host 10.0.0.2", "not (port 80 and udp)",
+                                      "portrange 70-90 and not host 10.0.0.1", NULL},
+                s0, IDX_T_PORT);
+    run_damaged((const char *const[]){"host 10.0.0.1", "port 443", NULL}, 0, -1);
+    restore(sv);
+    /* a good value holding one packet, then a garbage operand for the rest */
+    damage(sv, IDX_T_IP4, h1, 4, s1, one, n1, garbage, sizeof garbage);
+    run_damaged((const char *const[]){"host 10.0.0.1", "not host 10.0.0.1",
+                                      "net 10.0.0.0/24 and tcp", "udp or host 10.0.0.1", NULL},
+                s1, IDX_T_IP4);
+    restore(sv);
+    /* the stored value is garbage, nothing merged onto it */
+    damage(sv, IDX_T_IP4, h1, 4, s2, garbage, sizeof garbage, NULL, 0);
+    run_damaged((const char *const[]){"host 10.0.0.1 and not port 53", NULL}, s2, IDX_T_IP4);
+    restore(sv);
+    /* the unparsed set, which every indexed plan reads */
+    damage(sv, IDX_K_UNPARSED, NULL, 0, s3, NULL, 0, garbage, sizeof garbage);
+    run_damaged((const char *const[]){"host 10.0.0.2", "not udp", NULL}, s3, IDX_K_UNPARSED);
+    run_damaged((const char *const[]){"", "len > 80", NULL}, 0, -1); /* scans read no postings */
+    restore(sv);
+    /* the deep set, read only under a 'not' */
+    damage(sv, IDX_K_DEEP, NULL, 0, s3, NULL, 0, garbage, sizeof garbage);
+    run_damaged((const char *const[]){"not host 10.0.0.2", "tcp and not port 80", NULL}, s3,
+                IDX_K_DEEP);
+    run_damaged((const char *const[]){"host 10.0.0.2", NULL}, 0, -1);
+    restore(sv);
+    run_damaged((const char *const[]){"port 80", "not host 10.0.0.2", NULL}, 0, -1);
+    free(one);
+    free(sv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -510,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_bad_filter),
         cmocka_unit_test(test_failed_step),
         cmocka_unit_test(test_reader),
+        cmocka_unit_test(test_damaged_postings),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
