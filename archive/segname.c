@@ -13,7 +13,7 @@ int arc_segname_make(const char *point, int64_t start_ns, int suffix, char *rel,
                      char *day_dir, size_t dn)
 {
     char day[16];
-    time_t t = (time_t)(start_ns / RW_NS_PER_SEC);
+    time_t t = (time_t)(start_ns / RW_NS_PER_SEC - (start_ns % RW_NS_PER_SEC < 0)); /* floor */
     struct tm tm;
     if (!gmtime_r(&t, &tm))
         memset(&tm, 0, sizeof tm);
@@ -102,7 +102,8 @@ static int list_point(struct list *l, const char *dir, const char *point, char *
     snprintf(pdir, sizeof pdir, "%s/segments/%s", dir, point);
     DIR *dd = opendir(pdir);
     if (!dd)
-        return errno == ENOENT ? 0 : rw_err(err, RW_EIO, "%s: %s", pdir, strerror(errno));
+        return errno == ENOENT || errno == ENOTDIR /* a file: not a point */
+                   ? 0 : rw_err(err, RW_EIO, "%s: %s", pdir, strerror(errno));
     int rc = 0;
     while (rc == 0 && (de = readdir(dd))) {
         char ddir[1700];

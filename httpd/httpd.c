@@ -795,7 +795,7 @@ int httpd_parse_listen(const char *s, struct sockaddr_storage *ss, char *err)
     }
     char *end;
     long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535)
+    if (colon[1] < '0' || colon[1] > '9' || *end || port < 1 || port > 65535)
         goto bad;
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
@@ -804,7 +804,7 @@ int httpd_parse_listen(const char *s, struct sockaddr_storage *ss, char *err)
         v4->sin_port = htons((uint16_t)port);
         return 0;
     }
-    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    if (s[0] == '[' && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) { /* in brackets only */
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons((uint16_t)port);
         return 0;
