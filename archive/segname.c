@@ -46,6 +46,15 @@ int arc_segname_parse(const char *rel, struct arc_segname *out)
         out->compressed = 1;
     else if (strcmp(ext, "pcap"))
         return -1;
+    /* Only the names the writer makes: the same fields written again must
+     * give the same name ("05", "+5", "5-0", a day that is not the start's,
+     * a start beyond 64 bits all differ). */
+    char canon[ARC_SEG_REL_MAX];
+    size_t cl;
+    if (suffix < 0 || arc_segname_make(point, start, suffix, canon, sizeof canon, NULL, 0) < 0 ||
+        strncmp(canon, rel, (cl = strlen(canon))) != 0 ||
+        (rel[cl] && strcmp(rel + cl, ".lz4") && strcmp(rel + cl, ".lz4.tmp")))
+        return -1;
     snprintf(out->rel, sizeof out->rel, "%s", rel);
     snprintf(out->point, sizeof out->point, "%s", point);
     out->start = start;

@@ -153,6 +153,13 @@ static void test_parse_rejects(void **state)
     const char *bad[] = {
         /* wrong or missing extension */
         "segments/alpha/2024-05-01/1714572000000000000",
+        /* names the writer never makes: the same fields give another name */
+        "segments/alpha/2024-05-01/01714572000000000000.pcap",
+        "segments/alpha/2024-05-01/+1714572000000000000.pcap",
+        "segments/alpha/2024-05-01/1714572000000000000-0.pcap",
+        "segments/alpha/2024-05-01/1714572000000000000--1.pcap",
+        "segments/alpha/2024-05-02/1714572000000000000.pcap",
+        "segments/alpha/2024-05-01/99999999999999999999.pcap",
         "segments/alpha/2024-05-01/1714572000000000000.",
         "segments/alpha/2024-05-01/1714572000000000000.pcapng",
         "segments/alpha/2024-05-01/1714572000000000000.PCAP",
@@ -281,15 +288,15 @@ static const struct {
     time_t sec;
     long nsec;
 } segs[] = {
-    {"segments/alpha/2024-05-01/300.pcap", M0 + 1, 0},
-    {"segments/alpha/2024-05-01/300-1.pcap.lz4", M0 + 1, 0}, /* same mtime: by start, suffix */
-    {"segments/alpha/2024-05-02/50.pcap", M0 + 1, 500},      /* nanoseconds count */
-    {"segments/alpha/2024-05-01/100.pcap.lz4", M0 + 1, 900},
-    {"segments/alpha/2024-05-01/200.pcap", M0 + 3, 0},
-    {"segments/beta/2024-05-02/20.pcap.lz4.tmp", M0, 0},
-    {"segments/beta/2024-05-01/10.pcap", M0 + 2, 0},
-    {"segments/beta/2024-05-01/5.pcap", M0 + 9, 0},
-    {"segments/g-1/2024-05-01/7-2.pcap", M0 + 5, 0},
+    {"segments/alpha/2024-05-01/1714521600000000300.pcap", M0 + 1, 0},
+    {"segments/alpha/2024-05-01/1714521600000000300-1.pcap.lz4", M0 + 1, 0}, /* same mtime: by start, suffix */
+    {"segments/alpha/2024-05-02/1714608000000000050.pcap", M0 + 1, 500},      /* nanoseconds count */
+    {"segments/alpha/2024-05-01/1714521600000000100.pcap.lz4", M0 + 1, 900},
+    {"segments/alpha/2024-05-01/1714521600000000200.pcap", M0 + 3, 0},
+    {"segments/beta/2024-05-02/1714608000000000020.pcap.lz4.tmp", M0, 0},
+    {"segments/beta/2024-05-01/1714521600000000010.pcap", M0 + 2, 0},
+    {"segments/beta/2024-05-01/1714521600000000005.pcap", M0 + 9, 0},
+    {"segments/g-1/2024-05-01/1714521600000000007-2.pcap", M0 + 5, 0},
 };
 #define NSEGS (sizeof segs / sizeof segs[0])
 
@@ -299,11 +306,11 @@ static void make_noise(const char *dir)
     static const char *files[] = {
         "segments/alpha/2024-05-01/notes.txt",
         "segments/alpha/2024-05-01/.hidden.pcap",
-        "segments/alpha/2024-05-01/400.pcap.bak",
-        "segments/alpha/2024-05-01/400.pcapng",
+        "segments/alpha/2024-05-01/1714521600000000400.pcap.bak",
+        "segments/alpha/2024-05-01/1714521600000000400.pcapng",
         "segments/alpha/README",                /* a file where day directories are */
-        "segments/.trash/2024-05-01/1.pcap",    /* not a point */
-        "segments/bad name/2024-05-01/1.pcap",  /* not a point name */
+        "segments/.trash/2024-05-01/1714521600000000001.pcap",    /* not a point */
+        "segments/bad name/2024-05-01/1714521600000000001.pcap",  /* not a point name */
         "segments/alpha/2024-05-01/sub/9.pcap", /* too deep */
         "segments/1.pcap",
         "1.pcap",
@@ -355,9 +362,9 @@ static void test_list_write_order(void **state)
     /* one point */
     assert_int_equal(arc_segname_list(f->tmp, "beta", &v, &n, err), 0);
     assert_int_equal(n, 3);
-    assert_string_equal(v[0].rel, "segments/beta/2024-05-02/20.pcap.lz4.tmp");
-    assert_string_equal(v[1].rel, "segments/beta/2024-05-01/10.pcap");
-    assert_string_equal(v[2].rel, "segments/beta/2024-05-01/5.pcap");
+    assert_string_equal(v[0].rel, "segments/beta/2024-05-02/1714608000000000020.pcap.lz4.tmp");
+    assert_string_equal(v[1].rel, "segments/beta/2024-05-01/1714521600000000010.pcap");
+    assert_string_equal(v[2].rel, "segments/beta/2024-05-01/1714521600000000005.pcap");
     free(v);
 
     /* a point without segments, or without a directory: nothing */
