@@ -271,7 +271,7 @@ static void test_retention_tiny_quota(void **state)
     size_t n;
     f->a = open_ok(f->dir, 0);
     write_archive(f->a);
-    assert_int_equal(qry_segments(arc_index(f->a), RW_TIME_MIN, RW_TIME_MAX, &v, &n, err), 0);
+    assert_int_equal(qry_segments(arc_index(f->a), RW_TIME_MIN, RW_TIME_MAX, NULL, &v, &n, err), 0);
     assert_int_equal(n, 2 * NSEC);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(v[i].open, 0);
@@ -299,7 +299,7 @@ static void test_retention_tiny_quota(void **state)
     if (rc < 0)
         fail_msg("arc_retention_run: %d %s", rc, err);
     assert_int_equal(rc, 2 * NSEC - 4);
-    assert_int_equal(qry_segments(arc_index(f->a), RW_TIME_MIN, RW_TIME_MAX, &v, &n, err), 0);
+    assert_int_equal(qry_segments(arc_index(f->a), RW_TIME_MIN, RW_TIME_MAX, NULL, &v, &n, err), 0);
     assert_int_equal(n, 4);
     for (int p = 0; p < 2; p++)
         for (int sec = 0; sec < NSEC; sec++) {
@@ -319,7 +319,7 @@ static void test_retention_tiny_quota(void **state)
     /* released: the next pass deletes them, and their day directory */
     assert_int_equal(arc_hold_release(f->a, h.id, err), 1);
     assert_int_equal(arc_retention_run(f->a, err), 4);
-    assert_int_equal(qry_segments(arc_index(f->a), RW_TIME_MIN, RW_TIME_MAX, &v, &n, err), 0);
+    assert_int_equal(qry_segments(arc_index(f->a), RW_TIME_MIN, RW_TIME_MAX, NULL, &v, &n, err), 0);
     assert_int_equal(n, 0);
     free(v);
     for (int p = 0; p < 2; p++)

@@ -353,8 +353,9 @@ struct srv {
 };
 
 static struct qry_live live_rows[] = {
-    {"alpha", 1, 7, "disk full:\tno space left\n100% used"},
-    {"nope", 0, 0, "a point the archive does not have"},
+    {.point = "alpha", .linktype = 1, .paused = 1, .paused_drops = 7,
+     .reason = "disk full:\tno space left\n100% used"},
+    {.point = "nope", .linktype = 1, .reason = "a point the archive does not have"},
 };
 
 static size_t live_fn(void *arg, struct qry_live *out, size_t max)
@@ -500,7 +501,13 @@ static void test_server_status(void **state)
     }
 
     /* what the archive holds, as the daemon and the read API see it */
-    assert_int_equal(local.npoints, 2);
+    /* alpha and beta hold packets; "nope" is captured live but has stored
+     * nothing yet: it is shown with zero counts */
+    assert_int_equal(local.npoints, 3);
+    assert_string_equal(local.points[2].name, "nope");
+    assert_int_equal(local.points[2].live, 1);
+    assert_int_equal(local.points[2].packets, 0);
+    assert_string_equal(local.points[2].linktype, "EN10MB");
     assert_int_equal(local.total.packets, s->packets);
     assert_int_equal(local.points[0].kernel_drops, 3);
     assert_int_equal(local.points[0].live, 1);

@@ -24,6 +24,7 @@ static const struct {
     {"/api/v1/packets", HTTPD_PERM_PACKETS},
     {"/api/v1/segments", HTTPD_PERM_STATUS},
     {"/api/v1/status", HTTPD_PERM_STATUS},
+    {"/api/v1/holds", HTTPD_PERM_HOLDS},
     {"/metrics", HTTPD_PERM_METRICS},
     {"/healthz", HTTPD_PERM_NONE},
 };
