@@ -60,8 +60,8 @@ const char qargs_help[] =
     "  -p, --point NAME     only this capture point (repeatable)\n"
     "  -F, --format FMT     pcap (nanosecond, the default) or pcapng\n"
     "  -w, --write FILE     write to FILE instead of stdout ('-': stdout)\n"
-    "  -c, --count          print the number of matching packets instead\n"
-    "  -l, --limit N        stop after N packets\n"
+    "      --count          print the number of matching packets instead\n"
+    "  -c, -l, --limit N    stop after N packets (-c as in tcpdump)\n"
     "      --local          read DIR directly even when a rewindd serves it\n"
     "  -h, --help           this help\n"
     "\n"
@@ -81,13 +81,57 @@ int qargs_open_output(void *arg, char *err)
     return o->fd;
 }
 
+/* The tcpdump options an operator tries first, and what rewind does
+ * instead: an unknown option is named, in one line, never guessed at. */
+static const struct {
+    char opt;
+    const char *instead;
+} tcpdump_habits[] = {
+    {'r', "rewind reads its archive: --dir DIR (or --url URL); to add a capture file to it, "
+          "use 'rewind import'"},
+    {'i', "choose capture points with --point NAME ('rewind status' lists them); rewindd -i "
+          "captures"},
+    {'n', "rewind writes a capture file, it does not decode: pipe it to 'tcpdump -r - -n'"},
+    {'v', "rewind writes a capture file, it does not decode: pipe it to 'tcpdump -r - -v'"},
+    {'e', "rewind writes a capture file, it does not decode: pipe it to 'tcpdump -r - -e'"},
+    {'X', "rewind writes a capture file, it does not decode: pipe it to 'tcpdump -r - -X'"},
+    {'A', "rewind writes a capture file, it does not decode: pipe it to 'tcpdump -r - -A'"},
+    {'s', "answers hold the packets as they were captured; cut them with 'editcap -s'"},
+    {'G', "the archive rolls its own segments (rewindd --segment-seconds)"},
+    {'W', "retention keeps the archive within its quota (rewindd --quota)"},
+};
+
+/* "rewind: query: ..." naming the option that is not rewind's, and what to
+ * use instead when it is a tcpdump habit; EXIT_USAGE. */
+static int unknown_option(const char *arg, int opt, int missing_value)
+{
+    char msg[RW_ERRSZ];
+    if (missing_value) {
+        snprintf(msg, sizeof msg, "query: %s needs a value", arg);
+        return cli_usage("%s", msg);
+    }
+    if (!opt) { /* a long option */
+        snprintf(msg, sizeof msg, "query: unknown option %.60s", arg);
+        return cli_usage("%s", msg);
+    }
+    for (size_t i = 0; i < sizeof tcpdump_habits / sizeof tcpdump_habits[0]; i++) {
+        if (tcpdump_habits[i].opt == opt) {
+            snprintf(msg, sizeof msg, "query: -%c is tcpdump's, not rewind's: %s", opt,
+                     tcpdump_habits[i].instead);
+            return cli_usage("%s", msg);
+        }
+    }
+    snprintf(msg, sizeof msg, "query: unknown option -%c", opt);
+    return cli_usage("%s", msg);
+}
+
 int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
 {
     static const struct option opts[] = {
         {"dir", required_argument, 0, 'd'},    {"from", required_argument, 0, 'f'},
         {"to", required_argument, 0, 't'},     {"point", required_argument, 0, 'p'},
         {"format", required_argument, 0, 'F'}, {"write", required_argument, 0, 'w'},
-        {"count", no_argument, 0, 'c'},        {"limit", required_argument, 0, 'l'},
+        {"count", no_argument, 0, 'C'},        {"limit", required_argument, 0, 'l'},
         {"url", required_argument, 0, 'u'},    {"help", no_argument, 0, 'h'},
         {"local", no_argument, 0, 'L'},        {0, 0, 0, 0}};
 #define USAGE(fmt, arg) (quiet ? EXIT_USAGE : cli_usage(fmt, arg))
@@ -101,8 +145,8 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
     a->spec.from = RW_TIME_MIN;
     a->spec.to = RW_TIME_MAX;
     optind = 0; /* glibc: start over, even after an earlier parse */
-    opterr = !quiet;
-    while ((c = getopt_long(argc, argv, "d:u:f:t:p:F:w:cl:h", opts, NULL)) != -1) {
+    opterr = 0; /* unknown options are named below, in one line */
+    while ((c = getopt_long(argc, argv, ":d:u:f:t:p:F:w:c:l:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': a->dir = optarg; break;
         case 'u':
@@ -131,14 +175,16 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
              * a file of that name is ./- */
             a->o.wfile = strcmp(optarg, "-") ? optarg : NULL;
             break;
-        case 'c': a->count = 1; break;
+        case 'C': a->count = 1; break;
         case 'L': a->local = 1; break;
+        case 'c':
         case 'l': {
             char *end;
             errno = 0;
             unsigned long long v = strtoull(optarg, &end, 10);
             if (errno || *end || end == optarg || optarg[0] == '-')
-                return USAGE("query: --limit needs a packet count, not '%s'", optarg);
+                return USAGE(c == 'c' ? "query: -c needs a packet count (as in tcpdump), not '%s'"
+                                      : "query: --limit needs a packet count, not '%s'", optarg);
             a->spec.limit_packets = v;
             break;
         }
@@ -147,7 +193,9 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
                 return 0;
             fputs(qargs_help, stdout);
             return 0;
-        default: return USAGE("query: bad option%s", "");
+        case ':':
+            return quiet ? EXIT_USAGE : unknown_option(argv[optind - 1], optopt, 1);
+        default: return quiet ? EXIT_USAGE : unknown_option(argv[optind - 1], optopt, 0);
         }
     }
     if (!a->dir && !a->url)

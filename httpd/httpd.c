@@ -48,6 +48,7 @@ struct params {
     int n;
     const char *k[MAX_PARAMS], *v[MAX_PARAMS];
     int overflow;
+    int head; /* a HEAD request: the headers of the answer only */
 };
 
 /* ---------- small helpers ---------- */
@@ -224,6 +225,7 @@ struct stream {
     uint8_t *pend;
     size_t plen, poff, pcap;
     int ended, failed;
+    int head; /* HEAD: libmicrohttpd sends the headers and never reads */
     int64_t start;
     uint64_t bytes, packets;
     char what[256];
@@ -313,7 +315,9 @@ static void stream_free(void *cls)
     /* libmicrohttpd ends an answer in flight without asking stream_read()
      * when the daemon stops (the thread may be blocked sending): the
      * stopping flag, set before MHD_stop_daemon(), tells the two apart. */
-    if (!s->ended && !s->failed && atomic_load(&h->stopping))
+    if (s->head)
+        rw_info("%s: HEAD answered with the headers only", s->what);
+    else if (!s->ended && !s->failed && atomic_load(&h->stopping))
         rw_warn("%s: cut by shutdown after %llu bytes", s->what, (unsigned long long)s->bytes);
     else if (!s->ended && !s->failed)
         rw_info("%s: client went away after %llu bytes", s->what, (unsigned long long)s->bytes);
@@ -382,8 +386,9 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
         return send_error(h, c, 500, "internal", "out of memory");
     }
     s->h = h;
+    s->head = p->head;
     s->start = rw_mono_ns();
-    snprintf(s->what, sizeof s->what, "GET /api/v1/packets filter '%s'",
+    snprintf(s->what, sizeof s->what, "%s /api/v1/packets filter '%s'", p->head ? "HEAD" : "GET",
              spec.filter ? spec.filter : "");
     enum qry_step step;
     int rc = qry_new_ex(h->ix, &spec, &s->q, &step, err);
@@ -766,6 +771,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_error(h, c, 403, "forbidden", "%s needs a permission this client lacks",
                           url);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, &p);
+    p.head = !strcmp(method, "HEAD");
     if (p.overflow)
         return send_error(h, c, 400, "bad_parameter", "too many parameters (at most %d)",
                           MAX_PARAMS);
@@ -817,9 +823,19 @@ bad:
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
+    int code = 0;
     (void)cls;
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\n")] = 0;
+    /* libmicrohttpd quotes the HTML page it answered a malformed request
+     * with: one line with the status says as much. The commonest cause is
+     * a TLS client on this plain-HTTP port. */
+    if (sscanf(msg, "Error processing request (HTTP response code is %d", &code) == 1) {
+        rw_warn("http: a malformed request was answered %d and its connection closed%s", code,
+                code == 400 ? " (a TLS client? this port speaks plain HTTP: http://, not https://)"
+                            : "");
+        return;
+    }
     rw_warn("http: %s", msg);
 }
 

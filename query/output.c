@@ -1,6 +1,7 @@
 /* output.c -- write query answers as pcap (nanosecond) or pcapng. */
 #include "query/query.h"
 
+#include <pcap/pcap.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,13 @@ static void out_put(qry_out_t *o, const void *p, size_t n)
     o->len += n;
 }
 
+/* libpcap's name of a link type, as tcpdump shows it ("EN10MB"). */
+static const char *dlt_name(int dlt)
+{
+    const char *n = pcap_datalink_val_to_name(dlt);
+    return n ? n : "unknown link type";
+}
+
 static void put32(qry_out_t *o, uint32_t v) { out_put(o, &v, 4); }
 static void put16(qry_out_t *o, uint16_t v) { out_put(o, &v, 2); }
 
@@ -58,9 +66,10 @@ int qry_out_new(int format, const struct qry_point *pts, int npts, qry_write_fn 
             snap = pts[i].snaplen;
         if (format == QRY_PCAP && pts[i].linktype != lt)
             return rw_err(err, RW_EINPUT,
-                          "points '%s' (link type %d) and '%s' (link type %d) differ in link type: "
-                          "a pcap file holds one; ask for --format pcapng or choose one --point",
-                          pts[0].name, lt, pts[i].name, pts[i].linktype);
+                          "points '%s' (%s) and '%s' (%s) differ in link type, and a pcap file "
+                          "holds one: ask for pcapng (--format pcapng; over HTTP format=pcapng) "
+                          "or for one point (--point NAME; point=NAME)",
+                          pts[0].name, dlt_name(pts[0].dlt), pts[i].name, dlt_name(pts[i].dlt));
     }
     if (!snap)
         snap = 262144;

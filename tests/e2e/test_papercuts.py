@@ -6,7 +6,9 @@ cuts into it; holds show who placed them and when, also over /api/v1/holds;
 --url given twice is refused; rewindd -i with a missing interface creates
 nothing and lists the interfaces there are; a busy HTTP port is named with
 its reason; the 'serving' log line points at a route that answers;
-/api/v1/segments takes point=."""
+/api/v1/segments takes point=; tcpdump habits (-c N is a limit, -r and
+other tcpdump options named with what to use instead, link types named);
+a HEAD request is logged as one."""
 import json
 import os
 import signal
@@ -163,6 +165,21 @@ def test_holds_http(tmp):
         check(url.endswith("/api/v1/status") and
               urllib.request.urlopen(url, timeout=10).status == 200,
               "the serving line points at a route that answers: %r" % line)
+        # an HTTPS client on the plain port: one log line saying so, no HTML
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with ctx.wrap_socket(raw) as tls:
+                    tls.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        except (ssl.SSLError, OSError):
+            pass
+        time.sleep(0.3)
+        text = open(log).read()
+        check("TLS client?" in text and "<html>" not in text,
+              "an HTTPS request on the plain port is one plain log line: %r" % text[-400:])
         # a second daemon on the same port: exit 2 naming the address and why
         arch2 = os.path.join(tmp, "second")
         r = subprocess.run([REWINDD, "--dir", arch2, "--listen", "127.0.0.1:%d" % port],
@@ -191,6 +208,62 @@ def test_usage(tmp):
           (r.returncode, err, os.path.exists(arch)))
 
 
+def test_tcpdump_habits(tmp):
+    arch = os.path.join(tmp, "habits")
+    sll = os.path.join(PCAPS, "good", "tcp-handshake-nano.pcap")
+    r = rw("import", "--quiet", "--dir", arch, "--point", "eth", SMTP)
+    r2 = rw("import", "--quiet", "--dir", arch, "--point", "cooked", sll)
+    check(r.returncode == 0 and r2.returncode == 0, "imports: %r %r" % (r.stderr, r2.stderr))
+    # -c N stops after N packets, as in tcpdump
+    want = harness.sh("tcpdump", "--time-stamp-precision=nano", "-r", SMTP, "-c", "10", "-w",
+                      "-", "port", "25").stdout
+    for how in ([], ["--local"]):
+        r = rw("query", "--dir", arch, "--point", "eth", "-c", "10", "port", "25", *how)
+        check(r.returncode == 0 and r.stdout == want and len(want) > 24,
+              "query -c 10 %s: exit %d, %d bytes, want %d: %r" %
+              (how, r.returncode, len(r.stdout), len(want), r.stderr))
+    r = rw("query", "--dir", arch, "--point", "eth", "--count", "port", "25")
+    want_n = harness.sh("tcpdump", "-r", SMTP, "port", "25").stdout.count(b"\n")
+    check(r.returncode == 0 and r.stdout == b"%d\n" % want_n, "--count still counts: %r" %
+          r.stdout)
+    # a tcpdump option rewind does not have is named, in one line
+    for opt, words in ((["-r", "x.pcap"], [b"-r is tcpdump's", b"--dir", b"rewind import"]),
+                       (["-n"], [b"-n is tcpdump's", b"tcpdump -r -"]),
+                       (["-i", "eth0"], [b"-i is tcpdump's", b"--point"]),
+                       (["--bogus"], [b"unknown option --bogus"]),
+                       (["-c"], [b"-c needs a value"])):
+        r = rw("query", "--dir", arch, *opt, "port", "25") if opt != ["-c"] else \
+            rw("query", "--dir", arch, "port", "25", "-c")
+        err = r.stderr
+        check(r.returncode == 2 and err.startswith(b"rewind: query: ") and err.count(b"\n") == 1
+              and all(w in err for w in words), "query %s: exit %d %r" % (opt, r.returncode, err))
+    # points of two link types: a pcap cannot hold both; the error says what to do, with
+    # libpcap's names of the link types
+    r = rw("query", "--dir", arch, "--local", "-w", os.path.join(tmp, "mixed.pcap"))
+    err = r.stderr
+    check(r.returncode == 2 and b"EN10MB" in err and b"LINUX_SLL" in err and b"pcapng" in err and
+          b"--point" in err and not os.path.exists(os.path.join(tmp, "mixed.pcap")),
+          "mixed link types: exit %d %r" % (r.returncode, err))
+    port = free_port()
+    log = os.path.join(tmp, "habits.log")
+    d = start_daemon(arch, log, "--listen", "127.0.0.1:%d" % port)
+    try:
+        code, body = get(port, "/api/v1/packets?from=0")
+        msg = json.loads(body)["error"]["message"] if code == 400 else ""
+        check(code == 400 and "format=pcapng" in msg and "point=" in msg and "LINUX_SLL" in msg,
+              "HTTP, mixed link types: %d %r" % (code, body[:300]))
+        req = urllib.request.Request("http://127.0.0.1:%d/api/v1/packets?point=eth" % port,
+                                     method="HEAD")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            check(resp.status == 200 and resp.read() == b"", "HEAD /api/v1/packets")
+        time.sleep(0.3)
+        text = open(log).read()
+        check("HEAD /api/v1/packets filter '': HEAD answered with the headers only" in text and
+              "client went away" not in text, "HEAD is logged as HEAD: %r" % text[-500:])
+    finally:
+        stop_daemon(d)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rewind-papercuts-")
     try:
@@ -198,6 +271,7 @@ def main():
         test_min_horizon(tmp)
         test_holds_http(tmp)
         test_usage(tmp)
+        test_tcpdump_habits(tmp)
     finally:
         subprocess.run(["rm", "-rf", tmp])
     harness.finish("papercuts")
