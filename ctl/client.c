@@ -292,6 +292,43 @@ int ctl_hold_release(const char *dir, uint64_t id, char *err)
     return rc < 0 ? rc : n != 0;
 }
 
+int ctl_token_add(const char *dir, const char *name, const char *role, const char *case_id,
+                  int64_t expires, char *tok, size_t toksz, char *err)
+{
+    char req[1024], line[RW_ERRSZ + 64];
+    size_t len = (size_t)snprintf(req, sizeof req, "token\top=add\texpires=%" PRId64, expires);
+    int rc;
+    if (ctl_put_field(req, sizeof req - 1, &len, "name", name) < 0 ||
+        ctl_put_field(req, sizeof req - 1, &len, "role", role) < 0 ||
+        ctl_put_field(req, sizeof req - 1, &len, "case", case_id ? case_id : "") < 0)
+        return rw_err(err, RW_EINPUT, "token: name, role or case too long");
+    req[len++] = '\n';
+    FILE *f = ask(dir, req, len, -1, &rc, err);
+    if (!f)
+        return rc;
+    if (next_line(f, line, sizeof line) < 0)
+        rc = rw_err(err, RW_EIO, "the daemon closed the connection while adding the token");
+    else if (!strncmp(line, "ok ", 3) && strlen(line + 3) < toksz)
+        snprintf(tok, toksz, "%s", line + 3), rc = 0;
+    else
+        rc = ctl_answer_error(line, "the token", err);
+    memset(line, 0, sizeof line);
+    fclose(f);
+    return rc;
+}
+
+int ctl_token_revoke(const char *dir, const char *name, char *err)
+{
+    char req[256];
+    size_t len = (size_t)snprintf(req, sizeof req, "token\top=revoke");
+    uint64_t n = 0;
+    if (ctl_put_field(req, sizeof req - 1, &len, "name", name) < 0)
+        return rw_err(err, RW_EINPUT, "token: name too long");
+    req[len++] = '\n';
+    int rc = ask_ok(dir, req, len, "the token revocation", &n, err);
+    return rc < 0 ? rc : (int)n;
+}
+
 int ctl_status(const char *dir, struct qry_status *st, char *err)
 {
     char *line = malloc(CTL_MAX_REQ);

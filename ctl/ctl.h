@@ -29,9 +29,16 @@
  *     -> "progress DONE TOTAL PACKETS"... then "ok PACKETS BYTES POINTS REMOVED"
  *   hold   op=add from=NS to=NS [filter=F] [reason=R]   -> "ok ID"
  *   hold   op=release id=N                              -> "ok 1" | "ok 0"
+ *   token  op=add name=N role=R [case=C] [expires=NS]      -> "ok TOKEN"
+ *   token  op=revoke name=N                                -> "ok COUNT"
  *   status
  *     -> "point" lines, one per capture point, then "archive", each with
  *        the fields of struct qry_status (query/read.h), then "ok".
+ *
+ * Every verb needs a role of the peer, whom the kernel names (SO_PEERCRED):
+ * root and the daemon's user are admin, any other user that can open the
+ * socket (its group) analyst; query needs packets, import and token admin,
+ * hold analyst (release: admin), status viewer (auth/auth.h).
  *
  * The server stops writing an answer when the client hangs up or the
  * daemon stops. */
@@ -107,6 +114,16 @@ int ctl_hold_add(const char *dir, int64_t from, int64_t to, const char *filter,
                  const char *reason, uint64_t *id, char *err) RW_WUR;
 /* 1 released, 0 no such hold, RW_EBUSY if no daemon answers. */
 int ctl_hold_release(const char *dir, uint64_t id, char *err) RW_WUR;
+
+/* ---- tokens ---- */
+/* Add a bearer token through the daemon owning dir (the peer must be
+ * admin: root or the daemon's user): the token into tok (AUTH_TOKEN_CHARS
+ * + 1 bytes, from auth/auth.h), to be shown once. RW_EBUSY if no daemon
+ * answers. */
+int ctl_token_add(const char *dir, const char *name, const char *role, const char *case_id,
+                  int64_t expires, char *tok, size_t toksz, char *err) RW_WUR;
+/* Revoke name's tokens: how many; RW_EBUSY if no daemon answers. */
+int ctl_token_revoke(const char *dir, const char *name, char *err) RW_WUR;
 
 /* ---- status ---- */
 /* The status as the daemon owning dir sees it, live capture state

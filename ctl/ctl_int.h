@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
+#include "auth/auth.h"
 #include "ctl/ctl.h"
 
 /* ---- wire format (proto.c) ---- */
@@ -77,5 +78,11 @@ void ctl_verb_query(struct ctl *c, int conn, char *line, int fd);
 void ctl_verb_import(struct ctl *c, int conn, char *line, int fd);
 void ctl_verb_hold(struct ctl *c, int conn, char *line, int fd);
 void ctl_verb_status(struct ctl *c, int conn, char *line, int fd);
+void ctl_verb_token(struct ctl *c, int conn, char *line, int fd);
+
+/* Who is on the other end of conn, as the kernel says (SO_PEERCRED): root
+ * and the daemon's own user are admin; anyone else who could open the
+ * socket (mode 0660: its group) is an analyst. *p's name is "USER (uid N)". */
+void ctl_peer(int conn, struct auth_principal *p);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +15,39 @@
 
 #include "archive/archive.h"
 
-/* The verbs: one row each, room for more. */
+/* The verbs: one row each, with the permission a peer needs (a verb may
+ * ask more of a request, as hold does to release). Room for more. */
 static const struct {
     const char *verb;
+    enum auth_perm perm;
     void (*fn)(struct ctl *c, int conn, char *line, int fd);
 } verbs[] = {
-    {"query", ctl_verb_query},
-    {"import", ctl_verb_import},
-    {"hold", ctl_verb_hold},
-    {"status", ctl_verb_status},
+    {"query", AUTH_PERM_PACKETS, ctl_verb_query},
+    {"import", AUTH_PERM_ADMIN, ctl_verb_import},
+    {"hold", AUTH_PERM_HOLD, ctl_verb_hold},
+    {"status", AUTH_PERM_STATUS, ctl_verb_status},
+    {"token", AUTH_PERM_ADMIN, ctl_verb_token},
 };
+
+void ctl_peer(int conn, struct auth_principal *p)
+{
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    struct passwd pw, *pp = NULL;
+    char buf[1024];
+    memset(p, 0, sizeof *p);
+    p->method = "uid";
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
+        snprintf(p->name, sizeof p->name, "unknown user");
+        p->role = AUTH_NOBODY;
+        return;
+    }
+    if (getpwuid_r(cr.uid, &pw, buf, sizeof buf, &pp) == 0 && pp)
+        snprintf(p->name, sizeof p->name, "%.64s (uid %u)", pp->pw_name, (unsigned)cr.uid);
+    else
+        snprintf(p->name, sizeof p->name, "uid %u", (unsigned)cr.uid);
+    p->role = cr.uid == 0 || cr.uid == geteuid() ? AUTH_ADMIN : AUTH_ANALYST;
+}
 
 struct conn {
     struct ctl *c;
@@ -35,6 +59,18 @@ static void dispatch(struct ctl *c, int conn, char *line, int fd)
     size_t vl = strcspn(line, "\t");
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
         if (strlen(verbs[i].verb) == vl && !strncmp(line, verbs[i].verb, vl)) {
+            struct auth_principal p;
+            ctl_peer(conn, &p);
+            if (!auth_allows(p.role, verbs[i].perm)) {
+                if (fd >= 0)
+                    close(fd);
+                rw_info("control socket: %s refused to %s (role %s)", verbs[i].verb, p.name,
+                        auth_role_name(p.role));
+                ctl_send_line(conn, "error %d %s needs the role %s; %s has %s", RW_EINPUT,
+                              verbs[i].verb, auth_roles_for(verbs[i].perm), p.name,
+                              auth_role_name(p.role));
+                return;
+            }
             verbs[i].fn(c, conn, line, fd);
             return;
         }
@@ -42,7 +78,7 @@ static void dispatch(struct ctl *c, int conn, char *line, int fd)
     if (fd >= 0)
         close(fd);
     ctl_send_line(conn, "error %d unknown request '%.*s'; this rewindd knows query, import, "
-                        "hold and status", RW_EINPUT, (int)(vl < 40 ? vl : 40), line);
+                        "hold, status and token", RW_EINPUT, (int)(vl < 40 ? vl : 40), line);
 }
 
 static void *serve(void *arg)

@@ -14,22 +14,15 @@
 
 #include "archive/archive.h"
 
-/* Who is asking: the peer's user, as the kernel tells (SO_PEERCRED), not as
- * the client says. */
 static void peer_name(int conn, char *out, size_t n)
 {
-    struct ucred cr;
-    socklen_t cl = sizeof cr;
-    struct passwd pw, *pp = NULL;
-    char buf[1024];
-    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
-        snprintf(out, n, "unknown user (control socket)");
-        return;
-    }
-    if (getpwuid_r(cr.uid, &pw, buf, sizeof buf, &pp) == 0 && pp)
-        snprintf(out, n, "%.64s (uid %u, control socket)", pp->pw_name, (unsigned)cr.uid);
+    struct auth_principal p;
+    ctl_peer(conn, &p);
+    size_t l = strlen(p.name);
+    if (l && p.name[l - 1] == ')') /* "root (uid 0)" -> "root (uid 0, control socket)" */
+        snprintf(out, n, "%.*s, control socket)", (int)(l - 1 < 100 ? l - 1 : 100), p.name);
     else
-        snprintf(out, n, "uid %u (control socket)", (unsigned)cr.uid);
+        snprintf(out, n, "%.100s (control socket)", p.name);
 }
 
 void ctl_verb_hold(struct ctl *c, int conn, char *line, int fd)
@@ -86,7 +79,12 @@ void ctl_verb_hold(struct ctl *c, int conn, char *line, int fd)
             return;
         }
     } else if (rc == 0 && op && !strcmp(op, "release")) {
-        if (!have_id)
+        struct auth_principal p;
+        ctl_peer(conn, &p);
+        if (!auth_allows(p.role, AUTH_PERM_ADMIN))
+            rc = rw_err(err, RW_EINPUT, "releasing a hold needs the role admin; %s has %s",
+                        p.name, auth_role_name(p.role));
+        else if (!have_id)
             rc = rw_err(err, RW_EINPUT, "hold release without id=");
         else if ((rc = arc_hold_release(c->o.archive, id, err)) >= 0) {
             char who[128];

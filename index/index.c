@@ -1309,6 +1309,127 @@ done:
     return 0;
 }
 
+/* ---------- tokens (man/rewind-archive.5, K14) ---------- */
+
+static size_t put_str(uint8_t *v, const char *s)
+{
+    size_t n = strlen(s);
+    rw_put_be16(v, (uint16_t)n);
+    memcpy(v + 2, s, n);
+    return 2 + n;
+}
+
+static int get_str(const uint8_t *v, size_t vl, size_t *at, char *out, size_t cap)
+{
+    if (*at + 2 > vl)
+        return -1;
+    size_t n = rw_get_be16(v + *at);
+    if (*at + 2 + n > vl || n >= cap)
+        return -1;
+    memcpy(out, v + *at + 2, n);
+    out[n] = 0;
+    *at += 2 + n;
+    return 0;
+}
+
+int idx_token_put(idx_t *ix, const struct idx_token *t, char *err)
+{
+    uint8_t k[33], v[600];
+    size_t n = 0;
+    if (ix->mode != IDX_WRITE)
+        return rw_err(err, RW_ESTATE, "tokens are changed by the archive's writer");
+    k[0] = 'T';
+    memcpy(k + 1, t->hash, 32);
+    v[n++] = 1;
+    v[n++] = (uint8_t)t->role;
+    rw_put_be64(v + n, (uint64_t)t->created);
+    rw_put_be64(v + n + 8, (uint64_t)t->expires);
+    rw_put_be64(v + n + 16, (uint64_t)t->revoked);
+    n += 24;
+    n += put_str(v + n, t->name);
+    n += put_str(v + n, t->case_id);
+    n += put_str(v + n, t->creator);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, (const char *)k, sizeof k, (const char *)v, n);
+    int rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    return rc;
+}
+
+static int token_decode(const uint8_t *k, const uint8_t *v, size_t vl, struct idx_token *t)
+{
+    size_t at = 26;
+    memset(t, 0, sizeof *t);
+    memcpy(t->hash, k + 1, 32);
+    if (vl < 26 || v[0] != 1)
+        return -1;
+    t->role = v[1];
+    t->created = (int64_t)rw_get_be64(v + 2);
+    t->expires = (int64_t)rw_get_be64(v + 10);
+    t->revoked = (int64_t)rw_get_be64(v + 18);
+    if (get_str(v, vl, &at, t->name, sizeof t->name) < 0 ||
+        get_str(v, vl, &at, t->case_id, sizeof t->case_id) < 0 ||
+        get_str(v, vl, &at, t->creator, sizeof t->creator) < 0)
+        return -1;
+    return 0;
+}
+
+int idx_token_get(idx_t *ix, const uint8_t hash[32], struct idx_token *t, char *err)
+{
+    uint8_t k[33];
+    char *rerr = NULL;
+    size_t vl = 0;
+    k[0] = 'T';
+    memcpy(k + 1, hash, 32);
+    char *v = rocksdb_get(ix->db, ix->ropts, (const char *)k, sizeof k, &vl, &rerr);
+    if (rerr)
+        return db_err(err, rerr, "reading a token");
+    if (!v)
+        return 0;
+    int bad = token_decode(k, (const uint8_t *)v, vl, t);
+    rocksdb_free(v);
+    return bad ? rw_err(err, RW_ECORRUPT, "index: malformed token record") : 1;
+}
+
+int idx_token_list(idx_t *ix, struct idx_token **out, size_t *n, char *err)
+{
+    rocksdb_iterator_t *it = idx_iter(ix);
+    struct idx_token *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = 0;
+    for (rocksdb_iter_seek(it, "T", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl != 33 || k[0] != 'T')
+            break;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct idx_token *na = realloc(arr, cap * sizeof *arr);
+            if (!na) {
+                rc = rw_err(err, RW_ENOMEM, "out of memory");
+                goto done;
+            }
+            arr = na;
+        }
+        if (token_decode(k, v, vl, &arr[cnt]) < 0) {
+            rc = rw_err(err, RW_ECORRUPT, "index: malformed token record");
+            goto done;
+        }
+        cnt++;
+    }
+    rc = idx_iter_status(it, err);
+done:
+    rocksdb_iter_destroy(it);
+    if (rc < 0) {
+        free(arr);
+        return rc;
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
 int idx_config_get(idx_t *ix, struct idx_config *c, char *err)
 {
     uint8_t v[64];

@@ -213,6 +213,22 @@ int idx_hold_list(idx_t *ix, struct idx_hold **out, size_t *n, char *err) RW_WUR
 /* Writer: release hold id (one synced write). 1 released, 0 no such hold. */
 int idx_hold_del(idx_t *ix, uint64_t id, char *err) RW_WUR;
 
+/* A bearer token: only its SHA-256 is stored (man/rewind-archive.5, K14). */
+struct idx_token {
+    uint8_t hash[32];
+    char name[65];      /* the principal's name */
+    int role;           /* auth/auth.h enum auth_role */
+    char case_id[65];   /* for the agency role, "" otherwise */
+    int64_t created, expires, revoked; /* ns; 0: never expires, not revoked */
+    char creator[128];  /* who added it */
+};
+/* Writer: add or rewrite a token record (one synced write). */
+int idx_token_put(idx_t *ix, const struct idx_token *t, char *err) RW_WUR;
+/* 1 and *t for a stored hash, 0 if none. */
+int idx_token_get(idx_t *ix, const uint8_t hash[32], struct idx_token *t, char *err) RW_WUR;
+/* Every token record, by hash. *out malloc'ed. */
+int idx_token_list(idx_t *ix, struct idx_token **out, size_t *n, char *err) RW_WUR;
+
 /* Settings the archive remembers once given (0 = not set). */
 struct idx_config {
     int64_t segment_ns;

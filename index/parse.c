@@ -30,6 +30,7 @@ enum { VXLAN_PORT = 4789, GENEVE_PORT = 6081 };
 
 struct pctx {
     struct idx_parsed *out;
+    const uint8_t *base; /* the packet's first byte, for hdr_end */
     int encaps;
     int vlan_seen;
     uint16_t vlan; /* outermost VLAN id */
@@ -56,6 +57,16 @@ size_t idx_term_len(int kind)
 }
 
 static void unparsed(struct pctx *c) { c->out->flags |= IDX_F_UNPARSED; }
+
+/* A header of n bytes was recognised at p: the headers reach at least its
+ * end (idx_parsed.hdr_end). Inner headers lie after outer ones, so the
+ * largest end is the innermost header's. */
+static void hdr(struct pctx *c, const uint8_t *p, uint32_t n)
+{
+    uint32_t end = (uint32_t)(p - c->base) + n;
+    if (end > c->out->hdr_end)
+        c->out->hdr_end = end;
+}
 static void deep(struct pctx *c) { c->out->flags |= IDX_F_DEEP; }
 
 /* Append a term unless the same one is already there. limit is the number of
@@ -166,6 +177,7 @@ static void parse_vxlan(struct pctx *c, const uint8_t *p, uint32_t len)
     }
     if (!(p[0] & 0x08))
         return;
+    hdr(c, p, 8);
     if (encap_enter(c))
         parse_ether(c, p + 8, len - 8);
 }
@@ -183,6 +195,7 @@ static void parse_geneve(struct pctx *c, const uint8_t *p, uint32_t len)
         unparsed(c);
         return;
     }
+    hdr(c, p, hl);
     if (encap_enter(c))
         parse_ethertype(c, rw_get_be16(p + 2), p + hl, len - hl);
 }
@@ -193,6 +206,7 @@ static void parse_udp(struct pctx *c, const uint8_t *p, uint32_t cap, uint32_t d
 {
     if (!parse_ports(c, p, cap, 8))
         return;
+    hdr(c, p, 8);
     uint16_t ulen = rw_get_be16(p + 4);
     if (ulen >= 8 && ulen < dlen)
         dlen = ulen;
@@ -242,6 +256,7 @@ static void parse_gre(struct pctx *c, const uint8_t *p, uint32_t len)
     }
     /* A PPTP packet without a sequence number is a bare acknowledgement: it
      * carries no payload, so there is nothing inside to index. */
+    hdr(c, p, hl);
     if ((flags & 7) == 1 && !(flags & 0x1000))
         return;
     if (encap_enter(c))
@@ -258,6 +273,7 @@ static void parse_icmp(struct pctx *c, const uint8_t *p, uint32_t cap)
     }
     c->out->flow.sport = p[0];
     c->out->flow.dport = p[1];
+    hdr(c, p, 8); /* type, code, checksum and the 4-byte rest of header */
 }
 
 /* The payload of an IP header. cap is what was captured from p on (BPF reads
@@ -268,11 +284,17 @@ static void parse_transport(struct pctx *c, uint8_t proto, const uint8_t *p, uin
 {
     switch (proto) {
     case 6:
-        if (parse_ports(c, p, cap, 20))
+        if (parse_ports(c, p, cap, 20)) {
             c->out->flow.tcp_flags = p[13];
+            uint32_t thl = (uint32_t)(p[12] >> 4) * 4;
+            hdr(c, p, thl > 20 ? thl : 20); /* with its options */
+        }
         return;
     case 17: parse_udp(c, p, cap, dlen); return;
-    case 132: parse_ports(c, p, cap, 12); return;
+    case 132:
+        if (parse_ports(c, p, cap, 12))
+            hdr(c, p, 12); /* the common header; chunks are payload */
+        return;
     case 1:
     case 58: parse_icmp(c, p, cap); return;
     case 47:
@@ -309,6 +331,7 @@ static void parse_ip4(struct pctx *c, const uint8_t *p, uint32_t len)
         unparsed(c);
         return;
     }
+    hdr(c, p, hl);
     /* A later fragment has no transport header; BPF's port test skips it too. */
     if (rw_get_be16(p + 6) & 0x1fff)
         return;
@@ -411,10 +434,12 @@ static void parse_ip6(struct pctx *c, const uint8_t *p, uint32_t len)
     add_term(c, IDX_T_IP6, p + 24);
     add_u8(c, IDX_T_PROTO6, nh);
     flow_set(c, 6, p + 8, p + 24, nh, (uint32_t)plen + 40);
+    hdr(c, p, 40);
 
     uint32_t off = 40;
     if (!ip6_walk_ext(c, p, len, &off, &nh))
         return;
+    hdr(c, p, off); /* with its extension headers */
     /* Payload length 0 is a jumbogram (or TSO): trust the capture instead. */
     uint32_t dlen = (plen != 0 && plen <= len - 40) ? plen : len - 40;
     dlen = dlen > off - 40 ? dlen - (off - 40) : 0;
@@ -431,6 +456,7 @@ static void parse_arp(struct pctx *c, uint16_t type, const uint8_t *p, uint32_t 
         unparsed(c);
         return;
     }
+    hdr(c, p, 8 + 2 * ((uint32_t)p[4] + p[5])); /* ARP is all header */
     if (len >= 28) {
         add_term(c, IDX_T_IP4, p + 14);
         add_term(c, IDX_T_IP4, p + 24);
@@ -448,6 +474,7 @@ static void parse_mpls(struct pctx *c, const uint8_t *p, uint32_t len)
             return;
         }
         int bottom = p[2] & 0x01;
+        hdr(c, p, 4);
         p += 4;
         len -= 4;
         if (bottom)
@@ -481,6 +508,7 @@ static void parse_pppoe(struct pctx *c, const uint8_t *p, uint32_t len)
         return;
     }
     uint16_t plen = rw_get_be16(p + 4);
+    hdr(c, p, 8);
     uint32_t inner = len - 8;
     if (plen >= 2 && (uint32_t)plen - 2 < inner)
         inner = (uint32_t)plen - 2;
@@ -496,6 +524,7 @@ static void parse_ppp(struct pctx *c, const uint8_t *p, uint32_t len)
         len -= 2;
     }
     if (len >= 1 && (p[0] & 1)) {
+        hdr(c, p, 1);
         parse_ppp_proto(c, p[0], p + 1, len - 1);
         return;
     }
@@ -503,6 +532,7 @@ static void parse_ppp(struct pctx *c, const uint8_t *p, uint32_t len)
         unparsed(c);
         return;
     }
+    hdr(c, p, 2);
     parse_ppp_proto(c, rw_get_be16(p), p + 2, len - 2);
 }
 
@@ -522,6 +552,7 @@ static int vlan_tag(struct pctx *c, const uint8_t **p, uint32_t *len, uint16_t *
         c->vlan = vid;
     }
     *type = rw_get_be16(*p + 2);
+    hdr(c, *p, 4);
     *p += 4;
     *len -= 4;
     return 1;
@@ -566,6 +597,7 @@ static void parse_ether(struct pctx *c, const uint8_t *p, uint32_t len)
         return;
     }
     uint16_t type = rw_get_be16(p + 12);
+    hdr(c, p, 14);
     if (type < 0x0600) {
         unparsed(c); /* 802.3 length field: LLC/SNAP, which the index does not read */
         return;
@@ -605,6 +637,7 @@ static void parse_loopback(struct pctx *c, const uint8_t *p, uint32_t len, int h
         return;
     }
     uint32_t af = rw_get_be32(p);
+    hdr(c, p, 4);
     uint32_t le = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
     if (host_order && le < af)
         af = le;
@@ -630,14 +663,18 @@ static void parse_link(struct pctx *c, int linktype, const uint8_t *p, uint32_t 
     case 113:
         if (len < 16)
             unparsed(c);
-        else
+        else {
+            hdr(c, p, 16);
             parse_sll_proto(c, rw_get_be16(p + 14), p + 16, len - 16);
+        }
         return;
     case 276:
         if (len < 20)
             unparsed(c);
-        else
+        else {
+            hdr(c, p, 20);
             parse_sll_proto(c, rw_get_be16(p), p + 20, len - 20);
+        }
         return;
     case 12:
     case 101: parse_raw(c, p, len); return;
@@ -651,9 +688,10 @@ static void parse_link(struct pctx *c, int linktype, const uint8_t *p, uint32_t 
 
 void idx_parse_packet(int linktype, const uint8_t *data, uint32_t caplen, struct idx_parsed *out)
 {
-    struct pctx c = {.out = out};
+    struct pctx c = {.out = out, .base = data};
 
     out->flags = 0;
+    out->hdr_end = 0;
     out->nterms = 0;
     memset(&out->flow, 0, sizeof out->flow);
     if (data == NULL)

@@ -67,6 +67,10 @@ struct idx_flow {
 
 struct idx_parsed {
     int flags;     /* IDX_F_* */
+    uint32_t hdr_end; /* bytes from the packet's start to the end of the innermost header
+                         recognised (transport, else network, else link); what follows is
+                         payload, or bytes the parser could not read. May exceed caplen
+                         when a header is cut short. */
     int nterms;    /* at most IDX_MAX_TERMS; duplicates allowed, extra terms dropped
                       (and IDX_F_UNPARSED set) when full */
     struct idx_term terms[IDX_MAX_TERMS];

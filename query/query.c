@@ -422,6 +422,15 @@ static int stream_next(qry_t *q, struct pstream *s, char *err)
         int64_t ts = (int64_t)f[0] * RW_NS_PER_SEC + f[1];
         if (ts < q->spec.from || ts >= q->spec.to)
             continue;
+        if (q->spec.headers_only) {
+            /* Cut after the innermost header the parser recognises, before
+             * the filter judges: the payload never leaves, and a filter
+             * cannot probe it either (tcp[40] = 0x41 sees a short packet). */
+            struct idx_parsed pp;
+            idx_parse_packet(q->pts[s->pidx].dlt, d, f[2], &pp);
+            if (pp.hdr_end < f[2])
+                f[2] = pp.hdr_end;
+        }
         if (s->prog) {
             struct pcap_pkthdr ph = {.caplen = f[2], .len = f[3]};
             ph.ts.tv_sec = f[0];

@@ -19,6 +19,9 @@ struct qry_spec {
     const char *filter;  /* BPF expression; NULL or "" for all */
     const char **points; /* NULL-terminated names, or NULL for every point */
     uint64_t limit_packets, limit_bytes; /* 0: no limit */
+    int headers_only;    /* cut every packet after its innermost header (transport,
+                            else network, else link), original length kept, before the
+                            filter judges it: answers without payload (the noc role) */
 };
 
 typedef struct qry qry_t;
