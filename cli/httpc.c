@@ -27,7 +27,10 @@ static struct {
     CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
     const char *(*easy_strerror)(CURLcode);
     void (*easy_cleanup)(CURL *);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
 } cu;
+static char bearer[32 + 128]; /* "Authorization: Bearer TOKEN", "" for none */
 static char load_err[RW_ERRSZ]; /* why libcurl could not be loaded, "" if it was */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -55,6 +58,8 @@ static void load(void)
     SYM(easy_getinfo, "curl_easy_getinfo");
     SYM(easy_strerror, "curl_easy_strerror");
     SYM(easy_cleanup, "curl_easy_cleanup");
+    SYM(slist_append, "curl_slist_append");
+    SYM(slist_free_all, "curl_slist_free_all");
 #undef SYM
     cu.global_init(CURL_GLOBAL_DEFAULT);
 }
@@ -89,6 +94,18 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
     return len;
 }
 
+int httpc_set_token(const char *token, char *err)
+{
+    if (!token || !*token) {
+        bearer[0] = 0;
+        return 0;
+    }
+    if (strlen(token) > 100 || strpbrk(token, "\r\n \t"))
+        return rw_err(err, RW_EINPUT, "malformed token (from --token or REWIND_TOKEN)");
+    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", token);
+    return 0;
+}
+
 int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg, char *err)
 {
     char url[8192];
@@ -110,7 +127,11 @@ int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg,
     cu.easy_setopt(g.c, CURLOPT_NOSIGNAL, 1L);
     cu.easy_setopt(g.c, CURLOPT_CONNECTTIMEOUT, 10L);
     cu.easy_setopt(g.c, CURLOPT_USERAGENT, "rewind");
+    struct curl_slist *hdrs = bearer[0] ? cu.slist_append(NULL, bearer) : NULL;
+    if (hdrs)
+        cu.easy_setopt(g.c, CURLOPT_HTTPHEADER, hdrs);
     CURLcode cc = cu.easy_perform(g.c);
+    cu.slist_free_all(hdrs);
     if (!g.status)
         cu.easy_getinfo(g.c, CURLINFO_RESPONSE_CODE, &g.status);
     if (g.status >= 300) {

@@ -15,6 +15,11 @@ typedef int (*httpc_sink_fn)(void *arg, const void *buf, size_t n);
 int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg,
               char *err) RW_WUR;
 
+/* Send "Authorization: Bearer token" with every request from now on (NULL
+ * or "": none). The token is kept in this process only; RW_EINPUT if it
+ * holds spaces or line breaks. */
+int httpc_set_token(const char *token, char *err) RW_WUR;
+
 /* URL-encode s for a query string (RFC 3986 unreserved characters kept);
  * malloc'ed, caller frees; NULL when out of memory. */
 char *httpc_escape(const char *s);

@@ -63,6 +63,7 @@ const char qargs_help[] =
     "      --count          print the number of matching packets instead\n"
     "  -c, -l, --limit N    stop after N packets (-c as in tcpdump)\n"
     "      --local          read DIR directly even when a rewindd serves it\n"
+    "      --token TOKEN    bearer token for --url (or $REWIND_TOKEN)\n"
     "  -h, --help           this help\n"
     "\n"
     "With --dir, a rewindd running on DIR answers through DIR/rewindd.sock, from\n"
@@ -133,7 +134,8 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
         {"format", required_argument, 0, 'F'}, {"write", required_argument, 0, 'w'},
         {"count", no_argument, 0, 'C'},        {"limit", required_argument, 0, 'l'},
         {"url", required_argument, 0, 'u'},    {"help", no_argument, 0, 'h'},
-        {"local", no_argument, 0, 'L'},        {0, 0, 0, 0}};
+        {"local", no_argument, 0, 'L'},        {"token", required_argument, 0, 'T'},
+        {0, 0, 0, 0}};
 #define USAGE(fmt, arg) (quiet ? EXIT_USAGE : cli_usage(fmt, arg))
 #define FAIL(rc, err) (quiet ? cli_exit_for(rc) : cli_fail(rc, err))
     char err[RW_ERRSZ];
@@ -176,6 +178,7 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
             a->o.wfile = strcmp(optarg, "-") ? optarg : NULL;
             break;
         case 'C': a->count = 1; break;
+        case 'T': a->token = optarg; break;
         case 'L': a->local = 1; break;
         case 'c':
         case 'l': {

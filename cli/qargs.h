@@ -44,6 +44,7 @@ int qargs_open_output(void *o, char *err);
 /* A parsed `rewind query` command line. */
 struct qargs {
     const char *dir, *url, *from, *to;
+    const char *token; /* --token, for --url */
     const char *points[65];
     int npoints, count, format, local;
     char *filter;

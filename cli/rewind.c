@@ -16,6 +16,7 @@
 #include "cli/httpc.h"
 #include "cli/qargs.h"
 #include "common/rw.h"
+#include "auth/auth.h"
 #include "ctl/ctl.h"
 #include "query/query.h"
 #include "query/read.h"
@@ -366,6 +367,8 @@ static int cmd_query(int argc, char **argv)
     if (status >= 0)
         return qargs_end(&a, status);
     if (a.url) {
+        if (httpc_set_token(a.token ? a.token : getenv("REWIND_TOKEN"), err) < 0)
+            return qargs_end(&a, cli_fail(RW_EINPUT, err));
         if (qargs_open_output(&a.o, err) < 0)
             return qargs_end(&a, cli_fail(RW_EINPUT, err));
         status = query_url(a.url, a.from, a.to, a.points, a.npoints, a.filter,
@@ -387,6 +390,7 @@ static const char status_help[] =
     "\n"
     "  -d, --dir DIR   archive directory (or $REWIND_DIR)\n"
     "  -u, --url URL   ask a rewindd instead (or $REWIND_URL): prints its JSON\n"
+    "      --token T   bearer token for --url (or $REWIND_TOKEN)\n"
     "  -h, --help      this help\n"
     "\n"
     "Exit status: 0 success, 1 runtime failure, 2 bad usage or not an archive.\n";
@@ -463,9 +467,10 @@ static int cmd_status(int argc, char **argv)
 {
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
                                          {"url", required_argument, 0, 'u'},
+                                         {"token", required_argument, 0, 'T'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *dir = NULL, *url = NULL;
+    const char *dir = NULL, *url = NULL, *token = getenv("REWIND_TOKEN");
     int c, rc;
     char err[RW_ERRSZ];
     while ((c = getopt_long(argc, argv, "d:u:h", opts, NULL)) != -1) {
@@ -476,6 +481,7 @@ static int cmd_status(int argc, char **argv)
                 return cli_usage("status: --url given twice; ask one rewindd at a time%s", "");
             url = optarg;
             break;
+        case 'T': token = optarg; break;
         case 'h': fputs(status_help, stdout); return 0;
         default: return cli_usage("status: bad option%s", "");
         }
@@ -489,7 +495,8 @@ static int cmd_status(int argc, char **argv)
     if (!dir && !url)
         return cli_usage("status: --dir DIR or --url URL is required%s", "");
     if (url) {
-        rc = httpc_get(url, "/api/v1/status", write_stdout, NULL, err);
+        if ((rc = httpc_set_token(token, err)) == 0)
+            rc = httpc_get(url, "/api/v1/status", write_stdout, NULL, err);
         return rc < 0 ? cli_fail(rc, err) : 0;
     }
     /* The daemon owning the archive answers with its live capture state;
@@ -670,6 +677,145 @@ static int cmd_hold(int argc, char **argv)
     return hold_change(dir, &h, release);
 }
 
+/* ------------------------------------------------------------------ token */
+
+static const char token_help[] =
+    "usage: rewind token add --dir DIR --name NAME --role ROLE [--case ID]\n"
+    "                        [--expires DURATION|TIME]\n"
+    "       rewind token list --dir DIR\n"
+    "       rewind token revoke --dir DIR --name NAME|ID\n"
+    "\n"
+    "Bearer tokens for the HTTP API (Authorization: Bearer TOKEN). 'add' prints\n"
+    "the new token once, alone on a line of standard output: only its SHA-256\n"
+    "is stored. Roles: admin (everything), analyst (packets, holds), noc\n"
+    "(status, metrics, packets cut after their headers: no payload), agency\n"
+    "(its --case only), viewer (status and metrics). While a rewindd owns DIR\n"
+    "the daemon adds and revokes tokens through DIR/rewindd.sock, effective at\n"
+    "once (root or the daemon's user only); otherwise the archive is written\n"
+    "directly. A name has one live token at a time.\n"
+    "\n"
+    "  -d, --dir DIR          archive directory (or $REWIND_DIR)\n"
+    "  -n, --name NAME        the principal: 1-64 of letters, digits, . _ @ -\n"
+    "  -r, --role ROLE        admin, analyst, noc, agency or viewer\n"
+    "      --case ID          the case of an agency token\n"
+    "      --expires D|T      a duration from now (30d) or a time (RFC 3339)\n"
+    "  -h, --help             this help\n"
+    "\n"
+    "Exit status: 0 success, 1 runtime failure (revoke: no such token), 2 bad usage.\n";
+
+static int cmd_token(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, 0, 'd'},  {"name", required_argument, 0, 'n'},
+        {"role", required_argument, 0, 'r'}, {"case", required_argument, 0, 'C'},
+        {"expires", required_argument, 0, 'e'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *dir = NULL, *name = NULL, *role = NULL, *case_id = "", *expires = NULL, *op;
+    char err[RW_ERRSZ], tok[AUTH_TOKEN_CHARS + 1], b1[48], b2[48];
+    int c, rc;
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            fputs(token_help, stdout);
+            return 0;
+        }
+        return cli_usage("token: add, list or revoke? (rewind token --help)%s", "");
+    }
+    op = argv[1];
+    argc--;
+    argv++;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:n:r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'n': name = optarg; break;
+        case 'r': role = optarg; break;
+        case 'C': case_id = optarg; break;
+        case 'e': expires = optarg; break;
+        case 'h': fputs(token_help, stdout); return 0;
+        default: return cli_usage("token: bad option%s", "");
+        }
+    }
+    dir = cli_env_dir(dir);
+    if (!dir)
+        return cli_usage("token: --dir DIR is required%s", "");
+    if (optind < argc)
+        return cli_usage("token: unexpected argument '%s'", argv[optind]);
+    if (!strcmp(op, "list")) {
+        struct auth_token_info *v = NULL;
+        size_t n = 0;
+        idx_t *ix;
+        if ((rc = qry_archive_open(dir, &ix, err)) < 0)
+            return cli_fail(rc, err);
+        rc = auth_token_list(ix, &v, &n, err);
+        qry_archive_close(ix);
+        if (rc < 0)
+            return cli_fail(rc, err);
+        int64_t now = rw_now_ns();
+        for (size_t i = 0; i < n; i++) {
+            char state[96] = "live";
+            if (v[i].revoked)
+                snprintf(state, sizeof state, "revoked %s", rw_time_fmt(v[i].revoked, b2, sizeof b2));
+            else if (v[i].expires)
+                snprintf(state, sizeof state, "%s %s", v[i].expires <= now ? "expired" : "live until",
+                         rw_time_fmt(v[i].expires, b2, sizeof b2));
+            printf("%s  %-16s %-8s%s%s  created %s by %s  %s\n", v[i].id, v[i].name,
+                   auth_role_name(v[i].role), v[i].case_id[0] ? " case " : "", v[i].case_id,
+                   rw_time_fmt(v[i].created, b1, sizeof b1), v[i].creator, state);
+        }
+        free(v);
+        return 0;
+    }
+    if (!name)
+        return cli_usage("token: --name is required%s", "");
+    if (strcmp(op, "add") && strcmp(op, "revoke"))
+        return cli_usage("token: unknown operation '%s': add, list or revoke", op);
+    int64_t exp_ns = 0;
+    enum auth_role r = AUTH_NOBODY;
+    if (!strcmp(op, "add")) {
+        if (!role)
+            return cli_usage("token: --role is required: admin, analyst, noc, agency or viewer%s",
+                             "");
+        if (auth_role_parse(role, &r, err) < 0)
+            return cli_fail(RW_EINPUT, err);
+        if (expires) {
+            int64_t now = rw_now_ns(), d;
+            char e2[RW_ERRSZ];
+            if (rw_duration_parse(expires, &d, e2) == 0 && d > 0)
+                exp_ns = now + d;
+            else if ((rc = rw_time_parse(expires, now, &exp_ns, err)) < 0)
+                return cli_fail(rc, err);
+        }
+        rc = ctl_token_add(dir, name, role, case_id, exp_ns, tok, sizeof tok, err);
+    } else {
+        rc = ctl_token_revoke(dir, name, err);
+    }
+    if (rc == RW_EBUSY) { /* no daemon: write the archive ourselves */
+        struct arc_opts o;
+        arc_t *a = NULL;
+        char who[128];
+        arc_opts_default(&o);
+        o.log = cli_log_event;
+        if ((rc = arc_open(dir, &o, &a, err)) == 0) {
+            user_name(who, sizeof who);
+            rc = !strcmp(op, "add") ? auth_token_add(arc_index(a), name, r, case_id, exp_ns, who,
+                                                     tok, err)
+                                    : auth_token_revoke(arc_index(a), name, err);
+        }
+        arc_close(a);
+    }
+    if (rc < 0)
+        return cli_fail(rc, err);
+    if (!strcmp(op, "add")) {
+        puts(tok); /* the token alone: shown once, never stored */
+        memset(tok, 0, sizeof tok);
+        return 0;
+    }
+    if (rc == 0)
+        return cli_fail(RW_EIO, "no live token of that name or id (see rewind token list)");
+    fprintf(stderr, "rewind: revoked %d token(s) of %s\n", rc, name);
+    return 0;
+}
+
 /* ------------------------------------------------------------ verify, reindex */
 
 static const char verify_help[] =
@@ -762,6 +908,7 @@ static const char main_help[] =
     "  query    packets in a time window matching a BPF filter, as pcap or pcapng\n"
     "  status   capture points, segments, packets, time span, drops, index size\n"
     "  hold     place, list or release legal holds that retention must keep\n"
+    "  token    add, list or revoke bearer tokens for the HTTP API\n"
     "  verify   check every segment against the index\n"
     "  reindex  rebuild the index from the segment files\n"
     "\n"
@@ -797,6 +944,8 @@ int main(int argc, char **argv)
         return cmd_status(argc, argv);
     if (!strcmp(cmd, "hold"))
         return cmd_hold(argc, argv);
+    if (!strcmp(cmd, "token"))
+        return cmd_token(argc, argv);
     if (!strcmp(cmd, "verify"))
         return cmd_check(argc, argv, 0);
     if (!strcmp(cmd, "reindex"))

@@ -42,6 +42,8 @@ struct httpd {
     atomic_uint_fast64_t dur_us_sum;
     qry_live_fn live;
     void *live_arg;
+    atomic_int tokens;          /* tokens defined, as last looked up */
+    atomic_int_fast64_t tokens_at; /* when (monotonic ns) */
 };
 
 struct params {
@@ -49,6 +51,7 @@ struct params {
     const char *k[MAX_PARAMS], *v[MAX_PARAMS];
     int overflow;
     int head; /* a HEAD request: the headers of the answer only */
+    struct auth_principal who; /* whom the request comes from */
 };
 
 /* ---------- small helpers ---------- */
@@ -347,9 +350,9 @@ static void fname_time(int64_t ns, const char *dflt, char *buf, size_t n)
 static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
                                      const struct params *p)
 {
-    static const char *const allowed[] = {"from",  "to",           "filter",      "point",
-                                          "limit", "limit_packets", "limit_bytes", "format",
-                                          NULL};
+    static const char *const allowed[] = {"from",   "to",          "filter",      "point",
+                                          "limit",  "limit_packets", "limit_bytes", "format",
+                                          "payload", NULL};
     char err[RW_ERRSZ];
     const char *bad = unknown_param(p, allowed), *points[MAX_PARAMS + 1];
     struct qry_spec spec = {0};
@@ -364,6 +367,19 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     else if (fmt && strcmp(fmt, "pcap"))
         return send_error(h, c, 400, "bad_parameter",
                           "parameter 'format': must be pcap or pcapng, not '%s'", fmt);
+    /* Payload for the roles that may read it; the others (noc) get every
+     * packet cut after its headers, and asking for more is a 403. */
+    const char *pl = param(p, "payload");
+    if (pl && strcmp(pl, "full") && strcmp(pl, "headers"))
+        return send_error(h, c, 400, "bad_parameter",
+                          "parameter 'payload': must be full or headers, not '%s'", pl);
+    int may_payload = auth_allows(p->who.role, AUTH_PERM_PAYLOAD);
+    if (pl && !strcmp(pl, "full") && !may_payload)
+        return send_error(h, c, 403, "forbidden",
+                          "packet payload needs the role %s; %s has the role %s (ask for "
+                          "payload=headers)", auth_roles_for(AUTH_PERM_PAYLOAD), p->who.name,
+                          auth_role_name(p->who.role));
+    spec.headers_only = !may_payload || (pl && !strcmp(pl, "headers"));
     if (parse_count("limit", param(p, "limit"), 0, &spec.limit_packets, err) < 0 ||
         parse_count("limit_packets", param(p, "limit_packets"), 0, &spec.limit_packets, err) < 0 ||
         parse_count("limit_bytes", param(p, "limit_bytes"), 1, &spec.limit_bytes, err) < 0)
@@ -388,8 +404,9 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     s->h = h;
     s->head = p->head;
     s->start = rw_mono_ns();
-    snprintf(s->what, sizeof s->what, "%s /api/v1/packets filter '%s'", p->head ? "HEAD" : "GET",
-             spec.filter ? spec.filter : "");
+    snprintf(s->what, sizeof s->what, "%s /api/v1/packets by %s filter '%s'%s",
+             p->head ? "HEAD" : "GET", p->who.name, spec.filter ? spec.filter : "",
+             spec.headers_only ? " (headers only)" : "");
     enum qry_step step;
     int rc = qry_new_ex(h->ix, &spec, &s->q, &step, err);
     int npts = 0;
@@ -425,6 +442,7 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     MHD_add_response_header(r, "X-Rewind-Filter", spec.filter ? spec.filter : "");
     MHD_add_response_header(r, "X-Rewind-Sensor", h->sensor);
     MHD_add_response_header(r, "X-Rewind-Plan", qry_plan_desc(s->q));
+    MHD_add_response_header(r, "X-Rewind-Payload", spec.headers_only ? "headers" : "full");
     enum MHD_Result ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return ret;
@@ -693,12 +711,12 @@ struct route {
     enum MHD_Result (*handler)(struct httpd *h, struct MHD_Connection *c, const struct params *p);
 };
 static const struct route routes[] = {
-    {{"/api/v1/packets", "GET, HEAD", HTTPD_PERM_PACKETS}, route_packets},
-    {{"/api/v1/segments", "GET, HEAD", HTTPD_PERM_STATUS}, route_segments},
-    {{"/api/v1/status", "GET, HEAD", HTTPD_PERM_STATUS}, route_status},
-    {{"/api/v1/holds", "GET, HEAD", HTTPD_PERM_HOLDS}, route_holds},
-    {{"/metrics", "GET, HEAD", HTTPD_PERM_METRICS}, route_metrics},
-    {{"/healthz", "GET, HEAD", HTTPD_PERM_NONE}, route_healthz},
+    {{"/api/v1/packets", "GET, HEAD", AUTH_PERM_PACKETS}, route_packets},
+    {{"/api/v1/segments", "GET, HEAD", AUTH_PERM_STATUS}, route_segments},
+    {{"/api/v1/status", "GET, HEAD", AUTH_PERM_STATUS}, route_status},
+    {{"/api/v1/holds", "GET, HEAD", AUTH_PERM_HOLDS}, route_holds},
+    {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
+    {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -724,15 +742,65 @@ int httpd_route_allows(const struct httpd_route *r, const char *method)
     return 0;
 }
 
-/* Whether the client may use route r. Every route is open today: there
- * are no principals yet (rewindd(8), SECURITY). Access control attaches
- * here, the one gate every request passes. */
-static int permitted(struct httpd *h, struct MHD_Connection *c, const struct httpd_route *r)
+/* Whether tokens are defined, looked up at most once a second: with none,
+ * the API is open (the daemon then listens on loopback only, see
+ * rewindd(8) SECURITY); with one, every route but /healthz needs one. */
+static int tokens_defined(struct httpd *h)
 {
-    (void)h;
-    (void)c;
-    (void)r;
-    return 1;
+    int64_t now = rw_mono_ns();
+    if (now - atomic_load(&h->tokens_at) > RW_NS_PER_SEC) {
+        char err[RW_ERRSZ];
+        int rc = auth_tokens_defined(h->ix, rw_now_ns(), err);
+        /* An index that cannot be read counts as "tokens defined": closed,
+         * never open by accident. */
+        atomic_store(&h->tokens, rc != 0);
+        atomic_store(&h->tokens_at, now);
+    }
+    return atomic_load(&h->tokens);
+}
+
+/* The one gate: who the client is, and whether its role allows route r.
+ * MHD_YES with *who filled when it may go on; otherwise the 401 or 403 was
+ * sent and *sent is set. Tokens are never logged or echoed. */
+static enum MHD_Result permitted(struct httpd *h, struct MHD_Connection *c,
+                                 const struct httpd_route *r, struct auth_principal *who,
+                                 int *sent)
+{
+    char err[RW_ERRSZ];
+    const char *tok;
+    size_t n;
+    memset(who, 0, sizeof *who);
+    *sent = 1;
+    if (!tokens_defined(h)) {
+        snprintf(who->name, sizeof who->name, "anyone");
+        who->role = AUTH_ADMIN;
+        who->method = "open";
+        *sent = 0;
+        return MHD_YES;
+    }
+    const char *hv = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    who->method = "none";
+    snprintf(who->name, sizeof who->name, "nobody");
+    if (r->perm == AUTH_PERM_NONE) {
+        *sent = 0;
+        return MHD_YES;
+    }
+    if (auth_bearer_parse(hv, &tok, &n, err) < 0)
+        return send_error_x(h, c, 401, "unauthorized", "WWW-Authenticate", "Bearer realm=\"rewind\"",
+                            "%s", err);
+    int rc = auth_token_check(h->ix, tok, n, rw_now_ns(), who, err);
+    if (rc == 0)
+        rc = rw_err(err, RW_EINPUT, "unknown token");
+    if (rc < 0)
+        return rc == RW_EINPUT
+                   ? send_error_x(h, c, 401, "unauthorized", "WWW-Authenticate",
+                                  "Bearer realm=\"rewind\", error=\"invalid_token\"", "%s", err)
+                   : send_error(h, c, 500, "internal", "%s", err);
+    if (!auth_allows(who->role, r->perm))
+        return send_error(h, c, 403, "forbidden", "%s needs the role %s; %s has the role %s",
+                          r->path, auth_roles_for(r->perm), who->name, auth_role_name(who->role));
+    *sent = 0;
+    return MHD_YES;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -767,9 +835,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (!httpd_route_allows(r, method))
         return send_error_x(h, c, 405, "method_not_allowed", "Allow", r->methods,
                             "%s answers %s only, not %s", url, r->methods, method);
-    if (!permitted(h, c, r))
-        return send_error(h, c, 403, "forbidden", "%s needs a permission this client lacks",
-                          url);
+    int sent;
+    enum MHD_Result gate = permitted(h, c, r, &p.who, &sent);
+    if (sent)
+        return gate;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, &p);
     p.head = !strcmp(method, "HEAD");
     if (p.overflow)

@@ -6,24 +6,14 @@
 #define HTTPD_H
 
 #include "common/rw.h"
+#include "auth/auth.h"
 #include "query/read.h"
-
-/* What a client must be allowed to do to use a route. Every route is
- * open today (no principals yet); the access-control layer maps roles to
- * these. */
-enum httpd_perm {
-    HTTPD_PERM_NONE = 0, /* liveness: anyone */
-    HTTPD_PERM_METRICS,  /* Prometheus counters */
-    HTTPD_PERM_STATUS,   /* status, the segment catalogue: no packet data */
-    HTTPD_PERM_HOLDS,    /* legal holds: the warrants' windows, filters, reasons */
-    HTTPD_PERM_PACKETS,  /* packets, payload included */
-};
 
 /* One row of the route table: the only requests the server answers. */
 struct httpd_route {
     const char *path;    /* exact match, no trailing slash */
     const char *methods; /* "GET, HEAD": the Allow header of a 405 */
-    enum httpd_perm perm;
+    enum auth_perm perm; /* what the client's role must allow (auth/auth.h) */
 };
 /* The i-th route, or NULL past the last. */
 const struct httpd_route *httpd_route_at(size_t i);

@@ -258,7 +258,7 @@ def test_tcpdump_habits(tmp):
             check(resp.status == 200 and resp.read() == b"", "HEAD /api/v1/packets")
         time.sleep(0.3)
         text = open(log).read()
-        check("HEAD /api/v1/packets filter '': HEAD answered with the headers only" in text and
+        check("HEAD /api/v1/packets by anyone filter '': HEAD answered with the headers only" in text and
               "client went away" not in text, "HEAD is logged as HEAD: %r" % text[-500:])
     finally:
         stop_daemon(d)

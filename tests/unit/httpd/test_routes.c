@@ -19,14 +19,14 @@
  * route fails test_routes_enumerated until it is listed here. */
 static const struct {
     const char *path;
-    enum httpd_perm perm;
+    enum auth_perm perm;
 } want_routes[] = {
-    {"/api/v1/packets", HTTPD_PERM_PACKETS},
-    {"/api/v1/segments", HTTPD_PERM_STATUS},
-    {"/api/v1/status", HTTPD_PERM_STATUS},
-    {"/api/v1/holds", HTTPD_PERM_HOLDS},
-    {"/metrics", HTTPD_PERM_METRICS},
-    {"/healthz", HTTPD_PERM_NONE},
+    {"/api/v1/packets", AUTH_PERM_PACKETS},
+    {"/api/v1/segments", AUTH_PERM_STATUS},
+    {"/api/v1/status", AUTH_PERM_STATUS},
+    {"/api/v1/holds", AUTH_PERM_HOLDS},
+    {"/metrics", AUTH_PERM_METRICS},
+    {"/healthz", AUTH_PERM_NONE},
 };
 #define NWANT (sizeof want_routes / sizeof want_routes[0])
 
@@ -77,13 +77,13 @@ static void test_route_permissions(void **state)
     for (size_t i = 0; i < nroutes(); i++) {
         const struct httpd_route *r = httpd_route_at(i);
         if (strcmp(r->path, "/api/v1/packets"))
-            assert_true(r->perm < HTTPD_PERM_PACKETS);
+            assert_true(r->perm < AUTH_PERM_PACKETS);
     }
-    assert_int_equal(httpd_route_find("/api/v1/packets")->perm, HTTPD_PERM_PACKETS);
-    assert_int_equal(httpd_route_find("/healthz")->perm, HTTPD_PERM_NONE);
-    assert_true(httpd_route_find("/api/v1/status")->perm != HTTPD_PERM_PACKETS);
-    assert_true(httpd_route_find("/api/v1/segments")->perm != HTTPD_PERM_PACKETS);
-    assert_true(httpd_route_find("/metrics")->perm != HTTPD_PERM_PACKETS);
+    assert_int_equal(httpd_route_find("/api/v1/packets")->perm, AUTH_PERM_PACKETS);
+    assert_int_equal(httpd_route_find("/healthz")->perm, AUTH_PERM_NONE);
+    assert_true(httpd_route_find("/api/v1/status")->perm != AUTH_PERM_PACKETS);
+    assert_true(httpd_route_find("/api/v1/segments")->perm != AUTH_PERM_PACKETS);
+    assert_true(httpd_route_find("/metrics")->perm != AUTH_PERM_PACKETS);
 }
 
 static void test_route_find_exact(void **state)
