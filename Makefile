@@ -7,7 +7,8 @@
 #   make fuzz      build the libFuzzer targets (clang) into build-fuzz/
 #   make bench     optimised build + benchmark against tcpdump (BENCH_GB=2)
 #   make run       deps + build + start rewindd on the default-route interface
-#   make install   install binaries and man pages under PREFIX (/usr/local)
+#   make install   install binaries and man pages under PREFIX (/usr/local) and create
+#                  the group 'rewind', whose members may read archives root writes
 
 CC ?= cc
 PREFIX ?= /usr/local
@@ -150,6 +151,7 @@ run: deps
 	@sh tools/run.sh
 
 install: all
+	getent group rewind >/dev/null || groupadd --system rewind
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
 	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -d $(DESTDIR)$(PREFIX)/libexec/rewind

@@ -416,7 +416,7 @@ int segf_compress(const char *src, const char *dst, uint64_t *stored, char *err)
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto done;
     }
-    if ((ofd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+    if ((ofd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
         rc = rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "%s: %s", dst, strerror(errno));
         goto done;
     }

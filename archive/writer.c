@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pcap/pcap.h>
+#include <ftw.h>
+#include <grp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -196,12 +198,12 @@ static int mkdirs(const char *path)
     for (char *p = tmp + 1; *p; p++) {
         if (*p == '/') {
             *p = 0;
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+            if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
                 return -1;
             *p = '/';
         }
     }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+    if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
         return -1;
     return 0;
 }
@@ -297,6 +299,52 @@ void arc_log(arc_t *a, const char *level, const char *fmt, ...)
     a->o.log(a->o.log_arg, level, msg);
 }
 
+/* Packets are subscribers' communications: nobody outside the archive's
+ * owner and group reaches them by any path (rewind query --local, tcpdump
+ * -r, cat). New files are 0640 in 0750 directories; the archive directory
+ * itself loses any bits for others, so that older archives and files a
+ * umask let through are closed too. Run as root with a group named
+ * "rewind" (make install creates it), an archive owned by root's group is
+ * handed to that group, setgid, so that every file made inside inherits
+ * it: members read the archive, nobody else. */
+static gid_t handover_gid;
+
+/* nftw: an archive handed to the group rewind: every entry to it, setgid
+ * on directories, nothing for others. */
+static int hand_over(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    if (flag == FTW_SL)
+        return 0;
+    if (lchown(path, (uid_t)-1, handover_gid) == 0)
+        chmod(path, (st->st_mode & 07777 & ~07u) | (S_ISDIR(st->st_mode) ? S_ISGID : 0));
+    return 0;
+}
+
+static void lock_down(arc_t *a)
+{
+    struct stat st;
+    char buf[1024];
+    struct group gr, *g = NULL;
+    if (stat(a->dir, &st) < 0)
+        return;
+    if (geteuid() == 0 && st.st_gid == 0 && getgrnam_r("rewind", &gr, buf, sizeof buf, &g) == 0 &&
+        g) {
+        handover_gid = g->gr_gid;
+        if (nftw(a->dir, hand_over, 16, FTW_PHYS) == 0)
+            arc_log(a, "info", "archive %s handed to group rewind (setgid): its members may "
+                               "read it", a->dir);
+        if (stat(a->dir, &st) < 0)
+            return;
+    }
+    if (st.st_mode & 07) {
+        arc_log(a, "warn", "archive %s was readable by every local user (mode %04o); now %04o",
+                a->dir, (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 07770));
+        if (chmod(a->dir, st.st_mode & 07770) < 0)
+            arc_log(a, "warn", "chmod %s: %s", a->dir, strerror(errno));
+    }
+}
+
 int arc_open(const char *dir, const struct arc_opts *o, arc_t **out, char *err)
 {
     arc_t *a = calloc(1, sizeof *a);
@@ -309,6 +357,12 @@ int arc_open(const char *dir, const struct arc_opts *o, arc_t **out, char *err)
     pthread_mutex_init(&a->space_mu, NULL);
     struct arc_opts def;
     arc_opts_default(&def);
+    /* The directory is closed (and handed to its group) before the index
+     * makes anything inside it. */
+    a->o.log = (o ? o : &def)->log;
+    a->o.log_arg = (o ? o : &def)->log_arg;
+    if (mkdir(dir, 0750) == 0 || errno == EEXIST)
+        lock_down(a);
     if ((rc = idx_open(dir, IDX_WRITE, &a->ix, err)) < 0 ||
         (rc = resolve_opts(a, o ? o : &def, err)) < 0 || (rc = recover(a, err)) < 0) {
         arc_close(a);
@@ -408,7 +462,7 @@ static int seg_open(arc_pw_t *w, int64_t ts, char *err)
             arc_segname_make(w->name, ts, i, w->relpath, sizeof w->relpath, NULL, 0) < 0)
             return rw_err(err, RW_EINPUT, "segment name for point %s too long", w->name);
         snprintf(path, sizeof path, "%s/%s", w->a->dir, w->relpath);
-        w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (w->fd >= 0)
             break;
         if (errno != EEXIST || i > 1000)
@@ -636,7 +690,7 @@ static int probe(arc_t *a, char *err)
     char path[1100], buf[4096];
     int rc = 0;
     snprintf(path, sizeof path, "%s/.write-probe", a->dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     memset(buf, 0, sizeof buf);
     if (fd < 0 || rw_write_all(fd, buf, sizeof buf) < 0 || fdatasync(fd) < 0)
         rc = rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "writing %s: %s", path,

@@ -920,6 +920,9 @@ static const char main_help[] =
 
 int main(int argc, char **argv)
 {
+    /* Archive files hold packets: never readable by other users (0640 files,
+     * 0750 directories, whatever the caller's umask allowed). */
+    umask(027);
     /* Set by the front end for this process only; not for what it runs. */
     const char *asked = getenv(CLI_ASKED_ENV);
     if (asked) {

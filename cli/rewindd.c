@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "archive/archive.h"
@@ -231,6 +232,9 @@ int main(int argc, char **argv)
      * index buffers, each commit's write batch and each memtable come and
      * go, and glibc would otherwise map and unmap the large ones every
      * time. Up to 64 MiB free at the top of a heap is kept. */
+    /* Archive files hold packets: never readable by other users (0640 files,
+     * 0750 directories, whatever the caller's umask allowed). */
+    umask(027);
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},

@@ -301,7 +301,7 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     snprintf(path, sizeof path, "%s/index", dir);
     snprintf(cur, sizeof cur, "%s/CURRENT", path);
     if (mode == IDX_WRITE) {
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
             rc = rw_err(err, RW_EIO, "cannot create archive directory %s: %s", dir, strerror(errno));
             goto fail;
         }

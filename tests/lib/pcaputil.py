@@ -63,6 +63,11 @@ def packet_data(rec):
     return rec[16:]
 
 
+def orig_len(rec):
+    """The original (wire) length of a little-endian record."""
+    return struct.unpack("<I", rec[12:16])[0]
+
+
 # An Ethernet ARP request: a frame every link-layer parser takes.
 ARP_FRAME = bytes.fromhex("ffffffffffff001122334455080600010800060400010011223344"
                           "55c0a80001000000000000c0a80002")
