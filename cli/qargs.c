@@ -35,6 +35,12 @@ void cli_log_event(void *arg, const char *level, const char *msg)
     rw_log(level, "%s", msg);
 }
 
+void cli_log_warnings(void *arg, const char *level, const char *msg)
+{
+    if (strcmp(level, "info"))
+        cli_log_event(arg, level, msg);
+}
+
 const char *cli_env_dir(const char *dir)
 {
     return dir ? dir : getenv("REWIND_DIR");

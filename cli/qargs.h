@@ -27,6 +27,8 @@ int cli_exit_for(int rc);
 int cli_fail(int rc, const char *err);
 /* An archive's log function (struct arc_opts.log): rw_log on stderr. */
 void cli_log_event(void *arg, const char *level, const char *msg);
+/* The same without "info" lines (--quiet). */
+void cli_log_warnings(void *arg, const char *level, const char *msg);
 /* dir, or $REWIND_DIR when dir is NULL. */
 const char *cli_env_dir(const char *dir);
 

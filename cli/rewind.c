@@ -122,7 +122,10 @@ static int cmd_import(int argc, char **argv)
             break;
         case 'd': dir = optarg; break;
         case 'p': point = optarg; break;
-        case 'q': quiet = 1; break;
+        case 'q':
+            quiet = 1;
+            o.log = cli_log_warnings; /* --quiet: what went wrong only */
+            break;
         case 'h': fputs(import_help, stdout); return 0;
         default: return cli_usage("import: bad option%s", "");
         }

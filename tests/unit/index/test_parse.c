@@ -1134,6 +1134,64 @@ static void test_truncation(void **state)
     }
 }
 
+/* Where the headers end: exactly where each recipe's last header ends,
+ * whatever payload follows (the noc role's answers are cut there). */
+static void test_hdr_end(void **state)
+{
+    /* hend is what the parser must read; an ICMP header is 8 bytes, of
+     * which it reads 4 (type, code), so its end lies 4 bytes further */
+    static const struct {
+        mk_fn mk;
+        uint32_t more;
+    } makers[] = {{mk_ip4_tcp, 0}, {mk_ip4_udp, 0},   {mk_ip6_tcp, 0},   {mk_ip6_hbh_frag0, 0},
+                  {mk_arp, 0},     {mk_vlan, 0},      {mk_qinq, 0},      {mk_mpls, 0},
+                  {mk_pppoe_ip6, 0}, {mk_gre0, 0},    {mk_pptp, 4},      {mk_vxlan, 0},
+                  {mk_geneve, 0},  {mk_raw4, 0},      {mk_sll, 0},       {mk_null_ip6, 0},
+                  {mk_sctp, 0}};
+    (void)state;
+    for (size_t m = 0; m < sizeof makers / sizeof makers[0]; m++) {
+        struct pkt k = {0};
+        struct idx_parsed p;
+        makers[m].mk(&k);
+        uint32_t n = k.n;
+        payload(&k, 40); /* bytes after the datagram: never headers */
+        parse(&k, &p);
+        if (p.hdr_end != k.hend + makers[m].more)
+            fail_msg("maker %zu: headers end at %u, want %u (packet %u bytes)", m, p.hdr_end,
+                     k.hend + makers[m].more, n);
+    }
+    /* TCP options belong to the header; the payload does not */
+    struct pkt k = {0};
+    struct idx_parsed p;
+    k.dlt = DLT_EN10MB;
+    eth(&k, 0x0800);
+    uint32_t o = ip4(&k, 6, "10.0.0.1", "10.0.0.2", 0);
+    tcp(&k, 1234, 25, 0x18);
+    k.b[k.n - 8] = 0x80; /* data offset 8 words: 12 bytes of options */
+    zeros(&k, 12);
+    uint32_t hend = k.n;
+    payload(&k, 100);
+    ip4_fix(&k, o);
+    parse(&k, &p);
+    assert_int_equal(p.hdr_end, hend);
+    /* an unknown EtherType: the link header only */
+    struct pkt u = {0};
+    u.dlt = DLT_EN10MB;
+    eth(&u, 0x88b5);
+    payload(&u, 60);
+    parse(&u, &p);
+    assert_int_equal(p.hdr_end, 14);
+    /* an IP protocol without ports (ESP): the IP header only */
+    struct pkt e = {0};
+    e.dlt = DLT_EN10MB;
+    eth(&e, 0x0800);
+    o = ip4(&e, 50, "10.0.0.1", "10.0.0.2", 0);
+    payload(&e, 64);
+    ip4_fix(&e, o);
+    parse(&e, &p);
+    assert_int_equal(p.hdr_end, 34);
+}
+
 /* ---- flow hash ---- */
 
 static void mk_flow(struct idx_flow *f, const char *src, const char *dst, uint16_t sport,
@@ -1246,6 +1304,7 @@ int main(void)
         cmocka_unit_test(test_term_overflow),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_hdr_end),
         cmocka_unit_test(test_flow_hash),
         cmocka_unit_test(test_flow_term_symmetric),
     };
