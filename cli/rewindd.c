@@ -35,6 +35,7 @@ struct daemon {
     int nif;
     struct arc_opts ao;
     struct httpd_opts ho;
+    const char *ctl_group; /* --ctl-group */
     arc_t *a;
     cap_live_t *lives[MAX_IFACES];
     arc_compressor_t *zip;
@@ -128,7 +129,7 @@ static void capture_stop(struct daemon *d)
 static int ctl_service_start(struct daemon *d, char *err)
 {
     struct ctl_opts co = {.archive = d->a, .max_queries = d->ho.max_queries,
-                          .live = live_state, .live_arg = d};
+                          .live = live_state, .live_arg = d, .group = d->ctl_group};
     return ctl_start(&co, &d->ctl, err);
 }
 static void ctl_service_stop(struct daemon *d) { ctl_stop(d->ctl); }
@@ -212,6 +213,8 @@ static const char help[] =
     "      --max-queries N       concurrent packet queries before 503 (default 8);\n"
     "                            as many again for 'rewind query --dir DIR'\n"
     "      --sensor NAME         sensor name in responses (default: host name)\n"
+    "      --ctl-group GROUP     the group of DIR/rewindd.sock, whose members may\n"
+    "                            query and place holds (default: DIR's group)\n"
     "      --log FILE            append the log to FILE instead of stderr; SIGHUP\n"
     "                            reopens it (a failed reopen keeps the old file)\n"
     "  -h, --help                this help\n"
@@ -247,6 +250,7 @@ int main(int argc, char **argv)
                                          {"max-age", required_argument, 0, 2},
                                          {"compress-after", required_argument, 0, 3},
                                          {"min-horizon", required_argument, 0, 4},
+                                         {"ctl-group", required_argument, 0, 5},
                                          {"max-queries", required_argument, 0, 'Q'},
                                          {"sensor", required_argument, 0, 'N'},
                                          {"log", required_argument, 0, 'L'},
@@ -273,6 +277,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'N': d.ho.sensor = optarg; break;
+        case 5: d.ctl_group = optarg; break;
         case 'L': logfile = optarg; break;
         case 'Q': {
             char *end;

@@ -138,6 +138,7 @@ struct ctl_opts {
     int max_queries;      /* concurrent queries before "busy" (default 8) */
     qry_live_fn live;     /* live capture state for status (NULL: none) */
     void *live_arg;
+    const char *group;    /* the socket's group (NULL: the archive directory's) */
 };
 /* Listen on DIR/rewindd.sock (a stale socket is replaced: the caller owns
  * the archive) and serve each connection on a thread of its own. */

@@ -3,6 +3,7 @@
 #include "ctl/ctl_int.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -148,6 +149,20 @@ static void *accept_loop(void *arg)
     return NULL;
 }
 
+/* The socket's group: its members may open it (as analysts, ctl.h). */
+static int set_group(const char *path, const char *group)
+{
+    struct group gr, *g = NULL;
+    char buf[1024];
+    if (!group)
+        return 0;
+    if (getgrnam_r(group, &gr, buf, sizeof buf, &g) != 0 || !g) {
+        errno = ENOENT;
+        return -1;
+    }
+    return chown(path, (uid_t)-1, g->gr_gid);
+}
+
 int ctl_start(const struct ctl_opts *o, ctl_t **out, char *err)
 {
     struct ctl *c = calloc(1, sizeof *c);
@@ -166,8 +181,10 @@ int ctl_start(const struct ctl_opts *o, ctl_t **out, char *err)
     unlink(c->path); /* we own the archive: a socket left here is stale */
     c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->lfd < 0 || bind(c->lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-        chmod(c->path, 0660) < 0 || listen(c->lfd, 16) < 0) {
-        rc = rw_err(err, RW_EIO, "control socket %s: %s", c->path, strerror(errno));
+        chmod(c->path, 0660) < 0 || set_group(c->path, o->group) < 0 || listen(c->lfd, 16) < 0) {
+        rc = rw_err(err, errno == ENOENT && o->group ? RW_EINPUT : RW_EIO,
+                    "control socket %s: %s%s%s", c->path, strerror(errno),
+                    o->group ? "; --ctl-group " : "", o->group ? o->group : "");
         if (c->lfd >= 0)
             close(c->lfd);
         free(c);

@@ -243,7 +243,11 @@ def main():
             if os.path.exists(log) and b"ready" in open(log, "rb").read():
                 break
             time.sleep(0.05)
-        # No token yet: open on loopback, and the log says so
+        sock = os.stat(os.path.join(arch, "rewindd.sock"))
+        check(sock.st_mode & 0o777 == 0o660 and grp.getgrgid(sock.st_gid).gr_name == "rewind",
+              "the control socket is 0660 of the archive's group: %o %d" %
+              (sock.st_mode & 0o777, sock.st_gid))
+        # No token yet: open on loopback
         code, _ = curl("http://127.0.0.1:%d/api/v1/status" % port)
         check(code == 200, "no token defined: the loopback API is open (%d)" % code)
         test_matrix(tmp, arch, port, log)
@@ -252,6 +256,10 @@ def main():
         d.send_signal(signal.SIGTERM)
         check(d.wait(timeout=60) == 0, "rewindd exit status")
     test_files(tmp, arch, member, outsider)
+    r = subprocess.run([REWINDD, "--dir", os.path.join(tmp, "g"), "--listen", "none",
+                        "--ctl-group", "no-such-group-here"], capture_output=True, timeout=60)
+    check(r.returncode == 2 and b"no-such-group-here" in r.stderr, "a bad --ctl-group: %d %r" %
+          (r.returncode, r.stderr))
     shutil.rmtree(tmp, ignore_errors=True)
     harness.finish("auth")
 
