@@ -25,7 +25,7 @@ CFLAGS_OPT := -O2
 LDFLAGS_SAN :=
 endif
 CFLAGS += $(CFLAGS_BASE) $(CFLAGS_OPT)
-LIBS := -lpcap -lrocksdb -lmicrohttpd -lroaring -llz4 -lcrypto -ljansson -ldl -lpthread -lm
+LIBS := -lpcap -lrocksdb -lmicrohttpd -lgnutls -lroaring -llz4 -lcrypto -ljansson -ldl -lpthread -lm
 # libcurl is dlopen()ed by cli/httpc.c, only when --url is used. The
 # release binaries link RocksDB, its compressors, libcrypto (SHA-1 of the
 # Community ID) and the C++ runtime statically when the archives are
@@ -38,7 +38,7 @@ REWIND_LDFLAGS :=
 ifeq ($(SAN),0)
 ifneq ($(shell $(CC) -print-file-name=librocksdb.a),librocksdb.a)
 STATIC_DB := -Wl,-Bstatic -lrocksdb -lsnappy -lz -lbz2 -lzstd -llz4 -lcrypto -lstdc++ -Wl,-Bdynamic
-BIN_LIBS := -lpcap $(STATIC_DB) -lmicrohttpd -lroaring -ljansson -ldl -lpthread -lm -static-libgcc
+BIN_LIBS := -lpcap $(STATIC_DB) -lmicrohttpd -lgnutls -lroaring -ljansson -ldl -lpthread -lm -static-libgcc
 REWIND_LIBS := $(BIN_LIBS)
 # bin/rewind-core is a short-lived client whose needle query is mostly process
 # start-up, so it goes further: libpcap (with libdbus, which needs the two

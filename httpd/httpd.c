@@ -9,6 +9,7 @@
 #include "httpd/httpd.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -21,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "httpd/tls.h"
 #include "query/query.h"
 #include "query/read.h"
 
@@ -32,6 +34,9 @@ static const double bucket_le[NBUCKETS] = {0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30
 
 struct httpd {
     struct MHD_Daemon *d;
+    int tls;             /* HTTPS: --tls-cert and --tls-key */
+    int mtls;            /* and a client needs a certificate --tls-client-ca signed */
+    struct httpd_tls pem; /* kept until stop: libmicrohttpd keeps the pointers */
     idx_t *ix;
     int max_queries;
     char sensor[128];
@@ -908,15 +913,132 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     rw_warn("http: %s", msg);
 }
 
+/* ---------- TLS ---------- */
+
+/* libmicrohttpd calls this for each new connection, before the
+ * connection's thread does the handshake. On its own it only asks for a
+ * client certificate (GNUTLS_CERT_REQUEST) and lets in a client that sends
+ * none or one nobody signed: the request would reach the routes. Here the
+ * certificate becomes required and checked during the handshake. */
+static void tls_require_client_cert(void *cls, struct MHD_Connection *c, void **socket_context,
+                                    enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)socket_context;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    /* libmicrohttpd makes the session of a TLS connection before this call. */
+    assert(ci && ci->tls_session);
+    httpd_tls_require_client_cert(ci->tls_session);
+}
+
+/* For the access-control layer (permitted(): a subject maps to a
+ * principal). The subject DN of the client's certificate, RFC 4514 as
+ * GnuTLS writes it ("CN=alice,O=Example" for a certificate made with
+ * -subj '/O=Example/CN=alice'), into out (size n). Returns 1 when the
+ * client presented a certificate that --tls-client-ca signed (verified
+ * again here, whatever the handshake did); 0 when there is none: plain
+ * HTTP, TLS without --tls-client-ca, no certificate, or one not trusted;
+ * RW_EINPUT when the DN does not fit n (never truncated). */
+__attribute__((unused)) static int client_cert_subject(struct MHD_Connection *c, char *out,
+                                                       size_t n)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    return ci ? httpd_tls_client_subject(ci->tls_session, out, n) : 0;
+}
+
+/* The logger of a TLS server. libmicrohttpd logs "received handshake
+ * message out of context" of every failed handshake, whatever failed. */
+static void mhd_log_tls(void *cls, const char *fmt, va_list ap)
+{
+    struct httpd *h = cls;
+    va_list aq;
+    char msg[512];
+    va_copy(aq, ap);
+    vsnprintf(msg, sizeof msg, fmt, aq);
+    va_end(aq);
+    if (!strstr(msg, "handshake message out of context")) {
+        mhd_log(cls, fmt, ap);
+        return;
+    }
+    if (httpd_tls_refusal_logged()) /* the client certificate check said why */
+        return;
+    rw_warn("https: a TLS handshake failed and its connection was closed (%s, or plain "
+            "http:// on this https:// port?)",
+            h->mtls ? "a client without a certificate: --tls-client-ca requires one"
+                    : "a client that does not trust the server's certificate");
+}
+
+/* ---------- who may listen where ---------- */
+
+/* Only this host reaches the address: 127.0.0.0/8, ::1, or 127/8 mapped
+ * into IPv6. Names are not resolved (httpd_parse_listen takes numbers
+ * only), so "localhost" never comes here. */
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24 == 127;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+/* Packets leave this host only encrypted and to a client holding a token:
+ * a listener beyond loopback needs both TLS and tokens. */
+static int check_exposure(const char *addr, const struct sockaddr_storage *ss,
+                          const struct httpd_opts *o, char *err)
+{
+    if (is_loopback(ss))
+        return 0;
+    int tls = o->tls_cert && o->tls_key;
+    /* Tokens plug in here: have_tokens asks the token store (rewind token
+     * add). rewindd passes none until the store exists, so every listener
+     * beyond loopback is refused until then. */
+    int tokens = o->have_tokens && o->have_tokens(o->tokens_arg);
+    if (!tls)
+        return rw_err(err, RW_EINPUT, "--listen %s is not loopback: serving packets beyond this "
+                      "host needs TLS (--tls-cert, --tls-key) and tokens (rewind token add)", addr);
+    if (!tokens)
+        return rw_err(err, RW_EINPUT, "--listen %s is not loopback: serving packets beyond this "
+                      "host needs tokens (rewind token add) as well as TLS, and none is defined",
+                      addr);
+    return 0;
+}
+
+int httpd_check_opts(const struct httpd_opts *o, char *err)
+{
+    const char *addr = o->listen ? o->listen : "127.0.0.1:8800";
+    struct sockaddr_storage ss;
+    struct httpd_tls t;
+    int rc;
+    if ((rc = httpd_parse_listen(addr, &ss, err)) < 0 ||
+        (rc = check_exposure(addr, &ss, o, err)) < 0 ||
+        (rc = httpd_tls_load(o->tls_cert, o->tls_key, o->tls_client_ca, &t, err)) < 0)
+        return rc;
+    httpd_tls_free(&t);
+    return 0;
+}
+
 int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
 {
+    const char *addr = o->listen ? o->listen : "127.0.0.1:8800";
     struct sockaddr_storage ss;
+    struct httpd_tls pem;
     int rc;
-    if ((rc = httpd_parse_listen(o->listen ? o->listen : "127.0.0.1:8800", &ss, err)) < 0)
+    if ((rc = httpd_parse_listen(addr, &ss, err)) < 0 ||
+        (rc = check_exposure(addr, &ss, o, err)) < 0 ||
+        (rc = httpd_tls_load(o->tls_cert, o->tls_key, o->tls_client_ca, &pem, err)) < 0)
         return rc;
     struct httpd *h = calloc(1, sizeof *h);
-    if (!h)
+    if (!h) {
+        httpd_tls_free(&pem);
         return rw_err(err, RW_ENOMEM, "out of memory");
+    }
+    h->pem = pem;
+    h->tls = pem.cert != NULL;
+    h->mtls = pem.ca != NULL;
     h->ix = ix;
     h->max_queries = o->max_queries > 0 ? o->max_queries : 8;
     h->live = o->live;
@@ -929,7 +1051,6 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
      * that a port in use is reported with the address and the reason
      * (libmicrohttpd says "Failed to bind to port 0"). It owns the socket
      * from then on and closes it when it stops. */
-    const char *addr = o->listen ? o->listen : "127.0.0.1:8800";
     socklen_t sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     int one = 1, lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
@@ -940,20 +1061,37 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
                     errno == EADDRINUSE ? " (another rewindd? choose another --listen)" : "");
         if (lfd >= 0)
             close(lfd);
+        httpd_tls_free(&h->pem);
         free(h);
         return rc;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                            NULL, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                     MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+                     (h->tls ? MHD_USE_TLS : 0);
+    /* The TLS options, read up to the first MHD_OPTION_END: none for plain
+     * HTTP, the client certificate's two only with --tls-client-ca. */
+    struct MHD_OptionItem tls[] = {
+        {h->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->pem.cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->pem.key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTPD_TLS_PRIORITIES},
+        {h->mtls ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, h->pem.ca},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)tls_require_client_cert, h},
+        {MHD_OPTION_END, 0, NULL}};
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
+                            h->tls ? mhd_log_tls : mhd_log, h, MHD_OPTION_LISTEN_SOCKET, lfd,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_END);
     if (!h->d) {
+        rc = rw_err(err, RW_EIO, "cannot start the %s server on %s", h->tls ? "HTTPS" : "HTTP",
+                    addr);
         close(lfd);
+        httpd_tls_free(&h->pem);
         free(h);
-        return rw_err(err, RW_EIO, "cannot start the HTTP server on %s", addr);
+        return rc;
     }
+    if (h->pem.warn[0])
+        rw_warn("%s", h->pem.warn);
     *out = h;
     return 0;
 }
@@ -964,5 +1102,6 @@ void httpd_stop(httpd_t *h)
         return;
     atomic_store(&h->stopping, 1);
     MHD_stop_daemon(h->d);
+    httpd_tls_free(&h->pem);
     free(h);
 }

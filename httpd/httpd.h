@@ -28,13 +28,34 @@ struct httpd_opts {
     const char *sensor;  /* name in response headers and metrics (default: hostname) */
     qry_live_fn live;         /* live capture state (NULL: none); called on */
     void *live_arg;           /* libmicrohttpd's threads */
+    /* TLS: PEM files, read when the server starts (and by httpd_check_opts).
+     * tls_cert may hold the chain after the server's own certificate. With
+     * tls_client_ca a client must present a certificate it signed (mutual
+     * TLS), else the handshake fails. All NULL: plain HTTP. */
+    const char *tls_cert, *tls_key, *tls_client_ca;
+    /* Whether any access token is defined (NULL: none). A listener beyond
+     * loopback needs TLS and tokens (httpd_check_opts). Called on the
+     * caller's thread, in httpd_check_opts and httpd_start. */
+    int (*have_tokens)(void *arg);
+    void *tokens_arg;
 };
 
 typedef struct httpd httpd_t;
 
+/* Everything httpd_start would refuse as bad input, checked without
+ * binding anything, so that a daemon can refuse before it creates its
+ * archive: a malformed listen address; a listener beyond loopback without
+ * TLS or without tokens ("--listen ADDR is not loopback: ..."); TLS files
+ * missing, unreadable, not PEM, of the wrong kind, or a key that does not
+ * match the certificate (each message names the option and the file).
+ * Returns 0 or RW_EINPUT. */
+int httpd_check_opts(const struct httpd_opts *o, char *err) RW_WUR;
+
 /* Serve the archive behind ix (borrowed until httpd_stop) on threads of
- * libmicrohttpd's own. Returns RW_EINPUT for a bad address, RW_EIO if the
- * port cannot be bound. */
+ * libmicrohttpd's own, over TLS when o->tls_cert is set. Returns RW_EINPUT
+ * for what httpd_check_opts refuses and for a port in use, RW_EIO if the
+ * server cannot start. An expired TLS certificate is served with a warning
+ * in the log (clients will refuse it). */
 int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err) RW_WUR;
 /* Stop accepting, cut responses in flight (their streams end with a transfer
  * error, never as a silently short file) and free. */

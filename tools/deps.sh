@@ -3,7 +3,7 @@
 # Runs `apt-get update` first whenever something has to be installed (a fresh
 # machine has stale package lists); installs nothing when all are present.
 set -eu
-PKGS="gcc make pkg-config libpcap-dev librocksdb-dev libmicrohttpd-dev libroaring-dev \
+PKGS="gcc make pkg-config libpcap-dev librocksdb-dev libmicrohttpd-dev libgnutls28-dev libroaring-dev \
 liblz4-dev libssl-dev libcmocka-dev libjansson-dev libcurl4-openssl-dev tcpdump tcpreplay lz4 iproute2 curl python3 clang \
 libclang-rt-14-dev"
 missing=""
