@@ -141,10 +141,18 @@ static int http_start(struct daemon *d, char *err)
     d->ho.live = live_state;
     d->ho.live_arg = d;
     int rc = httpd_start(arc_index(d->a), &d->ho, &d->web, err);
-    if (rc == 0)
-        rw_info("serving http://%s/api/v1/status (packets: curl -fOJ 'http://%s/api/v1/packets"
-                "?from=-5m&filter=port%%2053')", d->ho.listen, d->ho.listen);
-    return rc;
+    if (rc < 0)
+        return rc;
+    const char *scheme = d->ho.tls_cert ? "https" : "http";
+    rw_info("serving %s://%s/api/v1/status (packets: curl -fOJ '%s://%s/api/v1/packets"
+            "?from=-5m&filter=port%%2053')", scheme, d->ho.listen, scheme, d->ho.listen);
+    if (d->ho.tls_client_ca)
+        rw_info("https: clients need a certificate signed by %s", d->ho.tls_client_ca);
+    /* Only a loopback listener gets this far without tokens (httpd_check_opts). */
+    if (!d->ho.have_tokens || !d->ho.have_tokens(d->ho.tokens_arg))
+        rw_warn("http: the API is open to any client on this host: no tokens are defined "
+                "(rewind token add)");
+    return 0;
 }
 static void http_stop(struct daemon *d) { httpd_stop(d->web); }
 
@@ -209,7 +217,13 @@ static const char help[] =
     "      --flush DURATION      commit interval (default 1s); at most this much\n"
     "                            capture is lost on a crash\n"
     "  -l, --listen ADDR:PORT    HTTP API address (default 127.0.0.1:8800;\n"
-    "                            'none' to serve no HTTP)\n"
+    "                            'none' to serve no HTTP); an address beyond\n"
+    "                            loopback needs TLS and tokens (rewindd(8), SECURITY)\n"
+    "      --tls-cert FILE       serve HTTPS: the server's PEM certificate (the\n"
+    "                            chain to its CA may follow it in FILE)\n"
+    "      --tls-key FILE        the certificate's PEM private key, unencrypted\n"
+    "      --tls-client-ca FILE  mutual TLS: a client needs a certificate signed by\n"
+    "                            a CA in this PEM file, else its handshake fails\n"
     "      --max-queries N       concurrent packet queries before 503 (default 8);\n"
     "                            as many again for 'rewind query --dir DIR'\n"
     "      --sensor NAME         sensor name in responses (default: host name)\n"
@@ -254,6 +268,9 @@ int main(int argc, char **argv)
                                          {"max-queries", required_argument, 0, 'Q'},
                                          {"sensor", required_argument, 0, 'N'},
                                          {"log", required_argument, 0, 'L'},
+                                         {"tls-cert", required_argument, 0, 6},
+                                         {"tls-key", required_argument, 0, 7},
+                                         {"tls-client-ca", required_argument, 0, 8},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -278,6 +295,9 @@ int main(int argc, char **argv)
             break;
         case 'N': d.ho.sensor = optarg; break;
         case 5: d.ctl_group = optarg; break;
+        case 6: d.ho.tls_cert = optarg; break;
+        case 7: d.ho.tls_key = optarg; break;
+        case 8: d.ho.tls_client_ca = optarg; break;
         case 'L': logfile = optarg; break;
         case 'Q': {
             char *end;
@@ -341,6 +361,20 @@ int main(int argc, char **argv)
     struct sockaddr_storage ss;
     if (d.ho.listen && httpd_parse_listen(d.ho.listen, &ss, err) < 0) {
         fprintf(stderr, "rewindd: --listen: %s\n", err);
+        return 2;
+    }
+    if (!d.ho.listen && (d.ho.tls_cert || d.ho.tls_key || d.ho.tls_client_ca)) {
+        fprintf(stderr, "rewindd: --tls-* options with --listen none: there is no HTTP server "
+                        "to use them\n");
+        return 2;
+    }
+    /* Tokens plug in here: d.ho.have_tokens (and tokens_arg) will ask the
+     * token store. Until it exists none is defined, and so any --listen
+     * beyond loopback is refused. Before anything is created, like the
+     * interface check below: a listener refused, or a TLS file that will
+     * not do, leaves no archive directory behind. */
+    if (d.ho.listen && httpd_check_opts(&d.ho, err) < 0) {
+        fprintf(stderr, "rewindd: %s\n", err);
         return 2;
     }
     /* Before anything is created: a mistyped interface leaves no archive
