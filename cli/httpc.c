@@ -64,6 +64,17 @@ static void load(void)
     cu.global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* The CA bundle named in the environment, as the curl tool reads it:
+ * $CURL_CA_BUNDLE, else $SSL_CERT_FILE; NULL (libcurl's default, the
+ * system's) when neither is set. */
+static const char *ca_bundle(void)
+{
+    const char *v = getenv("CURL_CA_BUNDLE");
+    if (!v || !*v)
+        v = getenv("SSL_CERT_FILE");
+    return v && *v ? v : NULL;
+}
+
 struct get {
     CURL *c;
     httpc_sink_fn sink;
@@ -130,6 +141,12 @@ int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg,
     struct curl_slist *hdrs = bearer[0] ? cu.slist_append(NULL, bearer) : NULL;
     if (hdrs)
         cu.easy_setopt(g.c, CURLOPT_HTTPHEADER, hdrs);
+    /* The CA to trust for https:// is named as for the curl tool, so that
+     * one setting serves both: a daemon's certificate is often signed by
+     * an authority of its own, not one of the system's. */
+    const char *ca = ca_bundle();
+    if (ca)
+        cu.easy_setopt(g.c, CURLOPT_CAINFO, ca);
     CURLcode cc = cu.easy_perform(g.c);
     cu.slist_free_all(hdrs);
     if (!g.status)
@@ -142,6 +159,12 @@ int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg,
         json_decref(j);
     } else if (g.sink_failed) {
         rc = rw_err(err, RW_EIO, "writing the answer failed");
+    } else if (cc == CURLE_PEER_FAILED_VERIFICATION) {
+        rc = rw_err(err, RW_EIO, "%s: %s (to trust the daemon's certificate authority: "
+                    "CURL_CA_BUNDLE=CA.pem)", url, cu.easy_strerror(cc));
+    } else if (cc == CURLE_SSL_CACERT_BADFILE) {
+        rc = rw_err(err, RW_EINPUT, "%s: %s: %s", url, cu.easy_strerror(cc),
+                    ca ? ca : "the system's CA bundle");
     } else if (cc != CURLE_OK) {
         rc = rw_err(err, RW_EIO, "%s: %s", url, cu.easy_strerror(cc));
     }

@@ -1,4 +1,6 @@
-/* httpc.h -- the client side of the HTTP API, for `rewind --url`. */
+/* httpc.h -- the client side of the HTTP API, for `rewind --url`. An
+ * https:// URL is checked against the CA bundle in $CURL_CA_BUNDLE, else
+ * $SSL_CERT_FILE, else the system's (as the curl tool does). */
 #ifndef CLI_HTTPC_H
 #define CLI_HTTPC_H
 
