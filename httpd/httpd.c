@@ -59,6 +59,24 @@ struct params {
     struct auth_principal who; /* whom the request comes from */
 };
 
+/* ---------- who the client is ---------- */
+
+/* For the access-control layer (permitted(): a subject maps to a
+ * principal). The subject DN of the client's certificate, RFC 4514 as
+ * GnuTLS writes it ("CN=alice,O=Example" for a certificate made with
+ * -subj '/O=Example/CN=alice'), into out (size n). Returns 1 when the
+ * client presented a certificate that --tls-client-ca signed (verified
+ * again here, whatever the handshake did); 0 when there is none: plain
+ * HTTP, TLS without --tls-client-ca, no certificate, or one not trusted;
+ * RW_EINPUT when the DN does not fit n (never truncated). */
+__attribute__((unused)) static int client_cert_subject(struct MHD_Connection *c, char *out,
+                                                       size_t n)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    return ci ? httpd_tls_client_subject(ci->tls_session, out, n) : 0;
+}
+
 /* ---------- small helpers ---------- */
 
 static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
@@ -932,22 +950,6 @@ static void tls_require_client_cert(void *cls, struct MHD_Connection *c, void **
     /* libmicrohttpd makes the session of a TLS connection before this call. */
     assert(ci && ci->tls_session);
     httpd_tls_require_client_cert(ci->tls_session);
-}
-
-/* For the access-control layer (permitted(): a subject maps to a
- * principal). The subject DN of the client's certificate, RFC 4514 as
- * GnuTLS writes it ("CN=alice,O=Example" for a certificate made with
- * -subj '/O=Example/CN=alice'), into out (size n). Returns 1 when the
- * client presented a certificate that --tls-client-ca signed (verified
- * again here, whatever the handshake did); 0 when there is none: plain
- * HTTP, TLS without --tls-client-ca, no certificate, or one not trusted;
- * RW_EINPUT when the DN does not fit n (never truncated). */
-__attribute__((unused)) static int client_cert_subject(struct MHD_Connection *c, char *out,
-                                                       size_t n)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    return ci ? httpd_tls_client_subject(ci->tls_session, out, n) : 0;
 }
 
 /* The logger of a TLS server. libmicrohttpd logs "received handshake
