@@ -6,8 +6,9 @@
 #   BENCH_SMOKE=1 sh bench/bench.sh    2 MiB, one run each, no scaling/live (< 30 s)
 #
 # Optional: BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
-# skips cold-cache runs, BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed; a suffix
-# x3 replays the file three times in one run).
+# skips cold-cache runs, BENCH_HTTP=0 skips the needle over HTTP and HTTPS,
+# BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed; a suffix x3 replays the file three
+# times in one run).
 #
 # Writes bench/work/ (scratch, removed first) and bench/results.json. Exit status is
 # non-zero only for a correctness MISMATCH (or a failing command), never for speed.
@@ -298,6 +299,76 @@ fi
 kill "$DPID"
 wait "$DPID" || h mismatch "rewindd serving the archive exited with status $? on SIGTERM"
 DPID=
+
+# ---------------------------------------------------------------- 9. HTTP and HTTPS
+# The needle through the HTTP API, plain and over TLS, asked by curl and by rewind query --url:
+# a rewindd serving the archive on a loopback port, first plain, then with --tls-cert (an archive
+# has one owner at a time), the same runs each. Certificates made here with openssl (P-256).
+# serve SCHEME PORT [OPTIONS] -- start rewindd on the archive; DPID, wait until it is ready
+serve() {
+    slog=$W/rewindd-$1.log
+    port=$2
+    shift 2
+    "$BIN/rewindd" --dir "$A" --listen "127.0.0.1:$port" --log "$slog" "$@" &
+    DPID=$!
+    i=0
+    until grep -q ' ready;' "$slog" 2>/dev/null; do
+        i=$((i + 1))
+        [ "$i" -lt 200 ] && kill -0 "$DPID" 2>/dev/null || {
+            echo "bench: rewindd did not start on 127.0.0.1:$port" >&2
+            exit 1
+        }
+        sleep 0.1
+    done
+}
+unserve() {
+    kill "$DPID"
+    wait "$DPID" || h mismatch "rewindd serving $1 exited with status $? on SIGTERM"
+    DPID=
+}
+HTTP=${BENCH_HTTP:-1}
+if [ "$HTTP" != 0 ] && command -v openssl >/dev/null 2>&1 && command -v curl >/dev/null 2>&1; then
+    say "HTTP API: needle over plain HTTP and HTTPS (curl, rewind query --url)"
+    P=$W/pki
+    mkdir -p "$P"
+    newkey() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "$@" 2>/dev/null; }
+    newkey -x509 -days 2 -subj '/CN=rewind bench CA' -keyout "$P/ca.key" -out "$P/ca.pem"
+    newkey -subj '/CN=127.0.0.1' -keyout "$P/server.key" -out "$P/server.csr"
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$P/server.ext"
+    openssl x509 -req -in "$P/server.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -set_serial 1 \
+        -days 2 -extfile "$P/server.ext" -out "$P/server.pem" 2>/dev/null
+    if [ "$SCALE" = 1 ]; then K=4; else K=1; fi
+    want=$(h expect needle "$K" "$NEEDLE")
+    h set http.meta "{\"filter\": \"host $NEEDLE\", \"packets\": $want, \"archive\": \"${K}x\"}"
+    ref=$W/h-ref.pcap
+    "$BIN/rewind" query --dir "$A" --local -w "$ref" host "$NEEDLE"
+    hport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    for scheme in http https; do
+        if [ "$scheme" = https ]; then
+            serve https "$hport" --tls-cert "$P/server.pem" --tls-key "$P/server.key"
+        else
+            serve http "$hport"
+        fi
+        url=$scheme://127.0.0.1:$hport
+        o=$W/h-$scheme
+        h run "http.$scheme.curl" --warmup 1 --runs "$NRUNS" --out "$o.curl.pcap" -- \
+            curl -sf --cacert "$P/ca.pem" -o "$o.curl.pcap" \
+            "$url/api/v1/packets?filter=host%20$NEEDLE" >/dev/null
+        h run "http.$scheme.rewind" --warmup 1 --runs "$NRUNS" --out "$o.rewind.pcap" -- \
+            env CURL_CA_BUNDLE="$P/ca.pem" "$BIN/rewind" query --url "$url" -w "$o.rewind.pcap" \
+            host "$NEEDLE" >/dev/null
+        unserve "$scheme"
+        for c in curl rewind; do
+            check "needle over $scheme ($c)" "$want" "$c=$(h count "$o.$c.pcap")"
+            cmp -s "$o.$c.pcap" "$ref" ||
+                h mismatch "needle over $scheme ($c): the answer differs from rewind query --local's"
+            rm -f "$o.$c.pcap"
+        done
+    done
+    rm -rf "$ref" "$P"
+else
+    h set http_skipped "\"$([ "$HTTP" = 0 ] && echo BENCH_HTTP=0 || echo no openssl or curl)\""
+fi
 
 # ---------------------------------------------------------------- 7. live capture
 why=

@@ -628,6 +628,30 @@ def report_main(path):
     if not sc and R.get("scaling_skipped"):
         P("")
         P("SCALING: skipped (%s)" % R["scaling_skipped"])
+    # HTTP and HTTPS
+    hm = R.get("http.meta")
+    if hm:
+        http = {"filter": hm["filter"], "packets": hm["packets"], "archive": hm["archive"]}
+        P("")
+        P("HTTP API  needle (%s, %d packets) on the %s archive, warm, median of %d" % (
+            hm["filter"], hm["packets"], hm["archive"],
+            len((R.get("http.http.curl") or {"runs": [0]})["runs"])))
+        P("  client                plain HTTP   HTTPS        HTTPS/HTTP")
+        for c, label in (("curl", "curl"), ("rewind", "rewind query --url")):
+            pl, tl = R.get("http.http.%s" % c), R.get("http.https.%s" % c)
+            if not pl or not tl:
+                continue
+            http[c] = {"http_s": pl["median"], "https_s": tl["median"],
+                       "ratio_https_over_http": tl["median"] / pl["median"],
+                       "http_maxrss_kb": pl["maxrss_kb"], "https_maxrss_kb": tl["maxrss_kb"]}
+            P("  %-20s  %-11s  %-11s  %.2f" % (label, fmt_t(pl["median"]), fmt_t(tl["median"]),
+                                                http[c]["ratio_https_over_http"]))
+        P("    each run a new process and connection: the TLS handshake is in every HTTPS figure")
+        res["http"] = http
+    elif R.get("http_skipped"):
+        res["http"] = R["http_skipped"]
+        P("")
+        P("HTTP API: skipped (%s)" % R["http_skipped"])
     # live
     live = R.get("live")
     res["live"] = live or R.get("live_skipped")
