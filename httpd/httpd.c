@@ -36,6 +36,7 @@ struct httpd {
     struct MHD_Daemon *d;
     int tls;             /* HTTPS: --tls-cert and --tls-key */
     int mtls;            /* and a client needs a certificate --tls-client-ca signed */
+    int exposed;         /* listening beyond loopback: never open, tokens or not */
     struct httpd_tls pem; /* kept until stop: libmicrohttpd keeps the pointers */
     idx_t *ix;
     int max_queries;
@@ -779,7 +780,9 @@ static int tokens_defined(struct httpd *h)
         atomic_store(&h->tokens, rc != 0);
         atomic_store(&h->tokens_at, now);
     }
-    return atomic_load(&h->tokens);
+    /* Beyond loopback the API is never open: once the last token is revoked
+     * or has expired, a request needs a token that nobody holds. */
+    return h->exposed || atomic_load(&h->tokens);
 }
 
 /* The one gate: who the client is, and whether its role allows route r.
@@ -1041,6 +1044,7 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->pem = pem;
     h->tls = pem.cert != NULL;
     h->mtls = pem.ca != NULL;
+    h->exposed = !is_loopback(&ss);
     h->ix = ix;
     h->max_queries = o->max_queries > 0 ? o->max_queries : 8;
     h->live = o->live;
