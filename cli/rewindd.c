@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "auth/auth.h"
 #include "capture/cap.h"
 #include "common/rw.h"
 #include "ctl/ctl.h"
@@ -134,6 +135,24 @@ static int ctl_service_start(struct daemon *d, char *err)
 }
 static void ctl_service_stop(struct daemon *d) { ctl_stop(d->ctl); }
 
+/* Whether a token is defined: a listener beyond loopback needs one
+ * (httpd_check_opts). Tokens are kept in the archive's index, so before
+ * the archive is open this can only tell an archive without an index yet,
+ * which has none, from one that may have some: that one is asked again by
+ * httpd_start, once it is open. A token store that cannot be read has none
+ * (the listener is refused, never opened by accident). */
+static int have_tokens(void *arg)
+{
+    struct daemon *d = arg;
+    char path[4096], err[RW_ERRSZ];
+    struct stat st;
+    if (!d->a) {
+        snprintf(path, sizeof path, "%s/index", d->dir);
+        return stat(path, &st) == 0;
+    }
+    return auth_tokens_defined(arc_index(d->a), rw_now_ns(), err) > 0;
+}
+
 static int http_start(struct daemon *d, char *err)
 {
     if (!d->ho.listen)
@@ -149,7 +168,7 @@ static int http_start(struct daemon *d, char *err)
     if (d->ho.tls_client_ca)
         rw_info("https: clients need a certificate signed by %s", d->ho.tls_client_ca);
     /* Only a loopback listener gets this far without tokens (httpd_check_opts). */
-    if (!d->ho.have_tokens || !d->ho.have_tokens(d->ho.tokens_arg))
+    if (!have_tokens(d))
         rw_warn("http: the API is open to any client on this host: no tokens are defined "
                 "(rewind token add)");
     return 0;
@@ -368,11 +387,12 @@ int main(int argc, char **argv)
                         "to use them\n");
         return 2;
     }
-    /* Tokens plug in here: d.ho.have_tokens (and tokens_arg) will ask the
-     * token store. Until it exists none is defined, and so any --listen
-     * beyond loopback is refused. Before anything is created, like the
-     * interface check below: a listener refused, or a TLS file that will
-     * not do, leaves no archive directory behind. */
+    /* Before anything is created, like the interface check below: a
+     * listener refused (beyond loopback without TLS, or into an archive that
+     * has no token yet), or a TLS file that will not do, leaves no archive
+     * directory behind. */
+    d.ho.have_tokens = have_tokens;
+    d.ho.tokens_arg = &d;
     if (d.ho.listen && httpd_check_opts(&d.ho, err) < 0) {
         fprintf(stderr, "rewindd: %s\n", err);
         return 2;
