@@ -359,6 +359,89 @@ def test_beyond_loopback(tmp, p):
         d.stop()
 
 
+def test_exposed_with_tokens(tmp, p):
+    """Beyond loopback with TLS and a token: served, every request needs a
+    token, and revoking the last one leaves the API closed, never open. In a
+    network namespace of the test's own, on one end of a veth pair: nothing can
+    reach it from outside."""
+    ns = "rwtls%d" % os.getpid()
+    setup = [["ip", "netns", "add", ns], ["ip", "-n", ns, "link", "set", "lo", "up"],
+             ["ip", "-n", ns, "link", "add", "rwt0", "type", "veth", "peer", "name", "rwt1"],
+             ["ip", "-n", ns, "addr", "add", "192.0.2.1/24", "dev", "rwt0"],
+             ["ip", "-n", ns, "link", "set", "rwt0", "up"]]
+    for c in setup:
+        r = run(*c)
+        if r.returncode:
+            run("ip", "netns", "del", ns)
+            print("test_tls: beyond loopback with tokens skipped: %s: %s" % (
+                " ".join(c), r.stderr.decode().strip()))
+            return
+    p.leaf("server2", "/CN=192.0.2.1", "ca", "subjectAltName=IP:192.0.2.1\n"
+           "extendedKeyUsage=serverAuth\n")
+    tls = ["--tls-cert", p.path("server2", "pem"), "--tls-key", p.path("server2", "key")]
+    arch = os.path.join(tmp, "exposed-arch")
+    r = rw("import", "--quiet", "--dir", arch, "--point", "smtp", SMTP)
+    check(r.returncode == 0, "import for the exposed archive: %r" % r.stderr)
+    port = free_port()
+    listen = "192.0.2.1:%d" % port
+    base = "https://" + listen
+    d = None
+    try:
+        # an archive that exists but holds no token: refused once it is open
+        r = run("ip", "netns", "exec", ns, REWINDD, "--dir", arch, "--listen", listen, *tls,
+                timeout=60)
+        err = r.stderr.decode()
+        check(r.returncode == 2 and "is not loopback" in err and "needs tokens" in err,
+              "an archive without tokens, beyond loopback: exit %d %r" % (r.returncode, err[-300:]))
+        r = rw("token", "add", "--dir", arch, "--name", "ops", "--role", "analyst")
+        tok = r.stdout.decode().strip()
+        check(r.returncode == 0 and len(tok) == 43, "token add: %r" % r.stderr)
+        log = os.path.join(tmp, "exposed.log")
+        d = subprocess.Popen(["ip", "netns", "exec", ns, REWINDD, "--dir", arch, "--log", log,
+                              "--listen", listen] + tls, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        for _ in range(300):
+            if os.path.exists(log) and b" ready;" in open(log, "rb").read() or d.poll() is not None:
+                break
+            time.sleep(0.05)
+        text = open(log, "rb").read() if os.path.exists(log) else b""
+        check(d.poll() is None and b"serving https://" + listen.encode() in text and
+              b"open to any client" not in text,
+              "beyond loopback with TLS and a token: served, not said open: %r" % text[-400:])
+
+        def get(token):
+            args = ["ip", "netns", "exec", ns, "curl", "-s", "--max-time", "30", "--cacert",
+                    p.path("ca", "pem"), "-w", "\n%{http_code}", base + "/api/v1/packets?filter="
+                    + urllib.parse.quote("port 25", safe="")]
+            if token:
+                args += ["-H", "Authorization: Bearer " + token]
+            r = run(*args)
+            body, _, code = r.stdout.rpartition(b"\n")
+            return code.decode(), body
+        code, body = get(tok)
+        check(code == "200" and body == tcpdump(SMTP, "port 25"),
+              "with the token: %s, %d bytes" % (code, len(body)))
+        code, _ = get(None)
+        check(code == "401", "without a token: %s" % code)
+        r = rw("token", "revoke", "--dir", arch, "--name", "ops")
+        check(r.returncode == 0, "token revoke: %r" % r.stderr)
+        time.sleep(1.5)  # more than the daemon caches whether tokens exist
+        for who, t in (("no token", None), ("the revoked token", tok)):
+            code, body = get(t)
+            check(code == "401" and b"Content-Type" not in body[:4],
+                  "the last token revoked, %s: %s (beyond loopback the API never opens)" % (
+                      who, code))
+    finally:
+        if d is not None:
+            d.send_signal(signal.SIGTERM)
+            try:
+                check(d.wait(timeout=60) == 0, "rewindd beyond loopback exits 0 on SIGTERM")
+            except subprocess.TimeoutExpired:
+                d.kill()
+                d.wait()
+        run("ip", "netns", "del", ns)
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="rwtls") as tmp:
         p = make_pki(tmp)
@@ -371,6 +454,7 @@ def main():
         test_expired(tmp, p, arch)
         test_bad_files(tmp, p)
         test_beyond_loopback(tmp, p)
+        test_exposed_with_tokens(tmp, p)
     harness.finish("test_tls")
 
 
