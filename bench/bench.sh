@@ -301,7 +301,8 @@ wait "$DPID" || h mismatch "rewindd serving the archive exited with status $? on
 DPID=
 
 # ---------------------------------------------------------------- 9. HTTP and HTTPS
-# The needle through the HTTP API, plain and over TLS, asked by curl and by rewind query --url:
+# The needle through the HTTP API with a token, plain and over TLS, asked by curl and by
+# rewind query --url:
 # a rewindd serving the archive on a loopback port, first plain, then with --tls-cert (an archive
 # has one owner at a time), the same runs each. Certificates made here with openssl (P-256).
 # serve SCHEME PORT [OPTIONS] -- start rewindd on the archive; DPID, wait until it is ready
@@ -342,6 +343,8 @@ if [ "$HTTP" != 0 ] && command -v openssl >/dev/null 2>&1 && command -v curl >/d
     h set http.meta "{\"filter\": \"host $NEEDLE\", \"packets\": $want, \"archive\": \"${K}x\"}"
     ref=$W/h-ref.pcap
     "$BIN/rewind" query --dir "$A" --local -w "$ref" host "$NEEDLE"
+    # As in production, a token: with one defined every request needs it, plain or TLS.
+    tok=$("$BIN/rewind" token add --dir "$A" --name bench --role analyst)
     hport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     for scheme in http https; do
         if [ "$scheme" = https ]; then
@@ -352,11 +355,11 @@ if [ "$HTTP" != 0 ] && command -v openssl >/dev/null 2>&1 && command -v curl >/d
         url=$scheme://127.0.0.1:$hport
         o=$W/h-$scheme
         h run "http.$scheme.curl" --warmup 1 --runs "$NRUNS" --out "$o.curl.pcap" -- \
-            curl -sf --cacert "$P/ca.pem" -o "$o.curl.pcap" \
+            curl -sf --cacert "$P/ca.pem" -H "Authorization: Bearer $tok" -o "$o.curl.pcap" \
             "$url/api/v1/packets?filter=host%20$NEEDLE" >/dev/null
         h run "http.$scheme.rewind" --warmup 1 --runs "$NRUNS" --out "$o.rewind.pcap" -- \
-            env CURL_CA_BUNDLE="$P/ca.pem" "$BIN/rewind" query --url "$url" -w "$o.rewind.pcap" \
-            host "$NEEDLE" >/dev/null
+            env CURL_CA_BUNDLE="$P/ca.pem" REWIND_TOKEN="$tok" "$BIN/rewind" query --url "$url" \
+            -w "$o.rewind.pcap" host "$NEEDLE" >/dev/null
         unserve "$scheme"
         for c in curl rewind; do
             check "needle over $scheme ($c)" "$want" "$c=$(h count "$o.$c.pcap")"
@@ -365,6 +368,7 @@ if [ "$HTTP" != 0 ] && command -v openssl >/dev/null 2>&1 && command -v curl >/d
             rm -f "$o.$c.pcap"
         done
     done
+    "$BIN/rewind" token revoke --dir "$A" --name bench >/dev/null 2>&1
     rm -rf "$ref" "$P"
 else
     h set http_skipped "\"$([ "$HTTP" = 0 ] && echo BENCH_HTTP=0 || echo no openssl or curl)\""

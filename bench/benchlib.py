@@ -633,9 +633,9 @@ def report_main(path):
     if hm:
         http = {"filter": hm["filter"], "packets": hm["packets"], "archive": hm["archive"]}
         P("")
-        P("HTTP API  needle (%s, %d packets) on the %s archive, warm, median of %d" % (
-            hm["filter"], hm["packets"], hm["archive"],
-            len((R.get("http.http.curl") or {"runs": [0]})["runs"])))
+        runs = len((R.get("http.http.curl") or {"runs": [0]})["runs"])
+        P("HTTP API  needle (%s, %d packets) on the %s archive, with a token, warm, median of %d"
+          % (hm["filter"], hm["packets"], hm["archive"], runs))
         P("  client                plain HTTP   HTTPS        HTTPS/HTTP")
         for c, label in (("curl", "curl"), ("rewind", "rewind query --url")):
             pl, tl = R.get("http.http.%s" % c), R.get("http.https.%s" % c)
