@@ -247,7 +247,7 @@ int qargs_end(struct qargs *a, int status)
 {
     if (a->o.wfile && a->o.fd >= 0) {
         close(a->o.fd);
-        if (status != 0)
+        if (status != 0 && status != EXIT_DAMAGED)
             unlink(a->o.wfile);
     }
     free(a->filter);

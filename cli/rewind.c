@@ -297,6 +297,21 @@ static int query_url(const char *url, const char *from, const char *to, const ch
     return rc < 0 ? cli_fail(rc, err) : 0;
 }
 
+/* One warning line per damaged range that q's answer lacks; 1 if any. */
+static int warn_losses(const qry_t *q)
+{
+    char line[RW_ERRSZ];
+    size_t n, more;
+    const struct qry_loss *l = qry_losses(q, &n, &more);
+    for (size_t i = 0; i < n; i++) {
+        qry_loss_desc(&l[i], line, sizeof line);
+        rw_warn("query: %s", line);
+    }
+    if (more)
+        rw_warn("query: and %zu more damaged ranges", more);
+    return n || more;
+}
+
 /* Read the archive in --dir ourselves. Returns the exit status. */
 static int query_local(struct qargs *a)
 {
@@ -338,7 +353,8 @@ static int query_local(struct qargs *a)
         goto done;
     }
     if (out) {
-        rc = qry_out_close(out);
+        rc = qry_out_losses(out, q);
+        rc = qry_out_close(out) < 0 ? RW_EIO : rc;
         out = NULL;
         if (rc < 0) {
             snprintf(err, sizeof err, "writing output: %s", strerror(errno));
@@ -351,6 +367,8 @@ static int query_local(struct qargs *a)
 done:
     if (q && qry_damage_desc(q, dmg, sizeof dmg)) /* the answer is complete: status unchanged */
         rw_warn("query: %s", dmg);
+    if (q && warn_losses(q) && status == 0) /* answered, with damage */
+        status = EXIT_DAMAGED;
     if (out && qry_out_close(out) < 0 && status == 0)
         status = EXIT_RUNTIME;
     qry_free(q);
