@@ -254,12 +254,20 @@ int qargs_end(struct qargs *a, int status)
     return status;
 }
 
+/* A damaged range the daemon's answer lacks: warned as --local does. */
+static void warn_damage(void *arg, const char *line)
+{
+    ++*(int *)arg;
+    rw_warn("query: %s", line);
+}
+
 int qargs_ask(struct qargs *a)
 {
     struct ctl_query r = {.spec = a->spec, .format = a->format, .count = a->count};
     char err[RW_ERRSZ];
     uint64_t n = 0;
-    int rc = ctl_ask_query(a->dir, &r, qargs_open_output, &a->o, &n, err);
+    int damaged = 0;
+    int rc = ctl_ask_query(a->dir, &r, qargs_open_output, &a->o, warn_damage, &damaged, &n, err);
     if (rc == CTL_LOCAL)
         return -1;
     if (rc == CTL_EPIPE) {
@@ -276,5 +284,5 @@ int qargs_ask(struct qargs *a)
         return cli_fail(rc, err);
     if (a->count)
         printf("%llu\n", (unsigned long long)n);
-    return 0;
+    return damaged ? EXIT_DAMAGED : 0;
 }
