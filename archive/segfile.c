@@ -269,8 +269,11 @@ static int read_plain(segf_t *f, uint64_t off, size_t need, char *err)
  * as what the failing read met; the error names it. */
 static int fault(segf_t *f, uint64_t lo, uint64_t hi, const char *why, char *err)
 {
-    f->bad = (struct segf_fault){.lo = lo, .hi = hi, .block = (uint32_t)(lo / SEGF_BLOCK)};
-    snprintf(f->bad.why, sizeof f->bad.why, "%s", why);
+    if (why != f->bad.why) /* not the same fault met again */
+        snprintf(f->bad.why, sizeof f->bad.why, "%s", why);
+    f->bad.lo = lo;
+    f->bad.hi = hi;
+    f->bad.block = (uint32_t)(lo / SEGF_BLOCK);
     f->faulted = 1;
     f->len = 0; /* a failed decode may have written over the buffer */
     if (f->lz && lo < f->size)

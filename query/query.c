@@ -499,21 +499,23 @@ static int seg_open(qry_t *q, struct pstream *s, char *err)
      * is damaged (or in a damaged block), it is the host's, the writer's
      * (S1): records read in the wrong order would disagree with the index
      * and be noted as damaged, never answered. */
-    uint32_t magic = 0xa1b23c4d;
-    int rc = segf_read(s->f, 0, 24, &hdr, NULL, err);
-    if (rc == 0)
-        memcpy(&magic, hdr, 4);
-    else if ((rc = lost_read(q, s, rc, 0)) < 0) {
-        seg_close(s);
-        return rc;
-    }
-    s->swap = magic == 0x4d3cb2a1;
     s->known = NULL;
     s->nknown = 0;
     for (size_t i = 0; i < q->nknown; i++) {
         if (q->known[i].seg == s->seg->id && !s->nknown++)
             s->known = &q->known[i];
     }
+    uint32_t magic = 0xa1b23c4d;
+    int rc = 0;
+    if (s->nknown && s->known[0].lo == 0)
+        ; /* lost, and noted already: a recorded range holds the header */
+    else if ((rc = segf_read(s->f, 0, 24, &hdr, NULL, err)) == 0)
+        memcpy(&magic, hdr, 4);
+    else if ((rc = lost_read(q, s, rc, 0)) < 0) {
+        seg_close(s);
+        return rc;
+    }
+    s->swap = magic == 0x4d3cb2a1;
     s->chunk_no = -1;
     s->next_no = -1;
     s->active = 1;
@@ -886,7 +888,7 @@ const struct qry_loss *qry_losses(const qry_t *q, size_t *n, size_t *more)
 
 void qry_loss_desc(const struct qry_loss *l, char *buf, size_t n)
 {
-    char blocks[48], t1[48], t2[48], t3[48];
+    char blocks[48], span[112], when[48];
     size_t len;
     if (l->block == l->last_block)
         snprintf(blocks, sizeof blocks, "block %u", l->block);
@@ -903,17 +905,13 @@ void qry_loss_desc(const struct qry_loss *l, char *buf, size_t n)
                  l->packets == 1 ? "is" : "are");
         return;
     }
+    rw_span_fmt(l->ts_before, l->ts_after, span, sizeof span);
     len += (size_t)snprintf(buf + len, n - len, "recorded as lost by 'rewind reindex' (%s): "
-                            "the packets captured there", l->why);
-    if (len < n && l->ts_before != INT64_MIN && l->ts_after != INT64_MAX)
-        len += (size_t)snprintf(buf + len, n - len, ", between %s and %s,",
-                                rw_time_fmt(l->ts_before, t1, sizeof t1),
-                                rw_time_fmt(l->ts_after, t2, sizeof t2));
-    if (len < n)
-        len += (size_t)snprintf(buf + len, n - len, " are not in the answer");
+                            "the packets captured there%s%s%s are not in the answer", l->why,
+                            span[0] ? ", " : "", span, span[0] ? "," : "");
     if (len < n && l->recorded == IDX_DMG_ACCEPTED)
         snprintf(buf + len, n - len, " (the loss was accepted on %s)",
-                 rw_time_fmt(l->accepted, t3, sizeof t3));
+                 rw_time_fmt(l->accepted, when, sizeof when));
 }
 
 void qry_loss_totals(uint64_t out[3])
