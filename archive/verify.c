@@ -694,6 +694,11 @@ static int reindex_segment(struct rctx *c, const struct arc_segname *name, char 
         if ((rc = resync(&sf, 24, tmin, tmax, &at, err)) < 0 ||
             (rc = add_damage(&dmg, &nd, 0, at, INT64_MIN, "the file header is damaged", err)) < 0)
             goto fail;
+        rreport(c, "%s: the file header is damaged%s%s: pcap bytes 0-%llu lost, recorded as a "
+                "damaged range; %s", name->rel, sf.bad.hi ? ", " : "",
+                sf.bad.hi ? (fault_desc(&sf, 0, where, sizeof where), where) : "",
+                (unsigned long long)(at - 1),
+                at < sf.size ? "the records after it are indexed" : "no record follows it");
         sf.off = at;
     }
     for (;;) {

@@ -348,10 +348,9 @@ static int already_lost(qry_t *q, const struct pstream *s, uint64_t off, uint64_
     return 0;
 }
 
-/* A read failed with rc: note the damage segf found (and count the
- * packet, when it was one) and go on without it (0), or fail (rc) when it
- * was not damage. */
-static int lost_read(qry_t *q, struct pstream *s, int rc, int packet)
+/* Reading a packet failed with rc: note the damage segf found, count the
+ * packet and go on without it (0), or fail (rc) when it was not damage. */
+static int lost_read(qry_t *q, struct pstream *s, int rc)
 {
     struct segf_fault ft;
     if (rc != RW_ECORRUPT || !segf_fault(s->f, &ft))
@@ -360,7 +359,7 @@ static int lost_read(qry_t *q, struct pstream *s, int rc, int packet)
     if (ft.lo >= segf_size(s->f) && s->seg->file_size > ft.hi)
         ft.hi = s->seg->file_size;
     struct qry_loss *l = note_loss(q, s, s->seg, ft.lo, ft.hi, 0, ft.why);
-    if (l && packet)
+    if (l)
         l->packets++;
     return 0;
 }
@@ -414,7 +413,7 @@ static int read_record(qry_t *q, struct pstream *s, uint32_t ord, uint64_t off, 
     if (already_lost(q, s, off, end))
         return 0;
     if ((rc = segf_read(s->f, off, 16, &h, NULL, err)) < 0)
-        return lost_read(q, s, rc, 1);
+        return lost_read(q, s, rc);
     memcpy(f, h, 16);
     if (s->swap)
         for (int i = 0; i < 4; i++)
@@ -435,7 +434,7 @@ static int read_record(qry_t *q, struct pstream *s, uint32_t ord, uint64_t off, 
         return 0;
     }
     if ((rc = segf_read(s->f, off, 16 + f[2], &h, NULL, err)) < 0)
-        return lost_read(q, s, rc, 1);
+        return lost_read(q, s, rc);
     *data = h + 16;
     return 1;
 }
@@ -498,7 +497,9 @@ static int seg_open(qry_t *q, struct pstream *s, char *err)
     /* The byte order of the records is the file header's. When the header
      * is damaged (or in a damaged block), it is the host's, the writer's
      * (S1): records read in the wrong order would disagree with the index
-     * and be noted as damaged, never answered. */
+     * and be noted as damaged, never answered. A damaged header costs no
+     * packet by itself: the packets of its block are noted as they are
+     * read. */
     s->known = NULL;
     s->nknown = 0;
     for (size_t i = 0; i < q->nknown; i++) {
@@ -506,12 +507,11 @@ static int seg_open(qry_t *q, struct pstream *s, char *err)
             s->known = &q->known[i];
     }
     uint32_t magic = 0xa1b23c4d;
-    int rc = 0;
-    if (s->nknown && s->known[0].lo == 0)
-        ; /* lost, and noted already: a recorded range holds the header */
-    else if ((rc = segf_read(s->f, 0, 24, &hdr, NULL, err)) == 0)
+    struct segf_fault ft;
+    int rc = segf_read(s->f, 0, 24, &hdr, NULL, err);
+    if (rc == 0)
         memcpy(&magic, hdr, 4);
-    else if ((rc = lost_read(q, s, rc, 0)) < 0) {
+    else if (rc != RW_ECORRUPT || !segf_fault(s->f, &ft)) {
         seg_close(s);
         return rc;
     }
