@@ -472,9 +472,10 @@ static int seg_open(qry_t *q, struct pstream *s, char *err)
             /* A compressed file whose frame header or block table is
              * damaged: no block can be found. What segf_open says follows
              * "segment PATH: ". */
-            const char *why = strstr(err, ": ");
-            struct qry_loss *l = note_loss(q, s, s->seg, 0, s->seg->file_size, 0,
-                                           why ? why + 2 : err);
+            char why[96];
+            const char *what = strstr(err, ": ");
+            snprintf(why, sizeof why, "cannot be read (%s)", what ? what + 2 : err);
+            struct qry_loss *l = note_loss(q, s, s->seg, 0, s->seg->file_size, 0, why);
             if (l)
                 l->packets += candidates(s);
             return 1;
