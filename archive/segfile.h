@@ -51,9 +51,10 @@ struct segf_fault {
  * an I/O error, no memory). */
 int segf_fault(const segf_t *f, struct segf_fault *out);
 /* 1 if every block of this compressed segment carries a checksum (the
- * frame's block checksum flag: set by rewind since format 1.1 of S10), so a
- * damaged block is found by reading it; without, only a block that no
- * longer decodes is, and the content checksum covers the rest. */
+ * frame's block checksum flag, man/rewind-archive.5 S11), so a damaged
+ * block is found by reading it; without (segments compressed before rewind
+ * wrote them), only a block that no longer decodes is, and the content
+ * checksum covers the rest. */
 int segf_block_checksums(const segf_t *f);
 
 /* A stdio stream of the pcap bytes from the start, for sequential readers

@@ -76,7 +76,9 @@ const char qargs_help[] =
     "the index it holds open, writing straight to FILE or stdout; without one\n"
     "(or when it is busy) rewind reads the archive itself. The answer is the same.\n"
     "\n"
-    "Exit status: 0 success, 1 runtime failure, 2 bad filter, time or option.\n";
+    "Exit status: 0 success, 1 runtime failure, 2 bad filter, time or option,\n"
+    "3 answered with damage: every readable packet, and a warning per damaged\n"
+    "block of a segment file that the answer lacks (FILE is kept).\n";
 
 int qargs_open_output(void *arg, char *err)
 {

@@ -870,9 +870,13 @@ static const char reindex_help[] =
     "\n"
     "Rebuild the index from the segment files alone. The old index directory is\n"
     "moved aside to DIR/index.old-TIME; settings and legal holds are carried over\n"
-    "when it still opens. A damaged record at the end of a segment is cut off and\n"
-    "reported. Segments are taken in the order they were last written, which\n"
-    "is capture order unless files were touched since.\n"
+    "when it still opens. Every readable packet is indexed: after a damaged block\n"
+    "or record, records resume at the next record boundary, and the lost range is\n"
+    "recorded (queries and verify report it; 'rewind verify --quarantine' accepts\n"
+    "the loss) and reported. A record a crash left cut short at the end of a plain\n"
+    "segment is cut off; a segment of which nothing can be indexed is renamed\n"
+    "NAME.unreadable, never deleted. Segments are taken in the order they were\n"
+    "last written, which is capture order unless files were touched since.\n"
     "Kernel drop counters live only in the index and start again from zero.\n"
     "The archive must not be owned by a running rewindd.\n"
     "\n"
@@ -992,7 +996,8 @@ static const char main_help[] =
     "rewind-archive(5).\n"
     "\n"
     "Exit status: 0 success, 1 runtime failure (verify: problems found), 2 bad\n"
-    "usage or bad input.\n";
+    "usage or bad input, 3 query answered with damage (a warning per damaged\n"
+    "block of a segment file says what the answer lacks).\n";
 
 int main(int argc, char **argv)
 {
