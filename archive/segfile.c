@@ -76,6 +76,15 @@ static void put64le(uint8_t *p, uint64_t v)
  * that LZ4F writes: liblz4 does not export it under its own name. */
 static uint32_t rotl32(uint32_t x, int r) { return x << r | x >> (32 - r); }
 
+/* A little-endian u32 at p, as one load (get32le's shifts are not always
+ * merged into one, and this runs over every byte a query decompresses). */
+static uint32_t load32le(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? v : __builtin_bswap32(v);
+}
+
 static uint32_t xxh32(const uint8_t *p, size_t n, uint32_t seed)
 {
     static const uint32_t P1 = 0x9E3779B1u, P2 = 0x85EBCA77u, P3 = 0xC2B2AE3Du,
@@ -83,17 +92,20 @@ static uint32_t xxh32(const uint8_t *p, size_t n, uint32_t seed)
     const uint8_t *end = p + n;
     uint32_t h;
     if (n >= 16) {
-        uint32_t v[4] = {seed + P1 + P2, seed + P2, seed, seed - P1};
-        for (; end - p >= 16; p += 16)
-            for (int i = 0; i < 4; i++)
-                v[i] = rotl32(v[i] + get32le(p + 4 * i) * P2, 13) * P1;
-        h = rotl32(v[0], 1) + rotl32(v[1], 7) + rotl32(v[2], 12) + rotl32(v[3], 18);
+        uint32_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+        for (; end - p >= 16; p += 16) {
+            v1 = rotl32(v1 + load32le(p) * P2, 13) * P1;
+            v2 = rotl32(v2 + load32le(p + 4) * P2, 13) * P1;
+            v3 = rotl32(v3 + load32le(p + 8) * P2, 13) * P1;
+            v4 = rotl32(v4 + load32le(p + 12) * P2, 13) * P1;
+        }
+        h = rotl32(v1, 1) + rotl32(v2, 7) + rotl32(v3, 12) + rotl32(v4, 18);
     } else {
         h = seed + P5;
     }
     h += (uint32_t)n;
     for (; end - p >= 4; p += 4)
-        h = rotl32(h + get32le(p) * P3, 17) * P4;
+        h = rotl32(h + load32le(p) * P3, 17) * P4;
     for (; p < end; p++)
         h = rotl32(h + *p * P5, 11) * P1;
     h ^= h >> 15;

@@ -37,7 +37,8 @@ struct pstream {
     uint32_t ord;
     struct idx_chunk chunk;
     int64_t chunk_no;
-    uint64_t next_first;      /* offset of chunk next_no's first packet */
+    struct idx_chunk *ahead;  /* chunk next_no, read ahead for where the last packet of
+                                 chunk ends (record_end); malloc'ed once */
     int64_t next_no;
     const struct idx_segdamage *known; /* recorded damaged ranges of the segment (K14) */
     size_t nknown;
@@ -376,17 +377,15 @@ static int record_end(qry_t *q, struct pstream *s, uint32_t ord, uint64_t off, u
     } else if (ord + 1 < s->seg->packets) {
         int64_t no = (int64_t)(ord / IDX_CHUNK) + 1;
         if (no != s->next_no) {
-            struct idx_chunk *next = malloc(sizeof *next);
-            int rc = next ? idx_chunk_get(q->ix, s->seg->id, (uint32_t)no, next, err)
-                          : rw_err(err, RW_ENOMEM, "out of memory");
-            if (rc == 0)
-                s->next_first = next->off[0];
-            free(next);
+            if (!s->ahead && !(s->ahead = malloc(sizeof *s->ahead)))
+                return rw_err(err, RW_ENOMEM, "out of memory");
+            s->next_no = -1;
+            int rc = idx_chunk_get(q->ix, s->seg->id, (uint32_t)no, s->ahead, err);
             if (rc < 0)
                 return rw_errctx(err, rc, "segment %s", s->seg->path);
             s->next_no = no;
         }
-        *end = s->next_first;
+        *end = s->ahead->off[0];
     } else {
         *end = s->seg->file_size;
     }
@@ -545,7 +544,10 @@ static int next_ordinal(qry_t *q, struct pstream *s, uint32_t *ord, char *err)
         if (o >= s->seg->packets)
             return 0;
         uint32_t no = o / IDX_CHUNK;
-        if ((int64_t)no != s->chunk_no) {
+        if ((int64_t)no != s->chunk_no && (int64_t)no == s->next_no) {
+            memcpy(&s->chunk, s->ahead, sizeof s->chunk); /* read ahead by record_end() */
+            s->chunk_no = no;
+        } else if ((int64_t)no != s->chunk_no) {
             int rc = idx_chunk_get(q->ix, s->seg->id, no, &s->chunk, err);
             if (rc < 0)
                 return rw_errctx(err, rc, "segment %s", s->seg->path);
@@ -828,6 +830,7 @@ void qry_free(qry_t *q)
         seg_close(&q->ps[i]);
         free_batch(&q->ps[i]);
         free(q->ps[i].segs);
+        free(q->ps[i].ahead);
     }
     for (int i = 0; i < q->nprogs; i++)
         pcap_freecode(&q->progs[i]);
