@@ -332,6 +332,24 @@ def reindex_and_quarantine(exp, arch, tmp, rel, nranges):
     check(len(lines) == nranges and all("recorded as lost by 'rewind reindex'" in ln
                                         for ln in lines),
           "after reindex the query warns of each recorded range: %r" % lines)
+    # the daemon knows the recorded ranges before the first byte: headers too
+    d, port, _ = start_daemon(arch, tmp, "reindexed")
+    try:
+        r = rw("query", "--dir", arch, "-w", out)
+        check(r.returncode == 3 and open(out, "rb").read() == exp.answer() and
+              len(warn_lines(r.stderr, rel)) == nranges,
+              "after reindex, asked of the daemon: exit %d, %d warnings" %
+              (r.returncode, len(warn_lines(r.stderr, rel))))
+        status, head, body, trailers, complete = http_get(port, "/api/v1/packets")
+        check(status == 200 and complete and body == exp.answer() and
+              head.count("X-Rewind-Damage: damaged segment %s" % rel) == nranges and
+              len(trailers) == nranges,
+              "after reindex over HTTP: the recorded ranges as headers and trailers: %r %r" %
+              (head, trailers))
+        check(metric(port, "recorded") >= nranges,
+              "/metrics counts the recorded ranges an answer lacked")
+    finally:
+        stop_daemon(d)
     st = rw("status", "--dir", arch).stdout.decode()
     npk = len(exp.recs) - len(exp.lost)
     check(re.search(r"^packets\s+%d$" % npk, st, re.M),
