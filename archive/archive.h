@@ -185,7 +185,7 @@ int arc_segname_list(const char *dir, const char *point, struct arc_segname **ou
 typedef void (*arc_report_fn)(void *arg, const char *problem);
 struct arc_verify_stats {
     uint64_t segments, packets, sampled, problems;
-    uint64_t damaged;  /* damaged ranges recorded (K14) whose loss is not accepted yet */
+    uint64_t damaged;  /* damaged ranges recorded (K16) whose loss is not accepted yet */
     uint64_t accepted; /* ... and those whose loss was accepted (quarantined) */
 };
 /* Check every segment against the index: file header, every record's
@@ -203,14 +203,14 @@ int arc_verify_dir(const char *dir, arc_report_fn report, void *arg, struct arc_
  * it still opens. Every readable record is indexed: after a compressed
  * block that does not read, or bytes that are no records, records resume at
  * the next record boundary, and the bytes between are recorded as a damaged
- * range (idx_segdamage, K14; an acceptance the old index recorded for the
+ * range (idx_segdamage, K16; an acceptance the old index recorded for the
  * same range is kept); a plain file's partial last record (a crash's) is
  * cut off. Each is reported. A segment of which nothing can be indexed is
  * renamed NAME.unreadable, never deleted. */
 int arc_reindex(const char *dir, arc_report_fn report, void *arg, struct arc_verify_stats *st,
                 char *err) RW_WUR;
 
-/* Accept the loss of every recorded damaged range (K14) not accepted yet
+/* Accept the loss of every recorded damaged range (K16) not accepted yet
  * ('rewind verify --quarantine'): each is marked accepted with the time and
  * "by WHO: REASON", and written to the archive's log (arc_log, "warn") with
  * its segment, bytes and times. Readable packets are never touched. *n gets

@@ -173,7 +173,7 @@ static void content_checksum(struct vctx *v, const struct idx_seg *s, const char
     fclose(f);
 }
 
-/* The recorded damaged range (K14) that holds pcap offset off, or NULL. */
+/* The recorded damaged range (K16) that holds pcap offset off, or NULL. */
 static const struct idx_segdamage *known_at(const struct idx_segdamage *k, size_t n, uint64_t off)
 {
     for (size_t i = 0; i < n; i++)
@@ -647,7 +647,7 @@ static int put_damage(struct rctx *c, uint64_t seg, const char *rel, struct idx_
 /* Index one segment file: every record it holds, also after damage. Where
  * a block does not read or bytes are no records, the reader resynchronises
  * at the next record boundary (resync) and the bytes between are recorded
- * as a damaged range (K14); a plain file that merely ends inside its last
+ * as a damaged range (K16); a plain file that merely ends inside its last
  * record (a crash) is cut there, as recovery would. */
 static int reindex_segment(struct rctx *c, const struct arc_segname *name, char *err)
 {

@@ -40,7 +40,7 @@ struct pstream {
     struct idx_chunk *ahead;  /* chunk next_no, read ahead for where the last packet of
                                  chunk ends (record_end); malloc'ed once */
     int64_t next_no;
-    const struct idx_segdamage *known; /* recorded damaged ranges of the segment (K14) */
+    const struct idx_segdamage *known; /* recorded damaged ranges of the segment (K16) */
     size_t nknown;
     int done;
     /* head packet, waiting to be merged */
@@ -72,7 +72,7 @@ struct qry {
     size_t ndamage, damage_more;
     struct qry_loss loss[QRY_LOSS_MAX]; /* qry_losses() */
     size_t nloss, loss_more;
-    struct idx_segdamage *known; /* every recorded damaged range (K14), by segment */
+    struct idx_segdamage *known; /* every recorded damaged range (K16), by segment */
     size_t nknown;
 };
 
@@ -278,7 +278,7 @@ done:
 static uint32_t blocks_of(const struct qry_loss *l) { return l->last_block - l->block + 1; }
 
 /* Note that pcap bytes [lo, hi) of seg could not be read (recorded: a range
- * that reindex recorded, K14), merged with a noted range it touches. */
+ * that reindex recorded, K16), merged with a noted range it touches. */
 static struct qry_loss *note_loss(qry_t *q, const struct pstream *s, const struct idx_seg *seg,
                                   uint64_t lo, uint64_t hi, int recorded, const char *why)
 {

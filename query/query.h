@@ -100,7 +100,7 @@ int qry_damage_desc(const qry_t *q, char *buf, size_t n);
  * bytes missing from a file that ends early: its packets are left out, the
  * query goes on with the others (the blocks are independent), and each
  * damaged range is noted here. Ranges that 'rewind reindex' recorded as
- * damaged (man/rewind-archive.5, K14) in segments of the window are noted
+ * damaged (man/rewind-archive.5, K16) in segments of the window are noted
  * too, as soon as the query is planned: their packets are no longer in the
  * index, yet missing from the answer all the same. Library code does not
  * print: the front ends warn (one line per range), exit 3, end a pcapng
