@@ -183,7 +183,7 @@ static const struct idx_segdamage *known_at(const struct idx_segdamage *k, size_
 }
 
 /* Where the reader stopped: "block 3 (pcap bytes 196608-262143) fails its
- * checksum", "pcap bytes 1200-1215 hold a damaged record header (...)";
+ * checksum", "pcap bytes 1200-1215: a damaged record header (caplen 5898307)";
  * without the bytes of a block when !bytes ("block 3 fails its checksum"). */
 static void fault_desc(const struct segfile *sf, int bytes, char *buf, size_t n)
 {
@@ -661,12 +661,16 @@ static int reindex_segment(struct rctx *c, const struct arc_segname *name, char 
     uint64_t seg, file_size;
     uint32_t snaplen = 0;
     int64_t last_ts = INT64_MIN, tmin = name->start - c->window, tmax = name->start + c->window;
+    uint64_t had = old_size(c, name->rel); /* pcap bytes the previous index covered */
     int dlt = 0, rc;
     snprintf(path, sizeof path, "%s/%s", c->dir, name->rel);
     if ((rc = segfile_open(&sf, path, err)) < 0) {
         if (rc == RW_ENOMEM)
             return rc;
-        set_aside(c, name->rel, err);
+        if (rc == RW_ECORRUPT)
+            set_aside(c, name->rel, err);
+        else
+            rreport(c, "skipping %s: %s", name->rel, err);
         return 0;
     }
     if (sf.header) {
@@ -704,19 +708,9 @@ static int reindex_segment(struct rctx *c, const struct arc_segname *name, char 
     for (;;) {
         uint32_t rec[4];
         const uint8_t *data;
-        uint64_t off = sf.off, at, had;
+        uint64_t off = sf.off, at;
         rc = segfile_next(&sf, rec, &data, err);
-        if (rc == 0 && (had = old_size(c, name->rel)) > sf.size) {
-            /* The previous index covered more: the file lost its end. */
-            snprintf(where, sizeof where, "the file ends early: %llu bytes the index covered "
-                     "are missing", (unsigned long long)(had - sf.size));
-            if ((rc = add_damage(&dmg, &nd, off, had, last_ts, where, err)) < 0)
-                goto fail;
-            rreport(c, "%s: %s: pcap bytes %llu-%llu lost, recorded as a damaged range",
-                    name->rel, where, (unsigned long long)off, (unsigned long long)(had - 1));
-            break;
-        }
-        if (rc == 0)
+        if (rc == 0 && had <= sf.size)
             break;
         if (rc == 1) {
             int64_t ts = (int64_t)rec[0] * RW_NS_PER_SEC + rec[1];
@@ -732,19 +726,21 @@ static int reindex_segment(struct rctx *c, const struct arc_segname *name, char 
         }
         if (rc < 0)
             goto fail;
-        /* Damage (3), or a record the file ends inside (2): do records
-         * resume after it? */
-        int partial = rc == 2;
+        /* Damage (3), or a record the file ends inside (2) or at its end
+         * (0) when the previous index covered more: do records resume
+         * after it? */
+        int partial = rc == 2 || rc == 0;
         if (rc == 3)
             fault_desc(&sf, 0, where, sizeof where);
         else
             snprintf(where, sizeof where, "the file ends inside a record");
         uint64_t from = rc == 3 && !sf.bad_record && sf.bad.hi > off + 1 ? sf.bad.hi : off + 1;
-        if ((rc = resync(&sf, from, tmin, tmax, &at, err)) < 0)
+        if (rc == 0)
+            at = sf.size;
+        else if ((rc = resync(&sf, from, tmin, tmax, &at, err)) < 0)
             goto fail;
-        had = old_size(c, name->rel);
         if (at == sf.size && partial && had > sf.size) {
-            /* The previous index covered more: the file lost its end. */
+            /* The file lost its end: the previous index covered more. */
             snprintf(where, sizeof where, "the file ends early: %llu bytes the index covered "
                      "are missing", (unsigned long long)(had - sf.size));
             at = had;

@@ -494,18 +494,18 @@ static int seg_open(qry_t *q, struct pstream *s, char *err)
             return rw_err(err, RW_EIO, "segment %s: %s", path, strerror(ENOENT));
         *s->seg = now;
     }
+    s->known = NULL; /* its recorded damaged ranges: adjacent in q->known */
+    s->nknown = 0;
+    for (size_t i = 0; i < q->nknown; i++) {
+        if (q->known[i].seg == s->seg->id && !s->nknown++)
+            s->known = &q->known[i];
+    }
     /* The byte order of the records is the file header's. When the header
      * is damaged (or in a damaged block), it is the host's, the writer's
      * (S1): records read in the wrong order would disagree with the index
      * and be noted as damaged, never answered. A damaged header costs no
      * packet by itself: the packets of its block are noted as they are
      * read. */
-    s->known = NULL;
-    s->nknown = 0;
-    for (size_t i = 0; i < q->nknown; i++) {
-        if (q->known[i].seg == s->seg->id && !s->nknown++)
-            s->known = &q->known[i];
-    }
     uint32_t magic = 0xa1b23c4d;
     struct segf_fault ft;
     int rc = segf_read(s->f, 0, 24, &hdr, NULL, err);
