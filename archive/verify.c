@@ -131,7 +131,7 @@ struct vctx {
 static void problem(struct vctx *v, const char *fmt, ...) RW_PRINTF(2, 3);
 static void problem(struct vctx *v, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1600];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -473,9 +473,7 @@ struct oldloss {
 struct rctx {
     idx_t *ix;
     const char *dir;
-    arc_report_fn report;
-    void *arg;
-    struct arc_verify_stats *st;
+    struct vctx v;            /* where problems go, and the counts */
     struct idx_point *oldpts; /* points of the previous index: the link type of a */
     size_t noldpts;           /* point whose segment header is damaged */
     struct oldloss *old;
@@ -486,18 +484,6 @@ struct rctx {
                                  segment's start */
 };
 
-static void rreport(struct rctx *c, const char *fmt, ...) RW_PRINTF(2, 3);
-static void rreport(struct rctx *c, const char *fmt, ...)
-{
-    char msg[1600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    c->st->problems++;
-    c->report(c->arg, msg);
-}
-
 /* A segment of which no packet can be indexed is renamed NAME.unreadable,
  * which no reader, recovery or retention takes for a segment: kept for
  * whoever wants to look at it, never deleted. */
@@ -507,10 +493,10 @@ static void set_aside(struct rctx *c, const char *rel, const char *why)
     snprintf(from, sizeof from, "%s/%s", c->dir, rel);
     snprintf(to, sizeof to, "%s.unreadable", from);
     if (rename(from, to) == 0)
-        rreport(c, "%s: %s; no packet of it could be indexed: kept as %s.unreadable", rel, why,
+        problem(&c->v, "%s: %s; no packet of it could be indexed: kept as %s.unreadable", rel, why,
                 rel);
     else
-        rreport(c, "%s: %s; no packet of it could be indexed (and renaming it failed: %s)", rel,
+        problem(&c->v, "%s: %s; no packet of it could be indexed (and renaming it failed: %s)", rel,
                 why, strerror(errno));
 }
 
@@ -670,7 +656,7 @@ static int reindex_segment(struct rctx *c, const struct arc_segname *name, char 
         if (rc == RW_ECORRUPT)
             set_aside(c, name->rel, err);
         else
-            rreport(c, "skipping %s: %s", name->rel, err);
+            problem(&c->v, "skipping %s: %s", name->rel, err);
         return 0;
     }
     if (sf.header) {
@@ -698,7 +684,7 @@ static int reindex_segment(struct rctx *c, const struct arc_segname *name, char 
         if ((rc = resync(&sf, 24, tmin, tmax, &at, err)) < 0 ||
             (rc = add_damage(&dmg, &nd, 0, at, INT64_MIN, "the file header is damaged", err)) < 0)
             goto fail;
-        rreport(c, "%s: the file header is damaged%s%s: pcap bytes 0-%llu lost, recorded as a "
+        problem(&c->v, "%s: the file header is damaged%s%s: pcap bytes 0-%llu lost, recorded as a "
                 "damaged range; %s", name->rel, sf.bad.hi ? ", " : "",
                 sf.bad.hi ? (fault_desc(&sf, 0, where, sizeof where), where) : "",
                 (unsigned long long)(at - 1),
@@ -719,8 +705,8 @@ static int reindex_segment(struct rctx *c, const struct arc_segname *name, char 
             last_ts = ts;
             idx_parse_packet(dlt, data, rec[2], &p);
             idx_segw_add(w, ts, off, rec[2], rec[3], &p);
-            c->st->packets++;
-            if ((c->st->packets & 0xffff) == 0 && (rc = idx_segw_flush(w, sf.off, 0, err)) < 0)
+            c->v.st->packets++;
+            if ((c->v.st->packets & 0xffff) == 0 && (rc = idx_segw_flush(w, sf.off, 0, err)) < 0)
                 goto fail;
             continue;
         }
@@ -746,7 +732,7 @@ static int reindex_segment(struct rctx *c, const struct arc_segname *name, char 
             at = had;
         } else if (at == sf.size && partial && !segf_compressed(sf.f)) {
             /* the tail a crash left: cut, as recovery cuts an open segment */
-            rreport(c, "%s: packet at offset %llu: truncated record; cutting the file there",
+            problem(&c->v, "%s: packet at offset %llu: truncated record; cutting the file there",
                     name->rel, (unsigned long long)off);
             if (truncate(path, (off_t)off) < 0) {
                 rc = rw_err(err, RW_EIO, "%s: truncate: %s", path, strerror(errno));
@@ -757,7 +743,7 @@ static int reindex_segment(struct rctx *c, const struct arc_segname *name, char 
         }
         if ((rc = add_damage(&dmg, &nd, off, at, last_ts, where, err)) < 0)
             goto fail;
-        rreport(c, "%s: %s: pcap bytes %llu-%llu lost, recorded as a damaged range; %s", name->rel,
+        problem(&c->v, "%s: %s: pcap bytes %llu-%llu lost, recorded as a damaged range; %s", name->rel,
                 where, (unsigned long long)off, (unsigned long long)(at - 1),
                 at < sf.size ? "the records after it are indexed" : "no record follows it");
         if (at >= sf.size)
@@ -786,7 +772,7 @@ static int reindex_segment(struct rctx *c, const struct arc_segname *name, char 
         else if (rc >= 0)
             rc = rw_err(err, RW_EIO, "%s: vanished during reindex", path);
     }
-    c->st->segments++;
+    c->v.st->segments++;
     segfile_close(&sf);
     free(dmg);
     return rc;
@@ -846,7 +832,7 @@ int arc_reindex(const char *dir, arc_report_fn report, void *arg, struct arc_ver
     struct idx_hold *holds = NULL;
     size_t nholds = 0;
     idx_t *ix = NULL;
-    struct rctx c = {.dir = dir, .report = report, .arg = arg, .st = st};
+    struct rctx c = {.dir = dir, .v = {report, arg, st}};
     int rc;
     memset(st, 0, sizeof *st);
     snprintf(idir, sizeof idir, "%s/index", dir);

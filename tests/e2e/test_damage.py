@@ -110,14 +110,6 @@ class Expected:
 
 # ---------------------------------------------------------------- HTTP
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def http_get(port, path):
     """(status, body, trailer lines, complete) of a chunked answer, read raw:
     Python's http.client drops trailers."""
@@ -243,7 +235,7 @@ def query_cases(exp, rel, cases, arch, tmp, how):
 
 
 def start_daemon(arch, tmp, name):
-    port = free_port()
+    port = harness.free_port()
     log = os.path.join(tmp, name + ".log")
     d = subprocess.Popen([REWINDD, "--dir", arch, "--listen", "127.0.0.1:%d" % port, "--log",
                           log], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
