@@ -185,6 +185,8 @@ int arc_segname_list(const char *dir, const char *point, struct arc_segname **ou
 typedef void (*arc_report_fn)(void *arg, const char *problem);
 struct arc_verify_stats {
     uint64_t segments, packets, sampled, problems;
+    uint64_t damaged;  /* damaged ranges recorded (K16) whose loss is not accepted yet */
+    uint64_t accepted; /* ... and those whose loss was accepted (quarantined) */
 };
 /* Check every segment against the index: file header, every record's
  * offset against its locator, counts, time span, bytes, and the postings of
@@ -198,8 +200,21 @@ int arc_verify_dir(const char *dir, arc_report_fn report, void *arg, struct arc_
                    char *err) RW_WUR;
 /* Rebuild the index from the segment files alone: the old index directory
  * is moved aside (index.old-TIME), settings and holds are carried over when
- * it still opens, damaged record tails are cut off and reported. */
+ * it still opens. Every readable record is indexed: after a compressed
+ * block that does not read, or bytes that are no records, records resume at
+ * the next record boundary, and the bytes between are recorded as a damaged
+ * range (idx_segdamage, K16; an acceptance the old index recorded for the
+ * same range is kept); a plain file's partial last record (a crash's) is
+ * cut off. Each is reported. A segment of which nothing can be indexed is
+ * renamed NAME.unreadable, never deleted. */
 int arc_reindex(const char *dir, arc_report_fn report, void *arg, struct arc_verify_stats *st,
                 char *err) RW_WUR;
+
+/* Accept the loss of every recorded damaged range (K16) not accepted yet
+ * ('rewind verify --quarantine'): each is marked accepted with the time and
+ * "by WHO: REASON", and written to the archive's log (arc_log, "warn") with
+ * its segment, bytes and times. Readable packets are never touched. *n gets
+ * how many. Writer only. */
+int arc_quarantine(arc_t *a, const char *who, const char *reason, uint64_t *n, char *err) RW_WUR;
 
 #endif

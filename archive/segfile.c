@@ -34,6 +34,7 @@
 
 struct segf {
     int fd, lz;
+    uint32_t bcs;    /* 4: every block is followed by its XXH32 (frame flag), else 0 */
     uint64_t size;   /* pcap bytes */
     uint64_t stored; /* file bytes */
     char path[1024];
@@ -46,6 +47,10 @@ struct segf {
     uint64_t base;
     uint8_t *cbuf; /* compressed bytes being decoded */
     size_t ccap;
+    /* the last damage a read met (segf_fault); faulted: the last read failed
+     * because of it */
+    struct segf_fault bad;
+    int faulted;
 };
 
 static uint32_t get32le(const uint8_t *p)
@@ -65,6 +70,49 @@ static void put64le(uint8_t *p, uint64_t v)
 {
     put32le(p, (uint32_t)v);
     put32le(p + 4, (uint32_t)(v >> 32));
+}
+
+/* XXH32 (xxhash.com, the checksum of LZ4 frames), for the block checksums
+ * that LZ4F writes: liblz4 does not export it under its own name. */
+static uint32_t rotl32(uint32_t x, int r) { return x << r | x >> (32 - r); }
+
+/* A little-endian u32 at p, as one load (get32le's shifts are not always
+ * merged into one, and this runs over every byte a query decompresses). */
+static uint32_t load32le(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? v : __builtin_bswap32(v);
+}
+
+static uint32_t xxh32(const uint8_t *p, size_t n, uint32_t seed)
+{
+    static const uint32_t P1 = 0x9E3779B1u, P2 = 0x85EBCA77u, P3 = 0xC2B2AE3Du,
+                          P4 = 0x27D4EB2Fu, P5 = 0x165667B1u;
+    const uint8_t *end = p + n;
+    uint32_t h;
+    if (n >= 16) {
+        uint32_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+        for (; end - p >= 16; p += 16) {
+            v1 = rotl32(v1 + load32le(p) * P2, 13) * P1;
+            v2 = rotl32(v2 + load32le(p + 4) * P2, 13) * P1;
+            v3 = rotl32(v3 + load32le(p + 8) * P2, 13) * P1;
+            v4 = rotl32(v4 + load32le(p + 12) * P2, 13) * P1;
+        }
+        h = rotl32(v1, 1) + rotl32(v2, 7) + rotl32(v3, 12) + rotl32(v4, 18);
+    } else {
+        h = seed + P5;
+    }
+    h += (uint32_t)n;
+    for (; end - p >= 4; p += 4)
+        h = rotl32(h + load32le(p) * P3, 17) * P4;
+    for (; p < end; p++)
+        h = rotl32(h + *p * P5, 11) * P1;
+    h ^= h >> 15;
+    h *= P2;
+    h ^= h >> 13;
+    h *= P3;
+    return h ^ (h >> 16);
 }
 
 static int pread_full(int fd, void *buf, size_t n, uint64_t off)
@@ -98,7 +146,13 @@ static int grow(uint8_t **p, size_t *cap, size_t want)
 /* Read and check the block table of a compressed segment. */
 static int load_table(segf_t *f, char *err)
 {
-    uint8_t ft[FOOTER], sk[8];
+    uint8_t ft[FOOTER], sk[8], flg;
+    /* The frame descriptor's FLG byte says whether blocks carry a checksum:
+     * segments compressed before rewind wrote them do not. */
+    if (pread_full(f->fd, &flg, 1, 4) != 1 || (flg & 0xc0) != 0x40)
+        return rw_err(err, RW_ECORRUPT, "segment %s: compressed, but its frame header is damaged",
+                      f->path);
+    f->bcs = flg & 0x10 ? 4 : 0;
     if (f->stored < 8 + FOOTER || pread_full(f->fd, ft, FOOTER, f->stored - FOOTER) != 1 ||
         memcmp(ft + 20, "RWZT", 4) != 0)
         return rw_err(err, RW_ECORRUPT, "segment %s: compressed, but its block table is missing",
@@ -127,10 +181,12 @@ static int load_table(segf_t *f, char *err)
     for (uint32_t i = 0; i <= f->nblocks; i++)
         f->boff[i] = get64le(raw + 8ULL * i);
     free(raw);
-    /* Offsets rise, each block fits its 4-byte header, and the end mark and
-     * content checksum (8 bytes) sit before the table's frame. */
+    /* Offsets rise, each block fits its 4-byte header (and checksum), and
+     * the end mark and content checksum (8 bytes) sit before the table's
+     * frame. */
     for (uint32_t i = 0; i < f->nblocks; i++)
-        if (f->boff[i + 1] < f->boff[i] + 4 || f->boff[i + 1] - f->boff[i] - 4 > f->bsize)
+        if (f->boff[i + 1] < f->boff[i] + 4 + f->bcs ||
+            f->boff[i + 1] - f->boff[i] - 4 - f->bcs > f->bsize)
             return rw_err(err, RW_ECORRUPT, "segment %s: block table entry %u is damaged",
                           f->path, i);
     if (f->boff[0] < 7 || f->boff[f->nblocks] + 8 > tstart - 8)
@@ -211,49 +267,95 @@ static int read_plain(segf_t *f, uint64_t off, size_t need, char *err)
     do
         got = pread(f->fd, f->buf, want, (off_t)off);
     while (got < 0 && errno == EINTR);
-    if (got < 0)
+    if (got < 0) {
+        f->len = 0;
         return rw_err(err, RW_EIO, "segment %s: read at %llu: %s", f->path,
                       (unsigned long long)off, strerror(errno));
+    }
     f->base = off;
     f->len = (size_t)got;
     return 0;
 }
 
-/* Decode blocks b0..b1 (inclusive) into buf. */
+/* Record damage at pcap bytes [lo, hi) (block: the first block it lies in)
+ * as what the failing read met; the error names it. */
+static int fault(segf_t *f, uint64_t lo, uint64_t hi, const char *why, char *err)
+{
+    if (why != f->bad.why) /* not the same fault met again */
+        snprintf(f->bad.why, sizeof f->bad.why, "%s", why);
+    f->bad.lo = lo;
+    f->bad.hi = hi;
+    f->bad.block = (uint32_t)(lo / SEGF_BLOCK);
+    f->faulted = 1;
+    f->len = 0; /* a failed decode may have written over the buffer */
+    if (f->lz && lo < f->size)
+        return rw_err(err, RW_ECORRUPT, "segment %s: block %u %s; run 'rewind verify'", f->path,
+                      f->bad.block, why);
+    return rw_err(err, RW_ECORRUPT, "segment %s: bytes %llu-%llu %s; run 'rewind verify'",
+                  f->path, (unsigned long long)lo, (unsigned long long)hi, why);
+}
+
+/* Pcap bytes of block b. */
+static uint64_t block_end(const segf_t *f, uint32_t b)
+{
+    uint64_t e = ((uint64_t)b + 1) * f->bsize;
+    return e < f->size ? e : f->size;
+}
+
+/* Decode blocks b0..b1 (inclusive) into buf. Blocks from b0 on that are in
+ * the buffer already are kept, not decoded again: a sequential reader
+ * (verify, reindex) whose record runs into the next block decodes each
+ * block once. */
 static int read_blocks(segf_t *f, uint32_t b0, uint32_t b1, char *err)
 {
-    uint64_t c0 = f->boff[b0], c1 = f->boff[b1 + 1];
-    size_t n = (size_t)(b1 - b0 + 1) * f->bsize;
-    if (grow(&f->buf, &f->cap, n) < 0 || grow(&f->cbuf, &f->ccap, (size_t)(c1 - c0)) < 0)
+    uint32_t have0 = (uint32_t)(f->base / f->bsize), first = b0;
+    uint32_t haveN = have0 + (uint32_t)((f->len + f->bsize - 1) / f->bsize); /* [have0, haveN) */
+    size_t n = (size_t)(b1 - b0 + 1) * f->bsize, out = 0;
+    if (grow(&f->buf, &f->cap, n) < 0)
         return rw_err(err, RW_ENOMEM, "out of memory");
-    int r = pread_full(f->fd, f->cbuf, (size_t)(c1 - c0), c0);
-    if (r < 0)
-        return rw_err(err, RW_EIO, "segment %s: read at %llu: %s", f->path,
-                      (unsigned long long)c0, strerror(errno));
-    if (r == 0)
-        return rw_err(err, RW_ECORRUPT, "segment %s: compressed blocks cut short", f->path);
-    size_t out = 0;
-    for (uint32_t b = b0; b <= b1; b++) {
-        const uint8_t *blk = f->cbuf + (f->boff[b] - c0);
-        uint32_t hdr = get32le(blk), clen = hdr & 0x7fffffffu;
-        uint64_t ulen64 = f->size - (uint64_t)b * f->bsize;
-        int ulen = (int)(ulen64 < f->bsize ? ulen64 : f->bsize);
-        if (clen != f->boff[b + 1] - f->boff[b] - 4)
-            return rw_err(err, RW_ECORRUPT, "segment %s: block %u: size %u disagrees with the "
-                          "block table; run 'rewind verify'", f->path, b, clen);
-        if (hdr & 0x80000000u) { /* stored uncompressed */
-            if ((int)clen != ulen)
-                return rw_err(err, RW_ECORRUPT, "segment %s: block %u has %u bytes, expected %d",
-                              f->path, b, clen, ulen);
-            memcpy(f->buf + out, blk + 4, clen);
-        } else if (LZ4_decompress_safe((const char *)blk + 4, (char *)f->buf + out, (int)clen,
-                                       ulen) != ulen) {
-            return rw_err(err, RW_ECORRUPT, "segment %s: block %u does not decompress; run "
-                          "'rewind verify'", f->path, b);
-        }
-        out += (size_t)ulen;
+    if (f->len && b0 >= have0 && b0 < haveN) {
+        first = haveN - 1 < b1 ? haveN : b1 + 1;
+        out = (size_t)(block_end(f, first - 1) - (uint64_t)b0 * f->bsize);
+        memmove(f->buf, f->buf + ((uint64_t)b0 * f->bsize - f->base), out);
     }
     f->base = (uint64_t)b0 * f->bsize;
+    f->len = out;
+    if (first > b1)
+        return 0;
+    uint64_t c0 = f->boff[first], c1 = f->boff[b1 + 1];
+    if (grow(&f->cbuf, &f->ccap, (size_t)(c1 - c0)) < 0)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    int r = pread_full(f->fd, f->cbuf, (size_t)(c1 - c0), c0);
+    if (r < 0) {
+        f->len = 0;
+        return rw_err(err, RW_EIO, "segment %s: read at %llu: %s", f->path,
+                      (unsigned long long)c0, strerror(errno));
+    }
+    if (r == 0)
+        return fault(f, (uint64_t)first * f->bsize, f->size, "is cut short: the file ends early",
+                     err);
+    for (uint32_t b = first; b <= b1; b++) {
+        const uint8_t *blk = f->cbuf + (f->boff[b] - c0);
+        uint32_t hdr = get32le(blk), clen = hdr & 0x7fffffffu;
+        int ulen = (int)(block_end(f, b) - (uint64_t)b * f->bsize);
+        const char *why = NULL;
+        if (clen != f->boff[b + 1] - f->boff[b] - 4 - f->bcs)
+            why = "has a size that disagrees with the block table";
+        else if (f->bcs && xxh32(blk + 4, clen, 0) != get32le(blk + 4 + clen))
+            why = "fails its checksum";
+        else if (hdr & 0x80000000u) { /* stored uncompressed */
+            if ((int)clen != ulen)
+                why = "has the wrong size";
+            else
+                memcpy(f->buf + out, blk + 4, clen);
+        } else if (LZ4_decompress_safe((const char *)blk + 4, (char *)f->buf + out, (int)clen,
+                                       ulen) != ulen) {
+            why = "does not decompress";
+        }
+        if (why)
+            return fault(f, (uint64_t)b * f->bsize, block_end(f, b), why, err);
+        out += (size_t)ulen;
+    }
     f->len = out;
     return 0;
 }
@@ -261,14 +363,17 @@ static int read_blocks(segf_t *f, uint32_t b0, uint32_t b1, char *err)
 int segf_read(segf_t *f, uint64_t off, size_t need, const uint8_t **p, size_t *avail, char *err)
 {
     int rc;
+    f->faulted = 0;
     if (need == 0)
         need = 1;
     if (!(off >= f->base && off + need <= f->base + f->len)) {
         if (off + need > f->size)
-            return rw_err(err, RW_ECORRUPT,
-                          "segment %s: ends at %llu, before offset %llu + %zu the index expects; "
-                          "run 'rewind verify'",
-                          f->path, (unsigned long long)f->size, (unsigned long long)off, need);
+            return fault(f, f->size > off ? f->size : off, off + need,
+                         "are missing: the file ends before them", err);
+        /* A block found damaged before fails again at once, without being
+         * read and decoded once for each packet a query wants from it. */
+        if (f->bad.hi > f->bad.lo && off < f->bad.hi && off + need > f->bad.lo)
+            return fault(f, f->bad.lo, f->bad.hi, f->bad.why, err);
         if (f->lz)
             rc = read_blocks(f, (uint32_t)(off / f->bsize), (uint32_t)((off + need - 1) / f->bsize),
                              err);
@@ -276,17 +381,25 @@ int segf_read(segf_t *f, uint64_t off, size_t need, const uint8_t **p, size_t *a
             rc = read_plain(f, off, need, err);
         if (rc < 0)
             return rc;
-        if (off + need > f->base + f->len)
-            return rw_err(err, RW_ECORRUPT,
-                          "segment %s: truncated at offset %llu (index expects %zu more bytes); "
-                          "run 'rewind verify'",
-                          f->path, (unsigned long long)off, need);
+        if (off + need > f->base + f->len) /* a plain file shorter than when opened */
+            return fault(f, f->base + f->len, off + need, "are missing: the file ends before them",
+                         err);
     }
     *p = f->buf + (off - f->base);
     if (avail)
         *avail = (size_t)(f->base + f->len - off);
     return 0;
 }
+
+int segf_fault(const segf_t *f, struct segf_fault *out)
+{
+    if (!f->faulted)
+        return 0;
+    *out = f->bad;
+    return 1;
+}
+
+int segf_block_checksums(const segf_t *f) { return f->bcs != 0; }
 
 /* ---------- sequential stream ---------- */
 
@@ -407,6 +520,9 @@ int segf_compress(const char *src, const char *dst, uint64_t *stored, char *err)
     prefs.frameInfo.blockSizeID = LZ4F_max64KB;
     prefs.frameInfo.blockMode = LZ4F_blockIndependent;
     prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+    /* A checksum per block, so that a reader tells a damaged block from its
+     * neighbours, which stay readable (verify, queries, reindex). */
+    prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
     prefs.frameInfo.contentSize = size;
     prefs.autoFlush = 1; /* each update below becomes exactly one block */
     ocap = LZ4F_compressBound(SEGF_BLOCK, &prefs) + LZ4F_HEADER_SIZE_MAX;
@@ -440,7 +556,7 @@ int segf_compress(const char *src, const char *dst, uint64_t *stored, char *err)
         n = LZ4F_compressUpdate(cctx, out, ocap, in, want, NULL);
         if (LZ4F_isError(n))
             goto lz4fail;
-        if (n < 4 || (get32le(out) & 0x7fffffffu) != n - 4) {
+        if (n < 8 || (get32le(out) & 0x7fffffffu) != n - 8) {
             rc = rw_err(err, RW_EIO, "%s: lz4 did not produce one block per update", src);
             goto done;
         }

@@ -32,9 +32,30 @@ uint64_t segf_size(const segf_t *f);
 /* Make bytes [off, off + need) of the pcap available at *p, valid until the
  * next call. Reads ahead: *avail (if not NULL) gets how many bytes from off
  * are at *p, at least need. RW_ECORRUPT if the file ends before off + need
- * or a block does not decompress. */
+ * or a block does not decompress or fails its checksum; segf_fault() then
+ * says which bytes. Blocks are independent: the others stay readable. */
 int segf_read(segf_t *f, uint64_t off, size_t need, const uint8_t **p, size_t *avail,
               char *err) RW_WUR;
+
+/* Damage that a read met: pcap bytes [lo, hi) cannot be read. For a
+ * compressed segment that is one whole block (block, the 64 KiB block
+ * [block * SEGF_BLOCK, ...)), for a plain one the bytes past the end of the
+ * file (block: the one lo lies in). */
+struct segf_fault {
+    uint64_t lo, hi;
+    uint32_t block;
+    char why[64]; /* "does not decompress", "fails its checksum", ... */
+};
+/* 1 with *out filled when the last segf_read() failed because of damage
+ * (RW_ECORRUPT), 0 otherwise (it succeeded, or failed for another reason:
+ * an I/O error, no memory). */
+int segf_fault(const segf_t *f, struct segf_fault *out);
+/* 1 if every block of this compressed segment carries a checksum (the
+ * frame's block checksum flag, man/rewind-archive.5 S11), so a damaged
+ * block is found by reading it; without (segments compressed before rewind
+ * wrote them), only a block that no longer decodes is, and the content
+ * checksum covers the rest. */
+int segf_block_checksums(const segf_t *f);
 
 /* A stdio stream of the pcap bytes from the start, for sequential readers
  * (verify, reindex). For a compressed segment the whole frame is checked as

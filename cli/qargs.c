@@ -76,7 +76,9 @@ const char qargs_help[] =
     "the index it holds open, writing straight to FILE or stdout; without one\n"
     "(or when it is busy) rewind reads the archive itself. The answer is the same.\n"
     "\n"
-    "Exit status: 0 success, 1 runtime failure, 2 bad filter, time or option.\n";
+    "Exit status: 0 success, 1 runtime failure, 2 bad filter, time or option,\n"
+    "3 answered with damage: every readable packet, and a warning per damaged\n"
+    "block of a segment file that the answer lacks (FILE is kept).\n";
 
 int qargs_open_output(void *arg, char *err)
 {
@@ -247,11 +249,18 @@ int qargs_end(struct qargs *a, int status)
 {
     if (a->o.wfile && a->o.fd >= 0) {
         close(a->o.fd);
-        if (status != 0)
+        if (status != 0 && status != EXIT_DAMAGED)
             unlink(a->o.wfile);
     }
     free(a->filter);
     return status;
+}
+
+/* A damaged range the daemon's answer lacks: warned as --local does. */
+static void warn_damage(void *arg, const char *line)
+{
+    ++*(int *)arg;
+    rw_warn("query: %s", line);
 }
 
 int qargs_ask(struct qargs *a)
@@ -259,7 +268,8 @@ int qargs_ask(struct qargs *a)
     struct ctl_query r = {.spec = a->spec, .format = a->format, .count = a->count};
     char err[RW_ERRSZ];
     uint64_t n = 0;
-    int rc = ctl_ask_query(a->dir, &r, qargs_open_output, &a->o, &n, err);
+    int damaged = 0;
+    int rc = ctl_ask_query(a->dir, &r, qargs_open_output, &a->o, warn_damage, &damaged, &n, err);
     if (rc == CTL_LOCAL)
         return -1;
     if (rc == CTL_EPIPE) {
@@ -276,5 +286,5 @@ int qargs_ask(struct qargs *a)
         return cli_fail(rc, err);
     if (a->count)
         printf("%llu\n", (unsigned long long)n);
-    return 0;
+    return damaged ? EXIT_DAMAGED : 0;
 }

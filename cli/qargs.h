@@ -13,6 +13,8 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+#define EXIT_DAMAGED 3 /* answered, with damage: every readable packet, and a warning per
+                          damaged range of the archive that the answer lacks */
 
 /* In rewind-core's environment when the front end has asked the daemon
  * and none answered (or it was busy): do not ask again, read the archive. */
@@ -63,7 +65,9 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet);
  * daemon answered and the archive must be read by the caller. */
 int qargs_ask(struct qargs *a);
 /* Close the output and free; a failed answer's -w FILE is removed, for a
- * short file must not pass for an answer. Returns status. */
+ * short file must not pass for an answer (one with damage is kept: it holds
+ * every readable packet, and the warnings say what it lacks). Returns
+ * status. */
 int qargs_end(struct qargs *a, int status);
 
 #endif

@@ -297,6 +297,21 @@ static int query_url(const char *url, const char *from, const char *to, const ch
     return rc < 0 ? cli_fail(rc, err) : 0;
 }
 
+/* One warning line per damaged range that q's answer lacks; 1 if any. */
+static int warn_losses(const qry_t *q)
+{
+    char line[RW_ERRSZ];
+    size_t n, more;
+    const struct qry_loss *l = qry_losses(q, &n, &more);
+    for (size_t i = 0; i < n; i++) {
+        qry_loss_desc(&l[i], line, sizeof line);
+        rw_warn("query: %s", line);
+    }
+    if (more)
+        rw_warn("query: and %zu more damaged ranges", more);
+    return n || more;
+}
+
 /* Read the archive in --dir ourselves. Returns the exit status. */
 static int query_local(struct qargs *a)
 {
@@ -338,7 +353,8 @@ static int query_local(struct qargs *a)
         goto done;
     }
     if (out) {
-        rc = qry_out_close(out);
+        rc = qry_out_losses(out, q);
+        rc = qry_out_close(out) < 0 ? RW_EIO : rc;
         out = NULL;
         if (rc < 0) {
             snprintf(err, sizeof err, "writing output: %s", strerror(errno));
@@ -351,6 +367,8 @@ static int query_local(struct qargs *a)
 done:
     if (q && qry_damage_desc(q, dmg, sizeof dmg)) /* the answer is complete: status unchanged */
         rw_warn("query: %s", dmg);
+    if (q && warn_losses(q) && status == 0) /* answered, with damage */
+        status = EXIT_DAMAGED;
     if (out && qry_out_close(out) < 0 && status == 0)
         status = EXIT_RUNTIME;
     qry_free(q);
@@ -822,27 +840,43 @@ static int cmd_token(int argc, char **argv)
 /* ------------------------------------------------------------ verify, reindex */
 
 static const char verify_help[] =
-    "usage: rewind verify --dir DIR\n"
+    "usage: rewind verify --dir DIR [--quarantine [--reason TEXT]]\n"
     "\n"
     "Check every segment against the index: the file header, each record's\n"
-    "offset against its locator, packet counts, time span and bytes, and the\n"
-    "postings of a sample of packets; then that every posting decodes. Each\n"
-    "problem is one line naming the segment, and the packet or the damaged\n"
-    "posting's term. Works while rewindd writes the archive.\n"
+    "offset against its locator, packet counts, time span and bytes, every\n"
+    "block of a compressed segment, and the postings of a sample of packets;\n"
+    "then that every posting decodes. Each problem is one line naming the\n"
+    "segment, and the packet, the damaged block or the damaged posting's term.\n"
+    "Works while rewindd writes the archive.\n"
     "\n"
-    "  -d, --dir DIR   archive directory (or $REWIND_DIR)\n"
-    "  -h, --help      this help\n"
+    "A damaged block costs its own packets only: 'rewind reindex' indexes\n"
+    "every readable packet around it and records the lost range, which verify\n"
+    "then reports until --quarantine accepts the loss (queries still warn of\n"
+    "it). No packet is deleted.\n"
     "\n"
-    "Exit status: 0 consistent, 1 problems found (or the check failed), 2 bad usage.\n";
+    "  -d, --dir DIR       archive directory (or $REWIND_DIR)\n"
+    "      --quarantine    first accept the loss of every damaged range that\n"
+    "                      reindex recorded: each is marked accepted (time, user,\n"
+    "                      reason) and written to the log; needs the archive's\n"
+    "                      writer, so not while rewindd runs\n"
+    "      --reason TEXT   why, recorded with each accepted range\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Exit status: 0 consistent (damaged ranges accepted are not problems), 1\n"
+    "problems found (or the check failed), 2 bad usage.\n";
 
 static const char reindex_help[] =
     "usage: rewind reindex --dir DIR\n"
     "\n"
     "Rebuild the index from the segment files alone. The old index directory is\n"
     "moved aside to DIR/index.old-TIME; settings and legal holds are carried over\n"
-    "when it still opens. A damaged record at the end of a segment is cut off and\n"
-    "reported. Segments are taken in the order they were last written, which\n"
-    "is capture order unless files were touched since.\n"
+    "when it still opens. Every readable packet is indexed: after a damaged block\n"
+    "or record, records resume at the next record boundary, and the lost range is\n"
+    "recorded (queries and verify report it; 'rewind verify --quarantine' accepts\n"
+    "the loss) and reported. A record a crash left cut short at the end of a plain\n"
+    "segment is cut off; a segment of which nothing can be indexed is renamed\n"
+    "NAME.unreadable, never deleted. Segments are taken in the order they were\n"
+    "last written, which is capture order unless files were touched since.\n"
     "Kernel drop counters live only in the index and start again from zero.\n"
     "The archive must not be owned by a running rewindd.\n"
     "\n"
@@ -859,17 +893,52 @@ static void print_problem(void *arg, const char *msg)
     fprintf(stderr, "rewind: %s\n", msg);
 }
 
+/* Accept the loss of the damaged ranges reindex recorded (verify
+ * --quarantine): as the archive's writer, logged. */
+static int quarantine(const char *dir, const char *reason)
+{
+    char err[RW_ERRSZ], who[160];
+    struct arc_opts o;
+    arc_t *a = NULL;
+    uint64_t n = 0;
+    arc_opts_default(&o);
+    o.log = cli_log_event;
+    int rc = arc_open(dir, &o, &a, err);
+    if (rc == RW_EBUSY)
+        return cli_fail(rc, "verify --quarantine: the archive is owned by a running rewindd; "
+                            "stop it first, as for reindex");
+    if (rc == 0) {
+        user_name(who, sizeof who);
+        rc = arc_quarantine(a, who, reason, &n, err);
+    }
+    arc_close(a);
+    if (rc < 0)
+        return cli_fail(rc, err);
+    rw_info("verify: the loss of %llu damaged ranges accepted", (unsigned long long)n);
+    return 0;
+}
+
 static int cmd_check(int argc, char **argv, int rebuild)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *dir = NULL, *name = rebuild ? "reindex" : "verify";
-    int c, rc;
+    static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"quarantine", no_argument, 0, 'Q'},
+                                         {"reason", required_argument, 0, 'R'},
+                                         {0, 0, 0, 0}};
+    const char *dir = NULL, *name = rebuild ? "reindex" : "verify", *reason = NULL;
+    int c, rc, quar = 0;
     char err[RW_ERRSZ];
     struct arc_verify_stats st;
     while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
+        case 'Q':
+        case 'R':
+            if (rebuild)
+                return cli_usage("reindex: bad option%s", "");
+            quar |= c == 'Q';
+            reason = c == 'R' ? optarg : reason;
+            break;
         case 'h': fputs(rebuild ? reindex_help : verify_help, stdout); return 0;
         default: return cli_usage("%s: bad option", name);
         }
@@ -879,6 +948,10 @@ static int cmd_check(int argc, char **argv, int rebuild)
         return cli_usage("%s: --dir DIR is required", name);
     if (optind < argc)
         return cli_usage("unexpected argument '%s'", argv[optind]);
+    if (reason && !quar)
+        return cli_usage("verify: --reason goes with --quarantine%s", "");
+    if (quar && (rc = quarantine(dir, reason ? reason : "")) != 0)
+        return rc;
     int64_t start = rw_mono_ns();
     if (rebuild) {
         struct stat sb;
@@ -892,9 +965,13 @@ static int cmd_check(int argc, char **argv, int rebuild)
     }
     if (rc < 0)
         return cli_fail(rc, err);
-    rw_info("%s: %llu segments, %llu packets%s, %llu problems, %.2f s", name,
+    char acc[64] = "";
+    if (st.accepted)
+        snprintf(acc, sizeof acc, ", %llu damaged ranges whose loss was accepted",
+                 (unsigned long long)st.accepted);
+    rw_info("%s: %llu segments, %llu packets%s, %llu problems%s, %.2f s", name,
             (unsigned long long)st.segments, (unsigned long long)st.packets,
-            rebuild ? "" : " checked", (unsigned long long)st.problems,
+            rebuild ? "" : " checked", (unsigned long long)st.problems, acc,
             (double)(rw_mono_ns() - start) / 1e9);
     return !rebuild && st.problems ? EXIT_RUNTIME : 0;
 }
@@ -919,7 +996,8 @@ static const char main_help[] =
     "rewind-archive(5).\n"
     "\n"
     "Exit status: 0 success, 1 runtime failure (verify: problems found), 2 bad\n"
-    "usage or bad input.\n";
+    "usage or bad input, 3 query answered with damage (a warning per damaged\n"
+    "block of a segment file says what the answer lacks).\n";
 
 int main(int argc, char **argv)
 {

@@ -253,6 +253,21 @@ int rw_time_parse(const char *s, int64_t now_ns, int64_t *out_ns, char *err)
     return parse_rfc3339(s, out_ns, err);
 }
 
+char *rw_span_fmt(int64_t a, int64_t b, char *buf, size_t bufsz)
+{
+    char t1[48], t2[48];
+    if (a != INT64_MIN && b != INT64_MAX)
+        snprintf(buf, bufsz, "between %s and %s", rw_time_fmt(a, t1, sizeof t1),
+                 rw_time_fmt(b, t2, sizeof t2));
+    else if (a != INT64_MIN)
+        snprintf(buf, bufsz, "after %s", rw_time_fmt(a, t1, sizeof t1));
+    else if (b != INT64_MAX)
+        snprintf(buf, bufsz, "before %s", rw_time_fmt(b, t2, sizeof t2));
+    else
+        snprintf(buf, bufsz, "%s", "");
+    return buf;
+}
+
 char *rw_time_fmt(int64_t ns, char *buf, size_t bufsz)
 {
     int64_t secs = ns / RW_NS_PER_SEC, frac = ns % RW_NS_PER_SEC;

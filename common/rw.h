@@ -52,6 +52,10 @@ int rw_time_parse(const char *s, int64_t now_ns, int64_t *out_ns, char *err) RW_
 
 /* Format ns as RFC 3339 UTC with nanoseconds: buf needs 40 bytes. */
 char *rw_time_fmt(int64_t ns, char *buf, size_t bufsz);
+/* "between A and B", "after A" (b is INT64_MAX), "before B" (a is
+ * INT64_MIN) or "" (both): when something happened that lies between two
+ * known times. Returns buf; 112 bytes hold any. */
+char *rw_span_fmt(int64_t a, int64_t b, char *buf, size_t bufsz);
 
 /* Parse a duration ("60", "60s", "10m", "2h", "7d", "500ms") to ns. */
 int rw_duration_parse(const char *s, int64_t *out_ns, char *err) RW_WUR;

@@ -106,8 +106,21 @@ char *ctl_query_format(const struct ctl_query *r, size_t *len)
 
 /* ---------------------------------------------------------------- client */
 
+/* Hand each "damage" line of an answer to damage (when not NULL) and read
+ * on: 0 with the line after them in line, -1 when the daemon closed. */
+static int damage_lines(int s, char *line, size_t n, ctl_damage_fn damage, void *darg)
+{
+    while (!strncmp(line, "damage ", 7)) {
+        if (damage)
+            damage(darg, line + 7);
+        if (ctl_read_line(s, line, n) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int ctl_ask_query(const char *dir, const struct ctl_query *r, ctl_open_fn open_out, void *arg,
-                  uint64_t *packets, char *err)
+                  ctl_damage_fn damage, void *darg, uint64_t *packets, char *err)
 {
     char line[RW_ERRSZ + 64];
     int s, rc, outfd = -1;
@@ -138,6 +151,10 @@ int ctl_ask_query(const char *dir, const struct ctl_query *r, ctl_open_fn open_o
         return CTL_LOCAL;
     }
     /* A count is answered at once; anything else first waits for the output. */
+    if (r->count && damage_lines(s, line, sizeof line, damage, darg) < 0) {
+        close(s);
+        return rw_err(err, RW_EIO, "rewindd closed the connection while answering; see its log");
+    }
     if (r->count ? strncmp(line, "ok ", 3) != 0 : strcmp(line, "ready") != 0) {
         rc = ctl_answer_error(line, "the query", err);
         close(s);
@@ -148,7 +165,8 @@ int ctl_ask_query(const char *dir, const struct ctl_query *r, ctl_open_fn open_o
             close(s);
             return outfd;
         }
-        if (ctl_send_fd(s, "out\n", 4, outfd) != 4 || ctl_read_line(s, line, sizeof line) < 0) {
+        if (ctl_send_fd(s, "out\n", 4, outfd) != 4 || ctl_read_line(s, line, sizeof line) < 0 ||
+            damage_lines(s, line, sizeof line, damage, darg) < 0) {
             close(s);
             return rw_err(err, RW_EIO,
                           "rewindd closed the connection while answering; see its log");

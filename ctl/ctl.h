@@ -24,7 +24,11 @@
  *     -> "ready"; the client then sends "out" with its output descriptor
  *        (nothing for count=1) -> "ok PACKETS BYTES", or "epipe" when the
  *        reader of the client's pipe went away (the client then dies of
- *        SIGPIPE, as it would have writing the pipe itself).
+ *        SIGPIPE, as it would have writing the pipe itself). An answer
+ *        with damage (query.h, qry_losses) has a line "damage TEXT" per
+ *        damaged range it lacks just before its "ok" (TEXT is
+ *        qry_loss_desc()'s, and one more "damage and N more damaged
+ *        ranges" when there were more); the client warns and exits 3.
  *   import point=P label=L, the file's descriptor attached
  *     -> "progress DONE TOTAL PACKETS"... then "ok PACKETS BYTES POINTS REMOVED"
  *   hold   op=add from=NS to=NS [filter=F] [reason=R]   -> "ok ID"
@@ -89,8 +93,11 @@ enum {
  * stopping, or silent for 10 s), CTL_EPIPE, or <0 with err set: the
  * daemon's own error and code, or RW_EIO when it went away mid-answer. */
 typedef int (*ctl_open_fn)(void *arg, char *err);
+/* Called with each damaged range the answer lacks (qry_loss_desc()'s line),
+ * before ctl_ask_query() returns: the answer is then one with damage. */
+typedef void (*ctl_damage_fn)(void *arg, const char *line);
 int ctl_ask_query(const char *dir, const struct ctl_query *r, ctl_open_fn open_out, void *arg,
-                  uint64_t *packets, char *err) RW_WUR;
+                  ctl_damage_fn damage, void *darg, uint64_t *packets, char *err) RW_WUR;
 
 /* ---- import ---- */
 struct ctl_import_result {

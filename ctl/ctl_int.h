@@ -44,10 +44,9 @@ int ctl_wait_in(int fd, const atomic_int *stop);
 /* Connect to the daemon owning dir: a socket, or -1 when none answers
  * (no socket, a stale one, no permission). */
 int ctl_connect(const char *dir);
-/* Read the peer's next line into buf without its '\n'. The peer sends one
- * line and waits, or closes, so reading past a '\n' cannot take a later
- * line's bytes; a server that sends several lines in a row is read with a
- * stdio stream instead. -1 when it closed the connection first. */
+/* Read the peer's next line from the socket fd into buf without its '\n',
+ * leaving the bytes of later lines unread. -1 when it closed the
+ * connection first. */
 int ctl_read_line(int fd, char *buf, size_t cap);
 /* "error CODE MESSAGE" -> code and err; anything else is the daemon
  * breaking the protocol (RW_EIO naming what, e.g. "the query"). */

@@ -206,12 +206,22 @@ int ctl_read_line(int fd, char *buf, size_t cap)
 {
     size_t n = 0;
     while (n + 1 < cap) {
-        ssize_t k = read(fd, buf + n, cap - 1 - n);
+        /* Peek, then take the line and no more: a query's answer may be
+         * several lines sent in a row ("damage" lines, then "ok"). */
+        ssize_t k = recv(fd, buf + n, cap - 1 - n, MSG_PEEK);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
             return -1;
         char *nl = memchr(buf + n, '\n', (size_t)k);
+        if (nl)
+            k = nl - (buf + n) + 1;
+        size_t want = (size_t)k;
+        while ((k = recv(fd, buf + n, want, 0)) < 0 && errno == EINTR)
+            ;
+        if (k <= 0)
+            return -1;
+        nl = memchr(buf + n, '\n', (size_t)k);
         n += (size_t)k;
         if (nl) {
             *nl = 0;

@@ -126,6 +126,24 @@ static int recv_out(struct sink *k)
     return fd;
 }
 
+/* Each damaged range the answer lacks: a warn line in the log and a
+ * "damage" line to the client, before its "ok" (ctl.h). */
+static void send_losses(int conn, const qry_t *q, const char *what)
+{
+    char text[RW_ERRSZ];
+    size_t n, more;
+    const struct qry_loss *l = qry_losses(q, &n, &more);
+    for (size_t i = 0; i < n; i++) {
+        qry_loss_desc(&l[i], text, sizeof text);
+        rw_warn("%s: %s", what, text);
+        ctl_send_line(conn, "damage %s", text);
+    }
+    if (more) {
+        rw_warn("%s: and %zu more damaged ranges", what, more);
+        ctl_send_line(conn, "damage and %zu more damaged ranges", more);
+    }
+}
+
 void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
 {
     char err[RW_ERRSZ], what[300], reply[RW_ERRSZ + 64] = "", dmg[RW_ERRSZ];
@@ -204,11 +222,14 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
     if (qry_damage_desc(q, dmg, sizeof dmg)) /* before the client hears the end */
         rw_warn("%s: %s", what, dmg);
     if (rc == 0 && out) {
-        rc = qry_out_close(out) < 0 ? -1 : 0;
+        rc = qry_out_losses(out, q) < 0 ? -1 : 0;
+        rc = qry_out_close(out) < 0 ? -1 : rc;
         out = NULL;
     } else if (rc == 1) {
         rc = -1;
     }
+    if (rc >= 0)
+        send_losses(conn, q, what);
     if (rc >= 0) {
         rw_info("%s: %" PRIu64 " packets, %" PRIu64 " bytes in %.3f s", what, packets, k.bytes,
                 (double)(rw_mono_ns() - start) / 1e9);

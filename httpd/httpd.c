@@ -247,6 +247,7 @@ static int parse_count(const char *name, const char *v, int sizes, uint64_t *out
 
 struct stream {
     struct httpd *h;
+    struct MHD_Response *resp; /* ours while libmicrohttpd sends it: damage trailers */
     qry_t *q;
     qry_out_t *out;
     uint8_t *pend;
@@ -275,6 +276,31 @@ static int pend_write(void *arg, const void *buf, size_t n)
 }
 
 static int stopping(void *arg) { return atomic_load(&((struct httpd *)arg)->stopping); }
+
+/* Each damaged range the answer lacks, as a header X-Rewind-Damage (named
+ * by a Trailer header up front): in the trailer of the chunked answer once
+ * the last packet is out, or, for ranges known before the first one (those
+ * that reindex recorded), in the header as well; each one logged once. */
+static void add_losses(struct stream *s, struct MHD_Response *r, int trailer)
+{
+    char text[RW_ERRSZ];
+    size_t n, more;
+    const struct qry_loss *l = qry_losses(s->q, &n, &more);
+    for (size_t i = 0; i < n; i++) {
+        qry_loss_desc(&l[i], text, sizeof text);
+        if (trailer) {
+            rw_warn("%s: %s", s->what, text);
+            MHD_add_response_footer(r, "X-Rewind-Damage", text);
+        } else {
+            MHD_add_response_header(r, "X-Rewind-Damage", text);
+        }
+    }
+    if (more && trailer) {
+        snprintf(text, sizeof text, "and %zu more damaged ranges", more);
+        rw_warn("%s: %s", s->what, text);
+        MHD_add_response_footer(r, "X-Rewind-Damage", text);
+    }
+}
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -305,8 +331,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             }
             if (rc == 0) {
                 s->ended = 1;
-                int r = qry_out_close(s->out);
+                int r = qry_out_losses(s->out, s->q);
+                r = qry_out_close(s->out) < 0 ? RW_EIO : r;
                 s->out = NULL;
+                add_losses(s, s->resp, 1);
                 if (r < 0)
                     return MHD_CONTENT_READER_END_WITH_ERROR;
                 break;
@@ -467,6 +495,9 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     MHD_add_response_header(r, "X-Rewind-Sensor", h->sensor);
     MHD_add_response_header(r, "X-Rewind-Plan", qry_plan_desc(s->q));
     MHD_add_response_header(r, "X-Rewind-Payload", spec.headers_only ? "headers" : "full");
+    MHD_add_response_header(r, "Trailer", "X-Rewind-Damage");
+    add_losses(s, r, 0);
+    s->resp = r;
     enum MHD_Result ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return ret;
@@ -691,6 +722,16 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
     fprintf(f, "# HELP rewind_exported_bytes_total Bytes of capture files sent.\n"
                "# TYPE rewind_exported_bytes_total counter\nrewind_exported_bytes_total %llu\n",
             (unsigned long long)atomic_load(&h->exported));
+    uint64_t lost[3];
+    qry_loss_totals(lost);
+    fprintf(f, "# HELP rewind_damaged_blocks_total 64 KiB blocks of segment files that answers "
+               "lacked because they are damaged: unreadable (met while reading), recorded (by "
+               "'rewind reindex'), accepted (recorded, and the loss accepted).\n"
+               "# TYPE rewind_damaged_blocks_total counter\n"
+               "rewind_damaged_blocks_total{state=\"unreadable\"} %llu\n"
+               "rewind_damaged_blocks_total{state=\"recorded\"} %llu\n"
+               "rewind_damaged_blocks_total{state=\"accepted\"} %llu\n",
+            (unsigned long long)lost[0], (unsigned long long)lost[1], (unsigned long long)lost[2]);
     fprintf(f, "# HELP rewind_queries_active Packet queries in progress.\n"
                "# TYPE rewind_queries_active gauge\nrewind_queries_active %d\n",
             atomic_load(&h->active));

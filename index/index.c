@@ -10,6 +10,7 @@
  *   'L' seg u64 chunk u32           locator chunk: offsets of IDX_CHUNK packets
  *   'F' seg u64 flowhash u64        flow record
  *   'C' point u32 second i64        packets u64, bytes u64 in that second; merge = add
+ *   'D' seg u64 lo u64              a damaged range of the segment file: its end, times, state
  */
 #include "index/index.h"
 #include "index/index_int.h"
@@ -1134,8 +1135,8 @@ int idx_seg_delete(idx_t *ix, const struct idx_seg *s, char *err)
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_writebatch_delete(b, (const char *)k, 9);
     rocksdb_writebatch_put(b, (const char *)x, 9, "", 0);
-    for (int i = 0; i < 2; i++) {
-        lo[0] = hi[0] = i ? 'F' : 'L';
+    for (int i = 0; i < 3; i++) {
+        lo[0] = hi[0] = "LFD"[i];
         rw_put_be64(lo + 1, s->id);
         rw_put_be64(hi + 1, s->id + 1);
         rocksdb_writebatch_delete_range(b, (const char *)lo, 9, (const char *)hi, 9);
@@ -1492,4 +1493,110 @@ int idx_config_put(idx_t *ix, const struct idx_config *c, char *err)
     int rc = idx_write_batch(ix, b, 1, err);
     rocksdb_writebatch_destroy(b);
     return rc;
+}
+
+/* ---------- damaged ranges of segment files (man/rewind-archive.5, K16) ---------- */
+
+static size_t segdamage_encode(const struct idx_segdamage *d, uint8_t *v)
+{
+    size_t wl = strnlen(d->why, sizeof d->why - 1), nl = strnlen(d->note, sizeof d->note - 1);
+    v[0] = 1;
+    v[1] = (uint8_t)d->state;
+    rw_put_be64(v + 2, d->hi);
+    rw_put_be64(v + 10, (uint64_t)d->ts_before);
+    rw_put_be64(v + 18, (uint64_t)d->ts_after);
+    rw_put_be64(v + 26, (uint64_t)d->found);
+    rw_put_be64(v + 34, (uint64_t)d->accepted);
+    v[42] = (uint8_t)wl;
+    memcpy(v + 43, d->why, wl);
+    rw_put_be16(v + 43 + wl, (uint16_t)nl);
+    memcpy(v + 45 + wl, d->note, nl);
+    return 45 + wl + nl;
+}
+
+/* 0, or -1 when the value is not a version 1 record (K11: damage). */
+static int segdamage_decode(const uint8_t *k, const uint8_t *v, size_t vl, struct idx_segdamage *d)
+{
+    memset(d, 0, sizeof *d);
+    d->seg = rw_get_be64(k + 1);
+    d->lo = rw_get_be64(k + 9);
+    if (vl < 45 || v[0] != 1 || (v[1] != IDX_DMG_FOUND && v[1] != IDX_DMG_ACCEPTED))
+        return -1;
+    size_t wl = v[42];
+    if (wl >= sizeof d->why || 45 + wl > vl)
+        return -1;
+    size_t nl = rw_get_be16(v + 43 + wl);
+    if (nl >= sizeof d->note || 45 + wl + nl != vl)
+        return -1;
+    d->state = v[1];
+    d->hi = rw_get_be64(v + 2);
+    d->ts_before = (int64_t)rw_get_be64(v + 10);
+    d->ts_after = (int64_t)rw_get_be64(v + 18);
+    d->found = (int64_t)rw_get_be64(v + 26);
+    d->accepted = (int64_t)rw_get_be64(v + 34);
+    memcpy(d->why, v + 43, wl);
+    memcpy(d->note, v + 45 + wl, nl);
+    return d->hi > d->lo ? 0 : -1;
+}
+
+int idx_segdamage_put(idx_t *ix, const struct idx_segdamage *d, char *err)
+{
+    uint8_t k[17], v[45 + sizeof d->why + sizeof d->note];
+    if (ix->mode != IDX_WRITE)
+        return rw_err(err, RW_ESTATE, "damaged ranges are recorded by the archive's writer");
+    k[0] = 'D';
+    rw_put_be64(k + 1, d->seg);
+    rw_put_be64(k + 9, d->lo);
+    size_t vl = segdamage_encode(d, v);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(b, (const char *)k, 17, (const char *)v, vl);
+    int rc = idx_write_batch(ix, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    return rc;
+}
+
+int idx_segdamage_list(idx_t *ix, uint64_t seg, struct idx_segdamage **out, size_t *n, char *err)
+{
+    uint8_t start[9] = {'D'};
+    size_t slen = 1, cnt = 0, cap = 0;
+    struct idx_segdamage *arr = NULL;
+    int rc = 0;
+    if (seg != UINT64_MAX) {
+        rw_put_be64(start + 1, seg);
+        slen = 9;
+    }
+    rocksdb_iterator_t *it = idx_iter(ix);
+    for (rocksdb_iter_seek(it, (const char *)start, slen); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl < slen || memcmp(k, start, slen) != 0)
+            break;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 4;
+            struct idx_segdamage *na = realloc(arr, cap * sizeof *arr);
+            if (!na) {
+                rc = rw_err(err, RW_ENOMEM, "out of memory");
+                goto done;
+            }
+            arr = na;
+        }
+        if (kl != 17 || segdamage_decode(k, v, vl, &arr[cnt]) < 0) {
+            rc = rw_err(err, RW_ECORRUPT, "index: malformed damaged-range record of segment %llu; "
+                        "run 'rewind reindex'", kl >= 9 ? (unsigned long long)rw_get_be64(k + 1) : 0ULL);
+            goto done;
+        }
+        cnt++;
+    }
+    rc = idx_iter_status(it, err);
+done:
+    rocksdb_iter_destroy(it);
+    if (rc < 0) {
+        free(arr);
+        return rc;
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
 }

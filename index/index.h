@@ -190,10 +190,10 @@ int idx_flows(idx_t *ix, uint64_t seg, int (*cb)(void *arg, const struct idx_flo
               char *err) RW_WUR;
 
 /* ---- retention ---- */
-/* Delete a sealed segment's catalogue record, locators and flows in one
- * synced batch and leave a tombstone; its postings are dropped by compaction
- * (they are never read again: no catalogue record names the segment). The
- * caller unlinks the file afterwards. */
+/* Delete a sealed segment's catalogue record, locators, flows and damaged
+ * ranges in one synced batch and leave a tombstone; its postings are dropped
+ * by compaction (they are never read again: no catalogue record names the
+ * segment). The caller unlinks the file afterwards. */
 int idx_seg_delete(idx_t *ix, const struct idx_seg *s, char *err) RW_WUR;
 /* 1 if the catalogue still has segment id (after idx_refresh for readers). */
 int idx_seg_exists(idx_t *ix, uint64_t id, char *err) RW_WUR;
@@ -228,6 +228,30 @@ int idx_token_put(idx_t *ix, const struct idx_token *t, char *err) RW_WUR;
 int idx_token_get(idx_t *ix, const uint8_t hash[32], struct idx_token *t, char *err) RW_WUR;
 /* Every token record, by hash. *out malloc'ed. */
 int idx_token_list(idx_t *ix, struct idx_token **out, size_t *n, char *err) RW_WUR;
+
+/* A damaged range of a segment file (man/rewind-archive.5, K16): pcap
+ * bytes that 'rewind reindex' could not read (a compressed block that does
+ * not decompress or fails its checksum, bytes that are no records, a file
+ * that ends early). Their packets are lost; the index keeps every readable
+ * packet around them. Found, then accepted once an operator has taken note
+ * of the loss ('rewind verify --quarantine'). */
+enum { IDX_DMG_FOUND = 1, IDX_DMG_ACCEPTED = 2 };
+struct idx_segdamage {
+    uint64_t seg;
+    uint64_t lo, hi;              /* pcap bytes [lo, hi) */
+    int state;                    /* IDX_DMG_* */
+    int64_t ts_before, ts_after;  /* archive times of the packets read just before and
+                                     after: INT64_MIN / INT64_MAX when there are none */
+    int64_t found, accepted;      /* when recorded, when accepted (0: not yet) */
+    char why[64];                 /* what was wrong: "block 3 fails its checksum" */
+    char note[256];               /* who accepted the loss and why; "" until then */
+};
+/* Writer: record (or rewrite) a range, keyed by segment and lo; synced. */
+int idx_segdamage_put(idx_t *ix, const struct idx_segdamage *d, char *err) RW_WUR;
+/* The ranges of segment seg (UINT64_MAX: of every segment), in key order
+ * (segment, then lo). *out malloc'ed. RW_ECORRUPT for a malformed record. */
+int idx_segdamage_list(idx_t *ix, uint64_t seg, struct idx_segdamage **out, size_t *n,
+                       char *err) RW_WUR;
 
 /* Settings the archive remembers once given (0 = not set). */
 struct idx_config {

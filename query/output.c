@@ -4,6 +4,7 @@
 #include <pcap/pcap.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h> /* snprintf */
 
 #define OBUF (256u << 10)
 
@@ -139,4 +140,32 @@ int qry_out_close(qry_out_t *o)
     free(o->buf);
     free(o);
     return rc;
+}
+
+int qry_out_losses(qry_out_t *o, const qry_t *q)
+{
+    size_t n, more;
+    const struct qry_loss *l = qry_losses(q, &n, &more);
+    char text[RW_ERRSZ];
+    if (o->format != QRY_PCAPNG)
+        return o->failed ? RW_EIO : 0;
+    /* An Interface Statistics Block carries nothing but its comment: every
+     * pcapng reader knows the block type, and those that do not show
+     * comments skip it. Its time is when the answer was written. */
+    for (size_t i = 0; i < n; i++) {
+        qry_loss_desc(&l[i], text, sizeof text);
+        if (i + 1 == n && more) {
+            size_t len = strlen(text);
+            snprintf(text + len, sizeof text - len, "; and %zu more damaged ranges", more);
+        }
+        uint16_t tl = (uint16_t)strlen(text);
+        uint64_t now = (uint64_t)rw_now_ns();
+        uint32_t blen = 20 + 4 + (uint32_t)((tl + 3) / 4 * 4) + 4 + 4;
+        uint32_t h[5] = {5, blen, (uint32_t)l[i].point, (uint32_t)(now >> 32), (uint32_t)now};
+        out_put(o, h, sizeof h);
+        ng_option(o, 1, text, tl); /* opt_comment */
+        put32(o, 0);               /* opt_endofopt */
+        put32(o, blen);
+    }
+    return o->failed ? RW_EIO : 0;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,11 @@ struct pstream {
     uint32_t ord;
     struct idx_chunk chunk;
     int64_t chunk_no;
+    struct idx_chunk *ahead;  /* chunk next_no, read ahead for where the last packet of
+                                 chunk ends (record_end); malloc'ed once */
+    int64_t next_no;
+    const struct idx_segdamage *known; /* recorded damaged ranges of the segment (K16) */
+    size_t nknown;
     int done;
     /* head packet, waiting to be merged */
     int have;
@@ -64,7 +70,14 @@ struct qry {
     uint32_t steps;           /* of stream_next(), counted for cancel */
     struct qry_damage damage[QRY_DAMAGE_MAX]; /* qry_damage() */
     size_t ndamage, damage_more;
+    struct qry_loss loss[QRY_LOSS_MAX]; /* qry_losses() */
+    size_t nloss, loss_more;
+    struct idx_segdamage *known; /* every recorded damaged range (K16), by segment */
+    size_t nknown;
 };
+
+/* qry_loss_totals(): blocks met by every query of the process. */
+static atomic_uint_fast64_t loss_blocks[3];
 
 /* ---------- plan evaluation ---------- */
 
@@ -260,6 +273,171 @@ done:
     return rc;
 }
 
+/* ---------- damaged segment files ---------- */
+
+static uint32_t blocks_of(const struct qry_loss *l) { return l->last_block - l->block + 1; }
+
+/* Note that pcap bytes [lo, hi) of seg could not be read (recorded: a range
+ * that reindex recorded, K16), merged with a noted range it touches. */
+static struct qry_loss *note_loss(qry_t *q, const struct pstream *s, const struct idx_seg *seg,
+                                  uint64_t lo, uint64_t hi, int recorded, const char *why)
+{
+    struct qry_loss *l = NULL;
+    for (size_t i = 0; i < q->nloss && !l; i++)
+        if (q->loss[i].seg == seg->id && q->loss[i].recorded == recorded &&
+            lo <= q->loss[i].hi && hi >= q->loss[i].lo)
+            l = &q->loss[i];
+    uint32_t before = l ? blocks_of(l) : 0;
+    if (!l) {
+        if (q->nloss == QRY_LOSS_MAX) {
+            q->loss_more++;
+            return NULL;
+        }
+        l = &q->loss[q->nloss++];
+        memset(l, 0, sizeof *l);
+        l->point = s->pidx;
+        l->seg = seg->id;
+        l->recorded = recorded;
+        l->lo = lo;
+        l->hi = hi;
+        snprintf(l->path, sizeof l->path, "%s", seg->path);
+        snprintf(l->why, sizeof l->why, "%s", why);
+    }
+    l->lo = lo < l->lo ? lo : l->lo;
+    l->hi = hi > l->hi ? hi : l->hi;
+    l->block = (uint32_t)(l->lo / SEGF_BLOCK);
+    l->last_block = (uint32_t)((l->hi - 1) / SEGF_BLOCK);
+    atomic_fetch_add(&loss_blocks[recorded ? (recorded == IDX_DMG_ACCEPTED ? 2 : 1) : 0],
+                     blocks_of(l) - before);
+    return l;
+}
+
+/* The ranges reindex recorded in the segments of s that may have held
+ * packets of the window (their packets' times lie between those around
+ * them): noted as soon as the query is planned, whether or not the index
+ * has candidates there, for the index no longer knows those packets. */
+static void note_recorded(qry_t *q, const struct pstream *s)
+{
+    for (size_t i = 0, j = 0; i < s->nsegs && j < q->nknown; i++) {
+        while (j < q->nknown && q->known[j].seg < s->segs[i].id)
+            j++;
+        for (; j < q->nknown && q->known[j].seg == s->segs[i].id; j++) {
+            const struct idx_segdamage *k = &q->known[j];
+            if (k->ts_before >= q->spec.to || k->ts_after < q->spec.from)
+                continue;
+            struct qry_loss *l = note_loss(q, s, &s->segs[i], k->lo, k->hi, k->state, k->why);
+            if (l) {
+                l->ts_before = k->ts_before;
+                l->ts_after = k->ts_after;
+                l->accepted = k->accepted;
+            }
+        }
+    }
+}
+
+/* A candidate whose record [off, end) lies in a range already found
+ * unreadable is left out (and counted) without reading it again. */
+static int already_lost(qry_t *q, const struct pstream *s, uint64_t off, uint64_t end)
+{
+    for (size_t i = 0; i < q->nloss; i++) {
+        struct qry_loss *l = &q->loss[i];
+        if (l->seg == s->seg->id && !l->recorded && off < l->hi && end > l->lo) {
+            l->packets++;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reading a packet failed with rc: note the damage segf found, count the
+ * packet and go on without it (0), or fail (rc) when it was not damage. */
+static int lost_read(qry_t *q, struct pstream *s, int rc)
+{
+    struct segf_fault ft;
+    if (rc != RW_ECORRUPT || !segf_fault(s->f, &ft))
+        return rc;
+    /* Past the end of a file that ends early: everything up to file_size. */
+    if (ft.lo >= segf_size(s->f) && s->seg->file_size > ft.hi)
+        ft.hi = s->seg->file_size;
+    struct qry_loss *l = note_loss(q, s, s->seg, ft.lo, ft.hi, 0, ft.why);
+    if (l)
+        l->packets++;
+    return 0;
+}
+
+/* Where packet ord's record ends by the index: where the next one starts,
+ * or a recorded damaged range starts (reindex left the bytes between out),
+ * or the segment's file_size for the last packet. */
+static int record_end(qry_t *q, struct pstream *s, uint32_t ord, uint64_t off, uint64_t *end,
+                      char *err)
+{
+    uint32_t i = ord % IDX_CHUNK;
+    if (i + 1 < s->chunk.count) {
+        *end = s->chunk.off[i + 1];
+    } else if (ord + 1 < s->seg->packets) {
+        int64_t no = (int64_t)(ord / IDX_CHUNK) + 1;
+        if (no != s->next_no) {
+            if (!s->ahead && !(s->ahead = malloc(sizeof *s->ahead)))
+                return rw_err(err, RW_ENOMEM, "out of memory");
+            s->next_no = -1;
+            int rc = idx_chunk_get(q->ix, s->seg->id, (uint32_t)no, s->ahead, err);
+            if (rc < 0)
+                return rw_errctx(err, rc, "segment %s", s->seg->path);
+            s->next_no = no;
+        }
+        *end = s->ahead->off[0];
+    } else {
+        *end = s->seg->file_size;
+    }
+    for (size_t k = 0; k < s->nknown; k++)
+        if (s->known[k].lo > off && s->known[k].lo < *end)
+            *end = s->known[k].lo;
+    return 0;
+}
+
+/* Read packet ord's record at off: 1 with the header in f[] (host order)
+ * and *data, 0 when it is damaged (noted, left out), <0 on error. The
+ * header must agree with the index -- its caplen with where the next
+ * record starts, its time with its locator chunk -- or the packet is
+ * damaged: a plain pcap has no checksum, and a damaged caplen would read a
+ * packet that was never captured and lose the place of the next. */
+static int read_record(qry_t *q, struct pstream *s, uint32_t ord, uint64_t off, uint32_t f[4],
+                       const uint8_t **data, char *err)
+{
+    const uint8_t *h;
+    uint64_t end = 0;
+    int rc;
+    if ((rc = record_end(q, s, ord, off, &end, err)) < 0)
+        return rc;
+    if (already_lost(q, s, off, end))
+        return 0;
+    if ((rc = segf_read(s->f, off, 16, &h, NULL, err)) < 0)
+        return lost_read(q, s, rc);
+    memcpy(f, h, 16);
+    if (s->swap)
+        for (int i = 0; i < 4; i++)
+            f[i] = __builtin_bswap32(f[i]);
+    int64_t ts = (int64_t)f[0] * RW_NS_PER_SEC + f[1];
+    char why[96];
+    why[0] = 0;
+    if (end < off + 16 || f[2] != end - off - 16 || f[2] > s->seg->snaplen)
+        snprintf(why, sizeof why, "a record header disagrees with the index (caplen %u, "
+                 "expected %lld)", f[2], end < off + 16 ? -1LL : (long long)(end - off - 16));
+    else if (ts < s->chunk.min_ts || ts > s->chunk.max_ts)
+        snprintf(why, sizeof why, "a record header disagrees with the index (its time is "
+                 "outside its locator chunk's)");
+    if (why[0]) {
+        struct qry_loss *l = note_loss(q, s, s->seg, off, end > off + 16 ? end : off + 16, 0, why);
+        if (l)
+            l->packets++;
+        return 0;
+    }
+    if ((rc = segf_read(s->f, off, 16 + f[2], &h, NULL, err)) < 0)
+        return lost_read(q, s, rc);
+    *data = h + 16;
+    return 1;
+}
+
 /* ---------- reading segments ---------- */
 
 static void seg_close(struct pstream *s)
@@ -269,7 +447,16 @@ static void seg_close(struct pstream *s)
     s->active = 0;
 }
 
-/* 0 open, 1 the segment was deleted since the query was planned, <0. */
+/* The candidates of the segment being opened, for a count of what a
+ * segment that cannot be read at all leaves out. */
+static uint64_t candidates(const struct pstream *s)
+{
+    const roaring_bitmap_t *c = s->cand[s->bi];
+    return c ? roaring_bitmap_get_cardinality(c) : s->seg->packets;
+}
+
+/* 0 open, 1 the segment was deleted since the query was planned or cannot
+ * be read at all (noted as damage), <0. */
 static int seg_open(qry_t *q, struct pstream *s, char *err)
 {
     char path[1400];
@@ -280,6 +467,18 @@ static int seg_open(qry_t *q, struct pstream *s, char *err)
         int rc = segf_open(path, &s->f, err);
         if (rc == 0)
             break;
+        if (rc == RW_ECORRUPT) {
+            /* A compressed file whose frame header or block table is
+             * damaged: no block can be found. What segf_open says follows
+             * "segment PATH: ". */
+            char why[96];
+            const char *what = strstr(err, ": ");
+            snprintf(why, sizeof why, "cannot be read (%s)", what ? what + 2 : err);
+            struct qry_loss *l = note_loss(q, s, s->seg, 0, s->seg->file_size, 0, why);
+            if (l)
+                l->packets += candidates(s);
+            return 1;
+        }
         if (rc != RW_EIO || errno != ENOENT || tries > 2)
             return rc;
         /* Retention may have deleted it since the query was planned (then
@@ -295,22 +494,30 @@ static int seg_open(qry_t *q, struct pstream *s, char *err)
             return rw_err(err, RW_EIO, "segment %s: %s", path, strerror(ENOENT));
         *s->seg = now;
     }
+    s->known = NULL; /* its recorded damaged ranges: adjacent in q->known */
+    s->nknown = 0;
+    for (size_t i = 0; i < q->nknown; i++) {
+        if (q->known[i].seg == s->seg->id && !s->nknown++)
+            s->known = &q->known[i];
+    }
+    /* The byte order of the records is the file header's. When the header
+     * is damaged (or in a damaged block), it is the host's, the writer's
+     * (S1): records read in the wrong order would disagree with the index
+     * and be noted as damaged, never answered. A damaged header costs no
+     * packet by itself: the packets of its block are noted as they are
+     * read. */
+    uint32_t magic = 0xa1b23c4d;
+    struct segf_fault ft;
     int rc = segf_read(s->f, 0, 24, &hdr, NULL, err);
-    if (rc < 0) {
+    if (rc == 0)
+        memcpy(&magic, hdr, 4);
+    else if (rc != RW_ECORRUPT || !segf_fault(s->f, &ft)) {
         seg_close(s);
         return rc;
     }
-    uint32_t magic;
-    memcpy(&magic, hdr, 4);
-    if (magic == 0xa1b23c4d)
-        s->swap = 0;
-    else if (magic == 0x4d3cb2a1)
-        s->swap = 1;
-    else {
-        seg_close(s);
-        return rw_err(err, RW_ECORRUPT, "segment %s: not a nanosecond pcap file", path);
-    }
+    s->swap = magic == 0x4d3cb2a1;
     s->chunk_no = -1;
+    s->next_no = -1;
     s->active = 1;
     s->ord = 0;
     roaring_bitmap_t *c = s->cand[s->bi];
@@ -337,7 +544,10 @@ static int next_ordinal(qry_t *q, struct pstream *s, uint32_t *ord, char *err)
         if (o >= s->seg->packets)
             return 0;
         uint32_t no = o / IDX_CHUNK;
-        if ((int64_t)no != s->chunk_no) {
+        if ((int64_t)no != s->chunk_no && (int64_t)no == s->next_no) {
+            memcpy(&s->chunk, s->ahead, sizeof s->chunk); /* read ahead by record_end() */
+            s->chunk_no = no;
+        } else if ((int64_t)no != s->chunk_no) {
             int rc = idx_chunk_get(q->ix, s->seg->id, no, &s->chunk, err);
             if (rc < 0)
                 return rw_errctx(err, rc, "segment %s", s->seg->path);
@@ -403,22 +613,12 @@ static int stream_next(qry_t *q, struct pstream *s, char *err)
             continue;
         }
         uint64_t off = s->chunk.off[ord % IDX_CHUNK];
-        const uint8_t *h, *d;
-        if ((rc = segf_read(s->f, off, 16, &h, NULL, err)) < 0)
-            return rc;
+        const uint8_t *d = NULL;
         uint32_t f[4];
-        memcpy(f, h, 16);
-        if (s->swap)
-            for (int i = 0; i < 4; i++)
-                f[i] = __builtin_bswap32(f[i]);
-        if (f[2] > s->seg->snaplen || off + 16 + f[2] > s->seg->file_size)
-            return rw_err(err, RW_ECORRUPT,
-                          "segment %s: packet %u at offset %llu: caplen %u exceeds snaplen %u or "
-                          "the file; run 'rewind verify'",
-                          s->seg->path, ord, (unsigned long long)off, f[2], s->seg->snaplen);
-        if ((rc = segf_read(s->f, off, 16 + f[2], &h, NULL, err)) < 0)
+        if ((rc = read_record(q, s, ord, off, f, &d, err)) < 0)
             return rc;
-        d = h + 16;
+        if (rc == 0) /* damaged: noted, left out */
+            continue;
         int64_t ts = (int64_t)f[0] * RW_NS_PER_SEC + f[1];
         if (ts < q->spec.from || ts >= q->spec.to)
             continue;
@@ -596,6 +796,11 @@ int qry_new_ex(idx_t *ix, const struct qry_spec *spec, qry_t **out, enum qry_ste
             if ((rc = compile_for(q, q->pts[i].dlt, &q->ps[i].prog, err)) < 0)
                 goto fail;
     }
+    /* Ranges that reindex recorded as damaged: usually none, one seek. */
+    if ((rc = idx_segdamage_list(ix, UINT64_MAX, &q->known, &q->nknown, err)) < 0)
+        goto fail;
+    for (int i = 0; i < q->npts; i++)
+        note_recorded(q, &q->ps[i]);
     snprintf(q->desc, sizeof q->desc, "%s over %llu segments of %d points",
              q->plan->op == QF_ANY ? "scan" : "index", (unsigned long long)q->segs_total, q->npts);
     free(pts);
@@ -625,11 +830,13 @@ void qry_free(qry_t *q)
         seg_close(&q->ps[i]);
         free_batch(&q->ps[i]);
         free(q->ps[i].segs);
+        free(q->ps[i].ahead);
     }
     for (int i = 0; i < q->nprogs; i++)
         pcap_freecode(&q->progs[i]);
     free(q->ps);
     free(q->pts);
+    free(q->known);
     qf_free(q->plan);
     free(q->filter);
     free(q);
@@ -673,6 +880,48 @@ int qry_damage_desc(const qry_t *q, char *buf, size_t n)
                  total > 1 ? "do not decode" : "does not decode",
                  total > 1 ? "those segments were" : "the segment was");
     return 1;
+}
+
+const struct qry_loss *qry_losses(const qry_t *q, size_t *n, size_t *more)
+{
+    *n = q->nloss;
+    if (more)
+        *more = q->loss_more;
+    return q->loss;
+}
+
+void qry_loss_desc(const struct qry_loss *l, char *buf, size_t n)
+{
+    char blocks[48], span[112], when[48];
+    size_t len;
+    if (l->block == l->last_block)
+        snprintf(blocks, sizeof blocks, "block %u", l->block);
+    else
+        snprintf(blocks, sizeof blocks, "blocks %u-%u", l->block, l->last_block);
+    len = (size_t)snprintf(buf, n, "damaged segment %s (id %llu): %s (pcap bytes %llu-%llu) ",
+                           l->path, (unsigned long long)l->seg, blocks, (unsigned long long)l->lo,
+                           (unsigned long long)(l->hi - 1));
+    if (len >= n)
+        return;
+    if (!l->recorded) {
+        snprintf(buf + len, n - len, "%s: %llu packet%s that may match %s not in the answer",
+                 l->why, (unsigned long long)l->packets, l->packets == 1 ? "" : "s",
+                 l->packets == 1 ? "is" : "are");
+        return;
+    }
+    rw_span_fmt(l->ts_before, l->ts_after, span, sizeof span);
+    len += (size_t)snprintf(buf + len, n - len, "recorded as lost by 'rewind reindex' (%s): "
+                            "the packets captured there%s%s%s are not in the answer", l->why,
+                            span[0] ? ", " : "", span, span[0] ? "," : "");
+    if (len < n && l->recorded == IDX_DMG_ACCEPTED)
+        snprintf(buf + len, n - len, " (the loss was accepted on %s)",
+                 rw_time_fmt(l->accepted, when, sizeof when));
+}
+
+void qry_loss_totals(uint64_t out[3])
+{
+    for (int i = 0; i < 3; i++)
+        out[i] = atomic_load(&loss_blocks[i]);
 }
 
 int qry_next(qry_t *q, struct qry_pkt *pkt, char *err)

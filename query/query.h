@@ -93,6 +93,47 @@ const struct qry_damage *qry_damage(const qry_t *q, size_t *n, size_t *more);
  * ...". Returns 1 if there was damage, 0 (and "") if not. */
 int qry_damage_desc(const qry_t *q, char *buf, size_t n);
 
+/* Packets the answer lacks because a segment file is damaged: the one
+ * exception to "complete, or an error" (DESIGN.md, partial answers). A
+ * block of a compressed segment that does not decompress or fails its
+ * checksum, a record whose header disagrees with the index (caplen, time),
+ * bytes missing from a file that ends early: its packets are left out, the
+ * query goes on with the others (the blocks are independent), and each
+ * damaged range is noted here. Ranges that 'rewind reindex' recorded as
+ * damaged (man/rewind-archive.5, K16) in segments of the window are noted
+ * too, as soon as the query is planned: their packets are no longer in the
+ * index, yet missing from the answer all the same. Library code does not
+ * print: the front ends warn (one line per range), exit 3, end a pcapng
+ * answer with a note and an HTTP answer with a trailer. */
+struct qry_loss {
+    int point;            /* index into qry_points() */
+    uint64_t seg;         /* segment id */
+    char path[192];       /* the segment file, relative to the archive directory */
+    uint32_t block, last_block; /* the 64 KiB blocks of pcap bytes it spans (SEGF_BLOCK) */
+    uint64_t lo, hi;      /* pcap bytes [lo, hi) */
+    uint64_t packets;     /* candidates of this query there that could not be read (met
+                             while reading; 0 for a recorded range: the index no longer
+                             knows its packets) */
+    int recorded;         /* 0 met while reading; else IDX_DMG_FOUND or IDX_DMG_ACCEPTED */
+    int64_t ts_before, ts_after; /* recorded: times of the packets around the range */
+    int64_t accepted;     /* recorded and accepted: when */
+    char why[96];         /* "fails its checksum", "the record header disagrees ..." */
+};
+#define QRY_LOSS_MAX 64
+/* The damaged ranges met so far (merged where they touch), up to
+ * QRY_LOSS_MAX of them; *more (may be NULL) counts the faults met beyond
+ * those. Valid until qry_free(). The answer is complete iff *n and *more
+ * are 0 once qry_next() has returned 0. */
+const struct qry_loss *qry_losses(const qry_t *q, size_t *n, size_t *more);
+/* One warning line for a range (RW_ERRSZ bytes hold it): "damaged segment
+ * segments/P/D/N.pcap.lz4 (id 3): block 5 (pcap bytes 327680-393215) fails
+ * its checksum: 12 packets that may match are not in the answer". */
+void qry_loss_desc(const struct qry_loss *l, char *buf, size_t n);
+/* Blocks of damage that the queries of this process have met, since it
+ * started (a daemon's /metrics): read[0] met while reading, [1] recorded
+ * by reindex and not accepted, [2] recorded and accepted. */
+void qry_loss_totals(uint64_t out[3]);
+
 /* ---- output ---- */
 typedef int (*qry_write_fn)(void *arg, const void *buf, size_t n);
 typedef struct qry_out qry_out_t;
@@ -106,6 +147,12 @@ enum { QRY_PCAP = 0, QRY_PCAPNG = 1 };
 int qry_out_new(int format, const struct qry_point *pts, int npts, qry_write_fn fn, void *arg,
                 qry_out_t **out, char *err) RW_WUR;
 int qry_out_packet(qry_out_t *o, const struct qry_pkt *p) RW_WUR;
+/* End a pcapng answer with what q lacks (qry_losses): one Interface
+ * Statistics Block per damaged range, on the interface of its point, whose
+ * comment is qry_loss_desc()'s line: readers that do not show it (tcpdump,
+ * libpcap) skip it. A pcap file has no place for it: nothing is written.
+ * Call it after qry_next() returned 0, before qry_out_close(). */
+int qry_out_losses(qry_out_t *o, const qry_t *q) RW_WUR;
 /* Flush; returns <0 if any write failed. Frees. */
 int qry_out_close(qry_out_t *o) RW_WUR;
 

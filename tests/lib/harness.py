@@ -2,6 +2,7 @@
 running the rewind binaries, tcpdump and commands in a network namespace."""
 import collections
 import os
+import socket
 import subprocess
 import sys
 
@@ -40,6 +41,15 @@ def sh(*args, **kw):
 def nsexec(ns, *args, **kw):
     """Run a command inside network namespace ns."""
     return sh("ip", "netns", "exec", ns, *args, **kw)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (for a rewindd)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def frames(pcap_bytes):

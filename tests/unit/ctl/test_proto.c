@@ -626,7 +626,7 @@ static void test_server_count(void **state)
         r.spec.points = cases[i].points;
         r.spec.limit_packets = cases[i].limit;
         r.count = 1;
-        int rc = ctl_ask_query(s->dir, &r, NULL, NULL, &got, err);
+        int rc = ctl_ask_query(s->dir, &r, NULL, NULL, NULL, NULL, &got, err);
         if (rc != 0)
             fail_msg("case %zu: ctl_ask_query %d %s", i, rc, err);
         assert_int_equal(got, cases[i].want);
@@ -639,7 +639,7 @@ static void test_server_count(void **state)
     r.spec.to = RW_TIME_MAX;
     r.spec.filter = "port nonsense";
     r.count = 1;
-    assert_int_equal(ctl_ask_query(s->dir, &r, NULL, NULL, &got, err), RW_EINPUT);
+    assert_int_equal(ctl_ask_query(s->dir, &r, NULL, NULL, NULL, NULL, &got, err), RW_EINPUT);
 }
 
 /* Send raw bytes (shut_wr: then close the sending side) and read the whole
@@ -746,7 +746,7 @@ static void test_server_stop(void **state)
     r.spec.from = RW_TIME_MIN;
     r.spec.to = RW_TIME_MAX;
     r.count = 1;
-    assert_int_equal(ctl_ask_query(s->dir, &r, NULL, NULL, &got, err), CTL_LOCAL);
+    assert_int_equal(ctl_ask_query(s->dir, &r, NULL, NULL, NULL, NULL, &got, err), CTL_LOCAL);
 }
 
 /* No daemon at all: a plain directory, and a socket nobody listens on. */

@@ -900,6 +900,87 @@ static void test_empty_segment(void **state)
     idx_close(ix);
 }
 
+/* Damaged ranges (K14): written by the writer, listed per segment and for
+ * every segment in key order, rewritten in place (accepted), refused to a
+ * reader, deleted with their segment; a malformed record is damage, not a
+ * crash. */
+static void test_segdamage(void **state)
+{
+    struct fx *f = *state;
+    char err[RW_ERRSZ] = "";
+    idx_t *ix = open_ok(f->dir, IDX_WRITE);
+    uint32_t pt = point(ix, "eth0");
+    uint64_t a, b;
+    struct pkt k = mkpkt(6, "10.0.0.1", 1, "10.0.0.2", 2, 0x02, 0);
+    idx_segw_t *w = begin(ix, pt, "a.pcap", &a);
+    add(w, T0, 24, &k);
+    seal(w, 24 + 16 + k.n);
+    w = begin(ix, pt, "b.pcap", &b);
+    add(w, T0, 24, &k);
+    seal(w, 24 + 16 + k.n);
+    struct idx_segdamage d = {.seg = b, .lo = 65536, .hi = 131072, .state = IDX_DMG_FOUND,
+                              .ts_before = T0, .ts_after = INT64_MAX, .found = T0 + S,
+                              .why = "block 1 fails its checksum"};
+    assert_int_equal(idx_segdamage_put(ix, &d, err), 0);
+    d.lo = 24;
+    d.hi = 100;
+    d.ts_before = INT64_MIN;
+    assert_int_equal(idx_segdamage_put(ix, &d, err), 0);
+    d.seg = a;
+    assert_int_equal(idx_segdamage_put(ix, &d, err), 0);
+    struct idx_segdamage *l;
+    size_t n;
+    assert_int_equal(idx_segdamage_list(ix, b, &l, &n, err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(l[0].lo, 24); /* by offset */
+    assert_int_equal(l[0].ts_before, INT64_MIN);
+    assert_int_equal(l[1].lo, 65536);
+    assert_int_equal(l[1].hi, 131072);
+    assert_int_equal(l[1].ts_before, T0);
+    assert_int_equal(l[1].ts_after, INT64_MAX);
+    assert_int_equal(l[1].found, T0 + S);
+    assert_string_equal(l[1].why, "block 1 fails its checksum");
+    assert_string_equal(l[1].note, "");
+    assert_int_equal(l[1].state, IDX_DMG_FOUND);
+    /* accepted: the same key, rewritten */
+    l[1].state = IDX_DMG_ACCEPTED;
+    l[1].accepted = T0 + 2 * S;
+    snprintf(l[1].note, sizeof l[1].note, "by root: disk replaced");
+    assert_int_equal(idx_segdamage_put(ix, &l[1], err), 0);
+    free(l);
+    assert_int_equal(idx_segdamage_list(ix, UINT64_MAX, &l, &n, err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(l[0].seg, a); /* segment, then offset */
+    assert_int_equal(l[2].seg, b);
+    assert_int_equal(l[2].state, IDX_DMG_ACCEPTED);
+    assert_int_equal(l[2].accepted, T0 + 2 * S);
+    assert_string_equal(l[2].note, "by root: disk replaced");
+    free(l);
+    /* retention deletes them with the segment */
+    struct idx_seg seg;
+    assert_int_equal(idx_seg_get(ix, b, &seg, err), 1);
+    assert_int_equal(idx_seg_delete(ix, &seg, err), 0);
+    assert_int_equal(idx_segdamage_list(ix, UINT64_MAX, &l, &n, err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(l[0].seg, a);
+    free(l);
+    /* a record that is not one is damage (RW_ECORRUPT), named */
+    uint8_t key[17] = {'D'};
+    rw_put_be64(key + 1, a);
+    rw_put_be64(key + 9, 500);
+    rocksdb_writebatch_t *bt = rocksdb_writebatch_create();
+    rocksdb_writebatch_put(bt, (const char *)key, 17, "\x01\x07garbage", 9);
+    assert_int_equal(idx_write_batch(ix, bt, 1, err), 0);
+    rocksdb_writebatch_destroy(bt);
+    assert_int_equal(idx_segdamage_list(ix, a, &l, &n, err), RW_ECORRUPT);
+    assert_non_null(strstr(err, "damaged-range record"));
+    idx_close(ix);
+    /* a reader lists but does not write */
+    ix = open_ok(f->dir, IDX_READ);
+    assert_int_equal(idx_segdamage_put(ix, &d, err), RW_ESTATE);
+    idx_close(ix);
+}
+
 /* Regression: idx_postings() does memcpy(val, lo, len) even when len is 0; with
  * lo == NULL -- which is how query.c's plan_batch() asks for the IDX_K_UNPARSED
  * and IDX_K_DEEP postings -- that is undefined behaviour (memcpy's pointers
@@ -1178,6 +1259,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_postings_null_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segw_path_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_postings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segdamage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
