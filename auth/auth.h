@@ -78,6 +78,12 @@ int auth_bearer_parse(const char *value, const char **tok, size_t *n, char *err)
 int auth_token_check(idx_t *ix, const char *tok, size_t n, int64_t now,
                      struct auth_principal *p, char *err) RW_WUR;
 
+/* The principal of name at now, by its live token: 1 and *p (method
+ * "token"; the caller names how it authenticated), 0 if name has none. For
+ * a verified client certificate, whose CN names the principal. */
+int auth_name_check(idx_t *ix, const char *name, int64_t now, struct auth_principal *p,
+                    char *err) RW_WUR;
+
 struct auth_token_info {
     char id[13];        /* the first 12 hex digits of its hash: names it in lists */
     char name[65];
@@ -96,6 +102,10 @@ int auth_token_add(idx_t *ix, const char *name, enum auth_role role, const char 
 int auth_token_revoke(idx_t *ix, const char *name, char *err) RW_WUR;
 /* Every token, live or not, by creation time. *out malloc'ed. */
 int auth_token_list(idx_t *ix, struct auth_token_info **out, size_t *n, char *err) RW_WUR;
+/* Bumped by every auth_token_add and auth_token_revoke of this process:
+ * a server caching "are tokens defined?" looks again when it changes, so a
+ * token added through the control socket counts from the next request. */
+uint64_t auth_token_generation(void);
 /* 1 if at least one token is live at now (the daemon may then listen
  * beyond loopback), 0 if none. */
 int auth_tokens_defined(idx_t *ix, int64_t now, char *err) RW_WUR;

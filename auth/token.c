@@ -3,6 +3,7 @@
 #include "auth/auth.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -69,6 +70,10 @@ int auth_role_parse(const char *s, enum auth_role *out, char *err)
 }
 
 /* --------------------------------------------------------------- tokens */
+
+static atomic_uint_fast64_t generation;
+
+uint64_t auth_token_generation(void) { return atomic_load(&generation); }
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -161,6 +166,29 @@ int auth_token_check(idx_t *ix, const char *tok, size_t n, int64_t now, struct a
     return 1;
 }
 
+static int live(const struct idx_token *t, int64_t now);
+
+int auth_name_check(idx_t *ix, const char *name, int64_t now, struct auth_principal *p, char *err)
+{
+    struct idx_token *all = NULL;
+    size_t n = 0;
+    int rc = idx_token_list(ix, &all, &n, err), found = 0;
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n && !found; i++) {
+        if (!live(&all[i], now) || strcmp(all[i].name, name))
+            continue;
+        memset(p, 0, sizeof *p);
+        snprintf(p->name, sizeof p->name, "%s", all[i].name);
+        p->role = (unsigned)all[i].role < AUTH_NROLES ? (enum auth_role)all[i].role : AUTH_NOBODY;
+        snprintf(p->case_id, sizeof p->case_id, "%s", all[i].case_id);
+        p->method = "token";
+        found = 1;
+    }
+    free(all);
+    return found;
+}
+
 static void info_of(const struct idx_token *t, struct auth_token_info *i)
 {
     memset(i, 0, sizeof *i);
@@ -221,6 +249,7 @@ int auth_token_add(idx_t *ix, const char *name, enum auth_role role, const char 
     snprintf(t.creator, sizeof t.creator, "%s", creator ? creator : "");
     if ((rc = idx_token_put(ix, &t, err)) < 0)
         OPENSSL_cleanse(out, AUTH_TOKEN_CHARS);
+    atomic_fetch_add(&generation, 1);
     return rc;
 }
 
@@ -242,6 +271,7 @@ int auth_token_revoke(idx_t *ix, const char *name, char *err)
             count++;
     }
     free(all);
+    atomic_fetch_add(&generation, 1);
     return rc < 0 ? rc : count;
 }
 

@@ -50,6 +50,7 @@ struct httpd {
     void *live_arg;
     atomic_int tokens;          /* tokens defined, as last looked up */
     atomic_int_fast64_t tokens_at; /* when (monotonic ns) */
+    atomic_uint_fast64_t tokens_gen; /* auth_token_generation() then */
 };
 
 struct params {
@@ -70,12 +71,28 @@ struct params {
  * again here, whatever the handshake did); 0 when there is none: plain
  * HTTP, TLS without --tls-client-ca, no certificate, or one not trusted;
  * RW_EINPUT when the DN does not fit n (never truncated). */
-__attribute__((unused)) static int client_cert_subject(struct MHD_Connection *c, char *out,
-                                                       size_t n)
+static int client_cert_subject(struct MHD_Connection *c, char *out, size_t n)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     return ci ? httpd_tls_client_subject(ci->tls_session, out, n) : 0;
+}
+
+/* The CN of an RFC 4514 subject ("O=Example,CN=alice" -> "alice"); -1 if
+ * there is none, it is escaped or it does not fit. */
+static int subject_cn(const char *subj, char *cn, size_t n)
+{
+    for (const char *p = subj; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        if (strncmp(p, "CN=", 3))
+            continue;
+        size_t l = strcspn(p + 3, ",+\\");
+        if (l == 0 || l >= n || (p[3 + l] && p[3 + l] != ','))
+            return -1;
+        memcpy(cn, p + 3, l);
+        cn[l] = 0;
+        return 0;
+    }
+    return -1;
 }
 
 /* ---------- small helpers ---------- */
@@ -813,7 +830,9 @@ int httpd_route_allows(const struct httpd_route *r, const char *method)
 static int tokens_defined(struct httpd *h)
 {
     int64_t now = rw_mono_ns();
-    if (now - atomic_load(&h->tokens_at) > RW_NS_PER_SEC) {
+    uint64_t gen = auth_token_generation();
+    if (now - atomic_load(&h->tokens_at) > RW_NS_PER_SEC || gen != atomic_load(&h->tokens_gen)) {
+        atomic_store(&h->tokens_gen, gen);
         char err[RW_ERRSZ];
         int rc = auth_tokens_defined(h->ix, rw_now_ns(), err);
         /* An index that cannot be read counts as "tokens defined": closed,
@@ -849,6 +868,29 @@ static enum MHD_Result permitted(struct httpd *h, struct MHD_Connection *c,
     who->method = "none";
     snprintf(who->name, sizeof who->name, "nobody");
     if (r->perm == AUTH_PERM_NONE) {
+        *sent = 0;
+        return MHD_YES;
+    }
+    /* Mutual TLS without a bearer token: the verified certificate's common
+     * name is the principal, with the role of that name's live token
+     * (rewind token add --name CN): a certificate stands in for the token,
+     * and revoking the token closes the certificate out too. */
+    char subj[512], cn[65];
+    if (!hv && h->mtls && client_cert_subject(c, subj, sizeof subj) == 1) {
+        int rc = subject_cn(subj, cn, sizeof cn) < 0 ? 0
+                 : auth_name_check(h->ix, cn, rw_now_ns(), who, err);
+        if (rc < 0)
+            return send_error(h, c, 500, "internal", "%s", err);
+        if (rc == 0)
+            return send_error(h, c, 403, "forbidden",
+                              "no principal for the client certificate %s: its CN needs a live "
+                              "token of that name (rewind token add --name CN --role ROLE)",
+                              subj);
+        who->method = "tls";
+        if (!auth_allows(who->role, r->perm))
+            return send_error(h, c, 403, "forbidden", "%s needs the role %s; %s has the role %s",
+                              r->path, auth_roles_for(r->perm), who->name,
+                              auth_role_name(who->role));
         *sent = 0;
         return MHD_YES;
     }

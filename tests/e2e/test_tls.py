@@ -91,6 +91,8 @@ def make_pki(d):
     p.leaf("mallory", "/O=Elsewhere/CN=mallory", "foreign", "extendedKeyUsage=clientAuth\n")
     # signed by the client CA, but for servers only: no client may use it
     p.leaf("bob", "/O=rewind test/CN=bob", "clientca", "extendedKeyUsage=serverAuth\n")
+    # a good client certificate whose name has no token
+    p.leaf("carol", "/O=rewind test/CN=carol", "clientca", "extendedKeyUsage=clientAuth\n")
     return p
 
 
@@ -259,6 +261,30 @@ def test_mtls(tmp, p, arch):
         text = d.text()
         check(text.count(b"GET /api/v1/packets") == 1,
               "only alice's request reached the server: %r" % text[-600:])
+        # Once tokens exist, a certificate's CN is the principal, with the
+        # role of that name's token: alice is a noc, carol nobody.
+        r1 = run(harness.REWIND, "token", "add", "--dir", arch, "--name", "alice", "--role", "noc")
+        r2 = run(harness.REWIND, "token", "add", "--dir", arch, "--name", "boss", "--role", "admin")
+        check(r1.returncode == 0 and r2.returncode == 0, "tokens for the certificates: %r %r" %
+              (r1.stderr, r2.stderr))
+        alice = ["--cert", p.path("alice", "pem"), "--key", p.path("alice", "key")]
+        r = curl(url, "-f", "-D", os.path.join(tmp, "mtls.hdr"), *ca, *alice)
+        hdr = open(os.path.join(tmp, "mtls.hdr"), "rb").read()
+        check(r.returncode == 0 and b"X-Rewind-Payload: headers" in hdr and
+              r.stdout[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") and
+              0 < len(r.stdout) < len(want),
+              "alice's certificate as a noc: exit %d, %d bytes (full answer %d): %r" %
+              (r.returncode, len(r.stdout), len(want), hdr[:300]))
+        r = curl(base + "/api/v1/holds", *ca, *alice)
+        check(b"forbidden" in r.stdout and b"alice has the role noc" in r.stdout,
+              "alice's certificate on an analyst's route: %r" % r.stdout[:300])
+        r = curl(base + "/api/v1/status", *ca, "--cert", p.path("carol", "pem"), "--key",
+                 p.path("carol", "key"))
+        check(b"forbidden" in r.stdout and b"no principal for the client certificate" in r.stdout
+              and b"CN=carol" in r.stdout, "carol's certificate without a token: %r" %
+              r.stdout[:300])
+        for name in ("alice", "boss"):
+            run(harness.REWIND, "token", "revoke", "--dir", arch, "--name", name)
     finally:
         check(d.stop() == 0, "rewindd with --tls-client-ca exits 0 on SIGTERM")
 
