@@ -244,14 +244,22 @@ static void check_line(struct vstate *v, const char *s, size_t len, uint64_t lin
     }
     uint64_t s_ = p.rec.seq;
     check_cuts(v, &p, line, off);
+    if (s_ < e) {
+        /* Moved or repeated: the records after it are still expected to
+         * follow the one before it. */
+        problem(v, line, off, e, "record %llu where record %llu was expected: a record out of "
+                "place or repeated", (unsigned long long)s_, (unsigned long long)e);
+        check_expect(v, &p.rec, line, off);
+        v->st->records++;
+        audit_parsed_free(&p);
+        return;
+    }
     if (s_ > e)
         problem(v, line, off, e, e + 1 == s_ ? "record %llu where record %llu was expected: "
-                "record %llu is missing" : "record %llu where record %llu was expected: "
-                "records %llu to %llu are missing", (unsigned long long)s_,
-                (unsigned long long)e, (unsigned long long)e, (unsigned long long)(s_ - 1));
-    else if (s_ < e)
-        problem(v, line, off, e, "record %llu where record %llu was expected: records out of "
-                "order or repeated", (unsigned long long)s_, (unsigned long long)e);
+                "record %llu is missing or out of place" : "record %llu where record %llu was "
+                "expected: records %llu to %llu are missing or out of place",
+                (unsigned long long)s_, (unsigned long long)e, (unsigned long long)e,
+                (unsigned long long)(s_ - 1));
     else if (v->prev[0] && strcmp(p.rec.prev, v->prev) && strcmp(p.rec.prev, v->alt))
         problem(v, line, off, e, "record %llu: its prev (%.16s...) is not the hash of record "
                 "%llu (%.16s...): the record before it was replaced", (unsigned long long)s_,

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "auth/audit.h"
 #include "capture/cap.h"
 #include "cli/httpc.h"
 #include "cli/qargs.h"
@@ -976,6 +977,211 @@ static int cmd_check(int argc, char **argv, int rebuild)
     return !rebuild && st.problems ? EXIT_RUNTIME : 0;
 }
 
+/* ------------------------------------------------------------------ audit */
+
+static const char audit_help[] =
+    "usage: rewind audit [list] --dir DIR [--from T] [--to T] [--principal NAME] [--json]\n"
+    "       rewind audit head --dir DIR\n"
+    "       rewind audit verify --dir DIR [--head HASH]\n"
+    "\n"
+    "The audit trail in DIR/audit/: one record for each request that returned\n"
+    "packets, flows or sessions or changed state, chained by SHA-256 (see\n"
+    "rewind-archive(5), AUDIT TRAIL). Works while rewindd appends to it.\n"
+    "\n"
+    "  list     the records, one line each (the default)\n"
+    "  head     print the chain's head as 'SEQ HASH'; keep it off this machine,\n"
+    "           so that a trail rewritten whole is caught too (verify --head)\n"
+    "  verify   check each record against its own hash and the record before it;\n"
+    "           each problem is one line on stderr naming the file, line and\n"
+    "           record, the first bad record first\n"
+    "\n"
+    "  -d, --dir DIR          archive directory (or $REWIND_DIR)\n"
+    "  -f, --from T           list the requests made at or after T\n"
+    "  -t, --to T             ... and before T (times as in rewind query)\n"
+    "  -p, --principal NAME   list only NAME's requests\n"
+    "      --json             list the records' lines as stored (JSON lines)\n"
+    "      --head HASH        verify: the trail must hold this head ('SEQ HASH' as\n"
+    "                         printed by rewind audit head, or the HASH alone)\n"
+    "  -h, --help             this help\n"
+    "\n"
+    "Exit status: 0 success (verify: the chain is intact), 1 a runtime failure\n"
+    "or a damaged trail (verify: any problem), 2 bad usage or no trail in DIR.\n";
+
+/* s for a terminal: printable ASCII and well-formed UTF-8 as they are,
+ * everything else (control characters, C1 controls, bytes that are not
+ * UTF-8) and the quote q and '\' as \xNN, so that a record cannot write
+ * escape sequences to the reader's terminal. */
+static void put_shown(const char *s, int q)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = 1;
+        uint32_t cp = *p;
+        if (*p >= 0xc2 && *p <= 0xf4) { /* a well-formed sequence's length, else 1 */
+            size_t want = *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4;
+            cp = *p & (0x7f >> want);
+            for (n = 1; n < want && (p[n] & 0xc0) == 0x80; n++)
+                cp = cp << 6 | (p[n] & 0x3f);
+            if (n < want || (want == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+                (want == 4 && (cp < 0x10000 || cp > 0x10ffff)) || cp < 0xa0)
+                n = 1, cp = 0x80; /* shown as \xNN below */
+        }
+        if (n > 1)
+            fwrite(p, 1, n, stdout);
+        else if (*p >= 0x20 && *p < 0x7f && *p != q && *p != '\\')
+            putchar(*p);
+        else
+            printf("\\x%02x", *p);
+        p += n;
+    }
+}
+
+static int show_record(void *arg, const struct audit_rec *r, const char *line, size_t len)
+{
+    char b1[48], b2[48];
+    if (*(int *)arg) { /* --json */
+        fwrite(line, 1, len, stdout);
+        putchar('\n');
+        return ferror(stdout);
+    }
+    printf("%llu %s ", (unsigned long long)r->seq, rw_time_fmt(r->time_ns, b1, sizeof b1));
+    put_shown(r->principal[0] ? r->principal : "-", 0);
+    printf(" (");
+    put_shown(r->role[0] ? r->role : "-", 0);
+    printf(", ");
+    put_shown(r->method[0] ? r->method : "-", 0);
+    printf(") ");
+    put_shown(r->client[0] ? r->client : "-", 0);
+    printf(" ");
+    put_shown(r->route[0] ? r->route : "-", 0);
+    if (r->from_ns != RW_TIME_MIN)
+        printf(" from %s", rw_time_fmt(r->from_ns, b1, sizeof b1));
+    if (r->to_ns != RW_TIME_MAX)
+        printf(" to %s", rw_time_fmt(r->to_ns, b2, sizeof b2));
+    if (r->filter) {
+        printf(" filter '");
+        put_shown(r->filter, '\'');
+        printf("'");
+    }
+    for (size_t i = 0; r->points && r->points[i]; i++) {
+        printf(i ? "," : " points ");
+        put_shown(r->points[i], ',');
+    }
+    for (size_t i = 0; i < r->nparams; i++) {
+        printf(" %s='", r->params[i].name);
+        put_shown(r->params[i].value, '\'');
+        printf("'");
+    }
+    printf(" -> %d, %llu packets, %llu bytes", r->status, (unsigned long long)r->packets,
+           (unsigned long long)r->bytes);
+    if (r->sha256)
+        printf(", sha256 %s", r->sha256);
+    printf(", %.3f s", (double)r->duration_ns / 1e9);
+    if (r->detail) {
+        printf(": ");
+        put_shown(r->detail, 0);
+    }
+    putchar('\n');
+    return ferror(stdout);
+}
+
+static void show_problem(void *arg, const struct audit_problem *p)
+{
+    (void)arg;
+    fprintf(stderr, "rewind: audit: %s\n", p->msg);
+}
+
+/* --head: "SEQ HASH", "SEQ:HASH" or "HASH". */
+static int parse_head(const char *s, struct audit_expect *e)
+{
+    char *end;
+    memset(e, 0, sizeof *e);
+    if (strlen(s) > 64) {
+        errno = 0;
+        e->seq = strtoull(s, &end, 10);
+        if (errno || end == s || (*end != ' ' && *end != ':') || s[0] == '-')
+            return -1;
+        s = end + 1;
+    }
+    if (strlen(s) != 64)
+        return -1;
+    for (int i = 0; i < 64; i++) {
+        if (rw_hexval(s[i]) < 0)
+            return -1;
+        e->hash[i] = "0123456789abcdef"[rw_hexval(s[i])];
+    }
+    return 0;
+}
+
+static int cmd_audit(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, 0, 'd'},       {"from", required_argument, 0, 'f'},
+        {"to", required_argument, 0, 't'},        {"principal", required_argument, 0, 'p'},
+        {"json", no_argument, 0, 'j'},            {"head", required_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+    const char *dir = NULL, *from = NULL, *to = NULL, *principal = NULL, *head = NULL;
+    const char *verb = "list";
+    int json = 0, c, rc;
+    char err[RW_ERRSZ], hex[AUDIT_HEXSZ];
+    while ((c = getopt_long(argc, argv, "d:f:t:p:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
+        case 'p': principal = optarg; break;
+        case 'j': json = 1; break;
+        case 'H': head = optarg; break;
+        case 'h': fputs(audit_help, stdout); return 0;
+        default: return cli_usage("audit: bad option%s", "");
+        }
+    }
+    if (optind < argc)
+        verb = argv[optind++];
+    if (optind < argc)
+        return cli_usage("audit: unexpected argument '%s'", argv[optind]);
+    if (strcmp(verb, "list") && strcmp(verb, "head") && strcmp(verb, "verify"))
+        return cli_usage("audit: unknown command '%s': list, head or verify", verb);
+    dir = cli_env_dir(dir);
+    if (!dir)
+        return cli_usage("audit: --dir DIR is required%s", "");
+    if (strcmp(verb, "list") && (from || to || principal || json))
+        return cli_usage("audit %s: --from, --to, --principal and --json are for list", verb);
+    if (strcmp(verb, "verify") && head)
+        return cli_usage("audit %s: --head is for verify", verb);
+    if (!strcmp(verb, "head")) {
+        uint64_t seq;
+        if ((rc = audit_head(dir, &seq, hex, err)) < 0)
+            return cli_fail(rc, err);
+        printf("%llu %s\n", (unsigned long long)seq, hex);
+        return 0;
+    }
+    if (!strcmp(verb, "verify")) {
+        struct audit_expect want;
+        struct audit_stats st;
+        if (head && parse_head(head, &want) < 0)
+            return cli_usage("audit verify: --head takes 'SEQ HASH' or a HASH of 64 hex "
+                             "digits, not '%s'", head);
+        rc = audit_verify(dir, head ? &want : NULL, show_problem, NULL, &st, err);
+        if (rc < 0 && rc != RW_ECORRUPT)
+            return cli_fail(rc, err);
+        rw_info("audit verify: %llu files, %llu records, head %llu %s, %llu cut by a crash, "
+                "%llu problems", (unsigned long long)st.files, (unsigned long long)st.records,
+                (unsigned long long)st.last_seq, st.head, (unsigned long long)st.cuts,
+                (unsigned long long)st.problems);
+        return st.problems ? EXIT_RUNTIME : 0;
+    }
+    int64_t f = RW_TIME_MIN, t = RW_TIME_MAX, now = rw_now_ns();
+    if ((from && (rc = rw_time_parse(from, now, &f, err)) < 0) ||
+        (to && (rc = rw_time_parse(to, now, &t, err)) < 0))
+        return cli_fail(rc, err);
+    rc = audit_list(dir, f, t, principal, show_record, &json, err);
+    if (fflush(stdout) != 0 && rc == 0)
+        rc = rw_err(err, RW_EIO, "writing the list: %s", strerror(errno));
+    return rc < 0 ? cli_fail(rc == RW_ESTOP ? RW_EIO : rc, rc == RW_ESTOP ? "writing the list "
+                             "failed" : err) : 0;
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const char main_help[] =
@@ -1034,5 +1240,7 @@ int main(int argc, char **argv)
         return cmd_check(argc, argv, 0);
     if (!strcmp(cmd, "reindex"))
         return cmd_check(argc, argv, 1);
+    if (!strcmp(cmd, "audit"))
+        return cmd_audit(argc, argv);
     return cli_usage("unknown command '%s'", cmd);
 }
