@@ -1197,6 +1197,7 @@ static const char main_help[] =
     "  token    add, list or revoke bearer tokens for the HTTP API\n"
     "  verify   check every segment against the index\n"
     "  reindex  rebuild the index from the segment files\n"
+    "  audit    list and verify the audit trail of requests, print its head\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
