@@ -19,7 +19,7 @@ struct audit {
     pthread_mutex_t mu;      /* the chain and the current file */
     pthread_mutex_t sync_mu; /* one fdatasync at a time; taken before mu */
     char auditdir[1024];
-    int dirfd;               /* holds the writer's flock (A10) */
+    int dirfd;               /* holds the writer's flock (A8) */
     int fd;                  /* the current file, O_APPEND */
     uint64_t fileno, size;   /* its number and size */
     uint64_t seq;            /* the last record written */

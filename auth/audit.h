@@ -1,7 +1,7 @@
 /* audit.h -- the tamper-evident audit trail: one JSON line per request that
  * returns packets, flows or sessions or changes state, in append-only files
  * under DIR/audit/, each line chained to the one before it by SHA-256. The
- * format is rule by rule in man/rewind-archive.5, AUDIT TRAIL (A1 to A12).
+ * format is rule by rule in man/rewind-archive.5, AUDIT TRAIL (A1 to A10).
  *
  * One process appends (the archive's writer: audit_open holds a lock); any
  * number read, also while it appends (audit_head, audit_list,
