@@ -67,7 +67,8 @@ int audit_files(const char *auditdir, uint64_t **nums, size_t *n, char *err)
         (*nums)[(*n)++] = k;
     }
     closedir(d);
-    qsort(*nums, *n, sizeof **nums, cmp_u64);
+    if (*n)
+        qsort(*nums, *n, sizeof **nums, cmp_u64);
     return 0;
 }
 
