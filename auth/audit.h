@@ -31,12 +31,16 @@ typedef struct audit audit_t;
 typedef struct audit_hash audit_hash_t;
 
 /* A request parameter other than the window, filter and points, as given
- * ("format" = "pcapng", "limit_packets" = "10"). */
+ * ("format" = "pcapng", "limit_packets" = "10"). The value of one named
+ * token, access_token, bearer, authorization, password, secret, api_key or
+ * apikey is written as AUDIT_REDACTED: a credential in a query string never
+ * reaches the trail. */
 struct audit_param {
     const char *name;  /* 1 to 32 of [a-z0-9_], not from_ns, to_ns, filter, points,
                           not ending in _hex */
     const char *value;
 };
+#define AUDIT_REDACTED "(redacted)"
 
 /* One record. The caller fills it for audit_append (after audit_rec_init);
  * the readers hand parsed ones to their callbacks. Strings are NUL-ended
@@ -58,7 +62,9 @@ struct audit_rec {
                                   "unix uid 1000" */
 
     /* What it asked. */
-    const char *route;         /* e.g. "GET /api/v1/packets", "ctl query", "ctl hold" */
+    const char *route;         /* e.g. "GET /api/v1/packets", "ctl query", "ctl hold":
+                                  the path without its query string, which may hold a
+                                  credential */
     int64_t from_ns, to_ns;    /* the window as resolved; RW_TIME_MIN and RW_TIME_MAX
                                   (open ends, as in struct qry_spec) are left out */
     const char *filter;        /* the BPF filter as given; NULL: none */

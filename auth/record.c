@@ -195,6 +195,19 @@ static int param_name_ok(const char *n)
     return 1;
 }
 
+/* Parameters that carry a credential when a client sends one in the query
+ * string: a caller that passes every parameter it got must not put a
+ * secret into the trail, so their values never reach it. */
+static int secret_name(const char *n)
+{
+    static const char *const secret[] = {"token", "access_token", "bearer", "authorization",
+                                         "password", "secret", "api_key", "apikey", NULL};
+    for (int i = 0; secret[i]; i++)
+        if (!strcmp(n, secret[i]))
+            return 1;
+    return 0;
+}
+
 static void put_params(struct audit_buf *b, const struct audit_rec *r)
 {
     int first = 1;
@@ -232,7 +245,8 @@ static void put_params(struct audit_buf *b, const struct audit_rec *r)
         }
     }
     for (size_t i = 0; i < r->nparams; i++) {
-        put_member(b, r->params[i].name, r->params[i].value, first);
+        put_member(b, r->params[i].name,
+                   secret_name(r->params[i].name) ? AUDIT_REDACTED : r->params[i].value, first);
         first = 0;
     }
     audit_buf_put(b, "}", 1);

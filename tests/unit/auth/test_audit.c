@@ -662,7 +662,8 @@ static void test_fields(void **state)
     char err[RW_ERRSZ], hex[AUDIT_HEXSZ];
     audit_t *a = open_ok(f->dir);
     static const char *const pts[] = {"eth0", "uplink", NULL};
-    struct audit_param ps[] = {{"format", "pcapng"}, {"limit_packets", "10"}};
+    struct audit_param ps[] = {{"format", "pcapng"}, {"limit_packets", "10"},
+                               {"token", "s3cr3t-token"}, {"api_key", "s3cr3t-key"}};
     struct audit_rec r;
     audit_hash_t *h = audit_hash_new();
     audit_hash_update(h, "hello", 5);
@@ -679,7 +680,7 @@ static void test_fields(void **state)
     r.filter = "host 192.0.2.7 and port 25";
     r.points = pts;
     r.params = ps;
-    r.nparams = 2;
+    r.nparams = 4;
     r.status = 206;
     r.packets = 12;
     r.bytes = 5;
@@ -710,11 +711,16 @@ static void test_fields(void **state)
     assert_string_equal(q->points[0], "eth0");
     assert_string_equal(q->points[1], "uplink");
     assert_null(q->points[2]);
-    assert_int_equal(q->nparams, 2);
+    assert_int_equal(q->nparams, 4);
     assert_string_equal(q->params[0].name, "format");
     assert_string_equal(q->params[0].value, "pcapng");
     assert_string_equal(q->params[1].name, "limit_packets");
     assert_string_equal(q->params[1].value, "10");
+    /* A credential in a query string never reaches the trail. */
+    assert_string_equal(q->params[2].name, "token");
+    assert_string_equal(q->params[2].value, AUDIT_REDACTED);
+    assert_string_equal(q->params[3].value, AUDIT_REDACTED);
+    assert_null(strstr(g.line, "s3cr3t"));
     assert_int_equal(q->status, 206);
     assert_int_equal(q->packets, 12);
     assert_int_equal(q->bytes, 5);
