@@ -54,10 +54,11 @@ struct audit_rec {
 
     /* Who asked. */
     int64_t time_ns;           /* when the request arrived; 0: now */
-    const char *principal;     /* the principal's name ("" for none); never a token */
-    const char *role;          /* its role, e.g. "admin", "reader" */
-    const char *method;        /* how it proved who it is, e.g. "token", "peercred",
-                                  "none" */
+    const char *principal;     /* the principal's name (struct auth_principal's; "" for
+                                  none); never a token */
+    const char *role;          /* its role, e.g. "analyst" (auth_role_name()) */
+    const char *method;        /* how it proved who it is: "token", "tls", "uid",
+                                  "open" (struct auth_principal's method) */
     const char *client;        /* e.g. "192.0.2.7:50312", "[2001:db8::1]:50312",
                                   "unix uid 1000" */
 

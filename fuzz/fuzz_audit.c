@@ -1,7 +1,7 @@
 /* fuzz_audit.c -- libFuzzer target for the audit record parser that
- * `rewind audit` list and verify use (auth/record.c): any line it accepts
- * must be written again by the writer's own code to a printable-ASCII line
- * that carries its own hash and parses back to the same record. */
+ * `rewind audit` list and verify use (auth/audit_record.c): any line it
+ * accepts must be written again by the writer's own code to a printable-ASCII
+ * line that carries its own hash and parses back to the same record. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -28,16 +28,16 @@ T0 = 1796000000 * 10**9  # 2026-11-30T00:53:20Z
 # The requests: what each record must say. Filters and principals hold
 # bytes a terminal must not see raw and bytes that are not UTF-8.
 REQUESTS = [
-    {"principal": "alice", "role": "reader", "method": "token", "client": "192.0.2.7:50312",
+    {"principal": "alice", "role": "analyst", "method": "token", "client": "192.0.2.7:50312",
      "route": "GET /api/v1/packets", "filter": "port 25", "points": ["eth0", "uplink"],
      "from_ns": T0 - 3600 * 10**9, "to_ns": T0, "params": {"format": "pcapng"},
      "body": "pcap bytes " * 50, "packets": 12, "status": 200},
-    {"principal": "bob", "role": "admin", "method": "peercred", "client": "unix uid 1000",
+    {"principal": "bob", "role": "admin", "method": "uid", "client": "unix uid 1000",
      "route": "ctl hold", "detail": "hold 3 placed", "from_ns": T0, "to_ns": T0 + 10**9},
-    {"principal": "alice", "role": "reader", "method": "token", "client": "[2001:db8::1]:4433",
+    {"principal": "alice", "role": "analyst", "method": "token", "client": "[2001:db8::1]:4433",
      "route": "GET /api/v1/packets", "filter_hex": "706f72742032351b5b33316d22ff",
      "body_hex": "00ff10", "packets": 1, "status": 200},
-    {"principal": "eve\u001b[2J", "role": "reader", "method": "token", "client": "x",
+    {"principal": "eve\u001b[2J", "role": "analyst", "method": "token", "client": "x",
      "route": "GET /api/v1/packets", "filter": "host 10.0.0.1 and 'quoted' \\", "status": 400},
 ]
 
@@ -149,7 +149,7 @@ def test_records(tmp):
     out = r.stdout.splitlines()
     check(r.returncode == 0 and len(out) == len(recs), "audit lists %d lines" % len(out))
     check(not any(c < 0x20 or c == 0x7f for ln in out for c in ln), "no control bytes listed")
-    check(out[0].startswith(b"1 2026-") and b" alice (reader, token) 192.0.2.7:50312 GET "
+    check(out[0].startswith(b"1 2026-") and b" alice (analyst, token) 192.0.2.7:50312 GET "
           b"/api/v1/packets from " in out[0] and b" filter 'port 25' points eth0,uplink "
           b"format='pcapng' -> 200, 12 packets, 550 bytes, sha256 " +
           hashlib.sha256(b"pcap bytes " * 50).hexdigest().encode() in out[0],

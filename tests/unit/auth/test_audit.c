@@ -81,7 +81,7 @@ static uint64_t append_ok(audit_t *a, const char *principal, int64_t t)
     audit_rec_init(&r);
     r.time_ns = t;
     r.principal = principal;
-    r.role = "reader";
+    r.role = "analyst";
     r.method = "token";
     r.client = "192.0.2.7:50312";
     r.route = "GET /api/v1/packets";
