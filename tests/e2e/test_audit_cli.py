@@ -286,6 +286,10 @@ def test_while_appending(tmp):
     t.start()
     bad = []
     try:
+        deadline = time.time() + 10  # the trail exists once its first record does
+        while time.time() < deadline and not (os.path.isdir(os.path.join(arch, "audit")) and
+                                               any(os.path.getsize(f) for f in files(arch))):
+            time.sleep(0.01)
         deadline = time.time() + 4
         runs = 0
         while time.time() < deadline:
