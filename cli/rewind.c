@@ -17,6 +17,7 @@
 #include "cli/httpc.h"
 #include "cli/qargs.h"
 #include "common/rw.h"
+#include "auth/audit.h"
 #include "auth/auth.h"
 #include "ctl/ctl.h"
 #include "query/query.h"
@@ -314,6 +315,67 @@ static int warn_losses(const qry_t *q)
 }
 
 /* Read the archive in --dir ourselves. Returns the exit status. */
+/* This process's user, for the audit trail and holds. */
+static void user_name(char *out, size_t n);
+
+/* Record in the archive's audit trail what this process did to or read
+ * from dir itself: through the daemon owning dir when one answers (it is
+ * the trail's one writer; the kernel tells it who we are), else by opening
+ * the trail. 0, or <0 with err. */
+static int cli_audit(const char *dir, const char *route, const struct qry_spec *spec, int status,
+                     uint64_t packets, uint64_t bytes, const char *sha256, int64_t start_ns,
+                     int64_t duration_ns, const char *detail, char *err)
+{
+    static const struct qry_spec none = {.from = RW_TIME_MIN, .to = RW_TIME_MAX};
+    int rc = RW_EBUSY;
+    if (spec && strncmp(route, "query", 5) == 0)
+        rc = ctl_audit(dir, route, spec, packets, bytes, sha256, duration_ns, status, err);
+    if (rc != RW_EBUSY)
+        return rc;
+    audit_t *at;
+    char who[128], client[48];
+    struct audit_rec ar;
+    if ((rc = audit_open(dir, &at, err)) < 0)
+        return rc;
+    user_name(who, sizeof who);
+    snprintf(client, sizeof client, "local pid %d", (int)getpid());
+    audit_rec_init(&ar);
+    ar.time_ns = start_ns;
+    ar.principal = who;
+    ar.role = getuid() == 0 ? "admin" : "analyst";
+    ar.method = "uid";
+    ar.client = client;
+    ar.route = route;
+    spec = spec ? spec : &none;
+    ar.from_ns = spec->from;
+    ar.to_ns = spec->to;
+    ar.filter = spec->filter;
+    ar.points = spec->points;
+    ar.status = status;
+    ar.packets = packets;
+    ar.bytes = bytes;
+    ar.sha256 = sha256;
+    ar.duration_ns = duration_ns;
+    ar.detail = detail;
+    rc = audit_append(at, &ar, err);
+    audit_close(at);
+    return rc;
+}
+
+/* The output of a local query, hashed for the audit trail as it is written. */
+struct hashed_out {
+    int *fd;
+    audit_hash_t *hash;
+};
+
+static int write_hashed(void *arg, const void *buf, size_t n)
+{
+    struct hashed_out *o = arg;
+    if (o->hash)
+        audit_hash_update(o->hash, buf, n);
+    return rw_write_all(*o->fd, buf, n);
+}
+
 static int query_local(struct qargs *a)
 {
     char err[RW_ERRSZ], dmg[RW_ERRSZ];
@@ -322,6 +384,8 @@ static int query_local(struct qargs *a)
     qry_out_t *out = NULL;
     int status = 0, rc, npts;
     uint64_t n = 0;
+    int64_t start = rw_mono_ns(), start_real = rw_now_ns();
+    struct hashed_out ho = {&a->o.fd, audit_hash_new()};
     if ((rc = qry_archive_open(a->dir, &ix, err)) < 0 ||
         (rc = qry_new(ix, &a->spec, &q, err)) < 0) {
         status = cli_fail(rc, err);
@@ -331,7 +395,7 @@ static int query_local(struct qargs *a)
     /* The output is opened (and -w FILE truncated) only once the query is
      * known to be good: qry_out_new() writes nothing yet. */
     if (!a->count) {
-        if ((rc = qry_out_new(a->format, pts, npts, write_fd, &a->o.fd, &out, err)) < 0) {
+        if ((rc = qry_out_new(a->format, pts, npts, write_hashed, &ho, &out, err)) < 0) {
             status = cli_fail(rc, err);
             goto done;
         }
@@ -365,7 +429,18 @@ static int query_local(struct qargs *a)
     }
     if (a->count)
         printf("%llu\n", (unsigned long long)n);
+    /* What was read is on the record: through the daemon when one owns the
+     * archive (the trail's one writer), else by this process. */
+    char hex[AUDIT_HEXSZ] = "";
+    uint64_t sent = audit_hash_bytes(ho.hash);
+    if (audit_hash_final(ho.hash, hex, err) < 0)
+        hex[0] = 0;
+    ho.hash = NULL;
+    if (cli_audit(a->dir, a->count ? "query --local (count)" : "query --local", &a->spec, 200, n,
+                  sent, a->count ? NULL : hex, start_real, rw_mono_ns() - start, NULL, err) < 0)
+        fprintf(stderr, "rewind: warning: this query is not in the audit trail: %s\n", err);
 done:
+    audit_hash_free(ho.hash);
     if (q && qry_damage_desc(q, dmg, sizeof dmg)) /* the answer is complete: status unchanged */
         rw_warn("query: %s", dmg);
     if (q && warn_losses(q) && status == 0) /* answered, with damage */
@@ -627,6 +702,20 @@ static int hold_change(const char *dir, struct idx_hold *h, uint64_t release)
             rc = arc_hold_add(a, h, err);
         }
         arc_close(a);
+        if (rc >= 0) { /* on the record, as the daemon records its own */
+            char detail[128], aerr[RW_ERRSZ];
+            struct qry_spec spec = {.from = h->from, .to = h->to, .filter = h->filter};
+            if (release)
+                snprintf(detail, sizeof detail, "hold %llu %s", (unsigned long long)release,
+                         rc ? "released" : "not released: none");
+            else
+                snprintf(detail, sizeof detail, "hold %llu placed, reason '%.60s'",
+                         (unsigned long long)h->id, h->reason);
+            if (cli_audit(dir, release ? "hold release" : "hold add", release ? NULL : &spec,
+                          release && !rc ? 404 : 200, 0, 0, NULL, rw_now_ns(), 0, detail,
+                          aerr) < 0)
+                fprintf(stderr, "rewind: warning: not in the audit trail: %s\n", aerr);
+        }
     }
     if (rc < 0)
         return cli_fail(rc, err);
@@ -824,6 +913,17 @@ static int cmd_token(int argc, char **argv)
                                     : auth_token_revoke(arc_index(a), name, err);
         }
         arc_close(a);
+        if (rc >= 0) {
+            char detail[160], aerr[RW_ERRSZ];
+            if (!strcmp(op, "add"))
+                snprintf(detail, sizeof detail, "token for %.64s added, role %s", name, role);
+            else
+                snprintf(detail, sizeof detail, "%d token(s) of %.64s revoked", rc, name);
+            if (cli_audit(dir, !strcmp(op, "add") ? "token add" : "token revoke", NULL,
+                          strcmp(op, "add") && !rc ? 404 : 200, 0, 0, NULL, rw_now_ns(), 0, detail,
+                          aerr) < 0)
+                fprintf(stderr, "rewind: warning: not in the audit trail: %s\n", aerr);
+        }
     }
     if (rc < 0)
         return cli_fail(rc, err);

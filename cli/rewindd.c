@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "auth/audit.h"
 #include "auth/auth.h"
 #include "capture/cap.h"
 #include "common/rw.h"
@@ -40,6 +41,7 @@ struct daemon {
     arc_t *a;
     cap_live_t *lives[MAX_IFACES];
     arc_compressor_t *zip;
+    audit_t *audit;
     ctl_t *ctl;
     httpd_t *web;
 };
@@ -99,6 +101,20 @@ static int archive_start(struct daemon *d, char *err)
 }
 static void archive_stop(struct daemon *d) { arc_close(d->a); }
 
+/* The audit trail: the daemon is its one writer while it runs. A trail
+ * that a crash cut is taken up again (a record says where), one that does
+ * not verify at its end keeps the daemon from starting. */
+static int audit_start(struct daemon *d, char *err)
+{
+    int rc = audit_open(d->dir, &d->audit, err);
+    if (rc == AUDIT_RECOVERED) {
+        rw_warn("audit trail: %s", err);
+        rc = 0;
+    }
+    return rc < 0 ? rw_errctx(err, rc, "audit trail of %s", d->dir) : 0;
+}
+static void audit_stop(struct daemon *d) { audit_close(d->audit); }
+
 static int compressor_start(struct daemon *d, char *err)
 {
     return arc_compressor_start(d->a, &d->zip, err);
@@ -130,7 +146,8 @@ static void capture_stop(struct daemon *d)
 static int ctl_service_start(struct daemon *d, char *err)
 {
     struct ctl_opts co = {.archive = d->a, .max_queries = d->ho.max_queries,
-                          .live = live_state, .live_arg = d, .group = d->ctl_group};
+                          .live = live_state, .live_arg = d, .group = d->ctl_group,
+                          .audit = d->audit};
     return ctl_start(&co, &d->ctl, err);
 }
 static void ctl_service_stop(struct daemon *d) { ctl_stop(d->ctl); }
@@ -159,6 +176,7 @@ static int http_start(struct daemon *d, char *err)
         return 0;
     d->ho.live = live_state;
     d->ho.live_arg = d;
+    d->ho.audit = d->audit;
     int rc = httpd_start(arc_index(d->a), &d->ho, &d->web, err);
     if (rc < 0)
         return rc;
@@ -181,6 +199,7 @@ static const struct service {
     void (*stop)(struct daemon *d);
 } services[] = {
     {"archive", archive_start, archive_stop},
+    {"audit trail", audit_start, audit_stop},
     {"compressor", compressor_start, compressor_stop},
     {"capture", capture_start, capture_stop},
     {"control socket", ctl_service_start, ctl_service_stop},

@@ -347,6 +347,36 @@ int ctl_token_revoke(const char *dir, const char *name, char *err)
     return rc < 0 ? rc : (int)n;
 }
 
+int ctl_audit(const char *dir, const char *route, const struct qry_spec *spec, uint64_t packets,
+              uint64_t bytes, const char *sha256, int64_t duration_ns, int status, char *err)
+{
+    char *req = malloc(CTL_MAX_REQ);
+    size_t len;
+    uint64_t n;
+    int rc;
+    if (!req)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    len = (size_t)snprintf(req, CTL_MAX_REQ,
+                           "audit\tfrom=%" PRId64 "\tto=%" PRId64 "\tpackets=%" PRIu64
+                           "\tbytes=%" PRIu64 "\tduration=%" PRId64 "\tstatus=%d",
+                           spec->from, spec->to, packets, bytes, duration_ns, status);
+    rc = ctl_put_field(req, CTL_MAX_REQ - 1, &len, "route", route);
+    if (rc == 0 && sha256)
+        rc = ctl_put_field(req, CTL_MAX_REQ - 1, &len, "sha256", sha256);
+    if (rc == 0 && spec->filter && spec->filter[0])
+        rc = ctl_put_field(req, CTL_MAX_REQ - 1, &len, "filter", spec->filter);
+    for (int i = 0; rc == 0 && spec->points && spec->points[i]; i++)
+        rc = ctl_put_field(req, CTL_MAX_REQ - 1, &len, "point", spec->points[i]);
+    if (rc < 0) {
+        free(req);
+        return rw_err(err, RW_EINPUT, "audit record too long");
+    }
+    req[len++] = '\n';
+    rc = ask_ok(dir, req, len, "the audit record", &n, err);
+    free(req);
+    return rc;
+}
+
 int ctl_status(const char *dir, struct qry_status *st, char *err)
 {
     char *line = malloc(CTL_MAX_REQ);

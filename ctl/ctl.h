@@ -35,6 +35,11 @@
  *   hold   op=release id=N                              -> "ok 1" | "ok 0"
  *   token  op=add name=N role=R [case=C] [expires=NS]      -> "ok TOKEN"
  *   token  op=revoke name=N                                -> "ok COUNT"
+ *   audit  route=R [from=NS] [to=NS] [filter=F] [point=P]... packets=N bytes=N
+ *          sha256=HEX duration=NS status=N
+ *     -> "ok SEQ": a record of what `rewind query --local` read itself,
+ *        appended under the peer's name (the one writer of the trail is
+ *        the daemon; the client says what it did, the kernel who it is)
  *   status
  *     -> "point" lines, one per capture point, then "archive", each with
  *        the fields of struct qry_status (query/read.h), then "ok".
@@ -132,6 +137,13 @@ int ctl_token_add(const char *dir, const char *name, const char *role, const cha
 /* Revoke name's tokens: how many; RW_EBUSY if no daemon answers. */
 int ctl_token_revoke(const char *dir, const char *name, char *err) RW_WUR;
 
+/* ---- audit ---- */
+/* Record through the daemon owning dir what this process read itself
+ * (rewind query --local). RW_EBUSY if no daemon answers. */
+int ctl_audit(const char *dir, const char *route, const struct qry_spec *spec, uint64_t packets,
+              uint64_t bytes, const char *sha256, int64_t duration_ns, int status,
+              char *err) RW_WUR;
+
 /* ---- status ---- */
 /* The status as the daemon owning dir sees it, live capture state
  * included (qry_status_free() it). RW_EBUSY if no daemon answers. */
@@ -146,6 +158,8 @@ struct ctl_opts {
     qry_live_fn live;     /* live capture state for status (NULL: none) */
     void *live_arg;
     const char *group;    /* the socket's group (NULL: the archive directory's) */
+    struct audit *audit;  /* the audit trail queries and changes are recorded in
+                             (borrowed; NULL: none) */
 };
 /* Listen on DIR/rewindd.sock (a stale socket is replaced: the caller owns
  * the archive) and serve each connection on a thread of its own. */

@@ -78,6 +78,15 @@ void ctl_verb_import(struct ctl *c, int conn, char *line, int fd);
 void ctl_verb_hold(struct ctl *c, int conn, char *line, int fd);
 void ctl_verb_status(struct ctl *c, int conn, char *line, int fd);
 void ctl_verb_token(struct ctl *c, int conn, char *line, int fd);
+void ctl_verb_audit(struct ctl *c, int conn, char *line, int fd);
+
+/* Append an audit record for a request on conn: the peer as principal;
+ * spec (may be NULL) gives window, filter and points; sha256 NULL when
+ * nothing was sent. 0, or <0 with err (the caller must then not report
+ * success). No trail: 0. */
+int ctl_audit_rec(struct ctl *c, int conn, const char *route, const struct qry_spec *spec,
+                  int status, uint64_t packets, uint64_t bytes, const char *sha256,
+                  int64_t start_ns, int64_t duration_ns, const char *detail, char *err);
 
 /* Who is on the other end of conn, as the kernel says (SO_PEERCRED): root
  * and the daemon's own user are admin; anyone else who could open the

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "auth/audit.h"
 
 /* The verbs: one row each, with the permission a peer needs (a verb may
  * ask more of a request, as hold does to release). Room for more. */
@@ -28,7 +29,46 @@ static const struct {
     {"hold", AUTH_PERM_HOLD, ctl_verb_hold},
     {"status", AUTH_PERM_STATUS, ctl_verb_status},
     {"token", AUTH_PERM_ADMIN, ctl_verb_token},
+    {"audit", AUTH_PERM_PACKETS, ctl_verb_audit},
 };
+
+int ctl_audit_rec(struct ctl *c, int conn, const char *route, const struct qry_spec *spec,
+                  int status, uint64_t packets, uint64_t bytes, const char *sha256,
+                  int64_t start_ns, int64_t duration_ns, const char *detail, char *err)
+{
+    struct auth_principal p;
+    struct audit_rec r;
+    char client[48];
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    if (!c->o.audit)
+        return 0;
+    ctl_peer(conn, &p);
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
+        snprintf(client, sizeof client, "unix pid %d uid %u", (int)cr.pid, (unsigned)cr.uid);
+    else
+        snprintf(client, sizeof client, "unix");
+    audit_rec_init(&r);
+    r.time_ns = start_ns;
+    r.principal = p.name;
+    r.role = auth_role_name(p.role);
+    r.method = p.method;
+    r.client = client;
+    r.route = route;
+    if (spec) {
+        r.from_ns = spec->from;
+        r.to_ns = spec->to;
+        r.filter = spec->filter;
+        r.points = spec->points;
+    }
+    r.status = status;
+    r.packets = packets;
+    r.bytes = bytes;
+    r.sha256 = sha256;
+    r.duration_ns = duration_ns;
+    r.detail = detail;
+    return audit_append(c->o.audit, &r, err);
+}
 
 void ctl_peer(int conn, struct auth_principal *p)
 {

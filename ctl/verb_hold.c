@@ -71,7 +71,13 @@ void ctl_verb_hold(struct ctl *c, int conn, char *line, int fd)
         h.created = rw_now_ns();
         peer_name(conn, h.author, sizeof h.author);
         if (rc == 0 && (rc = arc_hold_add(c->o.archive, &h, err)) == 0) {
-            char b1[48], b2[48];
+            char b1[48], b2[48], detail[128], aerr[RW_ERRSZ];
+            struct qry_spec spec = {.from = h.from, .to = h.to, .filter = h.filter};
+            snprintf(detail, sizeof detail, "hold %" PRIu64 " placed, reason '%.60s'", h.id,
+                     h.reason);
+            if (ctl_audit_rec(c, conn, "hold add", &spec, 200, 0, 0, NULL, h.created, 0, detail,
+                              aerr) < 0)
+                rw_error("audit trail: %s", aerr);
             rw_info("hold %" PRIu64 " placed by %s: %s .. %s, reason '%s'", h.id, h.author,
                     rw_time_fmt(h.from, b1, sizeof b1), rw_time_fmt(h.to, b2, sizeof b2),
                     h.reason);
@@ -87,10 +93,15 @@ void ctl_verb_hold(struct ctl *c, int conn, char *line, int fd)
         else if (!have_id)
             rc = rw_err(err, RW_EINPUT, "hold release without id=");
         else if ((rc = arc_hold_release(c->o.archive, id, err)) >= 0) {
-            char who[128];
+            char who[128], detail[64], aerr[RW_ERRSZ];
             peer_name(conn, who, sizeof who);
             if (rc)
                 rw_info("hold %" PRIu64 " released by %s", id, who);
+            snprintf(detail, sizeof detail, "hold %" PRIu64 " %s", id,
+                     rc ? "released" : "not released: none");
+            if (ctl_audit_rec(c, conn, "hold release", NULL, rc ? 200 : 404, 0, 0, NULL,
+                              rw_now_ns(), 0, detail, aerr) < 0)
+                rw_error("audit trail: %s", aerr);
             ctl_send_line(conn, "ok %d", rc);
             return;
         }

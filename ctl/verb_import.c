@@ -50,7 +50,12 @@ void ctl_verb_import(struct ctl *c, int conn, char *line, int fd)
         rw_warn("import of %s: %s", label, err);
         ctl_send_line(conn, "error %d %s", rc, err);
     } else {
+        char detail[260], aerr[RW_ERRSZ];
         rw_info("imported %s: %llu packets", label, (unsigned long long)st.packets);
+        snprintf(detail, sizeof detail, "imported %.120s into point %.64s", label, point);
+        if (ctl_audit_rec(c, conn, "import", NULL, 200, st.packets, st.bytes, NULL, rw_now_ns(), 0,
+                          detail, aerr) < 0)
+            rw_error("audit trail: %s", aerr);
         ctl_send_line(conn, "ok %llu %llu %d %llu", (unsigned long long)st.packets,
                       (unsigned long long)st.bytes, st.points, (unsigned long long)st.removed);
     }

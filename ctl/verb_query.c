@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "auth/audit.h"
 
 /* Where the answer goes, and whether anyone still wants it. */
 struct sink {
@@ -26,6 +27,7 @@ struct sink {
     uint64_t bytes;
     int cut;     /* RW_ESTOP: client gone or daemon stopping */
     int werrno;  /* errno of a failed write */
+    audit_hash_t *hash; /* of the bytes written, for the audit trail */
 };
 
 /* The client waits for the answer on its connection: the connection
@@ -102,6 +104,8 @@ static int sink_write(void *arg, const void *buf, size_t n)
             k->werrno = errno;
             return -1;
         }
+        if (k->hash)
+            audit_hash_update(k->hash, p, (size_t)w);
         p += w;
         n -= (size_t)w;
         k->bytes += (uint64_t)w;
@@ -150,9 +154,9 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
     struct ctl_query r;
     qry_t *q = NULL;
     qry_out_t *out = NULL;
-    struct sink k = {.s = s, .conn = conn, .fd = -1};
+    struct sink k = {.s = s, .conn = conn, .fd = -1, .hash = s->o.audit ? audit_hash_new() : NULL};
     uint64_t packets = 0;
-    int64_t start = rw_mono_ns();
+    int64_t start = rw_mono_ns(), start_real = rw_now_ns();
     int rc;
 #define REPLY(...) snprintf(reply, sizeof reply, __VA_ARGS__) /* sent once done */
     if (fd0 >= 0) /* a query brings its descriptor later, when asked */
@@ -231,6 +235,19 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
     if (rc >= 0)
         send_losses(conn, q, what);
     if (rc >= 0) {
+        /* On disk before the client hears "ok", with the hash of exactly
+         * the bytes written into its descriptor. */
+        char hex[AUDIT_HEXSZ] = "", aerr[RW_ERRSZ];
+        if (k.hash && audit_hash_final(k.hash, hex, aerr) < 0)
+            hex[0] = 0;
+        k.hash = NULL;
+        if (ctl_audit_rec(s, conn, r.count ? "query --dir (count)" : "query --dir", &r.spec, 200,
+                          packets, k.bytes, hex[0] ? hex : NULL, start_real,
+                          rw_mono_ns() - start, NULL, aerr) < 0) {
+            rw_error("%s: audit trail: %s", what, aerr);
+            REPLY("error %d the audit trail cannot be written: %s", RW_EIO, aerr);
+            goto done;
+        }
         rw_info("%s: %" PRIu64 " packets, %" PRIu64 " bytes in %.3f s", what, packets, k.bytes,
                 (double)(rw_mono_ns() - start) / 1e9);
         REPLY("ok %" PRIu64 " %" PRIu64, packets, k.bytes);
@@ -252,6 +269,7 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
         REPLY("error %d %s", rc, err);
     }
 done:
+    audit_hash_free(k.hash);
     if (out)
         (void)!qry_out_close(out);
     qry_free(q);

@@ -50,15 +50,26 @@ void ctl_verb_token(struct ctl *c, int conn, char *line, int fd)
             rc = rw_err(err, RW_EINPUT, "token request without role=");
         else if ((rc = auth_role_parse(role, &r, err)) == 0 &&
                  (rc = auth_token_add(ix, name, r, case_id, expires, peer.name, tok, err)) == 0) {
+            char detail[200], aerr[RW_ERRSZ];
             rw_info("token for %s (role %s) added by %s", name, role, peer.name);
+            snprintf(detail, sizeof detail, "token for %.64s added, role %s%s%.64s", name, role,
+                     case_id[0] ? ", case " : "", case_id);
+            if (ctl_audit_rec(c, conn, "token add", NULL, 200, 0, 0, NULL, rw_now_ns(), 0, detail,
+                              aerr) < 0)
+                rw_error("audit trail: %s", aerr);
             ctl_send_line(conn, "ok %s", tok);
             OPENSSL_cleanse(tok, sizeof tok);
             return;
         }
     } else if (rc == 0 && op && !strcmp(op, "revoke")) {
         if ((rc = auth_token_revoke(ix, name, err)) >= 0) {
+            char detail[128], aerr[RW_ERRSZ];
             if (rc)
                 rw_info("%d token(s) of %s revoked by %s", rc, name, peer.name);
+            snprintf(detail, sizeof detail, "%d token(s) of %.64s revoked", rc, name);
+            if (ctl_audit_rec(c, conn, "token revoke", NULL, rc ? 200 : 404, 0, 0, NULL,
+                              rw_now_ns(), 0, detail, aerr) < 0)
+                rw_error("audit trail: %s", aerr);
             ctl_send_line(conn, "ok %d", rc);
             return;
         }

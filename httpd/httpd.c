@@ -25,6 +25,7 @@
 #include "httpd/tls.h"
 #include "query/query.h"
 #include "query/read.h"
+#include "auth/audit.h"
 
 #define MAX_PARAMS 32
 #define PEND_LOW (64u << 10) /* refill the response buffer below this */
@@ -51,6 +52,7 @@ struct httpd {
     atomic_int tokens;          /* tokens defined, as last looked up */
     atomic_int_fast64_t tokens_at; /* when (monotonic ns) */
     atomic_uint_fast64_t tokens_gen; /* auth_token_generation() then */
+    audit_t *audit;             /* the audit trail (borrowed; NULL: none) */
 };
 
 struct params {
@@ -59,6 +61,7 @@ struct params {
     int overflow;
     int head; /* a HEAD request: the headers of the answer only */
     struct auth_principal who; /* whom the request comes from */
+    char client[80];            /* the client's address, for the audit trail */
 };
 
 /* ---------- who the client is ---------- */
@@ -93,6 +96,29 @@ static int subject_cn(const char *subj, char *cn, size_t n)
         return 0;
     }
     return -1;
+}
+
+/* "ADDR:PORT" of the client, for the audit trail. */
+static void client_addr(struct MHD_Connection *c, char *out, size_t n)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char host[64] = "?";
+    int port = 0;
+    out[0] = 0;
+    if (!ci || !ci->client_addr)
+        return;
+    if (ci->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ci->client_addr;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+        snprintf(out, n, "%s:%d", host, port);
+    } else if (ci->client_addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ci->client_addr;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        snprintf(out, n, "[%s]:%d", host, port);
+    }
 }
 
 /* ---------- small helpers ---------- */
@@ -271,7 +297,14 @@ struct stream {
     size_t plen, poff, pcap;
     int ended, failed;
     int head; /* HEAD: libmicrohttpd sends the headers and never reads */
-    int64_t start;
+    int audited; /* the request's audit record is written */
+    audit_hash_t *hash; /* of the body bytes sent */
+    struct auth_principal who;
+    char client[80];
+    char *filter;       /* copies for the audit record */
+    int64_t from, to;
+    int64_t start;      /* monotonic, for durations */
+    int64_t start_real; /* wall clock at the request */
     uint64_t bytes, packets;
     char what[256];
 };
@@ -319,6 +352,43 @@ static void add_losses(struct stream *s, struct MHD_Response *r, int trailer)
     }
 }
 
+/* The audit record of a packet answer, written once: when its body is
+ * complete and before its last chunk leaves (status 200), or when it ends
+ * otherwise (a client gone, a cut). 0, or <0 when the trail cannot be
+ * written (the answer must then not complete). */
+static int audit_stream(struct stream *s, int status, const char *detail)
+{
+    char err[RW_ERRSZ], hex[AUDIT_HEXSZ] = "";
+    struct audit_rec r;
+    if (s->audited || !s->h->audit)
+        return 0;
+    s->audited = 1;
+    if (s->hash && audit_hash_final(s->hash, hex, err) < 0)
+        hex[0] = 0;
+    s->hash = NULL;
+    audit_rec_init(&r);
+    r.time_ns = s->start_real;
+    r.principal = s->who.name;
+    r.role = auth_role_name(s->who.role);
+    r.method = s->who.method;
+    r.client = s->client;
+    r.route = s->head ? "HEAD /api/v1/packets" : "GET /api/v1/packets";
+    r.from_ns = s->from;
+    r.to_ns = s->to;
+    r.filter = s->filter;
+    r.status = status;
+    r.packets = s->packets;
+    r.bytes = s->bytes;
+    r.sha256 = hex[0] ? hex : NULL;
+    r.duration_ns = rw_mono_ns() - s->start;
+    r.detail = detail;
+    if (audit_append(s->h->audit, &r, err) < 0) {
+        rw_error("%s: audit trail: %s; the answer is cut", s->what, err);
+        return -1;
+    }
+    return 0;
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct stream *s = cls;
@@ -360,11 +430,20 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             if (qry_out_packet(s->out, &pkt) < 0)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
         }
-        if (s->plen == 0 && s->ended)
+        if (s->plen == 0 && s->ended) {
+            /* Every body byte is out; the last chunk is not: the record
+             * (with the hash of those bytes) is on disk first. */
+            if (audit_stream(s, 200, NULL) < 0) {
+                s->failed = 1;
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
             return MHD_CONTENT_READER_END_OF_STREAM;
+        }
     }
     size_t n = s->plen - s->poff < max ? s->plen - s->poff : max;
     memcpy(buf, s->pend + s->poff, n);
+    if (s->hash)
+        audit_hash_update(s->hash, buf, n);
     s->poff += n;
     s->bytes += n;
     return (ssize_t)n;
@@ -396,6 +475,16 @@ static void stream_free(void *cls)
     else if (s->ended)
         rw_info("%s: %llu packets, %llu bytes in %.3f s", s->what, (unsigned long long)s->packets,
                 (unsigned long long)s->bytes, secs);
+    if (s->head)
+        (void)audit_stream(s, 200, "headers only");
+    else if (!s->ended && !s->failed && atomic_load(&h->stopping))
+        (void)audit_stream(s, 499, "cut by shutdown");
+    else if (!s->ended && !s->failed)
+        (void)audit_stream(s, 499, "client went away");
+    else if (s->failed)
+        (void)audit_stream(s, 500, "answer failed or was cut");
+    audit_hash_free(s->hash);
+    free(s->filter);
     if (s->out)
         (void)!qry_out_close(s->out);
     qry_free(s->q);
@@ -414,6 +503,27 @@ static void fname_time(int64_t ns, const char *dflt, char *buf, size_t n)
     rw_time_fmt(ns, t, sizeof t);
     /* 2026-11-22T14:00:00.000000000Z -> 20261122T140000Z */
     snprintf(buf, n, "%.4s%.2s%.2sT%.2s%.2s%.2sZ", t, t + 5, t + 8, t + 11, t + 14, t + 17);
+}
+
+/* A refused request for packets, on the record: who asked, from where. */
+static void audit_refusal(struct httpd *h, const struct params *p, const char *path, int status)
+{
+    struct audit_rec ar;
+    char err[RW_ERRSZ], route[96];
+    if (!h->audit)
+        return;
+    snprintf(route, sizeof route, "%s %s", p->head ? "HEAD" : "GET", path);
+    audit_rec_init(&ar);
+    ar.principal = p->who.name;
+    ar.role = auth_role_name(p->who.role);
+    ar.method = p->who.method;
+    ar.client = p->client;
+    ar.route = route;
+    ar.filter = param(p, "filter");
+    ar.status = status;
+    ar.detail = "refused";
+    if (audit_append(h->audit, &ar, err) < 0)
+        rw_error("audit trail: %s", err);
 }
 
 static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
@@ -443,11 +553,13 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
         return send_error(h, c, 400, "bad_parameter",
                           "parameter 'payload': must be full or headers, not '%s'", pl);
     int may_payload = auth_allows(p->who.role, AUTH_PERM_PAYLOAD);
-    if (pl && !strcmp(pl, "full") && !may_payload)
+    if (pl && !strcmp(pl, "full") && !may_payload) {
+        audit_refusal(h, p, "/api/v1/packets", 403);
         return send_error(h, c, 403, "forbidden",
                           "packet payload needs the role %s; %s has the role %s (ask for "
                           "payload=headers)", auth_roles_for(AUTH_PERM_PAYLOAD), p->who.name,
                           auth_role_name(p->who.role));
+    }
     spec.headers_only = !may_payload || (pl && !strcmp(pl, "headers"));
     if (parse_count("limit", param(p, "limit"), 0, &spec.limit_packets, err) < 0 ||
         parse_count("limit_packets", param(p, "limit_packets"), 0, &spec.limit_packets, err) < 0 ||
@@ -473,6 +585,13 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     s->h = h;
     s->head = p->head;
     s->start = rw_mono_ns();
+    s->start_real = rw_now_ns();
+    s->who = p->who;
+    snprintf(s->client, sizeof s->client, "%s", p->client);
+    s->from = spec.from;
+    s->to = spec.to;
+    s->filter = spec.filter ? strdup(spec.filter) : NULL;
+    s->hash = h->audit ? audit_hash_new() : NULL;
     snprintf(s->what, sizeof s->what, "%s /api/v1/packets by %s filter '%s'%s",
              p->head ? "HEAD" : "GET", p->who.name, spec.filter ? spec.filter : "",
              spec.headers_only ? " (headers only)" : "");
@@ -484,6 +603,8 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
         rc = qry_out_new(format, pts, npts, pend_write, s, &s->out, err); /* step stays SPEC */
     if (rc < 0) {
         qry_free(s->q);
+        audit_hash_free(s->hash);
+        free(s->filter);
         free(s);
         atomic_fetch_sub(&h->active, 1);
         if (rc == RW_EINPUT)
@@ -558,6 +679,58 @@ static enum MHD_Result route_segments(struct httpd *h, struct MHD_Connection *c,
     }
     free(segs);
     return send_json(c, 200, json_pack("{s:o}", "segments", arr));
+}
+
+/* The audit trail, as JSON lines (the records as written: each carries its
+ * hash and its predecessor's). from, to and principal narrow it; at most
+ * limit records (default 10000) are sent, the oldest first. */
+struct audit_out {
+    FILE *f;
+    uint64_t n, limit;
+};
+
+static int audit_line(void *arg, const struct audit_rec *r, const char *line, size_t len)
+{
+    struct audit_out *o = arg;
+    (void)r;
+    if (o->n >= o->limit)
+        return 1;
+    fwrite(line, 1, len, o->f);
+    fputc('\n', o->f);
+    o->n++;
+    return 0;
+}
+
+static enum MHD_Result route_audit(struct httpd *h, struct MHD_Connection *c,
+                                   const struct params *p)
+{
+    static const char *const allowed[] = {"from", "to", "principal", "limit", NULL};
+    char err[RW_ERRSZ];
+    int64_t from, to;
+    uint64_t limit = 10000;
+    const char *bad = unknown_param(p, allowed);
+    if (bad)
+        return send_unknown_param(h, c, "/api/v1/audit", bad, allowed);
+    if (parse_window(p, &from, &to, err) < 0 ||
+        parse_count("limit", param(p, "limit"), 0, &limit, err) < 0)
+        return send_error(h, c, 400, "bad_parameter", "%s", err);
+    if (!limit)
+        limit = 10000;
+    char *buf = NULL;
+    size_t len = 0;
+    struct audit_out o = {open_memstream(&buf, &len), 0, limit};
+    if (!o.f)
+        return send_error(h, c, 500, "internal", "out of memory");
+    int rc = audit_list(qry_archive_dir(h->ix), from, to, param(p, "principal"), audit_line, &o,
+                        err);
+    fclose(o.f);
+    if (rc < 0) {
+        free(buf);
+        return send_error(h, c, 500, "internal", "%s", err);
+    }
+    enum MHD_Result ret = send_text(c, 200, "application/x-ndjson", buf);
+    free(buf);
+    return ret;
 }
 
 static enum MHD_Result route_holds(struct httpd *h, struct MHD_Connection *c,
@@ -699,6 +872,15 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
                    "system (df's Avail).\n# TYPE rewind_disk_available_bytes gauge\n"
                    "rewind_disk_available_bytes %llu\n",
                 (unsigned long long)st.disk_available);
+    if (h->audit) {
+        uint64_t seq;
+        char hex[AUDIT_HEXSZ];
+        audit_last(h->audit, &seq, hex);
+        fprintf(f, "# HELP rewind_audit_head The audit trail's last record: its sequence number, "
+                   "and its hash as a label, to be recorded off the machine (rewind audit verify "
+                   "--head).\n# TYPE rewind_audit_head gauge\nrewind_audit_head{hash=\"%s\"} %llu\n",
+                hex, (unsigned long long)seq);
+    }
     if (st.min_horizon_ns)
         fprintf(f, "# HELP rewind_retention_below_min_horizon 1 while retention has deleted "
                    "packets within --min-horizon of the newest and the archive reaches back "
@@ -797,6 +979,7 @@ static const struct route routes[] = {
     {{"/api/v1/segments", "GET, HEAD", AUTH_PERM_STATUS}, route_segments},
     {{"/api/v1/status", "GET, HEAD", AUTH_PERM_STATUS}, route_status},
     {{"/api/v1/holds", "GET, HEAD", AUTH_PERM_HOLDS}, route_holds},
+    {{"/api/v1/audit", "GET, HEAD", AUTH_PERM_ADMIN}, route_audit},
     {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},
 };
@@ -945,9 +1128,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_error_x(h, c, 405, "method_not_allowed", "Allow", r->methods,
                             "%s answers %s only, not %s", url, r->methods, method);
     int sent;
+    client_addr(c, p.client, sizeof p.client);
     enum MHD_Result gate = permitted(h, c, r, &p.who, &sent);
-    if (sent)
+    if (sent) {
+        /* Who was refused packets is part of the trail too. */
+        if (r->perm >= AUTH_PERM_PACKETS)
+            audit_refusal(h, &p, r->path, p.who.method && !strcmp(p.who.method, "none") ? 401 : 403);
         return gate;
+    }
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, &p);
     p.head = !strcmp(method, "HEAD");
     if (p.overflow)
@@ -1131,6 +1319,7 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->ix = ix;
     h->max_queries = o->max_queries > 0 ? o->max_queries : 8;
     h->live = o->live;
+    h->audit = o->audit;
     h->live_arg = o->live_arg;
     if (o->sensor)
         snprintf(h->sensor, sizeof h->sensor, "%s", o->sensor);

@@ -38,6 +38,9 @@ struct httpd_opts {
      * caller's thread, in httpd_check_opts and httpd_start. */
     int (*have_tokens)(void *arg);
     void *tokens_arg;
+    /* The audit trail every packet answer (and refusal) is recorded in,
+     * before its last byte leaves (NULL: none). Borrowed until httpd_stop. */
+    struct audit *audit;
 };
 
 typedef struct httpd httpd_t;

@@ -158,6 +158,40 @@ def test_matrix(tmp, arch, port, log):
     check(r.returncode == 2 and b"viewer" in r.stderr, "viewer via REWIND_TOKEN: %r" % r.stderr)
     r = rw("status", "--url", base, "--token", tokens["viewer"])
     check(r.returncode == 0 and b'"points"' in r.stdout, "status --url --token: %r" % r.stderr)
+    # the audit trail: one record per packet request, refusals included,
+    # with the hash of exactly the bytes curl received
+    recs = [json.loads(ln) for ln in rw("audit", "--dir", arch, "--json").stdout.splitlines()]
+    pk = [r for r in recs if r.get("route") == "GET /api/v1/packets"]
+    # 10 in the matrix (5 refused as unauthenticated, viewer and agency
+    # forbidden, 3 served), 2 downloads, 2 probes, payload=full refused,
+    # payload=headers, query --url --token, REWIND_TOKEN as a viewer
+    check(len(pk) == 18, "audit records of /api/v1/packets: %d, want 18" % len(pk))
+    by = lambda status: [r for r in pk if r.get("status") == status]  # noqa: E731
+    check(len(by(401)) == 5 and len(by(403)) == 4 and len(by(200)) == 9,
+          "audit statuses: %s" % sorted(r.get("status") for r in pk))
+    import hashlib
+    for who, f in (("p-analyst", a_file), ("p-noc", n_file)):
+        data = open(f, "rb").read()
+        mine = [r for r in by(200) if r.get("principal") == who and
+                r.get("sha256") == hashlib.sha256(data).hexdigest()]
+        check(len(mine) >= 1 and mine[0]["bytes"] == len(data) and mine[0]["packets"] == 125 and
+              mine[0]["method"] == "token" and mine[0]["role"] == who[2:] and
+              mine[0]["client"].startswith("127.0.0.1:"),
+              "the audit record of %s's download: %r" % (who, mine[:1] or pk[-3:]))
+    probe = [r for r in pk if r.get("params", {}).get("filter") == EHLO]
+    check(len(probe) == 2, "the probes are recorded with their filter: %d" % len(probe))
+    check(not any(t in json.dumps(recs) for t in tokens.values()), "a token in the audit trail")
+    for name in ("gone", "brief", "p-admin"):
+        check(any(r.get("route") == "token add" and name in r.get("detail", "") for r in recs),
+              "adding %s's token is on the record" % name)
+    check(any(r.get("route") == "token revoke" and "gone" in r.get("detail", "") for r in recs),
+          "revoking is on the record")
+    code, body = curl(base + "/api/v1/audit", tokens["admin"])
+    check(code == 200 and body.count(b"\n") >= len(recs), "/api/v1/audit for admin: %d" % code)
+    code, _ = curl(base + "/api/v1/audit", tokens["analyst"])
+    check(code == 403, "/api/v1/audit for an analyst: %d" % code)
+    code, body = curl(base + "/metrics", tokens["viewer"])
+    check(code == 200 and b"rewind_audit_head{hash=" in body, "/metrics exports the audit head")
     # tokens never reach the log
     text = open(log, "rb").read()
     leaked = [role for role, t in list(tokens.items()) + [("revoked", revoked)]
@@ -256,6 +290,29 @@ def main():
         d.send_signal(signal.SIGTERM)
         check(d.wait(timeout=60) == 0, "rewindd exit status")
     test_files(tmp, arch, member, outsider)
+    # the trail the daemon wrote verifies; a flipped byte or a deleted
+    # record is named
+    r = rw("audit", "verify", "--dir", arch)
+    check(r.returncode == 0, "audit verify after the daemon: %r" % r.stderr[-300:])
+    afile = sorted(os.path.join(arch, "audit", f) for f in os.listdir(os.path.join(arch, "audit"))
+                   if f.endswith(".jsonl"))[0]
+    lines = open(afile, "rb").read().split(b"\n")
+    saved = open(afile, "rb").read()
+    k = len(lines) // 2
+    seq = json.loads(lines[k])["seq"]
+    i = lines[k].index(b'"packets":') + 10
+    lines[k] = lines[k][:i] + bytes([lines[k][i] ^ 1]) + lines[k][i + 1:]
+    open(afile, "wb").write(b"\n".join(lines))
+    r = rw("audit", "verify", "--dir", arch)
+    check(r.returncode == 1 and (b"record %d" % seq) in r.stderr,
+          "a flipped byte in record %d: %d %r" % (seq, r.returncode, r.stderr[:300]))
+    lines = saved.split(b"\n")
+    del lines[k]
+    open(afile, "wb").write(b"\n".join(lines))
+    r = rw("audit", "verify", "--dir", arch)
+    check(r.returncode == 1 and (b"record %d" % (seq + 1)) in r.stderr,
+          "a deleted record %d: %d %r" % (seq, r.returncode, r.stderr[:300]))
+    open(afile, "wb").write(saved)
     r = subprocess.run([REWINDD, "--dir", os.path.join(tmp, "g"), "--listen", "none",
                         "--ctl-group", "no-such-group-here"], capture_output=True, timeout=60)
     check(r.returncode == 2 and b"no-such-group-here" in r.stderr, "a bad --ctl-group: %d %r" %
