@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Access control, end to end: tokens made with `rewind token`, a real rewindd
-on a loopback port, real curl. Every route x every role (and no token, a
+with TLS (a certificate openssl makes) on a loopback port, real curl. Every route x every role (and no token, a
 malformed, an unknown, a revoked and an expired token) gets the status the
 role table in man/rewindd.8 (SECURITY) promises; a noc answer holds every
 packet the analyst's does, each cut after its headers, and a filter cannot
@@ -49,9 +49,24 @@ def free_port():
     return port
 
 
+CA = None  # the certificate the daemon serves, made by make_cert()
+
+
+def make_cert(tmp):
+    """A self-signed server certificate for 127.0.0.1, made with openssl."""
+    global CA
+    key, pem = os.path.join(tmp, "server.key"), os.path.join(tmp, "server.pem")
+    r = sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+           "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", pem)
+    check(r.returncode == 0, "openssl req: %r" % r.stderr)
+    CA = pem
+    return key, pem
+
+
 def curl(url, token=None, out=None):
-    """(status, body) as curl got them."""
-    args = ["curl", "-s", "-o", out or "-", "-w", "\n%{http_code}", url]
+    """(status, body) as curl got them, over TLS checked against CA."""
+    args = ["curl", "-s", "--cacert", CA, "-o", out or "-", "-w", "\n%{http_code}", url]
     if token is not None:
         args += ["-H", "Authorization: Bearer " + token]
     r = subprocess.run(args, capture_output=True, timeout=60)
@@ -89,7 +104,7 @@ def header_end(pkt):
 
 
 def test_matrix(tmp, arch, port, log):
-    base = "http://127.0.0.1:%d" % port
+    base = "https://127.0.0.1:%d" % port
     tokens = {role: token(arch, "p-" + role, role, *(["--case", "LI-1"] if role == "agency"
                                                       else [])) for role in ROLES}
     revoked = token(arch, "gone", "admin")
@@ -116,7 +131,8 @@ def test_matrix(tmp, arch, port, log):
                     check("p-" + who in msg and who in msg, "403 names the principal and role: %r"
                           % msg)
     # 401 carries WWW-Authenticate
-    r = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", base + "/api/v1/status"],
+    r = subprocess.run(["curl", "-s", "--cacert", CA, "-D", "-", "-o", "/dev/null",
+                        base + "/api/v1/status"],
                        capture_output=True, timeout=60)
     check(b"WWW-Authenticate: Bearer" in r.stdout, "401 without WWW-Authenticate: %r" % r.stdout)
     # noc: every packet the analyst gets, each cut after its headers
@@ -271,7 +287,10 @@ def main():
     r = rw("import", "--quiet", "--dir", arch, SMTP)
     check(r.returncode == 0, "import: %r" % r.stderr)
     port = free_port()
-    d = subprocess.Popen([REWINDD, "--dir", arch, "--listen", "127.0.0.1:%d" % port, "--log", log])
+    key, pem = make_cert(tmp)
+    os.environ["CURL_CA_BUNDLE"] = pem  # for rewind query --url https://
+    d = subprocess.Popen([REWINDD, "--dir", arch, "--listen", "127.0.0.1:%d" % port, "--log", log,
+                          "--tls-cert", pem, "--tls-key", key])
     try:
         for _ in range(200):
             if os.path.exists(log) and b"ready" in open(log, "rb").read():
@@ -282,7 +301,7 @@ def main():
               "the control socket is 0660 of the archive's group: %o %d" %
               (sock.st_mode & 0o777, sock.st_gid))
         # No token yet: open on loopback
-        code, _ = curl("http://127.0.0.1:%d/api/v1/status" % port)
+        code, _ = curl("https://127.0.0.1:%d/api/v1/status" % port)
         check(code == 200, "no token defined: the loopback API is open (%d)" % code)
         test_matrix(tmp, arch, port, log)
         test_ctl_roles(tmp, arch, member)

@@ -28,7 +28,7 @@ from harness import BIN, PCAPS, REWINDD, ROOT, check, rw, sh, tcpdump  # noqa: E
 SMTP = os.path.join(PCAPS, "good", "smtp.pcap")
 REJ = os.path.join(PCAPS, "good", "smtp-data-rejected.pcap")
 FILES = {"smtp": SMTP, "rej": REJ}
-ANSWER = re.compile(rb" info (rewind query|GET /api/v1/packets) filter '.*': \d+ packets, ")
+ANSWER = re.compile(rb" info (rewind query|GET /api/v1/packets by [^']*) filter '.*': \d+ packets, ")
 
 
 def tool():
