@@ -995,7 +995,7 @@ static void print_problem(void *arg, const char *msg)
 }
 
 /* Accept the loss of the damaged ranges reindex recorded (verify
- * --quarantine): as the archive's writer, logged. */
+ * --quarantine): as the archive's writer, logged, and on the audit trail. */
 static int quarantine(const char *dir, const char *reason)
 {
     char err[RW_ERRSZ], who[160];
@@ -1016,6 +1016,12 @@ static int quarantine(const char *dir, const char *reason)
     if (rc < 0)
         return cli_fail(rc, err);
     rw_info("verify: the loss of %llu damaged ranges accepted", (unsigned long long)n);
+    char detail[400], aerr[RW_ERRSZ];
+    snprintf(detail, sizeof detail, "the loss of %llu damaged ranges accepted, reason '%.300s'",
+             (unsigned long long)n, reason);
+    if (n && cli_audit(dir, "verify --quarantine", NULL, 200, 0, 0, NULL, rw_now_ns(), 0, detail,
+                       aerr) < 0)
+        fprintf(stderr, "rewind: warning: not in the audit trail: %s\n", aerr);
     return 0;
 }
 

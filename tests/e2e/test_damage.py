@@ -18,6 +18,7 @@ another segment loses its last 100 kB. Then, for each archive:
   records the lost ranges, which verify reports and queries warn of;
   `verify --quarantine` accepts the loss (logged) and verify is clean again,
   also after another reindex, with no readable packet lost on the way."""
+import json
 import os
 import re
 import shutil
@@ -358,6 +359,10 @@ def reindex_and_quarantine(exp, arch, tmp, rel, nranges):
     check(r.returncode == 0 and len(logged) == nranges and
           all("ticket 42" in ln and "lost" in ln for ln in logged),
           "verify --quarantine logs each accepted loss and exits 0: %r" % err[-800:])
+    r = rw("audit", "--dir", arch, "--json")
+    recs = [json.loads(ln) for ln in r.stdout.splitlines()]
+    check(any(x.get("route") == "verify --quarantine" and "ticket 42" in x.get("detail", "")
+              for x in recs), "the accepted loss is on the audit trail: %r" % recs[-2:])
     r = rw("verify", "--dir", arch)
     check(r.returncode == 0 and b"0 problems" in r.stderr and
           b"%d damaged ranges whose loss was accepted" % nranges in r.stderr,
