@@ -154,7 +154,7 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
     struct ctl_query r;
     qry_t *q = NULL;
     qry_out_t *out = NULL;
-    struct sink k = {.s = s, .conn = conn, .fd = -1, .hash = s->o.audit ? audit_hash_new() : NULL};
+    struct sink k = {.s = s, .conn = conn, .fd = -1};
     uint64_t packets = 0;
     int64_t start = rw_mono_ns(), start_real = rw_now_ns();
     int rc;
@@ -177,6 +177,7 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
         goto done;
     }
     snprintf(what, sizeof what, "rewind query filter '%.200s'", r.spec.filter ? r.spec.filter : "");
+    k.hash = s->o.audit ? audit_hash_new() : NULL; /* freed at done */
     if ((rc = qry_new(arc_index(s->o.archive), &r.spec, &q, err)) < 0) {
         rw_info("%s: refused: %s", what, err);
         REPLY("error %d %s", rc, err);
