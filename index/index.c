@@ -591,36 +591,44 @@ static int point_get_locked(idx_t *ix, const char *name, int linktype, uint32_t 
     return rc;
 }
 
-int idx_point_list(idx_t *ix, struct idx_point **out, size_t *n, char *err)
+/* ---------- records under a key prefix, into an array ---------- */
+
+/* Fills *elem (esz bytes, zeroed) from one record under the prefix: 1 to
+ * keep it, 0 to skip it, <0 with err to stop (a malformed record). */
+typedef int (*scan_fn)(idx_t *ix, void *arg, const uint8_t *k, size_t kl, const uint8_t *v,
+                       size_t vl, void *elem, char *err);
+
+/* Every record whose key starts with the plen bytes of prefix, in key
+ * order, as fn makes them: *out malloc'ed (the caller frees), *n of them.
+ * The one loop behind the idx_*_list functions. */
+static int scan_prefix(idx_t *ix, const void *prefix, size_t plen, size_t esz, scan_fn fn,
+                       void *arg, void **out, size_t *n, char *err)
 {
     rocksdb_iterator_t *it = idx_iter(ix);
-    struct idx_point *arr = NULL;
+    uint8_t *arr = NULL;
     size_t cnt = 0, cap = 0;
     int rc = 0;
-    for (rocksdb_iter_seek(it, "N", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-        char name[65];
-        if (kl < 1 || k[0] != 'N')
+        if (kl < plen || memcmp(k, prefix, plen) != 0)
             break;
-        if (kl - 1 >= sizeof name)
-            continue;
-        memcpy(name, k + 1, kl - 1);
-        name[kl - 1] = 0;
         if (cnt == cap) {
-            cap = cap ? cap * 2 : 8;
-            struct idx_point *na = realloc(arr, cap * sizeof *arr);
+            size_t nc = cap ? cap * 2 : 16;
+            uint8_t *na = realloc(arr, nc * esz);
             if (!na) {
                 rc = rw_err(err, RW_ENOMEM, "out of memory");
                 goto done;
             }
             arr = na;
+            cap = nc;
         }
-        point_decode(v, vl, name, &arr[cnt]);
-        if ((rc = point_drops(ix, &arr[cnt], err)) < 0)
+        memset(arr + cnt * esz, 0, esz);
+        if ((rc = fn(ix, arg, k, kl, v, vl, arr + cnt * esz, err)) < 0)
             goto done;
-        cnt++;
+        cnt += (size_t)rc;
+        rc = 0;
     }
     rc = idx_iter_status(it, err);
 done:
@@ -632,6 +640,26 @@ done:
     *out = arr;
     *n = cnt;
     return 0;
+}
+
+static int point_rec(idx_t *ix, void *arg, const uint8_t *k, size_t kl, const uint8_t *v,
+                     size_t vl, void *elem, char *err)
+{
+    struct idx_point *p = elem;
+    char name[65];
+    (void)arg;
+    if (kl - 1 >= sizeof name)
+        return 0; /* a name the writer never makes */
+    memcpy(name, k + 1, kl - 1);
+    name[kl - 1] = 0;
+    point_decode(v, vl, name, p);
+    int rc = point_drops(ix, p, err);
+    return rc < 0 ? rc : 1;
+}
+
+int idx_point_list(idx_t *ix, struct idx_point **out, size_t *n, char *err)
+{
+    return scan_prefix(ix, "N", 1, sizeof **out, point_rec, NULL, (void **)out, n, err);
 }
 
 int idx_point_set_drops(idx_t *ix, uint32_t point, uint64_t kernel, uint64_t queue, char *err)
@@ -745,87 +773,30 @@ int idx_seg_set_compressed(idx_t *ix, const struct idx_seg *s, const char *path,
     return seg_put(ix, &c, err);
 }
 
+/* A segment record; with a window (arg: two int64), only segments holding
+ * packets in it. */
+static int seg_rec(idx_t *ix, void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                   void *elem, char *err)
+{
+    struct idx_seg *s = elem;
+    const int64_t *win = arg;
+    (void)ix;
+    if (kl != 9 || seg_decode(rw_get_be64(k + 1), v, vl, s) < 0)
+        return rw_err(err, RW_ECORRUPT, "index: malformed segment record (%zu-byte key, %zu-byte "
+                      "value); run 'rewind reindex'", kl, vl);
+    return !win || (s->packets && s->max_ts >= win[0] && s->min_ts < win[1]);
+}
+
 int idx_seg_list(idx_t *ix, int64_t from, int64_t to, struct idx_seg **out, size_t *n, char *err)
 {
-    rocksdb_iterator_t *it = idx_iter(ix);
-    struct idx_seg *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc = 0;
-    for (rocksdb_iter_seek(it, "S", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-        struct idx_seg s;
-        if (kl < 1 || k[0] != 'S')
-            break;
-        if (kl != 9 || seg_decode(rw_get_be64(k + 1), v, vl, &s) < 0) {
-            rc = rw_err(err, RW_ECORRUPT, "index: malformed segment record (%zu-byte key, %zu-byte "
-                        "value); run 'rewind reindex'", kl, vl);
-            goto done;
-        }
-        if (s.packets == 0 || s.max_ts < from || s.min_ts >= to)
-            continue;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 64;
-            struct idx_seg *na = realloc(arr, cap * sizeof *arr);
-            if (!na) {
-                rc = rw_err(err, RW_ENOMEM, "out of memory");
-                goto done;
-            }
-            arr = na;
-        }
-        arr[cnt++] = s;
-    }
-    rc = idx_iter_status(it, err);
-done:
-    rocksdb_iter_destroy(it);
-    if (rc < 0) {
-        free(arr);
-        return rc;
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    int64_t win[2] = {from, to};
+    return scan_prefix(ix, "S", 1, sizeof **out, seg_rec, win, (void **)out, n, err);
 }
 
 /* Every segment, including empty and open ones (for recovery and status). */
 int idx_seg_all(idx_t *ix, struct idx_seg **out, size_t *n, char *err)
 {
-    rocksdb_iterator_t *it = idx_iter(ix);
-    struct idx_seg *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc = 0;
-    for (rocksdb_iter_seek(it, "S", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-        if (kl < 1 || k[0] != 'S')
-            break;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 64;
-            struct idx_seg *na = realloc(arr, cap * sizeof *arr);
-            if (!na) {
-                rc = rw_err(err, RW_ENOMEM, "out of memory");
-                goto done;
-            }
-            arr = na;
-        }
-        if (kl != 9 || seg_decode(rw_get_be64(k + 1), v, vl, &arr[cnt]) < 0) {
-            rc = rw_err(err, RW_ECORRUPT, "index: malformed segment record; run 'rewind reindex'");
-            goto done;
-        }
-        cnt++;
-    }
-    rc = idx_iter_status(it, err);
-done:
-    rocksdb_iter_destroy(it);
-    if (rc < 0) {
-        free(arr);
-        return rc;
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return scan_prefix(ix, "S", 1, sizeof **out, seg_rec, NULL, (void **)out, n, err);
 }
 
 int idx_seg_mark_sealed(idx_t *ix, const struct idx_seg *s, char *err)
@@ -1241,73 +1212,42 @@ int idx_hold_del(idx_t *ix, uint64_t id, char *err)
     return rc;
 }
 
+static int hold_rec(idx_t *ix, void *arg, const uint8_t *k, size_t kl, const uint8_t *v,
+                    size_t vl, void *elem, char *err)
+{
+    struct idx_hold *h = elem;
+    (void)ix;
+    (void)arg;
+    if (kl != 9)
+        return 0;
+    h->id = rw_get_be64(k + 1);
+    if (vl < 29 || (v[0] != 1 && v[0] != 2))
+        goto bad;
+    h->from = (int64_t)rw_get_be64(v + 1);
+    h->to = (int64_t)rw_get_be64(v + 9);
+    h->created = (int64_t)rw_get_be64(v + 17);
+    size_t fl = rw_get_be16(v + 25);
+    if (27 + fl + 2 > vl || fl >= sizeof h->filter)
+        goto bad;
+    memcpy(h->filter, v + 27, fl);
+    size_t rl = rw_get_be16(v + 27 + fl);
+    if (29 + fl + rl > vl || rl >= sizeof h->reason)
+        goto bad;
+    memcpy(h->reason, v + 29 + fl, rl);
+    if (v[0] == 2) {
+        size_t at = 29 + fl + rl, al = at + 2 <= vl ? rw_get_be16(v + at) : SIZE_MAX;
+        if (al == SIZE_MAX || at + 2 + al > vl || al >= sizeof h->author)
+            goto bad;
+        memcpy(h->author, v + at + 2, al);
+    }
+    return 1;
+bad:
+    return rw_err(err, RW_ECORRUPT, "index: malformed hold record %llu", (unsigned long long)h->id);
+}
+
 int idx_hold_list(idx_t *ix, struct idx_hold **out, size_t *n, char *err)
 {
-    rocksdb_iterator_t *it = idx_iter(ix);
-    struct idx_hold *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc = 0;
-    for (rocksdb_iter_seek(it, "H", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-        if (kl != 9 || k[0] != 'H')
-            break;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 8;
-            struct idx_hold *na = realloc(arr, cap * sizeof *arr);
-            if (!na) {
-                rc = rw_err(err, RW_ENOMEM, "out of memory");
-                goto done;
-            }
-            arr = na;
-        }
-        struct idx_hold *h = &arr[cnt];
-        memset(h, 0, sizeof *h);
-        h->id = rw_get_be64(k + 1);
-        if (vl < 29 || (v[0] != 1 && v[0] != 2)) {
-            rc = rw_err(err, RW_ECORRUPT, "index: malformed hold record %llu",
-                        (unsigned long long)h->id);
-            goto done;
-        }
-        h->from = (int64_t)rw_get_be64(v + 1);
-        h->to = (int64_t)rw_get_be64(v + 9);
-        h->created = (int64_t)rw_get_be64(v + 17);
-        size_t fl = rw_get_be16(v + 25);
-        if (27 + fl + 2 > vl || fl >= sizeof h->filter) {
-            rc = rw_err(err, RW_ECORRUPT, "index: malformed hold record %llu",
-                        (unsigned long long)h->id);
-            goto done;
-        }
-        memcpy(h->filter, v + 27, fl);
-        size_t rl = rw_get_be16(v + 27 + fl);
-        if (29 + fl + rl > vl || rl >= sizeof h->reason) {
-            rc = rw_err(err, RW_ECORRUPT, "index: malformed hold record %llu",
-                        (unsigned long long)h->id);
-            goto done;
-        }
-        memcpy(h->reason, v + 29 + fl, rl);
-        if (v[0] == 2) {
-            size_t at = 29 + fl + rl, al = at + 2 <= vl ? rw_get_be16(v + at) : SIZE_MAX;
-            if (al == SIZE_MAX || at + 2 + al > vl || al >= sizeof h->author) {
-                rc = rw_err(err, RW_ECORRUPT, "index: malformed hold record %llu",
-                            (unsigned long long)h->id);
-                goto done;
-            }
-            memcpy(h->author, v + at + 2, al);
-        }
-        cnt++;
-    }
-    rc = idx_iter_status(it, err);
-done:
-    rocksdb_iter_destroy(it);
-    if (rc < 0) {
-        free(arr);
-        return rc;
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return scan_prefix(ix, "H", 1, sizeof **out, hold_rec, NULL, (void **)out, n, err);
 }
 
 /* ---------- tokens (man/rewind-archive.5, K14) ---------- */
@@ -1392,43 +1332,21 @@ int idx_token_get(idx_t *ix, const uint8_t hash[32], struct idx_token *t, char *
     return bad ? rw_err(err, RW_ECORRUPT, "index: malformed token record") : 1;
 }
 
+static int token_rec(idx_t *ix, void *arg, const uint8_t *k, size_t kl, const uint8_t *v,
+                     size_t vl, void *elem, char *err)
+{
+    (void)ix;
+    (void)arg;
+    if (kl != 33)
+        return 0;
+    if (token_decode(k, v, vl, elem) < 0)
+        return rw_err(err, RW_ECORRUPT, "index: malformed token record");
+    return 1;
+}
+
 int idx_token_list(idx_t *ix, struct idx_token **out, size_t *n, char *err)
 {
-    rocksdb_iterator_t *it = idx_iter(ix);
-    struct idx_token *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc = 0;
-    for (rocksdb_iter_seek(it, "T", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-        if (kl != 33 || k[0] != 'T')
-            break;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 8;
-            struct idx_token *na = realloc(arr, cap * sizeof *arr);
-            if (!na) {
-                rc = rw_err(err, RW_ENOMEM, "out of memory");
-                goto done;
-            }
-            arr = na;
-        }
-        if (token_decode(k, v, vl, &arr[cnt]) < 0) {
-            rc = rw_err(err, RW_ECORRUPT, "index: malformed token record");
-            goto done;
-        }
-        cnt++;
-    }
-    rc = idx_iter_status(it, err);
-done:
-    rocksdb_iter_destroy(it);
-    if (rc < 0) {
-        free(arr);
-        return rc;
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return scan_prefix(ix, "T", 1, sizeof **out, token_rec, NULL, (void **)out, n, err);
 }
 
 int idx_config_get(idx_t *ix, struct idx_config *c, char *err)
@@ -1555,48 +1473,24 @@ int idx_segdamage_put(idx_t *ix, const struct idx_segdamage *d, char *err)
     return rc;
 }
 
+static int segdamage_rec(idx_t *ix, void *arg, const uint8_t *k, size_t kl, const uint8_t *v,
+                         size_t vl, void *elem, char *err)
+{
+    (void)ix;
+    (void)arg;
+    if (kl != 17 || segdamage_decode(k, v, vl, elem) < 0)
+        return rw_err(err, RW_ECORRUPT, "index: malformed damaged-range record of segment %llu; "
+                      "run 'rewind reindex'", kl >= 9 ? (unsigned long long)rw_get_be64(k + 1) : 0ULL);
+    return 1;
+}
+
 int idx_segdamage_list(idx_t *ix, uint64_t seg, struct idx_segdamage **out, size_t *n, char *err)
 {
     uint8_t start[9] = {'D'};
-    size_t slen = 1, cnt = 0, cap = 0;
-    struct idx_segdamage *arr = NULL;
-    int rc = 0;
+    size_t slen = 1;
     if (seg != UINT64_MAX) {
         rw_put_be64(start + 1, seg);
         slen = 9;
     }
-    rocksdb_iterator_t *it = idx_iter(ix);
-    for (rocksdb_iter_seek(it, (const char *)start, slen); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-        if (kl < slen || memcmp(k, start, slen) != 0)
-            break;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 4;
-            struct idx_segdamage *na = realloc(arr, cap * sizeof *arr);
-            if (!na) {
-                rc = rw_err(err, RW_ENOMEM, "out of memory");
-                goto done;
-            }
-            arr = na;
-        }
-        if (kl != 17 || segdamage_decode(k, v, vl, &arr[cnt]) < 0) {
-            rc = rw_err(err, RW_ECORRUPT, "index: malformed damaged-range record of segment %llu; "
-                        "run 'rewind reindex'", kl >= 9 ? (unsigned long long)rw_get_be64(k + 1) : 0ULL);
-            goto done;
-        }
-        cnt++;
-    }
-    rc = idx_iter_status(it, err);
-done:
-    rocksdb_iter_destroy(it);
-    if (rc < 0) {
-        free(arr);
-        return rc;
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return scan_prefix(ix, start, slen, sizeof **out, segdamage_rec, NULL, (void **)out, n, err);
 }
