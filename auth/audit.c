@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@ struct audit {
     int dirfd;               /* holds the writer's flock (A8) */
     int fd;                  /* the current file, O_APPEND */
     uint64_t fileno, size;   /* its number and size */
+    uint64_t reserved;       /* bytes of it allocated ahead (fallocate KEEP_SIZE) */
     uint64_t seq;            /* the last record written */
     uint64_t synced;         /* the last record known to be on disk */
     char head[AUDIT_HEXSZ];  /* the last record's hash */
@@ -42,6 +44,20 @@ void audit_rec_init(struct audit_rec *r)
 static void file_path(const audit_t *a, uint64_t num, char *path, size_t n)
 {
     snprintf(path, n, "%s/" AUDIT_NAME_FMT, a->auditdir, (unsigned long long)num);
+}
+
+/* Keep AUDIT_RESERVE bytes allocated past the end of the current file
+ * (fallocate, the file's size unchanged): a full disk then still takes the
+ * next thousands of records, so that packet answers, which may not finish
+ * without their record, go on while capture is paused for space. Where the
+ * file system cannot (or is full already), records are written as they
+ * come and may fail for want of space. */
+static void reserve_ahead(audit_t *a)
+{
+    if (a->reserved >= a->size + AUDIT_RESERVE / 2)
+        return;
+    if (fallocate(a->fd, FALLOC_FL_KEEP_SIZE, (off_t)a->size, (off_t)AUDIT_RESERVE) == 0)
+        a->reserved = a->size + AUDIT_RESERVE;
 }
 
 /* Make file num the current one, creating it (an empty file of that number
@@ -73,6 +89,8 @@ static int file_start(audit_t *a, uint64_t num, int create, char *err)
     a->fd = fd;
     a->fileno = num;
     a->size = (uint64_t)sb.st_size;
+    a->reserved = 0;
+    reserve_ahead(a);
     return 0;
 }
 
@@ -134,6 +152,7 @@ static int write_locked(audit_t *a, const struct audit_buf *body, struct audit_r
     memcpy(r->prev, a->head, AUDIT_HEXSZ);
     memcpy(r->hash, hex, AUDIT_HEXSZ);
     a->size += line.len;
+    reserve_ahead(a);
     a->seq++;
     memcpy(a->head, hex, AUDIT_HEXSZ);
     rc = 0;

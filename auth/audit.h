@@ -20,7 +20,10 @@
 
 #define AUDIT_HEXSZ 65                   /* 64 lowercase hex digits and a NUL */
 #define AUDIT_LINE_MAX (1u << 20)        /* longest record line, '\n' excluded */
-#define AUDIT_ROLL_BYTES (64ull << 20)   /* default size at which a new file starts */
+#define AUDIT_ROLL_BYTES (64ull << 20) /* default size at which a new file starts */
+/* Bytes kept allocated past the current file's end, so that a full disk
+ * still takes the next records (about 250): the writer's reserve. */
+#define AUDIT_RESERVE (128ull << 10)
 
 /* audit_open's return when it opened the trail after cutting off a record
  * that a crash left torn (> 0: the handle is open; err says what was cut,
