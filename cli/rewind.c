@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
-#include <pwd.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,10 @@
 #include "ctl/ctl.h"
 #include "query/query.h"
 #include "query/read.h"
+
+static int cli_audit(const char *dir, const char *route, const struct qry_spec *spec, int status,
+                     uint64_t packets, uint64_t bytes, const char *sha256, int64_t start_ns,
+                     int64_t duration_ns, const char *detail, char *err);
 
 /* ------------------------------------------------------------------ import */
 
@@ -185,6 +188,13 @@ static int cmd_import(int argc, char **argv)
                     (unsigned long long)st.packets, rw_size_fmt(st.bytes, b, sizeof b), point,
                     st.points > 1 ? " (and per-interface points)" : "", secs);
         }
+        if (a) { /* the daemon records the imports handed to it; this one is ours */
+            char detail[300], aerr[RW_ERRSZ];
+            snprintf(detail, sizeof detail, "imported %.200s into point %.64s", argv[i], point);
+            if (cli_audit(dir, "import", NULL, 200, st.packets, st.bytes, NULL, rw_now_ns(), 0,
+                          detail, aerr) < 0)
+                fprintf(stderr, "rewind: warning: not in the audit trail: %s\n", aerr);
+        }
         if (st.removed) {
             /* Not silent, even with --quiet: what was just imported is gone. */
             fprintf(stderr, "rewind: %s: retention removed %llu of the %llu packets just "
@@ -315,9 +325,6 @@ static int warn_losses(const qry_t *q)
 }
 
 /* Read the archive in --dir ourselves. Returns the exit status. */
-/* This process's user, for the audit trail and holds. */
-static void user_name(char *out, size_t n);
-
 /* Record in the archive's audit trail what this process did to or read
  * from dir itself: through the daemon owning dir when one answers (it is
  * the trail's one writer; the kernel tells it who we are), else by opening
@@ -337,7 +344,7 @@ static int cli_audit(const char *dir, const char *route, const struct qry_spec *
     struct audit_rec ar;
     if ((rc = audit_open(dir, &at, err)) < 0)
         return rc;
-    user_name(who, sizeof who);
+    rw_user_name(getuid(), who, sizeof who);
     snprintf(client, sizeof client, "local pid %d", (int)getpid());
     audit_rec_init(&ar);
     ar.time_ns = start_ns;
@@ -667,18 +674,6 @@ static int hold_list(const char *dir)
     return 0;
 }
 
-/* This process's user, for a hold placed without a daemon. */
-static void user_name(char *out, size_t n)
-{
-    struct passwd pw, *pp = NULL;
-    char buf[1024];
-    uid_t uid = getuid();
-    if (getpwuid_r(uid, &pw, buf, sizeof buf, &pp) == 0 && pp)
-        snprintf(out, n, "%.64s (uid %u)", pp->pw_name, (unsigned)uid);
-    else
-        snprintf(out, n, "uid %u", (unsigned)uid);
-}
-
 /* Place (release == 0) or release a hold: through the daemon owning dir
  * (which records who asked, as the kernel tells it), else by opening the
  * archive for writing. */
@@ -698,7 +693,7 @@ static int hold_change(const char *dir, struct idx_hold *h, uint64_t release)
         else if (rc == 0 && release)
             rc = arc_hold_release(a, release, err);
         else if (rc == 0) {
-            user_name(h->author, sizeof h->author);
+            rw_user_name(getuid(), h->author, sizeof h->author);
             rc = arc_hold_add(a, h, err);
         }
         arc_close(a);
@@ -907,7 +902,7 @@ static int cmd_token(int argc, char **argv)
         arc_opts_default(&o);
         o.log = cli_log_event;
         if ((rc = arc_open(dir, &o, &a, err)) == 0) {
-            user_name(who, sizeof who);
+            rw_user_name(getuid(), who, sizeof who);
             rc = !strcmp(op, "add") ? auth_token_add(arc_index(a), name, r, case_id, exp_ns, who,
                                                      tok, err)
                                     : auth_token_revoke(arc_index(a), name, err);
@@ -1009,7 +1004,7 @@ static int quarantine(const char *dir, const char *reason)
         return cli_fail(rc, "verify --quarantine: the archive is owned by a running rewindd; "
                             "stop it first, as for reindex");
     if (rc == 0) {
-        user_name(who, sizeof who);
+        rw_user_name(getuid(), who, sizeof who);
         rc = arc_quarantine(a, who, reason, &n, err);
     }
     arc_close(a);

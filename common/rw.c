@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdarg.h>
@@ -429,4 +430,14 @@ int rw_hexval(int c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+void rw_user_name(unsigned uid, char *out, size_t n)
+{
+    struct passwd pw, *pp = NULL;
+    char buf[1024];
+    if (getpwuid_r((uid_t)uid, &pw, buf, sizeof buf, &pp) == 0 && pp)
+        snprintf(out, n, "%.64s (uid %u)", pp->pw_name, uid);
+    else
+        snprintf(out, n, "uid %u", uid);
 }

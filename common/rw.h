@@ -117,6 +117,10 @@ int rw_write_all(int fd, const void *buf, size_t n);
  * durable; -1 with errno set on error. */
 int rw_fsync_dir(const char *dir);
 
+/* A user as the audit trail and holds name it: "NAME (uid N)", or "uid N"
+ * when the user has no name. */
+void rw_user_name(unsigned uid, char *out, size_t n);
+
 /* The value of the hex digit c, or -1. */
 int rw_hexval(int c);
 

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <grp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +73,6 @@ void ctl_peer(int conn, struct auth_principal *p)
 {
     struct ucred cr;
     socklen_t cl = sizeof cr;
-    struct passwd pw, *pp = NULL;
-    char buf[1024];
     memset(p, 0, sizeof *p);
     p->method = "uid";
     if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
@@ -83,10 +80,7 @@ void ctl_peer(int conn, struct auth_principal *p)
         p->role = AUTH_NOBODY;
         return;
     }
-    if (getpwuid_r(cr.uid, &pw, buf, sizeof buf, &pp) == 0 && pp)
-        snprintf(p->name, sizeof p->name, "%.64s (uid %u)", pp->pw_name, (unsigned)cr.uid);
-    else
-        snprintf(p->name, sizeof p->name, "uid %u", (unsigned)cr.uid);
+    rw_user_name(cr.uid, p->name, sizeof p->name);
     p->role = cr.uid == 0 || cr.uid == geteuid() ? AUTH_ADMIN : AUTH_ANALYST;
 }
 
