@@ -97,8 +97,11 @@ bin/rewind: $(FRONT_OBJ)
 	@mkdir -p bin
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ -lm
 
-bin/rewind-core: $(BUILD)/cli/rewind.o $(BUILD)/cli/qargs.o $(BUILD)/cli/httpc.o $(REWIND_EXTRA) \
-  $(BUILD)/librewind.a
+# Each command of rewind beyond the first few has a file of its own,
+# cli/cmd_NAME.c, declared in cli/cmds.h.
+CMD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/cmd_*.c))
+bin/rewind-core: $(BUILD)/cli/rewind.o $(BUILD)/cli/qargs.o $(BUILD)/cli/httpc.o $(CMD_OBJ) \
+  $(REWIND_EXTRA) $(BUILD)/librewind.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS_SAN) $(REWIND_LDFLAGS) -o $@ $^ $(REWIND_LIBS)
 

@@ -15,6 +15,7 @@
 #include "capture/cap.h"
 #include "cli/httpc.h"
 #include "cli/qargs.h"
+#include "cli/cmds.h"
 #include "common/rw.h"
 #include "auth/audit.h"
 #include "auth/auth.h"

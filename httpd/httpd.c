@@ -22,47 +22,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "httpd/httpd_int.h"
 #include "httpd/tls.h"
 #include "query/query.h"
 #include "query/read.h"
 #include "auth/audit.h"
 
-#define MAX_PARAMS 32
 #define PEND_LOW (64u << 10) /* refill the response buffer below this */
-#define NBUCKETS 9
 
 static const double bucket_le[NBUCKETS] = {0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300};
 
-struct httpd {
-    struct MHD_Daemon *d;
-    int tls;             /* HTTPS: --tls-cert and --tls-key */
-    int mtls;            /* and a client needs a certificate --tls-client-ca signed */
-    int exposed;         /* listening beyond loopback: never open, tokens or not */
-    struct httpd_tls pem; /* kept until stop: libmicrohttpd keeps the pointers */
-    idx_t *ix;
-    int max_queries;
-    char sensor[128];
-    atomic_int active;
-    atomic_int stopping;
-    atomic_uint_fast64_t requests, queries, exported, errors;
-    atomic_uint_fast64_t buckets[NBUCKETS + 1];
-    atomic_uint_fast64_t dur_us_sum;
-    qry_live_fn live;
-    void *live_arg;
-    atomic_int tokens;          /* tokens defined, as last looked up */
-    atomic_int_fast64_t tokens_at; /* when (monotonic ns) */
-    atomic_uint_fast64_t tokens_gen; /* auth_token_generation() then */
-    audit_t *audit;             /* the audit trail (borrowed; NULL: none) */
-};
 
-struct params {
-    int n;
-    const char *k[MAX_PARAMS], *v[MAX_PARAMS];
-    int overflow;
-    int head; /* a HEAD request: the headers of the answer only */
-    struct auth_principal who; /* whom the request comes from */
-    char client[80];            /* the client's address, for the audit trail */
-};
 
 /* ---------- who the client is ---------- */
 
@@ -99,7 +69,7 @@ static int subject_cn(const char *subj, char *cn, size_t n)
 }
 
 /* "ADDR:PORT" of the client, for the audit trail. */
-static void client_addr(struct MHD_Connection *c, char *out, size_t n)
+void hd_client_addr(struct MHD_Connection *c, char *out, size_t n)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -136,7 +106,7 @@ static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
-static const char *param(const struct params *p, const char *k)
+const char *hd_param(const struct params *p, const char *k)
 {
     const char *v = NULL;
     for (int i = 0; i < p->n; i++)
@@ -146,7 +116,7 @@ static const char *param(const struct params *p, const char *k)
 }
 
 /* First parameter not in the NULL-terminated allowed list, or NULL. */
-static const char *unknown_param(const struct params *p, const char *const *allowed)
+const char *hd_unknown_param(const struct params *p, const char *const *allowed)
 {
     for (int i = 0; i < p->n; i++) {
         const char *const *a;
@@ -160,7 +130,7 @@ static const char *unknown_param(const struct params *p, const char *const *allo
 
 /* Queue body (copied) with the headers every text and JSON answer carries,
  * plus the header xname: xval when xname is not NULL. */
-static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, const char *ctype,
+enum MHD_Result hd_send_body(struct MHD_Connection *c, unsigned status, const char *ctype,
                                  const char *body, const char *xname, const char *xval)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
@@ -176,14 +146,14 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, cons
     return ret;
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *ctype,
+enum MHD_Result hd_send_text(struct MHD_Connection *c, unsigned status, const char *ctype,
                                  const char *body)
 {
-    return send_body(c, status, ctype, body, NULL, NULL);
+    return hd_send_body(c, status, ctype, body, NULL, NULL);
 }
 
 /* Takes ownership of j. */
-static enum MHD_Result send_json_x(struct MHD_Connection *c, unsigned status, json_t *j,
+enum MHD_Result hd_send_json_x(struct MHD_Connection *c, unsigned status, json_t *j,
                                    const char *xname, const char *xval)
 {
     char *s = j ? json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
@@ -198,22 +168,19 @@ static enum MHD_Result send_json_x(struct MHD_Connection *c, unsigned status, js
     }
     t[n] = '\n';
     t[n + 1] = 0;
-    enum MHD_Result ret = send_body(c, status, "application/json", t, xname, xval);
+    enum MHD_Result ret = hd_send_body(c, status, "application/json", t, xname, xval);
     free(t);
     return ret;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j)
+enum MHD_Result hd_send_json(struct MHD_Connection *c, unsigned status, json_t *j)
 {
-    return send_json_x(c, status, j, NULL, NULL);
+    return hd_send_json_x(c, status, j, NULL, NULL);
 }
 
 /* An error answer {"error":{"code":…,"message":…}}, with one extra header
  * when xname is not NULL (Allow for 405, Retry-After for 503). */
-static enum MHD_Result send_error_x(struct httpd *h, struct MHD_Connection *c, unsigned status,
-                                    const char *code, const char *xname, const char *xval,
-                                    const char *fmt, ...) RW_PRINTF(7, 8);
-static enum MHD_Result send_error_x(struct httpd *h, struct MHD_Connection *c, unsigned status,
+enum MHD_Result hd_send_error_x(struct httpd *h, struct MHD_Connection *c, unsigned status,
                                     const char *code, const char *xname, const char *xval,
                                     const char *fmt, ...)
 {
@@ -223,17 +190,15 @@ static enum MHD_Result send_error_x(struct httpd *h, struct MHD_Connection *c, u
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     atomic_fetch_add(&h->errors, 1);
-    return send_json_x(c, status,
+    return hd_send_json_x(c, status,
                        json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg), xname,
                        xval);
 }
 
-#define send_error(h, c, status, code, ...)                                                 \
-    send_error_x(h, c, status, code, NULL, NULL, __VA_ARGS__)
 
 /* 400 unknown_parameter naming the parameters the route takes (allowed,
  * NULL-terminated), so the message cannot drift from what is accepted. */
-static enum MHD_Result send_unknown_param(struct httpd *h, struct MHD_Connection *c,
+enum MHD_Result hd_send_unknown_param(struct httpd *h, struct MHD_Connection *c,
                                           const char *route, const char *bad,
                                           const char *const *allowed)
 {
@@ -241,21 +206,21 @@ static enum MHD_Result send_unknown_param(struct httpd *h, struct MHD_Connection
     size_t n = 0;
     for (const char *const *a = allowed; *a && n < sizeof list; a++)
         n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", a == allowed ? "" : ", ", *a);
-    return send_error(h, c, 400, "unknown_parameter", "unknown parameter '%s'; %s takes %s", bad,
+    return hd_send_error(h, c, 400, "unknown_parameter", "unknown parameter '%s'; %s takes %s", bad,
                       route, allowed[0] ? list : "none");
 }
 
-static json_t *jtime(int64_t ns)
+json_t *hd_jtime(int64_t ns)
 {
     char b[48];
     return json_string(rw_time_fmt(ns, b, sizeof b));
 }
 
 /* Parse from/to; 0 or the HTTP status already queued is signalled by *bad. */
-static int parse_window(const struct params *p, int64_t *from, int64_t *to, char *err)
+int hd_parse_window(const struct params *p, int64_t *from, int64_t *to, char *err)
 {
     int64_t now = rw_now_ns();
-    const char *f = param(p, "from"), *t = param(p, "to");
+    const char *f = hd_param(p, "from"), *t = hd_param(p, "to");
     *from = RW_TIME_MIN;
     *to = RW_TIME_MAX;
     if (f && rw_time_parse(f, now, from, err) < 0)
@@ -268,7 +233,7 @@ static int parse_window(const struct params *p, int64_t *from, int64_t *to, char
     return 0;
 }
 
-static int parse_count(const char *name, const char *v, int sizes, uint64_t *out, char *err)
+int hd_parse_count(const char *name, const char *v, int sizes, uint64_t *out, char *err)
 {
     char *end;
     if (!v)
@@ -519,7 +484,7 @@ static void audit_refusal(struct httpd *h, const struct params *p, const char *p
     ar.method = p->who.method;
     ar.client = p->client;
     ar.route = route;
-    ar.filter = param(p, "filter");
+    ar.filter = hd_param(p, "filter");
     ar.status = status;
     ar.detail = "refused";
     if (audit_append(h->audit, &ar, err) < 0)
@@ -533,54 +498,54 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
                                           "limit",  "limit_packets", "limit_bytes", "format",
                                           "payload", NULL};
     char err[RW_ERRSZ];
-    const char *bad = unknown_param(p, allowed), *points[MAX_PARAMS + 1];
+    const char *bad = hd_unknown_param(p, allowed), *points[MAX_PARAMS + 1];
     struct qry_spec spec = {0};
     int npoints = 0, format = QRY_PCAP;
     if (bad)
-        return send_unknown_param(h, c, "/api/v1/packets", bad, allowed);
-    if (parse_window(p, &spec.from, &spec.to, err) < 0)
-        return send_error(h, c, 400, "bad_parameter", "%s", err);
-    const char *fmt = param(p, "format");
+        return hd_send_unknown_param(h, c, "/api/v1/packets", bad, allowed);
+    if (hd_parse_window(p, &spec.from, &spec.to, err) < 0)
+        return hd_send_error(h, c, 400, "bad_parameter", "%s", err);
+    const char *fmt = hd_param(p, "format");
     if (fmt && !strcmp(fmt, "pcapng"))
         format = QRY_PCAPNG;
     else if (fmt && strcmp(fmt, "pcap"))
-        return send_error(h, c, 400, "bad_parameter",
+        return hd_send_error(h, c, 400, "bad_parameter",
                           "parameter 'format': must be pcap or pcapng, not '%s'", fmt);
     /* Payload for the roles that may read it; the others (noc) get every
      * packet cut after its headers, and asking for more is a 403. */
-    const char *pl = param(p, "payload");
+    const char *pl = hd_param(p, "payload");
     if (pl && strcmp(pl, "full") && strcmp(pl, "headers"))
-        return send_error(h, c, 400, "bad_parameter",
+        return hd_send_error(h, c, 400, "bad_parameter",
                           "parameter 'payload': must be full or headers, not '%s'", pl);
     int may_payload = auth_allows(p->who.role, AUTH_PERM_PAYLOAD);
     if (pl && !strcmp(pl, "full") && !may_payload) {
         audit_refusal(h, p, "/api/v1/packets", 403);
-        return send_error(h, c, 403, "forbidden",
+        return hd_send_error(h, c, 403, "forbidden",
                           "packet payload needs the role %s; %s has the role %s (ask for "
                           "payload=headers)", auth_roles_for(AUTH_PERM_PAYLOAD), p->who.name,
                           auth_role_name(p->who.role));
     }
     spec.headers_only = !may_payload || (pl && !strcmp(pl, "headers"));
-    if (parse_count("limit", param(p, "limit"), 0, &spec.limit_packets, err) < 0 ||
-        parse_count("limit_packets", param(p, "limit_packets"), 0, &spec.limit_packets, err) < 0 ||
-        parse_count("limit_bytes", param(p, "limit_bytes"), 1, &spec.limit_bytes, err) < 0)
-        return send_error(h, c, 400, "bad_parameter", "%s", err);
+    if (hd_parse_count("limit", hd_param(p, "limit"), 0, &spec.limit_packets, err) < 0 ||
+        hd_parse_count("limit_packets", hd_param(p, "limit_packets"), 0, &spec.limit_packets, err) < 0 ||
+        hd_parse_count("limit_bytes", hd_param(p, "limit_bytes"), 1, &spec.limit_bytes, err) < 0)
+        return hd_send_error(h, c, 400, "bad_parameter", "%s", err);
     for (int i = 0; i < p->n; i++)
         if (!strcmp(p->k[i], "point"))
             points[npoints++] = p->v[i];
     points[npoints] = NULL;
     spec.points = npoints ? points : NULL;
-    spec.filter = param(p, "filter");
+    spec.filter = hd_param(p, "filter");
     if (atomic_fetch_add(&h->active, 1) >= h->max_queries) {
         atomic_fetch_sub(&h->active, 1);
-        return send_error_x(h, c, 503, "busy", "Retry-After", "2",
+        return hd_send_error_x(h, c, 503, "busy", "Retry-After", "2",
                             "%d queries already in progress (rewindd --max-queries); retry shortly",
                             h->max_queries);
     }
     struct stream *s = calloc(1, sizeof *s);
     if (!s) {
         atomic_fetch_sub(&h->active, 1);
-        return send_error(h, c, 500, "internal", "out of memory");
+        return hd_send_error(h, c, 500, "internal", "out of memory");
     }
     s->h = h;
     s->head = p->head;
@@ -608,9 +573,9 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
         free(s);
         atomic_fetch_sub(&h->active, 1);
         if (rc == RW_EINPUT)
-            return send_error(h, c, 400, step == QRY_STEP_FILTER ? "bad_filter" : "bad_parameter",
+            return hd_send_error(h, c, 400, step == QRY_STEP_FILTER ? "bad_filter" : "bad_parameter",
                               "%s", err);
-        return send_error(h, c, 500, "internal", "%s", err);
+        return hd_send_error(h, c, 500, "internal", "%s", err);
     }
     atomic_fetch_add(&h->queries, 1);
     qry_set_cancel(s->q, stopping, h); /* a long scan must not hold up a stop */
@@ -651,18 +616,18 @@ static enum MHD_Result route_segments(struct httpd *h, struct MHD_Connection *c,
     int64_t from, to;
     struct qry_segment *segs = NULL;
     size_t nsegs = 0;
-    const char *bad = unknown_param(p, allowed), *points[MAX_PARAMS + 1];
+    const char *bad = hd_unknown_param(p, allowed), *points[MAX_PARAMS + 1];
     int npoints = 0, rc;
     if (bad)
-        return send_unknown_param(h, c, "/api/v1/segments", bad, allowed);
-    if (parse_window(p, &from, &to, err) < 0)
-        return send_error(h, c, 400, "bad_parameter", "%s", err);
+        return hd_send_unknown_param(h, c, "/api/v1/segments", bad, allowed);
+    if (hd_parse_window(p, &from, &to, err) < 0)
+        return hd_send_error(h, c, 400, "bad_parameter", "%s", err);
     for (int i = 0; i < p->n; i++)
         if (!strcmp(p->k[i], "point"))
             points[npoints++] = p->v[i];
     points[npoints] = NULL;
     if ((rc = qry_segments(h->ix, from, to, npoints ? points : NULL, &segs, &nsegs, err)) < 0)
-        return send_error(h, c, rc == RW_EINPUT ? 400 : 500,
+        return hd_send_error(h, c, rc == RW_EINPUT ? 400 : 500,
                           rc == RW_EINPUT ? "bad_parameter" : "internal", "%s", err);
     json_t *arr = json_array();
     for (size_t i = 0; i < nsegs; i++) {
@@ -670,15 +635,15 @@ static enum MHD_Result route_segments(struct httpd *h, struct MHD_Connection *c,
         json_array_append_new(
             arr, json_pack("{s:I,s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:b,s:s}", "id",
                            (json_int_t)s->id, "point", s->point, "state",
-                           s->open ? "open" : "sealed", "first", jtime(s->first), "last",
-                           jtime(s->last), "packets", (json_int_t)s->packets, "bytes",
+                           s->open ? "open" : "sealed", "first", hd_jtime(s->first), "last",
+                           hd_jtime(s->last), "packets", (json_int_t)s->packets, "bytes",
                            (json_int_t)s->captured_bytes, "wire_bytes", (json_int_t)s->wire_bytes,
                            "file_bytes", (json_int_t)s->pcap_bytes, "stored_bytes",
                            (json_int_t)s->stored_bytes, "compressed", s->compressed, "path",
                            s->path));
     }
     free(segs);
-    return send_json(c, 200, json_pack("{s:o}", "segments", arr));
+    return hd_send_json(c, 200, json_pack("{s:o}", "segments", arr));
 }
 
 /* The audit trail, as JSON lines (the records as written: each carries its
@@ -708,27 +673,27 @@ static enum MHD_Result route_audit(struct httpd *h, struct MHD_Connection *c,
     char err[RW_ERRSZ];
     int64_t from, to;
     uint64_t limit = 10000;
-    const char *bad = unknown_param(p, allowed);
+    const char *bad = hd_unknown_param(p, allowed);
     if (bad)
-        return send_unknown_param(h, c, "/api/v1/audit", bad, allowed);
-    if (parse_window(p, &from, &to, err) < 0 ||
-        parse_count("limit", param(p, "limit"), 0, &limit, err) < 0)
-        return send_error(h, c, 400, "bad_parameter", "%s", err);
+        return hd_send_unknown_param(h, c, "/api/v1/audit", bad, allowed);
+    if (hd_parse_window(p, &from, &to, err) < 0 ||
+        hd_parse_count("limit", hd_param(p, "limit"), 0, &limit, err) < 0)
+        return hd_send_error(h, c, 400, "bad_parameter", "%s", err);
     if (!limit)
         limit = 10000;
     char *buf = NULL;
     size_t len = 0;
     struct audit_out o = {open_memstream(&buf, &len), 0, limit};
     if (!o.f)
-        return send_error(h, c, 500, "internal", "out of memory");
-    int rc = audit_list(qry_archive_dir(h->ix), from, to, param(p, "principal"), audit_line, &o,
+        return hd_send_error(h, c, 500, "internal", "out of memory");
+    int rc = audit_list(qry_archive_dir(h->ix), from, to, hd_param(p, "principal"), audit_line, &o,
                         err);
     fclose(o.f);
     if (rc < 0) {
         free(buf);
-        return send_error(h, c, 500, "internal", "%s", err);
+        return hd_send_error(h, c, 500, "internal", "%s", err);
     }
-    enum MHD_Result ret = send_text(c, 200, "application/x-ndjson", buf);
+    enum MHD_Result ret = hd_send_text(c, 200, "application/x-ndjson", buf);
     free(buf);
     return ret;
 }
@@ -740,21 +705,21 @@ static enum MHD_Result route_holds(struct httpd *h, struct MHD_Connection *c,
     char err[RW_ERRSZ];
     struct qry_hold *hs = NULL;
     size_t n = 0;
-    const char *bad = unknown_param(p, allowed);
+    const char *bad = hd_unknown_param(p, allowed);
     if (bad)
-        return send_unknown_param(h, c, "/api/v1/holds", bad, allowed);
+        return hd_send_unknown_param(h, c, "/api/v1/holds", bad, allowed);
     if (qry_holds(h->ix, &hs, &n, err) < 0)
-        return send_error(h, c, 500, "internal", "%s", err);
+        return hd_send_error(h, c, 500, "internal", "%s", err);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, json_pack("{s:I,s:o,s:o,s:o,s:s,s:s,s:s?}", "id",
-                                             (json_int_t)hs[i].id, "from", jtime(hs[i].from),
-                                             "to", jtime(hs[i].to), "created",
-                                             jtime(hs[i].created), "filter", hs[i].filter,
+                                             (json_int_t)hs[i].id, "from", hd_jtime(hs[i].from),
+                                             "to", hd_jtime(hs[i].to), "created",
+                                             hd_jtime(hs[i].created), "filter", hs[i].filter,
                                              "reason", hs[i].reason, "author",
                                              hs[i].author[0] ? hs[i].author : NULL));
     free(hs);
-    return send_json(c, 200, json_pack("{s:o}", "holds", arr));
+    return hd_send_json(c, 200, json_pack("{s:o}", "holds", arr));
 }
 
 /* A point's (or the total's) sums as JSON: the names of struct
@@ -772,8 +737,8 @@ static json_t *point_json(const struct qry_point_status *p)
     if (p->linktype[0])
         json_object_set_new(o, "linktype", json_string(p->linktype));
     if (p->segments) {
-        json_object_set_new(o, "first", jtime(p->first));
-        json_object_set_new(o, "last", jtime(p->last));
+        json_object_set_new(o, "first", hd_jtime(p->first));
+        json_object_set_new(o, "last", hd_jtime(p->last));
     }
     if (p->live) {
         json_t *cap = json_pack("{s:b,s:I}", "paused", p->paused, "paused_drops",
@@ -791,11 +756,11 @@ static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
     static const char *const allowed[] = {NULL};
     char err[RW_ERRSZ];
     struct qry_status st;
-    const char *bad = unknown_param(p, allowed);
+    const char *bad = hd_unknown_param(p, allowed);
     if (bad)
-        return send_unknown_param(h, c, "/api/v1/status", bad, allowed);
+        return hd_send_unknown_param(h, c, "/api/v1/status", bad, allowed);
     if (qry_status_get(h->ix, h->live, h->live_arg, &st, err) < 0)
-        return send_error(h, c, 500, "internal", "%s", err);
+        return hd_send_error(h, c, 500, "internal", "%s", err);
     json_t *arr = json_array();
     for (size_t i = 0; i < st.npoints; i++)
         json_array_append_new(arr, point_json(&st.points[i]));
@@ -812,11 +777,11 @@ static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
         json_object_set_new(json_object_get(j, "disk"), "available_bytes",
                             json_integer((json_int_t)st.disk_available));
     if (st.total.segments) {
-        json_object_set_new(j, "oldest", jtime(st.total.first));
-        json_object_set_new(j, "newest", jtime(st.total.last));
+        json_object_set_new(j, "oldest", hd_jtime(st.total.first));
+        json_object_set_new(j, "newest", hd_jtime(st.total.last));
     }
     qry_status_free(&st);
-    return send_json(c, 200, j);
+    return hd_send_json(c, 200, j);
 }
 
 static void esc_label(const char *in, char *out, size_t n)
@@ -837,13 +802,13 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
     struct qry_status st;
     (void)p;
     if (qry_status_get(h->ix, h->live, h->live_arg, &st, err) < 0)
-        return send_error(h, c, 500, "internal", "%s", err);
+        return hd_send_error(h, c, 500, "internal", "%s", err);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) {
         qry_status_free(&st);
-        return send_error(h, c, 500, "internal", "out of memory");
+        return hd_send_error(h, c, 500, "internal", "out of memory");
     }
     static const char *const fams[][3] = {
         {"rewind_captured_packets_total", "counter", "Packets stored per capture point."},
@@ -951,7 +916,7 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
     fprintf(f, "rewind_query_duration_seconds_count %llu\n", (unsigned long long)cum);
     fclose(f);
     qry_status_free(&st);
-    enum MHD_Result ret = send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
+    enum MHD_Result ret = hd_send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
     free(buf);
     return ret;
 }
@@ -963,7 +928,7 @@ static enum MHD_Result route_healthz(struct httpd *h, struct MHD_Connection *c,
 {
     (void)h;
     (void)p;
-    return send_text(c, 200, "text/plain", "ok\n");
+    return hd_send_text(c, 200, "text/plain", "ok\n");
 }
 
 /* Every route the API answers, with the methods it takes and the
@@ -972,7 +937,7 @@ static enum MHD_Result route_healthz(struct httpd *h, struct MHD_Connection *c,
  * 405, a permission not held (once principals exist) a 403. */
 struct route {
     struct httpd_route r; /* first: httpd_route_find() returns it */
-    enum MHD_Result (*handler)(struct httpd *h, struct MHD_Connection *c, const struct params *p);
+    hd_handler_fn *handler;
 };
 static const struct route routes[] = {
     {{"/api/v1/packets", "GET, HEAD", AUTH_PERM_PACKETS}, route_packets},
@@ -1063,33 +1028,33 @@ static enum MHD_Result permitted(struct httpd *h, struct MHD_Connection *c,
         int rc = subject_cn(subj, cn, sizeof cn) < 0 ? 0
                  : auth_name_check(h->ix, cn, rw_now_ns(), who, err);
         if (rc < 0)
-            return send_error(h, c, 500, "internal", "%s", err);
+            return hd_send_error(h, c, 500, "internal", "%s", err);
         if (rc == 0)
-            return send_error(h, c, 403, "forbidden",
+            return hd_send_error(h, c, 403, "forbidden",
                               "no principal for the client certificate %s: its CN needs a live "
                               "token of that name (rewind token add --name CN --role ROLE)",
                               subj);
         who->method = "tls";
         if (!auth_allows(who->role, r->perm))
-            return send_error(h, c, 403, "forbidden", "%s needs the role %s; %s has the role %s",
+            return hd_send_error(h, c, 403, "forbidden", "%s needs the role %s; %s has the role %s",
                               r->path, auth_roles_for(r->perm), who->name,
                               auth_role_name(who->role));
         *sent = 0;
         return MHD_YES;
     }
     if (auth_bearer_parse(hv, &tok, &n, err) < 0)
-        return send_error_x(h, c, 401, "unauthorized", "WWW-Authenticate", "Bearer realm=\"rewind\"",
+        return hd_send_error_x(h, c, 401, "unauthorized", "WWW-Authenticate", "Bearer realm=\"rewind\"",
                             "%s", err);
     int rc = auth_token_check(h->ix, tok, n, rw_now_ns(), who, err);
     if (rc == 0)
         rc = rw_err(err, RW_EINPUT, "unknown token");
     if (rc < 0)
         return rc == RW_EINPUT
-                   ? send_error_x(h, c, 401, "unauthorized", "WWW-Authenticate",
+                   ? hd_send_error_x(h, c, 401, "unauthorized", "WWW-Authenticate",
                                   "Bearer realm=\"rewind\", error=\"invalid_token\"", "%s", err)
-                   : send_error(h, c, 500, "internal", "%s", err);
+                   : hd_send_error(h, c, 500, "internal", "%s", err);
     if (!auth_allows(who->role, r->perm))
-        return send_error(h, c, 403, "forbidden", "%s needs the role %s; %s has the role %s",
+        return hd_send_error(h, c, 403, "forbidden", "%s needs the role %s; %s has the role %s",
                           r->path, auth_roles_for(r->perm), who->name, auth_role_name(who->role));
     *sent = 0;
     return MHD_YES;
@@ -1122,13 +1087,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         for (size_t i = 0, l = 0; i < NROUTES; i++)
             l += (size_t)snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "",
                                   routes[i].r.path);
-        return send_error(h, c, 404, "not_found", "no route %s; routes: %s", url, list);
+        return hd_send_error(h, c, 404, "not_found", "no route %s; routes: %s", url, list);
     }
     if (!httpd_route_allows(r, method))
-        return send_error_x(h, c, 405, "method_not_allowed", "Allow", r->methods,
+        return hd_send_error_x(h, c, 405, "method_not_allowed", "Allow", r->methods,
                             "%s answers %s only, not %s", url, r->methods, method);
     int sent;
-    client_addr(c, p.client, sizeof p.client);
+    hd_client_addr(c, p.client, sizeof p.client);
     enum MHD_Result gate = permitted(h, c, r, &p.who, &sent);
     if (sent) {
         /* Who was refused packets is part of the trail too. */
@@ -1139,7 +1104,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, &p);
     p.head = !strcmp(method, "HEAD");
     if (p.overflow)
-        return send_error(h, c, 400, "bad_parameter", "too many parameters (at most %d)",
+        return hd_send_error(h, c, 400, "bad_parameter", "too many parameters (at most %d)",
                           MAX_PARAMS);
     return ((const struct route *)r)->handler(h, c, &p);
 }

@@ -1,0 +1,8 @@
+/* cmds.h -- the commands of rewind(1) that live in files of their own
+ * (cli/cmd_NAME.c). Each takes the arguments after the command name
+ * (argv[0] is the command) and returns the process's exit status
+ * (qargs.h: cli_exit_for). main() in rewind.c dispatches to them. */
+#ifndef CLI_CMDS_H
+#define CLI_CMDS_H
+
+#endif
