@@ -63,7 +63,8 @@ REWIND_LDFLAGS := -no-pie
 endif
 endif
 
-LIB_SRC := $(wildcard common/*.c index/*.c archive/*.c capture/*.c query/*.c auth/*.c ctl/*.c httpd/*.c)
+LIB_SRC := $(wildcard common/*.c index/*.c archive/*.c capture/*.c query/*.c analytics/*.c \
+  intercept/*.c evidence/*.c export/*.c auth/*.c ctl/*.c httpd/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
