@@ -263,9 +263,17 @@ static void warn_damage(void *arg, const char *line)
     rw_warn("query: %s", line);
 }
 
+/* A capture point the daemon's answer left out: warned as --local does. */
+static void warn_note(void *arg, const char *line)
+{
+    (void)arg;
+    rw_warn("query: %s", line);
+}
+
 int qargs_ask(struct qargs *a)
 {
-    struct ctl_query r = {.spec = a->spec, .format = a->format, .count = a->count};
+    struct ctl_query r = {.spec = a->spec, .format = a->format, .count = a->count,
+                          .note = warn_note};
     char err[RW_ERRSZ];
     uint64_t n = 0;
     int damaged = 0;

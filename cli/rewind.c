@@ -310,6 +310,17 @@ static int query_url(const char *url, const char *from, const char *to, const ch
     return rc < 0 ? cli_fail(rc, err) : 0;
 }
 
+/* One warning line per capture point q's answer left out. */
+static void warn_skipped(const qry_t *q)
+{
+    size_t n, more;
+    const char *const *l = qry_skipped(q, &n, &more);
+    for (size_t i = 0; i < n; i++)
+        rw_warn("query: %s", l[i]);
+    if (more)
+        rw_warn("query: and %zu more capture points left out", more);
+}
+
 /* One warning line per damaged range that q's answer lacks; 1 if any. */
 static int warn_losses(const qry_t *q)
 {
@@ -399,6 +410,7 @@ static int query_local(struct qargs *a)
         status = cli_fail(rc, err);
         goto done;
     }
+    warn_skipped(q);
     const struct qry_point *pts = qry_points(q, &npts);
     /* The output is opened (and -w FILE truncated) only once the query is
      * known to be good: qry_out_new() writes nothing yet. */

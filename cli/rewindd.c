@@ -38,6 +38,7 @@ struct daemon {
     struct arc_opts ao;
     struct httpd_opts ho;
     const char *ctl_group; /* --ctl-group */
+    int ctl_max_conns, ctl_idle_s; /* --ctl-max-connections, --ctl-idle-timeout */
     arc_t *a;
     cap_live_t *lives[MAX_IFACES];
     arc_compressor_t *zip;
@@ -147,7 +148,8 @@ static int ctl_service_start(struct daemon *d, char *err)
 {
     struct ctl_opts co = {.archive = d->a, .max_queries = d->ho.max_queries,
                           .live = live_state, .live_arg = d, .group = d->ctl_group,
-                          .audit = d->audit};
+                          .audit = d->audit, .max_conns = d->ctl_max_conns,
+                          .idle_ms = d->ctl_idle_s * 1000};
     return ctl_start(&co, &d->ctl, err);
 }
 static void ctl_service_stop(struct daemon *d) { ctl_stop(d->ctl); }
@@ -264,6 +266,24 @@ static const char help[] =
     "                            a CA in this PEM file, else its handshake fails\n"
     "      --max-queries N       concurrent packet queries before 503 (default 8);\n"
     "                            as many again for 'rewind query --dir DIR'\n"
+    "      --max-connections N   HTTP connections at once; a request on one more\n"
+    "                            is answered 503 with Retry-After (default 256)\n"
+    "      --max-client-connections N\n"
+    "                            the same per client address (default 64)\n"
+    "      --idle-timeout SECS   an HTTP connection must bring a complete request\n"
+    "                            within SECS of opening or of its last answer, else\n"
+    "                            it is closed (default 15)\n"
+    "      --send-timeout SECS   an answer waiting on its client is cut when the\n"
+    "      --min-rate BYTES      client accepts fewer than BYTES a second over SECS\n"
+    "                            (defaults 30 and 1024); a quiet stream is not cut\n"
+    "      --max-uri BYTES       longest request URI, else 414 (default 65536)\n"
+    "      --max-headers BYTES   largest request headers, else 431 (default 32768)\n"
+    "      --ctl-max-connections N\n"
+    "                            control socket connections at once; more are told\n"
+    "                            'busy' (default 64)\n"
+    "      --ctl-idle-timeout SECS\n"
+    "                            a control socket request is due within SECS of\n"
+    "                            connecting (default 10)\n"
     "      --sensor NAME         sensor name in responses (default: host name)\n"
     "      --ctl-group GROUP     the group of DIR/rewindd.sock, whose members may\n"
     "                            query and place holds (default: DIR's group)\n"
@@ -279,6 +299,44 @@ static const char help[] =
     "SIGTERM or SIGINT: stop accepting, cut responses in flight, seal segments,\n"
     "exit 0. SIGHUP: reopen the --log file, for log rotation.\n"
     "Exit status: 0 clean stop, 1 runtime failure, 2 bad usage.\n";
+
+/* The limits' options (rewindd(8), LIMITS): getopt code, name, where the
+ * value goes, its range. */
+static int limit_opt(struct daemon *d, int code, const char *arg)
+{
+    struct hd_limits *l = &d->ho.limits;
+    const struct {
+        int code;
+        const char *name;
+        int *to;
+        long lo, hi;
+    } t[] = {
+        {20, "max-connections", &l->max_conns, 1, 100000},
+        {21, "max-client-connections", &l->max_client_conns, 1, 100000},
+        {22, "idle-timeout", &l->idle_timeout_s, 1, 86400},
+        {23, "send-timeout", &l->send_timeout_s, 1, 86400},
+        {24, "min-rate", &l->min_rate, 1, 1 << 30},
+        {25, "max-uri", &l->max_uri, 1024, HD_CONN_MEMORY / 2},
+        {26, "max-headers", &l->max_headers, 1024, HD_CONN_MEMORY / 4},
+        {27, "ctl-max-connections", &d->ctl_max_conns, 1, 100000},
+        {28, "ctl-idle-timeout", &d->ctl_idle_s, 1, 86400},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (t[i].code != code)
+            continue;
+        char *end;
+        errno = 0;
+        long v = strtol(arg, &end, 10);
+        if (errno || end == arg || *end || v < t[i].lo || v > t[i].hi) {
+            fprintf(stderr, "rewindd: --%s must be a whole number %ld..%ld, not '%s'\n",
+                    t[i].name, t[i].lo, t[i].hi, arg);
+            return -1;
+        }
+        *t[i].to = (int)v;
+        return 0;
+    }
+    return -1;
+}
 
 int main(int argc, char **argv)
 {
@@ -309,6 +367,15 @@ int main(int argc, char **argv)
                                          {"tls-cert", required_argument, 0, 6},
                                          {"tls-key", required_argument, 0, 7},
                                          {"tls-client-ca", required_argument, 0, 8},
+                                         {"max-connections", required_argument, 0, 20},
+                                         {"max-client-connections", required_argument, 0, 21},
+                                         {"idle-timeout", required_argument, 0, 22},
+                                         {"send-timeout", required_argument, 0, 23},
+                                         {"min-rate", required_argument, 0, 24},
+                                         {"max-uri", required_argument, 0, 25},
+                                         {"max-headers", required_argument, 0, 26},
+                                         {"ctl-max-connections", required_argument, 0, 27},
+                                         {"ctl-idle-timeout", required_argument, 0, 28},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -347,6 +414,10 @@ int main(int argc, char **argv)
             d.ho.max_queries = (int)v;
             break;
         }
+        case 20: case 21: case 22: case 23: case 24: case 25: case 26: case 27: case 28:
+            if (limit_opt(&d, c, optarg) < 0)
+                return 2;
+            break;
         case 'd': d.dir = optarg; break;
         case 'i':
             if (d.nif == MAX_IFACES) {

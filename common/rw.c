@@ -148,7 +148,10 @@ zone:
         return rw_err(err, RW_EINPUT, "time '%s': field out of range", s);
     int64_t days = days_from_civil(Y, M, D);
     int64_t secs = days * 86400 + h * 3600 + m * 60 + sec - sign * (oh * 3600 + om * 60);
-    *out = secs * RW_NS_PER_SEC + frac;
+    /* int64 nanoseconds reach 1677-09-21 .. 2262-04-11: refuse rather
+     * than wrap (year 9999 would come back as some time in 1815). */
+    if (__builtin_mul_overflow(secs, RW_NS_PER_SEC, out) || __builtin_add_overflow(*out, frac, out))
+        return rw_err(err, RW_EINPUT, "time '%s': out of range (before 1677 or after 2262)", s);
     return 0;
 bad:
     return rw_err(err, RW_EINPUT,

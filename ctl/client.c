@@ -106,12 +106,16 @@ char *ctl_query_format(const struct ctl_query *r, size_t *len)
 
 /* ---------------------------------------------------------------- client */
 
-/* Hand each "damage" line of an answer to damage (when not NULL) and read
- * on: 0 with the line after them in line, -1 when the daemon closed. */
-static int damage_lines(int s, char *line, size_t n, ctl_damage_fn damage, void *darg)
+/* Hand each "note" line of an answer to r->note and each "damage" line to
+ * damage (when not NULL) and read on: 0 with the line after them in line,
+ * -1 when the daemon closed. */
+static int damage_lines(int s, char *line, size_t n, const struct ctl_query *r,
+                        ctl_damage_fn damage, void *darg)
 {
-    while (!strncmp(line, "damage ", 7)) {
-        if (damage)
+    while (!strncmp(line, "damage ", 7) || !strncmp(line, "note ", 5)) {
+        if (line[0] == 'n' && r->note)
+            r->note(r->note_arg, line + 5);
+        else if (line[0] == 'd' && damage)
             damage(darg, line + 7);
         if (ctl_read_line(s, line, n) < 0)
             return -1;
@@ -151,7 +155,7 @@ int ctl_ask_query(const char *dir, const struct ctl_query *r, ctl_open_fn open_o
         return CTL_LOCAL;
     }
     /* A count is answered at once; anything else first waits for the output. */
-    if (r->count && damage_lines(s, line, sizeof line, damage, darg) < 0) {
+    if (r->count && damage_lines(s, line, sizeof line, r, damage, darg) < 0) {
         close(s);
         return rw_err(err, RW_EIO, "rewindd closed the connection while answering; see its log");
     }
@@ -166,7 +170,7 @@ int ctl_ask_query(const char *dir, const struct ctl_query *r, ctl_open_fn open_o
             return outfd;
         }
         if (ctl_send_fd(s, "out\n", 4, outfd) != 4 || ctl_read_line(s, line, sizeof line) < 0 ||
-            damage_lines(s, line, sizeof line, damage, darg) < 0) {
+            damage_lines(s, line, sizeof line, r, damage, darg) < 0) {
             close(s);
             return rw_err(err, RW_EIO,
                           "rewindd closed the connection while answering; see its log");

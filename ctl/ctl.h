@@ -29,6 +29,8 @@
  *        damaged range it lacks just before its "ok" (TEXT is
  *        qry_loss_desc()'s, and one more "damage and N more damaged
  *        ranges" when there were more); the client warns and exits 3.
+ *        Before those, a line "note TEXT" per capture point the answer
+ *        left out (query.h, qry_skipped()); the client warns.
  *   import point=P label=L, the file's descriptor attached
  *     -> "progress DONE TOTAL PACKETS"... then "ok PACKETS BYTES POINTS REMOVED"
  *   hold   op=add from=NS to=NS [filter=F] [reason=R]   -> "ok ID"
@@ -76,6 +78,10 @@ struct ctl_query {
     const char *points[CTL_MAX_POINTS + 1];
     int format; /* QRY_PCAP or QRY_PCAPNG */
     int count;  /* 1: answer the number of packets only */
+    /* Client side: called with each "note" line of the answer (a point
+     * left out, qry_skipped()); NULL: ignored. Not on the wire. */
+    void (*note)(void *arg, const char *line);
+    void *note_arg;
 };
 
 /* Parse (and unescape in place) a query request line without its '\n'.
@@ -160,15 +166,23 @@ struct ctl_opts {
     const char *group;    /* the socket's group (NULL: the archive directory's) */
     struct audit *audit;  /* the audit trail queries and changes are recorded in
                              (borrowed; NULL: none) */
+    int max_conns;        /* connections served at once; more are answered "busy"
+                             and closed (default CTL_DEFAULT_MAX_CONNS) */
+    int idle_ms;          /* a connection's request line is due within this
+                             (default CTL_DEFAULT_IDLE_MS) */
 };
+#define CTL_DEFAULT_MAX_CONNS 64
+#define CTL_DEFAULT_IDLE_MS 10000
 /* Listen on DIR/rewindd.sock (a stale socket is replaced: the caller owns
- * the archive) and serve each connection on a thread of its own. */
+ * the archive) and serve each connection on a thread of its own, at most
+ * o->max_conns at once. */
 int ctl_start(const struct ctl_opts *o, ctl_t **out, char *err) RW_WUR;
 /* Cut the queries in flight (their clients see an error) and refuse new
  * ones; imports go on. */
 void ctl_cancel(ctl_t *c);
 /* Stop accepting, wait for the connections being served (an import
- * finishes its file) and free. Accepts NULL. */
+ * finishes its file; one from a pipe or socket is cut) and free. Accepts
+ * NULL. */
 void ctl_stop(ctl_t *c);
 
 #endif

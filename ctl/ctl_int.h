@@ -69,6 +69,8 @@ struct ctl {
     atomic_int busy;   /* connections being served */
     atomic_int active; /* queries being answered */
     atomic_int cancel; /* cut queries, refuse new ones */
+    atomic_uint_fast64_t refused;          /* connections over max_conns */
+    atomic_int_fast64_t refused_logged_at; /* monotonic ns of the last log line */
 };
 /* Each verb answers one request on conn (borrowed: the server closes it);
  * line is the request without its '\n' (the verb may change it in place),

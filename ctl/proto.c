@@ -141,9 +141,20 @@ ssize_t ctl_send_fd(int sock, const void *buf, size_t n, int fd)
     return sendmsg(sock, &m, MSG_NOSIGNAL);
 }
 
+/* Room for many descriptors: the kernel installs as many as fit (a
+ * CMSG_SPACE for one int, rounded up to the alignment, holds two), so a
+ * buffer sized for one would still receive a second, and keeping only the
+ * first leaked it. What does not fit here the kernel drops (MSG_CTRUNC)
+ * rather than install. */
+#define CTL_RECV_FDS 32
+union cmsg_many {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(CTL_RECV_FDS * sizeof(int))];
+};
+
 ssize_t ctl_recv_fd(int sock, void *buf, size_t n, int *fd)
 {
-    union cmsg_one cmsgbuf;
+    union cmsg_many cmsgbuf;
     struct iovec iov = {buf, n};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsgbuf.buf,
                        .msg_controllen = sizeof cmsgbuf.buf};
@@ -152,12 +163,25 @@ ssize_t ctl_recv_fd(int sock, void *buf, size_t n, int *fd)
     do
         r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
     while (r < 0 && errno == EINTR);
-    struct cmsghdr *cm = r > 0 ? CMSG_FIRSTHDR(&m) : NULL;
-    /* Room for one descriptor only: the kernel drops any more (MSG_CTRUNC)
-     * rather than leave them open here. */
-    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-        cm->cmsg_len >= CMSG_LEN(sizeof(int)))
-        memcpy(fd, CMSG_DATA(cm), sizeof *fd);
+    if (r < 0)
+        return r;
+    /* The first descriptor is the request's; every other one that came
+     * along (in this message or in further control messages of it) is
+     * closed here, whatever the payload says. */
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+            cm->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int d;
+            memcpy(&d, CMSG_DATA(cm) + i * sizeof(int), sizeof d);
+            if (*fd < 0 && r > 0)
+                *fd = d;
+            else
+                close(d);
+        }
+    }
     return r;
 }
 

@@ -116,24 +116,43 @@ static void dispatch(struct ctl *c, int conn, char *line, int fd)
                         "hold, status and token", RW_EINPUT, (int)(vl < 40 ? vl : 40), line);
 }
 
+/* Wait until fd is readable: 0; -1 once the daemon stops or the
+ * monotonic clock reaches end (ns). */
+static int wait_in_until(int fd, const atomic_int *stop, int64_t end)
+{
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int64_t left = (end - rw_mono_ns()) / 1000000;
+        int r = poll(&p, 1, left < 200 ? (left > 0 ? (int)left : 0) : 200);
+        if (atomic_load(stop))
+            return -1;
+        if (r > 0)
+            return 0;
+        if (rw_mono_ns() >= end)
+            return -1;
+    }
+}
+
 static void *serve(void *arg)
 {
     struct conn *cn = arg;
     struct ctl *c = cn->c;
     char *buf = malloc(CTL_MAX_REQ), *nl = NULL;
-    int fd = -1;
+    int fd = -1, idle = 0;
     size_t len = 0;
     /* The line may arrive in pieces; a descriptor comes with the first. An
-     * idle connection must not hold up ctl_stop(). */
-    ssize_t n = buf && ctl_wait_in(cn->fd, &c->stop) == 0 ?
-                    ctl_recv_fd(cn->fd, buf, CTL_MAX_REQ - 1, &fd) : -1;
+     * idle connection must not hold up ctl_stop(), nor its thread forever:
+     * the whole request line is due within idle_ms of the connection. */
+    int64_t due = rw_mono_ns() + (int64_t)c->o.idle_ms * 1000000;
+    ssize_t n = buf && wait_in_until(cn->fd, &c->stop, due) == 0 ?
+                    ctl_recv_fd(cn->fd, buf, CTL_MAX_REQ - 1, &fd) : (idle = 1, -1);
     while (n > 0) {
         len += (size_t)n;
         buf[len] = 0;
         if ((nl = memchr(buf, '\n', len)) || len == CTL_MAX_REQ - 1)
             break;
-        n = ctl_wait_in(cn->fd, &c->stop) == 0 ? recv(cn->fd, buf + len, CTL_MAX_REQ - 1 - len, 0)
-                                               : -1;
+        n = wait_in_until(cn->fd, &c->stop, due) == 0 ?
+                recv(cn->fd, buf + len, CTL_MAX_REQ - 1 - len, 0) : (idle = 1, -1);
     }
     if (nl) {
         *nl = 0;
@@ -141,8 +160,13 @@ static void *serve(void *arg)
     } else {
         if (fd >= 0)
             close(fd);
-        ctl_send_line(cn->fd, "error %d request line missing, cut or longer than %d bytes",
-                      RW_EINPUT, CTL_MAX_REQ - 1);
+        if (idle && !atomic_load(&c->stop))
+            ctl_send_line(cn->fd, "error %d no request line within %d ms (rewindd "
+                                  "--ctl-idle-timeout); connection closed", RW_EINPUT,
+                          c->o.idle_ms);
+        else
+            ctl_send_line(cn->fd, "error %d request line missing, cut or longer than %d bytes",
+                          RW_EINPUT, CTL_MAX_REQ - 1);
     }
     free(buf);
     close(cn->fd);
@@ -151,6 +175,27 @@ static void *serve(void *arg)
     return NULL;
 }
 
+/* Refuse a connection beyond the limit on the accepting thread: one line,
+ * sent without waiting (a peer that does not read loses it), then closed.
+ * "busy" is the protocol's word for "not now" (ctl.h): a query's client
+ * then reads the archive itself. Logged at most once a minute. */
+static void refuse(struct ctl *c, int fd)
+{
+    static const char line[] = "busy\n";
+    (void)!send(fd, line, sizeof line - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+    uint64_t n = atomic_fetch_add(&c->refused, 1) + 1;
+    int64_t now = rw_mono_ns(), last = atomic_load(&c->refused_logged_at);
+    if (now - last > 60 * RW_NS_PER_SEC &&
+        atomic_compare_exchange_strong(&c->refused_logged_at, &last, now))
+        rw_warn("control socket: %d connections open, the limit (rewindd --ctl-max-connections): "
+                "refusing more (%llu refused so far)", c->o.max_conns, (unsigned long long)n);
+}
+
+/* One thread per connection, at most max_conns of them: the pool is
+ * bounded by the limit, and each thread by the idle timeout until its
+ * request arrives (then by the request: an import by its file or a stop,
+ * a query by its answer or a cut). */
 static void *accept_loop(void *arg)
 {
     struct ctl *c = arg;
@@ -161,6 +206,10 @@ static void *accept_loop(void *arg)
         int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0)
             continue;
+        if (atomic_load(&c->busy) >= c->o.max_conns) {
+            refuse(c, fd);
+            continue;
+        }
         struct conn *cn = malloc(sizeof *cn);
         pthread_t t;
         pthread_attr_t at;
@@ -207,6 +256,10 @@ int ctl_start(const struct ctl_opts *o, ctl_t **out, char *err)
     c->o = *o;
     if (c->o.max_queries <= 0)
         c->o.max_queries = 8;
+    if (c->o.max_conns <= 0)
+        c->o.max_conns = CTL_DEFAULT_MAX_CONNS;
+    if (c->o.idle_ms <= 0)
+        c->o.idle_ms = CTL_DEFAULT_IDLE_MS;
     if ((rc = ctl_sock_path(arc_dir(o->archive), c->path, sizeof c->path, err)) < 0) {
         free(c);
         return rc;
@@ -249,8 +302,9 @@ void ctl_stop(ctl_t *c)
     pthread_join(c->thr, NULL);
     close(c->lfd);
     unlink(c->path);
-    /* Imports in flight finish their file: they are bounded by its size.
-     * Queries were cut (ctl_cancel) and see the cut within 200 ms. */
+    /* Imports of a file in flight finish it: they are bounded by its size;
+     * an import from a pipe or a socket is cut (verb_import.c). Queries
+     * were cut (ctl_cancel) and see the cut within 200 ms. */
     while (atomic_load(&c->busy) > 0)
         usleep(50 * 1000);
     free(c);

@@ -130,6 +130,20 @@ static int recv_out(struct sink *k)
     return fd;
 }
 
+/* Each point the answer left out (qry_skipped()): a warn line in the log
+ * and a "note" line to the client, before its "ok" (ctl.h). */
+static void send_skipped(int conn, const qry_t *q, const char *what)
+{
+    size_t n, more;
+    const char *const *l = qry_skipped(q, &n, &more);
+    for (size_t i = 0; i < n; i++) {
+        rw_warn("%s: %s", what, l[i]);
+        ctl_send_line(conn, "note %s", l[i]);
+    }
+    if (more)
+        ctl_send_line(conn, "note and %zu more capture points left out", more);
+}
+
 /* Each damaged range the answer lacks: a warn line in the log and a
  * "damage" line to the client, before its "ok" (ctl.h). */
 static void send_losses(int conn, const qry_t *q, const char *what)
@@ -233,6 +247,8 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
     } else if (rc == 1) {
         rc = -1;
     }
+    if (rc >= 0)
+        send_skipped(conn, q, what);
     if (rc >= 0)
         send_losses(conn, q, what);
     if (rc >= 0) {

@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pcap/pcap.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,14 @@ void hd_client_addr(struct MHD_Connection *c, char *out, size_t n)
 
 /* ---------- small helpers ---------- */
 
+static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const char *k,
+                                    const char *v)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(k) + (v ? strlen(v) : 0) + 4;
+    return MHD_YES;
+}
+
 static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
 {
     struct params *p = cls;
@@ -124,6 +133,23 @@ const char *hd_unknown_param(const struct params *p, const char *const *allowed)
             ;
         if (!*a)
             return p->k[i];
+    }
+    return NULL;
+}
+
+/* The first parameter given more than once whose name is not in the
+ * NULL-terminated list repeatable, or NULL. */
+const char *hd_repeated_param(const struct params *p, const char *const *repeatable)
+{
+    for (int i = 0; i < p->n; i++) {
+        const char *const *r;
+        for (r = repeatable; *r && strcmp(*r, p->k[i]); r++)
+            ;
+        if (*r)
+            continue;
+        for (int j = 0; j < i; j++)
+            if (!strcmp(p->k[j], p->k[i]))
+                return p->k[i];
     }
     return NULL;
 }
@@ -189,6 +215,10 @@ enum MHD_Result hd_send_error_x(struct httpd *h, struct MHD_Connection *c, unsig
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* A message quotes what the client sent, and may be cut inside a
+     * character: JSON needs UTF-8 (jansson refuses the rest, and the client
+     * would get no answer at all). */
+    hd_utf8_clean(msg);
     atomic_fetch_add(&h->errors, 1);
     return hd_send_json_x(c, status,
                        json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg), xname,
@@ -262,6 +292,7 @@ struct stream {
     size_t plen, poff, pcap;
     int ended, failed;
     int head; /* HEAD: libmicrohttpd sends the headers and never reads */
+    struct hd_conn *conn; /* its connection's record (until after stream_free) */
     int audited; /* the request's audit record is written */
     audit_hash_t *hash; /* of the body bytes sent */
     struct auth_principal who;
@@ -314,6 +345,24 @@ static void add_losses(struct stream *s, struct MHD_Response *r, int trailer)
         snprintf(text, sizeof text, "and %zu more damaged ranges", more);
         rw_warn("%s: %s", s->what, text);
         MHD_add_response_footer(r, "X-Rewind-Damage", text);
+    }
+}
+
+/* Each capture point the answer leaves out (qry_skipped()): a header
+ * X-Rewind-Warning and a line in the log. */
+static void add_skipped(struct stream *s, struct MHD_Response *r)
+{
+    size_t n, more;
+    char v[RW_ERRSZ + 128];
+    const char *const *l = qry_skipped(s->q, &n, &more);
+    for (size_t i = 0; i < n; i++) {
+        rw_warn("%s: %s", s->what, l[i]);
+        hd_bounded_value(l[i], RW_ERRSZ, v, sizeof v);
+        MHD_add_response_header(r, "X-Rewind-Warning", v);
+    }
+    if (more) {
+        snprintf(v, sizeof v, "and %zu more capture points left out", more);
+        MHD_add_response_header(r, "X-Rewind-Warning", v);
     }
 }
 
@@ -419,6 +468,7 @@ static void stream_free(void *cls)
     struct stream *s = cls;
     struct httpd *h = s->h;
     double secs = (double)(rw_mono_ns() - s->start) / 1e9;
+    int cut = s->conn ? atomic_load(&s->conn->cut) : 0;
     int b;
     for (b = 0; b < NBUCKETS && secs > bucket_le[b]; b++)
         ;
@@ -435,6 +485,9 @@ static void stream_free(void *cls)
         rw_info("%s: HEAD answered with the headers only", s->what);
     else if (!s->ended && !s->failed && atomic_load(&h->stopping))
         rw_warn("%s: cut by shutdown after %llu bytes", s->what, (unsigned long long)s->bytes);
+    else if (!s->ended && !s->failed && cut)
+        rw_warn("%s: cut after %llu bytes: %s", s->what, (unsigned long long)s->bytes,
+                hd_cut_reason(cut));
     else if (!s->ended && !s->failed)
         rw_info("%s: client went away after %llu bytes", s->what, (unsigned long long)s->bytes);
     else if (s->ended)
@@ -444,6 +497,8 @@ static void stream_free(void *cls)
         (void)audit_stream(s, 200, "headers only");
     else if (!s->ended && !s->failed && atomic_load(&h->stopping))
         (void)audit_stream(s, 499, "cut by shutdown");
+    else if (!s->ended && !s->failed && cut)
+        (void)audit_stream(s, 499, hd_cut_reason(cut));
     else if (!s->ended && !s->failed)
         (void)audit_stream(s, 499, "client went away");
     else if (s->failed)
@@ -501,8 +556,12 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     const char *bad = hd_unknown_param(p, allowed), *points[MAX_PARAMS + 1];
     struct qry_spec spec = {0};
     int npoints = 0, format = QRY_PCAP;
+    static const char *const repeatable[] = {"point", NULL};
     if (bad)
         return hd_send_unknown_param(h, c, "/api/v1/packets", bad, allowed);
+    if ((bad = hd_repeated_param(p, repeatable)))
+        return hd_send_error(h, c, 400, "bad_parameter",
+                             "parameter '%s' given more than once (only point may repeat)", bad);
     if (hd_parse_window(p, &spec.from, &spec.to, err) < 0)
         return hd_send_error(h, c, 400, "bad_parameter", "%s", err);
     const char *fmt = hd_param(p, "format");
@@ -579,13 +638,18 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     }
     atomic_fetch_add(&h->queries, 1);
     qry_set_cancel(s->q, stopping, h); /* a long scan must not hold up a stop */
+    s->conn = hd_conn_of(c);
+    /* HEAD: the headers a GET would have, no body. libmicrohttpd sends a
+     * callback's chunks even for HEAD; an empty buffer it does not. */
     struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256 << 10, stream_read, s, stream_free);
+        p->head ? MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT)
+                : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256 << 10, stream_read, s,
+                                                    stream_free);
     if (!r) {
         stream_free(s);
         return MHD_NO;
     }
-    char f1[32], f2[32], cd[160];
+    char f1[32], f2[32], cd[160], fh[HD_ECHO_MAX + 96];
     fname_time(spec.from, "start", f1, sizeof f1);
     fname_time(spec.to, "now", f2, sizeof f2);
     snprintf(cd, sizeof cd, "attachment; filename=\"rewind-%s-%s.%s\"", f1, f2,
@@ -594,15 +658,22 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
                                                                    : "application/x-pcapng");
     MHD_add_response_header(r, "Content-Disposition", cd);
     MHD_add_response_header(r, "Cache-Control", "no-store"); /* as every answer */
-    MHD_add_response_header(r, "X-Rewind-Filter", spec.filter ? spec.filter : "");
+    /* The filter as the server read it, bounded: a header line of the
+     * whole of a 27 KB filter is more than clients and proxies take. */
+    hd_bounded_value(spec.filter ? spec.filter : "", HD_ECHO_MAX, fh, sizeof fh);
+    MHD_add_response_header(r, "X-Rewind-Filter", fh);
     MHD_add_response_header(r, "X-Rewind-Sensor", h->sensor);
     MHD_add_response_header(r, "X-Rewind-Plan", qry_plan_desc(s->q));
     MHD_add_response_header(r, "X-Rewind-Payload", spec.headers_only ? "headers" : "full");
-    MHD_add_response_header(r, "Trailer", "X-Rewind-Damage");
+    add_skipped(s, r);
+    if (!p->head)
+        MHD_add_response_header(r, "Trailer", "X-Rewind-Damage");
     add_losses(s, r, 0);
     s->resp = r;
     enum MHD_Result ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
+    if (p->head)
+        stream_free(s); /* logs and audits the HEAD, frees its slot */
     return ret;
 }
 
@@ -618,8 +689,12 @@ static enum MHD_Result route_segments(struct httpd *h, struct MHD_Connection *c,
     size_t nsegs = 0;
     const char *bad = hd_unknown_param(p, allowed), *points[MAX_PARAMS + 1];
     int npoints = 0, rc;
+    static const char *const repeatable[] = {"point", NULL};
     if (bad)
         return hd_send_unknown_param(h, c, "/api/v1/segments", bad, allowed);
+    if ((bad = hd_repeated_param(p, repeatable)))
+        return hd_send_error(h, c, 400, "bad_parameter",
+                             "parameter '%s' given more than once (only point may repeat)", bad);
     if (hd_parse_window(p, &from, &to, err) < 0)
         return hd_send_error(h, c, 400, "bad_parameter", "%s", err);
     for (int i = 0; i < p->n; i++)
@@ -673,9 +748,13 @@ static enum MHD_Result route_audit(struct httpd *h, struct MHD_Connection *c,
     char err[RW_ERRSZ];
     int64_t from, to;
     uint64_t limit = 10000;
+    static const char *const repeatable[] = {NULL};
     const char *bad = hd_unknown_param(p, allowed);
     if (bad)
         return hd_send_unknown_param(h, c, "/api/v1/audit", bad, allowed);
+    if ((bad = hd_repeated_param(p, repeatable)))
+        return hd_send_error(h, c, 400, "bad_parameter", "parameter '%s' given more than once",
+                             bad);
     if (hd_parse_window(p, &from, &to, err) < 0 ||
         hd_parse_count("limit", hd_param(p, "limit"), 0, &limit, err) < 0)
         return hd_send_error(h, c, 400, "bad_parameter", "%s", err);
@@ -899,6 +978,22 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
     fprintf(f, "# HELP rewind_queries_active Packet queries in progress.\n"
                "# TYPE rewind_queries_active gauge\nrewind_queries_active %d\n",
             atomic_load(&h->active));
+    pthread_mutex_lock(&h->g.lock);
+    int nconn = h->g.n;
+    pthread_mutex_unlock(&h->g.lock);
+    fprintf(f, "# HELP rewind_http_connections HTTP connections open.\n"
+               "# TYPE rewind_http_connections gauge\nrewind_http_connections %d\n", nconn);
+    fprintf(f, "# HELP rewind_http_refused_total Requests answered 503 because their connection "
+               "was over --max-connections or --max-client-connections.\n"
+               "# TYPE rewind_http_refused_total counter\nrewind_http_refused_total %llu\n",
+            (unsigned long long)atomic_load(&h->g.refused));
+    fprintf(f, "# HELP rewind_http_cut_total Connections the server cut: idle (no request "
+               "within --idle-timeout) or slow (an answer read slower than --min-rate over "
+               "--send-timeout).\n# TYPE rewind_http_cut_total counter\n"
+               "rewind_http_cut_total{reason=\"idle\"} %llu\n"
+               "rewind_http_cut_total{reason=\"slow\"} %llu\n",
+            (unsigned long long)atomic_load(&h->g.cut_idle),
+            (unsigned long long)atomic_load(&h->g.cut_slow));
     fprintf(f, "# HELP rewind_query_duration_seconds Packet query duration, first byte to last.\n"
                "# TYPE rewind_query_duration_seconds histogram\n");
     uint64_t cum = 0;
@@ -1060,13 +1155,52 @@ static enum MHD_Result permitted(struct httpd *h, struct MHD_Connection *c,
     return MHD_YES;
 }
 
+/* The checks every request passes before its route sees it: the limits on
+ * connections, the raw bytes of its URI, its size, HTTP/1.1's Host. A
+ * response queued, or MHD_YES with *sent 0. */
+static enum MHD_Result check_request(struct httpd *h, struct MHD_Connection *c,
+                                     const char *version, int *sent)
+{
+    struct hd_conn *k = hd_conn_of(c);
+    const struct hd_limits *L = &h->g.lim;
+    *sent = 1;
+    if (k && k->over) {
+        char msg[160];
+        atomic_fetch_add(&h->g.refused, 1);
+        snprintf(msg, sizeof msg, k->over == 2 ?
+                 "too many connections from your address (at most %d; rewindd "
+                 "--max-client-connections); retry shortly" :
+                 "too many connections (at most %d; rewindd --max-connections); retry shortly",
+                 k->over == 2 ? L->max_client_conns : L->max_conns);
+        return hd_send_error_x(h, c, 503, "busy", "Retry-After", "1", "%s", msg);
+    }
+    if (k && k->uri_len > (size_t)L->max_uri)
+        return hd_send_error(h, c, 414, "uri_too_long",
+                             "the request URI has %zu bytes; at most %d (rewindd --max-uri)",
+                             k->uri_len, L->max_uri);
+    if (k && k->bad_uri[0])
+        return hd_send_error(h, c, 400, "bad_parameter", "%s", k->bad_uri);
+    size_t hb = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, header_bytes, &hb);
+    if (hb > (size_t)L->max_headers)
+        return hd_send_error(h, c, 431, "headers_too_large",
+                             "the request headers have %zu bytes; at most %d (rewindd "
+                             "--max-headers)", hb, L->max_headers);
+    /* RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request
+     * without Host. */
+    if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
+        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
+        return hd_send_error(h, c, 400, "bad_request", "an HTTP/1.1 request needs a Host header");
+    *sent = 0;
+    return MHD_YES;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
 {
     struct httpd *h = cls;
     struct params p = {0};
-    (void)version;
     (void)upload;
     if (*con_cls == NULL) {
         /* First call: headers only. Answer on the next call, once the
@@ -1075,24 +1209,28 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         static int marker;
         *con_cls = &marker;
         atomic_fetch_add(&h->requests, 1);
+        hd_conn_state(h, hd_conn_of(c), 1);
         return MHD_YES;
     }
     if (*upload_size) { /* bodies are not part of this API: discard */
         *upload_size = 0;
         return MHD_YES;
     }
+    int sent;
+    enum MHD_Result checked = check_request(h, c, version, &sent);
+    if (sent)
+        return checked;
     const struct httpd_route *r = httpd_route_find(url);
     if (!r) {
         char list[512] = "";
         for (size_t i = 0, l = 0; i < NROUTES; i++)
             l += (size_t)snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "",
                                   routes[i].r.path);
-        return hd_send_error(h, c, 404, "not_found", "no route %s; routes: %s", url, list);
+        return hd_send_error(h, c, 404, "not_found", "no route %.200s; routes: %s", url, list);
     }
     if (!httpd_route_allows(r, method))
         return hd_send_error_x(h, c, 405, "method_not_allowed", "Allow", r->methods,
-                            "%s answers %s only, not %s", url, r->methods, method);
-    int sent;
+                            "%s answers %s only, not %.32s", url, r->methods, method);
     hd_client_addr(c, p.client, sizeof p.client);
     enum MHD_Result gate = permitted(h, c, r, &p.who, &sent);
     if (sent) {
@@ -1107,6 +1245,49 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return hd_send_error(h, c, 400, "bad_parameter", "too many parameters (at most %d)",
                           MAX_PARAMS);
     return ((const struct route *)r)->handler(h, c, &p);
+}
+
+static void tls_require_client_cert(struct MHD_Connection *c);
+
+/* libmicrohttpd's view of a connection's life, for the limits (guard.c)
+ * and, over mutual TLS, the client certificate's requirement. */
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    struct httpd *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        hd_conn_close(h, socket_context);
+        return;
+    }
+    hd_conn_open(h, c, socket_context);
+    if (h->mtls)
+        tls_require_client_cert(c);
+}
+
+/* A request is over (answered, or its connection gone): the connection
+ * waits for the next one, under the idle timeout. */
+static void notify_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                             enum MHD_RequestTerminationCode toe)
+{
+    (void)con_cls;
+    (void)toe;
+    hd_conn_state(cls, hd_conn_of(c), 0);
+}
+
+/* The request line's URI as the client sent it, before libmicrohttpd
+ * unescapes it (and cuts a value at an escaped NUL): judged here, the
+ * verdict answered by check_request() once the request is complete.
+ * Returns the request's initial context: none. */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct hd_conn *k = hd_conn_of(c);
+    (void)cls;
+    if (k) {
+        k->uri_len = strlen(uri);
+        if (!hd_raw_uri_check(uri, k->bad_uri, sizeof k->bad_uri))
+            k->bad_uri[0] = 0;
+    }
+    return NULL;
 }
 
 /* ---------- start / stop ---------- */
@@ -1167,23 +1348,41 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
                             : "");
         return;
     }
-    rw_warn("http: %s", msg);
+    /* Its other lines come once per event ("Server reached connection
+     * limit", a socket error): a flood of connections must not become a
+     * flood of log lines. The same line is logged at most once a minute,
+     * with how many times it came since. */
+    static pthread_mutex_t lk = PTHREAD_MUTEX_INITIALIZER;
+    static char last[64];
+    static int64_t last_at;
+    static unsigned long repeats;
+    int64_t now = rw_mono_ns();
+    pthread_mutex_lock(&lk);
+    if (!strncmp(last, msg, sizeof last - 1) && now - last_at < 60 * RW_NS_PER_SEC) {
+        repeats++;
+        pthread_mutex_unlock(&lk);
+        return;
+    }
+    unsigned long was = repeats;
+    memcpy(last, msg, sizeof last - 1); /* a prefix: enough to tell lines apart */
+    last_at = now;
+    repeats = 0;
+    pthread_mutex_unlock(&lk);
+    if (was)
+        rw_warn("http: %s (and %lu times more in the last minute)", msg, was);
+    else
+        rw_warn("http: %s", msg);
 }
 
 /* ---------- TLS ---------- */
 
-/* libmicrohttpd calls this for each new connection, before the
- * connection's thread does the handshake. On its own it only asks for a
- * client certificate (GNUTLS_CERT_REQUEST) and lets in a client that sends
- * none or one nobody signed: the request would reach the routes. Here the
- * certificate becomes required and checked during the handshake. */
-static void tls_require_client_cert(void *cls, struct MHD_Connection *c, void **socket_context,
-                                    enum MHD_ConnectionNotificationCode toe)
+/* libmicrohttpd tells of each new connection (notify_connection) before
+ * the connection's thread does the handshake. On its own it only asks for
+ * a client certificate (GNUTLS_CERT_REQUEST) and lets in a client that
+ * sends none or one nobody signed: the request would reach the routes.
+ * Here the certificate becomes required and checked during the handshake. */
+static void tls_require_client_cert(struct MHD_Connection *c)
 {
-    (void)cls;
-    (void)socket_context;
-    if (toe != MHD_CONNECTION_NOTIFY_STARTED)
-        return;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     /* libmicrohttpd makes the session of a TLS connection before this call. */
@@ -1246,6 +1445,24 @@ static int check_exposure(const char *addr, const struct sockaddr_storage *ss,
                       "host needs tokens (rewind token add) as well as TLS, and none is defined",
                       addr);
     return 0;
+}
+
+void httpd_limits_defaults(struct hd_limits *l)
+{
+    if (l->max_conns <= 0)
+        l->max_conns = HD_DEFAULT_MAX_CONNS;
+    if (l->max_client_conns <= 0)
+        l->max_client_conns = HD_DEFAULT_MAX_CLIENT_CONNS;
+    if (l->idle_timeout_s <= 0)
+        l->idle_timeout_s = HD_DEFAULT_IDLE_TIMEOUT;
+    if (l->send_timeout_s <= 0)
+        l->send_timeout_s = HD_DEFAULT_SEND_TIMEOUT;
+    if (l->min_rate <= 0)
+        l->min_rate = HD_DEFAULT_MIN_RATE;
+    if (l->max_uri <= 0)
+        l->max_uri = HD_DEFAULT_MAX_URI;
+    if (l->max_headers <= 0)
+        l->max_headers = HD_DEFAULT_MAX_HEADERS;
 }
 
 int httpd_check_opts(const struct httpd_opts *o, char *err)
@@ -1312,22 +1529,40 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
                      MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
                      (h->tls ? MHD_USE_TLS : 0);
     /* The TLS options, read up to the first MHD_OPTION_END: none for plain
-     * HTTP, the client certificate's two only with --tls-client-ca. */
+     * HTTP, the client certificate's trust only with --tls-client-ca. */
     struct MHD_OptionItem tls[] = {
         {h->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->pem.cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, h->pem.key},
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTPD_TLS_PRIORITIES},
         {h->mtls ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, h->pem.ca},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)tls_require_client_cert, h},
         {MHD_OPTION_END, 0, NULL}};
+    struct hd_limits lim = o->limits;
+    httpd_limits_defaults(&lim);
+    if ((rc = hd_guard_start(h, &lim, err)) < 0) {
+        close(lfd);
+        httpd_tls_free(&h->pem);
+        free(h);
+        return rc;
+    }
+    /* Connections over the limits are let in and answered 503 (guard.c);
+     * libmicrohttpd's own limits, twice those, only bound the threads of
+     * clients that connect and never ask. Its timeout is off: the
+     * watchdog's idle and progress rules replace it (a quiet follow stream
+     * is not idle). */
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
                             h->tls ? mhd_log_tls : mhd_log, h, MHD_OPTION_LISTEN_SOCKET, lfd,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_ARRAY, tls,
-                            MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)(2 * lim.max_conns),
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(2 * lim.max_client_conns),
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HD_CONN_MEMORY,
+                            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
+                            MHD_OPTION_NOTIFY_COMPLETED, notify_completed, h,
+                            MHD_OPTION_URI_LOG_CALLBACK, uri_seen, h,
+                            MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!h->d) {
         rc = rw_err(err, RW_EIO, "cannot start the %s server on %s", h->tls ? "HTTPS" : "HTTP",
                     addr);
+        hd_guard_stop(h);
         close(lfd);
         httpd_tls_free(&h->pem);
         free(h);
@@ -1345,6 +1580,7 @@ void httpd_stop(httpd_t *h)
         return;
     atomic_store(&h->stopping, 1);
     MHD_stop_daemon(h->d);
+    hd_guard_stop(h);
     httpd_tls_free(&h->pem);
     free(h);
 }

@@ -22,6 +22,31 @@ const struct httpd_route *httpd_route_find(const char *path);
 /* 1 if r takes method. */
 int httpd_route_allows(const struct httpd_route *r, const char *method);
 
+/* The limits of the HTTP server (rewindd(8), LIMITS); 0 in a field of
+ * httpd_opts.limits means its default. */
+struct hd_limits {
+    int max_conns;        /* connections at once; beyond: 503 (default 256) */
+    int max_client_conns; /* from one client address; beyond: 503 (default 64) */
+    int idle_timeout_s;   /* a request is due within this of the connection or of
+                             its previous answer (default 15) */
+    int send_timeout_s;   /* the window of the minimum-progress rule (default 30) */
+    int min_rate;         /* bytes/s an answer waiting on its client must move
+                             (default 1024) */
+    int max_uri;          /* request URI bytes; beyond: 414 (default 65536) */
+    int max_headers;      /* request header bytes; beyond: 431 (default 32768) */
+};
+#define HD_DEFAULT_MAX_CONNS 256
+#define HD_DEFAULT_MAX_CLIENT_CONNS 64
+#define HD_DEFAULT_IDLE_TIMEOUT 15
+#define HD_DEFAULT_SEND_TIMEOUT 30
+#define HD_DEFAULT_MIN_RATE 1024
+#define HD_DEFAULT_MAX_URI 65536
+#define HD_DEFAULT_MAX_HEADERS 32768
+/* libmicrohttpd's per-connection memory: what a request line and headers
+ * must fit in for rewind to see them (beyond it libmicrohttpd answers 414
+ * or 431 itself, in HTML). Above max_uri + max_headers with room to answer. */
+#define HD_CONN_MEMORY (256u << 10)
+
 struct httpd_opts {
     const char *listen;  /* "ADDR:PORT" or "[V6ADDR]:PORT"; default 127.0.0.1:8800 */
     int max_queries;     /* concurrent packet queries before 503 (default 8) */
@@ -41,9 +66,13 @@ struct httpd_opts {
     /* The audit trail every packet answer (and refusal) is recorded in,
      * before its last byte leaves (NULL: none). Borrowed until httpd_stop. */
     struct audit *audit;
+    struct hd_limits limits; /* zeros: the defaults */
 };
 
 typedef struct httpd httpd_t;
+
+/* Fill the fields of l that are 0 with their defaults. */
+void httpd_limits_defaults(struct hd_limits *l);
 
 /* Everything httpd_start would refuse as bad input, checked without
  * binding anything, so that a daemon can refuse before it creates its

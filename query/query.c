@@ -74,6 +74,8 @@ struct qry {
     size_t nloss, loss_more;
     struct idx_segdamage *known; /* every recorded damaged range (K16), by segment */
     size_t nknown;
+    char *skipped[QRY_SKIP_MAX]; /* qry_skipped(): why each point was left out */
+    size_t nskipped, skipped_more;
 };
 
 /* qry_loss_totals(): blocks met by every query of the process. */
@@ -698,6 +700,29 @@ static int point_selected(const struct qry_spec *sp, const char *name)
     return 0;
 }
 
+/* Leave point i out of q (its filter failed to compile with err), noting
+ * why; the points after it move down one. */
+static void skip_point(qry_t *q, int i, const char *err)
+{
+    if (q->nskipped < QRY_SKIP_MAX) {
+        char line[RW_ERRSZ + 96];
+        snprintf(line, sizeof line, "capture point '%s' left out: %s", q->pts[i].name, err);
+        q->skipped[q->nskipped] = strdup(line);
+        q->nskipped += q->skipped[q->nskipped] != NULL;
+    } else {
+        q->skipped_more++;
+    }
+    q->segs_total -= q->ps[i].nsegs;
+    free(q->ps[i].segs);
+    for (int j = i + 1; j < q->npts; j++) {
+        q->pts[j - 1] = q->pts[j];
+        q->ps[j - 1] = q->ps[j];
+        q->ps[j - 1].pidx = j - 1;
+    }
+    q->npts--;
+    memset(&q->ps[q->npts], 0, sizeof q->ps[q->npts]);
+}
+
 int qry_new(idx_t *ix, const struct qry_spec *spec, qry_t **out, char *err)
 {
     return qry_new_ex(ix, spec, out, NULL, err);
@@ -792,9 +817,17 @@ int qry_new_ex(idx_t *ix, const struct qry_spec *spec, qry_t **out, enum qry_ste
         struct bpf_program *prog;
         if (q->npts == 0 && (rc = compile_for(q, DLT_EN10MB, &prog, err)) < 0)
             goto fail;
-        for (int i = 0; i < q->npts; i++)
-            if ((rc = compile_for(q, q->pts[i].dlt, &q->ps[i].prog, err)) < 0)
+        for (int i = 0; i < q->npts; i++) {
+            if ((rc = compile_for(q, q->pts[i].dlt, &q->ps[i].prog, err)) >= 0)
+                continue;
+            /* A point whose link type libpcap cannot filter (NFLOG, an
+             * unknown type) must not fail a query over the whole archive:
+             * it is left out, and said so. A query naming it fails. */
+            if (spec->points || rc == RW_ENOMEM || q->npts == 1)
                 goto fail;
+            skip_point(q, i--, err);
+        }
+        q->filter_rejected = 0;
     }
     /* Ranges that reindex recorded as damaged: usually none, one seek. */
     if ((rc = idx_segdamage_list(ix, UINT64_MAX, &q->known, &q->nknown, err)) < 0)
@@ -837,6 +870,8 @@ void qry_free(qry_t *q)
     free(q->ps);
     free(q->pts);
     free(q->known);
+    for (size_t i = 0; i < q->nskipped; i++)
+        free(q->skipped[i]);
     qf_free(q->plan);
     free(q->filter);
     free(q);
@@ -849,6 +884,14 @@ const struct qry_point *qry_points(const qry_t *q, int *n)
 }
 
 const char *qry_plan_desc(const qry_t *q) { return q->desc; }
+
+const char *const *qry_skipped(const qry_t *q, size_t *n, size_t *more)
+{
+    *n = q->nskipped;
+    if (more)
+        *more = q->skipped_more;
+    return (const char *const *)q->skipped;
+}
 
 const struct qry_damage *qry_damage(const qry_t *q, size_t *n, size_t *more)
 {

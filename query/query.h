@@ -42,7 +42,8 @@ struct qry_pkt {
 };
 
 /* Plan a query. Bad points or a filter libpcap rejects for a point's link
- * type are RW_EINPUT with libpcap's message. The index is read as it stands
+ * type are RW_EINPUT with libpcap's message (for a query over every point,
+ * only when it rejects it for every point: see qry_skipped()). The index is read as it stands
  * now (call idx_refresh() first to follow a writer). */
 int qry_new(idx_t *ix, const struct qry_spec *spec, qry_t **out, char *err) RW_WUR;
 
@@ -69,6 +70,17 @@ int qry_next(qry_t *q, struct qry_pkt *pkt, char *err) RW_WUR;
  * returning RW_ESTOP. For servers whose client went away or which stop: a
  * scan with matches far apart would otherwise run on until the next one. */
 void qry_set_cancel(qry_t *q, int (*fn)(void *arg), void *arg);
+
+/* Points left out of the answer: a query over every point (spec->points
+ * NULL) with a filter skips a point whose link type libpcap cannot filter
+ * (NFLOG, a type it does not know) rather than fail, as long as another
+ * point remains; a query that names the point fails with libpcap's
+ * message. One line per point ("capture point 'nf' left out: filter 'port
+ * 25': NFLOG link-layer type filtering not implemented (link type
+ * NFLOG)"), up to QRY_SKIP_MAX, *more (may be NULL) counting the others.
+ * Library code does not print: front ends warn. Valid until qry_free(). */
+#define QRY_SKIP_MAX 8
+const char *const *qry_skipped(const qry_t *q, size_t *n, size_t *more);
 
 /* Plan description for logs and the X-Rewind-Plan header. */
 const char *qry_plan_desc(const qry_t *q);

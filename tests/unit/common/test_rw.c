@@ -247,7 +247,8 @@ static void test_time_huge_numbers(void **state)
 {
     (void)state;
     const char *huge[] = {"9223372037", "9999999999", "99999999999", "+9000000000s",
-                          "-5000000000s5000000000s"};
+                          "-5000000000s5000000000s", "9999-12-31T23:59:59Z",
+                          "2262-04-12T00:00:00Z", "1677-09-20T00:00:00Z"};
     int failed = 0;
     for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++)
         if (tp_bad_isolated(huge[i]) != 0)
@@ -255,6 +256,8 @@ static void test_time_huge_numbers(void **state)
     /* these must be rejected cleanly (no overflow in the parser either) */
     tp_bad("999999999999999999999999");
     tp_bad("-99999999999999999999d");
+    /* the edges of int64 nanoseconds are representable */
+    assert_int_equal(tp_ok("2262-04-11T00:00:00Z"), 9223286400LL * S);
     /* now - 9e18 ns is representable (year 1738): not an error */
     assert_int_equal(tp_ok("-9000000000s"), NOW - 9000000000LL * S);
     assert_int_equal(failed, 0);
