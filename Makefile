@@ -4,7 +4,8 @@
 #   make           build bin/rewind (+ bin/rewind-core), bin/rewindd, bin/trafficgen
 #   make test      deps + build + unit, e2e and differential tests
 #   make SAN=1 test   the same under ASan+UBSan (separate build dir)
-#   make fuzz      build the libFuzzer targets (clang) into build-fuzz/
+#   make fuzz      build the libFuzzer targets (clang) into build-fuzz/ and run each
+#                  FUZZ_SECONDS (60), printing its coverage
 #   make bench     optimised build + benchmark against tcpdump (BENCH_GB=2)
 #   make run       deps + build + start rewindd on the default-route interface
 #   make install   install binaries and man pages under PREFIX (/usr/local) and create
@@ -80,7 +81,7 @@ BINS := bin/rewind bin/rewind-core bin/rewindd bin/trafficgen
 FRONT_OBJ := $(BUILD)/cli/front.o $(BUILD)/cli/qargs.o $(BUILD)/ctl/client.o $(BUILD)/ctl/proto.o \
   $(BUILD)/common/rw.o
 
-.PHONY: all deps test unit e2e fuzz bench run install clean
+.PHONY: all deps test unit e2e fuzz fuzz-build bench run install clean
 all: $(BINS)
 
 deps:
@@ -139,12 +140,33 @@ test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(TOOL_BIN)
 	@sh tests/run-all.sh $(UNIT_BIN)
 
+# The fuzz targets: the library built once with clang's coverage and
+# sanitizers (build-fuzz/obj), one binary per fuzz/fuzz_NAME.c. `make fuzz`
+# builds them and runs each for FUZZ_SECONDS (default 60) from its seeds
+# (fuzz/corpus/NAME/, copied: the finds stay in build-fuzz/corpus) with its
+# dictionary (fuzz/NAME.dict), printing each target's last libFuzzer "cov:"
+# line; tests/e2e/test_fuzz_smoke.sh does the same for a few seconds each.
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+FUZZ_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
+FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_SECONDS ?= 60
+
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+build-fuzz/librewind.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/librewind.a
+	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< build-fuzz/librewind.a $(LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
 fuzz: deps
-	@mkdir -p build-fuzz
-	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  echo "clang fuzz $$n"; \
-	  clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/$$n $$f $(LIB_SRC) $(LIBS) || exit 1; \
-	done
+	@$(MAKE) --no-print-directory fuzz-build
+	@sh tools/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 bench: deps
 	@$(MAKE) --no-print-directory SAN=0 all
@@ -169,4 +191,4 @@ install: all
 clean:
 	rm -rf build build-san build-fuzz bin
 
--include $(wildcard $(BUILD)/*/*.d $(BUILD)/tests/*/*.d)
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/tests/*/*.d build-fuzz/obj/*/*.d)

@@ -145,10 +145,11 @@ int hd_raw_uri_check(const char *uri, char *msg, size_t cap)
             goto done;
         }
         if (kl < l && (why = piece_fault(d, pct_decode(p + kl + 1, l - kl - 1, d)))) {
-            pct_decode(p, kl, d);
-            /* A valid name is shown decoded: the parameter as the API names it. */
-            if (!memchr(d, '%', kl))
-                snprintf(name, sizeof name, "%.*s", (int)(kl < 64 ? kl : 64), (const char *)d);
+            /* The name (valid: judged above) is shown decoded, as the API
+             * names its parameters; its value's fault is in msg. */
+            size_t dl = pct_decode(p, kl, d);
+            dl = hd_utf8_prefix(d, dl < 64 ? dl : 64);
+            snprintf(name, sizeof name, "%.*s", (int)dl, (const char *)d);
             snprintf(msg, cap, "parameter '%s': its value %s", name, why);
             rc = 1;
             goto done;
