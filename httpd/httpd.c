@@ -1165,14 +1165,32 @@ static enum MHD_Result check_request(struct httpd *h, struct MHD_Connection *c,
     const struct hd_limits *L = &h->g.lim;
     *sent = 1;
     if (k && k->over) {
+        /* Answered, and the connection closed: it stays over the limit. */
         char msg[160];
         atomic_fetch_add(&h->g.refused, 1);
+        atomic_fetch_add(&h->errors, 1);
         snprintf(msg, sizeof msg, k->over == 2 ?
                  "too many connections from your address (at most %d; rewindd "
                  "--max-client-connections); retry shortly" :
                  "too many connections (at most %d; rewindd --max-connections); retry shortly",
                  k->over == 2 ? L->max_client_conns : L->max_conns);
-        return hd_send_error_x(h, c, 503, "busy", "Retry-After", "1", "%s", msg);
+        json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "busy", "message", msg);
+        char *body = j ? json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(j);
+        struct MHD_Response *r = body ? MHD_create_response_from_buffer(strlen(body), body,
+                                                                        MHD_RESPMEM_MUST_FREE)
+                                      : NULL;
+        if (!r) {
+            free(body);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+        MHD_add_response_header(r, "Retry-After", "1");
+        MHD_add_response_header(r, "Connection", "close");
+        enum MHD_Result ret = MHD_queue_response(c, 503, r);
+        MHD_destroy_response(r);
+        return ret;
     }
     if (k && k->uri_len > (size_t)L->max_uri)
         return hd_send_error(h, c, 414, "uri_too_long",
@@ -1209,13 +1227,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         static int marker;
         *con_cls = &marker;
         atomic_fetch_add(&h->requests, 1);
-        hd_conn_state(h, hd_conn_of(c), 1);
         return MHD_YES;
     }
     if (*upload_size) { /* bodies are not part of this API: discard */
         *upload_size = 0;
         return MHD_YES;
     }
+    /* The request is complete (its body too, which a slow client could
+     * drip for ever): from now on the answer's progress rule applies
+     * instead of the idle timeout (guard.c). */
+    hd_conn_state(h, hd_conn_of(c), 1);
     int sent;
     enum MHD_Result checked = check_request(h, c, version, &sent);
     if (sent)

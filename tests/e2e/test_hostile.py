@@ -371,15 +371,18 @@ def test_slow_readers(d):
 
 
 def test_slowloris(d):
-    """30 clients from 127.0.0.3 sending their headers a byte at a time: cut
-    at --idle-timeout; meanwhile a normal query answers."""
+    """30 clients from 127.0.0.3 sending their headers (or a body) a byte at
+    a time: cut at --idle-timeout; meanwhile a normal query answers."""
     port = d.port
     socks = []
-    for _ in range(30):
+    for i in range(30):
         s = socket.socket()
         s.bind(("127.0.0.3", 0))
         s.connect(("127.0.0.1", port))
-        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        if i % 3 == 0:  # the headers complete, the body dripped
+            s.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        else:
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
         socks.append(s)
     stop = threading.Event()
 
