@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Hostile clients against a real rewindd (loopback, temp archive): malformed
+"""Hostile clients against a real rewindd (loopback of a network namespace of
+its own, where it also captures live on a veth pair: no frame may be lost
+under the load; without namespaces, host loopback and no capture): malformed
 HTTP requests (bad UTF-8 and %00 in the path, names and values, over-long
 names, values, URIs and headers, duplicate parameters, absurd ranges, HTTP/1.1
 without Host, HEAD), a capture point libpcap cannot filter (NFLOG), slow
@@ -170,6 +172,8 @@ class Daemon:
                 "127.0.0.1:%d" % port]
         for k, v in LIMITS.items():
             args += ["--" + k, str(v)]
+        if os.environ.get("RWHOSTILE_IFACE"):
+            args += ["-i", os.environ["RWHOSTILE_IFACE"] + "=live"]
         self.p = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         end = time.time() + 20
         while time.time() < end:
@@ -475,6 +479,44 @@ def test_flood(d):
     check((metric(port, "rewind_http_refused_total") or 0) >= len(busy), "refusals counted")
 
 
+def test_total_limit(d):
+    """38 connections from each of three addresses (114, over the total
+    of 100, each address under its 40): the ones over the total get a JSON
+    503 naming --max-connections; afterwards a normal query answers."""
+    port = d.port
+    socks = []
+    for src in ("127.0.0.4", "127.0.0.5", "127.0.0.6"):
+        for _ in range(38):
+            s = socket.socket()
+            s.settimeout(60)
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", port))
+            socks.append(s)
+    time.sleep(0.5)
+    for s in socks:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answers = []
+    for s in socks:
+        buf = b""
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                buf += b
+        except OSError:
+            pass
+        s.close()
+        answers.append(parse_answer(buf))
+    ok = sum(1 for a in answers if a[0] == 200)
+    busy = [a for a in answers if a[0] == 503]
+    check(ok + len(busy) == len(socks) and len(busy) >= len(socks) - LIMITS["max-connections"]
+          and ok >= 1, "total limit: %d answered, %d busy of %d" % (ok, len(busy), len(socks)))
+    check(all("--max-connections" in (json_error(a[2])[1] or "") and a[1].get("retry-after")
+              for a in busy), "each refusal over the total names --max-connections")
+    check(normal_query(port), "a normal query answers after the flood")
+
+
 # ---------------------------------------------------------------- control socket
 
 def ctl_answer(s, secs=20):
@@ -572,9 +614,79 @@ def test_endless_import_sigterm(d):
     os.close(w)
 
 
+# ---------------------------------------------------------------- live capture
+
+class Traffic(threading.Thread):
+    """Frames sent on the veth peer while the hostile clients run: UDP to
+    port 9999, each distinct, at most 50 a second and 3000 in all."""
+    def __init__(self, iface):
+        super().__init__()
+        self.iface, self.sent, self.stop = iface, 0, threading.Event()
+
+    def run(self):
+        import struct
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind((self.iface, 0))
+        while not self.stop.is_set() and self.sent < 3000:
+            payload = b"hostile-%06d" % self.sent
+            udp = struct.pack(">HHHH", 40000, 9999, 8 + len(payload), 0) + payload
+            ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), self.sent & 0xffff, 0, 64,
+                             17, 0, bytes([10, 9, 9, 1]), bytes([10, 9, 9, 2]))
+            s.send(b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + ip + udp)
+            self.sent += 1
+            time.sleep(0.02)
+        s.close()
+
+
+def check_live(d, traffic):
+    traffic.stop.set()
+    traffic.join()
+    time.sleep(3)  # a flush (1 s) and then some
+    r = harness.rw("query", "--dir", d.arch, "--local", "--point", "live", "--count",
+                   "udp dst port 9999")
+    check(traffic.sent > 100 and r.returncode == 0 and
+          r.stdout.strip() == str(traffic.sent).encode(),
+          "live capture during the load kept every frame: %s of %d" %
+          (r.stdout.strip(), traffic.sent))
+    st, h, body = get(d.port, "/api/v1/status")
+    pts = {p["name"]: p for p in json.loads(body)["points"]} if st == 200 else {}
+    live = pts.get("live", {})
+    check(live.get("kernel_drops") == 0 and live.get("queue_drops") == 0,
+          "no drops on the live point: %s" % {k: live.get(k) for k in
+                                              ("kernel_drops", "queue_drops")})
+
+
+def in_namespace():
+    """Run this test again inside a network namespace of its own with a
+    veth pair, rewindd capturing on one end while the clients load it.
+    None when namespaces are not available (the test then runs here,
+    without live capture)."""
+    ns = "rwhostile%d" % os.getpid()
+    if os.geteuid() != 0 or sh("ip", "netns", "add", ns).returncode != 0:
+        return None
+    try:
+        for c in (["ip", "link", "set", "lo", "up"],
+                  ["ip", "link", "add", "rwhx0", "type", "veth", "peer", "name", "rwhx1"],
+                  ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+                  ["ip", "link", "set", "rwhx0", "up"], ["ip", "link", "set", "rwhx1", "up"]):
+            r = harness.nsexec(ns, *c)
+            if r.returncode:
+                print("setup %s: %s" % (c, r.stderr.decode()))
+                return 1
+        env = dict(os.environ, RWHOSTILE_IFACE="rwhx0", RWHOSTILE_PEER="rwhx1")
+        return subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__],
+                              env=env).returncode
+    finally:
+        sh("ip", "netns", "del", ns)
+
+
 # ---------------------------------------------------------------- main
 
 def main():
+    if not os.environ.get("RWHOSTILE_IFACE"):
+        rc = in_namespace()
+        if rc is not None:
+            sys.exit(rc)
     tmp = tempfile.mkdtemp(prefix="rwhostile%d." % os.getpid())
     arch = os.path.join(tmp, "a")
     d = None
@@ -590,18 +702,25 @@ def main():
         get(d.port, "/api/v1/packets?point=eth")
         time.sleep(LIMITS["idle-timeout"] + 1)
         idle = proc_stats(d.p.pid)
+        traffic = None
+        if os.environ.get("RWHOSTILE_PEER"):
+            traffic = Traffic(os.environ["RWHOSTILE_PEER"])
+            traffic.start()
         test_malformed(d)
         test_unfilterable_point(d)
         test_concurrency(d)
         test_slow_readers(d)
         test_slowloris(d)
         test_flood(d)
+        test_total_limit(d)
         after = settle(d.p.pid, idle)
         check(after[0] <= idle[0] + 2, "threads back near idle: %d -> %d" % (idle[0], after[0]))
         check(after[1] <= idle[1] + 2, "descriptors back near idle: %d -> %d" %
               (idle[1], after[1]))
         check(after[2] <= idle[2] * 1.5 + (64 << 20), "memory back near idle: %d -> %d KiB" %
               (idle[2] >> 10, after[2] >> 10))
+        if traffic:
+            check_live(d, traffic)
         test_ctl(d)
         test_endless_import_sigterm(d)
         d = None
