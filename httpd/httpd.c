@@ -184,8 +184,16 @@ enum MHD_Result hd_send_json_x(struct MHD_Connection *c, unsigned status, json_t
 {
     char *s = j ? json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
-    if (!s)
-        return MHD_NO;
+    if (!s) {
+        /* json_pack() refuses a string that is not UTF-8 (a name or a
+         * reason stored from bytes nobody checked): an answer all the same,
+         * never a connection closed without one. */
+        rw_error("http: an answer could not be encoded as JSON (a string that is not UTF-8?)");
+        return hd_send_body(c, 500, "application/json",
+                            "{\"error\": {\"code\": \"internal\", \"message\": \"the answer "
+                            "could not be encoded as JSON (a stored string is not UTF-8)\"}}\n",
+                            NULL, NULL);
+    }
     size_t n = strlen(s);
     char *t = realloc(s, n + 2);
     if (!t) {
@@ -790,13 +798,19 @@ static enum MHD_Result route_holds(struct httpd *h, struct MHD_Connection *c,
     if (qry_holds(h->ix, &hs, &n, err) < 0)
         return hd_send_error(h, c, 500, "internal", "%s", err);
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        /* Stored as a client wrote them (over the control socket): JSON
+         * takes UTF-8 only, and a hold must not vanish from the list. */
+        hd_utf8_clean(hs[i].filter);
+        hd_utf8_clean(hs[i].reason);
+        hd_utf8_clean(hs[i].author);
         json_array_append_new(arr, json_pack("{s:I,s:o,s:o,s:o,s:s,s:s,s:s?}", "id",
                                              (json_int_t)hs[i].id, "from", hd_jtime(hs[i].from),
                                              "to", hd_jtime(hs[i].to), "created",
                                              hd_jtime(hs[i].created), "filter", hs[i].filter,
                                              "reason", hs[i].reason, "author",
                                              hs[i].author[0] ? hs[i].author : NULL));
+    }
     free(hs);
     return hd_send_json(c, 200, json_pack("{s:o}", "holds", arr));
 }

@@ -570,6 +570,20 @@ def test_ctl(d):
     a = ctl_answer(s, 30)
     s.close()
     check(a is not None and a.startswith(b"error"), "import of its own pipe ends: %r" % a)
+    # A hold whose reason is not UTF-8 (the control socket stores what it is
+    # given): /api/v1/holds still answers JSON, with the hold in it.
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    s.sendall(b"hold\top=add\tfrom=0\tto=1000000000\treason=bad%ff%fe\n")
+    a = ctl_answer(s) or b""
+    s.close()
+    st, h, body = get(d.port, "/api/v1/holds")
+    try:
+        reasons = [x["reason"] for x in json.loads(body)["holds"]]
+    except (ValueError, KeyError):
+        reasons = []
+    check(a.startswith(b"ok") and st == 200 and "bad??" in reasons,
+          "a hold with a reason that is not UTF-8 is listed: %r %s %s" % (a, st, reasons))
     # Many idle connections: the threads stay bounded; those over the limit
     # hear "busy", the rest are closed at --ctl-idle-timeout.
     idle = proc_stats(pid)
