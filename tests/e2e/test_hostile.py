@@ -709,6 +709,17 @@ def main():
             r = sh(REWIND, "import", "--dir", arch, "--point", point, f)
             if r.returncode:
                 raise RuntimeError(r.stderr.decode())
+        # The limits' options refuse what they cannot mean (exit 2, the
+        # option named), before anything is created.
+        for opt, val in (("--max-connections", "0"), ("--max-client-connections", "-3"),
+                         ("--idle-timeout", "x"), ("--send-timeout", ""),
+                         ("--min-rate", "1e3"), ("--max-uri", "5"),
+                         ("--max-headers", "99999999999"), ("--ctl-max-connections", "0"),
+                         ("--ctl-idle-timeout", "10s")):
+            r = sh(os.path.join(BIN, "rewindd"), "--dir", os.path.join(tmp, "never"), opt, val)
+            check(r.returncode == 2 and opt.encode() in r.stderr and
+                  not os.path.exists(os.path.join(tmp, "never")),
+                  "rewindd %s %r: exit %d %s" % (opt, val, r.returncode, r.stderr[-120:]))
         d = Daemon(arch, tmp, harness.free_port(), "rewindd")
         d.arch = arch
         # Warm up, then the idle level.
