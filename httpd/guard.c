@@ -279,6 +279,17 @@ void hd_conn_state(struct httpd *h, struct hd_conn *k, int busy)
     pthread_mutex_unlock(&h->g.lock);
 }
 
+void hd_conn_slot(struct httpd *h, struct hd_conn *k, struct hd_slot *slot)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&h->g.lock);
+    k->slot = slot;
+    k->stalled = 0;
+    k->last_reads = slot ? atomic_load(&slot->reads) : 0;
+    pthread_mutex_unlock(&h->g.lock);
+}
+
 /* Bytes of the answer the client has acknowledged, and bytes waiting in
  * the socket for it; -1 when the socket does not say (not TCP). */
 static int sock_progress(int fd, uint64_t *acked, int *queued)
@@ -320,6 +331,16 @@ static void watch_once(struct httpd *h, int64_t now)
         int queued;
         if (sock_progress(k->fd, &acked, &queued) < 0)
             continue;
+        /* Waiting on the client, not asked for more, two looks in a row
+         * (half a second): its query slot goes back to the pool until the
+         * client reads again. */
+        if (k->slot) {
+            unsigned r = atomic_load(&k->slot->reads);
+            k->stalled = queued > 0 && r == k->last_reads ? k->stalled + 1 : 0;
+            k->last_reads = r;
+            if (k->stalled >= 2 && atomic_exchange(&k->slot->held, 0) == 1)
+                atomic_fetch_sub(&h->active, 1);
+        }
         if (queued <= 0 || k->win_start == 0) {
             /* Not waiting on the client (or a new window): progress is not
              * asked of it now. */

@@ -301,6 +301,7 @@ struct stream {
     int ended, failed;
     int head; /* HEAD: libmicrohttpd sends the headers and never reads */
     struct hd_conn *conn; /* its connection's record (until after stream_free) */
+    struct hd_slot slot;  /* its hold on one of --max-queries (guard.c) */
     int audited; /* the request's audit record is written */
     audit_hash_t *hash; /* of the body bytes sent */
     struct auth_principal who;
@@ -416,6 +417,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     struct stream *s = cls;
     char err[RW_ERRSZ];
     (void)pos;
+    /* Asked for more: the client is reading again. A slot the watchdog took
+     * back while it stalled is held again (the answer was admitted: it
+     * goes on even when that puts the count above --max-queries). */
+    atomic_fetch_add(&s->slot.reads, 1);
+    if (atomic_exchange(&s->slot.held, 1) == 0)
+        atomic_fetch_add(&s->h->active, 1);
     if (atomic_load(&s->h->stopping)) {
         rw_warn("%s: cut by shutdown after %llu bytes", s->what, (unsigned long long)s->bytes);
         s->failed = 1;
@@ -517,8 +524,10 @@ static void stream_free(void *cls)
         (void)!qry_out_close(s->out);
     qry_free(s->q);
     free(s->pend);
+    hd_conn_slot(h, s->conn, NULL);
+    if (atomic_exchange(&s->slot.held, 0) == 1)
+        atomic_fetch_sub(&h->active, 1);
     free(s);
-    atomic_fetch_sub(&h->active, 1);
 }
 
 static void fname_time(int64_t ns, const char *dflt, char *buf, size_t n)
@@ -615,6 +624,7 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
         return hd_send_error(h, c, 500, "internal", "out of memory");
     }
     s->h = h;
+    atomic_store(&s->slot.held, 1);
     s->head = p->head;
     s->start = rw_mono_ns();
     s->start_real = rw_now_ns();
@@ -647,6 +657,8 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     atomic_fetch_add(&h->queries, 1);
     qry_set_cancel(s->q, stopping, h); /* a long scan must not hold up a stop */
     s->conn = hd_conn_of(c);
+    if (!p->head)
+        hd_conn_slot(h, s->conn, &s->slot);
     /* HEAD: the headers a GET would have, no body. libmicrohttpd sends a
      * callback's chunks even for HEAD; an empty buffer it does not. */
     struct MHD_Response *r =

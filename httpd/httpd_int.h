@@ -20,6 +20,12 @@
 
 /* ---- limits and timeouts (guard.c) ---- */
 
+/* A packet answer's hold on one of --max-queries (h->active). */
+struct hd_slot {
+    atomic_int held;    /* 1, or 0 while the watchdog has it back: the client stalled */
+    atomic_uint reads;  /* times libmicrohttpd asked the answer for more */
+};
+
 /* One client connection, from libmicrohttpd's "started" notification to
  * its "closed" one (its socket context). */
 struct hd_conn {
@@ -33,6 +39,10 @@ struct hd_conn {
     int64_t win_start;      /* progress window (watchdog): start, 0 none */
     uint64_t win_acked;     /* bytes the client had acknowledged then */
     atomic_int cut;         /* HD_CUT_*: the watchdog shut the socket down */
+    struct hd_slot *slot;   /* its packet answer's query slot (NULL: none): taken
+                               back while the answer waits on a stalled client */
+    unsigned last_reads;    /* slot->reads at the watchdog's last look */
+    int stalled;            /* looks in a row the answer waited on the client */
     size_t uri_len;         /* the raw request URI of the current request */
     char bad_uri[160];      /* what is wrong with its raw bytes ("" nothing) */
 };
@@ -147,6 +157,13 @@ void hd_conn_open(struct httpd *h, struct MHD_Connection *c, void **socket_conte
 void hd_conn_close(struct httpd *h, void **socket_context);
 /* A request began (busy 1) or its answer ended (0): which timeout applies. */
 void hd_conn_state(struct httpd *h, struct hd_conn *k, int busy);
+/* Register (slot) or forget (NULL) the query slot of k's packet answer:
+ * the watchdog gives it back (h->active--, held = 0) while the answer
+ * waits on a client that stalled (bytes unacknowledged in its socket and
+ * not asked for more for two looks, half a second), so that such a client
+ * does not keep the queries of others out; the stream takes it again when
+ * asked for more. */
+void hd_conn_slot(struct httpd *h, struct hd_conn *k, struct hd_slot *slot);
 /* Start and stop the watchdog that enforces the timeouts. */
 int hd_guard_start(struct httpd *h, const struct hd_limits *lim, char *err) RW_WUR;
 void hd_guard_stop(struct httpd *h);
