@@ -331,13 +331,16 @@ static void watch_once(struct httpd *h, int64_t now)
         int queued;
         if (sock_progress(k->fd, &acked, &queued) < 0)
             continue;
-        /* Waiting on the client, not asked for more, two looks in a row
-         * (half a second): its query slot goes back to the pool until the
-         * client reads again. */
+        /* Waiting on a client that acknowledged nothing, and not asked for
+         * more, two looks in a row (half a second): its query slot goes
+         * back to the pool until the client reads again. A client reading
+         * slowly but steadily acknowledges bytes at every look. */
         if (k->slot) {
             unsigned r = atomic_load(&k->slot->reads);
-            k->stalled = queued > 0 && r == k->last_reads ? k->stalled + 1 : 0;
+            k->stalled = queued > 0 && r == k->last_reads && acked == k->last_acked
+                             ? k->stalled + 1 : 0;
             k->last_reads = r;
+            k->last_acked = acked;
             if (k->stalled >= 2 && atomic_exchange(&k->slot->held, 0) == 1)
                 atomic_fetch_sub(&h->active, 1);
         }

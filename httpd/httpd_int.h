@@ -42,6 +42,7 @@ struct hd_conn {
     struct hd_slot *slot;   /* its packet answer's query slot (NULL: none): taken
                                back while the answer waits on a stalled client */
     unsigned last_reads;    /* slot->reads at the watchdog's last look */
+    uint64_t last_acked;    /* bytes the client had acknowledged then */
     int stalled;            /* looks in a row the answer waited on the client */
     size_t uri_len;         /* the raw request URI of the current request */
     char bad_uri[160];      /* what is wrong with its raw bytes ("" nothing) */
@@ -159,8 +160,9 @@ void hd_conn_close(struct httpd *h, void **socket_context);
 void hd_conn_state(struct httpd *h, struct hd_conn *k, int busy);
 /* Register (slot) or forget (NULL) the query slot of k's packet answer:
  * the watchdog gives it back (h->active--, held = 0) while the answer
- * waits on a client that stalled (bytes unacknowledged in its socket and
- * not asked for more for two looks, half a second), so that such a client
+ * waits on a client that stalled (bytes unacknowledged in its socket, none
+ * acknowledged and nothing more asked for over two looks, half a second),
+ * so that such a client
  * does not keep the queries of others out; the stream takes it again when
  * asked for more. */
 void hd_conn_slot(struct httpd *h, struct hd_conn *k, struct hd_slot *slot);

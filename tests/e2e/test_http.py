@@ -282,7 +282,8 @@ def test_concurrent(pid):
 def raw_request(path, port=PORT):
     """Open a connection from inside the namespace via a helper process that
     forwards the socket's bytes on stdout: lets the test read slowly, stop,
-    or hold the answer unread (until killed, at most 60 s)."""
+    read steadily (4 KB every 50 ms, until killed) or hold the answer
+    unread (until killed, at most 60 s)."""
     code = r'''
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", %d))
@@ -303,6 +304,8 @@ while True:
         time.sleep(0.05)
     if mode == "slow" and got > 400000:
         break
+    if mode == "steady":
+        time.sleep(0.05)
 ''' % (port, path)
     return code
 
@@ -446,9 +449,11 @@ def test_second_daemon(tmp):
         d.send_signal(signal.SIGHUP)
         check(wait_for(lambda: file_has(logf, "log reopened"), 3),
               "SIGHUP once the log can be opened again")
-        # 503 while the only query slot is held by a client that does not read
+        # 503 while the only query slot is held by a client reading slowly but
+        # steadily (one that does not read at all gives its slot back once it
+        # stalls: tests/e2e/test_hostile.py)
         holder = subprocess.Popen(["ip", "netns", "exec", NS, "python3", "-c",
-                                   raw_request("/api/v1/packets?point=bulk", PORT2), "hold"],
+                                   raw_request("/api/v1/packets?point=bulk", PORT2), "steady"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
         def active():
