@@ -17,7 +17,10 @@
  * along (SCM_RIGHTS), so that the daemon reads or writes only what the
  * client itself could open. Every answer is lines; "error CODE MESSAGE"
  * (CODE an RW_E* value) ends any verb, and "busy" means the daemon will
- * not take the request now (the client reads the archive itself).
+ * not take the request now (the client reads the archive itself): it is
+ * also the whole answer to a connection beyond max_conns, sent before any
+ * request. A message may carry one descriptor: any further ones are
+ * closed. The request line is due within idle_ms of connecting.
  *
  *   query  from=NS to=NS limit=N format=pcap|pcapng count=0|1 [point=P]...
  *          [filter=F]
