@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -99,6 +100,15 @@ static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const ch
 {
     (void)kind;
     *(size_t *)cls += strlen(k) + (v ? strlen(v) : 0) + 4;
+    return MHD_YES;
+}
+
+static enum MHD_Result count_hosts(void *cls, enum MHD_ValueKind kind, const char *k,
+                                   const char *v)
+{
+    (void)kind;
+    (void)v;
+    *(int *)cls += !strcasecmp(k, MHD_HTTP_HEADER_HOST);
     return MHD_YES;
 }
 
@@ -1231,10 +1241,14 @@ static enum MHD_Result check_request(struct httpd *h, struct MHD_Connection *c,
                              "the request headers have %zu bytes; at most %d (rewindd "
                              "--max-headers)", hb, L->max_headers);
     /* RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request
-     * without Host. */
-    if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
-        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
+     * without Host, and to any request with more than one. */
+    int hosts = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_hosts, &hosts);
+    if (!strcmp(version, MHD_HTTP_VERSION_1_1) && hosts == 0)
         return hd_send_error(h, c, 400, "bad_request", "an HTTP/1.1 request needs a Host header");
+    if (hosts > 1)
+        return hd_send_error(h, c, 400, "bad_request", "a request may have one Host header, not %d",
+                             hosts);
     *sent = 0;
     return MHD_YES;
 }
@@ -1389,15 +1403,13 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     /* libmicrohttpd quotes the HTML page it answered a malformed request
      * with: one line with the status says as much. The commonest cause is
      * a TLS client on this plain-HTTP port. */
-    if (sscanf(msg, "Error processing request (HTTP response code is %d", &code) == 1) {
-        rw_warn("http: a malformed request was answered %d and its connection closed%s", code,
-                code == 400 ? " (a TLS client? this port speaks plain HTTP: http://, not https://)"
-                            : "");
-        return;
-    }
-    /* Its other lines come once per event ("Server reached connection
-     * limit", a socket error): a flood of connections must not become a
-     * flood of log lines. The same line is logged at most once a minute,
+    if (sscanf(msg, "Error processing request (HTTP response code is %d", &code) == 1)
+        snprintf(msg, sizeof msg, "a malformed request was answered %d and its connection closed%s",
+                 code, code == 400 ? " (a TLS client? this port speaks plain HTTP: http://, not "
+                                     "https://)" : "");
+    /* Its lines come once per event (a malformed request, "Server reached
+     * connection limit", a socket error): a flood of them must not become
+     * a flood of log lines. The same line is logged at most once a minute,
      * with how many times it came since. */
     static pthread_mutex_t lk = PTHREAD_MUTEX_INITIALIZER;
     static char last[64];

@@ -88,7 +88,7 @@ def parse_answer(buf):
 def get(port, path, method="GET", headers=(), src="127.0.0.1", version="HTTP/1.1",
         host=True):
     req = ("%s %s %s\r\n" % (method, path, version)).encode("latin-1") \
-        if isinstance(path, str) else method.encode() + b" " + path + b" " + version.encode() + b"\r\n"
+        if isinstance(path, str) else method.encode("latin-1") + b" " + path + b" " + version.encode() + b"\r\n"
     if host:
         req += b"Host: 127.0.0.1\r\n"
     for h in headers:
@@ -271,6 +271,11 @@ def test_malformed(d):
           "HTTP/1.1 without Host: %s %s" % (st, body[:80]))
     st, h, body = get(port, "/healthz", host=False, version="HTTP/1.0")
     check(st == 200, "HTTP/1.0 without Host: %s" % st)
+    st, h, body = get(port, "/healthz", headers=["Host: other"])
+    check(st == 400 and json_error(body)[0] == "bad_request", "two Host headers: %s" % st)
+    # A method that is not UTF-8: 405 JSON, the message still JSON.
+    st, h, body = get(port, b"/healthz", method="G\xffT")
+    check(st == 405 and json_error(body)[0] == "method_not_allowed", "odd method: %s" % st)
     # An unknown method on a route: 405 JSON.
     st, h, body = get(port, "/healthz", method="BREW")
     check(st == 405 and json_error(body)[0] == "method_not_allowed", "405: %s" % st)
