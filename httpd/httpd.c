@@ -5,7 +5,9 @@
  * response. A packet response is produced by a content reader that pulls
  * packets from the query as the client reads, through a small buffer: memory
  * per request stays bounded whatever the result size, and when the client
- * goes away libmicrohttpd calls our cleanup, which frees the query. */
+ * goes away libmicrohttpd calls our cleanup, which frees the query. How
+ * many connections, for how long, and how slow a client may be are the
+ * limits of guard.c; every request passes check_request() before its route. */
 #include "httpd/httpd.h"
 
 #include <arpa/inet.h>
