@@ -41,8 +41,13 @@ struct qry_pkt {
     const uint8_t *data; /* valid until the next qry_next() */
 };
 
-/* Plan a query. Bad points or a filter libpcap rejects for a point's link
- * type are RW_EINPUT with libpcap's message (for a query over every point,
+/* Primitives a filter may join with and/or: libpcap's compile time grows
+ * much faster than the filter (and compiles are serial). */
+#define QRY_MAX_PRIMITIVES 128
+
+/* Plan a query. Bad points, a filter of more than QRY_MAX_PRIMITIVES
+ * primitives, or a filter libpcap rejects for a point's link type are
+ * RW_EINPUT with libpcap's message (for a query over every point,
  * only when it rejects it for every point: see qry_skipped()). The index is read as it stands
  * now (call idx_refresh() first to follow a writer). */
 int qry_new(idx_t *ix, const struct qry_spec *spec, qry_t **out, char *err) RW_WUR;

@@ -246,6 +246,11 @@ def test_malformed(d):
         (P + "limit_bytes=99999999999999999999T", 400, "bad_parameter", ["'limit_bytes'"]),
         (P + "&".join("x%d=1" % i for i in range(40)), 400, None, []),
         (P + "filter=" + "x" * 70000, 414, "uri_too_long", ["--max-uri"]),
+        # 2,700 primitives would hold libpcap's (serial) compiler for minutes.
+        (P + "filter=" + urllib.parse.quote(" or ".join("port %d" % (i + 1) for i in range(2700))),
+         400, "bad_filter", ["2700 primitives", "at most 128"]),
+        (P + "filter=" + urllib.parse.quote("||".join("host 10.0.0.%d" % i for i in range(200))),
+         400, "bad_filter", ["200 primitives"]),
     ]
     for target, status, code, words in cases:
         st, h, body = get(port, target)
@@ -302,6 +307,12 @@ def test_malformed(d):
           "a 20 KB filter is answered: %s" % st)
     check(0 < len(echo) <= 400 and "20042 bytes" in echo and "sha256" in echo,
           "X-Rewind-Filter bounded: %d bytes: %s" % (len(echo), echo[-60:]))
+
+    # 128 primitives are still answered, as tcpdump answers them.
+    many = " or ".join("port %d" % p for p in range(1, 129))
+    st, h, body = get(port, "/api/v1/packets?point=eth&filter=" + urllib.parse.quote(many))
+    check(st == 200 and harness.frames(body) == harness.frames(tcpdump(BULK, many)),
+          "a filter of 128 primitives is answered: %s" % st)
 
     # Every answer above left the daemon well.
     check(get(port, "/healthz")[0] == 200, "daemon answers after the malformed requests")
