@@ -4,5 +4,23 @@
  * (qargs.h: cli_exit_for). main() in rewind.c dispatches to them. */
 #ifndef CLI_CMDS_H
 #define CLI_CMDS_H
+#include <stdint.h>
+
+/* rewind flows, top and timeline (cmd_analytics.c). */
+int cmd_flows(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_timeline(int argc, char **argv);
+
+/* What a command read from an archive, for its audit record. */
+struct cli_audit_what {
+    const char *route; /* "flows", "top", ... */
+    int64_t from, to;
+    const char *filter;
+    const char **points;
+};
+/* Record in dir's audit trail that this process read w with the given
+ * status (200, 400, 500), started at start_ns (rewind.c). 0, or <0 with err. */
+int cli_audit_read(const char *dir, const struct cli_audit_what *w, int status, int64_t start_ns,
+                   char *err);
 
 #endif

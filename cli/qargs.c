@@ -49,7 +49,7 @@ const char *cli_env_dir(const char *dir)
 const char qargs_help[] =
     "usage: rewind query (--dir DIR | --url URL) [--from T] [--to T] [--point NAME]...\n"
     "                    [--format pcap|pcapng] [-w FILE] [--count] [--limit N]\n"
-    "                    [--local] [FILTER...]\n"
+    "                    [--local] [--community-id ID] [FILTER...]\n"
     "\n"
     "Write the packets in [from, to) that match the BPF FILTER (pcap-filter(7);\n"
     "the words are joined as tcpdump joins them) as a capture file on stdout or\n"
@@ -68,6 +68,9 @@ const char qargs_help[] =
     "  -w, --write FILE     write to FILE instead of stdout ('-': stdout)\n"
     "      --count          print the number of matching packets instead\n"
     "  -c, -l, --limit N    stop after N packets (-c as in tcpdump)\n"
+    "      --community-id ID  only the packets of the flows with this Community ID\n"
+    "                       (1:..., as Zeek and Suricata print it), both ways, and\n"
+    "                       FILTER if given too\n"
     "      --local          read DIR directly even when a rewindd serves it\n"
     "      --token TOKEN    bearer token for --url (or $REWIND_TOKEN)\n"
     "  -h, --help           this help\n"
@@ -143,7 +146,7 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
         {"count", no_argument, 0, 'C'},        {"limit", required_argument, 0, 'l'},
         {"url", required_argument, 0, 'u'},    {"help", no_argument, 0, 'h'},
         {"local", no_argument, 0, 'L'},        {"token", required_argument, 0, 'T'},
-        {0, 0, 0, 0}};
+        {"community-id", required_argument, 0, 'I'}, {0, 0, 0, 0}};
 #define USAGE(fmt, arg) (quiet ? EXIT_USAGE : cli_usage(fmt, arg))
 #define FAIL(rc, err) (quiet ? cli_exit_for(rc) : cli_fail(rc, err))
     char err[RW_ERRSZ];
@@ -188,6 +191,7 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
         case 'C': a->count = 1; break;
         case 'T': a->token = optarg; break;
         case 'L': a->local = 1; break;
+        case 'I': a->cid = optarg; break;
         case 'c':
         case 'l': {
             char *end;

@@ -181,6 +181,7 @@ struct idx_flowrec {
     uint64_t pkts_fwd, bytes_fwd, pkts_rev, bytes_rev;
     uint8_t tcp_flags;
     char community_id[40]; /* "1:" + base64(sha1) */
+    uint64_t hash;         /* the flow hash of its key (K8); set by idx_flows() */
 };
 /* Community ID v1 (seed 0) of a flow, as Zeek and Suricata print it. */
 void idx_community_id(const struct idx_flow *f, char out[40]);
@@ -188,6 +189,13 @@ int idx_flow_decode(const uint8_t *v, size_t vl, struct idx_flowrec *r);
 /* Iterate the flow records of one segment; cb returns nonzero to stop. */
 int idx_flows(idx_t *ix, uint64_t seg, int (*cb)(void *arg, const struct idx_flowrec *r), void *arg,
               char *err) RW_WUR;
+
+/* ---- counters ---- */
+/* Call cb for each second in [from_sec, to_sec) in which point captured
+ * packets (K9), in time order; cb returns nonzero to stop. */
+int idx_counters(idx_t *ix, uint32_t point, int64_t from_sec, int64_t to_sec,
+                 int (*cb)(void *arg, int64_t sec, uint64_t packets, uint64_t bytes), void *arg,
+                 char *err) RW_WUR;
 
 /* ---- retention ---- */
 /* Delete a sealed segment's catalogue record, locators, flows and damaged

@@ -698,6 +698,12 @@ static int point_selected(const struct qry_spec *sp, const char *name)
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 int qry_new(idx_t *ix, const struct qry_spec *spec, qry_t **out, char *err)
 {
     return qry_new_ex(ix, spec, out, NULL, err);
@@ -749,6 +755,15 @@ int qry_new_ex(idx_t *ix, const struct qry_spec *spec, qry_t **out, enum qry_ste
     }
     if ((rc = idx_seg_list(ix, spec->from, spec->to, &segs, &nsegs, err)) < 0)
         goto fail;
+    if (spec->segs) {
+        size_t keep = 0;
+        for (size_t j = 0; j < nsegs; j++)
+            if (bsearch(&segs[j].id, spec->segs, spec->nsegs, sizeof *spec->segs, cmp_u64))
+                segs[keep++] = segs[j];
+        nsegs = keep;
+        q->spec.segs = NULL; /* the caller's array is not ours to keep */
+        q->spec.nsegs = 0;
+    }
     q->pts = calloc(npts + 1, sizeof *q->pts);
     q->ps = calloc(npts + 1, sizeof *q->ps);
     if (!q->pts || !q->ps) {
