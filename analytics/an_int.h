@@ -22,6 +22,10 @@ typedef int (*an_pkt_fn)(void *arg, const struct qry_point *pt, const struct qry
 int an_scan(idx_t *ix, int64_t from, int64_t to, const char *filter, const char **points,
             const uint64_t *segs, size_t nsegs, an_pkt_fn cb, void *arg, char *err) RW_WUR;
 
+/* RW_EINPUT with libpcap's message if filter does not compile for the
+ * link type of a point asked for (NULL: every point). */
+int an_filter_check(idx_t *ix, const char *filter, const char **points, char *err) RW_WUR;
+
 /* JSON string escaping for names (point names are restricted, but cheap). */
 void an_json_str(FILE *f, const char *s);
 /* Address text of a family-4/6 address. */

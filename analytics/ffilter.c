@@ -204,11 +204,22 @@ int an_cid_valid(const char *s)
 struct cidq {
     const char *cid;
     int64_t from, to;
-    FILE *f;
     int n;
-    uint64_t seen[64]; /* flow hashes already written (distinct 5-tuples with VLAN) */
-    int nseen;
+    struct idx_flowrec recs[64]; /* distinct 5-tuples with VLAN (by flow hash) */
 };
+
+static int cid_record(void *arg, const struct idx_flowrec *r)
+{
+    struct cidq *c = arg;
+    if (strcmp(r->community_id, c->cid) || r->last_ts < c->from || r->first_ts >= c->to)
+        return 0;
+    for (int i = 0; i < c->n; i++)
+        if (c->recs[i].hash == r->hash)
+            return 0;
+    if (c->n < 64)
+        c->recs[c->n++] = *r;
+    return 0;
+}
 
 static void bpf_dir(FILE *f, const struct idx_flowrec *r, const uint8_t *a, const uint8_t *b,
                     int sp, int dp)
@@ -225,24 +236,10 @@ static void bpf_dir(FILE *f, const struct idx_flowrec *r, const uint8_t *a, cons
     fputc(')', f);
 }
 
-static int cid_record(void *arg, const struct idx_flowrec *r)
+/* Both directions of one flow; an ICMP flow's reverse is its counterpart
+ * type, a type without one is its type and code, one way. */
+static void bpf_flow(FILE *f, const struct idx_flowrec *r)
 {
-    struct cidq *c = arg;
-    if (strcmp(r->community_id, c->cid) || r->last_ts < c->from || r->first_ts >= c->to)
-        return 0;
-    for (int i = 0; i < c->nseen; i++)
-        if (c->seen[i] == r->hash)
-            return 0;
-    if (c->nseen == 64)
-        return 0;
-    c->seen[c->nseen++] = r->hash;
-    if (c->n++)
-        fputs(" or ", c->f);
-    /* Both directions; an ICMP flow's reverse is its counterpart type, a
-     * type without one is its type and code, one way. */
-    fputs(r->vlan ? "(vlan " : "(", c->f);
-    if (r->vlan)
-        fprintf(c->f, "%d and (", r->vlan);
     if (r->proto == 1 || r->proto == 58) {
         int v6 = r->proto == 58, other;
         const char *icmp = v6 ? "icmp6" : "icmp";
@@ -250,20 +247,46 @@ static int cid_record(void *arg, const struct idx_flowrec *r)
         an_addr(r->family, r->src, x, sizeof x);
         an_addr(r->family, r->dst, y, sizeof y);
         if (idx_icmp_counterpart(v6, r->sport, &other))
-            fprintf(c->f,
+            fprintf(f,
                     "(src host %s and dst host %s and %s and %s[0] = %d) or "
                     "(src host %s and dst host %s and %s and %s[0] = %d)",
                     x, y, icmp, icmp, r->sport, y, x, icmp, icmp, other);
         else
-            fprintf(c->f, "src host %s and dst host %s and %s and %s[0] = %d and %s[1] = %d", x,
-                    y, icmp, icmp, r->sport, icmp, r->dport);
+            fprintf(f, "(src host %s and dst host %s and %s and %s[0] = %d and %s[1] = %d)", x, y,
+                    icmp, icmp, r->sport, icmp, r->dport);
     } else {
-        bpf_dir(c->f, r, r->src, r->dst, r->sport, r->dport);
-        fputs(" or ", c->f);
-        bpf_dir(c->f, r, r->dst, r->src, r->dport, r->sport);
+        bpf_dir(f, r, r->src, r->dst, r->sport, r->dport);
+        fputs(" or ", f);
+        bpf_dir(f, r, r->dst, r->src, r->dport, r->sport);
     }
-    fputs(r->vlan ? "))" : ")", c->f);
-    return 0;
+}
+
+/* The filter for the flows found. BPF's 'vlan' moves every later offset of
+ * the expression, across 'or' too: the untagged flows come first, then one
+ * 'vlan' under which each tagged flow is told apart by the tag's id in the
+ * frame (ether[14:2], which 'vlan' does not move). */
+static void bpf_all(FILE *f, const struct cidq *c)
+{
+    int n = 0, tagged = 0;
+    for (int i = 0; i < c->n; i++) {
+        if (c->recs[i].vlan) {
+            tagged++;
+            continue;
+        }
+        fputs(n++ ? " or " : "", f);
+        bpf_flow(f, &c->recs[i]);
+    }
+    if (!tagged)
+        return;
+    fputs(n ? " or (vlan and (" : "(vlan and (", f);
+    for (int i = 0, k = 0; i < c->n; i++) {
+        if (!c->recs[i].vlan)
+            continue;
+        fprintf(f, "%s(ether[14:2] & 0xfff = %d and (", k++ ? " or " : "", c->recs[i].vlan);
+        bpf_flow(f, &c->recs[i]);
+        fputs("))", f);
+    }
+    fputs("))", f);
 }
 
 int an_cid_filter(idx_t *ix, const char *cid, int64_t from, int64_t to, const char **points,
@@ -283,25 +306,35 @@ int an_cid_filter(idx_t *ix, const char *cid, int64_t from, int64_t to, const ch
         return rc;
     if ((rc = idx_seg_list(ix, from, to, &segs, &nsegs, err)) < 0)
         goto done;
-    struct cidq c = {.cid = cid, .from = from, .to = to, .f = open_memstream(&buf, &len)};
-    if (!c.f) {
+    struct cidq *c = calloc(1, sizeof *c);
+    if (!c) {
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto done;
     }
+    c->cid = cid;
+    c->from = from;
+    c->to = to;
     for (size_t i = 0; i < nsegs && rc == 0; i++) {
         size_t p;
         for (p = 0; p < npts && pts[p].id != segs[i].point; p++)
             ;
         if (p < npts)
-            rc = idx_flows(ix, segs[i].id, cid_record, &c, err);
+            rc = idx_flows(ix, segs[i].id, cid_record, c, err);
     }
-    fclose(c.f);
-    if (rc == 0 && c.n == 0)
+    if (rc == 0 && c->n == 0)
         rc = rw_err(err, RW_ENOTFOUND, "no flow with Community ID %s in the window", cid);
     if (rc == 0) {
-        *out = buf;
-        buf = NULL;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f) {
+            rc = rw_err(err, RW_ENOMEM, "out of memory");
+        } else {
+            bpf_all(f, c);
+            fclose(f);
+            *out = buf;
+            buf = NULL;
+        }
     }
+    free(c);
 done:
     free(buf);
     free(pts);

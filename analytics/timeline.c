@@ -57,6 +57,8 @@ int an_timeline_get(idx_t *ix, const struct an_tl_query *q, struct an_timeline *
         return rw_err(err, RW_EINPUT, "empty time window: 'from' must be before 'to'");
     if ((rc = an_points_selected(ix, q->points, &pts, &npts, err)) < 0)
         return rc;
+    if (q->filter && q->filter[0] && (rc = an_filter_check(ix, q->filter, q->points, err)) < 0)
+        goto done;
     if ((rc = idx_seg_list(ix, from, to, &segs, &nsegs, err)) < 0)
         goto done;
     if (from == RW_TIME_MIN || to == RW_TIME_MAX) {

@@ -41,6 +41,7 @@ enum auth_perm {
     AUTH_PERM_PAYLOAD,  /* packets with their payload */
     AUTH_PERM_HOLD,     /* place a legal hold */
     AUTH_PERM_ADMIN,    /* tokens, releasing holds, the audit trail */
+    AUTH_PERM_FLOWS,    /* flows, top talkers, timelines: no payload */
 };
 
 /* May role use perm? */

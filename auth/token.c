@@ -37,6 +37,7 @@ static const struct {
     [AUTH_PERM_PAYLOAD] = {R(AUTH_ANALYST) | R(AUTH_ADMIN), "analyst or admin"},
     [AUTH_PERM_HOLD] = {R(AUTH_ANALYST) | R(AUTH_ADMIN), "analyst or admin"},
     [AUTH_PERM_ADMIN] = {R(AUTH_ADMIN), "admin"},
+    [AUTH_PERM_FLOWS] = {R(AUTH_NOC) | R(AUTH_ANALYST) | R(AUTH_ADMIN), "noc, analyst or admin"},
 #undef R
 };
 

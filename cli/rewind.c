@@ -337,7 +337,9 @@ static int cli_audit(const char *dir, const char *route, const struct qry_spec *
 {
     static const struct qry_spec none = {.from = RW_TIME_MIN, .to = RW_TIME_MAX};
     int rc = RW_EBUSY;
-    if (spec && strncmp(route, "query", 5) == 0)
+    /* Reads are reported to the daemon owning dir, which writes the trail. */
+    if (spec && (strncmp(route, "query", 5) == 0 || !strcmp(route, "flows") ||
+                 !strcmp(route, "top") || !strcmp(route, "timeline")))
         rc = ctl_audit(dir, route, spec, packets, bytes, sha256, duration_ns, status, err);
     if (rc != RW_EBUSY)
         return rc;

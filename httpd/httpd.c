@@ -491,12 +491,15 @@ static void audit_refusal(struct httpd *h, const struct params *p, const char *p
         rw_error("audit trail: %s", err);
 }
 
+static enum MHD_Result packets_answer(struct httpd *h, struct MHD_Connection *c,
+                                      const struct params *p, struct qry_spec *spec, int format);
+
 static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
                                      const struct params *p)
 {
     static const char *const allowed[] = {"from",   "to",          "filter",      "point",
                                           "limit",  "limit_packets", "limit_bytes", "format",
-                                          "payload", NULL};
+                                          "payload", "community_id", NULL};
     char err[RW_ERRSZ];
     const char *bad = hd_unknown_param(p, allowed), *points[MAX_PARAMS + 1];
     struct qry_spec spec = {0};
@@ -536,6 +539,26 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     points[npoints] = NULL;
     spec.points = npoints ? points : NULL;
     spec.filter = hd_param(p, "filter");
+    char *cidf = NULL; /* community_id: its flows' filter (and filter), freed below */
+    if (hd_param(p, "community_id")) {
+        int crc = hd_cid_filter(h, hd_param(p, "community_id"), &spec, &cidf, err);
+        if (crc < 0)
+            return hd_send_error(h, c, crc == RW_EINPUT ? 400 : crc == RW_ENOTFOUND ? 404 : 500,
+                                 crc == RW_EINPUT ? "bad_parameter"
+                                 : crc == RW_ENOTFOUND ? "not_found" : "internal", "%s", err);
+        spec.filter = cidf;
+    }
+    enum MHD_Result ret = packets_answer(h, c, p, &spec, format);
+    free(cidf);
+    return ret;
+}
+
+/* The rest of /api/v1/packets once its parameters are known. */
+static enum MHD_Result packets_answer(struct httpd *h, struct MHD_Connection *c,
+                                      const struct params *p, struct qry_spec *specp, int format)
+{
+    char err[RW_ERRSZ];
+    struct qry_spec spec = *specp;
     if (atomic_fetch_add(&h->active, 1) >= h->max_queries) {
         atomic_fetch_sub(&h->active, 1);
         return hd_send_error_x(h, c, 503, "busy", "Retry-After", "2",
@@ -944,6 +967,9 @@ static const struct route routes[] = {
     {{"/api/v1/segments", "GET, HEAD", AUTH_PERM_STATUS}, route_segments},
     {{"/api/v1/status", "GET, HEAD", AUTH_PERM_STATUS}, route_status},
     {{"/api/v1/holds", "GET, HEAD", AUTH_PERM_HOLDS}, route_holds},
+    {{"/api/v1/flows", "GET, HEAD", AUTH_PERM_FLOWS}, hd_route_flows},
+    {{"/api/v1/top", "GET, HEAD", AUTH_PERM_FLOWS}, hd_route_top},
+    {{"/api/v1/timeline", "GET, HEAD", AUTH_PERM_FLOWS}, hd_route_timeline},
     {{"/api/v1/audit", "GET, HEAD", AUTH_PERM_ADMIN}, route_audit},
     {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},

@@ -87,4 +87,11 @@ int hd_parse_window(const struct params *p, int64_t *from, int64_t *to, char *er
  * *out unchanged when v is NULL. */
 int hd_parse_count(const char *name, const char *v, int sizes, uint64_t *out, char *err);
 
+/* analytics.c: /api/v1/flows, /api/v1/top, /api/v1/timeline. */
+hd_handler_fn hd_route_flows, hd_route_top, hd_route_timeline;
+/* The filter of a request with community_id=cid: the flows' filter, and
+ * spec->filter if any (*out malloc'ed); RW_EINPUT, RW_ENOTFOUND with err. */
+int hd_cid_filter(struct httpd *h, const char *cid, const struct qry_spec *spec, char **out,
+                  char *err) RW_WUR;
+
 #endif
