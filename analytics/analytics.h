@@ -5,9 +5,9 @@
  * What each answer means (man/rewindd.8, ANALYTICS, says it for users):
  *  - Flows come from the flow records alone. A record holds a flow's totals
  *    within one segment; the records of one flow (capture point, 5-tuple,
- *    VLAN) in successive segments of its point are merged into one flow. A
- *    flow absent from a whole segment of its point has ended: a later packet
- *    of the same 5-tuple starts another flow. A flow is in a window when one
+ *    VLAN) in the segments of its point are merged into one flow. A flow
+ *    without a packet for AN_FLOW_IDLE has ended: a later packet of the
+ *    same 5-tuple starts another flow. A flow is in a window when one
  *    of its records has a packet in it; its counts are those of the records
  *    whose segments meet the window.
  *  - Top talkers and timelines count packets exactly as tcpdump would over
@@ -47,6 +47,8 @@ struct an_flow {
     uint32_t point_id;
 };
 
+#define AN_FLOW_IDLE (600 * RW_NS_PER_SEC) /* 10 minutes */
+
 enum an_sort { AN_SORT_BYTES = 0, AN_SORT_PACKETS, AN_SORT_START, AN_SORT_DURATION };
 
 /* "bytes", "packets", "start" or "duration"; RW_EINPUT naming them. */
@@ -71,8 +73,8 @@ struct an_flows {
     uint64_t records;      /* flow records read */
 };
 
-/* The merged flows of a window. Memory: the flows of the two latest
- * segments of each point plus the limit's best, whatever the window. */
+/* The merged flows of a window. Memory: the flows of the last
+ * AN_FLOW_IDLE of each point plus the limit's best, whatever the window. */
 int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
                  char *err) RW_WUR;
 void an_flows_free(struct an_flows *f);

@@ -36,7 +36,6 @@ int an_format_parse(const char *s, enum an_format *out, char *err)
 /* Open addressing on (point, flow hash); a slot's flow is live while used. */
 struct slot {
     int used;
-    uint32_t last_ord; /* ordinal, within its point, of the last segment it was seen in */
     struct an_flow f;
 };
 
@@ -211,7 +210,6 @@ struct gather {
     struct best best;
     uint32_t point;
     const char *point_name;
-    uint32_t ord;
     uint64_t records;
     int oom;
 };
@@ -254,7 +252,6 @@ static int take_record(void *arg, const struct idx_flowrec *r)
         f->last = r->last_ts;
         memcpy(f->community_id, r->community_id, sizeof f->community_id);
     }
-    s->last_ord = g->ord;
     if (r->first_ts < f->first)
         f->first = r->first_ts;
     if (r->last_ts > f->last)
@@ -271,13 +268,13 @@ static int take_record(void *arg, const struct idx_flowrec *r)
     return 0;
 }
 
-/* Offer the flows that have ended: of point, not seen since ordinal
- * before (all of them when all). */
-static void flush(struct gather *g, uint32_t point, uint32_t before, int all)
+/* Offer the flows that have ended: of point, with no packet since before
+ * (all of them when all). */
+static void flush(struct gather *g, uint32_t point, int64_t before, int all)
 {
     for (size_t j = 0; j < g->t.cap;) {
         struct slot *s = &g->t.s[j];
-        if (s->used && (all || (s->f.point_id == point && s->last_ord < before))) {
+        if (s->used && (all || (s->f.point_id == point && s->f.last < before))) {
             if (!g->ff || an_ffilter_match(g->ff, &s->f))
                 best_offer(&g->best, &s->f);
             table_del(&g->t, j);
@@ -325,10 +322,11 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
             continue;
         g.point = pts[p].id;
         g.point_name = pts[p].name;
-        g.ord = ++ords[p];
-        /* Flows of this point absent from its previous segment have ended. */
-        if (g.ord > 1)
-            flush(&g, g.point, g.ord - 1, 0);
+        /* Flows of this point idle for AN_FLOW_IDLE before this segment
+         * have ended: the table holds the flows of the last minutes, not
+         * of the whole window. */
+        if (++ords[p] > 1 && segs[i].packets && segs[i].min_ts > RW_TIME_MIN + AN_FLOW_IDLE)
+            flush(&g, g.point, segs[i].min_ts - AN_FLOW_IDLE, 0);
         if ((rc = idx_flows(ix, segs[i].id, take_record, &g, err)) < 0)
             goto done;
         if (g.oom || g.best.oom) {
