@@ -5,4 +5,7 @@
 #ifndef CLI_CMDS_H
 #define CLI_CMDS_H
 
+/* rewind replay: a capture file or a query's answer out of an interface. */
+int cmd_replay(int argc, char **argv);
+
 #endif
