@@ -157,10 +157,16 @@ struct cap_replay_ctl {
     void (*progress)(void *arg, const struct cap_replay_stats *st); /* may be NULL */
     void *parg;
     int64_t progress_ns; /* call progress about this often */
+    int realtime; /* pace under SCHED_FIFO (lowest priority) when permitted: see cap_replay */
 };
 /* Send r's records out of s at p's pace, adding to st (which the caller
  * zeroes once, before the first round). A capture s does not accept
- * (cap_sender_accepts) is refused before anything is sent. Returns 0 at the end of r, RW_ESTOP when stopped, RW_EINPUT for
+ * (cap_sender_accepts) is refused before anything is sent. With
+ * c->realtime and a pace that waits, the calling thread runs under
+ * SCHED_FIFO at the lowest real-time priority while it sends, when the
+ * process may (root, CAP_SYS_NICE; silently not otherwise): on a busy
+ * machine a normal thread's wake-up can be milliseconds late, a real-time
+ * one's is not. Its policy is put back before returning. Returns 0 at the end of r, RW_ESTOP when stopped, RW_EINPUT for
  * a record r cannot read (the records before it were sent), RW_EIO when
  * the interface fails. */
 int cap_replay(cap_sender_t *s, cap_reader_t *r, struct cap_pacer *p,

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <time.h>
 
@@ -212,6 +214,14 @@ int cap_replay(cap_sender_t *s, cap_reader_t *r, struct cap_pacer *p,
      * (the default slack); put back as it was when done. */
     int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    /* The kernel's real-time throttling (sched_rt_runtime_us) leaves other
+     * threads their share even when every gap is spun. */
+    int policy = -1;
+    struct sched_param old_prio, rt_prio = {.sched_priority = sched_get_priority_min(SCHED_FIFO)};
+    if (c->realtime && p->mode != CAP_PACE_TOP &&
+        pthread_getschedparam(pthread_self(), &policy, &old_prio) == 0 &&
+        pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt_prio) != 0)
+        policy = -1;
     int64_t next_progress = rw_mono_ns() + c->progress_ns;
     while ((rc = cap_reader_next(r, &rec, err)) == 1) {
         int64_t ts = (int64_t)rec.sec * RW_NS_PER_SEC + rec.frac;
@@ -248,5 +258,7 @@ int cap_replay(cap_sender_t *s, cap_reader_t *r, struct cap_pacer *p,
     }
     if (slack > 0)
         prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
+    if (policy >= 0)
+        pthread_setschedparam(pthread_self(), policy, &old_prio);
     return rc < 0 ? rc : 0;
 }

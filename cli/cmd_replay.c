@@ -331,7 +331,7 @@ static int one_round(struct replay *r, cap_sender_t *s, struct cap_pacer *pace)
 {
     char err[RW_ERRSZ];
     cap_reader_t *rd = NULL;
-    struct cap_replay_ctl ctl = {&stop_flag, r->tty ? show_progress : NULL, r, 250000000};
+    struct cap_replay_ctl ctl = {&stop_flag, r->tty ? show_progress : NULL, r, 250000000, 1};
     pid_t pid = -1;
     int fd = -1, rc, status = 0;
     if (r->query) {

@@ -45,6 +45,7 @@ def setup():
                 ["ip", "netns", "exec", NS, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
                 ["ip", "netns", "exec", NS, "sysctl", "-qw",
                  "net.ipv6.conf.default.disable_ipv6=1"],
+                ["ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up"],
                 ["ip", "netns", "exec", NS, "ip", "link", "add", TX, "type", "veth", "peer",
                  "name", RX],
                 ["ip", "netns", "exec", NS, "ip", "link", "set", TX, "mtu", "65535", "up"],
@@ -61,20 +62,38 @@ def judge(path, flt=""):
     return pcaputil.read_pcap(out)[1] if out else []
 
 
-def replay(tmp, args, stdin=None, timeout=60):
+def replay(tmp, args, stdin=None, timeout=60, interrupt=None):
     """Run rewind replay in the namespace with tcpdump capturing on the other
-    end. (replay result, [(ts_ns, rec)] tcpdump captured)."""
+    end (SIGINT after interrupt seconds). (replay result, [(ts_ns, rec)]
+    tcpdump captured)."""
     out = os.path.join(tmp, "rx.pcap")
     td = subprocess.Popen(["ip", "netns", "exec", NS, "tcpdump", "-i", RX, "-n", "-p",
-                           "--time-stamp-precision=nano", "-B", "32768", "-s", "0", "-U", "--immediate-mode",
+                           "--time-stamp-precision=nano", "-B", "32768", "-s", "0", "-U",
                            "-w", out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # tcpdump says "listening on" once its socket is open. --immediate-mode:
-    # without it, frames in a block of its ring that is not yet full would be
-    # lost when it is told to stop.
+    # tcpdump says "listening on" once its socket is open.
     line = td.stderr.readline()
-    r = nsexec("timeout", str(timeout), REWIND, "replay", "--interface", TX, *args,
-               stdin=stdin)
-    time.sleep(0.3)  # the last frames through the veth
+    cmd = ["ip", "netns", "exec", NS, "timeout", str(timeout), REWIND, "replay", "--interface",
+           TX] + list(args)
+    if interrupt is None:
+        r = sh(*cmd, stdin=stdin)
+    else:
+        # ip netns exec execs, timeout passes SIGINT on to rewind
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(interrupt)
+        p.send_signal(signal.SIGINT)
+        o, e = p.communicate(timeout=30)
+        r = subprocess.CompletedProcess(cmd, p.returncode, o, e)
+    # tcpdump's ring hands over a block of frames when it is full or a
+    # second old, and drops what it holds when told to stop: wait until it
+    # has written as many frames as the replay says it sent (3 s at most;
+    # that count only ends the wait, the checks compare with the source).
+    # (--immediate-mode would hand over each frame, but its ring holds
+    # few frames of -s 0 and drops the rest of a burst.)
+    sent = int(summary(r).get("packets", 0))
+    deadline = time.time() + 3
+    while time.time() < deadline and len(captured(out)) < sent:
+        time.sleep(0.1)
+    time.sleep(0.1)
     td.send_signal(signal.SIGINT)
     try:
         td.wait(timeout=10)
@@ -84,8 +103,22 @@ def replay(tmp, args, stdin=None, timeout=60):
     td.stderr.close()
     if not check(b"listening on" in line, "tcpdump did not start: %r" % line):
         return r, []
-    with open(out, "rb") as f:
-        return r, pcaputil.read_pcap(f.read())[1]
+    return r, captured(out)
+
+
+def captured(path):
+    """The whole records tcpdump has written to path so far."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    if len(data) < 24:
+        return []
+    try:
+        return pcaputil.read_pcap(data)[1]
+    except ValueError:  # a record being written
+        return []
 
 
 def frames(recs):
@@ -186,6 +219,19 @@ def test_sends(tmp):
     check("2 rounds of 2" in r.stdout.decode(), "--loop 2 summary: %s" % r.stdout.decode())
 
 
+def test_interrupt(tmp):
+    """SIGINT in a 98 s replay: it stops at once, sent frames are the file's
+    first, and the summary counts them."""
+    path = os.path.join(GOOD, "output-eve-ftp-data.pcap")
+    src = judge(path)
+    r, got = replay(tmp, [path], interrupt=2)
+    n = summary(r).get("packets")
+    check(r.returncode == 1 and b"interrupted" in r.stderr and n == len(got) and
+          0 < len(got) < len(src) and frames(got) == frames(src)[:len(got)],
+          "SIGINT: exit %d, %d frames, summary %s %s" % (r.returncode, len(got),
+                                                         r.stdout.decode(), r.stderr.decode()))
+
+
 def test_rates(tmp):
     rate(tmp, "--mbps 5", os.path.join(GOOD, "1000-requests-one-dropped-response.pcap"),
          ["--mbps", "5"], 5, "Mbit/s")
@@ -231,6 +277,28 @@ def test_query(tmp):
           "bad filter: exit %d, %d frames: %s" % (r.returncode, len(got), r.stderr.decode()))
     r = nsexec(REWIND, "replay", "-i", TX, "--dir", arch, "--from", "yesterday")
     check(r.returncode == 2 and b"yesterday" in r.stderr, "bad --from: %s" % r.stderr.decode())
+    # The same asked of a rewindd: through DIR/rewindd.sock, and over HTTP
+    # (the daemon runs in the namespace, where the replay reaches its port).
+    port = harness.free_port()
+    log = os.path.join(tmp, "rewindd.log")
+    d = subprocess.Popen(["ip", "netns", "exec", NS, harness.REWINDD, "--dir", arch, "--listen",
+                          "127.0.0.1:%d" % port, "--log", log],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and d.poll() is None and \
+                not (os.path.exists(log) and b" ready;" in open(log, "rb").read()):
+            time.sleep(0.05)
+        r, got = replay(tmp, ["--topspeed", "--dir", arch, "--from", frm, "--to", to, "tcp"])
+        same_frames("query --dir, a daemon answering", r, got, want)
+        check(b" info rewind query filter 'tcp'" in open(log, "rb").read(),
+              "the daemon did not answer the replay's query")
+        r, got = replay(tmp, ["--topspeed", "--url", "http://127.0.0.1:%d" % port, "--from", frm,
+                              "--to", to, "tcp"])
+        same_frames("query --url", r, got, want)
+    finally:
+        d.terminate()
+        d.wait(timeout=30)
 
 
 def test_malformed(tmp):
@@ -298,6 +366,7 @@ def main():
         test_sends(tmp)
         test_truncated_and_refused(tmp)
         test_rates(tmp)
+        test_interrupt(tmp)
         test_query(tmp)
     finally:
         sh("ip", "netns", "del", NS)
