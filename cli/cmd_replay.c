@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -326,11 +327,11 @@ static void summary(const struct replay *r)
     fflush(stdout);
 }
 
-/* One round: the file, or the query's answer. 0, or the exit status. */
-static int one_round(struct replay *r, cap_sender_t *s, struct cap_pacer *pace)
+/* One round: the file (rd when it is open already: takes ownership), or
+ * the query's answer. 0, or the exit status. */
+static int one_round(struct replay *r, cap_sender_t *s, struct cap_pacer *pace, cap_reader_t *rd)
 {
     char err[RW_ERRSZ];
-    cap_reader_t *rd = NULL;
     struct cap_replay_ctl ctl = {&stop_flag, r->tty ? show_progress : NULL, r, 250000000, 1};
     pid_t pid = -1;
     int fd = -1, rc, status = 0;
@@ -339,7 +340,7 @@ static int one_round(struct replay *r, cap_sender_t *s, struct cap_pacer *pace)
             return cli_fail(RW_EIO, err);
         rc = cap_reader_open_fd(fd, "the query's answer", &rd, err);
     } else {
-        rc = cap_reader_open(r->file, &rd, err);
+        rc = rd ? 0 : cap_reader_open(r->file, &rd, err);
     }
     if (rc < 0) {
         /* A query that failed said why (and its status says what kind). */
@@ -367,18 +368,24 @@ int cmd_replay(int argc, char **argv)
     struct replay r = {0};
     char err[RW_ERRSZ];
     cap_sender_t *s = NULL;
-    cap_reader_t *probe = NULL;
+    cap_reader_t *first = NULL;
+    struct stat sb;
     int status = parse(argc, argv, &r), rc;
     if (status >= 0)
         goto done;
     if (r.query && (status = check_query(&r)) >= 0)
         goto done;
-    /* A file that cannot be read is refused before the interface is opened. */
-    if (!r.query && strcmp(r.file, "-") && (rc = cap_reader_open(r.file, &probe, err)) < 0) {
+    /* A file that cannot be read is refused before the interface is
+     * opened; what was read of it is the first round's (it may be a pipe). */
+    if (!r.query && (rc = cap_reader_open(r.file, &first, err)) < 0) {
         status = cli_fail(rc, err);
         goto done;
     }
-    cap_reader_close(probe);
+    if (!r.query && r.loops > 1 && (stat(r.file, &sb) < 0 || !S_ISREG(sb.st_mode))) {
+        status = cli_usage("replay: %s is not a regular file, it can be read once; --loop needs "
+                           "a FILE", r.file);
+        goto done;
+    }
     if ((rc = cap_sender_open(r.iface, &s, err)) < 0) {
         status = cli_fail(rc, err);
         goto done;
@@ -394,7 +401,8 @@ int cmd_replay(int argc, char **argv)
     for (r.round = 1; r.round <= r.loops && status == 0 && !stop_flag; r.round++) {
         if (r.round > 1)
             cap_pacer_round(&pace);
-        status = one_round(&r, s, &pace);
+        status = one_round(&r, s, &pace, first);
+        first = NULL;
     }
     r.round--;
     /* Nothing was sent when the capture itself was refused (link type,
@@ -410,6 +418,7 @@ int cmd_replay(int argc, char **argv)
         status = EXIT_RUNTIME;
     }
 done:
+    cap_reader_close(first);
     cap_sender_close(s);
     free(r.qargv);
     return status;
