@@ -390,6 +390,17 @@ else
     h set live_skipped "\"$why\""
 fi
 
+# ---------------------------------------------------------------- 10. replay
+# rewind replay --topspeed beside tcpreplay --topspeed, the same 50 MiB slice into a veth
+if [ -z "$why" ]; then
+    say "replay: rewind replay --topspeed beside tcpreplay --topspeed (netns ${NS}r)"
+    h slice "$W/gen1.pcap" "$W/replay.pcap" 52428800
+    h replay "${NS}r" "$W/replay.pcap" "$BIN/rewind" "$([ "$SMOKE" = 1 ] && echo 1 || echo 3)" >&2
+    rm -f "$W/replay.pcap"
+else
+    h set replay_skipped "\"$why\""
+fi
+
 # ---------------------------------------------------------------- report
 h report "$ROOT/bench/results.json"
 echo "figures: bench/results.json   commands and their output: bench/work/commands.log"
