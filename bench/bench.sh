@@ -59,6 +59,7 @@ DPID=
 cleanup() {
     [ -z "$DPID" ] || kill "$DPID" 2>/dev/null || true
     [ "$LIVE" = 0 ] || ip netns del "$NS" >/dev/null 2>&1 || true
+    [ "$LIVE" = 0 ] || ip netns del "${NS}r" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
