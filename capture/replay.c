@@ -226,7 +226,11 @@ int cap_replay(cap_sender_t *s, cap_reader_t *r, struct cap_pacer *p,
     while ((rc = cap_reader_next(r, &rec, err)) == 1) {
         int64_t ts = (int64_t)rec.sec * RW_NS_PER_SEC + rec.frac;
         int64_t due = cap_pacer_next(p, ts, rec.caplen, rw_mono_ns());
-        if ((rc = cap_wait_until(due, c->stop)) < 0) {
+        /* A long gap: progress goes on meanwhile. */
+        while (c->progress && due - rw_mono_ns() > c->progress_ns &&
+               (rc = cap_wait_until(rw_mono_ns() + c->progress_ns, c->stop)) == 0)
+            c->progress(c->parg, st);
+        if (rc < 0 || (rc = cap_wait_until(due, c->stop)) < 0) {
             rw_err(err, RW_ESTOP, "stopped");
             break;
         }

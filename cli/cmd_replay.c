@@ -288,7 +288,7 @@ static double elapsed_s(const struct cap_replay_stats *st)
 static void show_progress(void *arg, const struct cap_replay_stats *st)
 {
     const struct replay *r = arg;
-    double t = elapsed_s(st);
+    double t = (double)(rw_mono_ns() - r->start) / 1e9; /* goes on during a long gap */
     fprintf(stderr, "\rreplay: %llu packets, %.1f MB, %.1f s, %.1f Mbit/s, %.0f packets/s",
             (unsigned long long)st->packets, (double)st->bytes / 1e6, t,
             t > 0 ? (double)st->bytes * 8 / t / 1e6 : 0, t > 0 ? (double)st->packets / t : 0);
@@ -398,6 +398,7 @@ int cmd_replay(int argc, char **argv)
     struct cap_pacer pace;
     cap_pacer_init(&pace, r.mode, r.rate);
     status = 0;
+    r.start = rw_mono_ns();
     for (r.round = 1; r.round <= r.loops && status == 0 && !stop_flag; r.round++) {
         if (r.round > 1)
             cap_pacer_round(&pace);
