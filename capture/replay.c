@@ -5,6 +5,7 @@
 #include "capture/cap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
@@ -81,6 +82,10 @@ int cap_sender_open(const char *iface, cap_sender_t **out, char *err)
         rc = rw_err(err, RW_EIO, "interface %s: setting a filter: %s", iface, pcap_geterr(s->p));
         goto fail;
     }
+    /* Not inherited by the programs the caller runs (a query feeding it). */
+    int fd = pcap_get_selectable_fd(s->p);
+    if (fd >= 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
     s->dlt = pcap_datalink(s->p);
     *out = s;
     return 0;

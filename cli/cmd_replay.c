@@ -263,15 +263,15 @@ static pid_t start_query(struct replay *r, int *fd, char *err)
     return pid;
 }
 
-/* The query's exit status (waited for); the pipe is closed first so that a
- * query still writing ends. */
+/* The query's exit status (waited for), 0 when kill_it stopped it (SIGTERM
+ * first, so that it says nothing of the pipe then closed under it). */
 static int end_query(pid_t pid, int fd, int kill_it)
 {
     int ws;
-    if (fd >= 0)
-        close(fd);
     if (kill_it)
         kill(pid, SIGTERM);
+    if (fd >= 0)
+        close(fd);
     while (waitpid(pid, &ws, 0) < 0)
         if (errno != EINTR)
             return EXIT_RUNTIME;
@@ -353,11 +353,10 @@ static int one_round(struct replay *r, cap_sender_t *s, struct cap_pacer *pace, 
     else
         rc = cap_replay(s, rd, pace, &ctl, &r->st, err);
     cap_reader_close(rd);
-    if (pid > 0) {
-        status = end_query(pid, fd, rc < 0);
-        if (rc == 0 && status != 0) /* the answer ended early: its message says why */
-            return status;
-    }
+    /* A query that failed on its own (its answer then ends early, or
+     * short) said why: its status is the replay's. */
+    if (pid > 0 && (status = end_query(pid, fd, rc < 0)) != 0 && (rc == 0 || rc == RW_EINPUT))
+        return status;
     if (rc == RW_ESTOP)
         return EXIT_RUNTIME;
     return rc < 0 ? cli_fail(rc, err) : 0;
