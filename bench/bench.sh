@@ -59,6 +59,7 @@ DPID=
 cleanup() {
     [ -z "$DPID" ] || kill "$DPID" 2>/dev/null || true
     [ "$LIVE" = 0 ] || ip netns del "$NS" >/dev/null 2>&1 || true
+    [ "$LIVE" = 0 ] || ip netns del "${NS}r" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -388,6 +389,17 @@ if [ -z "$why" ]; then
     rm -f "$W/live.pcap"
 else
     h set live_skipped "\"$why\""
+fi
+
+# ---------------------------------------------------------------- 10. replay
+# rewind replay --topspeed beside tcpreplay --topspeed, the same 50 MiB slice into a veth
+if [ -z "$why" ]; then
+    say "replay: rewind replay --topspeed beside tcpreplay --topspeed (netns ${NS}r)"
+    h slice "$W/gen1.pcap" "$W/replay.pcap" 52428800
+    h replay "${NS}r" "$W/replay.pcap" "$BIN/rewind" "$([ "$SMOKE" = 1 ] && echo 1 || echo 3)" >&2
+    rm -f "$W/replay.pcap"
+else
+    h set replay_skipped "\"$why\""
 fi
 
 # ---------------------------------------------------------------- report

@@ -23,4 +23,7 @@ struct cli_audit_what {
 int cli_audit_read(const char *dir, const struct cli_audit_what *w, int status, int64_t start_ns,
                    char *err);
 
+/* rewind replay: a capture file or a query's answer out of an interface. */
+int cmd_replay(int argc, char **argv);
+
 #endif

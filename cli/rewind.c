@@ -1347,6 +1347,7 @@ static const char main_help[] =
     "  flows     the flows of a window, from the index: 5-tuples, counts, Community IDs\n"
     "  top       top talkers of a window by source, destination, pair, port, protocol\n"
     "  timeline  packets and bytes per step and capture point, a sparkline on a terminal\n"
+    "  replay    send a capture file or a query's answer out of an interface\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
@@ -1398,5 +1399,7 @@ int main(int argc, char **argv)
         return cmd_top(argc, argv);
     if (!strcmp(cmd, "timeline"))
         return cmd_timeline(argc, argv);
+    if (!strcmp(cmd, "replay"))
+        return cmd_replay(argc, argv);
     return cli_usage("unknown command '%s'", cmd);
 }
