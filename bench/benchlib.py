@@ -699,6 +699,28 @@ def report_main(path):
         res["http"] = R["http_skipped"]
         P("")
         P("HTTP API: skipped (%s)" % R["http_skipped"])
+    am = R.get("an.meta")
+    if am and R.get("an.scan"):
+        scan = R["an.scan"]["median"]
+        P("")
+        P("ANALYTICS on the %s archive over HTTP (curl, warm, median); the scan: tcpdump -r over "
+          "the same files for host %s, %s" % (am["archive"], am["needle"], fmt_t(scan)))
+        an = {"scan_s": scan}
+        for key, label in (("timeline", "timeline of the whole archive, 1 s steps"),
+                           ("top", "top 10 sources of the whole archive"),
+                           ("flows_host", "flows of host %s (%d)" % (am["needle"], am["needle_flows"])),
+                           ("flows_busy", "flows of the busiest host %s (%d)" % (am["busy"], am["busy_flows"]))):
+            r = R.get("an." + key)
+            if not r:
+                continue
+            an[key] = {"s": r["median"], "ratio_scan_over": scan / r["median"]}
+            extra = ""
+            if key == "flows_busy":
+                an[key]["flows_per_s"] = am["busy_flows"] / r["median"]
+                extra = ", %.2f M flows/s" % (am["busy_flows"] / r["median"] / 1e6)
+            P("  %-52s %-9s scan/this %6.1f%s" % (label, fmt_t(r["median"]), scan / r["median"],
+                                                   extra))
+        res["analytics"] = an
     # live
     live = R.get("live")
     res["live"] = live or R.get("live_skipped")
