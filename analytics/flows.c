@@ -209,7 +209,6 @@ struct gather {
     struct table t;
     struct best best;
     uint32_t point;
-    const char *point_name;
     uint64_t records;
     int oom;
 };
@@ -238,7 +237,6 @@ static int take_record(void *arg, const struct idx_flowrec *r)
     if (isnew) {
         memset(s, 0, sizeof *s);
         s->used = 1;
-        snprintf(f->point, sizeof f->point, "%s", g->point_name);
         f->point_id = g->point;
         f->hash = r->hash;
         f->family = r->family;
@@ -321,7 +319,6 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
         if (p == npts)
             continue;
         g.point = pts[p].id;
-        g.point_name = pts[p].name;
         /* Flows of this point idle for AN_FLOW_IDLE before this segment
          * have ended: the table holds the flows of the last minutes, not
          * of the whole window. */
@@ -340,6 +337,16 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
         goto done;
     }
     qsort_r(g.best.h, g.best.n, sizeof *g.best.h, cmp_flows, (void *)&q->sort);
+    out->points = calloc(npts + 1, sizeof *out->points);
+    if (!out->points) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < npts; i++) {
+        out->points[i].id = pts[i].id;
+        snprintf(out->points[i].name, sizeof out->points[i].name, "%s", pts[i].name);
+    }
+    out->npoints = npts;
     out->flows = g.best.h;
     out->n = g.best.n;
     out->matched = g.best.offered;
@@ -356,8 +363,17 @@ done:
     return rc;
 }
 
+const char *an_flow_point(const struct an_flows *r, const struct an_flow *f)
+{
+    for (size_t i = 0; i < r->npoints; i++)
+        if (r->points[i].id == f->point_id)
+            return r->points[i].name;
+    return "?";
+}
+
 void an_flows_free(struct an_flows *f)
 {
+    free(f->points);
     free(f->flows);
     memset(f, 0, sizeof *f);
 }

@@ -39,18 +39,36 @@ static void tcp_flags(uint8_t fl, char out[9])
 
 static const char *const sort_names[] = {"bytes", "packets", "start", "duration"};
 
-int an_flows_write(FILE *f, const struct an_flow_query *q, const struct an_flows *r,
-                   enum an_format fmt)
+void an_flows_write_head(FILE *f, const struct an_flow_query *q, const struct an_flows *r,
+                         enum an_format fmt)
 {
-    char a[64], b[64], t1[48], t2[48], fl[9];
     if (fmt == AN_CSV) {
         fputs("point,proto,vlan,src,sport,dst,dport,first,last,duration,packets_fwd,bytes_fwd,"
               "packets_rev,bytes_rev,packets,bytes,tcp_flags,community_id\n", f);
-        for (size_t i = 0; i < r->n; i++) {
-            const struct an_flow *x = &r->flows[i];
-            const char *pn = an_proto_name(x->proto);
-            tcp_flags(x->tcp_flags, fl);
-            fprintf(f, "%s,", x->point);
+        return;
+    }
+    fputc('{', f);
+    put_window(f, q->from, q->to);
+    fputs(",\"filter\":", f);
+    an_json_str(f, q->filter ? q->filter : "");
+    if (q->community_id) {
+        fputs(",\"community_id\":", f);
+        an_json_str(f, q->community_id);
+    }
+    fprintf(f, ",\"sort\":\"%s\",\"matched\":%llu,\"returned\":%zu,\"flows\":[",
+            sort_names[q->sort], (unsigned long long)r->matched, r->n);
+}
+
+void an_flows_write_rows(FILE *f, const struct an_flows *r, size_t i, size_t j,
+                         enum an_format fmt)
+{
+    char a[64], b[64], t1[48], t2[48], fl[9];
+    for (; i < j && i < r->n; i++) {
+        const struct an_flow *x = &r->flows[i];
+        const char *pn = an_proto_name(x->proto), *point = an_flow_point(r, x);
+        tcp_flags(x->tcp_flags, fl);
+        if (fmt == AN_CSV) {
+            fprintf(f, "%s,", point);
             if (pn)
                 fprintf(f, "%s,", pn);
             else
@@ -64,26 +82,11 @@ int an_flows_write(FILE *f, const struct an_flow_query *q, const struct an_flows
                     (unsigned long long)x->bytes_rev,
                     (unsigned long long)(x->pkts_fwd + x->pkts_rev),
                     (unsigned long long)(x->bytes_fwd + x->bytes_rev), fl, x->community_id);
+            continue;
         }
-        return ferror(f) ? -1 : 0;
-    }
-    fputc('{', f);
-    put_window(f, q->from, q->to);
-    fputs(",\"filter\":", f);
-    an_json_str(f, q->filter ? q->filter : "");
-    if (q->community_id) {
-        fputs(",\"community_id\":", f);
-        an_json_str(f, q->community_id);
-    }
-    fprintf(f, ",\"sort\":\"%s\",\"matched\":%llu,\"returned\":%zu,\"flows\":[", sort_names[q->sort],
-            (unsigned long long)r->matched, r->n);
-    for (size_t i = 0; i < r->n; i++) {
-        const struct an_flow *x = &r->flows[i];
-        const char *pn = an_proto_name(x->proto);
         int icmp = x->proto == 1 || x->proto == 58;
-        tcp_flags(x->tcp_flags, fl);
         fputs(i ? ",\n{\"point\":" : "\n{\"point\":", f);
-        an_json_str(f, x->point);
+        an_json_str(f, point);
         fprintf(f, ",\"proto\":%d", x->proto);
         if (pn)
             fprintf(f, ",\"proto_name\":\"%s\"", pn);
@@ -105,7 +108,20 @@ int an_flows_write(FILE *f, const struct an_flow_query *q, const struct an_flows
             fprintf(f, ",\"tcp_flags\":\"%s\"", fl);
         fprintf(f, ",\"community_id\":\"%s\"}", x->community_id);
     }
-    fputs("]}\n", f);
+}
+
+void an_flows_write_tail(FILE *f, enum an_format fmt)
+{
+    if (fmt == AN_JSON)
+        fputs("]}\n", f);
+}
+
+int an_flows_write(FILE *f, const struct an_flow_query *q, const struct an_flows *r,
+                   enum an_format fmt)
+{
+    an_flows_write_head(f, q, r, fmt);
+    an_flows_write_rows(f, r, 0, r->n, fmt);
+    an_flows_write_tail(f, fmt);
     return ferror(f) ? -1 : 0;
 }
 
