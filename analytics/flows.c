@@ -141,6 +141,7 @@ struct best {
     struct an_flow *h;
     size_t n, cap, limit;
     int oom;
+    int heaped; /* h is a heap: filled once, since then only better flows enter */
     enum an_sort sort;
     uint64_t offered;
 };
@@ -178,27 +179,76 @@ static void best_offer(struct best *b, const struct an_flow *f)
         b->cap = nc;
     }
     if (b->n < b->limit) {
-        size_t i = b->n++;
-        b->h[i] = *f;
-        while (i > 0) {
-            size_t p = (i - 1) / 2;
-            if (!better(b->sort, &b->h[p], &b->h[i]))
-                break;
-            struct an_flow t = b->h[i];
-            b->h[i] = b->h[p];
-            b->h[p] = t;
-            i = p;
-        }
-    } else if (b->limit && better(b->sort, f, &b->h[0])) {
+        /* Until the limit is reached every flow is kept: no order needed. */
+        b->h[b->n++] = *f;
+        return;
+    }
+    if (!b->heaped) {
+        for (size_t i = b->n / 2; i-- > 0;)
+            sift_down(b, i);
+        b->heaped = 1;
+    }
+    if (b->limit && better(b->sort, f, &b->h[0])) {
         b->h[0] = *f;
         sift_down(b, 0);
     }
 }
 
-static int cmp_flows(const void *a, const void *b, void *arg)
+/* The final order, sorting small keys rather than whole flows, then
+ * moving each flow once (following the permutation's cycles). */
+struct skey {
+    uint64_t k;     /* the sort's value (0 for start) */
+    int64_t first;
+    uint64_t hash;
+    uint32_t point, idx;
+};
+
+static int cmp_keys(const void *pa, const void *pb)
 {
-    enum an_sort s = *(const enum an_sort *)arg;
-    return better(s, a, b) ? -1 : better(s, b, a) ? 1 : 0;
+    const struct skey *a = pa, *b = pb;
+    if (a->k != b->k)
+        return a->k > b->k ? -1 : 1;
+    if (a->first != b->first)
+        return a->first < b->first ? -1 : 1;
+    if (a->point != b->point)
+        return a->point < b->point ? -1 : 1;
+    return a->hash < b->hash ? -1 : a->hash > b->hash;
+}
+
+static int sort_best(struct best *b)
+{
+    struct skey *k = malloc((b->n + 1) * sizeof *k);
+    if (!k)
+        return -1;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct an_flow *f = &b->h[i];
+        k[i].k = b->sort == AN_SORT_BYTES     ? total_bytes(f)
+                 : b->sort == AN_SORT_PACKETS ? total_pkts(f)
+                 : b->sort == AN_SORT_DURATION ? (uint64_t)(f->last - f->first)
+                                               : 0;
+        k[i].first = f->first;
+        k[i].hash = f->hash;
+        k[i].point = f->point_id;
+        k[i].idx = (uint32_t)i;
+    }
+    qsort(k, b->n, sizeof *k, cmp_keys);
+    /* Position i gets flow k[i].idx: walk each cycle once. */
+    for (size_t i = 0; i < b->n; i++) {
+        if (k[i].idx == i || k[i].idx == UINT32_MAX)
+            continue;
+        struct an_flow t = b->h[i];
+        size_t j = i;
+        while (k[j].idx != i) {
+            size_t from = k[j].idx;
+            b->h[j] = b->h[from];
+            k[j].idx = UINT32_MAX;
+            j = from;
+        }
+        b->h[j] = t;
+        k[j].idx = UINT32_MAX;
+    }
+    free(k);
+    return 0;
 }
 
 /* ------------------------------------------------------------ gathering */
@@ -336,7 +386,10 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto done;
     }
-    qsort_r(g.best.h, g.best.n, sizeof *g.best.h, cmp_flows, (void *)&q->sort);
+    if (sort_best(&g.best) < 0) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto done;
+    }
     out->points = calloc(npts + 1, sizeof *out->points);
     if (!out->points) {
         rc = rw_err(err, RW_ENOMEM, "out of memory");
