@@ -33,75 +33,120 @@ int an_format_parse(const char *s, enum an_format *out, char *err)
 
 /* ------------------------------------------------------- the merge table */
 
-/* Open addressing on (point, flow hash); a slot's flow is live while used. */
-struct slot {
-    int used;
-    struct an_flow f;
+/* The live flows sit in a pool (an array that only grows, its freed rows
+ * reused); the table that finds them by (point, flow hash) holds 16-byte
+ * entries, so that growing it moves little. */
+struct ent {
+    uint64_t hash;
+    uint32_t point;
+    uint32_t idx; /* in the pool; UINT32_MAX: empty */
 };
 
 struct table {
-    struct slot *s;
+    struct ent *e;
     size_t cap, n;
+    struct an_flow *pool;
+    size_t pn, pcap;
+    uint32_t *freel;
+    size_t nfree, freecap;
 };
 
-static uint64_t slot_hash(uint32_t point, uint64_t h) { return h ^ ((uint64_t)point * 0x9e3779b97f4a7c15ULL); }
+static uint64_t ent_home(uint32_t point, uint64_t h) { return h ^ ((uint64_t)point * 0x9e3779b97f4a7c15ULL); }
 
 static int table_grow(struct table *t)
 {
     size_t nc = t->cap ? t->cap * 2 : 1024;
-    struct slot *ns = calloc(nc, sizeof *ns);
-    if (!ns)
+    struct ent *ne = malloc(nc * sizeof *ne);
+    if (!ne)
         return -1;
+    for (size_t i = 0; i < nc; i++)
+        ne[i].idx = UINT32_MAX;
     for (size_t i = 0; i < t->cap; i++) {
-        if (!t->s[i].used)
+        if (t->e[i].idx == UINT32_MAX)
             continue;
-        size_t j = slot_hash(t->s[i].f.point_id, t->s[i].f.hash) & (nc - 1);
-        while (ns[j].used)
+        size_t j = ent_home(t->e[i].point, t->e[i].hash) & (nc - 1);
+        while (ne[j].idx != UINT32_MAX)
             j = (j + 1) & (nc - 1);
-        ns[j] = t->s[i];
+        ne[j] = t->e[i];
     }
-    free(t->s);
-    t->s = ns;
+    free(t->e);
+    t->e = ne;
     t->cap = nc;
     return 0;
 }
 
-static struct slot *table_get(struct table *t, uint32_t point, uint64_t h, int *isnew)
+/* The live flow of (point, h), or a new zeroed one (*isnew); NULL: no memory. */
+static struct an_flow *table_get(struct table *t, uint32_t point, uint64_t h, int *isnew)
 {
     if ((t->n + 1) * 2 > t->cap && table_grow(t) < 0)
         return NULL;
-    size_t j = slot_hash(point, h) & (t->cap - 1);
-    while (t->s[j].used) {
-        if (t->s[j].f.hash == h && t->s[j].f.point_id == point) {
+    size_t j = ent_home(point, h) & (t->cap - 1);
+    while (t->e[j].idx != UINT32_MAX) {
+        if (t->e[j].hash == h && t->e[j].point == point) {
             *isnew = 0;
-            return &t->s[j];
+            return &t->pool[t->e[j].idx];
         }
         j = (j + 1) & (t->cap - 1);
     }
-    *isnew = 1;
+    uint32_t idx;
+    if (t->nfree) {
+        idx = t->freel[--t->nfree];
+    } else {
+        if (t->pn == t->pcap) {
+            size_t nc = t->pcap ? t->pcap * 2 : 1024;
+            struct an_flow *np = realloc(t->pool, nc * sizeof *np);
+            if (!np || nc >= UINT32_MAX)
+                return NULL;
+            t->pool = np;
+            t->pcap = nc;
+        }
+        idx = (uint32_t)t->pn++;
+    }
+    t->e[j].hash = h;
+    t->e[j].point = point;
+    t->e[j].idx = idx;
     t->n++;
-    return &t->s[j];
+    *isnew = 1;
+    memset(&t->pool[idx], 0, sizeof t->pool[idx]);
+    return &t->pool[idx];
 }
 
-/* Remove slot j, keeping every other key reachable (backward shift). */
-static void table_del(struct table *t, size_t j)
+/* Remove entry j, keeping every other key reachable (backward shift); its
+ * pool row is reused later. -1: no memory for the free list. */
+static int table_del(struct table *t, size_t j)
 {
     size_t m = t->cap - 1, i = j;
-    t->s[j].used = 0;
+    if (t->nfree == t->freecap) {
+        size_t nc = t->freecap ? t->freecap * 2 : 1024;
+        uint32_t *nf = realloc(t->freel, nc * sizeof *nf);
+        if (!nf)
+            return -1;
+        t->freel = nf;
+        t->freecap = nc;
+    }
+    t->freel[t->nfree++] = t->e[j].idx;
+    t->e[j].idx = UINT32_MAX;
     t->n--;
     for (;;) {
         i = (i + 1) & m;
-        if (!t->s[i].used)
-            return;
-        size_t home = slot_hash(t->s[i].f.point_id, t->s[i].f.hash) & m;
+        if (t->e[i].idx == UINT32_MAX)
+            return 0;
+        size_t home = ent_home(t->e[i].point, t->e[i].hash) & m;
         /* Can the entry at i move to the hole at j? Only if its home is not
          * cyclically in (j, i]. */
         if ((j < i && (home <= j || home > i)) || (j > i && home <= j && home > i)) {
-            t->s[j] = t->s[i];
-            t->s[i].used = 0;
+            t->e[j] = t->e[i];
+            t->e[i].idx = UINT32_MAX;
             j = i;
         }
     }
+}
+
+static void table_free(struct table *t)
+{
+    free(t->e);
+    free(t->pool);
+    free(t->freel);
 }
 
 /* ------------------------------------------------------- the best flows */
@@ -278,15 +323,12 @@ static int take_record(void *arg, const struct idx_flowrec *r)
     if (g->q->community_id && strcmp(r->community_id, g->q->community_id))
         return 0;
     int isnew;
-    struct slot *s = table_get(&g->t, g->point, r->hash, &isnew);
-    if (!s) {
+    struct an_flow *f = table_get(&g->t, g->point, r->hash, &isnew);
+    if (!f) {
         g->oom = 1;
         return 1;
     }
-    struct an_flow *f = &s->f;
     if (isnew) {
-        memset(s, 0, sizeof *s);
-        s->used = 1;
         f->point_id = g->point;
         f->hash = r->hash;
         f->family = r->family;
@@ -320,12 +362,46 @@ static int take_record(void *arg, const struct idx_flowrec *r)
  * (all of them when all). */
 static void flush(struct gather *g, uint32_t point, int64_t before, int all)
 {
-    for (size_t j = 0; j < g->t.cap;) {
-        struct slot *s = &g->t.s[j];
-        if (s->used && (all || (s->f.point_id == point && s->f.last < before))) {
-            if (!g->ff || an_ffilter_match(g->ff, &s->f))
-                best_offer(&g->best, &s->f);
-            table_del(&g->t, j);
+    struct table *t = &g->t;
+    if (all && g->best.n == 0 && t->n <= g->best.limit) {
+        /* Every live flow fits in the answer: the pool becomes it, compacted
+         * in place, without a copy (the common case of a short window). */
+        uint8_t *live = calloc(t->pn + 1, 1);
+        if (!live) {
+            g->oom = 1;
+            return;
+        }
+        for (size_t j = 0; j < t->cap; j++)
+            if (t->e[j].idx != UINT32_MAX) {
+                const struct an_flow *f = &t->pool[t->e[j].idx];
+                live[t->e[j].idx] = !g->ff || an_ffilter_match(g->ff, f);
+                t->e[j].idx = UINT32_MAX;
+            }
+        size_t k = 0;
+        for (size_t i = 0; i < t->pn; i++)
+            if (live[i])
+                t->pool[k++] = t->pool[i];
+        free(live);
+        free(g->best.h);
+        g->best.h = t->pool;
+        g->best.n = k;
+        g->best.cap = t->pcap;
+        g->best.offered += k;
+        t->pool = NULL;
+        t->pn = t->pcap = t->n = t->nfree = 0;
+        return;
+    }
+    for (size_t j = 0; j < t->cap;) {
+        struct ent *e = &t->e[j];
+        if (e->idx != UINT32_MAX &&
+            (all || (e->point == point && t->pool[e->idx].last < before))) {
+            const struct an_flow *f = &t->pool[e->idx];
+            if (!g->ff || an_ffilter_match(g->ff, f))
+                best_offer(&g->best, f);
+            if (table_del(t, j) < 0) {
+                g->oom = 1;
+                return;
+            }
             continue; /* j now holds a shifted entry, or is empty */
         }
         j++;
@@ -408,7 +484,7 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
     rc = 0;
 done:
     free(g.best.h);
-    free(g.t.s);
+    table_free(&g.t);
     free(pts);
     free(segs);
     free(ords);
