@@ -16,6 +16,16 @@
 #include "query/read.h"
 
 enum kind { FLOWS, TOP, TIMELINE };
+
+/* The options the three commands share, in each one's --help. */
+#define COMMON_OPTIONS \
+    "  -d, --dir DIR       the archive (or $REWIND_DIR)\n" \
+    "  -u, --url URL       ask a rewindd instead (or $REWIND_URL)\n" \
+    "      --token T       bearer token for --url (or $REWIND_TOKEN)\n" \
+    "  -f, --from T        window start: RFC 3339, Unix seconds, or relative (-15m)\n" \
+    "  -t, --to T          window end (exclusive)\n" \
+    "  -p, --point NAME    only this capture point (repeatable)\n"
+
 enum outfmt { OUT_TABLE, OUT_JSON, OUT_CSV };
 
 static const char flows_help[] =
@@ -30,12 +40,7 @@ static const char flows_help[] =
     "sctp, icmp, icmp6, vlan, with and/or/not; a flow matches when a packet of it\n"
     "would. Default: the 1000 flows with the most bytes.\n"
     "\n"
-    "  -d, --dir DIR       the archive (or $REWIND_DIR)\n"
-    "  -u, --url URL       ask a rewindd instead (or $REWIND_URL)\n"
-    "      --token T       bearer token for --url (or $REWIND_TOKEN)\n"
-    "  -f, --from T        window start: RFC 3339, Unix seconds, or relative (-15m)\n"
-    "  -t, --to T          window end (exclusive)\n"
-    "  -p, --point NAME    only this capture point (repeatable)\n"
+    COMMON_OPTIONS
     "  -s, --sort KEY      bytes (default), packets, start or duration\n"
     "  -n, --limit N       at most N flows (default 1000, at most 1000000)\n"
     "      --community-id ID  only the flows with this Community ID (1:...)\n"
@@ -56,12 +61,7 @@ static const char top_help[] =
     "window and BPF FILTER: from the index where it can, from the packets where it\n"
     "must (a filter, or a segment that the window cuts).\n"
     "\n"
-    "  -d, --dir DIR       the archive (or $REWIND_DIR)\n"
-    "  -u, --url URL       ask a rewindd instead (or $REWIND_URL)\n"
-    "      --token T       bearer token for --url (or $REWIND_TOKEN)\n"
-    "  -f, --from T        window start: RFC 3339, Unix seconds, or relative (-15m)\n"
-    "  -t, --to T          window end (exclusive)\n"
-    "  -p, --point NAME    only this capture point (repeatable)\n"
+    COMMON_OPTIONS
     "  -b, --by KEY        src (default), dst, pair, port, proto or point\n"
     "  -m, --metric M      bytes (default) or packets: the order\n"
     "  -n, --limit N       at most N talkers (default 10)\n"
@@ -80,12 +80,7 @@ static const char timeline_help[] =
     "to whole steps (the answer says which). An open end is the archive's first or\n"
     "last packet. On a terminal: a sparkline of bytes per point; otherwise CSV.\n"
     "\n"
-    "  -d, --dir DIR       the archive (or $REWIND_DIR)\n"
-    "  -u, --url URL       ask a rewindd instead (or $REWIND_URL)\n"
-    "      --token T       bearer token for --url (or $REWIND_TOKEN)\n"
-    "  -f, --from T        window start: RFC 3339, Unix seconds, or relative (-15m)\n"
-    "  -t, --to T          window end (exclusive)\n"
-    "  -p, --point NAME    only this capture point (repeatable)\n"
+    COMMON_OPTIONS
     "  -S, --step D        bucket width: 1s (default), 10s, 1m, 1h, 1d, ...\n"
     "      --json          the API's JSON\n"
     "      --csv           the API's CSV (the default when not on a terminal)\n"

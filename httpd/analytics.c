@@ -35,17 +35,8 @@ static void audit_answer(struct httpd *h, const struct params *p, const char *pa
                          int64_t start, const char *detail)
 {
     struct audit_rec ar;
-    char err[RW_ERRSZ], route[96];
-    if (!h->audit)
-        return;
-    snprintf(route, sizeof route, "%s %s", p->head ? "HEAD" : "GET", path);
     audit_rec_init(&ar);
     ar.time_ns = start;
-    ar.principal = p->who.name;
-    ar.role = auth_role_name(p->who.role);
-    ar.method = p->who.method;
-    ar.client = p->client;
-    ar.route = route;
     ar.from_ns = from;
     ar.to_ns = to;
     ar.filter = filter;
@@ -53,8 +44,7 @@ static void audit_answer(struct httpd *h, const struct params *p, const char *pa
     ar.status = status;
     ar.duration_ns = rw_now_ns() - start;
     ar.detail = detail;
-    if (audit_append(h->audit, &ar, err) < 0)
-        rw_error("audit trail: %s", err);
+    hd_audit(h, p, path, &ar);
 }
 
 /* The points named by the request into points (NULL-terminated); NULL when

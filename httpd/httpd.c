@@ -470,25 +470,30 @@ static void fname_time(int64_t ns, const char *dflt, char *buf, size_t n)
     snprintf(buf, n, "%.4s%.2s%.2sT%.2s%.2s%.2sZ", t, t + 5, t + 8, t + 11, t + 14, t + 17);
 }
 
-/* A refused request for packets, on the record: who asked, from where. */
-static void audit_refusal(struct httpd *h, const struct params *p, const char *path, int status)
+void hd_audit(struct httpd *h, const struct params *p, const char *path, struct audit_rec *ar)
 {
-    struct audit_rec ar;
     char err[RW_ERRSZ], route[96];
     if (!h->audit)
         return;
     snprintf(route, sizeof route, "%s %s", p->head ? "HEAD" : "GET", path);
+    ar->principal = p->who.name;
+    ar->role = auth_role_name(p->who.role);
+    ar->method = p->who.method;
+    ar->client = p->client;
+    ar->route = route;
+    if (audit_append(h->audit, ar, err) < 0)
+        rw_error("audit trail: %s", err);
+}
+
+/* A refused request for packets, on the record: who asked, from where. */
+static void audit_refusal(struct httpd *h, const struct params *p, const char *path, int status)
+{
+    struct audit_rec ar;
     audit_rec_init(&ar);
-    ar.principal = p->who.name;
-    ar.role = auth_role_name(p->who.role);
-    ar.method = p->who.method;
-    ar.client = p->client;
-    ar.route = route;
     ar.filter = hd_param(p, "filter");
     ar.status = status;
     ar.detail = "refused";
-    if (audit_append(h->audit, &ar, err) < 0)
-        rw_error("audit trail: %s", err);
+    hd_audit(h, p, path, &ar);
 }
 
 static enum MHD_Result packets_answer(struct httpd *h, struct MHD_Connection *c,

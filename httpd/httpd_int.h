@@ -87,6 +87,11 @@ int hd_parse_window(const struct params *p, int64_t *from, int64_t *to, char *er
  * *out unchanged when v is NULL. */
 int hd_parse_count(const char *name, const char *v, int sizes, uint64_t *out, char *err);
 
+/* Append the audit record ar (its request fields filled by the caller) with
+ * who asked, from where and by which route ("GET path"); a failure to write
+ * it is logged. Nothing when the server has no trail. */
+void hd_audit(struct httpd *h, const struct params *p, const char *path, struct audit_rec *ar);
+
 /* analytics.c: /api/v1/flows, /api/v1/top, /api/v1/timeline. */
 hd_handler_fn hd_route_flows, hd_route_top, hd_route_timeline;
 /* The filter of a request with community_id=cid: the flows' filter, and
