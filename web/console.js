@@ -178,7 +178,7 @@
   /* The window the panels answer for: the selection, else the view. */
   function win() {
     if (st.sel) return { from: iso(st.sel.from), to: iso(st.sel.to) };
-    if (st.tl) return { from: st.tl.from, to: st.tl.to };
+    if ((!st.view.from || !st.view.to) && st.tl) return { from: st.tl.from, to: st.tl.to };
     return { from: st.view.from, to: st.view.to };
   }
 
@@ -435,7 +435,7 @@
     const r = await api('/api/v1/packets', Object.assign({ format: 'pcap', limit: '1000' }, params, pfx));
     if (!r.ok) { setText('fd-msg', r.message, 'error'); return; }
     const pk = parsePcap(new DataView(await r.body.arrayBuffer()));
-    setText('fd-msg', pk.length + ' packets' + (pk.length >= 1000 ? ' (the first 1000)' : ''), 'muted');
+    setText('fd-msg', pk.length + ' packets in the selection' + (pk.length >= 1000 ? ' (the first 1000)' : ''), 'muted');
     fillTable(tb, pk.map((p, i) => el('tr', { class: 'pkt' }, el('td', {}, i + 1), el('td', {}, p.time),
       el('td', { class: 'num' }, p.len), el('td', {}, p.summary))));
     $('flow-detail').scrollIntoView({ block: 'nearest' });
@@ -734,6 +734,7 @@
   function setView(from, to) {
     st.view = { from: from, to: to };
     st.sel = null;
+    st.tl = null;
     changed(true);
   }
 
@@ -856,6 +857,15 @@
     $('dl-pcap').addEventListener('click', () => download('/api/v1/packets', fmtq('pcap'), 'rewind.pcap', 'dl-msg'));
     $('dl-pcapng').addEventListener('click', () => download('/api/v1/packets', fmtq('pcapng'), 'rewind.pcapng', 'dl-msg'));
     window.addEventListener('resize', showSel);
+    // A link pasted into this tab: its view, as if loaded afresh.
+    window.addEventListener('hashchange', () => {
+      if (document.body.dataset.ready !== '1') return;
+      readHash();
+      $('filter').value = st.filter;
+      st.tl = null;
+      st.gen++;
+      showTab(st.tab || 'traffic');
+    });
     setupDrag();
   }
 
