@@ -249,7 +249,8 @@ static int append(char *q, size_t n, const char *k, const char *v)
 }
 
 /* Ask --url: the answer's text into *out (malloc'ed). */
-static int ask_url(const struct opts *o, const char *fmt, char **out, size_t *outlen, char *err)
+static int ask_url(const struct opts *o, const char *fmt, char **out, size_t *outlen, int direct,
+                   char *err)
 {
     static const char *const paths[] = {"/api/v1/flows", "/api/v1/top", "/api/v1/timeline"};
     char path[16384];
@@ -266,12 +267,14 @@ static int ask_url(const struct opts *o, const char *fmt, char **out, size_t *ou
     bad |= append(path, sizeof path, "step", o->step) | append(path, sizeof path, "format", fmt);
     if (bad)
         return rw_err(err, RW_EINPUT, "the request does not fit in a URL: shorten the filter");
-    FILE *f = open_memstream(out, outlen);
+    /* JSON and CSV go straight out; a table needs the whole answer first. */
+    FILE *f = direct ? stdout : open_memstream(out, outlen);
     if (!f)
         return rw_err(err, RW_ENOMEM, "out of memory");
     if ((rc = httpc_set_token(o->token, err)) == 0)
         rc = httpc_get(o->url, path, sink_file, f, err);
-    fclose(f);
+    if (!direct)
+        fclose(f);
     return rc;
 }
 
@@ -297,7 +300,8 @@ static int parse_limit(const char *s, uint64_t *out, char *err)
 }
 
 /* Read --dir: the answer's text into *out, written by analytics/. */
-static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t *outlen, char *err)
+static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t *outlen, int direct,
+                   char *err)
 {
     idx_t *ix = NULL;
     int64_t from, to;
@@ -310,7 +314,7 @@ static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t 
         return rw_err(err, RW_EINPUT, "--from must be before --to");
     if ((rc = qry_archive_open(o->dir, &ix, err)) < 0)
         return rc;
-    FILE *f = open_memstream(out, outlen);
+    FILE *f = direct ? stdout : open_memstream(out, outlen);
     if (!f) {
         qry_archive_close(ix);
         return rw_err(err, RW_ENOMEM, "out of memory");
@@ -325,7 +329,7 @@ static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t 
             (rc = parse_limit(o->limit, &q.limit, err)) < 0)
             goto done;
         if ((rc = an_flows_get(ix, &q, &r, err)) == 0) {
-            rc = an_flows_write(f, &q, &r, fmt) < 0 ? rw_err(err, RW_ENOMEM, "out of memory") : 0;
+            rc = an_flows_write(f, &q, &r, fmt) < 0 ? rw_err(err, RW_EIO, "writing the answer failed") : 0;
             an_flows_free(&r);
         }
     } else if (o->kind == TOP) {
@@ -337,7 +341,7 @@ static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t 
             (rc = parse_limit(o->limit, &q.limit, err)) < 0)
             goto done;
         if ((rc = an_top_get(ix, &q, &t, err)) == 0) {
-            rc = an_top_write(f, &q, &t, fmt) < 0 ? rw_err(err, RW_ENOMEM, "out of memory") : 0;
+            rc = an_top_write(f, &q, &t, fmt) < 0 ? rw_err(err, RW_EIO, "writing the answer failed") : 0;
             an_top_free(&t);
         }
     } else {
@@ -350,12 +354,13 @@ static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t 
             goto done;
         }
         if ((rc = an_timeline_get(ix, &q, &t, err)) == 0) {
-            rc = an_timeline_write(f, &t, fmt) < 0 ? rw_err(err, RW_ENOMEM, "out of memory") : 0;
+            rc = an_timeline_write(f, &t, fmt) < 0 ? rw_err(err, RW_EIO, "writing the answer failed") : 0;
             an_timeline_free(&t);
         }
     }
 done:
-    fclose(f);
+    if (!direct)
+        fclose(f);
     {
         /* Flows and talkers are records of who talked to whom: audited as
          * packets are (DESIGN.md invariant 8). */
@@ -448,9 +453,9 @@ static int run(struct opts *o, int argc, char **argv)
     size_t len = 0;
     enum an_format fmt = o->out == OUT_JSON ? AN_JSON : AN_CSV;
     if (o->url)
-        rc = ask_url(o, fmt == AN_JSON ? "json" : "csv", &text, &len, err);
+        rc = ask_url(o, fmt == AN_JSON ? "json" : "csv", &text, &len, o->out != OUT_TABLE, err);
     else
-        rc = ask_dir(o, fmt, &text, &len, err);
+        rc = ask_dir(o, fmt, &text, &len, o->out != OUT_TABLE, err);
     free(o->filter);
     if (rc < 0) {
         free(text);

@@ -26,6 +26,9 @@ static const struct {
     {"/api/v1/status", AUTH_PERM_STATUS},
     {"/api/v1/holds", AUTH_PERM_HOLDS},
     {"/api/v1/audit", AUTH_PERM_ADMIN},
+    {"/api/v1/flows", AUTH_PERM_FLOWS},
+    {"/api/v1/top", AUTH_PERM_FLOWS},
+    {"/api/v1/timeline", AUTH_PERM_FLOWS},
     {"/metrics", AUTH_PERM_METRICS},
     {"/healthz", AUTH_PERM_NONE},
 };
