@@ -160,6 +160,7 @@
     const h = new URLSearchParams(location.hash.slice(1));
     st.view.from = h.get('from') || '';
     st.view.to = h.get('to') || '';
+    st.viewAll = h.get('all') === '1';
     st.filter = h.get('filter') || '';
     const sf = ms(h.get('sfrom')), sto = ms(h.get('sto'));
     st.sel = isNaN(sf) || isNaN(sto) || sto <= sf ? null : { from: sf, to: sto };
@@ -170,6 +171,7 @@
     if (st.tab) h.set('tab', st.tab);
     if (st.view.from) h.set('from', st.view.from);
     if (st.view.to) h.set('to', st.view.to);
+    if (!st.view.from && !st.view.to) h.set('all', '1');
     if (st.sel) { h.set('sfrom', iso(st.sel.from)); h.set('sto', iso(st.sel.to)); }
     if (st.filter) h.set('filter', st.filter);
     history.replaceState(null, '', '#' + h.toString());
@@ -738,6 +740,14 @@
     changed(true);
   }
 
+  /* The last sec seconds of the archive: up to its newest packet (now, for
+   * a live one), or up to now when the status is not known. */
+  function lastOf(sec) {
+    const s = st.status;
+    const end = s && s.newest ? Math.ceil(ms(s.newest) / 1000) * 1000 + 1000 : Date.now();
+    return { from: iso(end - sec * 1000), to: iso(end) };
+  }
+
   /* ------------------------------------------------------- start up */
 
   function offer() {
@@ -781,6 +791,8 @@
     }
     await probe();
     offer();
+    // A page opened without a window shows the archive's last hour.
+    if (!st.view.from && !st.view.to && !st.viewAll) st.view = lastOf(3600);
     $('boot-msg').hidden = true;
     const any = [...document.querySelectorAll('#tabs button')].some((b) => !b.hidden);
     if (!any) {
@@ -821,9 +833,8 @@
       b.addEventListener('click', () => {
         const p = b.dataset.pick;
         if (p === 'all') { setView('', ''); return; }
-        const s = st.status;
-        const end = s && s.newest ? Math.ceil(ms(s.newest) / 1000) * 1000 + 1000 : Date.now();
-        setView(iso(end - Number(p) * 1000), iso(end));
+        const w = lastOf(Number(p));
+        setView(w.from, w.to);
       });
     $('zoom-in').addEventListener('click', () => {
       if (st.sel) setView(iso(st.sel.from), iso(st.sel.to));
@@ -861,6 +872,7 @@
     window.addEventListener('hashchange', () => {
       if (document.body.dataset.ready !== '1') return;
       readHash();
+      if (!st.view.from && !st.view.to && !st.viewAll) st.view = lastOf(3600);
       $('filter').value = st.filter;
       st.tl = null;
       st.gen++;

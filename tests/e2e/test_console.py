@@ -445,6 +445,7 @@ def open_console(b, api, arch, tmp, port, shots):
                  "a malformed Community ID refused"), "malformed Community ID")
     # ---- quick picks and the 'all' view
     b.click("#picks button[data-pick=all]")
+    check("all=1" in b.js("return location.hash"), "the URL says the whole archive")
     b.wait("return window.rewindConsole.tl && window.rewindConsole.view.from === '' && "
            "window.rewindConsole.tl.from < '2012'", "the whole archive")
     wait_panels(b, "the whole archive's panels")
