@@ -143,7 +143,7 @@ $(BINS): bin/.flavour-$(SAN)
 unit: $(UNIT_BIN)
 	@sh tests/run-unit.sh $(UNIT_BIN)
 
-e2e: $(BINS) $(TOOL_BIN)
+e2e: $(BINS) $(WEB_VENDOR) $(TOOL_BIN)
 	@sh tests/run-all.sh
 
 test: deps
