@@ -341,7 +341,7 @@ int main(int argc, char **argv)
                                          {"tls-cert", required_argument, 0, 6},
                                          {"tls-key", required_argument, 0, 7},
                                          {"tls-client-ca", required_argument, 0, 8},
-                                         {"web-root", required_argument, 0, 9},
+                                         {"web-root", required_argument, 0, 20},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -369,7 +369,7 @@ int main(int argc, char **argv)
         case 6: d.ho.tls_cert = optarg; break;
         case 7: d.ho.tls_key = optarg; break;
         case 8: d.ho.tls_client_ca = optarg; break;
-        case 9:
+        case 20:
             d.ho.web_root = strcmp(optarg, "none") ? optarg : NULL;
             d.ho.web_root_given = 1;
             break;

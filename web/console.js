@@ -125,10 +125,10 @@
   /* Save a download: a plain link when the API is open (the browser
    * streams it), else fetched with the token (never in the URL) and saved
    * from memory. */
-  async function download(path, params, fallbackName, msgId) {
+  async function download(path, params, fallbackName, msgId, method) {
     setText(msgId, '');
     const u = url(path, params);
-    if (!st.token) {
+    if (!st.token && !method) {
       const a = el('a', { href: u, download: '' });
       document.body.append(a);
       a.click();
@@ -136,7 +136,8 @@
       return;
     }
     setText(msgId, 'fetching…', 'muted');
-    const r = await fetch(u, { headers: { Authorization: 'Bearer ' + st.token }, cache: 'no-store' });
+    const r = await fetch(u, { method: method || 'GET', cache: 'no-store',
+      headers: st.token ? { Authorization: 'Bearer ' + st.token } : {} });
     if (!r.ok) {
       let m = 'HTTP ' + r.status;
       try { m = (await r.json()).error.message; } catch (e) { /* not JSON */ }
@@ -628,10 +629,16 @@
     if (!r.ok) { body.replaceChildren(el('p', { class: 'error' }, r.message)); return; }
     const c = r.body;
     body.replaceChildren(el('pre', {}, JSON.stringify(c, null, 1)));
-    const ic = c.intercept || c.delivery_state;
-    setText('cd-intercept', ic ? 'delivered sequence ' + (ic.delivered ?? ic.delivered_seq ?? '?') +
-      ', lag ' + (ic.lag ?? '?') + ', reconnects ' + (ic.reconnects ?? '?') :
-      'This server reports no intercept state for the case.', 'muted');
+    // Live intercept's figures are in the status (admin); an agency may not read it.
+    const sr = st.caps.status === 'yes' ? await api('/api/v1/status') : null;
+    const ic = sr && sr.ok ? (sr.body.intercept || []).find((x) => x.case === id) : null;
+    setText('cd-intercept', ic ? (ic.active ? 'active' : 'not active') + ': ' + fmtNum(ic.packets) +
+      ' packets spooled (sequence ' + fmtNum(ic.sequence) + ', ' + fmtNum(ic.dropped) + ' dropped, spool ' +
+      fmtBytes(ic.spool_bytes) + ' of ' + fmtBytes(ic.spool_quota_bytes) + (ic.alarm ? ', ALARM' : '') +
+      '); delivered sequence ' + fmtNum(ic.delivered) + ', lag ' + fmtNum(ic.sequence - ic.delivered) +
+      ', pull connections ' + fmtNum(ic.pull_connections) :
+      sr && sr.ok ? 'No live intercept figures for this case on this server (not spooled this run).' :
+        'Live intercept figures are not shown to this token.', 'muted');
     const h = st.caps.holds === 'yes' ? await api('/api/v1/holds') : null;
     if (h && h.ok) {
       const mine = (h.body.holds || []).filter((x) => JSON.stringify(x).includes(id));
@@ -640,12 +647,15 @@
     } else {
       setText('cd-holds', 'holds are not shown to this token', 'muted');
     }
-    const ev = await api('/api/v1/cases/' + encodeURIComponent(id) + '/evidence', {}, 'HEAD');
+    // Evidence bundles: POST /api/v1/cases/ID/exports makes one (a tar),
+    // GET lists those made.
+    const path = '/api/v1/cases/' + encodeURIComponent(id) + '/exports';
+    const ev = await api(path);
     $('cd-evidence').hidden = !ev.ok;
-    setText('cd-evidence-msg', ev.ok ? '' : ev.status === 404 ?
-      'Evidence bundles are not available on this server.' : '', 'muted');
-    $('cd-evidence').onclick = () => download('/api/v1/cases/' + encodeURIComponent(id) + '/evidence', {},
-      id + '-evidence.zip', 'cd-evidence-msg');
+    setText('cd-evidence-msg', ev.ok ? (Array.isArray(ev.body.exports) ? ev.body.exports.length +
+      ' bundles made before' : '') : ev.status === 404 ?
+      'Evidence bundles are not available on this server.' : ev.message, 'muted');
+    $('cd-evidence').onclick = () => download(path, {}, id + '-evidence.tar', 'cd-evidence-msg', 'POST');
   }
 
   async function loadStatus() {

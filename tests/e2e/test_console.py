@@ -622,7 +622,25 @@ def agency(b, base, arch, port, shots):
     rows = b.js("return [...document.querySelectorAll('#cases tbody tr')].map(r => "
                 "r.cells[0].textContent)")
     check(rows == [ids[0]], "an agency sees only its case: %s" % rows)
+    b.click("#cases tbody tr")
+    b.wait("return document.getElementById('cd-evidence-msg').textContent !== '' || "
+           "!document.getElementById('cd-evidence').hidden", "the case's detail")
     b.screenshot(os.path.join(shots, "agency.png"))
+    if b.js("return document.getElementById('cd-evidence').hidden"):
+        skipped.append("evidence bundle: %s" % b.js(
+            "return document.getElementById('cd-evidence-msg').textContent"))
+        return
+    # The bundle saved is the one the server kept in the case's store.
+    b.clear_downloads()
+    b.click("#cd-evidence")
+    path = b.wait_download(set(), timeout=120)
+    got = open(path, "rb").read() if path else b""
+    kept = os.path.join(arch, "cases", ids[0], "exports")
+    names = sorted(os.listdir(kept)) if os.path.isdir(kept) else []
+    same = [n for n in names if open(os.path.join(kept, n), "rb").read() == got]
+    check(got[257:262] == b"ustar" and len(same) == 1 and b"data/packets.pcapng" in got,
+          "export evidence bundle: a tar (%d bytes) equal to the one kept (%s)"
+          % (len(got), names))
     b.js("sessionStorage.clear()")
 
 
