@@ -628,7 +628,12 @@
     const body = $('cd-body');
     if (!r.ok) { body.replaceChildren(el('p', { class: 'error' }, r.message)); return; }
     const c = r.body;
-    body.replaceChildren(el('pre', {}, JSON.stringify(c, null, 1)));
+    const val = (v) => v === null || v === undefined ? '' : typeof v !== 'object' ? String(v) :
+      Array.isArray(v) ? v.map((x) => typeof x === 'object' ? Object.entries(x).map(([k, y]) => k + ' ' + y)
+        .join(', ') : String(x)).join('; ') : Object.entries(v).map(([k, y]) => k + ': ' +
+        (typeof y === 'object' ? JSON.stringify(y) : y)).join(', ');
+    body.replaceChildren(el('table', { class: 'kv' }, el('tbody', {}, ...Object.entries(c).map(([k, v]) =>
+      el('tr', {}, el('th', {}, k), el('td', {}, val(v)))))));
     // Live intercept's figures are in the status (admin); an agency may not read it.
     const sr = st.caps.status === 'yes' ? await api('/api/v1/status') : null;
     const ic = sr && sr.ok ? (sr.body.intercept || []).find((x) => x.case === id) : null;

@@ -67,6 +67,7 @@ class Browser:
         self.proc = subprocess.Popen([CHROMEDRIVER, "--port=%d" % self.port],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.downloads = os.path.join(tmp, "downloads-" + name)
+        self.profile = os.path.join(tmp, "profile-" + name)
         os.makedirs(self.downloads)
         for _ in range(200):
             try:
@@ -79,7 +80,7 @@ class Browser:
                     "binary": CHROMIUM,
                     "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                              "--disable-dev-shm-usage", "--window-size=1400,1000",
-                             "--user-data-dir=" + os.path.join(tmp, "profile-" + name),
+                             "--user-data-dir=" + self.profile,
                              "--disable-background-networking", "--no-first-run",
                              "--disable-extensions", "--disable-component-update"],
                     # Several downloads from one tab: what a user allows
@@ -201,6 +202,7 @@ class Browser:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 class Api:
