@@ -170,6 +170,33 @@ static int have_tokens(void *arg)
     return auth_tokens_defined(arc_index(d->a), rw_now_ns(), err) > 0;
 }
 
+/* The web console's files when --web-root is not given: beside the
+ * installed binary (PREFIX/sbin/rewindd: PREFIX/share/rewind/web), else in
+ * the source tree it was built in (bin/rewindd: web/). NULL: neither. */
+static const char *default_web_root(void)
+{
+    static char out[4096];
+    static const char *const rel[] = {"/../share/rewind/web", "/../web"};
+    char exe[4000];
+    struct stat st;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        snprintf(out, sizeof out, "%s%s", exe, rel[i]);
+        char index[4200];
+        snprintf(index, sizeof index, "%s/index.html", out);
+        if (stat(index, &st) == 0 && S_ISREG(st.st_mode))
+            return out;
+    }
+    return NULL;
+}
+
 static int http_start(struct daemon *d, char *err)
 {
     if (!d->ho.listen)
@@ -183,6 +210,8 @@ static int http_start(struct daemon *d, char *err)
     const char *scheme = d->ho.tls_cert ? "https" : "http";
     rw_info("serving %s://%s/api/v1/status (packets: curl -fOJ '%s://%s/api/v1/packets"
             "?from=-5m&filter=port%%2053')", scheme, d->ho.listen, scheme, d->ho.listen);
+    if (d->ho.web_root)
+        rw_info("web console: %s://%s/ (files from %s)", scheme, d->ho.listen, d->ho.web_root);
     if (d->ho.tls_client_ca)
         rw_info("https: clients need a certificate signed by %s", d->ho.tls_client_ca);
     /* Only a loopback listener gets this far without tokens (httpd_check_opts). */
@@ -262,6 +291,9 @@ static const char help[] =
     "      --tls-key FILE        the certificate's PEM private key, unencrypted\n"
     "      --tls-client-ca FILE  mutual TLS: a client needs a certificate signed by\n"
     "                            a CA in this PEM file, else its handshake fails\n"
+    "      --web-root DIR        the web console's files, served at / (default:\n"
+    "                            ../share/rewind/web beside the binary, else ../web;\n"
+    "                            'none' for no console)\n"
     "      --max-queries N       concurrent packet queries before 503 (default 8);\n"
     "                            as many again for 'rewind query --dir DIR'\n"
     "      --sensor NAME         sensor name in responses (default: host name)\n"
@@ -272,7 +304,7 @@ static const char help[] =
     "  -h, --help                this help\n"
     "\n"
     "HTTP routes (see rewindd(8)): /api/v1/packets, /api/v1/segments,\n"
-    "/api/v1/status, /metrics, /healthz.\n"
+    "/api/v1/status, /metrics, /healthz; the web console at /.\n"
     "Disk full: a point pauses (one log line, metric rewind_capture_paused,\n"
     "dropped packets counted) and resumes by itself once there is room; with\n"
     "--quota, retention makes room first (see rewindd(8), DISK FULL).\n"
@@ -309,6 +341,7 @@ int main(int argc, char **argv)
                                          {"tls-cert", required_argument, 0, 6},
                                          {"tls-key", required_argument, 0, 7},
                                          {"tls-client-ca", required_argument, 0, 8},
+                                         {"web-root", required_argument, 0, 20},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -336,6 +369,10 @@ int main(int argc, char **argv)
         case 6: d.ho.tls_cert = optarg; break;
         case 7: d.ho.tls_key = optarg; break;
         case 8: d.ho.tls_client_ca = optarg; break;
+        case 20:
+            d.ho.web_root = strcmp(optarg, "none") ? optarg : NULL;
+            d.ho.web_root_given = 1;
+            break;
         case 'L': logfile = optarg; break;
         case 'Q': {
             char *end;
@@ -412,6 +449,8 @@ int main(int argc, char **argv)
      * directory behind. */
     d.ho.have_tokens = have_tokens;
     d.ho.tokens_arg = &d;
+    if (!d.ho.web_root_given)
+        d.ho.web_root = default_web_root();
     if (d.ho.listen && httpd_check_opts(&d.ho, err) < 0) {
         fprintf(stderr, "rewindd: %s\n", err);
         return 2;

@@ -978,6 +978,8 @@ static const struct route routes[] = {
     {{"/api/v1/audit", "GET, HEAD", AUTH_PERM_ADMIN}, route_audit},
     {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},
+    {{"/", "GET, HEAD", AUTH_PERM_NONE}, hd_route_web},
+    {{"/ui/*", "GET, HEAD", AUTH_PERM_NONE}, hd_route_web},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -988,6 +990,12 @@ const struct httpd_route *httpd_route_find(const char *path)
     for (size_t i = 0; i < NROUTES; i++)
         if (!strcmp(path, routes[i].r.path))
             return &routes[i].r;
+    for (size_t i = 0; i < NROUTES; i++) { /* "/a/b/" then a star: "/a/b/" and more */
+        size_t l = strlen(routes[i].r.path);
+        if (l >= 2 && !strcmp(routes[i].r.path + l - 2, "/*") &&
+            !strncmp(path, routes[i].r.path, l - 1) && path[l - 1])
+            return &routes[i].r;
+    }
     return NULL;
 }
 
@@ -1134,6 +1142,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, &p);
     p.head = !strcmp(method, "HEAD");
+    p.url = url;
     if (p.overflow)
         return hd_send_error(h, c, 400, "bad_parameter", "too many parameters (at most %d)",
                           MAX_PARAMS);
@@ -1290,6 +1299,16 @@ int httpd_check_opts(const struct httpd_opts *o, char *err)
         (rc = httpd_tls_load(o->tls_cert, o->tls_key, o->tls_client_ca, &t, err)) < 0)
         return rc;
     httpd_tls_free(&t);
+    if (o->web_root && o->web_root_given) {
+        struct httpd *probe = calloc(1, sizeof *probe); /* only its web root is used */
+        if (!probe)
+            return rw_err(err, RW_ENOMEM, "out of memory");
+        rc = hd_web_open(probe, o->web_root, 1, err);
+        hd_web_close(probe);
+        free(probe);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -1309,6 +1328,11 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
         return rw_err(err, RW_ENOMEM, "out of memory");
     }
     h->pem = pem;
+    if ((rc = hd_web_open(h, o->web_root, o->web_root_given, err)) < 0) {
+        httpd_tls_free(&h->pem);
+        free(h);
+        return rc;
+    }
     h->tls = pem.cert != NULL;
     h->mtls = pem.ca != NULL;
     h->exposed = !is_loopback(&ss);
@@ -1335,6 +1359,7 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
                     errno == EADDRINUSE ? " (another rewindd? choose another --listen)" : "");
         if (lfd >= 0)
             close(lfd);
+        hd_web_close(h);
         httpd_tls_free(&h->pem);
         free(h);
         return rc;
@@ -1354,12 +1379,14 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
                             h->tls ? mhd_log_tls : mhd_log, h, MHD_OPTION_LISTEN_SOCKET, lfd,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_ARRAY, tls,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                            MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape, NULL, MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_END);
     if (!h->d) {
         rc = rw_err(err, RW_EIO, "cannot start the %s server on %s", h->tls ? "HTTPS" : "HTTP",
                     addr);
         close(lfd);
+        hd_web_close(h);
         httpd_tls_free(&h->pem);
         free(h);
         return rc;
@@ -1376,6 +1403,7 @@ void httpd_stop(httpd_t *h)
         return;
     atomic_store(&h->stopping, 1);
     MHD_stop_daemon(h->d);
+    hd_web_close(h);
     httpd_tls_free(&h->pem);
     free(h);
 }

@@ -11,7 +11,7 @@
 
 /* One row of the route table: the only requests the server answers. */
 struct httpd_route {
-    const char *path;    /* exact match, no trailing slash */
+    const char *path;    /* exact match, no trailing slash; "/a/" then "*": "/a/" and more */
     const char *methods; /* "GET, HEAD": the Allow header of a 405 */
     enum auth_perm perm; /* what the client's role must allow (auth/auth.h) */
 };
@@ -41,6 +41,12 @@ struct httpd_opts {
     /* The audit trail every packet answer (and refusal) is recorded in,
      * before its last byte leaves (NULL: none). Borrowed until httpd_stop. */
     struct audit *audit;
+    /* The web console's files (index.html, ...; NULL: no console), served
+     * at / and /ui/. web_root_given: the operator chose it (--web-root),
+     * so a directory without index.html keeps the server from starting;
+     * otherwise it is a default, only warned about. */
+    const char *web_root;
+    int web_root_given;
 };
 
 typedef struct httpd httpd_t;

@@ -36,6 +36,8 @@ struct httpd {
     atomic_int_fast64_t tokens_at; /* when (monotonic ns) */
     atomic_uint_fast64_t tokens_gen; /* auth_token_generation() then */
     audit_t *audit;             /* the audit trail (borrowed; NULL: none) */
+    int web_fd;                 /* the web console's root directory (-1: none) */
+    char web_root[4096];
 };
 
 struct params {
@@ -45,6 +47,7 @@ struct params {
     int head; /* a HEAD request: the headers of the answer only */
     struct auth_principal who; /* whom the request comes from */
     char client[80];            /* the client's address, for the audit trail */
+    const char *url;            /* the path asked for (decoded) */
 };
 
 /* A route's handler: answers the request (parameters p, already let
@@ -98,5 +101,18 @@ hd_handler_fn hd_route_flows, hd_route_top, hd_route_timeline;
  * spec->filter if any (*out malloc'ed); RW_EINPUT, RW_ENOTFOUND with err. */
 int hd_cid_filter(struct httpd *h, const char *cid, const struct qry_spec *spec, char **out,
                   char *err) RW_WUR;
+
+/* web.c: the web console's files, GET / and GET /ui/NAME. */
+hd_handler_fn hd_route_web;
+/* Open the web root (NULL: no console). A root given (--web-root) without
+ * index.html is RW_EINPUT; the default one is only warned about. */
+int hd_web_open(struct httpd *h, const char *root, int given, char *err) RW_WUR;
+void hd_web_close(struct httpd *h);
+/* libmicrohttpd's unescaping of paths and parameters (%XX), but for %00,
+ * which is left as written: a NUL never cuts a path or a value short. */
+size_t hd_unescape(void *cls, struct MHD_Connection *c, char *s);
+/* 1 if rel (a path below the web root) is plain segments of [A-Za-z0-9._-],
+ * none empty or starting with '.'; exposed for tests. */
+int hd_web_path_ok(const char *rel);
 
 #endif

@@ -31,6 +31,8 @@ static const struct {
     {"/api/v1/timeline", AUTH_PERM_FLOWS},
     {"/metrics", AUTH_PERM_METRICS},
     {"/healthz", AUTH_PERM_NONE},
+    {"/", AUTH_PERM_NONE},     /* the web console's page */
+    {"/ui/*", AUTH_PERM_NONE}, /* and its files */
 };
 #define NWANT (sizeof want_routes / sizeof want_routes[0])
 
@@ -65,9 +67,10 @@ static void test_routes_enumerated(void **state)
         assert_non_null(r->methods);
         assert_true(r->methods[0] != 0);
         assert_int_equal(r->path[0], '/');
-        assert_true(r->path[strlen(r->path) - 1] != '/');
+        assert_true(r->path[strlen(r->path) - 1] != '/' || !strcmp(r->path, "/"));
         /* each route is found as itself */
-        assert_ptr_equal(httpd_route_find(r->path), r);
+        if (strcmp(r->path + strlen(r->path) - 1, "*"))
+            assert_ptr_equal(httpd_route_find(r->path), r);
     }
     for (size_t j = 0; j < NWANT; j++)
         if (seen[j] != 1)
@@ -97,7 +100,7 @@ static void test_route_find_exact(void **state)
         "/api/v1/packets/", "/api/v1/packets/x", "/api/v1/packet", "/api/v1/packetsx",
         "/API/v1/packets",  "/api/V1/status",    "/Healthz",       "/HEALTHZ",
         "/healthz/",        "/healthz ",         " /healthz",      "healthz",
-        "/api/v1",          "/api/v1/",          "/api",           "/",
+        "/api/v1",          "/api/v1/",          "/api",           "/ui",
         "",                 "api/v1/packets",    "//healthz",      "/api//v1/status",
         "/api/v1/status?x", "/metrics.txt",      "/metric",        "/api/v1/../v1/status",
         "/api/v2/packets",  "/api/v1/status\n",
@@ -110,6 +113,17 @@ static void test_route_find_exact(void **state)
         assert_non_null(r);
         assert_string_equal(r->path, want_routes[j].path);
     }
+    /* The console's files: anything under /ui/ reaches its handler (which
+     * decides), nothing else does, and / is the page. */
+    static const char *ui[] = {"/ui/console.js", "/ui/vendor/chart.min.js", "/ui/../x", "/ui//"};
+    for (size_t i = 0; i < sizeof ui / sizeof ui[0]; i++) {
+        const struct httpd_route *r = httpd_route_find(ui[i]);
+        assert_non_null(r);
+        assert_string_equal(r->path, "/ui/*");
+    }
+    assert_null(httpd_route_find("/ui/"));
+    assert_null(httpd_route_find("/uix/console.js"));
+    assert_string_equal(httpd_route_find("/")->path, "/");
 }
 
 static void test_route_methods(void **state)
