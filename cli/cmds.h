@@ -5,4 +5,7 @@
 #ifndef CLI_CMDS_H
 #define CLI_CMDS_H
 
+/* rewind case add|list|show|end: lawful intercept cases (cmd_case.c). */
+int cmd_case(int argc, char **argv);
+
 #endif

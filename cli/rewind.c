@@ -1300,6 +1300,7 @@ static const char main_help[] =
     "  verify   check every segment against the index\n"
     "  reindex  rebuild the index from the segment files\n"
     "  audit    list and verify the audit trail of requests, print its head\n"
+    "  case     lawful intercept cases: add (preserving what matches), list, show, end\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
@@ -1345,5 +1346,7 @@ int main(int argc, char **argv)
         return cmd_check(argc, argv, 1);
     if (!strcmp(cmd, "audit"))
         return cmd_audit(argc, argv);
+    if (!strcmp(cmd, "case"))
+        return cmd_case(argc, argv);
     return cli_usage("unknown command '%s'", cmd);
 }

@@ -21,6 +21,7 @@
 #include "ctl/ctl.h"
 #include "cli/qargs.h"
 #include "httpd/httpd.h"
+#include "intercept/intercept.h"
 
 #define MAX_IFACES 16
 
@@ -42,6 +43,7 @@ struct daemon {
     cap_live_t *lives[MAX_IFACES];
     arc_compressor_t *zip;
     audit_t *audit;
+    ic_t *cases;
     ctl_t *ctl;
     httpd_t *web;
 };
@@ -115,6 +117,14 @@ static int audit_start(struct daemon *d, char *err)
 }
 static void audit_stop(struct daemon *d) { audit_close(d->audit); }
 
+/* Lawful intercept's case store (DIR/cases): the HTTP routes and the
+ * control socket's case verb change it through this one handle. */
+static int cases_start(struct daemon *d, char *err)
+{
+    return ic_open(d->dir, arc_index(d->a), d->audit, &d->cases, err);
+}
+static void cases_stop(struct daemon *d) { ic_close(d->cases); }
+
 static int compressor_start(struct daemon *d, char *err)
 {
     return arc_compressor_start(d->a, &d->zip, err);
@@ -147,7 +157,7 @@ static int ctl_service_start(struct daemon *d, char *err)
 {
     struct ctl_opts co = {.archive = d->a, .max_queries = d->ho.max_queries,
                           .live = live_state, .live_arg = d, .group = d->ctl_group,
-                          .audit = d->audit};
+                          .audit = d->audit, .cases = d->cases};
     return ctl_start(&co, &d->ctl, err);
 }
 static void ctl_service_stop(struct daemon *d) { ctl_stop(d->ctl); }
@@ -177,6 +187,7 @@ static int http_start(struct daemon *d, char *err)
     d->ho.live = live_state;
     d->ho.live_arg = d;
     d->ho.audit = d->audit;
+    d->ho.cases = d->cases;
     int rc = httpd_start(arc_index(d->a), &d->ho, &d->web, err);
     if (rc < 0)
         return rc;
@@ -200,6 +211,7 @@ static const struct service {
 } services[] = {
     {"archive", archive_start, archive_stop},
     {"audit trail", audit_start, audit_stop},
+    {"cases", cases_start, cases_stop},
     {"compressor", compressor_start, compressor_stop},
     {"capture", capture_start, capture_stop},
     {"control socket", ctl_service_start, ctl_service_stop},

@@ -945,6 +945,8 @@ static const struct route routes[] = {
     {{"/api/v1/status", "GET, HEAD", AUTH_PERM_STATUS}, route_status},
     {{"/api/v1/holds", "GET, HEAD", AUTH_PERM_HOLDS}, route_holds},
     {{"/api/v1/audit", "GET, HEAD", AUTH_PERM_ADMIN}, route_audit},
+    {{"/api/v1/cases", "GET, HEAD, POST", AUTH_PERM_CASES}, hd_route_cases},
+    {{"/api/v1/cases/{id}", "GET, HEAD, PATCH, DELETE", AUTH_PERM_CASES}, hd_route_case},
     {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},
 };
@@ -952,10 +954,28 @@ static const struct route routes[] = {
 
 const struct httpd_route *httpd_route_at(size_t i) { return i < NROUTES ? &routes[i].r : NULL; }
 
+/* path against a route's pattern: equal, but for a segment "{id}" of the
+ * pattern, which takes any one non-empty segment of the path. */
+static int path_matches(const char *pat, const char *path)
+{
+    while (*pat) {
+        if (!strncmp(pat, "{id}", 4) && (pat[4] == '/' || !pat[4])) {
+            size_t l = strcspn(path, "/");
+            if (l == 0)
+                return 0;
+            pat += 4;
+            path += l;
+        } else if (*pat++ != *path++) {
+            return 0;
+        }
+    }
+    return !*path;
+}
+
 const struct httpd_route *httpd_route_find(const char *path)
 {
     for (size_t i = 0; i < NROUTES; i++)
-        if (!strcmp(path, routes[i].r.path))
+        if (path_matches(routes[i].r.path, path))
             return &routes[i].r;
     return NULL;
 }
@@ -1067,20 +1087,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     struct httpd *h = cls;
     struct params p = {0};
     (void)version;
-    (void)upload;
     if (*con_cls == NULL) {
         /* First call: headers only. Answer on the next call, once the
          * request is complete: a response queued earlier makes
          * libmicrohttpd close the connection instead of keeping it alive. */
-        static int marker;
-        *con_cls = &marker;
+        if (!(*con_cls = hd_body_new(method)))
+            return MHD_NO;
         atomic_fetch_add(&h->requests, 1);
         return MHD_YES;
     }
-    if (*upload_size) { /* bodies are not part of this API: discard */
+    if (*upload_size) { /* a body: kept, up to HD_BODY_MAX, by methods that take one */
+        hd_body_add(*con_cls, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
+    hd_body_params(*con_cls, &p);
+    p.url = url;
+    p.method = method;
     const struct httpd_route *r = httpd_route_find(url);
     if (!r) {
         char list[512] = "";
@@ -1285,6 +1308,7 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->max_queries = o->max_queries > 0 ? o->max_queries : 8;
     h->live = o->live;
     h->audit = o->audit;
+    h->cases = o->cases;
     h->live_arg = o->live_arg;
     if (o->sensor)
         snprintf(h->sensor, sizeof h->sensor, "%s", o->sensor);
@@ -1323,7 +1347,8 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
                             h->tls ? mhd_log_tls : mhd_log, h, MHD_OPTION_LISTEN_SOCKET, lfd,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_ARRAY, tls,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                            MHD_OPTION_NOTIFY_COMPLETED, hd_body_free, NULL, MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_END);
     if (!h->d) {
         rc = rw_err(err, RW_EIO, "cannot start the %s server on %s", h->tls ? "HTTPS" : "HTTP",

@@ -11,7 +11,8 @@
 
 /* One row of the route table: the only requests the server answers. */
 struct httpd_route {
-    const char *path;    /* exact match, no trailing slash */
+    const char *path;    /* exact match, no trailing slash; a segment "{id}" matches
+                            any one non-empty segment (httpd_route_find) */
     const char *methods; /* "GET, HEAD": the Allow header of a 405 */
     enum auth_perm perm; /* what the client's role must allow (auth/auth.h) */
 };
@@ -41,6 +42,9 @@ struct httpd_opts {
     /* The audit trail every packet answer (and refusal) is recorded in,
      * before its last byte leaves (NULL: none). Borrowed until httpd_stop. */
     struct audit *audit;
+    /* The case store of lawful intercept (intercept/intercept.h; NULL: the
+     * case routes answer 503). Borrowed until httpd_stop. */
+    struct ic *cases;
 };
 
 typedef struct httpd httpd_t;

@@ -36,6 +36,7 @@ struct httpd {
     atomic_int_fast64_t tokens_at; /* when (monotonic ns) */
     atomic_uint_fast64_t tokens_gen; /* auth_token_generation() then */
     audit_t *audit;             /* the audit trail (borrowed; NULL: none) */
+    struct ic *cases;           /* the case store (borrowed; NULL: no cases) */
 };
 
 struct params {
@@ -45,7 +46,28 @@ struct params {
     int head; /* a HEAD request: the headers of the answer only */
     struct auth_principal who; /* whom the request comes from */
     char client[80];            /* the client's address, for the audit trail */
+    const char *url, *method;   /* the path (no query string) and method, as received */
+    const char *body;           /* the request's body (POST, PATCH, DELETE, PUT), NUL-ended */
+    size_t body_len;            /* its bytes; 0 and body "" when there was none */
+    int body_too_big;           /* it exceeded HD_BODY_MAX and was discarded */
 };
+
+/* The largest request body kept (a case, a batch of identity records). */
+#define HD_BODY_MAX (8u << 20)
+/* A request's body as it arrives: what handle()'s *con_cls points to. */
+struct hd_body;
+/* A body collector for a request of method: a real one for the methods that
+ * take a body, a shared one that discards for the others; NULL when out
+ * of memory. */
+struct hd_body *hd_body_new(const char *method);
+/* Append what libmicrohttpd handed over (beyond HD_BODY_MAX: dropped, and
+ * the request marked too big). */
+void hd_body_add(struct hd_body *b, const char *data, size_t n);
+/* Point p's body fields at b's bytes (valid until hd_body_free). */
+void hd_body_params(const struct hd_body *b, struct params *p);
+/* libmicrohttpd's request-completed callback: frees the body. */
+void hd_body_free(void *cls, struct MHD_Connection *c, void **con_cls,
+                  enum MHD_RequestTerminationCode toe);
 
 /* A route's handler: answers the request (parameters p, already let
  * through the gate) on c. */
@@ -86,5 +108,11 @@ int hd_parse_window(const struct params *p, int64_t *from, int64_t *to, char *er
 /* A whole number (or, with sizes, a size such as 10M) of parameter name;
  * *out unchanged when v is NULL. */
 int hd_parse_count(const char *name, const char *v, int sizes, uint64_t *out, char *err);
+
+/* ---- lawful intercept (cases.c) ---- */
+/* /api/v1/cases: GET the list (an agency: its own case), POST a new case. */
+enum MHD_Result hd_route_cases(struct httpd *h, struct MHD_Connection *c, const struct params *p);
+/* /api/v1/cases/ID: GET, PATCH, DELETE (ends it; the record stays). */
+enum MHD_Result hd_route_case(struct httpd *h, struct MHD_Connection *c, const struct params *p);
 
 #endif
