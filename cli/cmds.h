@@ -8,4 +8,7 @@
 /* rewind case add|list|show|end: lawful intercept cases (cmd_case.c). */
 int cmd_case(int argc, char **argv);
 
+/* rewind identity: a subscriber's addresses over time (cmd_identity.c). */
+int cmd_identity(int argc, char **argv);
+
 #endif

@@ -16,6 +16,7 @@
 #include "cli/httpc.h"
 #include "cli/qargs.h"
 #include "cli/cmds.h"
+#include "intercept/intercept.h"
 #include "common/rw.h"
 #include "auth/audit.h"
 #include "auth/auth.h"
@@ -159,6 +160,13 @@ static int cmd_import(int argc, char **argv)
         return EXIT_RUNTIME;
     } else if (rc < 0) {
         return cli_fail(rc, err);
+    }
+    /* RADIUS accounting in the files feeds subscriber identities, as it
+     * does in the daemon. */
+    static struct ic_ident_tap idtap;
+    if (a) {
+        idtap.ix = arc_index(a);
+        arc_set_tap(a, ic_tap, &idtap);
     }
     for (int i = optind; i < argc; i++) {
         struct cap_import_stats st;
@@ -1301,6 +1309,7 @@ static const char main_help[] =
     "  reindex  rebuild the index from the segment files\n"
     "  audit    list and verify the audit trail of requests, print its head\n"
     "  case     lawful intercept cases: add (preserving what matches), list, show, end\n"
+    "  identity  the addresses a subscriber held, and when (from RADIUS accounting)\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
@@ -1348,5 +1357,7 @@ int main(int argc, char **argv)
         return cmd_audit(argc, argv);
     if (!strcmp(cmd, "case"))
         return cmd_case(argc, argv);
+    if (!strcmp(cmd, "identity"))
+        return cmd_identity(argc, argv);
     return cli_usage("unknown command '%s'", cmd);
 }

@@ -44,6 +44,7 @@ struct daemon {
     arc_compressor_t *zip;
     audit_t *audit;
     ic_t *cases;
+    struct ic_ident_tap idtap; /* identities from RADIUS accounting, fed by the writers */
     ctl_t *ctl;
     httpd_t *web;
 };
@@ -121,6 +122,8 @@ static void audit_stop(struct daemon *d) { audit_close(d->audit); }
  * control socket's case verb change it through this one handle. */
 static int cases_start(struct daemon *d, char *err)
 {
+    d->idtap.ix = arc_index(d->a);
+    arc_set_tap(d->a, ic_tap, &d->idtap); /* before capture opens a point writer */
     return ic_open(d->dir, arc_index(d->a), d->audit, &d->cases, err);
 }
 static void cases_stop(struct daemon *d) { ic_close(d->cases); }
@@ -188,6 +191,7 @@ static int http_start(struct daemon *d, char *err)
     d->ho.live_arg = d;
     d->ho.audit = d->audit;
     d->ho.cases = d->cases;
+    d->ho.idtap = &d->idtap;
     int rc = httpd_start(arc_index(d->a), &d->ho, &d->web, err);
     if (rc < 0)
         return rc;

@@ -874,6 +874,7 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
                     (unsigned long long)st.points[i].paused_drops);
         }
     }
+    hd_ident_metrics(h, f);
     fprintf(f, "# HELP rewind_http_requests_total HTTP requests received.\n"
                "# TYPE rewind_http_requests_total counter\nrewind_http_requests_total %llu\n",
             (unsigned long long)atomic_load(&h->requests));
@@ -947,6 +948,7 @@ static const struct route routes[] = {
     {{"/api/v1/audit", "GET, HEAD", AUTH_PERM_ADMIN}, route_audit},
     {{"/api/v1/cases", "GET, HEAD, POST", AUTH_PERM_CASES}, hd_route_cases},
     {{"/api/v1/cases/{id}", "GET, HEAD, PATCH, DELETE", AUTH_PERM_CASES}, hd_route_case},
+    {{"/api/v1/identities", "GET, HEAD, POST", AUTH_PERM_ADMIN}, hd_route_identities},
     {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},
 };
@@ -1309,6 +1311,7 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->live = o->live;
     h->audit = o->audit;
     h->cases = o->cases;
+    h->idtap = o->idtap;
     h->live_arg = o->live_arg;
     if (o->sensor)
         snprintf(h->sensor, sizeof h->sensor, "%s", o->sensor);

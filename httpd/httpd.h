@@ -45,6 +45,9 @@ struct httpd_opts {
     /* The case store of lawful intercept (intercept/intercept.h; NULL: the
      * case routes answer 503). Borrowed until httpd_stop. */
     struct ic *cases;
+    /* Its identity counters (RADIUS accounting seen, refused, intervals),
+     * for /metrics and /status (NULL: none). */
+    struct ic_ident_tap *idtap;
 };
 
 typedef struct httpd httpd_t;

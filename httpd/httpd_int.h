@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "httpd/httpd.h"
 #include "httpd/tls.h"
@@ -37,6 +38,7 @@ struct httpd {
     atomic_uint_fast64_t tokens_gen; /* auth_token_generation() then */
     audit_t *audit;             /* the audit trail (borrowed; NULL: none) */
     struct ic *cases;           /* the case store (borrowed; NULL: no cases) */
+    struct ic_ident_tap *idtap; /* identity counters (borrowed; NULL: none) */
 };
 
 struct params {
@@ -114,5 +116,13 @@ int hd_parse_count(const char *name, const char *v, int sizes, uint64_t *out, ch
 enum MHD_Result hd_route_cases(struct httpd *h, struct MHD_Connection *c, const struct params *p);
 /* /api/v1/cases/ID: GET, PATCH, DELETE (ends it; the record stays). */
 enum MHD_Result hd_route_case(struct httpd *h, struct MHD_Connection *c, const struct params *p);
+/* /api/v1/identities: GET a user's intervals, POST records as JSON lines. */
+enum MHD_Result hd_route_identities(struct httpd *h, struct MHD_Connection *c,
+                                    const struct params *p);
+struct idx_ident;
+/* An identity interval as the API writes it. */
+json_t *hd_ident_json(const struct idx_ident *r);
+/* The identity counters in /metrics (nothing without a tap). */
+void hd_ident_metrics(struct httpd *h, FILE *f);
 
 #endif

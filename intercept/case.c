@@ -478,7 +478,7 @@ char *ic_case_json(const struct ic_case *c, int64_t now)
     return s;
 }
 
-int ic_case_bpf(const struct ic_case *c, char *out, size_t n, char *err)
+int ic_targets_bpf(const struct ic_case *c, char *out, size_t n)
 {
     size_t l = 0;
     int terms = 0;
@@ -501,21 +501,29 @@ int ic_case_bpf(const struct ic_case *c, char *out, size_t n, char *err)
             l += (size_t)snprintf(out + l, n - l, "%snet %s/%d", sep,
                                   inet_ntop(t->family, t->addr, a, sizeof a), t->plen);
     }
+    if (l >= n) {
+        out[0] = 0;
+        return -1;
+    }
+    return terms;
+}
+
+int ic_case_bpf(const struct ic_case *c, char *out, size_t n, char *err)
+{
+    int terms = ic_targets_bpf(c, out, n);
+    if (terms < 0)
+        return rw_err(err, RW_EINPUT, "case %s: its targets are too long", c->id);
     if (!terms)
         return rw_err(err, RW_EINPUT, "case %s has no address, prefix or MAC target", c->id);
-    if (c->filter[0] && l < n) {
-        /* "(targets) and (filter)" */
-        if (l + 2 >= n)
-            goto toolong;
+    if (c->filter[0]) {
+        size_t l = strlen(out);
+        if (l + strlen(c->filter) + 12 >= n) {
+            out[0] = 0;
+            return rw_err(err, RW_EINPUT, "case %s: its filter is too long", c->id);
+        }
         memmove(out + 1, out, l + 1);
         out[0] = '(';
-        l++;
-        l += (size_t)snprintf(out + l, n - l, ") and (%s)", c->filter);
+        snprintf(out + l + 1, n - l - 1, ") and (%s)", c->filter);
     }
-    if (l >= n)
-        goto toolong;
     return 0;
-toolong:
-    out[0] = 0;
-    return rw_err(err, RW_EINPUT, "case %s: its filter is too long", c->id);
 }

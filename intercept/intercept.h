@@ -16,6 +16,7 @@
 #ifndef INTERCEPT_H
 #define INTERCEPT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,8 @@
 
 typedef struct idx idx_t;
 struct audit;
+struct arc_tap;
+struct idx_ident;
 
 #define IC_ID_MAX 64        /* a case id (LIID): 1..64 of [A-Za-z0-9._-], not '.' first */
 #define IC_TEXT_MAX 256     /* authority, warrant */
@@ -90,6 +93,25 @@ char *ic_case_json(const struct ic_case *c, int64_t now);
  * or the expression does not fit n. */
 int ic_case_bpf(const struct ic_case *c, char *out, size_t n, char *err) RW_WUR;
 
+/* ---- the packets a case takes (select.c) ---- */
+typedef struct ic_sel ic_sel_t;
+/* What case c takes over [from, to): its address, prefix and MAC targets
+ * throughout, and each address a user target held (ic_ident_resolve) only
+ * while it held it, all and'ed with its filter. */
+int ic_sel_new(idx_t *ix, const struct ic_case *c, int64_t from, int64_t to, ic_sel_t **out,
+               char *err) RW_WUR;
+void ic_sel_free(ic_sel_t *s);
+/* The union of every address with the filter, for a query over the window
+ * (a superset: ic_sel_match judges each packet); NULL when nothing can
+ * match (user targets that held no address then). */
+const char *ic_sel_filter(const ic_sel_t *s);
+/* The user targets' intervals used, clipped to the window. */
+const struct idx_ident *ic_sel_intervals(const ic_sel_t *s, size_t *n);
+/* 1 if the case takes this packet (link type dlt, time ts), 0 if not, -1
+ * when out of memory. */
+int ic_sel_match(ic_sel_t *s, int dlt, uint32_t snaplen, int64_t ts, const uint8_t *data,
+                 uint32_t caplen, uint32_t len);
+
 /* ---- the store ---- */
 typedef struct ic ic_t;
 
@@ -129,6 +151,69 @@ int ic_list(ic_t *ic, struct ic_case **out, size_t *n, char *err) RW_WUR;
  * with no daemon): dir's cases. */
 int ic_get_dir(const char *dir, const char *id, struct ic_case *out, char *err) RW_WUR;
 int ic_list_dir(const char *dir, struct ic_case **out, size_t *n, char *err) RW_WUR;
+
+/* ---- RADIUS accounting (radius.c) ---- */
+enum { IC_ACCT_START = 1, IC_ACCT_STOP = 2, IC_ACCT_INTERIM = 3 };
+#define IC_RADIUS_PREFIXES 4
+struct ic_radius_prefix {
+    uint8_t addr[16];
+    int plen;
+};
+struct ic_radius_acct {
+    int status;                 /* Acct-Status-Type: IC_ACCT_* */
+    char user[IC_USER_MAX];     /* User-Name */
+    char session[64];           /* Acct-Session-Id ("" if absent) */
+    char station[64];           /* Calling-Station-Id ("" if absent) */
+    int has_ip4;
+    uint8_t ip4[4];             /* Framed-IP-Address */
+    int nprefix;                /* Framed-IPv6-Prefix, Delegated-IPv6-Prefix */
+    struct ic_radius_prefix prefix[IC_RADIUS_PREFIXES];
+};
+/* Parse one RADIUS packet (a UDP payload of n bytes, untrusted): 1 and *a
+ * for an Accounting-Request with Acct-Status-Type Start, Stop or
+ * Interim-Update and a User-Name; 0 for a well-formed packet that is none
+ * of those (an Access-Request, an Accounting-On...); RW_EINPUT saying what
+ * is malformed (lengths that overrun, a text attribute with control
+ * characters, an address of the wrong size, prefix bits beyond the length),
+ * in which case nothing of it may be used. */
+int ic_radius_parse(const uint8_t *p, size_t n, struct ic_radius_acct *a, char *err) RW_WUR;
+
+/* ---- subscriber identities (ident.c) ----
+ * The table user -> address or prefix over [start, end) is kept in the
+ * index (index.h, struct idx_ident; man/rewind-archive.5, K17 and K18).
+ * When an address is given to a session, every interval still open on it
+ * for another session ends at that moment: an interval never covers the
+ * traffic of whoever held the address before or after. */
+
+/* Apply one accounting record seen at ts: Start and Interim-Update open an
+ * interval per address (unless the session holds it already), Stop ends
+ * the user's open ones (of its session, when it names one). Writer only;
+ * *added counts the intervals opened. */
+int ic_ident_radius(idx_t *ix, const struct ic_radius_acct *a, int64_t ts, uint64_t *added,
+                    char *err) RW_WUR;
+
+/* Identity records as JSON lines (POST /api/v1/identities): each line
+ * {"user", "ip" or "prefix", "start", optional "end", "session", "station",
+ * "ports": "LO-HI"}; every line is checked before any is applied
+ * (RW_EINPUT "line N: FIELD: ..."), then each is applied as a Start at
+ * start and, with an end, a Stop at end. *added counts intervals opened. */
+int ic_ident_lines(idx_t *ix, const char *text, size_t n, uint64_t *added, char *err) RW_WUR;
+
+/* The intervals user held that meet [from, to), by start. *out malloc'ed. */
+int ic_ident_resolve(idx_t *ix, const char *user, int64_t from, int64_t to,
+                     struct idx_ident **out, size_t *n, char *err) RW_WUR;
+
+/* The archive's tap (archive.h, arc_set_tap) that feeds identities from
+ * RADIUS accounting (UDP to port 1813 or 1646) on any point: arg is a
+ * struct ic_ident_tap, whose counters it keeps. */
+struct ic_ident_tap {
+    idx_t *ix;                   /* the archive's index, as its writer */
+    atomic_uint_fast64_t radius;     /* accounting packets seen */
+    atomic_uint_fast64_t malformed;  /* ... refused as malformed (nothing used) */
+    atomic_uint_fast64_t identities; /* intervals opened */
+    atomic_uint_fast64_t failed;     /* index writes that failed */
+};
+void ic_tap(void *arg, const struct arc_tap *t);
 
 /* 1 if s is a well-formed case id. */
 int ic_id_ok(const char *s);

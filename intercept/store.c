@@ -162,25 +162,33 @@ static int sink_write(void *arg, const void *buf, size_t n)
  * that has no address target yet, gets no file and 0 packets. */
 static int preserve(struct ic *ic, struct ic_case *c, int64_t now, char *err)
 {
-    char bpf[IC_FILTER_MAX + 4096], d[4300], tmp[4400], path[4400], e2[RW_ERRSZ];
+    char d[4300], tmp[4400], path[4400];
     struct qry_spec spec = {0};
     qry_t *q = NULL;
     qry_out_t *o = NULL;
+    ic_sel_t *sel = NULL;
     struct sink s = {.fd = -1};
     int rc, npts;
+    size_t niv;
     c->retro_from = c->from;
     c->retro_to = c->to < now ? c->to : now;
-    if (c->retro_from >= c->retro_to || ic_case_bpf(c, bpf, sizeof bpf, e2) < 0) {
-        c->retro_to = c->retro_from > c->retro_to ? c->retro_from : c->retro_to;
+    if (c->retro_from >= c->retro_to) {
+        c->retro_to = c->retro_from;
         return 0;
     }
+    if ((rc = idx_refresh(ic->ix, err)) < 0 ||
+        (rc = ic_sel_new(ic->ix, c, c->retro_from, c->retro_to, &sel, err)) < 0)
+        goto out;
+    if (!ic_sel_filter(sel))
+        goto out; /* user targets that held no address in the window */
+    int judge = ic_sel_intervals(sel, &niv) && niv; /* the query's filter is exact otherwise */
     spec.from = c->retro_from;
     spec.to = c->retro_to;
-    spec.filter = bpf;
+    spec.filter = ic_sel_filter(sel);
     snprintf(d, sizeof d, "%s/%s", ic->cases, c->id);
     snprintf(tmp, sizeof tmp, "%s/.retro.pcapng.tmp", d);
     snprintf(path, sizeof path, "%s/retro.pcapng", d);
-    if ((rc = idx_refresh(ic->ix, err)) < 0 || (rc = qry_new(ic->ix, &spec, &q, err)) < 0)
+    if ((rc = qry_new(ic->ix, &spec, &q, err)) < 0)
         goto out;
     const struct qry_point *pts = qry_points(q, &npts);
     if (!(s.hash = audit_hash_new())) {
@@ -197,6 +205,18 @@ static int preserve(struct ic *ic, struct ic_case *c, int64_t now, char *err)
         struct qry_pkt pkt;
         if ((rc = qry_next(q, &pkt, err)) <= 0)
             break;
+        if (judge) {
+            const struct qry_point *pt = &pts[pkt.point];
+            int m = ic_sel_match(sel, pt->dlt, pt->snaplen,
+                                 (int64_t)pkt.sec * RW_NS_PER_SEC + pkt.frac, pkt.data,
+                                 pkt.caplen, pkt.len);
+            if (m < 0) {
+                rc = rw_err(err, RW_ENOMEM, "out of memory");
+                break;
+            }
+            if (!m)
+                continue;
+        }
         c->retro_packets++;
         if (qry_out_packet(o, &pkt) < 0)
             break;
@@ -221,12 +241,14 @@ static int preserve(struct ic *ic, struct ic_case *c, int64_t now, char *err)
 out:
     if (o)
         (void)!qry_out_close(o);
-    if (s.fd >= 0)
+    if (s.fd >= 0) {
         close(s.fd);
-    if (rc < 0)
-        unlink(tmp);
+        if (rc < 0)
+            unlink(tmp);
+    }
     audit_hash_free(s.hash);
     qry_free(q);
+    ic_sel_free(sel);
     return rc < 0 ? rw_errctx(err, rc, "preserving the packets of case %s", c->id) : 0;
 }
 

@@ -9,10 +9,13 @@ import hashlib
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import harness  # noqa: E402
@@ -136,6 +139,7 @@ def main():
               "local case: made by the user, nothing left to preserve after retention: %r" % got)
     r = rw("audit", "verify", "--dir", arch)
     check(r.returncode == 0, "audit trail verifies: %r" % r.stderr)
+    test_identities(tmp)
     harness.finish("test_intercept")
 
 
@@ -271,6 +275,243 @@ def run(arch, base, admin, agency, analyst, tmp):
     check(pcapng_recs(retro) == want and
           hashlib.sha256(open(retro, "rb").read()).hexdigest() == digest,
           "the case's copy survived retention unchanged")
+
+
+# ---- subscriber identities from RADIUS accounting ----
+
+T0 = 1700000000 * 10**9
+SEC = 10**9
+
+
+def eth(payload, ethertype=0x0800):
+    return bytes.fromhex("020000000002020000000001") + struct.pack(">H", ethertype) + payload
+
+
+def ip4(src, dst, proto, payload):
+    h = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return eth(h + payload)
+
+
+def ip6(src, dst, proto, payload):
+    h = struct.pack(">IHBB16s16s", 0x60000000, len(payload), proto, 64,
+                    socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst))
+    return eth(h + payload, 0x86dd)
+
+
+def udp(sport, dport, payload):
+    return struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def attr(t, v):
+    return bytes([t, len(v) + 2]) + v
+
+
+def acct(status, user, ip=None, session=None, prefix=None, code=4):
+    a = attr(40, struct.pack(">I", status)) + attr(1, user)
+    if ip:
+        a += attr(8, socket.inet_aton(ip))
+    if session:
+        a += attr(44, session.encode())
+    if prefix:
+        net, plen = prefix.split("/")
+        raw = socket.inet_pton(socket.AF_INET6, net)[:(int(plen) + 7) // 8]
+        a += attr(97, bytes([0, int(plen)]) + raw)
+    a += attr(31, b"00-11-22-33-44-55")
+    return bytes([code, 7]) + struct.pack(">H", 20 + len(a)) + b"\0" * 16 + a
+
+
+def radius_frame(payload, port=1813):
+    return ip4("192.168.1.1", "192.168.1.2", 17, udp(40000, port, payload))
+
+
+def write_pcap(path, frames):
+    out = [struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1)]
+    for ts, f in sorted(frames, key=lambda x: x[0]):  # captured in time order
+        out.append(struct.pack("<IIII", ts // SEC, ts % SEC, len(f), len(f)) + f)
+    with open(path, "wb") as fh:
+        fh.write(b"".join(out))
+
+
+def subscriber_traffic():
+    """RADIUS accounting beside the subscribers' traffic: alice holds
+    10.0.0.7 [T0+1, T0+6) then 10.0.0.9 and 2001:db8:7::/48 from T0+10; bob
+    gets 10.0.0.7 at T0+7; carol holds 10.0.0.11 from T0+13 until dave gets
+    it at T0+15 (her Stop was never seen); malformed accounting and an
+    Access-Request in between."""
+    f = []
+    t = T0
+
+    def at(sec, frame):
+        f.append((T0 + int(sec * SEC), frame))
+
+    def talk(sec, addr, n):
+        for i in range(n):
+            if ":" in addr:
+                at(sec + i * 0.1, ip6(addr, "2001:db8:ffff::1", 17, udp(5000 + i, 53, b"q" * 20)))
+            else:
+                at(sec + i * 0.1, ip4(addr, "198.51.100.1", 17, udp(5000 + i, 53, b"q" * 20)))
+    at(1, radius_frame(acct(1, b"alice", "10.0.0.7", "A1")))
+    talk(2, "10.0.0.7", 5)
+    talk(2.05, "10.0.0.8", 3)
+    at(6, radius_frame(acct(2, b"alice", "10.0.0.7", "A1")))
+    at(7, radius_frame(acct(1, b"bob", "10.0.0.7", "B1")))
+    talk(8, "10.0.0.7", 4)
+    at(8.5, radius_frame(b"\x04\x01\x00\x30" + b"\0" * 10))           # length overruns
+    at(8.6, radius_frame(acct(1, b"mallory\x01", "10.0.0.66", "M1")))  # control character
+    at(8.7, radius_frame(acct(1, b"trudy", "10.0.0.67", "T1")[:-3]))  # attribute cut short
+    at(8.8, radius_frame(acct(1, b"eve", "10.0.0.68", "E1", code=1), 1812))  # Access-Request
+    at(8.9, radius_frame(acct(3, b"alice", "10.0.0.7", "A1")[:22]))   # header only + junk
+    at(10, radius_frame(acct(1, b"alice", "10.0.0.9", "A2", "2001:db8:7::/48")))
+    talk(11, "10.0.0.9", 4)
+    talk(11.02, "2001:db8:7::5", 3)
+    talk(11.04, "2001:db8:8::5", 2)
+    at(12, radius_frame(acct(3, b"alice", "10.0.0.9", "A2", "2001:db8:7::/48")))
+    at(13, radius_frame(acct(1, b"carol", "10.0.0.11", "C1")))
+    talk(14, "10.0.0.11", 2)
+    at(15, radius_frame(acct(1, b"dave", "10.0.0.11", "D1")))
+    talk(16, "10.0.0.11", 2)
+    return f
+
+
+def window_recs(path, flt, lo, hi):
+    return [r for r in tcpdump_recs(path, flt)
+            if lo <= r[0] < hi]
+
+
+def test_identities(tmp):
+    arch = os.path.join(tmp, "ident")
+    pc = os.path.join(tmp, "radius-acct.pcap")
+    write_pcap(pc, subscriber_traffic())
+    port = harness.free_port()
+    base = "http://127.0.0.1:%d/api/v1" % port
+    log = os.path.join(tmp, "rewindd-ident.log")
+    d = subprocess.Popen([REWINDD, "--dir", arch, "--listen", "127.0.0.1:%d" % port,
+                          "--log", log])
+    try:
+        for _ in range(200):
+            if os.path.exists(os.path.join(arch, "rewindd.sock")) and \
+                    curl("GET", base + "/identities?user=x")[0] == 200:
+                break
+            time.sleep(0.05)
+        r = rw("import", "--quiet", "--dir", arch, "--point", "bng", pc)
+        check(r.returncode == 0, "import through the daemon: %r" % r.stderr)
+        ident_checks(arch, base, pc)
+    finally:
+        d.send_signal(signal.SIGTERM)
+        rc = d.wait(timeout=60)
+    check(rc == 0, "rewindd exit status %d" % rc)
+    # Read without a daemon: the same intervals.
+    r = rw("identity", "--dir", arch, "--user", "carol")
+    check(r.returncode == 0 and len(r.stdout.splitlines()) == 1 and b"10.0.0.11" in r.stdout,
+          "rewind identity without a daemon: %r %r" % (r.stdout, r.stderr))
+    # reindex keeps them, the posted ones included (they are in no segment)
+    r = rw("reindex", "--dir", arch)
+    check(r.returncode == 0, "reindex: %r" % r.stderr[-300:])
+    for user, n in (("alice", 3), ("erin", 2), ("frank", 1)):
+        r = rw("identity", "--dir", arch, "--user", user)
+        check(r.returncode == 0 and len(r.stdout.splitlines()) == n,
+              "%s's intervals after reindex: %r" % (user, r.stdout))
+    # An import without a daemon feeds identities as well.
+    arch2 = os.path.join(tmp, "ident2")
+    r = rw("import", "--quiet", "--dir", arch2, pc)
+    r = rw("identity", "--dir", arch2, "--user", "alice")
+    check(r.returncode == 0 and len(r.stdout.splitlines()) == 3,
+          "rewind import (local) feeds identities: %r" % r.stdout)
+
+
+def iso(ns):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // SEC)) + ".%09dZ" % (ns % SEC)
+
+
+def ident_checks(arch, base, pc):
+    st, body = curl("GET", base + "/identities?user=alice")
+    got = json.loads(body)["identities"] if st == 200 else []
+    want = [{"user": "alice", "ip": "10.0.0.7", "start": iso(T0 + SEC), "end": iso(T0 + 6 * SEC),
+             "session": "A1", "station": "00-11-22-33-44-55", "source": "radius"},
+            {"user": "alice", "ip": "10.0.0.9", "start": iso(T0 + 10 * SEC), "session": "A2",
+             "station": "00-11-22-33-44-55", "source": "radius"},
+            {"user": "alice", "prefix": "2001:db8:7::/48", "start": iso(T0 + 10 * SEC),
+             "session": "A2", "station": "00-11-22-33-44-55", "source": "radius"}]
+    check(got == want, "alice's intervals from RADIUS accounting:\n%r\nwant\n%r" % (got, want))
+    st, body = curl("GET", base + "/identities?user=carol")
+    got = json.loads(body)["identities"] if st == 200 else []
+    check(len(got) == 1 and got[0]["end"] == iso(T0 + 15 * SEC),
+          "carol's interval ends when dave is given her address: %r" % got)
+    st, body = curl("GET", base + "/identities?user=bob&from=%d&to=%d" % (T0 // SEC,
+                                                                            T0 // SEC + 7))
+    check(st == 200 and json.loads(body)["identities"] == [], "bob held nothing before T0+7")
+    for user in ("mallory\x01", "mallory", "trudy", "eve"):
+        st, body = curl("GET", base + "/identities?user=" + urllib.parse.quote(user))
+        check(st == 200 and json.loads(body)["identities"] == [],
+              "garbage RADIUS made no identity for %r: %r" % (user, body))
+    st, body = curl("GET", base.replace("/api/v1", "") + "/metrics")
+    text = body.decode()
+    check('rewind_radius_accounting_total{result="malformed"} 4' in text and
+          "rewind_identity_intervals_total 6" in text,
+          "metrics count the accounting: %r" %
+          [ln for ln in text.splitlines() if "radius" in ln or "identity" in ln])
+    r = rw("identity", "--dir", arch, "--user", "alice", "--from", str(T0 // SEC + 9))
+    lines = r.stdout.decode().splitlines()
+    check(r.returncode == 0 and len(lines) == 2 and lines[0].startswith("10.0.0.9  ") and
+          lines[1].startswith("2001:db8:7::/48  ") and "session A2" in lines[0] and
+          " .. now" in lines[0], "rewind identity --from: %r %r" % (lines, r.stderr))
+    for args in (["--dir", arch], ["--dir", arch, "--user", "a", "--from", "x"],
+                 ["--dir", arch, "--user", "a", "--from", "10", "--to", "5"]):
+        r = rw("identity", *args)
+        check(r.returncode == 2 and r.stderr.startswith(b"rewind: "), "identity %r: %r" %
+              (args, r.stderr))
+
+    # posted identities (a DHCP lease log), checked whole before any is used
+    lines = ('{"user": "erin", "ip": "10.0.0.20", "start": %d, "end": %d, "session": "L1"}\n'
+             '{"user": "erin", "prefix": "2001:db8:20::/56", "start": %d}\n'
+             '{"user": "frank", "ip": "192.0.2.1", "start": %d, "ports": "1024-2047"}\n'
+             % (T0 // SEC + 20, T0 // SEC + 30, T0 // SEC + 20, T0 // SEC))
+    st, body = curl("POST", base + "/identities", None, lines)
+    check(st == 200 and json.loads(body) == {"added": 3}, "POST identities: %d %r" % (st, body))
+    st, body = curl("GET", base + "/identities?user=erin")
+    got = json.loads(body)["identities"] if st == 200 else []
+    check([g.get("ip", g.get("prefix")) for g in got] == ["10.0.0.20", "2001:db8:20::/56"] and
+          got[0]["end"] == iso(T0 + 30 * SEC) and got[0]["source"] == "api",
+          "posted intervals read back: %r" % got)
+    for bad, field in (('{"user": "x", "ip": "10.0.0.300", "start": 1}', "line 2: ip"),
+                       ('{"user": "x", "prefix": "10.0.0.1/8", "start": 1}', "line 2: prefix"),
+                       ('{"user": "x", "ip": "10.0.0.3", "start": 5, "end": 4}', "line 2: end"),
+                       ('{"ip": "10.0.0.3", "start": 5}', "line 2: user"),
+                       ('{"user": "x", "ip": "10.0.0.3"}', "line 2: start"),
+                       ('{"user": "x", "ip": "10.0.0.3", "start": 1, "ports": "9-2"}',
+                        "line 2: ports"),
+                       ('{"user": "x", "ip": "10.0.0.3", "start": 1, "mac": "a"}', "line 2: mac"),
+                       ('not json', "line 2")):
+        body_in = '{"user": "ok", "ip": "10.9.9.9", "start": 1}\n' + bad + "\n"
+        st, body = curl("POST", base + "/identities", None, body_in)
+        msg = json.loads(body).get("error", {}).get("message", "") if st == 400 else ""
+        check(st == 400 and msg.startswith(field), "bad identity %s: %d %r" % (bad, st, body))
+    st, body = curl("GET", base + "/identities?user=ok")
+    check(json.loads(body)["identities"] == [], "a refused batch adds nothing, not even its "
+          "good lines")
+    check(curl("GET", base + "/identities")[0] == 400, "GET without user: 400")
+
+    # a case for user alice takes her packets, each address only while she held it
+    doc = case_doc("LI-U", [{"user": "alice"}], **{"from": str(T0 // SEC)})
+    st, body = curl("POST", base + "/cases", None, doc)
+    check(st == 201, "case for user alice: %d %r" % (st, body[:300]))
+    want = sorted(window_recs(pc, "host 10.0.0.7", T0 + SEC, T0 + 6 * SEC) +
+                  window_recs(pc, "host 10.0.0.9 or net 2001:db8:7::/48", T0 + 10 * SEC,
+                              T0 + 10**6 * SEC), key=lambda r: r[0])
+    retro = os.path.join(arch, "cases", "LI-U", "retro.pcapng")
+    got = pcapng_recs(retro) if os.path.exists(retro) else []
+    check(len(want) == 12 and got == want,
+          "alice's case holds her packets only (%d, want %d)" % (len(got), len(want)))
+    bob = window_recs(pc, "host 10.0.0.7", T0 + 7 * SEC, T0 + 10**6 * SEC)
+    check(len(bob) == 4 and not any(r in got for r in bob), "bob's traffic on her old address "
+          "is not in alice's case")
+    doc = case_doc("LI-C", [{"user": "carol"}, {"ip": "203.0.113.9"}],
+                   **{"from": str(T0 // SEC)})
+    st, body = curl("POST", base + "/cases", None, doc)
+    want = window_recs(pc, "host 10.0.0.11", T0 + 13 * SEC, T0 + 15 * SEC)
+    got = pcapng_recs(os.path.join(arch, "cases", "LI-C", "retro.pcapng")) if st == 201 else []
+    check(len(want) == 2 and got == want, "carol's case stops where dave got her address")
 
 
 if __name__ == "__main__":

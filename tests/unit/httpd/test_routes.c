@@ -28,6 +28,7 @@ static const struct {
     {"/api/v1/audit", AUTH_PERM_ADMIN},
     {"/api/v1/cases", AUTH_PERM_CASES},
     {"/api/v1/cases/{id}", AUTH_PERM_CASES},
+    {"/api/v1/identities", AUTH_PERM_ADMIN},
     {"/metrics", AUTH_PERM_METRICS},
     {"/healthz", AUTH_PERM_NONE},
 };
@@ -137,6 +138,7 @@ static void test_route_methods(void **state)
     } takes[] = {
         {"/api/v1/cases", {"POST"}},
         {"/api/v1/cases/{id}", {"PATCH", "DELETE"}},
+        {"/api/v1/identities", {"POST"}},
     };
     static const char *no[] = {"POST", "DELETE", "PUT", "PATCH", "OPTIONS", "TRACE", "CONNECT",
                                "GETX", "GE", "G", "HEA", "HEADX", "get", "head", "Get", "",
