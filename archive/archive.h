@@ -140,6 +140,7 @@ struct idx_parsed;
 struct arc_tap {
     const char *point;               /* the point's name */
     int dlt;                         /* its link type (libpcap DLT_) */
+    uint32_t snaplen;                /* its snapshot length */
     int64_t ts;                      /* ns */
     const uint8_t *data;
     uint32_t caplen, len;

@@ -648,7 +648,7 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     idx_parse_packet(w->dlt, data, caplen, &w->parsed);
     idx_segw_add(w->sw, ts, off, caplen, len, &w->parsed);
     if (w->a->tap) {
-        struct arc_tap t = {w->name, w->dlt, ts, data, caplen, len, &w->parsed};
+        struct arc_tap t = {w->name, w->dlt, w->snaplen, ts, data, caplen, len, &w->parsed};
         w->a->tap(w->a->tap_arg, &t);
     }
     *added = 1;

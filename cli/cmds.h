@@ -11,4 +11,7 @@ int cmd_case(int argc, char **argv);
 /* rewind identity: a subscriber's addresses over time (cmd_identity.c). */
 int cmd_identity(int argc, char **argv);
 
+/* rewind intercept: an agency's pull client (cmd_intercept.c). */
+int cmd_intercept(int argc, char **argv);
+
 #endif

@@ -163,11 +163,9 @@ static int cmd_import(int argc, char **argv)
     }
     /* RADIUS accounting in the files feeds subscriber identities, as it
      * does in the daemon. */
-    static struct ic_ident_tap idtap;
-    if (a) {
-        idtap.ix = arc_index(a);
-        arc_set_tap(a, ic_tap, &idtap);
-    }
+    ic_t *ic = NULL;
+    if (a && ic_open(dir, arc_index(a), NULL, &ic, err) == 0)
+        arc_set_tap(a, ic_tap, ic);
     for (int i = optind; i < argc; i++) {
         struct cap_import_stats st;
         struct progress pr = {.tty = !quiet && isatty(2), .start = rw_mono_ns()};
@@ -227,6 +225,7 @@ static int cmd_import(int argc, char **argv)
         }
     }
     arc_close(a);
+    ic_close(ic);
     return status;
 }
 
@@ -1310,6 +1309,7 @@ static const char main_help[] =
     "  audit    list and verify the audit trail of requests, print its head\n"
     "  case     lawful intercept cases: add (preserving what matches), list, show, end\n"
     "  identity  the addresses a subscriber held, and when (from RADIUS accounting)\n"
+    "  intercept  follow a case's live intercept into pcap files, losing nothing\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
@@ -1359,5 +1359,7 @@ int main(int argc, char **argv)
         return cmd_case(argc, argv);
     if (!strcmp(cmd, "identity"))
         return cmd_identity(argc, argv);
+    if (!strcmp(cmd, "intercept"))
+        return cmd_intercept(argc, argv);
     return cli_usage("unknown command '%s'", cmd);
 }

@@ -44,7 +44,7 @@ struct daemon {
     arc_compressor_t *zip;
     audit_t *audit;
     ic_t *cases;
-    struct ic_ident_tap idtap; /* identities from RADIUS accounting, fed by the writers */
+    uint64_t case_quota;   /* --case-quota: each case's spool */
     ctl_t *ctl;
     httpd_t *web;
 };
@@ -122,11 +122,25 @@ static void audit_stop(struct daemon *d) { audit_close(d->audit); }
  * control socket's case verb change it through this one handle. */
 static int cases_start(struct daemon *d, char *err)
 {
-    d->idtap.ix = arc_index(d->a);
-    arc_set_tap(d->a, ic_tap, &d->idtap); /* before capture opens a point writer */
-    return ic_open(d->dir, arc_index(d->a), d->audit, &d->cases, err);
+    struct ic_live_opts lo = {.quota = d->case_quota, .log = cli_log_event};
+    int rc = ic_open(d->dir, arc_index(d->a), d->audit, &d->cases, err);
+    if (rc < 0)
+        return rc;
+    /* Before capture opens a point writer: identities from RADIUS
+     * accounting, and the tee of live intercept, see every packet. */
+    arc_set_tap(d->a, ic_tap, d->cases);
+    if ((rc = ic_live_start(d->cases, &lo, err)) < 0) {
+        arc_set_tap(d->a, NULL, NULL);
+        ic_close(d->cases);
+        d->cases = NULL;
+    }
+    return rc;
 }
-static void cases_stop(struct daemon *d) { ic_close(d->cases); }
+static void cases_stop(struct daemon *d)
+{
+    ic_live_stop(d->cases); /* capture has stopped: what is spooled goes to disk */
+    ic_close(d->cases);
+}
 
 static int compressor_start(struct daemon *d, char *err)
 {
@@ -191,7 +205,7 @@ static int http_start(struct daemon *d, char *err)
     d->ho.live_arg = d;
     d->ho.audit = d->audit;
     d->ho.cases = d->cases;
-    d->ho.idtap = &d->idtap;
+    d->ho.idtap = ic_ident_counters(d->cases);
     int rc = httpd_start(arc_index(d->a), &d->ho, &d->web, err);
     if (rc < 0)
         return rc;
@@ -283,12 +297,14 @@ static const char help[] =
     "      --sensor NAME         sensor name in responses (default: host name)\n"
     "      --ctl-group GROUP     the group of DIR/rewindd.sock, whose members may\n"
     "                            query and place holds (default: DIR's group)\n"
+    "      --case-quota SIZE     each lawful intercept case's spool (default 1G;\n"
+    "                            alarm at 80%, beyond it packets are dropped, counted)\n"
     "      --log FILE            append the log to FILE instead of stderr; SIGHUP\n"
     "                            reopens it (a failed reopen keeps the old file)\n"
     "  -h, --help                this help\n"
     "\n"
     "HTTP routes (see rewindd(8)): /api/v1/packets, /api/v1/segments,\n"
-    "/api/v1/status, /metrics, /healthz.\n"
+    "/api/v1/status, /metrics, /healthz, /api/v1/cases, /api/v1/identities.\n"
     "Disk full: a point pauses (one log line, metric rewind_capture_paused,\n"
     "dropped packets counted) and resumes by itself once there is room; with\n"
     "--quota, retention makes room first (see rewindd(8), DISK FULL).\n"
@@ -325,6 +341,7 @@ int main(int argc, char **argv)
                                          {"tls-cert", required_argument, 0, 6},
                                          {"tls-key", required_argument, 0, 7},
                                          {"tls-client-ca", required_argument, 0, 8},
+                                         {"case-quota", required_argument, 0, 9},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -352,6 +369,13 @@ int main(int argc, char **argv)
         case 6: d.ho.tls_cert = optarg; break;
         case 7: d.ho.tls_key = optarg; break;
         case 8: d.ho.tls_client_ca = optarg; break;
+        case 9:
+            if (rw_size_parse(optarg, &d.case_quota, err) < 0 || d.case_quota < (1 << 20)) {
+                fprintf(stderr, "rewindd: --case-quota: %s\n",
+                        d.case_quota < (1 << 20) ? "at least 1M" : err);
+                return 2;
+            }
+            break;
         case 'L': logfile = optarg; break;
         case 'Q': {
             char *end;

@@ -205,3 +205,49 @@ enum MHD_Result hd_route_case(struct httpd *h, struct MHD_Connection *c, const s
     free(k);
     return r;
 }
+
+/* Live intercept in /metrics: per case, packets spooled and dropped, the
+ * last synced sequence number, spool use against its quota and the alarm. */
+void hd_cases_metrics(struct httpd *h, FILE *f)
+{
+    struct ic_live_stat st[256];
+    size_t n = h->cases ? ic_live_stats(h->cases, st, 256) : 0;
+    static const char *const fam[][3] = {
+        {"rewind_intercept_packets_total", "counter", "Packets spooled for the case (this run)."},
+        {"rewind_intercept_dropped_total", "counter",
+         "Packets the case took but its spool could not (quota or buffer full; this run)."},
+        {"rewind_intercept_sequence", "gauge", "The case's last spooled and synced sequence "
+                                               "number."},
+        {"rewind_intercept_spool_bytes", "gauge", "Bytes of the case's spool."},
+        {"rewind_intercept_spool_quota_bytes", "gauge", "The case's spool quota."},
+        {"rewind_intercept_spool_alarm", "gauge",
+         "1 while the case's spool is above 80% of its quota."},
+        {"rewind_intercept_active", "gauge", "1 while the case is intercepted."}};
+    if (!n)
+        return;
+    for (int m = 0; m < 7; m++) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam[m][0], fam[m][2], fam[m][0], fam[m][1]);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v = m == 0 ? st[i].teed : m == 1 ? st[i].dropped : m == 2 ? st[i].durable
+                         : m == 3 ? st[i].spool_bytes : m == 4 ? st[i].quota
+                         : m == 5 ? (uint64_t)st[i].alarm : (uint64_t)st[i].active;
+            fprintf(f, "%s{case=\"%s\"} %llu\n", fam[m][0], st[i].id, (unsigned long long)v);
+        }
+    }
+}
+
+/* The same in /api/v1/status: "intercept": [{...}] (nothing without cases). */
+void hd_cases_status(struct httpd *h, json_t *j)
+{
+    struct ic_live_stat st[256];
+    size_t n = h->cases ? ic_live_stats(h->cases, st, 256) : 0;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            arr, json_pack("{s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:b}", "case", st[i].id, "active",
+                           st[i].active, "packets", (json_int_t)st[i].teed, "dropped",
+                           (json_int_t)st[i].dropped, "sequence", (json_int_t)st[i].durable,
+                           "spool_bytes", (json_int_t)st[i].spool_bytes, "spool_quota_bytes",
+                           (json_int_t)st[i].quota, "alarm", st[i].alarm));
+    json_object_set_new(j, "intercept", arr);
+}

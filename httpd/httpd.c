@@ -781,6 +781,7 @@ static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
         json_object_set_new(j, "newest", hd_jtime(st.total.last));
     }
     qry_status_free(&st);
+    hd_cases_status(h, j);
     return hd_send_json(c, 200, j);
 }
 
@@ -875,6 +876,7 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
         }
     }
     hd_ident_metrics(h, f);
+    hd_cases_metrics(h, f);
     fprintf(f, "# HELP rewind_http_requests_total HTTP requests received.\n"
                "# TYPE rewind_http_requests_total counter\nrewind_http_requests_total %llu\n",
             (unsigned long long)atomic_load(&h->requests));
@@ -948,6 +950,7 @@ static const struct route routes[] = {
     {{"/api/v1/audit", "GET, HEAD", AUTH_PERM_ADMIN}, route_audit},
     {{"/api/v1/cases", "GET, HEAD, POST", AUTH_PERM_CASES}, hd_route_cases},
     {{"/api/v1/cases/{id}", "GET, HEAD, PATCH, DELETE", AUTH_PERM_CASES}, hd_route_case},
+    {{"/api/v1/cases/{id}/intercept", "GET, HEAD", AUTH_PERM_CASES}, hd_route_case_intercept},
     {{"/api/v1/identities", "GET, HEAD, POST", AUTH_PERM_ADMIN}, hd_route_identities},
     {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},

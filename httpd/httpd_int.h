@@ -116,6 +116,12 @@ int hd_parse_count(const char *name, const char *v, int sizes, uint64_t *out, ch
 enum MHD_Result hd_route_cases(struct httpd *h, struct MHD_Connection *c, const struct params *p);
 /* /api/v1/cases/ID: GET, PATCH, DELETE (ends it; the record stays). */
 enum MHD_Result hd_route_case(struct httpd *h, struct MHD_Connection *c, const struct params *p);
+/* Live intercept's per-case figures in /metrics and /api/v1/status. */
+void hd_cases_metrics(struct httpd *h, FILE *f);
+void hd_cases_status(struct httpd *h, json_t *j);
+/* /api/v1/cases/ID/intercept?after=SEQ: pull delivery (intercept.c). */
+enum MHD_Result hd_route_case_intercept(struct httpd *h, struct MHD_Connection *c,
+                                        const struct params *p);
 /* /api/v1/identities: GET a user's intervals, POST records as JSON lines. */
 enum MHD_Result hd_route_identities(struct httpd *h, struct MHD_Connection *c,
                                     const struct params *p);

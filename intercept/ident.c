@@ -8,6 +8,7 @@
  * address for another session ends there, whether or not its Stop was
  * seen. */
 #include "intercept/intercept.h"
+#include "intercept/intercept_int.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -119,10 +120,12 @@ int ic_ident_radius(idx_t *ix, const struct ic_radius_acct *a, int64_t ts, uint6
 
 void ic_tap(void *arg, const struct arc_tap *t)
 {
-    struct ic_ident_tap *it = arg;
+    ic_t *ic = arg;
+    struct ic_ident_tap *it = ic_ident_counters(ic);
     const struct idx_flow *f = &t->parsed->flow;
     struct ic_radius_acct a;
     char err[RW_ERRSZ];
+    ic_live_tee(ic, t);
     if (!f->present || f->proto != 17 || !f->has_ports ||
         (f->dport != 1813 && f->dport != 1646) || t->parsed->hdr_end >= t->caplen)
         return;
@@ -134,9 +137,13 @@ void ic_tap(void *arg, const struct arc_tap *t)
         return;
     }
     uint64_t added = 0;
-    if (rc == 1 && ic_ident_radius(it->ix, &a, t->ts, &added, err) < 0)
+    if (rc == 1 && ic_ident_radius(ic_index(ic), &a, t->ts, &added, err) < 0)
         atomic_fetch_add(&it->failed, 1);
     atomic_fetch_add(&it->identities, added);
+    /* A user an active case targets may have a new address: follow it from
+     * the next packet on. */
+    if (rc == 1 && ic_live_users(ic) && ic_live_rebuild(ic, err) < 0)
+        atomic_fetch_add(&it->failed, 1);
 }
 
 /* ---------- JSON lines ---------- */

@@ -23,6 +23,7 @@
 #include "common/rw.h"
 
 typedef struct idx idx_t;
+typedef struct ic ic_t; /* a case store (ic_open) */
 struct audit;
 struct arc_tap;
 struct idx_ident;
@@ -112,8 +113,108 @@ const struct idx_ident *ic_sel_intervals(const ic_sel_t *s, size_t *n);
 int ic_sel_match(ic_sel_t *s, int dlt, uint32_t snaplen, int64_t ts, const uint8_t *data,
                  uint32_t caplen, uint32_t len);
 
+/* ---- reading a case's spool (spool.c) ---- */
+struct ic_spool_rec {
+    uint64_t seq;            /* 1, 2, 3... per case, without gaps */
+    int64_t ts;              /* ns */
+    int dlt;                 /* the point's link type */
+    uint32_t snaplen;
+    uint32_t caplen, len;
+    char point[65];
+    const uint8_t *data;     /* valid until the next ic_spool_next */
+};
+typedef struct ic_spool_reader ic_spool_reader_t;
+/* A reader of the spool directory sdir (DIR/cases/ID/spool) from sequence
+ * number after + 1. */
+int ic_spool_reader_open(const char *sdir, uint64_t after, ic_spool_reader_t **out,
+                         char *err) RW_WUR;
+void ic_spool_reader_close(ic_spool_reader_t *r);
+/* The next record, if its number is at most durable (what the writer has
+ * synced): 1 and *rec; 0 when there is none yet; RW_ECORRUPT when the
+ * spool is damaged or skips a number. */
+int ic_spool_next(ic_spool_reader_t *r, uint64_t durable, struct ic_spool_rec *rec,
+                  char *err) RW_WUR;
+
+/* ---- live intercept (live.c) ----
+ * While a content case is active (now before its end), every packet the
+ * archive stores that the case takes (ic_sel_match, within its window) is
+ * numbered and spooled to DIR/cases/ID/spool/ (man/rewind-archive.5,
+ * SPOOL), synced every 20 ms, and offered for delivery once synced. */
+#define IC_DEFAULT_QUOTA (1ull << 30) /* a case's spool, unless set */
+#define IC_ALARM_PCT 80               /* alarm when the spool passes this % of it */
+struct ic_live_opts {
+    uint64_t quota; /* bytes per case spool (0: IC_DEFAULT_QUOTA) */
+    /* Where events go (a drop, the alarm): the daemon's log. */
+    void (*log)(void *arg, const char *level, const char *msg);
+    void *log_arg;
+};
+/* Start live intercept on ic's store (the daemon: before capture starts;
+ * ic_tap then tees). */
+int ic_live_start(ic_t *ic, const struct ic_live_opts *o, char *err) RW_WUR;
+/* Write what is spooled and stop (after capture stopped). */
+void ic_live_stop(ic_t *ic);
+/* Take the cases and identities as they are now (the store calls it after
+ * each change; the tap after a RADIUS record of an active user target). */
+int ic_live_rebuild(ic_t *ic, char *err) RW_WUR;
+/* The last synced sequence number of case id's spool (0: none), and
+ * whether the case is being intercepted now. */
+int ic_live_durable(ic_t *ic, const char *id, uint64_t *durable, int *active,
+                    char *err) RW_WUR;
+/* Wait up to ms for case id to get a record beyond seen. */
+void ic_live_wait(ic_t *ic, uint64_t seen, const char *id, int ms);
+struct ic_live_stat {
+    char id[IC_ID_MAX + 1];
+    uint64_t teed, dropped;  /* packets spooled, packets dropped (this run) */
+    uint64_t durable;        /* the last synced sequence number */
+    uint64_t next_seq;
+    uint64_t spool_bytes, quota;
+    int alarm, active;
+};
+/* The spools of this run, up to max. */
+size_t ic_live_stats(ic_t *ic, struct ic_live_stat *out, size_t max);
+
+/* ---- pull delivery's wire format (pull.c) ----
+ * A pcapng stream, one section (host byte order), interfaces named after
+ * capture points with nanosecond timestamps, each Enhanced Packet Block
+ * with an opt_comment "rewind-seq N"; an Interface Statistics Block whose
+ * comment is a note of the server (packets dropped). */
+#define IC_NG_MAX_BLOCK ((256u << 10) + 1024) /* the largest block either side takes */
+#define IC_NG_MAX_IFS 256
+/* Encoders into p, which has room for the block; each returns its size. */
+size_t ic_ng_shb(uint8_t *p);
+size_t ic_ng_idb(uint8_t *p, int dlt, uint32_t snaplen, const char *name);
+size_t ic_ng_epb(uint8_t *p, uint32_t ifid, int64_t ts, const uint8_t *data, uint32_t caplen,
+                 uint32_t len, uint64_t seq);
+size_t ic_ng_note(uint8_t *p, uint32_t ifid, int64_t now, const char *text);
+
+/* The client's incremental parser: feed what arrives, take blocks out. */
+typedef struct ic_ng_parser ic_ng_parser_t;
+struct ic_ng_if {
+    int linktype;
+    uint32_t snaplen;
+    int tsresol;
+    char name[65];
+};
+enum { IC_NG_SECTION = 1, IC_NG_IFACE, IC_NG_PACKET, IC_NG_NOTE, IC_NG_OTHER };
+struct ic_ng_event {
+    int kind;
+    uint32_t ifid;           /* IFACE, PACKET */
+    int64_t ts;              /* PACKET, ns */
+    uint32_t caplen, len;
+    const uint8_t *data;     /* valid until ic_ng_consume */
+    uint64_t seq;            /* PACKET */
+    char note[512];          /* NOTE */
+};
+ic_ng_parser_t *ic_ng_parser_new(void); /* NULL: out of memory */
+void ic_ng_parser_free(ic_ng_parser_t *p);
+int ic_ng_feed(ic_ng_parser_t *p, const void *data, size_t len, char *err) RW_WUR;
+/* The next whole block: 1 and *ev (then ic_ng_consume(*consumed)), 0 when
+ * more bytes are needed, RW_EINPUT for bytes that are not this format. */
+int ic_ng_next(ic_ng_parser_t *p, struct ic_ng_event *ev, size_t *consumed, char *err) RW_WUR;
+void ic_ng_consume(ic_ng_parser_t *p, size_t n);
+const struct ic_ng_if *ic_ng_iface(const ic_ng_parser_t *p, uint32_t id);
+
 /* ---- the store ---- */
-typedef struct ic ic_t;
 
 /* Who changes a case, for the audit record. */
 struct ic_who {
@@ -203,9 +304,9 @@ int ic_ident_lines(idx_t *ix, const char *text, size_t n, uint64_t *added, char 
 int ic_ident_resolve(idx_t *ix, const char *user, int64_t from, int64_t to,
                      struct idx_ident **out, size_t *n, char *err) RW_WUR;
 
-/* The archive's tap (archive.h, arc_set_tap) that feeds identities from
- * RADIUS accounting (UDP to port 1813 or 1646) on any point: arg is a
- * struct ic_ident_tap, whose counters it keeps. */
+/* The archive's tap (archive.h, arc_set_tap): feeds identities from RADIUS
+ * accounting (UDP to port 1813 or 1646) on any point, and with live
+ * intercept started tees to the case spools. arg is the ic_t. */
 struct ic_ident_tap {
     idx_t *ix;                   /* the archive's index, as its writer */
     atomic_uint_fast64_t radius;     /* accounting packets seen */
@@ -214,6 +315,7 @@ struct ic_ident_tap {
     atomic_uint_fast64_t failed;     /* index writes that failed */
 };
 void ic_tap(void *arg, const struct arc_tap *t);
+struct ic_ident_tap *ic_ident_counters(ic_t *ic);
 
 /* 1 if s is a well-formed case id. */
 int ic_id_ok(const char *s);

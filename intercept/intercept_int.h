@@ -14,4 +14,30 @@ int ic_case_load(const char *text, size_t n, struct ic_case *c, char *err) RW_WU
  * ""), -1 when it does not fit n. */
 int ic_targets_bpf(const struct ic_case *c, char *out, size_t n);
 
+/* ---- spool files (spool.c; man/rewind-archive.5, SPOOL) ---- */
+#define IC_SPOOL_CAPLEN_MAX (256u << 10)
+/* Bytes of a record with a point name of namelen bytes and caplen bytes. */
+size_t ic_spool_rec_size(size_t namelen, uint32_t caplen);
+/* Write one record at p (ic_spool_rec_size bytes); returns its size. */
+size_t ic_spool_rec_put(uint8_t *p, uint64_t seq, int64_t ts, int dlt, uint32_t snaplen,
+                        const char *point, const uint8_t *data, uint32_t caplen, uint32_t len);
+/* The first sequence numbers of the spool files in sdir, ascending. */
+int ic_spool_files(const char *sdir, uint64_t **out, size_t *n, char *err) RW_WUR;
+/* The next sequence number of a spool without changing it (a reader's). */
+int ic_spool_count(const char *sdir, uint64_t *next_seq, uint64_t *bytes, char *err) RW_WUR;
+/* Before appending again: cut a torn last record (a crash's), and find the
+ * next sequence number (1 for an empty spool) and the bytes on disk. */
+int ic_spool_recover(const char *sdir, uint64_t *next_seq, uint64_t *bytes, char *err) RW_WUR;
+
+/* ---- the store's parts (store.c) that live.c uses ---- */
+struct ic_live;
+const char *ic_cases_dir(const ic_t *ic); /* DIR/cases */
+idx_t *ic_index(const ic_t *ic);
+struct ic_live *ic_live_of(const ic_t *ic);
+void ic_live_set(ic_t *ic, struct ic_live *l);
+void ic_live_free(struct ic_live *l);
+/* Tee one stored packet (live.c), and whether a user target is active. */
+void ic_live_tee(ic_t *ic, const struct arc_tap *t);
+int ic_live_users(ic_t *ic);
+
 #endif

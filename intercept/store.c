@@ -27,7 +27,23 @@ struct ic {
     idx_t *ix;
     struct audit *audit;
     pthread_mutex_t mu; /* one change at a time in this process */
+    struct ic_ident_tap idtap; /* identities from RADIUS accounting (ic_tap) */
+    struct ic_live *live;      /* live intercept, once started */
 };
+
+const char *ic_cases_dir(const ic_t *ic) { return ic->cases; }
+idx_t *ic_index(const ic_t *ic) { return ic->ix; }
+struct ic_live *ic_live_of(const ic_t *ic) { return ic->live; }
+void ic_live_set(ic_t *ic, struct ic_live *l) { ic->live = l; }
+struct ic_ident_tap *ic_ident_counters(ic_t *ic) { return &ic->idtap; }
+
+/* After a change: live intercept takes the cases as they are now. */
+static void follow(struct ic *ic)
+{
+    char err[RW_ERRSZ];
+    if (ic->live)
+        (void)!ic_live_rebuild(ic, err); /* it logs what failed */
+}
 
 static int cases_dir(const char *dir, char *out, size_t n, int create, char *err)
 {
@@ -51,6 +67,7 @@ int ic_open(const char *dir, idx_t *ix, struct audit *audit, ic_t **out, char *e
         return rc;
     }
     ic->ix = ix;
+    ic->idtap.ix = ix;
     ic->audit = audit;
     pthread_mutex_init(&ic->mu, NULL);
     *out = ic;
@@ -346,6 +363,8 @@ int ic_create(ic_t *ic, const char *json, size_t n, const struct ic_who *who, st
         *out = *c;
 unlock:
     unlock_cases(ic, lk);
+    if (rc == 0)
+        follow(ic);
 done:
     free(c);
     return rc;
@@ -448,6 +467,8 @@ int ic_patch(ic_t *ic, const char *id, const char *json, size_t n, const struct 
 done:
     if (lk >= 0)
         unlock_cases(ic, lk);
+    if (rc == 0 && *found)
+        follow(ic);
     json_decref(j);
     free(c);
     free(t);
@@ -484,6 +505,8 @@ int ic_end(ic_t *ic, const char *id, const struct ic_who *who, struct ic_case *o
         *out = *c;
 done:
     unlock_cases(ic, lk);
+    if (rc == 0 && *found)
+        follow(ic);
     free(c);
     return rc < 0 ? rc : 0;
 }

@@ -140,6 +140,7 @@ def main():
     r = rw("audit", "verify", "--dir", arch)
     check(r.returncode == 0, "audit trail verifies: %r" % r.stderr)
     test_identities(tmp)
+    test_live(tmp)
     harness.finish("test_intercept")
 
 
@@ -512,6 +513,203 @@ def ident_checks(arch, base, pc):
     want = window_recs(pc, "host 10.0.0.11", T0 + 13 * SEC, T0 + 15 * SEC)
     got = pcapng_recs(os.path.join(arch, "cases", "LI-C", "retro.pcapng")) if st == 201 else []
     check(len(want) == 2 and got == want, "carol's case stops where dave got her address")
+
+
+# ---- live intercept and pull delivery, on a veth in a network namespace ----
+
+NS = "rwicept%d" % os.getpid()
+SENDER = r"""
+import socket, struct, sys, time
+iface, src, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+radius = sys.argv[5] if len(sys.argv) > 5 else None
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+def frame(src, dst, sport, dport, payload):
+    udp = struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    return bytes.fromhex("020000000002020000000001") + b"\x08\x00" + ip + udp
+if radius:
+    s.send(frame("10.9.9.1", "10.9.9.2", 40000, 1813, bytes.fromhex(radius)))
+for i in range(start, start + n):
+    s.send(frame(src, "10.9.0.1", 4000, 5000 + i % 100, b"pkt%08d" % i + b"x" * (i % 50)))
+    time.sleep(0.0005)
+"""
+
+
+def nsx(*args, **kw):
+    return harness.nsexec(NS, *args, **kw)
+
+
+def send(sender, src, n, start, radius=None):
+    args = ["python3", sender, "rwi1", src, str(n), str(start)] + ([radius.hex()] if radius
+                                                                   else [])
+    r = nsx(*args)
+    check(r.returncode == 0, "sender: %r" % r.stderr[-300:])
+
+
+def client_files(out, cid):
+    recs = []
+    for f in sorted(os.listdir(out)):
+        if f.startswith(cid + "-") and f.endswith(".pcap"):
+            recs += pcaputil.read_pcap(open(os.path.join(out, f), "rb").read())[1]
+    return recs
+
+
+def held(out):
+    try:
+        return int(open(os.path.join(out, "state")).read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def test_live(tmp):
+    arch = os.path.join(tmp, "live")
+    sender = os.path.join(tmp, "sender.py")
+    with open(sender, "w") as f:
+        f.write(SENDER)
+    for cmd in (["ip", "netns", "add", NS], ["ip", "netns", "exec", NS, "ip", "link", "set", "lo",
+                                             "up"],
+                ["ip", "netns", "exec", NS, "ip", "link", "add", "rwi0", "type", "veth", "peer",
+                 "name", "rwi1"],
+                ["ip", "netns", "exec", NS, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+                ["ip", "netns", "exec", NS, "ip", "link", "set", "rwi0", "up"],
+                ["ip", "netns", "exec", NS, "ip", "link", "set", "rwi1", "up"]):
+        r = harness.sh(*cmd)
+        if not check(r.returncode == 0, "%s: %r" % (" ".join(cmd), r.stderr)):
+            return
+    procs = []
+    try:
+        live_run(tmp, arch, sender, procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        harness.sh("ip", "netns", "del", NS)
+
+
+def start_client(base, cid, token, out, log):
+    return subprocess.Popen(["ip", "netns", "exec", NS, harness.REWIND, "intercept", "--url", base,
+                             "--case", cid, "--token", token, "-w", out],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
+
+
+def live_run(tmp, arch, sender, procs):
+    admin = rw("token", "add", "--dir", arch, "--name", "boss", "--role",
+               "admin").stdout.decode().strip()
+    agency = rw("token", "add", "--dir", arch, "--name", "police", "--role", "agency",
+                "--case", "LI-L").stdout.decode().strip()
+    port = harness.free_port()
+    base = "http://127.0.0.1:%d" % port
+    log = os.path.join(tmp, "rewindd-live.log")
+    d = subprocess.Popen(["ip", "netns", "exec", NS, REWINDD, "--dir", arch, "-i", "rwi0=live",
+                          "--listen", "127.0.0.1:%d" % port, "--log", log])
+    procs.append(d)
+
+    def api(method, path, token=admin, body=None):
+        args = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, base + path,
+                "-H", "Authorization: Bearer " + token]
+        if body is not None:
+            args += ["--data-binary", body]
+        r = nsx(*args)
+        out, _, code = r.stdout.rpartition(b"\n")
+        return int(code or 0), out
+
+    deadline = time.time() + 20
+    while time.time() < deadline and api("GET", "/healthz")[0] != 200:
+        time.sleep(0.1)
+    judge = os.path.join(tmp, "judge.pcap")
+    tlog = os.path.join(tmp, "tcpdump.log")
+    td = subprocess.Popen(["ip", "netns", "exec", NS, "tcpdump", "-i", "rwi0", "-U", "-n",
+                           "--time-stamp-precision=nano", "-w", judge, "host 10.9.0.7"],
+                          stderr=open(tlog, "wb"))
+    procs.append(td)
+    while time.time() < deadline and b"listening" not in open(tlog, "rb").read():
+        time.sleep(0.05)
+    st, body = api("POST", "/api/v1/cases", body=case_doc("LI-L", [{"ip": "10.9.0.7"}],
+                                                          **{"from": "-1m", "to": "+1h"}))
+    check(st == 201, "live case: %d %r" % (st, body[:200]))
+
+    # N target packets, sent in rounds while the agency's client is killed
+    # and restarted K times: sometimes while packets flow, sometimes between.
+    out = os.path.join(tmp, "agency")
+    clog = os.path.join(tmp, "client.log")
+    N, K, per = 600, 4, 150
+    c = start_client(base, "LI-L", agency, out, clog)
+    procs.append(c)
+    for k in range(K):
+        send(sender, "10.9.0.7", per // 2, k * per)
+        send(sender, "10.9.0.8", 40, k * 40)          # another subscriber: never delivered
+        c.kill()
+        c.wait()
+        send(sender, "10.9.0.7", per - per // 2, k * per + per // 2)  # while it is down
+        c = start_client(base, "LI-L", agency, out, clog)
+        procs.append(c)
+    deadline = time.time() + 30
+    while time.time() < deadline and held(out) < N:
+        time.sleep(0.1)
+    check(held(out) == N, "the client holds %d of %d packets" % (held(out), N))
+    # The status and metrics say what was spooled, and nothing dropped.
+    st, body = api("GET", "/api/v1/status")
+    j = json.loads(body) if st == 200 else {}
+    lc = [x for x in j.get("intercept", []) if x.get("case") == "LI-L"]
+    check(lc and lc[0]["sequence"] == N and lc[0]["dropped"] == 0 and lc[0]["active"],
+          "status of the intercept: %r" % lc)
+    check(j.get("total", {}).get("kernel_drops") == 0 and j.get("total", {}).get("queue_drops")
+          == 0, "capture drops stay zero: %r" % j.get("total"))
+    st, body = api("GET", "/metrics")
+    check(b'rewind_intercept_sequence{case="LI-L"} %d' % N in body and
+          b'rewind_intercept_dropped_total{case="LI-L"} 0' in body, "metrics of the intercept")
+    # Ending the case ends the stream: the client exits 0 holding them all.
+    st, _ = api("DELETE", "/api/v1/cases/LI-L")
+    check(st == 200, "end the case: %d" % st)
+    try:
+        rc = c.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == 0, "the client ends with the case: %r" % rc)
+    send(sender, "10.9.0.7", 5, 10000)                # after the end: not delivered
+    time.sleep(0.5)
+    td.send_signal(signal.SIGINT)
+    td.wait(timeout=10)
+    want = [pcaputil.packet_data(r) for _, r in
+            pcaputil.read_pcap(open(judge, "rb").read())[1]][:N]
+    got = [pcaputil.packet_data(r) for _, r in client_files(out, "LI-L")]
+    check(len(got) == N and got == want,
+          "the agency holds exactly tcpdump's %d packets, in order (%d held)" % (N, len(got)))
+    check(all(g.startswith(bytes.fromhex("020000000002020000000001")) for g in got),
+          "packets byte for byte")
+    r = nsx("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+            "Authorization: Bearer " + agency, base + "/api/v1/cases/LI-L/intercept?after=%d" % N)
+    check(r.stdout == b"200", "after the end, nothing more to pull: %r" % r.stdout)
+    r = nsx("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+            "Authorization: Bearer " + agency, base + "/api/v1/cases/LI-X/intercept")
+    check(r.stdout == b"403", "an agency pulls its own case only: %r" % r.stdout)
+
+    # A user target follows the subscriber's address as accounting moves it.
+    st, body = api("POST", "/api/v1/cases", body=case_doc("LI-W", [{"user": "walt"}],
+                                                          **{"from": "-1m", "to": "+1h"}))
+    check(st == 201, "case for user walt: %d" % st)
+    send(sender, "10.9.0.21", 5, 0, acct(1, b"walt", "10.9.0.21", "W1"))     # walt's: 5
+    send(sender, "10.9.0.21", 4, 100, acct(2, b"walt", "10.9.0.21", "W1"))   # after his Stop
+    send(sender, "10.9.0.21", 3, 200, acct(1, b"vera", "10.9.0.21", "V1"))   # vera's address now
+    send(sender, "10.9.0.22", 6, 300, acct(1, b"walt", "10.9.0.22", "W2"))   # walt's new one: 6
+    time.sleep(0.5)
+    api("DELETE", "/api/v1/cases/LI-W")
+    out2 = os.path.join(tmp, "agency-w")
+    r = nsx(harness.REWIND, "intercept", "--url", base, "--case", "LI-W", "--token", admin, "-w",
+            out2, timeout=30)
+    got = client_files(out2, "LI-W")
+    payloads = [pcaputil.packet_data(x)[42:53] for _, x in got]
+    want = [b"pkt%08d" % i for i in list(range(0, 5)) + list(range(300, 306))]
+    check(r.returncode == 0 and payloads == want,
+          "walt's case follows his address and leaves vera's traffic out: %r" % payloads)
+    d.send_signal(signal.SIGTERM)
+    check(d.wait(timeout=60) == 0, "rewindd stops cleanly")
+    text = open(log).read()
+    check("case LI-L created" in text and "follows from sequence number" in text,
+          "the daemon logs the intercept")
 
 
 if __name__ == "__main__":

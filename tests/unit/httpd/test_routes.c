@@ -29,6 +29,7 @@ static const struct {
     {"/api/v1/cases", AUTH_PERM_CASES},
     {"/api/v1/cases/{id}", AUTH_PERM_CASES},
     {"/api/v1/identities", AUTH_PERM_ADMIN},
+    {"/api/v1/cases/{id}/intercept", AUTH_PERM_CASES},
     {"/metrics", AUTH_PERM_METRICS},
     {"/healthz", AUTH_PERM_NONE},
 };
@@ -121,11 +122,14 @@ static void test_route_find_case(void **state)
     assert_ptr_equal(httpd_route_find("/api/v1/cases/LI-2026-7"), one);
     assert_ptr_equal(httpd_route_find("/api/v1/cases/x"), one);
     static const char *miss[] = {"/api/v1/cases/", "/api/v1/cases//", "/api/v1/cases/a/",
-                                 "/api/v1/cases/a/b", "/api/v1/casesx", "/api/v1/cases/a/intercept/x"};
+                                 "/api/v1/cases/a/b", "/api/v1/casesx", "/api/v1/cases/a/intercept/x",
+                                 "/api/v1/cases//intercept", "/api/v1/cases/a/intercep"};
     for (size_t i = 0; i < sizeof miss / sizeof miss[0]; i++)
         if (httpd_route_find(miss[i]))
             fail_msg("'%s' found a route", miss[i]);
     assert_string_equal(httpd_route_find("/api/v1/cases")->path, "/api/v1/cases");
+    assert_string_equal(httpd_route_find("/api/v1/cases/LI-7/intercept")->path,
+                        "/api/v1/cases/{id}/intercept");
 }
 
 static void test_route_methods(void **state)
