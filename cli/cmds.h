@@ -14,4 +14,7 @@ int cmd_identity(int argc, char **argv);
 /* rewind intercept: an agency's pull client (cmd_intercept.c). */
 int cmd_intercept(int argc, char **argv);
 
+/* rewind export: a case's evidence bundle, and its verification (cmd_export.c). */
+int cmd_export(int argc, char **argv);
+
 #endif

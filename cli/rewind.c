@@ -1310,6 +1310,7 @@ static const char main_help[] =
     "  case     lawful intercept cases: add (preserving what matches), list, show, end\n"
     "  identity  the addresses a subscriber held, and when (from RADIUS accounting)\n"
     "  intercept  follow a case's live intercept into pcap files, losing nothing\n"
+    "  export   a case's evidence bundle (BagIt, hashes, audit records); verify one\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
@@ -1361,5 +1362,7 @@ int main(int argc, char **argv)
         return cmd_identity(argc, argv);
     if (!strcmp(cmd, "intercept"))
         return cmd_intercept(argc, argv);
+    if (!strcmp(cmd, "export"))
+        return cmd_export(argc, argv);
     return cli_usage("unknown command '%s'", cmd);
 }

@@ -951,6 +951,7 @@ static const struct route routes[] = {
     {{"/api/v1/cases", "GET, HEAD, POST", AUTH_PERM_CASES}, hd_route_cases},
     {{"/api/v1/cases/{id}", "GET, HEAD, PATCH, DELETE", AUTH_PERM_CASES}, hd_route_case},
     {{"/api/v1/cases/{id}/intercept", "GET, HEAD", AUTH_PERM_CASES}, hd_route_case_intercept},
+    {{"/api/v1/cases/{id}/exports", "GET, HEAD, POST", AUTH_PERM_CASES}, hd_route_case_exports},
     {{"/api/v1/identities", "GET, HEAD, POST", AUTH_PERM_ADMIN}, hd_route_identities},
     {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},

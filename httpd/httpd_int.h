@@ -122,6 +122,9 @@ void hd_cases_status(struct httpd *h, json_t *j);
 /* /api/v1/cases/ID/intercept?after=SEQ: pull delivery (intercept.c). */
 enum MHD_Result hd_route_case_intercept(struct httpd *h, struct MHD_Connection *c,
                                         const struct params *p);
+/* POST /api/v1/cases/ID/exports: an evidence bundle (exports.c). */
+enum MHD_Result hd_route_case_exports(struct httpd *h, struct MHD_Connection *c,
+                                      const struct params *p);
 /* /api/v1/identities: GET a user's intervals, POST records as JSON lines. */
 enum MHD_Result hd_route_identities(struct httpd *h, struct MHD_Connection *c,
                                     const struct params *p);

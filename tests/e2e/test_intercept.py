@@ -263,6 +263,9 @@ def run(arch, base, admin, agency, analyst, tmp):
     check(len(made) == 1 and made[0].get("sha256") == digest and made[0].get("principal") == "boss",
           "the creation's record carries the copy's hash and who: %r" % made)
 
+    # ---- evidence bundles ----
+    bundle_checks(arch, base, admin, agency, flt, tmp)
+
     # ---- the copy survives retention deleting its segments ----
     for i, size in enumerate(("40M", "40M")):
         f = os.path.join(tmp, "fill%d.pcap" % i)
@@ -276,6 +279,77 @@ def run(arch, base, admin, agency, analyst, tmp):
     check(pcapng_recs(retro) == want and
           hashlib.sha256(open(retro, "rb").read()).hexdigest() == digest,
           "the case's copy survived retention unchanged")
+
+
+def bundle_checks(arch, base, admin, agency, flt, tmp):
+    out = os.path.join(tmp, "LI-A.tar")
+    r = rw("export", "--dir", arch, "--case", "LI-A", "-o", out)
+    check(r.returncode == 0 and os.path.exists(out), "rewind export: %r" % r.stderr)
+    if r.returncode:
+        return
+    x = os.path.join(tmp, "x")
+    os.makedirs(x)
+    subprocess.run(["tar", "xf", out, "-C", x], check=True)
+    bag = os.path.join(x, os.listdir(x)[0])
+    for m in ("manifest-sha256.txt", "tagmanifest-sha256.txt"):
+        p = subprocess.run(["sha256sum", "-c", m], cwd=bag, capture_output=True)
+        check(p.returncode == 0, "sha256sum -c %s passes: %r" % (m, p.stdout + p.stderr))
+    names = sorted(os.listdir(os.path.join(bag, "data")))
+    check(names == ["audit.jsonl", "capture.json", "case.json", "packets.pcapng"],
+          "payload files: %r" % names)
+    case = json.load(open(os.path.join(bag, "data", "case.json")))
+    info = open(os.path.join(bag, "bag-info.txt")).read()
+    check(case["id"] == "LI-A" and "W-LI-A/2" in info and "Payload-Oxum: " in info,
+          "case.json and bag-info.txt name the case and warrant")
+    aud = [json.loads(ln) for ln in open(os.path.join(bag, "data", "audit.jsonl"))]
+    check(len(aud) >= 4 and all(a["params"].get("case") == "LI-A" for a in aud),
+          "audit.jsonl: the case's records only (%d)" % len(aud))
+    p = subprocess.run(["openssl", "ts", "-query", "-in", os.path.join(bag, "manifest-sha256.txt.tsq"),
+                        "-text"], capture_output=True)
+    digest = hashlib.sha256(open(os.path.join(bag, "manifest-sha256.txt"), "rb").read()).hexdigest()
+    shown = "".join(ln.split(" - ")[1].replace("-", " ").split("  ")[0].replace(" ", "")
+                    for ln in p.stdout.decode().splitlines() if " - " in ln)
+    check(p.returncode == 0 and shown == digest, "the RFC 3161 request is over the manifest: %r" %
+          p.stdout[:300])
+    # the packets are rewind query's answer over the same window and filter
+    start, end = case["from"], case["ended"]
+    q = rw("query", "--dir", arch, "--from", start, "--to", end, "--format", "pcapng", "-w",
+           os.path.join(tmp, "q.pcapng"), flt)
+    check(q.returncode == 0 and pcapng_recs(os.path.join(tmp, "q.pcapng")) ==
+          pcapng_recs(os.path.join(bag, "data", "packets.pcapng")) and
+          len(pcapng_recs(os.path.join(bag, "data", "packets.pcapng"))) > 10,
+          "packets.pcapng equals rewind query over the window and filter")
+    r = rw("export", "verify", out)
+    check(r.returncode == 0 and b"verified" in r.stdout, "export verify: %r" % r.stderr)
+    # one flipped byte: sha256sum -c fails, and so does verify, naming the file
+    pk = os.path.join(bag, "data", "packets.pcapng")
+    b = bytearray(open(pk, "rb").read())
+    b[len(b) // 2] ^= 1
+    open(pk, "wb").write(bytes(b))
+    p = subprocess.run(["sha256sum", "-c", "manifest-sha256.txt"], cwd=bag, capture_output=True)
+    check(p.returncode != 0 and b"packets.pcapng: FAILED" in p.stdout, "a flipped byte fails "
+          "sha256sum -c")
+    t = bytearray(open(out, "rb").read())
+    i = t.find(b"\x0a\x0d\x0d\x0a")  # the pcapng's section header in the tar
+    t[i + 200] ^= 1
+    bad = os.path.join(tmp, "bad.tar")
+    open(bad, "wb").write(bytes(t))
+    r = rw("export", "verify", bad)
+    check(r.returncode == 1 and b"data/packets.pcapng does not match" in r.stderr,
+          "export verify names the changed file: %r" % r.stderr)
+    r = rw("export", "verify", os.path.join(tmp, "q.pcapng"))
+    check(r.returncode == 2, "verify of no tar: exit 2: %r" % r.stderr)
+    # over HTTP, by the case's agency
+    st, body = curl("POST", base + "/LI-A/exports", agency)
+    check(st == 200 and body[257:262] == b"ustar", "POST exports by the agency: %d" % st)
+    if st == 200:
+        open(os.path.join(tmp, "h.tar"), "wb").write(body)
+        r = rw("export", "verify", os.path.join(tmp, "h.tar"))
+        check(r.returncode == 0, "the HTTP bundle verifies: %r" % r.stderr)
+    check(curl("POST", base + "/LI-B/exports", agency)[0] == 403, "another case's bundle: 403")
+    st, body = curl("GET", base + "/LI-A/exports", admin)
+    check(st == 200 and len(json.loads(body)["exports"]) == 1, "GET exports lists the bundle")
+    check(curl("POST", base + "/LI-A/exports?from=yesterday", admin)[0] == 400, "bad from: 400")
 
 
 # ---- subscriber identities from RADIUS accounting ----

@@ -30,6 +30,7 @@ static const struct {
     {"/api/v1/cases/{id}", AUTH_PERM_CASES},
     {"/api/v1/identities", AUTH_PERM_ADMIN},
     {"/api/v1/cases/{id}/intercept", AUTH_PERM_CASES},
+    {"/api/v1/cases/{id}/exports", AUTH_PERM_CASES},
     {"/metrics", AUTH_PERM_METRICS},
     {"/healthz", AUTH_PERM_NONE},
 };
@@ -143,6 +144,7 @@ static void test_route_methods(void **state)
         {"/api/v1/cases", {"POST"}},
         {"/api/v1/cases/{id}", {"PATCH", "DELETE"}},
         {"/api/v1/identities", {"POST"}},
+        {"/api/v1/cases/{id}/exports", {"POST"}},
     };
     static const char *no[] = {"POST", "DELETE", "PUT", "PATCH", "OPTIONS", "TRACE", "CONNECT",
                                "GETX", "GE", "G", "HEA", "HEADX", "get", "head", "Get", "",
