@@ -51,6 +51,7 @@ struct qargs {
     const char *token; /* --token, for --url */
     const char *points[65];
     int npoints, count, format, local;
+    int follow; /* --follow: then every new match, over --url */
     char *filter;
     struct qry_spec spec;
     struct qargs_out o;

@@ -286,7 +286,7 @@ static int append_param(char *q, size_t qsz, const char *k, const char *v)
 /* rewind query --url: the same question asked of a daemon. */
 static int query_url(const char *url, const char *from, const char *to, const char **points,
                      int npoints, const char *filter, uint64_t limit, int format, int count,
-                     int fd)
+                     int follow, int fd)
 {
     char q[8192] = "", err[RW_ERRSZ], lim[32];
     int rc = 0;
@@ -303,6 +303,8 @@ static int query_url(const char *url, const char *from, const char *to, const ch
             return cli_fail(RW_EINPUT, "query too long");
     }
     if ((format == QRY_PCAPNG || count) && append_param(q, sizeof q, "format", "pcapng") < 0)
+        return cli_fail(RW_EINPUT, "query too long");
+    if (follow && append_param(q, sizeof q, "follow", "1") < 0)
         return cli_fail(RW_EINPUT, "query too long");
     char path[8300];
     snprintf(path, sizeof path, "/api/v1/packets%s", q);
@@ -484,7 +486,7 @@ static int cmd_query(int argc, char **argv)
         if (qargs_open_output(&a.o, err) < 0)
             return qargs_end(&a, cli_fail(RW_EINPUT, err));
         status = query_url(a.url, a.from, a.to, a.points, a.npoints, a.filter,
-                           a.spec.limit_packets, a.format, a.count, a.o.fd);
+                           a.spec.limit_packets, a.format, a.count, a.follow, a.o.fd);
         return qargs_end(&a, status);
     }
     if (!a.local && !daemon_asked && (status = qargs_ask(&a)) >= 0)

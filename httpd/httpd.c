@@ -272,6 +272,8 @@ struct stream {
     int64_t start_real; /* wall clock at the request */
     uint64_t bytes, packets;
     char what[256];
+    struct hd_follow *follow; /* follow=1: new packets after the archive's (follow.c) */
+    int archived;             /* the archive's part is out */
 };
 
 static int pend_write(void *arg, const void *buf, size_t n)
@@ -368,7 +370,16 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         s->poff = s->plen = 0;
         while (!s->ended && s->plen < PEND_LOW) {
             struct qry_pkt pkt;
-            int rc = qry_next(s->q, &pkt, err);
+            int rc = s->archived ? 0 : qry_next(s->q, &pkt, err);
+            if (rc == 0 && s->follow) { /* then what is stored from now on */
+                s->archived = 1;
+                rc = hd_follow_next(s->follow, &pkt, err);
+                if (rc == 0 && !hd_follow_done(s->follow)) {
+                    if (s->plen)
+                        break;
+                    return 0; /* nothing new yet: asked again */
+                }
+            }
             if (rc < 0) {
                 /* A short pcap would pass for a complete answer: end the
                  * transfer with an error instead. */
@@ -452,6 +463,7 @@ static void stream_free(void *cls)
     free(s->filter);
     if (s->out)
         (void)!qry_out_close(s->out);
+    hd_follow_free(s->follow);
     qry_free(s->q);
     free(s->pend);
     free(s);
@@ -496,7 +508,7 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
 {
     static const char *const allowed[] = {"from",   "to",          "filter",      "point",
                                           "limit",  "limit_packets", "limit_bytes", "format",
-                                          "payload", NULL};
+                                          "payload", "follow", NULL};
     char err[RW_ERRSZ];
     const char *bad = hd_unknown_param(p, allowed), *points[MAX_PARAMS + 1];
     struct qry_spec spec = {0};
@@ -560,13 +572,21 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
     snprintf(s->what, sizeof s->what, "%s /api/v1/packets by %s filter '%s'%s",
              p->head ? "HEAD" : "GET", p->who.name, spec.filter ? spec.filter : "",
              spec.headers_only ? " (headers only)" : "");
-    enum qry_step step;
-    int rc = qry_new_ex(h->ix, &spec, &s->q, &step, err);
+    enum qry_step step = QRY_STEP_SPEC;
+    const char *fw = hd_param(p, "follow");
+    int rc = fw && strcmp(fw, "0") && strcmp(fw, "1")
+                 ? rw_err(err, RW_EINPUT, "parameter 'follow': 0 or 1, not '%s'", fw)
+             : fw && !strcmp(fw, "1") ? hd_follow_start(h, &spec, &s->follow, err) : 0;
+    if (rc == 0)
+        rc = qry_new_ex(h->ix, &spec, &s->q, &step, err);
     int npts = 0;
     const struct qry_point *pts = rc == 0 ? qry_points(s->q, &npts) : NULL;
+    if (rc == 0 && s->follow) /* the live points the archive's part lacks */
+        pts = hd_follow_points(h, s->follow, pts, &npts);
     if (rc == 0)
         rc = qry_out_new(format, pts, npts, pend_write, s, &s->out, err); /* step stays SPEC */
     if (rc < 0) {
+        hd_follow_free(s->follow);
         qry_free(s->q);
         audit_hash_free(s->hash);
         free(s->filter);

@@ -122,6 +122,18 @@ void hd_cases_status(struct httpd *h, json_t *j);
 /* /api/v1/cases/ID/intercept?after=SEQ: pull delivery (intercept.c). */
 enum MHD_Result hd_route_case_intercept(struct httpd *h, struct MHD_Connection *c,
                                         const struct params *p);
+/* follow=1 on /api/v1/packets (follow.c): start following before the
+ * archive's part is planned (its window is cut where following begins);
+ * the answer's interfaces (the archive's, then the live points it lacks,
+ * owned by hf); the next new packet (1), none yet (0: hd_follow_done says
+ * whether the answer is over), or a failure that cuts the answer. */
+struct hd_follow;
+int hd_follow_start(struct httpd *h, struct qry_spec *spec, struct hd_follow **out, char *err);
+const struct qry_point *hd_follow_points(struct httpd *h, struct hd_follow *hf,
+                                         const struct qry_point *pts, int *npts);
+int hd_follow_next(struct hd_follow *hf, struct qry_pkt *pkt, char *err);
+int hd_follow_done(const struct hd_follow *hf);
+void hd_follow_free(struct hd_follow *hf);
 /* POST /api/v1/cases/ID/exports: an evidence bundle (exports.c). */
 enum MHD_Result hd_route_case_exports(struct httpd *h, struct MHD_Connection *c,
                                       const struct params *p);

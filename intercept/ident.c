@@ -126,6 +126,7 @@ void ic_tap(void *arg, const struct arc_tap *t)
     struct ic_radius_acct a;
     char err[RW_ERRSZ];
     ic_live_tee(ic, t);
+    ic_follow_tee(t);
     if (!f->present || f->proto != 17 || !f->has_ports ||
         (f->dport != 1813 && f->dport != 1646) || t->parsed->hdr_end >= t->caplen)
         return;

@@ -214,6 +214,22 @@ int ic_ng_next(ic_ng_parser_t *p, struct ic_ng_event *ev, size_t *consumed, char
 void ic_ng_consume(ic_ng_parser_t *p, size_t n);
 const struct ic_ng_if *ic_ng_iface(const ic_ng_parser_t *p, uint32_t id);
 
+/* ---- following what is stored (follow.c) ---- */
+typedef struct ic_follow ic_follow_t;
+/* From now on (ic_follow_cut), queue every packet the archive stores that
+ * is of one of points (NULL: any) and that filter takes (libpcap, per link
+ * type; "" or NULL: all), each cut after its headers first when
+ * headers_only (as a noc answer), up to queue bytes waiting. Needs the tap
+ * (rewindd's). */
+int ic_follow_new(ic_t *ic, const char *filter, const char *const *points, int headers_only,
+                  size_t queue, ic_follow_t **out, char *err) RW_WUR;
+int64_t ic_follow_cut(const ic_follow_t *f);
+/* The next packet (seq 0), waiting up to ms: 1 and *rec (valid until the
+ * next call), 0 none yet, RW_ESTATE when the queue overflowed (the reader
+ * fell behind: the answer must end as incomplete). */
+int ic_follow_next(ic_follow_t *f, struct ic_spool_rec *rec, int ms) RW_WUR;
+void ic_follow_free(ic_follow_t *f);
+
 /* ---- the store ---- */
 
 /* Who changes a case, for the audit record. */

@@ -21,6 +21,9 @@ size_t ic_spool_rec_size(size_t namelen, uint32_t caplen);
 /* Write one record at p (ic_spool_rec_size bytes); returns its size. */
 size_t ic_spool_rec_put(uint8_t *p, uint64_t seq, int64_t ts, int dlt, uint32_t snaplen,
                         const char *point, const uint8_t *data, uint32_t caplen, uint32_t len);
+/* The record at p (avail bytes): its size, 0 when not whole yet, -1 when
+ * it is no record (P2). */
+long ic_spool_rec_parse(const uint8_t *p, size_t avail, struct ic_spool_rec *r);
 /* The first sequence numbers of the spool files in sdir, ascending. */
 int ic_spool_files(const char *sdir, uint64_t **out, size_t *n, char *err) RW_WUR;
 /* The next sequence number of a spool without changing it (a reader's). */
@@ -39,5 +42,7 @@ void ic_live_free(struct ic_live *l);
 /* Tee one stored packet (live.c), and whether a user target is active. */
 void ic_live_tee(ic_t *ic, const struct arc_tap *t);
 int ic_live_users(ic_t *ic);
+/* Queue a stored packet for the followers that take it (follow.c). */
+void ic_follow_tee(const struct arc_tap *t);
 
 #endif

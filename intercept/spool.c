@@ -47,7 +47,7 @@ size_t ic_spool_rec_put(uint8_t *p, uint64_t seq, int64_t ts, int dlt, uint32_t 
 
 /* A record at p (avail bytes): its size, 0 when incomplete (a torn tail),
  * -1 when it is no record. */
-static long rec_parse(const uint8_t *p, size_t avail, struct ic_spool_rec *r)
+long ic_spool_rec_parse(const uint8_t *p, size_t avail, struct ic_spool_rec *r)
 {
     if (avail < REC_HDR)
         return 0;
@@ -180,7 +180,7 @@ int ic_spool_recover(const char *sdir, uint64_t *next_seq, uint64_t *bytes, char
             struct ic_spool_rec r;
             uint64_t last = f[nf - 1] - 1;
             long l;
-            while ((l = rec_parse(b + at, n - at, &r)) > 0) {
+            while ((l = ic_spool_rec_parse(b + at, n - at, &r)) > 0) {
                 last = r.seq;
                 at += (size_t)l;
             }
@@ -217,7 +217,7 @@ int ic_spool_count(const char *sdir, uint64_t *next_seq, uint64_t *bytes, char *
         struct ic_spool_rec r;
         uint64_t last = f[nf - 1] - 1;
         long l;
-        while ((l = rec_parse(b + at, n - at, &r)) > 0) {
+        while ((l = ic_spool_rec_parse(b + at, n - at, &r)) > 0) {
             last = r.seq;
             at += (size_t)l;
         }
@@ -327,7 +327,7 @@ int ic_spool_next(ic_spool_reader_t *r, uint64_t durable, struct ic_spool_rec *r
             return rc;
     }
     for (int tries = 0; tries < 4; tries++) {
-        long l = rec_parse(r->buf + r->at, r->n - r->at, rec);
+        long l = ic_spool_rec_parse(r->buf + r->at, r->n - r->at, rec);
         if (l < 0)
             return rw_err(err, RW_ECORRUPT, "spool %s/%020llu.rws: no record at byte %llu",
                           r->sdir, (unsigned long long)r->file,

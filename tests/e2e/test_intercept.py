@@ -779,6 +779,45 @@ def live_run(tmp, arch, sender, procs):
     want = [b"pkt%08d" % i for i in list(range(0, 5)) + list(range(300, 306))]
     check(r.returncode == 0 and payloads == want,
           "walt's case follows his address and leaves vera's traffic out: %r" % payloads)
+    # follow=1: the archive's part, then new matches as they come, until `to`
+    judge2 = os.path.join(tmp, "judge2.pcap")
+    open(tlog, "wb").close()
+    td = subprocess.Popen(["ip", "netns", "exec", NS, "tcpdump", "-i", "rwi0", "-U", "-n",
+                           "--time-stamp-precision=nano", "-w", judge2, "host 10.9.0.31"],
+                          stderr=open(tlog, "wb"))
+    procs.append(td)
+    deadline = time.time() + 20
+    while time.time() < deadline and b"listening" not in open(tlog, "rb").read():
+        time.sleep(0.05)
+    send(sender, "10.9.0.31", 20, 0)                  # before: the archive's part
+    fo = os.path.join(tmp, "follow.pcap")
+    q = subprocess.Popen(["ip", "netns", "exec", NS, harness.REWIND, "query", "--url", base,
+                          "--token", admin, "--from", "-1m", "--to", "+5s", "--follow", "-w", fo,
+                          "host", "10.9.0.31"], stderr=subprocess.PIPE)
+    procs.append(q)
+    time.sleep(0.5)
+    send(sender, "10.9.0.31", 20, 100)                # about when following begins
+    time.sleep(2)
+    send(sender, "10.9.0.8", 10, 500)
+    send(sender, "10.9.0.31", 20, 200)                # followed
+    try:
+        rc = q.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        rc = None
+    time.sleep(0.3)
+    td.send_signal(signal.SIGINT)
+    td.wait(timeout=10)
+    want = [pcaputil.packet_data(r) for _, r in pcaputil.read_pcap(open(judge2, "rb").read())[1]]
+    got = [pcaputil.packet_data(r) for _, r in
+           pcaputil.read_pcap(open(fo, "rb").read())[1]] if os.path.exists(fo) else []
+    check(rc == 0 and len(want) == 60 and got == want,
+          "follow=1: the archive's part and the new packets, each once, in order, ending when "
+          "`to` passes (%r, %d of %d): %r" % (rc, len(got), len(want), q.stderr.read()[-300:]))
+    r = nsx("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+            "Authorization: Bearer " + admin, base + "/api/v1/packets?follow=2")
+    check(r.stdout == b"400", "follow=2: 400")
+    r = rw("query", "--dir", arch, "--follow", "host", "10.9.0.31")
+    check(r.returncode == 2 and b"--follow needs --url" in r.stderr, "--follow without --url")
     d.send_signal(signal.SIGTERM)
     check(d.wait(timeout=60) == 0, "rewindd stops cleanly")
     text = open(log).read()
