@@ -52,6 +52,7 @@ struct spool {
     uint64_t quota;
     int alarm;              /* spool above IC_ALARM_PCT of its quota */
     uint64_t dropped_logged;
+    int64_t dropped_logged_at; /* monotonic: drops are logged at most every 10 s */
     int fd;                 /* the file being appended to (flusher only) */
     uint64_t file_bytes;
     int active;             /* in the active set (under the engine's lock) */
@@ -339,16 +340,27 @@ int ic_live_rebuild(ic_t *ic, char *err)
             add_addr(L, iv[k].family, iv[k].addr, iv[k].plen, si);
     }
     atomic_store(&L->nactive, nactive);
+    /* Spools that left the set: what they hold goes to disk now (under the
+     * lock: another rebuild may grow the array). */
+    for (size_t i = 0; i < L->nsp; i++) {
+        char e2[RW_ERRSZ];
+        struct spool *s = L->sp[i];
+        if (s->active)
+            continue;
+        if (spool_flush(L, s, e2) < 0)
+            logf_(L, "error", "intercept: %s", e2);
+        uint64_t d = atomic_load(&s->dropped);
+        if (d != s->dropped_logged) { /* the last word on its drops */
+            logf_(L, "warn", "intercept: case %s: %llu packets dropped in all (spool %llu of "
+                  "%llu bytes)", s->id, (unsigned long long)d, (unsigned long long)s->bytes,
+                  (unsigned long long)s->quota);
+            s->dropped_logged = d;
+        }
+    }
     pthread_rwlock_unlock(&L->lk);
     free(cs);
     if (rc < 0)
         logf_(L, "error", "intercept: the active cases could not all be set up: %s", err);
-    /* Spools that left the set: what they hold goes to disk now. */
-    for (size_t i = 0; i < L->nsp; i++) {
-        char e2[RW_ERRSZ];
-        if (!L->sp[i]->active && spool_flush(L, L->sp[i], e2) < 0)
-            logf_(L, "error", "intercept: %s", e2);
-    }
     return rc;
 }
 
@@ -459,7 +471,9 @@ static void *flusher(void *arg)
                 logf_(L, "error", "intercept: %s", err);
             any |= atomic_load(&s->durable) != before;
             uint64_t d = atomic_load(&s->dropped);
-            if (d != s->dropped_logged) {
+            if (d != s->dropped_logged &&
+                (!s->dropped_logged || rw_mono_ns() - s->dropped_logged_at > 10 * RW_NS_PER_SEC)) {
+                s->dropped_logged_at = rw_mono_ns();
                 logf_(L, "warn", "intercept: case %s: %llu packets dropped so far (spool %llu "
                       "of %llu bytes): they are missing from its sequence's delivery",
                       s->id, (unsigned long long)d, (unsigned long long)s->bytes,

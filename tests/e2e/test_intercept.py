@@ -595,7 +595,8 @@ NS = "rwicept%d" % os.getpid()
 SENDER = r"""
 import socket, struct, sys, time
 iface, src, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-radius = sys.argv[5] if len(sys.argv) > 5 else None
+radius = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] != "-" else None
+pad = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((iface, 0))
 def frame(src, dst, sport, dport, payload):
@@ -606,7 +607,7 @@ def frame(src, dst, sport, dport, payload):
 if radius:
     s.send(frame("10.9.9.1", "10.9.9.2", 40000, 1813, bytes.fromhex(radius)))
 for i in range(start, start + n):
-    s.send(frame(src, "10.9.0.1", 4000, 5000 + i % 100, b"pkt%08d" % i + b"x" * (i % 50)))
+    s.send(frame(src, "10.9.0.1", 4000, 5000 + i % 100, b"pkt%08d" % i + b"x" * (pad or i % 50)))
     time.sleep(0.0005)
 """
 
@@ -615,9 +616,9 @@ def nsx(*args, **kw):
     return harness.nsexec(NS, *args, **kw)
 
 
-def send(sender, src, n, start, radius=None):
-    args = ["python3", sender, "rwi1", src, str(n), str(start)] + ([radius.hex()] if radius
-                                                                   else [])
+def send(sender, src, n, start, radius=None, pad=0):
+    args = ["python3", sender, "rwi1", src, str(n), str(start), radius.hex() if radius else "-",
+            str(pad)]
     r = nsx(*args)
     check(r.returncode == 0, "sender: %r" % r.stderr[-300:])
 
@@ -678,7 +679,7 @@ def live_run(tmp, arch, sender, procs):
     base = "http://127.0.0.1:%d" % port
     log = os.path.join(tmp, "rewindd-live.log")
     d = subprocess.Popen(["ip", "netns", "exec", NS, REWINDD, "--dir", arch, "-i", "rwi0=live",
-                          "--listen", "127.0.0.1:%d" % port, "--log", log])
+                          "--listen", "127.0.0.1:%d" % port, "--log", log, "--case-quota", "1M"])
     procs.append(d)
 
     def api(method, path, token=admin, body=None):
@@ -779,6 +780,33 @@ def live_run(tmp, arch, sender, procs):
     want = [b"pkt%08d" % i for i in list(range(0, 5)) + list(range(300, 306))]
     check(r.returncode == 0 and payloads == want,
           "walt's case follows his address and leaves vera's traffic out: %r" % payloads)
+    # A spool at its quota: the alarm, every drop counted and told, numbers without gaps.
+    st, _ = api("POST", "/api/v1/cases", body=case_doc("LI-Q", [{"ip": "10.9.0.41"}],
+                                                       **{"from": "-1m", "to": "+1h"}))
+    check(st == 201, "case LI-Q: %d" % st)
+    send(sender, "10.9.0.41", 1000, 0, pad=1200)
+    time.sleep(0.5)
+    st, body = api("GET", "/api/v1/status")
+    q = [x for x in json.loads(body).get("intercept", []) if x["case"] == "LI-Q"] if st == 200 \
+        else []
+    check(q and q[0]["alarm"] and q[0]["dropped"] > 0 and
+          q[0]["sequence"] + q[0]["dropped"] == 1000 and q[0]["spool_bytes"] <= (1 << 20),
+          "a full spool: alarm, drops counted, the quota kept: %r" % q)
+    st, body = api("GET", "/metrics")
+    check(b'rewind_intercept_spool_alarm{case="LI-Q"} 1' in body, "the alarm in /metrics")
+    api("DELETE", "/api/v1/cases/LI-Q")
+    out3 = os.path.join(tmp, "agency-q")
+    r = nsx(harness.REWIND, "intercept", "--url", base, "--case", "LI-Q", "--token", admin, "-w",
+            out3, timeout=30)
+    n = len(client_files(out3, "LI-Q"))
+    check(r.returncode == 0 and q and n == q[0]["sequence"] and held(out3) == n and
+          b"dropped so far" in r.stderr,
+          "the agency holds every numbered packet and is told of the drops: %d %r" %
+          (n, r.stderr[-300:]))
+    text = open(log).read()
+    check("case LI-Q: spool above its alarm level" in text and "packets dropped so far" in text,
+          "the daemon logs the alarm and the drops")
+
     # follow=1: the archive's part, then new matches as they come, until `to`
     judge2 = os.path.join(tmp, "judge2.pcap")
     open(tlog, "wb").close()
