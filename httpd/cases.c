@@ -222,15 +222,21 @@ void hd_cases_metrics(struct httpd *h, FILE *f)
         {"rewind_intercept_spool_quota_bytes", "gauge", "The case's spool quota."},
         {"rewind_intercept_spool_alarm", "gauge",
          "1 while the case's spool is above 80% of its quota."},
-        {"rewind_intercept_active", "gauge", "1 while the case is intercepted."}};
+        {"rewind_intercept_active", "gauge", "1 while the case is intercepted."},
+        {"rewind_intercept_delivered_sequence", "gauge",
+         "The highest sequence number pull delivery has sent (the lag: "
+         "rewind_intercept_sequence minus this)."},
+        {"rewind_intercept_pull_connections_total", "counter",
+         "Pull delivery connections made (this run): reconnects show here."}};
     if (!n)
         return;
-    for (int m = 0; m < 7; m++) {
+    for (int m = 0; m < 9; m++) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam[m][0], fam[m][2], fam[m][0], fam[m][1]);
         for (size_t i = 0; i < n; i++) {
             uint64_t v = m == 0 ? st[i].teed : m == 1 ? st[i].dropped : m == 2 ? st[i].durable
                          : m == 3 ? st[i].spool_bytes : m == 4 ? st[i].quota
-                         : m == 5 ? (uint64_t)st[i].alarm : (uint64_t)st[i].active;
+                         : m == 5 ? (uint64_t)st[i].alarm : m == 6 ? (uint64_t)st[i].active
+                         : m == 7 ? st[i].delivered : st[i].connections;
             fprintf(f, "%s{case=\"%s\"} %llu\n", fam[m][0], st[i].id, (unsigned long long)v);
         }
     }
@@ -244,10 +250,12 @@ void hd_cases_status(struct httpd *h, json_t *j)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(
-            arr, json_pack("{s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:b}", "case", st[i].id, "active",
-                           st[i].active, "packets", (json_int_t)st[i].teed, "dropped",
+            arr, json_pack("{s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I}", "case", st[i].id,
+                           "active", st[i].active, "packets", (json_int_t)st[i].teed, "dropped",
                            (json_int_t)st[i].dropped, "sequence", (json_int_t)st[i].durable,
                            "spool_bytes", (json_int_t)st[i].spool_bytes, "spool_quota_bytes",
-                           (json_int_t)st[i].quota, "alarm", st[i].alarm));
+                           (json_int_t)st[i].quota, "alarm", st[i].alarm, "delivered",
+                           (json_int_t)st[i].delivered, "pull_connections",
+                           (json_int_t)st[i].connections));
     json_object_set_new(j, "intercept", arr);
 }

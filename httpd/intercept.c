@@ -114,6 +114,8 @@ static int fill(struct pull *s)
             s->last = r.seq;
             s->packets++;
         }
+        if (s->packets)
+            ic_live_pulled(ic, s->id, s->last, 0);
         /* Packets the spool could not take: the agency is told, in the
          * stream, as soon as it has an interface to hang the note on. */
         struct ic_live_stat st[64];
@@ -263,6 +265,7 @@ enum MHD_Result hd_route_case_intercept(struct httpd *h, struct MHD_Connection *
     MHD_add_response_header(r, "X-Rewind-After", v);
     rw_info("intercept of case %s: %s follows from sequence number %llu", id, p->who.name,
             (unsigned long long)after + 1);
+    ic_live_pulled(h->cases, id, after, 1);
     enum MHD_Result ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return ret;

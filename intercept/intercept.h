@@ -168,8 +168,13 @@ struct ic_live_stat {
     uint64_t durable;        /* the last synced sequence number */
     uint64_t next_seq;
     uint64_t spool_bytes, quota;
+    uint64_t delivered;      /* the highest number pull delivery has sent (lag: durable -
+                                delivered) */
+    uint64_t connections;    /* pull connections made this run */
     int alarm, active;
 };
+/* Pull delivery of case id sent up to seq (connect: a new connection). */
+void ic_live_pulled(ic_t *ic, const char *id, uint64_t seq, int connect);
 /* The spools of this run, up to max. */
 size_t ic_live_stats(ic_t *ic, struct ic_live_stat *out, size_t max);
 

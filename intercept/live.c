@@ -49,6 +49,8 @@ struct spool {
     uint64_t bytes;         /* on disk and in buf */
     atomic_uint_fast64_t durable; /* the last number on disk, synced */
     atomic_uint_fast64_t teed, dropped;
+    atomic_uint_fast64_t delivered;   /* the highest number pull delivery has sent */
+    atomic_uint_fast64_t connections; /* pull connections made (reconnects show here) */
     uint64_t quota;
     int alarm;              /* spool above IC_ALARM_PCT of its quota */
     uint64_t dropped_logged;
@@ -617,6 +619,26 @@ void ic_live_wait(ic_t *ic, uint64_t seen, const char *id, int ms)
     pthread_mutex_unlock(&L->cvmu);
 }
 
+void ic_live_pulled(ic_t *ic, const char *id, uint64_t seq, int connect)
+{
+    struct ic_live *L = ic_live_of(ic);
+    if (!L)
+        return;
+    pthread_rwlock_rdlock(&L->lk);
+    for (size_t i = 0; i < L->nsp; i++) {
+        struct spool *s = L->sp[i];
+        if (strcmp(s->id, id))
+            continue;
+        if (connect)
+            atomic_fetch_add(&s->connections, 1);
+        uint64_t d = atomic_load(&s->delivered);
+        while (seq > d && !atomic_compare_exchange_weak(&s->delivered, &d, seq))
+            ;
+        break;
+    }
+    pthread_rwlock_unlock(&L->lk);
+}
+
 size_t ic_live_stats(ic_t *ic, struct ic_live_stat *out, size_t max)
 {
     struct ic_live *L = ic_live_of(ic);
@@ -636,6 +658,8 @@ size_t ic_live_stats(ic_t *ic, struct ic_live_stat *out, size_t max)
         o->teed = atomic_load(&s->teed);
         o->dropped = atomic_load(&s->dropped);
         o->quota = s->quota;
+        o->delivered = atomic_load(&s->delivered);
+        o->connections = atomic_load(&s->connections);
         o->alarm = s->alarm;
         o->active = s->active;
     }

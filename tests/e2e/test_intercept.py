@@ -729,7 +729,8 @@ def live_run(tmp, arch, sender, procs):
     st, body = api("GET", "/api/v1/status")
     j = json.loads(body) if st == 200 else {}
     lc = [x for x in j.get("intercept", []) if x.get("case") == "LI-L"]
-    check(lc and lc[0]["sequence"] == N and lc[0]["dropped"] == 0 and lc[0]["active"],
+    check(lc and lc[0]["sequence"] == N and lc[0]["dropped"] == 0 and lc[0]["active"] and
+          lc[0]["delivered"] == N and lc[0]["pull_connections"] >= K + 1,
           "status of the intercept: %r" % lc)
     check(j.get("total", {}).get("kernel_drops") == 0 and j.get("total", {}).get("queue_drops")
           == 0, "capture drops stay zero: %r" % j.get("total"))
