@@ -227,13 +227,22 @@ void hd_cases_metrics(struct httpd *h, FILE *f)
          "The highest sequence number pull delivery has sent (the lag: "
          "rewind_intercept_sequence minus this)."},
         {"rewind_intercept_pull_connections_total", "counter",
-         "Pull delivery connections made (this run): reconnects show here."}};
+         "Pull delivery connections made (this run): reconnects show here."},
+        {"rewind_intercept_push_sequence", "gauge",
+         "etsi push: the highest sequence number written to the agency's link."},
+        {"rewind_intercept_push_reconnects_total", "counter",
+         "etsi push: reconnections to the agency (this run)."},
+        {"rewind_intercept_push_connected", "gauge",
+         "etsi push: 1 while connected to the agency."}};
     if (!n)
         return;
-    for (int m = 0; m < 9; m++) {
+    for (int m = 0; m < 12; m++) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam[m][0], fam[m][2], fam[m][0], fam[m][1]);
         for (size_t i = 0; i < n; i++) {
-            uint64_t v = m == 0 ? st[i].teed : m == 1 ? st[i].dropped : m == 2 ? st[i].durable
+            if (m >= 9 && !st[i].push)
+                continue;
+            uint64_t v = m == 9 ? st[i].push_sent : m == 10 ? st[i].push_reconnects
+                         : m == 11 ? (uint64_t)st[i].push_connected : m == 0 ? st[i].teed : m == 1 ? st[i].dropped : m == 2 ? st[i].durable
                          : m == 3 ? st[i].spool_bytes : m == 4 ? st[i].quota
                          : m == 5 ? (uint64_t)st[i].alarm : m == 6 ? (uint64_t)st[i].active
                          : m == 7 ? st[i].delivered : st[i].connections;
@@ -257,5 +266,13 @@ void hd_cases_status(struct httpd *h, json_t *j)
                            (json_int_t)st[i].quota, "alarm", st[i].alarm, "delivered",
                            (json_int_t)st[i].delivered, "pull_connections",
                            (json_int_t)st[i].connections));
+    for (size_t i = 0; i < n; i++)
+        if (st[i].push)
+            json_object_set_new(json_array_get(arr, i), "push",
+                                json_pack("{s:I,s:I,s:b,s:I}", "sequence",
+                                          (json_int_t)st[i].push_sent, "reconnects",
+                                          (json_int_t)st[i].push_reconnects, "connected",
+                                          st[i].push_connected, "not_ip",
+                                          (json_int_t)st[i].push_skipped));
     json_object_set_new(j, "intercept", arr);
 }

@@ -171,6 +171,11 @@ struct ic_live_stat {
     uint64_t delivered;      /* the highest number pull delivery has sent (lag: durable -
                                 delivered) */
     uint64_t connections;    /* pull connections made this run */
+    int push;                /* etsi push runs for it: the four below hold */
+    uint64_t push_sent;      /* the highest number written to the agency's link */
+    uint64_t push_reconnects;
+    int push_connected;
+    uint64_t push_skipped;   /* spooled frames without an IP packet: no IPCC */
     int alarm, active;
 };
 /* Pull delivery of case id sent up to seq (connect: a new connection). */

@@ -45,4 +45,30 @@ int ic_live_users(ic_t *ic);
 /* Queue a stored packet for the followers that take it (follow.c). */
 void ic_follow_tee(const struct arc_tap *t);
 
+/* ---- etsi push (etsi.c) ---- */
+#define IC_ETSI_WINDOW 256      /* PDUs sent again after a reconnection */
+#define IC_ETSI_KEEPALIVE_S 5   /* a keep-alive TRI after this long idle */
+enum { IC_DIR_FROM_TARGET = 0, IC_DIR_TO_TARGET = 1, IC_DIR_INDETERMINATE = 2 };
+/* One PS-PDU of IP content (CC) for packet ip (iplen bytes), *out
+ * malloc'ed; RW_ENOMEM. */
+int ic_etsi_cc(const struct ic_case *c, const char *element, uint64_t seq, int64_t ts, int dir,
+               const uint8_t *ip, size_t iplen, uint8_t **out, size_t *n) RW_WUR;
+/* A keep-alive PS-PDU (a TRI). */
+int ic_etsi_keepalive(const struct ic_case *c, const char *element, uint64_t seq, int64_t ts,
+                      uint8_t **out, size_t *n) RW_WUR;
+/* Where a frame's IP packet starts (0, *off), or -1 when it holds none. */
+int ic_etsi_ip(int dlt, const uint8_t *d, uint32_t caplen, uint32_t *off);
+/* From or to the target, or indeterminate. */
+int ic_etsi_direction(const struct ic_case *c, ic_sel_t *sel, const uint8_t *ip, size_t n,
+                      int64_t ts);
+struct ic_pusher;
+int ic_pusher_start(ic_t *ic, const struct ic_case *c,
+                    void (*log)(void *, const char *, const char *), void *log_arg,
+                    struct ic_pusher **out, char *err) RW_WUR;
+void ic_pusher_update(struct ic_pusher *p, const struct ic_case *c);
+const char *ic_pusher_case(const struct ic_pusher *p);
+void ic_pusher_stats(const struct ic_pusher *p, uint64_t *sent, uint64_t *reconnects,
+                     int *connected, uint64_t *skipped);
+void ic_pusher_stop(struct ic_pusher *p);
+
 #endif

@@ -92,6 +92,8 @@ struct ic_live {
     size_t nmacs;
     atomic_int nactive;
     int users;              /* an active case has a user target */
+    struct ic_pusher **push; /* etsi push, one per case (this run) */
+    size_t npush;
     pthread_t thr;
     pthread_mutex_t cvmu;   /* with cv: a spool got new durable records */
     pthread_cond_t cv;
@@ -259,6 +261,43 @@ static int spool_flush(struct ic_live *L, struct spool *s, char *err)
     return 0;
 }
 
+/* ---------- etsi push ---------- */
+
+/* Start or update the pusher of etsi case c (under the write lock). An
+ * ended case gets one only while its spool holds what was never sent. */
+static void push_follow(struct ic_live *L, const struct ic_case *c, int live)
+{
+    char err[RW_ERRSZ];
+    for (size_t i = 0; i < L->npush; i++)
+        if (!strcmp(ic_pusher_case(L->push[i]), c->id)) {
+            ic_pusher_update(L->push[i], c);
+            return;
+        }
+    if (!live) {
+        char path[4500];
+        uint64_t next, bytes;
+        unsigned long long sent = 0;
+        snprintf(path, sizeof path, "%s/%s/etsi.state", ic_cases_dir(L->ic), c->id);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fscanf(f, "sent %llu", &sent) != 1)
+                sent = 0;
+            fclose(f);
+        }
+        snprintf(path, sizeof path, "%s/%s/spool", ic_cases_dir(L->ic), c->id);
+        if (ic_spool_count(path, &next, &bytes, err) < 0 || next - 1 <= sent)
+            return;
+    }
+    struct ic_pusher **np = realloc(L->push, (L->npush + 1) * sizeof *np);
+    if (!np)
+        return;
+    L->push = np;
+    if (ic_pusher_start(L->ic, c, L->o.log, L->o.log_arg, &L->push[L->npush], err) == 0)
+        L->npush++;
+    else
+        logf_(L, "error", "intercept: %s", err);
+}
+
 /* ---------- the active set ---------- */
 
 /* Rebuild the hash and lists from the cases on disk and the identities in
@@ -298,6 +337,8 @@ int ic_live_rebuild(ic_t *ic, char *err)
     for (size_t i = 0; i < ncs && rc == 0; i++) {
         struct ic_case *c = &cs[i];
         int64_t end = ic_case_end_ns(c);
+        if (c->delivery == IC_ETSI && c->type != IC_IRI)
+            push_follow(L, c, end > now);
         if (end <= now || c->type == IC_IRI)
             continue; /* ended; an iri case never takes payload */
         struct spool *s = spool_get(L, c->id, err);
@@ -531,6 +572,9 @@ void ic_live_free(struct ic_live *L)
     char err[RW_ERRSZ];
     if (!L)
         return;
+    for (size_t i = 0; i < L->npush; i++)
+        ic_pusher_stop(L->push[i]);
+    free(L->push);
     for (size_t i = 0; i < L->nsp; i++) {
         struct spool *s = L->sp[i];
         if (spool_flush(L, s, err) < 0)
@@ -658,6 +702,12 @@ size_t ic_live_stats(ic_t *ic, struct ic_live_stat *out, size_t max)
         o->teed = atomic_load(&s->teed);
         o->dropped = atomic_load(&s->dropped);
         o->quota = s->quota;
+        for (size_t k = 0; k < L->npush; k++)
+            if (!strcmp(ic_pusher_case(L->push[k]), s->id)) {
+                o->push = 1;
+                ic_pusher_stats(L->push[k], &o->push_sent, &o->push_reconnects,
+                                &o->push_connected, &o->push_skipped);
+            }
         o->delivered = atomic_load(&s->delivered);
         o->connections = atomic_load(&s->connections);
         o->alarm = s->alarm;

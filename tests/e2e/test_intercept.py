@@ -612,6 +612,135 @@ for i in range(start, start + n):
 """
 
 
+# The agency's receiver of ETSI TS 102 232 push: its decoder is written here
+# from the standard's ASN.1 (TS 102 232-1 PS-PDU, -3 IPCC; IMPLICIT TAGS, a
+# tagged CHOICE explicit) with pyasn1, independently of rewind's encoder. It
+# drops the connection after DROP_AFTER PDUs, DROPS times; keeps each
+# sequence number's IP packet once; writes what it holds to OUT as JSON.
+RECEIVER = r"""
+import json, socket, sys
+from pyasn1.codec.ber import decoder
+from pyasn1.error import SubstrateUnderrunError
+from pyasn1.type import char, namedtype, tag, univ, useful
+
+def ctx(n): return tag.Tag(tag.tagClassContext, tag.tagFormatSimple, n)
+def ctxc(n): return tag.Tag(tag.tagClassContext, tag.tagFormatConstructed, n)
+
+class NetworkIdentifier(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("operatorIdentifier", univ.OctetString().subtype(implicitTag=ctx(0))),
+        namedtype.OptionalNamedType("networkElementIdentifier",
+                                    univ.OctetString().subtype(implicitTag=ctx(1))))
+
+class CommunicationIdentifier(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("networkIdentifier", NetworkIdentifier().subtype(implicitTag=ctxc(0))),
+        namedtype.OptionalNamedType("communicationIdentityNumber",
+                                    univ.Integer().subtype(implicitTag=ctx(1))),
+        namedtype.OptionalNamedType("deliveryCountryCode",
+                                    char.PrintableString().subtype(implicitTag=ctx(2))))
+
+class PSHeader(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("li-psDomainId", univ.ObjectIdentifier().subtype(implicitTag=ctx(0))),
+        namedtype.NamedType("lawfulInterceptionIdentifier",
+                            univ.OctetString().subtype(implicitTag=ctx(1))),
+        namedtype.OptionalNamedType("authorizationCountryCode",
+                                    char.PrintableString().subtype(implicitTag=ctx(2))),
+        namedtype.NamedType("communicationIdentifier",
+                            CommunicationIdentifier().subtype(implicitTag=ctxc(3))),
+        namedtype.NamedType("sequenceNumber", univ.Integer().subtype(implicitTag=ctx(4))),
+        namedtype.OptionalNamedType("timeStamp", useful.GeneralizedTime().subtype(implicitTag=ctx(5))))
+
+class IPCCContents(univ.Choice):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("iPPackets", univ.OctetString().subtype(implicitTag=ctx(0))))
+
+class IPCC(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("iPCCObjId", univ.OctetString().subtype(implicitTag=ctx(0))),  # RELATIVE-OID
+        namedtype.NamedType("iPCCContents", IPCCContents().subtype(explicitTag=ctxc(1))))
+
+class CCContents(univ.Choice):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("iPCC", IPCC().subtype(implicitTag=ctxc(2))))
+
+class CCPayload(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.OptionalNamedType("payloadDirection", univ.Enumerated().subtype(implicitTag=ctx(0))),
+        namedtype.OptionalNamedType("timeStamp", useful.GeneralizedTime().subtype(implicitTag=ctx(1))),
+        namedtype.NamedType("cCContents", CCContents().subtype(explicitTag=ctxc(2))))
+
+class CCPayloadSequence(univ.SequenceOf):
+    componentType = CCPayload()
+
+class TRIPayload(univ.Choice):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("testPDU", univ.Null().subtype(implicitTag=ctx(1))),
+        namedtype.NamedType("paddingPDU", univ.OctetString().subtype(implicitTag=ctx(2))),
+        namedtype.NamedType("keep-alive", univ.Null().subtype(implicitTag=ctx(3))),
+        namedtype.NamedType("keep-aliveResponse", univ.Null().subtype(implicitTag=ctx(4))))
+
+class Payload(univ.Choice):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("cCPayloadSequence", CCPayloadSequence().subtype(implicitTag=ctxc(1))),
+        namedtype.NamedType("tRIPayload", TRIPayload().subtype(explicitTag=ctxc(2))))
+
+class PSPDU(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("pSHeader", PSHeader().subtype(implicitTag=ctxc(1))),
+        namedtype.NamedType("payload", Payload().subtype(explicitTag=ctxc(2))))
+
+port, out, drop_after, drops = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port))
+ls.listen(1)
+held, dup, keepalives, conns, bad = {}, 0, 0, 0, []
+while True:
+    c, _ = ls.accept()
+    conns += 1
+    buf, n = b"", 0
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        buf += d
+        while buf:
+            try:
+                pdu, rest = decoder.decode(buf, asn1Spec=PSPDU())
+            except SubstrateUnderrunError:
+                break
+            buf = rest
+            h = pdu["pSHeader"]
+            seq = int(h["sequenceNumber"])
+            p = pdu["payload"]
+            if p.getName() == "tRIPayload":
+                keepalives += 1
+                continue
+            cc = p["cCPayloadSequence"][0]
+            ipcc = cc["cCContents"]["iPCC"]
+            if bytes(ipcc["iPCCObjId"]) != bytes([5, 3, 10, 2]):
+                bad.append(seq)
+            if seq in held:
+                dup += 1
+            else:
+                held[seq] = [bytes(ipcc["iPCCContents"]["iPPackets"]).hex(),
+                             int(cc["payloadDirection"]), bytes(h["lawfulInterceptionIdentifier"]).decode(),
+                             str(h["authorizationCountryCode"]),
+                             bytes(h["communicationIdentifier"]["networkIdentifier"]["operatorIdentifier"]).decode()]
+            n += 1
+        json.dump({"held": held, "dup": dup, "keepalives": keepalives, "conns": conns, "bad": bad},
+                  open(out + ".tmp", "w"))
+        import os
+        os.replace(out + ".tmp", out)
+        if drops and n >= drop_after:
+            drops -= 1
+            break
+    c.close()
+"""
+
+
 def nsx(*args, **kw):
     return harness.nsexec(NS, *args, **kw)
 
@@ -668,6 +797,76 @@ def start_client(base, cid, token, out, log):
     return subprocess.Popen(["ip", "netns", "exec", NS, harness.REWIND, "intercept", "--url", base,
                              "--case", cid, "--token", token, "-w", out],
                             stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
+
+
+def etsi_check(tmp, api, sender, procs):
+    recv = os.path.join(tmp, "receiver.py")
+    with open(recv, "w") as f:
+        f.write(RECEIVER)
+    got_file = os.path.join(tmp, "etsi.json")
+    port = harness.free_port()
+    rv = subprocess.Popen(["ip", "netns", "exec", NS, "python3", recv, str(port), got_file, "60",
+                           "3"], stderr=open(os.path.join(tmp, "receiver.log"), "wb"))
+    procs.append(rv)
+    judge = os.path.join(tmp, "judge-etsi.pcap")
+    tlog = os.path.join(tmp, "tcpdump-etsi.log")
+    td = subprocess.Popen(["ip", "netns", "exec", NS, "tcpdump", "-i", "rwi0", "-U", "-n",
+                           "--time-stamp-precision=nano", "-w", judge, "host 10.9.0.51"],
+                          stderr=open(tlog, "wb"))
+    procs.append(td)
+    deadline = time.time() + 20
+    while time.time() < deadline and b"listening" not in open(tlog, "rb").read():
+        time.sleep(0.05)
+    doc = case_doc("LI-E", [{"ip": "10.9.0.51"}], **{"from": "-1m", "to": "+1h",
+                   "delivery": {"type": "etsi", "address": "127.0.0.1:%d" % port,
+                                "country": "XX", "operator": "EXAMPLE-ISP",
+                                "network_element": "rewind-1"}})
+    st, body = api("POST", "/api/v1/cases", body=doc)
+    check(st == 201, "etsi case: %d %r" % (st, body[:200]))
+    N = 300
+    for k in range(3):
+        send(sender, "10.9.0.51", N // 3, k * 100)
+        send(sender, "10.9.0.52", 10, k * 10)
+        time.sleep(0.3)
+
+    def held():
+        try:
+            return json.load(open(got_file))
+        except (OSError, ValueError):
+            return {}
+    deadline = time.time() + 30
+    while time.time() < deadline and len(held().get("held", {})) < N:
+        time.sleep(0.2)
+    h = held()
+    time.sleep(0.3)
+    td.send_signal(signal.SIGINT)
+    td.wait(timeout=10)
+    want = [pcaputil.packet_data(r)[14:] for _, r in
+            pcaputil.read_pcap(open(judge, "rb").read())[1]]
+    seqs = sorted(int(x) for x in h.get("held", {}))
+    got = [bytes.fromhex(h["held"][str(q)][0]) for q in seqs]
+    check(len(want) == N and got == want and seqs == list(range(1, N + 1)),
+          "the agency's receiver holds exactly tcpdump's %d IP packets, by sequence number, "
+          "across 3 dropped connections (%d held)" % (N, len(got)))
+    check(h.get("conns", 0) >= 4 and h.get("dup", 0) > 0 and not h.get("bad"),
+          "it reconnected and dropped the duplicates sent again: %r" %
+          {k: h.get(k) for k in ("conns", "dup", "keepalives", "bad")})
+    first = h.get("held", {}).get("1", [None] * 5)
+    check(first[1:] == [0, "LI-E", "XX", "EXAMPLE-ISP"],
+          "PS-PDU header: direction fromTarget, LIID, country, operator: %r" % first[1:])
+    st, body = api("GET", "/api/v1/status")
+    e = [x for x in json.loads(body).get("intercept", []) if x["case"] == "LI-E"]
+    check(e and e[0].get("push", {}).get("sequence") == N and
+          e[0]["push"]["reconnects"] >= 3, "status of the push: %r" % e)
+    time.sleep(IC_KEEPALIVE_S + 1.5)
+    check(held().get("keepalives", 0) >= 1, "a keep-alive TRI on an idle link: %r" %
+          held().get("keepalives"))
+    api("DELETE", "/api/v1/cases/LI-E")
+    rv.kill()
+    rv.wait()
+
+
+IC_KEEPALIVE_S = 5
 
 
 def live_run(tmp, arch, sender, procs):
@@ -781,6 +980,9 @@ def live_run(tmp, arch, sender, procs):
     want = [b"pkt%08d" % i for i in list(range(0, 5)) + list(range(300, 306))]
     check(r.returncode == 0 and payloads == want,
           "walt's case follows his address and leaves vera's traffic out: %r" % payloads)
+    # ETSI push: the receiver drops the connection 3 times while packets flow.
+    etsi_check(tmp, api, sender, procs)
+
     # A spool at its quota: the alarm, every drop counted and told, numbers without gaps.
     st, _ = api("POST", "/api/v1/cases", body=case_doc("LI-Q", [{"ip": "10.9.0.41"}],
                                                        **{"from": "-1m", "to": "+1h"}))
