@@ -11,6 +11,7 @@
 
 #include "httpd/httpd_int.h"
 #include "intercept/intercept.h"
+#include "intercept/intercept_int.h"
 
 #define PULL_LOW (64u << 10)
 #define PULL_BUF (PULL_LOW + 2 * IC_NG_MAX_BLOCK)
@@ -231,6 +232,22 @@ enum MHD_Result hd_route_case_intercept(struct httpd *h, struct MHD_Connection *
     if (k.type == IC_IRI)
         return hd_send_error(h, c, 409, "conflict", "case %s is iri: intercept-related "
                              "information only, no packets to deliver", id);
+    snprintf(sdir, sizeof sdir, "%s/cases/%s/spool", qry_archive_dir(h->ix), id);
+    {
+        /* Packets the agency said it held are deleted from the spool: asking
+         * for them again is a 410 that says from where to ask. */
+        uint64_t *f = NULL;
+        size_t nf = 0;
+        if (ic_spool_files(sdir, &f, &nf, err) == 0 && nf && f[0] > after + 1) {
+            uint64_t first = f[0];
+            free(f);
+            return hd_send_error(h, c, 410, "gone", "packets 1 to %llu of case %s were "
+                                 "deleted once the agency held them: ask with after=%llu or "
+                                 "more", (unsigned long long)first - 1, id,
+                                 (unsigned long long)first - 1);
+        }
+        free(f);
+    }
     struct pull *s = calloc(1, sizeof *s);
     if (!s || !(s->buf = malloc(PULL_BUF))) {
         free(s);
@@ -245,7 +262,6 @@ enum MHD_Result hd_route_case_intercept(struct httpd *h, struct MHD_Connection *
     s->start = rw_mono_ns();
     s->start_real = rw_now_ns();
     s->hash = h->audit ? audit_hash_new() : NULL;
-    snprintf(sdir, sizeof sdir, "%s/cases/%s/spool", qry_archive_dir(h->ix), id);
     if (ic_spool_reader_open(sdir, after, &s->rd, err) < 0) {
         free(s->buf);
         free(s);

@@ -33,7 +33,9 @@
 
 #define IC_FLUSH_MS 20
 #define SPOOL_BUF_MAX (32u << 20)   /* bytes waiting for the flusher, per case */
-#define SPOOL_FILE_MAX (64ull << 20) /* a spool file rolls over beyond this */
+#define SPOOL_FILE_MAX (64ull << 20) /* a spool file rolls over beyond this, or beyond a
+                                        32nd of the quota, whichever is less (files the
+                                        agency holds are deleted whole) */
 #define HASH_SLOTS 8                 /* cases per address slot */
 
 struct spool {
@@ -50,6 +52,7 @@ struct spool {
     atomic_uint_fast64_t durable; /* the last number on disk, synced */
     atomic_uint_fast64_t teed, dropped;
     atomic_uint_fast64_t delivered;   /* the highest number pull delivery has sent */
+    atomic_uint_fast64_t held;        /* the highest number the agency said it holds (after=) */
     atomic_uint_fast64_t connections; /* pull connections made (reconnects show here) */
     uint64_t quota;
     int alarm;              /* spool above IC_ALARM_PCT of its quota */
@@ -58,6 +61,7 @@ struct spool {
     int fd;                 /* the file being appended to (flusher only) */
     uint64_t file_bytes;
     int active;             /* in the active set (under the engine's lock) */
+    unsigned prune_tick;    /* flusher only */
 };
 
 struct hent {
@@ -228,7 +232,8 @@ static int spool_flush(struct ic_live *L, struct spool *s, char *err)
     if (!len)
         return 0;
     int rc = 0;
-    if (s->fd >= 0 && s->file_bytes + len > SPOOL_FILE_MAX) {
+    uint64_t roll = s->quota / 32 < SPOOL_FILE_MAX ? s->quota / 32 : SPOOL_FILE_MAX;
+    if (s->fd >= 0 && s->file_bytes + len > (roll < (64u << 10) ? 64u << 10 : roll)) {
         close(s->fd);
         s->fd = -1;
     }
@@ -296,6 +301,37 @@ static void push_follow(struct ic_live *L, const struct ic_case *c, int live)
         L->npush++;
     else
         logf_(L, "error", "intercept: %s", err);
+}
+
+/* Delete the spool files whose every record the agency holds: by push
+ * (sent, less the window sent again after a break) for an etsi case, else
+ * by pull (the after= of its last request). Never the file being appended
+ * to. Flusher only. */
+static void spool_prune(struct ic_live *L, struct spool *s)
+{
+    char err[RW_ERRSZ], path[4500];
+    uint64_t limit = atomic_load(&s->held), *f = NULL;
+    size_t nf = 0;
+    /* A case pushed by etsi keeps what the pusher may send again. */
+    for (size_t i = 0; i < L->npush; i++)
+        if (!strcmp(ic_pusher_case(L->push[i]), s->id)) {
+            uint64_t sent, rec, skip;
+            int conn;
+            ic_pusher_stats(L->push[i], &sent, &rec, &conn, &skip);
+            limit = sent > IC_ETSI_WINDOW ? sent - IC_ETSI_WINDOW : 0;
+        }
+    if (!limit || ic_spool_files(s->sdir, &f, &nf, err) < 0)
+        return;
+    for (size_t i = 0; i + 1 < nf && f[i + 1] - 1 <= limit; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%020llu.rws", s->sdir, (unsigned long long)f[i]);
+        if (stat(path, &st) == 0 && unlink(path) == 0) {
+            pthread_mutex_lock(&s->mu);
+            s->bytes -= (uint64_t)st.st_size < s->bytes ? (uint64_t)st.st_size : s->bytes;
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    free(f);
 }
 
 /* ---------- the active set ---------- */
@@ -513,6 +549,8 @@ static void *flusher(void *arg)
             if (spool_flush(L, s, err) < 0)
                 logf_(L, "error", "intercept: %s", err);
             any |= atomic_load(&s->durable) != before;
+            if (++s->prune_tick % 50 == 0) /* once a second */
+                spool_prune(L, s);
             uint64_t d = atomic_load(&s->dropped);
             if (d != s->dropped_logged &&
                 (!s->dropped_logged || rw_mono_ns() - s->dropped_logged_at > 10 * RW_NS_PER_SEC)) {
@@ -673,8 +711,14 @@ void ic_live_pulled(ic_t *ic, const char *id, uint64_t seq, int connect)
         struct spool *s = L->sp[i];
         if (strcmp(s->id, id))
             continue;
-        if (connect)
+        if (connect) {
             atomic_fetch_add(&s->connections, 1);
+            uint64_t h = atomic_load(&s->held);
+            while (seq > h && !atomic_compare_exchange_weak(&s->held, &h, seq))
+                ;
+            pthread_rwlock_unlock(&L->lk);
+            return;
+        }
         uint64_t d = atomic_load(&s->delivered);
         while (seq > d && !atomic_compare_exchange_weak(&s->delivered, &d, seq))
             ;

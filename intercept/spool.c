@@ -278,6 +278,10 @@ static int pick_file(struct ic_spool_reader *r, uint64_t *pick, char *err)
     for (size_t i = 0; rc == 0 && i < nf; i++)
         if (f[i] <= r->next)
             *pick = f[i];
+    if (rc == 0 && !*pick && nf && f[0] > r->next)
+        rc = rw_err(err, RW_ESTATE, "the spool's packets before %llu were deleted once the "
+                    "agency held them: ask from after %llu", (unsigned long long)f[0],
+                    (unsigned long long)f[0] - 1);
     free(f);
     return rc;
 }

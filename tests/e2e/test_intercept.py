@@ -924,6 +924,18 @@ def live_run(tmp, arch, sender, procs):
     while time.time() < deadline and held(out) < N:
         time.sleep(0.1)
     check(held(out) == N, "the client holds %d of %d packets" % (held(out), N))
+    # What the agency said it holds (its last after=) is deleted from the spool, whole files.
+    sp = os.path.join(arch, "cases", "LI-L", "spool")
+    deadline = time.time() + 5
+    while time.time() < deadline and "%020d.rws" % 1 in os.listdir(sp):
+        time.sleep(0.1)
+    files = sorted(os.listdir(sp))
+    check(len(files) >= 1 and files[0] != "%020d.rws" % 1,
+          "the spool files the agency holds are deleted: %r" % files)
+    r = nsx("curl", "-s", "-w", "\n%{http_code}", "-H", "Authorization: Bearer " + agency,
+            base + "/api/v1/cases/LI-L/intercept?after=0")
+    check(r.stdout.endswith(b"410") and b"after=" in r.stdout,
+          "asking again for deleted packets: 410 saying from where: %r" % r.stdout[-200:])
     # The status and metrics say what was spooled, and nothing dropped.
     st, body = api("GET", "/api/v1/status")
     j = json.loads(body) if st == 200 else {}
