@@ -29,6 +29,11 @@ static const struct {
     {"/api/v1/flows", AUTH_PERM_FLOWS},
     {"/api/v1/top", AUTH_PERM_FLOWS},
     {"/api/v1/timeline", AUTH_PERM_FLOWS},
+    {"/api/v1/cases", AUTH_PERM_CASES},
+    {"/api/v1/cases/{id}", AUTH_PERM_CASES},
+    {"/api/v1/identities", AUTH_PERM_ADMIN},
+    {"/api/v1/cases/{id}/intercept", AUTH_PERM_CASES},
+    {"/api/v1/cases/{id}/exports", AUTH_PERM_CASES},
     {"/metrics", AUTH_PERM_METRICS},
     {"/healthz", AUTH_PERM_NONE},
     {"/", AUTH_PERM_NONE},     /* the web console's page */
@@ -126,21 +131,57 @@ static void test_route_find_exact(void **state)
     assert_string_equal(httpd_route_find("/")->path, "/");
 }
 
+/* The case routes and the one ID segment they take. */
+static void test_route_find_case(void **state)
+{
+    (void)state;
+    const struct httpd_route *one = httpd_route_find("/api/v1/cases/{id}");
+    assert_non_null(one);
+    assert_ptr_equal(httpd_route_find("/api/v1/cases/LI-2026-7"), one);
+    assert_ptr_equal(httpd_route_find("/api/v1/cases/x"), one);
+    static const char *miss[] = {"/api/v1/cases/", "/api/v1/cases//", "/api/v1/cases/a/",
+                                 "/api/v1/cases/a/b", "/api/v1/casesx", "/api/v1/cases/a/intercept/x",
+                                 "/api/v1/cases//intercept", "/api/v1/cases/a/intercep"};
+    for (size_t i = 0; i < sizeof miss / sizeof miss[0]; i++)
+        if (httpd_route_find(miss[i]))
+            fail_msg("'%s' found a route", miss[i]);
+    assert_string_equal(httpd_route_find("/api/v1/cases")->path, "/api/v1/cases");
+    assert_string_equal(httpd_route_find("/api/v1/cases/LI-7/intercept")->path,
+                        "/api/v1/cases/{id}/intercept");
+}
+
 static void test_route_methods(void **state)
 {
     (void)state;
-    static const char *yes[] = {"GET", "HEAD"};
+    /* Every route reads with GET and HEAD; only the case routes take more. */
+    static const struct {
+        const char *path;
+        const char *more[4];
+    } takes[] = {
+        {"/api/v1/cases", {"POST"}},
+        {"/api/v1/cases/{id}", {"PATCH", "DELETE"}},
+        {"/api/v1/identities", {"POST"}},
+        {"/api/v1/cases/{id}/exports", {"POST"}},
+    };
     static const char *no[] = {"POST", "DELETE", "PUT", "PATCH", "OPTIONS", "TRACE", "CONNECT",
                                "GETX", "GE", "G", "HEA", "HEADX", "get", "head", "Get", "",
-                               " GET", "GET ", "GET,", ",", ", ", "GET, HEAD", "HEAD,GET"};
+                               " GET", "GET ", "GET,", ",", ", ", "GET, HEAD", "HEAD,GET",
+                               "post", "POST ", "PATCHX"};
     for (size_t i = 0; i < nroutes(); i++) {
         const struct httpd_route *r = httpd_route_at(i);
-        for (size_t k = 0; k < sizeof yes / sizeof yes[0]; k++)
-            if (!httpd_route_allows(r, yes[k]))
-                fail_msg("%s refuses %s", r->path, yes[k]);
-        for (size_t k = 0; k < sizeof no / sizeof no[0]; k++)
-            if (httpd_route_allows(r, no[k]))
-                fail_msg("%s takes '%s'", r->path, no[k]);
+        const char *const *more = NULL;
+        for (size_t t = 0; t < sizeof takes / sizeof takes[0]; t++)
+            if (!strcmp(takes[t].path, r->path))
+                more = takes[t].more;
+        if (!httpd_route_allows(r, "GET") || !httpd_route_allows(r, "HEAD"))
+            fail_msg("%s refuses GET or HEAD", r->path);
+        for (size_t k = 0; k < sizeof no / sizeof no[0]; k++) {
+            int extra = 0;
+            for (size_t m = 0; more && m < 4 && more[m]; m++)
+                extra |= !strcmp(more[m], no[k]);
+            if (httpd_route_allows(r, no[k]) != extra)
+                fail_msg("%s %s '%s'", r->path, extra ? "refuses" : "takes", no[k]);
+        }
     }
 }
 
@@ -253,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_route_permissions),
         cmocka_unit_test(test_route_find_exact),
         cmocka_unit_test(test_route_methods),
+        cmocka_unit_test(test_route_find_case),
         cmocka_unit_test(test_parse_listen),
     };
     return cmocka_run_group_tests_name("httpd/routes", tests, NULL, NULL);
