@@ -275,7 +275,17 @@ void hd_conn_state(struct httpd *h, struct hd_conn *k, int busy)
     pthread_mutex_lock(&h->g.lock);
     k->busy = busy;
     k->since = rw_mono_ns();
+    k->received = 0;
     k->win_start = 0;
+    pthread_mutex_unlock(&h->g.lock);
+}
+
+void hd_conn_received(struct httpd *h, struct hd_conn *k, size_t n)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&h->g.lock);
+    k->received += n;
     pthread_mutex_unlock(&h->g.lock);
 }
 
@@ -321,7 +331,12 @@ static void watch_once(struct httpd *h, int64_t now)
         if (atomic_load(&k->cut) || k->fd < 0)
             continue;
         if (!k->busy) {
-            if (L->idle_timeout_s && now - k->since > (int64_t)L->idle_timeout_s * RW_NS_PER_SEC)
+            /* Past the timeout, a request whose body still comes in at
+             * --min-rate (on average since the connection waited) is let
+             * finish; headers dripped, or a body dripped, are not. */
+            int64_t waited = now - k->since;
+            if (L->idle_timeout_s && waited > (int64_t)L->idle_timeout_s * RW_NS_PER_SEC &&
+                k->received < (uint64_t)((double)L->min_rate * (double)waited / 1e9))
                 cut(h, k, HD_CUT_IDLE);
             continue;
         }
