@@ -1300,6 +1300,8 @@ static const char main_help[] =
     "  verify   check every segment against the index\n"
     "  reindex  rebuild the index from the segment files\n"
     "  audit    list and verify the audit trail of requests, print its head\n"
+    "  smtp     SMTP sessions, transactions and messages; spam report; .eml files\n"
+    "  calls    VoIP calls (SIP) with their RTP streams; one call's packets\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
@@ -1345,5 +1347,9 @@ int main(int argc, char **argv)
         return cmd_check(argc, argv, 1);
     if (!strcmp(cmd, "audit"))
         return cmd_audit(argc, argv);
+    if (!strcmp(cmd, "smtp"))
+        return cmd_smtp(argc, argv);
+    if (!strcmp(cmd, "calls"))
+        return cmd_calls(argc, argv);
     return cli_usage("unknown command '%s'", cmd);
 }

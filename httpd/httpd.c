@@ -947,6 +947,10 @@ static const struct route routes[] = {
     {{"/api/v1/audit", "GET, HEAD", AUTH_PERM_ADMIN}, route_audit},
     {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},
+    {{"/api/v1/smtp", "GET, HEAD", AUTH_PERM_PAYLOAD}, hd_route_smtp},
+    {{"/api/v1/smtp/messages/*", "GET, HEAD", AUTH_PERM_PAYLOAD}, hd_route_smtp_message},
+    {{"/api/v1/voip/calls", "GET, HEAD", AUTH_PERM_PAYLOAD}, hd_route_calls},
+    {{"/api/v1/voip/calls/*", "GET, HEAD", AUTH_PERM_PAYLOAD}, hd_route_call},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -957,6 +961,12 @@ const struct httpd_route *httpd_route_find(const char *path)
     for (size_t i = 0; i < NROUTES; i++)
         if (!strcmp(path, routes[i].r.path))
             return &routes[i].r;
+    for (size_t i = 0; i < NROUTES; i++) { /* "/a/b/" then a star: "/a/b/" and more */
+        size_t l = strlen(routes[i].r.path);
+        if (l >= 2 && !strcmp(routes[i].r.path + l - 2, "/*") &&
+            !strncmp(path, routes[i].r.path, l - 1) && path[l - 1])
+            return &routes[i].r;
+    }
     return NULL;
 }
 
@@ -1103,6 +1113,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, &p);
     p.head = !strcmp(method, "HEAD");
+    p.url = url;
     if (p.overflow)
         return hd_send_error(h, c, 400, "bad_parameter", "too many parameters (at most %d)",
                           MAX_PARAMS);

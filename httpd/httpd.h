@@ -11,7 +11,8 @@
 
 /* One row of the route table: the only requests the server answers. */
 struct httpd_route {
-    const char *path;    /* exact match, no trailing slash */
+    const char *path;    /* exact match, no trailing slash; a path ending in "/ *" (no space) takes
+                            any path that starts with what precedes the '*' and goes on */
     const char *methods; /* "GET, HEAD": the Allow header of a 405 */
     enum auth_perm perm; /* what the client's role must allow (auth/auth.h) */
 };

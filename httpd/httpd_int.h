@@ -43,6 +43,7 @@ struct params {
     const char *k[MAX_PARAMS], *v[MAX_PARAMS];
     int overflow;
     int head; /* a HEAD request: the headers of the answer only */
+    const char *url; /* the path asked for (routes ending in a star read the rest) */
     struct auth_principal who; /* whom the request comes from */
     char client[80];            /* the client's address, for the audit trail */
 };
@@ -86,5 +87,8 @@ int hd_parse_window(const struct params *p, int64_t *from, int64_t *to, char *er
 /* A whole number (or, with sizes, a size such as 10M) of parameter name;
  * *out unchanged when v is NULL. */
 int hd_parse_count(const char *name, const char *v, int sizes, uint64_t *out, char *err);
+
+/* Application evidence (sessions.c): SMTP sessions and messages, VoIP calls. */
+hd_handler_fn hd_route_smtp, hd_route_smtp_message, hd_route_calls, hd_route_call;
 
 #endif
