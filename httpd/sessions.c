@@ -272,8 +272,12 @@ static int list_params(const struct params *p, struct ses_spec *spec, char *err)
     if ((v = hd_param(p, "format")) && ses_format_parse(v, "parameter 'format'", &spec->format,
                                                         err) < 0)
         return RW_EINPUT;
-    if (ses_check(spec, err) < 0) /* "host: ..." */
-        return rw_errctx(err, RW_EINPUT, "parameter");
+    if (ses_check(spec, err) < 0) { /* "host: ..." -> "parameter 'host': ..." */
+        char m[RW_ERRSZ];
+        size_t k = strcspn(err, ":");
+        snprintf(m, sizeof m, "parameter '%.*s'%s", (int)k, err, err + k);
+        return rw_err(err, RW_EINPUT, "%s", m);
+    }
     return 0;
 }
 
