@@ -76,6 +76,7 @@ struct vk {
     size_t kept;
     int truncated;
     struct call *hit;  /* the call the packet being read belongs to */
+    uint64_t sip_msgs; /* SIP messages read, of every dialog */
     /* SES_CALL_PCAP */
     int pcap;
     uint64_t want;
@@ -236,6 +237,7 @@ static void note_flow(struct call *c, const struct ses_key *fk, int tcp)
 static struct call *on_sip(ses_t *s, const struct sip_msg *m, const struct ses_ep *src,
                            const struct ses_ep *dst, const struct ses_key *fk, int tcp, int64_t ts)
 {
+    ((struct vk *)s->k)->sip_msgs++;
     struct call *c = call_for(s, m, src, dst, ts);
     if (!c)
         return NULL;
@@ -695,9 +697,10 @@ static int voip_finish(ses_t *s, char *err)
                 ses_outs(s, ",");
             json_call(s, k->list[i]);
         }
-        ses_outf(s, "],\"truncated\":%s,\"limit\":%" PRIu64 ",\"packets\":%" PRIu64 "}\n",
+        ses_outf(s, "],\"truncated\":%s,\"limit\":%" PRIu64 ",\"packets\":%" PRIu64
+                    ",\"sip_messages\":%" PRIu64 "}\n",
                  k->truncated || k->ncalls >= s->spec.limit ? "true" : "false", s->spec.limit,
-                 s->packets);
+                 s->packets, k->sip_msgs);
         break;
     case SES_CSV:
         ses_outs(s, "id,call_id,caller,callee,sip_client,sip_client_port,sip_server,"

@@ -1,0 +1,440 @@
+#!/usr/bin/env python3
+"""test_sessions.py -- SMTP sessions and messages, VoIP calls and their media,
+asked of a real rewindd over HTTP and of the CLI, on the real captures, and
+judged by tshark (messages, SIP, RTP) and tcpdump (a call's packets)."""
+import collections
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import pcaputil  # noqa: E402
+from harness import (PCAPS, REWIND, REWINDD, check, finish, frames, free_port, rw, sh)  # noqa: E402
+
+SMTP_CAPS = sorted(glob.glob(os.path.join(PCAPS, "app", "smtp-*.pcap"))) + [
+    os.path.join(PCAPS, "good", "smtp.pcap"), os.path.join(PCAPS, "good", "smtp-data-rejected.pcap")]
+SIP_CAPS = sorted(glob.glob(os.path.join(PCAPS, "app", "sip-*.pcap"))) + [
+    os.path.join(PCAPS, "good", "sip-tcp.pcap")]
+BASE = None
+
+
+def get(path, token=None):
+    """(status, body, headers) of GET BASE+path."""
+    req = urllib.request.Request(BASE + path)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def span(path):
+    """The capture's [first, last + 1) in ns, for a window that holds it alone."""
+    _, recs, _ = pcaputil.read_pcap(open(path, "rb").read())
+    ts = [t for t, _ in recs]
+    return min(ts), max(ts) + 1
+
+
+def window_qs(path, **more):
+    lo, hi = span(path)
+    q = {"from": "%d.%09d" % divmod(lo, 10**9), "to": "%d.%09d" % divmod(hi, 10**9)}
+    q.update(more)
+    return urllib.parse.urlencode(q), q
+
+
+def tshark(*args):
+    return subprocess.run(["tshark"] + list(args), capture_output=True, timeout=300).stdout
+
+
+# ---------------------------------------------------------------- SMTP judges
+
+def undot(b):
+    """tshark 4.0 exports DATA as sent: a dot-stuffed line '..x' was '.x'."""
+    return re.sub(rb"(^|\n)\.\.", rb"\1.", b)
+
+
+CMD_LINE = re.compile(rb"(?i)(RSET|MAIL FROM:|RCPT TO:|DATA|NOOP)[^\r\n]*\r\n")
+
+
+def same_message(ours, theirs):
+    """Whether our message is tshark's, up to what tshark 4.0 does to it
+    besides dot-stuffing (each seen on these captures):
+    - when the segment ending the message also holds the terminator
+      ("...\\r\\n.\\r\\n" in one segment), tshark drops the CRLF that ends
+      the last line, which RFC 5321 4.1.1.4 counts as part of the message;
+    - after a DATA the server refused (503), tshark takes the client's
+      next command lines for the message (smtp-data-rejected.pcap)."""
+    t = undot(theirs)
+    while True:
+        if ours == t or ours == t + b"\r\n":
+            return True
+        m = CMD_LINE.match(t)
+        if not m:
+            return False
+        t = t[m.end():]
+
+
+def follow(path, stream):
+    """The client's and the server's bytes of a TCP stream, as tshark
+    reassembles them (follow,tcp,raw)."""
+    out = tshark("-r", path, "-q", "-z", "follow,tcp,raw,%d" % stream).decode()
+    cli, srv = bytearray(), bytearray()
+    body = out.split("Node 1:", 1)[1].split("\n", 1)[1]
+    for line in body.splitlines():
+        if line.startswith("====") or not line.strip():
+            continue
+        if line.startswith("\t"):
+            srv += bytes.fromhex(line.strip())
+        elif re.fullmatch(r"[0-9a-f]+", line.strip()):
+            cli += bytes.fromhex(line.strip())
+    return bytes(cli), bytes(srv)
+
+
+def messages_in_stream(cli):
+    """The messages a client stream holds, read independently of rewind:
+    DATA's lines dot-unstuffed up to '.CRLF', BDAT's chunks joined."""
+    msgs, i, bdat = [], 0, b""
+    while i < len(cli):
+        j = cli.find(b"\r\n", i)
+        if j < 0:
+            break
+        line = cli[i:j]
+        i = j + 2
+        m = re.match(rb"(?i)BDAT (\d+)( LAST)?", line)
+        if m:
+            n = int(m.group(1))
+            bdat += cli[i:i + n]
+            i += n
+            if m.group(2):
+                msgs.append(bdat)
+                bdat = b""
+        elif line.upper() == b"DATA":
+            end = cli.find(b"\r\n.\r\n", i)
+            if end < 0:
+                break
+            msgs.append(undot(cli[i:end + 2]))
+            i = end + 5
+    return msgs
+
+
+def smtp_streams(path):
+    out = tshark("-r", path, "-Y", "tcp.port == 25 and tcp.flags.syn == 1 and tcp.flags.ack == 0",
+                 "-T", "fields", "-e", "tcp.stream").decode().split()
+    return sorted(set(int(x) for x in out))
+
+
+def retransmitted_data(path):
+    return tshark("-r", path, "-Y", "tcp.port == 25 and tcp.len > 0 and "
+                  "tcp.analysis.retransmission", "-T", "fields", "-e", "frame.number").strip()
+
+
+def test_smtp(tmp, arch):
+    for cap in SMTP_CAPS:
+        name = os.path.basename(cap)
+        qs, q = window_qs(cap)
+        st, body, hdr = get("/api/v1/smtp?" + qs)
+        check(st == 200 and hdr.get("Content-Type") == "application/json",
+              "%s: /api/v1/smtp %d %r" % (name, st, body[:200]))
+        j = json.loads(body)
+        sessions = j["sessions"]
+        check(len(sessions) == len(smtp_streams(cap)),
+              "%s: %d sessions, tshark sees %d SMTP connections open" %
+              (name, len(sessions), len(smtp_streams(cap))))
+        ours = []
+        for s in sessions:
+            for t in s["transactions"]:
+                if t["message"]:
+                    st, eml, hdr = get("/api/v1/smtp/messages/%s.eml" % t["message"]["id"])
+                    check(st == 200 and hdr.get("Content-Type") == "message/rfc822",
+                          "%s: message %s: %d" % (name, t["message"]["id"], st))
+                    check(len(eml) == t["message"]["size"],
+                          "%s: message size %d, listed %d" % (name, len(eml), t["message"]["size"]))
+                    ours.append(eml)
+        # the judge: tshark's IMF export, or where tshark exports none (BDAT)
+        # or duplicates retransmitted bytes in it, its reassembled streams
+        exp = os.path.join(tmp, "imf-" + name)
+        os.makedirs(exp)
+        tshark("-r", cap, "-q", "--export-objects", "imf," + exp)
+        theirs = [open(os.path.join(exp, f), "rb").read() for f in sorted(os.listdir(exp))]
+        if not theirs or retransmitted_data(cap):
+            streams = [messages_in_stream(follow(cap, n)[0]) for n in smtp_streams(cap)]
+            judged = [m for ms in streams for m in ms]
+            check(collections.Counter(ours) == collections.Counter(judged),
+                  "%s: messages differ from tshark's reassembled streams: ours %r, theirs %r" %
+                  (name, [len(m) for m in ours], [len(m) for m in judged]))
+        else:
+            left = list(ours)
+            for t in theirs:
+                hit = [o for o in left if same_message(o, t)]
+                if check(hit, "%s: tshark's message of %d bytes is not among ours %r" %
+                         (name, len(t), [len(o) for o in left])):
+                    left.remove(hit[0])
+            check(not left, "%s: messages tshark does not export: %r" % (name, [len(o) for o in left]))
+        # the header fields as tshark's IMF dissector reads them
+        subj = [s for s in tshark("-r", cap, "-Y", "imf", "-T", "fields", "-e",
+                                  "imf.subject").decode().splitlines() if s]
+        mine = [t["message"]["subject"] for s in sessions for t in s["transactions"] if t["message"]]
+        for x in subj:
+            check(x in mine, "%s: subject %r not in %r" % (name, x, mine))
+        # the CLI reading the archive, and asking the daemon, answer the same bytes
+        r = rw("smtp", "--dir", arch, "--from", q["from"], "--to", q["to"], "--json")
+        check(r.returncode == 0 and r.stdout == body,
+              "%s: rewind smtp --dir --json differs from the HTTP answer: %r" % (name, r.stderr))
+        r = rw("smtp", "--url", BASE, "--from", q["from"], "--to", q["to"], "--json")
+        check(r.returncode == 0 and r.stdout == body, "%s: rewind smtp --url: %r" % (name, r.stderr))
+        d1, d2 = os.path.join(tmp, "eml1-" + name), os.path.join(tmp, "eml2-" + name)
+        r1 = rw("smtp", "--dir", arch, "--from", q["from"], "--to", q["to"], "--eml", d1)
+        r2 = rw("smtp", "--url", BASE, "--from", q["from"], "--to", q["to"], "--eml", d2)
+        check(r1.returncode == 0 and r2.returncode == 0, "%s: --eml: %r %r" % (name, r1.stderr, r2.stderr))
+        f1 = {f: open(os.path.join(d1, f), "rb").read() for f in os.listdir(d1)}
+        f2 = {f: open(os.path.join(d2, f), "rb").read() for f in os.listdir(d2)}
+        check(f1 == f2 and collections.Counter(f1.values()) == collections.Counter(ours),
+              "%s: --eml files differ (dir %d, url %d, http %d)" % (name, len(f1), len(f2), len(ours)))
+        r = rw("smtp", "--dir", arch, "--from", q["from"], "--to", q["to"], "--csv")
+        rows = r.stdout.decode().splitlines()
+        check(r.returncode == 0 and rows[0].startswith("message_id,") and
+              len(rows) - 1 == sum(max(1, len(s["transactions"])) for s in sessions),
+              "%s: --csv rows: %r" % (name, rows[:3]))
+        # replies: what tshark reads as the server's reply codes holds ours
+        codes = collections.Counter(int(c) for c in tshark(
+            "-r", cap, "-Y", "smtp.response.code", "-T", "fields", "-e",
+            "smtp.response.code").decode().replace(",", "\n").split())
+        mine = collections.Counter()
+        for s in sessions:
+            for t in s["transactions"]:
+                for c in [t["mail_reply"]] + [x["reply"] for x in t["recipients"]]:
+                    if c:
+                        mine[c] += 1
+        check(not (mine - codes), "%s: reply codes %r not all in tshark's %r" % (name, mine, codes))
+
+
+def test_smtp_report(arch):
+    cap = os.path.join(PCAPS, "good", "smtp-data-rejected.pcap")
+    _, q = window_qs(cap)
+    r = rw("smtp", "--dir", arch, "--report", "--host", "10.7.29.101", "--from", q["from"],
+           "--to", q["to"])
+    out = r.stdout.decode()
+    check(r.returncode == 0 and "SMTP report for 10.7.29.101" in out, "report: %r %r" % (out, r.stderr))
+    # each transaction of the subscriber is a line with its final reply
+    st, body, _ = get("/api/v1/smtp?" + urllib.parse.urlencode(
+        {"from": q["from"], "to": q["to"], "host": "10.7.29.101"}))
+    txns = [t for s in json.loads(body)["sessions"] for t in s["transactions"]]
+    for t in txns:
+        check(re.search(r"%s\s+%d\s+%d\s" % (re.escape(t["mail_from"][:25]), t["recipient_count"],
+                                              t["recipients_accepted"]), out),
+              "report line for %s: %r" % (t["mail_from"], out))
+    st, body2, _ = get("/api/v1/smtp?" + urllib.parse.urlencode(
+        {"from": q["from"], "to": q["to"], "host": "10.7.29.101", "format": "report"}))
+    check(st == 200 and body2 == r.stdout, "format=report over HTTP equals the CLI's report")
+    r = rw("smtp", "--dir", arch, "--report")
+    check(r.returncode == 2 and b"--host" in r.stderr, "report without --host: %r" % r.stderr)
+
+
+# ---------------------------------------------------------------- SIP judges
+
+def sip_stat_messages(cap):
+    m = re.search(rb"Number of SIP messages: (\d+)", tshark("-r", cap, "-q", "-z", "sip,stat"))
+    return int(m.group(1))
+
+
+def rtp_streams(cap):
+    """tshark's rtp,streams rows: (src, sport, dst, dport, ssrc) -> (pkts, lost, max jitter)."""
+    out = tshark("-r", cap, "-q", "-z", "rtp,streams").decode()
+    rows = {}
+    for line in out.splitlines():
+        f = line.split()
+        pc = [i for i, x in enumerate(f) if re.fullmatch(r"\(-?[0-9.]+%\)", x)]
+        if len(f) >= 17 and f[6].startswith("0x") and pc:
+            p = pc[0]  # "lost (n%)": the payload names before may hold spaces
+            rows[(f[2], int(f[3]), f[4], int(f[5]), int(f[6], 16))] = (
+                int(f[p - 2]), int(f[p - 1]), float(f[p + 6]))
+    return rows
+
+
+def invite_calls(cap):
+    """Per Call-ID of an INVITE dialog, the final answer as tshark reads the
+    responses: the first 2xx to INVITE, else the last final response."""
+    out = tshark("-r", cap, "-Y", "sip", "-T", "fields", "-E", "separator=|", "-e", "sip.Call-ID",
+                 "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "sip.CSeq.method").decode()
+    calls = {}
+    for line in out.splitlines():
+        cid, meth, code, cmeth = (line.split("|") + ["", "", "", ""])[:4]
+        if cmeth != "INVITE" and meth != "INVITE":
+            continue
+        c = calls.setdefault(cid, {"final": 0, "answered": False})
+        if code and int(code) >= 200 and not c["answered"]:
+            c["final"] = int(code)
+            c["answered"] = int(code) < 300
+    return calls
+
+
+def test_calls(tmp, arch):
+    for cap in SIP_CAPS:
+        name = os.path.basename(cap)
+        qs, q = window_qs(cap)
+        st, body, hdr = get("/api/v1/voip/calls?" + qs)
+        check(st == 200, "%s: /api/v1/voip/calls %d %r" % (name, st, body[:200]))
+        j = json.loads(body)
+        check(j["sip_messages"] == sip_stat_messages(cap),
+              "%s: %d SIP messages, tshark sip,stat %d" % (name, j["sip_messages"],
+                                                          sip_stat_messages(cap)))
+        want = invite_calls(cap)
+        got = {c["call_id"]: c for c in j["calls"]}
+        check(set(got) == set(want), "%s: calls %r, tshark %r" % (name, sorted(got), sorted(want)))
+        for cid, w in want.items():
+            if cid in got:
+                check(got[cid]["final_code"] == w["final"] and got[cid]["answered"] == w["answered"],
+                      "%s: call %s final %r, tshark %r" % (name, cid, got[cid]["final_code"], w))
+        rows = rtp_streams(cap)
+        mine = {}
+        for c in j["calls"]:
+            for s in c["streams"]:
+                if s["kind"] == "rtp":
+                    mine[(s["src"], s["src_port"], s["dst"], s["dst_port"], int(s["ssrc"], 16))] = (
+                        s["packets"], s["lost"], s["max_jitter_ms"])
+        check(set(mine) == set(rows), "%s: RTP streams %r, tshark %r" % (name, mine, rows))
+        for k, (pk, lost, jit) in rows.items():
+            if k in mine:
+                check(mine[k][0] == pk and mine[k][1] == lost and abs(mine[k][2] - jit) < 0.0015,
+                      "%s: stream %r: ours %r, tshark %r" % (name, k, mine[k], (pk, lost, jit)))
+        r = rw("calls", "--dir", arch, "--from", q["from"], "--to", q["to"], "--json")
+        check(r.returncode == 0 and r.stdout == body,
+              "%s: rewind calls --dir --json differs from HTTP: %r" % (name, r.stderr))
+        # each call's packets: its SIP (tshark's Call-ID) and its media
+        # (tcpdump over the streams' 5-tuples in the call's time)
+        for c in j["calls"]:
+            st, pc, hdr = get("/api/v1/voip/calls/%s/pcap" % c["id"])
+            check(st == 200 and hdr.get("Content-Type") == "application/vnd.tcpdump.pcap",
+                  "%s: call pcap %d %r" % (name, st, pc[:200]))
+            sipf = os.path.join(tmp, "sip.pcap")
+            subprocess.run(["tshark", "-r", cap, "-Y", 'sip.Call-ID == "%s"' % c["call_id"], "-F",
+                            "pcap", "-w", sipf], capture_output=True)
+            expect = frames(open(sipf, "rb").read())
+            tuples = ["(udp and host %s and port %d and host %s and port %d)" %
+                      (s["src"], s["src_port"], s["dst"], s["dst_port"]) for s in c["streams"]]
+            if tuples:
+                media = subprocess.run(["tcpdump", "-r", cap, "-w", "-", " or ".join(tuples)],
+                                       capture_output=True).stdout
+                _, recs, nano = pcaputil.read_pcap(media)
+                lo, hi = span_of(c)
+                hdr24 = media[:24]
+                expect += frames(pcaputil.window(hdr24, recs, lo, hi))
+            check(frames(pc) == expect, "%s: call %s: %d packets, expected %d" %
+                  (name, c["call_id"], sum(frames(pc).values()), sum(expect.values())))
+            r = sh(REWIND, "calls", "--dir", arch, "--pcap", c["id"], "-w",
+                   os.path.join(tmp, "c.pcap"))
+            check(r.returncode == 0 and open(os.path.join(tmp, "c.pcap"), "rb").read() == pc,
+                  "%s: rewind calls --pcap equals the HTTP answer: %r" % (name, r.stderr))
+
+
+def span_of(call):
+    """[start, end + 1) of a call in ns, from its listing."""
+    ids = call["id"][1:].split("-")
+    return int(ids[0]), int(ids[1]) + 1
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_bad_input(arch):
+    for path, param in [("/api/v1/smtp?host=foo", "host"), ("/api/v1/smtp?limit=0", "limit"),
+                        ("/api/v1/smtp?limit=99999", "limit"), ("/api/v1/smtp?from=yesterdayish", "from"),
+                        ("/api/v1/smtp?format=xml", "format"), ("/api/v1/smtp?hots=1.2.3.4", "hots"),
+                        ("/api/v1/voip/calls?user=", "user"), ("/api/v1/voip/calls?host=1.2.3", "host"),
+                        ("/api/v1/voip/calls?format=report", "format"),
+                        ("/api/v1/voip/calls?from=2&to=1", "from"),
+                        ("/api/v1/voip/calls/Cx/pcap?format=pcapx", "format"),
+                        ("/api/v1/smtp/messages/S1-zz-1-0a000002-25-1.eml", "id"),
+                        ("/api/v1/voip/calls/C5-4-0123456789abcdef/pcap", "id")]:
+        st, body, _ = get(path)
+        msg = json.loads(body).get("error", {}).get("message", "") if body.startswith(b"{") else ""
+        check(st == 400 and param in msg, "%s: %d %r" % (path, st, body))
+    for path in ["/api/v1/smtp/messages/S1-0a000001-1-0a000002-25-1.eml",
+                 "/api/v1/voip/calls/C1-2-0123456789abcdef/pcap",
+                 "/api/v1/smtp/messages/a%2fb.eml", "/api/v1/voip/calls/x/y/pcap"]:
+        st, body, _ = get(path)
+        check(st == 404, "%s: %d %r" % (path, st, body))
+    for args, what in [(["smtp", "--dir", arch, "--host", "nohost"], b"host"),
+                       (["smtp", "--dir", arch, "--limit", "0"], b"limit"),
+                       (["smtp", "--dir", arch, "--from", "bogus"], b"from"),
+                       (["smtp", "--dir", arch, "--json", "--csv"], b"exclude"),
+                       (["calls", "--dir", arch, "--user", ""], b"user"),
+                       (["calls", "--dir", arch, "--pcap", "C1-x"], b"id"),
+                       (["calls", "--dir", arch, "--pcap", "../etc"], b"call ID")]:
+        r = rw(*args)
+        check(r.returncode == 2 and what in r.stderr, "%r: exit %d %r" % (args, r.returncode, r.stderr))
+
+
+# ---------------------------------------------------------------- the gate
+
+def test_gate(arch):
+    toks = {}
+    for role in ("analyst", "noc", "viewer"):
+        r = rw("token", "add", "--dir", arch, "--name", "s-" + role, "--role", role)
+        toks[role] = r.stdout.decode().strip()
+        check(r.returncode == 0, "token add %s: %r" % (role, r.stderr))
+    for path in ["/api/v1/smtp", "/api/v1/voip/calls"]:
+        st, _, _ = get(path)
+        check(st == 401, "%s without a token once tokens exist: %d" % (path, st))
+        for role in ("noc", "viewer"):
+            st, body, _ = get(path, toks[role])
+            check(st == 403 and b"analyst" in body, "%s as %s: %d %r" % (path, role, st, body))
+        st, body, _ = get(path + "?limit=1", toks["analyst"])
+        check(st == 200, "%s as analyst: %d %r" % (path, st, body[:200]))
+    recs = [json.loads(ln) for ln in rw("audit", "--dir", arch, "--json").stdout.splitlines()]
+    for route in ("GET /api/v1/smtp", "GET /api/v1/voip/calls"):
+        ok = [r for r in recs if r.get("route") == route and r.get("principal") == "s-analyst"]
+        check(ok and ok[-1].get("status") == 200 and len(ok[-1].get("sha256", "")) == 64,
+              "audit record of %s by the analyst: %r" % (route, ok[-1:] if ok else recs[-3:]))
+        ref = [r for r in recs if r.get("route") == route and r.get("principal") == "s-noc"]
+        check(ref and ref[-1].get("status") == 403, "audit record of %s refused to noc" % route)
+    msgs = [r for r in recs if r.get("route") == "GET /api/v1/smtp/messages/ID.eml"]
+    check(msgs and all(r.get("params", {}).get("id") or "id" in json.dumps(r) for r in msgs),
+          "each .eml answer is on the record with its id")
+
+
+def main():
+    global BASE
+    tmp = tempfile.mkdtemp(prefix="rw-sessions-")
+    arch = os.path.join(tmp, "arch")
+    d = None
+    try:
+        r = rw("import", "--dir", arch, *(SMTP_CAPS + SIP_CAPS))
+        check(r.returncode == 0, "import: %r" % r.stderr)
+        port = free_port()
+        BASE = "http://127.0.0.1:%d" % port
+        log = open(os.path.join(tmp, "rewindd.log"), "w")
+        d = subprocess.Popen([REWINDD, "--dir", arch, "--listen", "127.0.0.1:%d" % port],
+                             stdout=log, stderr=log)
+        for _ in range(100):
+            try:
+                if get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        test_smtp(tmp, arch)
+        test_smtp_report(arch)
+        test_calls(tmp, arch)
+        test_bad_input(arch)
+        test_gate(arch)
+    finally:
+        if d:
+            d.terminate()
+            d.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    finish("test_sessions")
+
+
+if __name__ == "__main__":
+    main()
