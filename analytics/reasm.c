@@ -158,10 +158,16 @@ static void buffer(rsm_dir_t *d, uint64_t off, const uint8_t *p, size_t n, int64
                 return;
             off += skip, p += skip, n -= (size_t)skip;
         }
-        if (off == d->next) { /* in order: never held */
-            deliver(d, p, n, ts);
+        if (off == d->next) { /* in order: never held, up to the first piece held (R2) */
+            size_t k = n;
+            if (d->head && d->head->off < off + n)
+                k = (size_t)(d->head->off - off);
+            deliver(d, p, k, ts);
+            p += k, off += k, n -= k;
             drain(d, ts);
-            return;
+            if (!n || d->done)
+                return;
+            continue; /* the rest overlaps what was held: trimmed above */
         }
         /* Make room (R6): the oldest holes go until this fits. */
         if (!(d->st.buffered + n > d->max || pool_full(d, n)) || !give_up_hole(d, ts) || d->done)

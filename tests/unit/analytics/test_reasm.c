@@ -121,6 +121,20 @@ static void test_overlap_first_wins(void **state)
     rsm_dir_free(d);
 }
 
+/* An in-order segment that runs over bytes held out of order: the held
+ * (first) copy wins there too. */
+static void test_in_order_over_piece(void **state)
+{
+    (void)state;
+    struct got g;
+    rsm_dir_t *d = dir_new(&g, NULL, 0);
+    seg(d, 0, RSM_SYN, "");
+    seg(d, 3, 0, "cd");
+    seg(d, 1, 0, "abXXef");
+    assert_string_equal(g.buf, "abcdef");
+    rsm_dir_free(d);
+}
+
 static void test_overlap_inside_piece(void **state)
 {
     (void)state;
@@ -338,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_overlap_first_wins),
         cmocka_unit_test(test_overlap_inside_piece),
+        cmocka_unit_test(test_in_order_over_piece),
         cmocka_unit_test(test_wrap),
         cmocka_unit_test(test_gap_reported),
         cmocka_unit_test(test_gap_before_fin),

@@ -28,6 +28,10 @@ static const struct {
     {"/api/v1/audit", AUTH_PERM_ADMIN},
     {"/metrics", AUTH_PERM_METRICS},
     {"/healthz", AUTH_PERM_NONE},
+    {"/api/v1/smtp", AUTH_PERM_PAYLOAD},
+    {"/api/v1/smtp/messages/*", AUTH_PERM_PAYLOAD},
+    {"/api/v1/voip/calls", AUTH_PERM_PAYLOAD},
+    {"/api/v1/voip/calls/*", AUTH_PERM_PAYLOAD},
 };
 #define NWANT (sizeof want_routes / sizeof want_routes[0])
 
@@ -71,13 +75,17 @@ static void test_routes_enumerated(void **state)
             fail_msg("route %s listed %zu times", want_routes[j].path, seen[j]);
 }
 
-/* Only the packets route gives packet data; liveness needs nothing. */
+/* Only the packets route and the application evidence (SMTP messages,
+ * calls: read from payload, so payload's permission) give packet data;
+ * liveness needs nothing. */
 static void test_route_permissions(void **state)
 {
     (void)state;
     for (size_t i = 0; i < nroutes(); i++) {
         const struct httpd_route *r = httpd_route_at(i);
-        if (strcmp(r->path, "/api/v1/packets"))
+        if (!strncmp(r->path, "/api/v1/smtp", 12) || !strncmp(r->path, "/api/v1/voip/", 13))
+            assert_int_equal(r->perm, AUTH_PERM_PAYLOAD);
+        else if (strcmp(r->path, "/api/v1/packets"))
             assert_true(r->perm != AUTH_PERM_PACKETS && r->perm != AUTH_PERM_PAYLOAD);
     }
     assert_int_equal(httpd_route_find("/api/v1/packets")->perm, AUTH_PERM_PACKETS);
@@ -102,6 +110,18 @@ static void test_route_find_exact(void **state)
     for (size_t i = 0; i < sizeof miss / sizeof miss[0]; i++)
         if (httpd_route_find(miss[i]))
             fail_msg("'%s' found a route", miss[i]);
+    /* routes ending in a star take what follows their prefix, never the prefix alone */
+    static const char *prefix_miss[] = {"/api/v1/smtp/messages/", "/api/v1/smtp/messages",
+                                        "/api/v1/smtp/", "/api/v1/voip/calls/", "/api/v1/voip/",
+                                        "/api/v1/smtpx"};
+    for (size_t i = 0; i < sizeof prefix_miss / sizeof prefix_miss[0]; i++)
+        if (httpd_route_find(prefix_miss[i]))
+            fail_msg("'%s' found a route", prefix_miss[i]);
+    assert_string_equal(httpd_route_find("/api/v1/smtp/messages/S1-a-1-b-2-1.eml")->path,
+                        "/api/v1/smtp/messages/*");
+    assert_string_equal(httpd_route_find("/api/v1/voip/calls/C1-2-3/pcap")->path,
+                        "/api/v1/voip/calls/*");
+    assert_string_equal(httpd_route_find("/api/v1/voip/calls")->path, "/api/v1/voip/calls");
     for (size_t j = 0; j < NWANT; j++) {
         const struct httpd_route *r = httpd_route_find(want_routes[j].path);
         assert_non_null(r);
