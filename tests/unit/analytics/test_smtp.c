@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
+
+#include "analytics/reasm.h"
 #include "analytics/smtp.h"
 
 struct out {
@@ -235,6 +238,76 @@ static void test_caps(void **state)
     smtp_conn_free(c);
 }
 
+/* A 1 GiB message through the reassembler (segments swapped in pairs) and
+ * the parser: every byte counted, none held, memory flat. */
+static uint64_t big_sunk;
+
+static int big_data(void *arg, const struct smtp_txn *t, const uint8_t *p, size_t n)
+{
+    (void)arg, (void)t, (void)p;
+    big_sunk += n;
+    return 0;
+}
+
+static int to_smtp(void *arg, const uint8_t *p, size_t n, int64_t ts)
+{
+    smtp_bytes(arg, SMTP_CLIENT, p, n, ts);
+    return 0;
+}
+
+static long maxrss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static void test_gigabyte_bounded(void **state)
+{
+    (void)state;
+    struct smtp_msg_sink ms = {NULL, big_data, NULL, NULL};
+    smtp_conn_t *c = smtp_conn_new(&ms);
+    struct rsm_pool pool = {0, 1 << 20};
+    struct rsm_sink rs = {to_smtp, NULL, NULL, c};
+    rsm_dir_t *d = rsm_dir_new(&rs, &pool, 1 << 16);
+    assert_non_null(c);
+    assert_non_null(d);
+    sv(c, "220 mx\r\n");
+    const char *head = "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n";
+    uint32_t seq = 1000;
+    rsm_segment(d, seq++, RSM_SYN, NULL, 0, 0);
+    rsm_segment(d, seq, 0, (const uint8_t *)head, strlen(head), 0);
+    seq += (uint32_t)strlen(head);
+    sv(c, "250 ok\r\n250 ok\r\n354 go\r\n");
+    /* 1400-byte segments of 70-byte lines */
+    uint8_t seg[1400];
+    for (size_t i = 0; i < sizeof seg; i += 70) {
+        memset(seg + i, 'm', 68);
+        seg[i + 68] = '\r';
+        seg[i + 69] = '\n';
+    }
+    const uint64_t total = 1ull << 30, nseg = total / sizeof seg;
+    long before = maxrss_kb();
+    big_sunk = 0;
+    for (uint64_t i = 0; i + 1 < nseg; i += 2) {
+        rsm_segment(d, seq + sizeof seg, 0, seg, sizeof seg, 0);
+        rsm_segment(d, seq, 0, seg, sizeof seg, 0);
+        seq += 2 * sizeof seg;
+    }
+    uint64_t sent = (nseg & ~1ull) * sizeof seg;
+    rsm_segment(d, seq, RSM_FIN, (const uint8_t *)".\r\n", 3, 0);
+    sv(c, "250 queued\r\n");
+    const struct smtp_txn *t = &smtp_session(c)->txn[0];
+    assert_int_equal(t->msg.size, sent);
+    assert_int_equal(big_sunk, sent);
+    assert_int_equal(t->msg.missing, 0);
+    assert_int_equal(t->msg.complete, 1);
+    assert_int_equal(t->final_reply, 250);
+    assert_true(maxrss_kb() - before < 16 * 1024); /* KiB: nothing of the gigabyte stayed */
+    rsm_dir_free(d);
+    smtp_conn_free(c);
+}
+
 static void test_path(void **state)
 {
     (void)state;
@@ -261,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_gap_in_data),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_path),
+        cmocka_unit_test(test_gigabyte_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
