@@ -581,7 +581,8 @@ static int smtp_finish(ses_t *s, char *err)
             s->found = 0;
         return 0;
     }
-    qsort(k->done, k->ndone, sizeof *k->done, by_start);
+    if (k->ndone)
+        qsort(k->done, k->ndone, sizeof *k->done, by_start);
     switch (s->spec.format) {
     case SES_JSON:
         ses_outs(s, "{\"sessions\":[");

@@ -688,7 +688,8 @@ static int voip_finish(ses_t *s, char *err)
         k->out = NULL;
         return rc < 0 ? rw_err(err, RW_EIO, "writing the capture file failed") : 0;
     }
-    qsort(k->list, k->ncalls, sizeof *k->list, by_first);
+    if (k->ncalls)
+        qsort(k->list, k->ncalls, sizeof *k->list, by_first);
     switch (s->spec.format) {
     case SES_JSON:
         ses_outs(s, "{\"calls\":[");

@@ -43,7 +43,7 @@ struct mime {
     char bnd[MIME_DEPTH][72];
     int nb;
     int in_phdr;           /* in a part's header section */
-    char phdr[PHDR_CAP];
+    char phdr[PHDR_CAP + 1]; /* + 1: hdr_fields ends each field with a NUL */
     size_t pn;
     int att;               /* the part now read is attachment att-1 (0: not one) */
     int enc;               /* 1 base64, 2 quoted-printable, 0 other */
@@ -85,7 +85,7 @@ smtp_conn_t *smtp_conn_new(const struct smtp_msg_sink *sink)
     smtp_conn_t *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    if (!(c->mm.hdr = malloc(HDR_CAP))) {
+    if (!(c->mm.hdr = malloc(HDR_CAP + 1))) { /* + 1: hdr_fields ends fields with a NUL */
         free(c);
         return NULL;
     }
@@ -343,8 +343,8 @@ static void body_line(smtp_conn_t *c, const char *l, size_t kept, uint64_t len)
             return;
         }
         size_t k = kept;
-        if (mm->pn + k > sizeof mm->phdr)
-            k = sizeof mm->phdr - mm->pn;
+        if (mm->pn + k > PHDR_CAP)
+            k = PHDR_CAP - mm->pn;
         memcpy(mm->phdr + mm->pn, l, k);
         mm->pn += k;
         return;

@@ -1,6 +1,7 @@
 /* cmd_calls.c -- `rewind calls`: VoIP calls of a window (SIP over UDP and
  * TCP, grouped by Call-ID) with their RTP/RTCP streams, from an archive
  * (--dir) or a rewindd (--url); --pcap ID writes one call's packets. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,8 +122,9 @@ int cmd_calls(int argc, char **argv)
     if (wfile && strcmp(wfile, "-")) { /* written whole, then renamed: no half file */
         snprintf(tmp, sizeof tmp, "%s.part", wfile);
         if (!(out = fopen(tmp, "wb"))) {
-            snprintf(err, sizeof err, "calls: -w %s: cannot write %s", wfile, tmp);
-            return cli_fail(RW_EINPUT, err);
+            fprintf(stderr, "rewind: calls: -w %s: cannot write %s: %s\n", wfile, tmp,
+                    strerror(errno));
+            return EXIT_USAGE;
         }
     } else if (id && isatty(STDOUT_FILENO)) {
         return cli_usage("calls: --pcap writes a capture file: use -w FILE or a pipe%s", "");
