@@ -274,6 +274,15 @@ int ses_decode(int dlt, const struct qry_pkt *raw, struct ses_pkt *o)
         et = rw_get_be16(d + off + 2);
         off += 4;
     }
+    if (et == 0x8847 || et == 0x8848) { /* MPLS: the labels down to the bottom one */
+        while (off + 4 <= n) {
+            int bottom = d[off + 2] & 1;
+            off += 4;
+            if (bottom)
+                break;
+        }
+        et = 0; /* by the version nibble */
+    }
     if (et && et != 0x0800 && et != 0x86dd)
         return 0;
     if (off > n)

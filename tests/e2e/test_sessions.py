@@ -18,7 +18,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import pcaputil  # noqa: E402
-from harness import (PCAPS, REWIND, REWINDD, check, finish, frames, free_port, rw, sh)  # noqa: E402
+from harness import (PCAPS, REWIND, REWINDD, ROOT, check, finish, frames, free_port, rw,  # noqa: E402
+                     sh)
 
 SMTP_CAPS = sorted(glob.glob(os.path.join(PCAPS, "app", "smtp-*.pcap"))) + [
     os.path.join(PCAPS, "good", "smtp.pcap"), os.path.join(PCAPS, "good", "smtp-data-rejected.pcap")]
@@ -344,6 +345,87 @@ def span_of(call):
     return int(ids[0]), int(ids[1]) + 1
 
 
+# ---------------------------------------------------------------- reassembly
+
+def follow_tool():
+    """build/tests/tools/reasm_follow of the build bin/ comes from (made if missing)."""
+    san = os.path.exists(os.path.join(ROOT, "bin", ".flavour-1"))
+    path = os.path.join(ROOT, "build-san" if san else "build", "tests", "tools", "reasm_follow")
+    if not os.path.exists(path):
+        sh("make", "-s", "-C", ROOT, "SAN=%d" % san, os.path.relpath(path, ROOT))
+    return path
+
+
+def joined(chunks):
+    """A direction's bytes, and its gaps as (offset, length)."""
+    b, gaps = bytearray(), []
+    for c in chunks:
+        if isinstance(c, int):
+            gaps.append((len(b), c))
+        else:
+            b += c
+    return bytes(b), gaps
+
+
+def ours_streams(path):
+    out = subprocess.run([follow_tool(), path], capture_output=True, text=True).stdout
+    st = collections.defaultdict(lambda: [[], []])
+    for line in out.splitlines():
+        f = line.split()
+        st[int(f[1])][int(f[2])].append(bytes.fromhex(f[3]) if f[0] == "D" else int(f[3]))
+    return st
+
+
+def tshark_streams(path, n):
+    """tshark -z follow,tcp,raw for streams 0..n-1, in one run: a gap is the
+    text '[N bytes missing in capture file]' among the bytes."""
+    args = ["-r", path, "-q"]
+    for i in range(n):
+        args += ["-z", "follow,tcp,raw,%d" % i]
+    out = tshark(*args).decode()
+    res = {}
+    for block in out.split("Follow: tcp,raw\n")[1:]:
+        idx = int(re.search(r"Filter: tcp.stream eq (\d+)", block).group(1))
+        d = [[], []]
+        for line in block.split("Node 1:", 1)[1].split("\n", 1)[1].splitlines():
+            if line.startswith("===="):
+                break
+            x = line.strip()
+            if not re.fullmatch(r"[0-9a-f]+", x):
+                continue
+            parts = re.split(rb"\[(\d+) bytes missing in capture file\]\x00?", bytes.fromhex(x))
+            for k, part in enumerate(parts):
+                if k % 2:
+                    d[1 if line.startswith("\t") else 0].append(int(part))
+                elif part:
+                    d[1 if line.startswith("\t") else 0].append(part)
+        res[idx] = d
+    return res
+
+
+def test_reassembly():
+    """Every TCP stream of the real captures (those with at most 200), each
+    direction: the same bytes as tshark's follow, gaps at the same offsets
+    with the same lengths."""
+    caps = sorted(glob.glob(os.path.join(PCAPS, "good", "*.pcap")) +
+                  glob.glob(os.path.join(PCAPS, "app", "*.pcap")) +
+                  glob.glob(os.path.join(PCAPS, "edge", "*.pcap")))
+    compared = 0
+    for cap in caps:
+        ns = [int(x) for x in tshark("-r", cap, "-Y", "tcp", "-T", "fields", "-e",
+                                     "tcp.stream").split()]
+        if not ns or max(ns) >= 200:
+            continue
+        o, t = ours_streams(cap), tshark_streams(cap, max(ns) + 1)
+        for i in sorted(set(o) | set(t)):
+            for d in (0, 1):
+                a, b = joined(o[i][d] if i in o else []), joined(t[i][d] if i in t else [])
+                compared += 1
+                check(a == b, "%s stream %d direction %d: ours %d bytes, gaps %r; tshark %d, %r" %
+                      (os.path.basename(cap), i, d, len(a[0]), a[1][:4], len(b[0]), b[1][:4]))
+    check(compared > 100, "streams compared with tshark: %d" % compared)
+
+
 # ---------------------------------------------------------------- bad input
 
 def test_bad_input(arch):
@@ -423,6 +505,7 @@ def main():
             except OSError:
                 pass
             time.sleep(0.1)
+        test_reassembly()
         test_smtp(tmp, arch)
         test_smtp_report(arch)
         test_calls(tmp, arch)
