@@ -325,7 +325,8 @@ def test_calls(tmp, arch):
             tuples = ["(udp and host %s and port %d and host %s and port %d)" %
                       (s["src"], s["src_port"], s["dst"], s["dst_port"]) for s in c["streams"]]
             if tuples:
-                media = subprocess.run(["tcpdump", "-r", cap, "-w", "-", " or ".join(tuples)],
+                media = subprocess.run(["tcpdump", "--time-stamp-precision=nano", "-r", cap, "-w",
+                                        "-", " or ".join(tuples)],
                                        capture_output=True).stdout
                 _, recs, nano = pcaputil.read_pcap(media)
                 lo, hi = span_of(c)

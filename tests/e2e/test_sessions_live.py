@@ -3,10 +3,12 @@
 namespaces and captured by rewindd: a message sent with swaks (a dot-stuffed
 line, a body split over many segments) to a small SMTP sink, and the same
 capture with the message's segments swapped in pairs (out of order),
-and a call made with sipp (uac playing G.711 RTP, uas echoing it). Judges:
+and two calls made with sipp (uac playing G.711 RTP, uas echoing it), one
+over UDP and one over TCP, on ports other than 5060. Judges:
 the message the sink received (the kernel's reassembly), tshark's streams
 (reassembling out-of-order segments), tshark's sip,stat and rtp,streams,
 tshark and tcpdump for the call's packets."""
+import collections
 import json
 import os
 import re
@@ -106,19 +108,26 @@ def smtp_phase(tmp):
     return open(got, "rb").read() if os.path.exists(got) else b""
 
 
-def sip_phase(tmp):
-    work = os.path.join(tmp, "sipp")
+# SIP on ports other than 5060: found by its content. One call over UDP, one over TCP.
+SIP_UDP, SIP_TCP = 5099, 5098
+DECODE = ["-d", "udp.port==%d,sip" % SIP_UDP, "-d", "tcp.port==%d,sip" % SIP_TCP]
+
+
+def sip_phase(tmp, transport, port):
+    work = os.path.join(tmp, "sipp-" + transport)
     os.makedirs(work)
     os.symlink("/usr/share/sip-tester", os.path.join(work, "pcap"))
+    t = ["-t", "u1" if transport == "udp" else "t1"]
     uas = subprocess.Popen(["ip", "netns", "exec", NSB, "timeout", "60", "sipp", "-sn", "uas", "-i",
-                            B, "-p", "5060", "-mi", B, "-rtp_echo", "-m", "1", "-nostdin",
-                            "-trace_err"], cwd=work, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+                            B, "-p", str(port), "-mi", B, "-mp", str(port * 2), "-rtp_echo", "-m",
+                            "1", "-nostdin"] + t,
+                           cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)
-    r = ns(NSA, "timeout", "60", "sipp", "-sn", "uac_pcap", B + ":5060", "-i", A, "-p", "5070",
-           "-mi", A, "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", cwd=work,
-           timeout=90)
-    check(r.returncode == 0, "sipp uac: %r" % r.stderr[-500:])
+    r = ns(NSA, "timeout", "60", "sipp", "-sn", "uac_pcap", "%s:%d" % (B, port), "-i", A, "-p",
+           str(port + 100), "-mi", A, "-mp", str(port * 2 + 1000), "-m", "1", "-nostdin",
+           "-timeout", "40s", "-timeout_error",
+           *t, cwd=work, timeout=90)
+    check(r.returncode == 0, "sipp uac over %s: %r" % (transport, r.stderr[-500:]))
     try:
         uas.wait(timeout=30)  # it ends after its one call (-m 1), else timeout ends it
     except subprocess.TimeoutExpired:
@@ -165,7 +174,8 @@ def main():
                               "--listen", "none"], stdout=log, stderr=log)
         time.sleep(1.5)
         received = smtp_phase(tmp)
-        sip_phase(tmp)
+        sip_phase(tmp, "udp", SIP_UDP)
+        sip_phase(tmp, "tcp", SIP_TCP)
         time.sleep(2.5)  # two flush intervals: everything captured is committed
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=30)
@@ -219,15 +229,16 @@ def main():
         # SIP and RTP
         r = rw("calls", "--dir", arch, "--json")
         check(r.returncode == 0, "rewind calls: %r" % r.stderr)
-        calls = json.loads(r.stdout)["calls"] if r.returncode == 0 else []
-        check(len(calls) == 1, "one call: %r" % calls)
-        st = subprocess.run(["tshark", "-r", cap, "-q", "-z", "sip,stat"],
+        j = json.loads(r.stdout) if r.returncode == 0 else {"calls": [], "sip_messages": -1}
+        calls = j["calls"]
+        check(sorted(c["transport"] for c in calls) == ["tcp", "udp"],
+              "two calls, over UDP and TCP: %r" % calls)
+        st = subprocess.run(["tshark", "-r", cap, "-q", "-z", "sip,stat"] + DECODE,
                             capture_output=True).stdout
         n = int(re.search(rb"Number of SIP messages: (\d+)", st).group(1))
-        check(json.loads(r.stdout)["sip_messages"] == n if r.returncode == 0 else False,
-              "SIP messages as sip,stat counts them (%d)" % n)
+        check(j["sip_messages"] == n, "SIP messages: %d, sip,stat %d" % (j["sip_messages"], n))
         rows = {}
-        for line in subprocess.run(["tshark", "-r", cap, "-q", "-z", "rtp,streams"],
+        for line in subprocess.run(["tshark", "-r", cap, "-q", "-z", "rtp,streams"] + DECODE,
                                    capture_output=True).stdout.decode().splitlines():
             f = line.split()
             pc = [i for i, x in enumerate(f) if re.fullmatch(r"\(-?[0-9.]+%\)", x)]
@@ -242,26 +253,42 @@ def main():
                 if s["kind"] == "rtp":
                     mine[(s["src"], s["src_port"], s["dst"], s["dst_port"], int(s["ssrc"], 16))] = (
                         s["packets"], s["lost"], s["max_jitter_ms"])
-        check(len(rows) >= 2, "tshark sees RTP both ways: %r" % rows)
+        check(len(rows) >= 4, "tshark sees RTP both ways in both calls: %r" % rows)
         check(set(mine) == set(rows), "RTP streams: ours %r, tshark %r" % (mine, rows))
         for k, v in rows.items():
             if k in mine:
                 check(mine[k][:2] == v[:2] and abs(mine[k][2] - v[2]) < 0.0015,
                       "stream %r: ours %r, tshark %r" % (k, mine[k], v))
         for c in calls:
+            # the call's packets: over UDP, tshark's SIP of its Call-ID; over TCP, every
+            # segment of its connection (tcpdump); its media by tcpdump over the streams'
+            # 5-tuples; all within the call's first and last packet
             pc = os.path.join(tmp, "call.pcap")
             r = sh(REWIND, "calls", "--dir", arch, "--pcap", c["id"], "-w", pc)
             check(r.returncode == 0, "calls --pcap: %r" % r.stderr)
-            sipf = os.path.join(tmp, "sip.pcap")
-            sh("tshark", "-r", cap, "-Y", 'sip.Call-ID == "%s"' % c["call_id"], "-F", "pcap", "-w",
-               sipf)
-            expect = frames(open(sipf, "rb").read())
+            lo, hi = c["id"][1:].split("-")[:2]
+            lo, hi = int(lo), int(hi) + 1
             tuples = ["(udp and host %s and port %d and host %s and port %d)" %
                       (s["src"], s["src_port"], s["dst"], s["dst_port"]) for s in c["streams"]]
-            expect += frames(sh("tcpdump", "-r", cap, "-w", "-", " or ".join(tuples)).stdout)
+            if c["transport"] == "tcp":
+                tuples.append("(tcp and host %s and port %d and host %s and port %d)" % (
+                    c["sip_client"], c["sip_client_port"], c["sip_server"], c["sip_server_port"]))
+                expect = collections.Counter()
+            else:
+                sipf = os.path.join(tmp, "sip.pcap")
+                sh("tshark", "-r", cap, "-Y", 'sip.Call-ID == "%s"' % c["call_id"], "-F", "pcap",
+                   "-w", sipf, *DECODE)
+                expect = frames(open(sipf, "rb").read())
+            media = sh("tcpdump", "--time-stamp-precision=nano", "-r", cap, "-w", "-",
+                       " or ".join(tuples)).stdout
+            hdr, recs, _ = pcaputil.read_pcap(media)
+            expect += frames(pcaputil.window(hdr, recs, lo, hi))
             got = frames(open(pc, "rb").read()) if os.path.exists(pc) else {}
-            check(got == expect, "the call's packets: %d, tshark + tcpdump %d" %
-                  (sum(got.values()), sum(expect.values())))
+            if got != expect and os.environ.get("REWIND_KEEP_TMP"):
+                print("extra", [(len(k), n) for k, n in (got - expect).items()],
+                      "missing", [(len(k), n) for k, n in (expect - got).items()])
+            check(got == expect, "the %s call's packets: %d, tshark + tcpdump %d" %
+                  (c["transport"], sum(got.values()), sum(expect.values())))
     finally:
         if d:
             d.terminate()
