@@ -263,10 +263,8 @@ static int smtp_packet(ses_t *s, const struct ses_pkt *p)
          * data: a last ACK or FIN after the end is no new session */
         if (!p->pln && !(p->flags & 0x02))
             return 0;
-        if (s->spec.kind == SES_SMTP_EML) {
-        } else if (k->started >= s->spec.limit || k->truncated) {
+        if (s->spec.kind == SES_SMTP && (k->started >= s->spec.limit || k->truncated))
             return ses_map_count(k->conns) ? 0 : 1; /* every session followed is over */
-        }
         if (!(c = conn_new(s, p, &key)))
             return -1;
         if (s->spec.kind == SES_SMTP_EML) { /* the session as the listing saw it */
