@@ -107,7 +107,8 @@ void ses_json_str(ses_t *s, const char *str);
 void ses_json_time(ses_t *s, int64_t ns); /* RFC 3339 string; null for 0/INT64_MIN */
 /* A CSV field (quoted when it needs to be). */
 void ses_csv_str(ses_t *s, const char *str);
-/* Plan the query of the run: window, filter (copied into s->filter). */
+/* Plan the query of the run: window, filter F (asked as "(F) or (vlan and
+ * (F))", kept in s->filter). */
 int ses_query(ses_t *s, int64_t from, int64_t to, const char *filter, char *err);
 
 /* The kinds. */

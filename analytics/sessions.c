@@ -488,8 +488,11 @@ int ses_query(ses_t *s, int64_t from, int64_t to, const char *filter, char *err)
     struct qry_spec q = {0};
     q.from = from;
     q.to = to;
-    q.filter = filter;
-    snprintf(s->filter, sizeof s->filter, "%s", filter);
+    /* BPF reads past one 802.1Q tag only when told (vlan): tagged frames
+     * are asked for too. (vlan shifts the rest of the expression: it comes
+     * last, and one tag is all it sees.) */
+    snprintf(s->filter, sizeof s->filter, "(%s) or (vlan and (%s))", filter, filter);
+    q.filter = s->filter;
     int rc = qry_new(s->ix, &q, &s->q, err);
     if (rc < 0)
         return rw_errctx(err, rc, "query '%s'", filter);

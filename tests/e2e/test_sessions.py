@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -346,6 +347,38 @@ def span_of(call):
     return int(ids[0]), int(ids[1]) + 1
 
 
+def tag_vlan(src, dst, vid=100):
+    """src with an 802.1Q tag (VLAN vid) put into every Ethernet frame."""
+    data = open(src, "rb").read()
+    hdr, recs, nano = pcaputil.read_pcap(data)
+    e = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    with open(dst, "wb") as f:
+        f.write(hdr)
+        for _, rec in recs:
+            sec, frac, cap, wire = struct.unpack(e + "IIII", rec[:16])
+            pkt = rec[16:]
+            pkt = pkt[:12] + b"\x81\x00" + struct.pack(">H", vid) + pkt[12:]
+            f.write(struct.pack(e + "IIII", sec, frac, cap + 4, wire + 4) + pkt)
+
+
+def test_vlan(tmp):
+    """The same sessions behind an 802.1Q tag: the same messages."""
+    cap = os.path.join(PCAPS, "app", "smtp-multi-mail.pcap")
+    tagged = os.path.join(tmp, "vlan.pcap")
+    tag_vlan(cap, tagged)
+    out = {}
+    for src in (cap, tagged):
+        a = os.path.join(tmp, "va-" + os.path.basename(src))
+        e = os.path.join(tmp, "ve-" + os.path.basename(src))
+        r = rw("import", "--dir", a, src)
+        r2 = rw("smtp", "--dir", a, "--eml", e)
+        check(r.returncode == 0 and r2.returncode == 0, "vlan: %r %r" % (r.stderr, r2.stderr))
+        out[src] = sorted(open(os.path.join(e, f), "rb").read() for f in os.listdir(e)) \
+            if os.path.isdir(e) else []
+    check(len(out[cap]) == 3 and out[cap] == out[tagged],
+          "messages behind a VLAN tag: %d, untagged %d" % (len(out[tagged]), len(out[cap])))
+
+
 # ---------------------------------------------------------------- reassembly
 
 def follow_tool():
@@ -507,6 +540,7 @@ def main():
                 pass
             time.sleep(0.1)
         test_reassembly()
+        test_vlan(tmp)
         test_smtp(tmp, arch)
         test_smtp_report(arch)
         test_calls(tmp, arch)
