@@ -546,6 +546,12 @@ def main():
         test_calls(tmp, arch)
         test_bad_input(arch)
         test_gate(arch)
+        d.terminate()
+        rc = d.wait(timeout=60)
+        d = None
+        text = open(os.path.join(tmp, "rewindd.log"), errors="replace").read()
+        check(rc == 0 and "Sanitizer" not in text and "runtime error" not in text,
+              "rewindd stopped cleanly (exit %d): %s" % (rc, text[-2000:]))
     finally:
         if d:
             d.terminate()

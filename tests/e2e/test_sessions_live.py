@@ -178,8 +178,11 @@ def main():
         sip_phase(tmp, "tcp", SIP_TCP)
         time.sleep(2.5)  # two flush intervals: everything captured is committed
         d.send_signal(signal.SIGTERM)
-        d.wait(timeout=30)
+        rc = d.wait(timeout=30)
         d = None
+        text = open(os.path.join(tmp, "rewindd.log"), errors="replace").read()
+        check(rc == 0 and "Sanitizer" not in text and "runtime error" not in text,
+              "rewindd stopped cleanly (exit %d): %s" % (rc, text[-2000:]))
         cap = os.path.join(tmp, "all.pcap")
         r = rw("query", "--dir", arch, "-w", cap)
         check(r.returncode == 0, "query: %r" % r.stderr)
