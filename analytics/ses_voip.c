@@ -13,7 +13,9 @@
 #define CALL_STREAMS 16  /* RTP/RTCP streams kept per call */
 #define CALL_FLOWS 8     /* SIP flows (5-tuples) remembered per call */
 #define CALL_MAP 16      /* payload types SDP named */
-#define TCP_BUF (64 << 10)
+#define TCP_BUF (64 << 10) /* a SIP message over TCP is cut from this much */
+#define TCP_CONNS 1024     /* SIP connections followed at once: with their buffers made
+                              when data comes, at most 128 MiB */
 
 struct stream {
     struct ses_ep src, dst;
@@ -77,6 +79,7 @@ struct vk {
     int truncated;
     struct call *hit;  /* the call the packet being read belongs to */
     uint64_t sip_msgs; /* SIP messages read, of every dialog */
+    uint64_t tcp_skipped; /* SIP connections not followed (TCP_CONNS at once) */
     /* SES_CALL_PCAP */
     int pcap;
     uint64_t want;
@@ -352,6 +355,8 @@ static int tcp_data(struct tconn *t, int dir, const uint8_t *p, size_t n, int64_
 {
     ses_t *s = t->s;
     struct vk *k = s->k;
+    if (!t->buf[dir] && !(t->buf[dir] = malloc(TCP_BUF)))
+        return 1; /* out of memory: this direction is given up */
     while (n) {
         size_t room = TCP_BUF - t->n[dir], take = n < room ? n : room;
         memcpy(t->buf[dir] + t->n[dir], p, take);
@@ -445,9 +450,7 @@ static struct tconn *tconn_new(ses_t *s, const struct ses_pkt *p, const struct s
     struct rsm_sink s0 = {tcp_data0, tcp_gap0, NULL, t}, s1 = {tcp_data1, tcp_gap1, NULL, t};
     t->d[0] = rsm_dir_new(&s0, &s->pool, 256 << 10);
     t->d[1] = rsm_dir_new(&s1, &s->pool, 256 << 10);
-    t->buf[0] = malloc(TCP_BUF);
-    t->buf[1] = malloc(TCP_BUF);
-    if (!t->d[0] || !t->d[1] || !t->buf[0] || !t->buf[1] || ses_map_put(k->tcp, key, t) < 0) {
+    if (!t->d[0] || !t->d[1] || ses_map_put(k->tcp, key, t) < 0) {
         tconn_free(t);
         return NULL;
     }
@@ -497,6 +500,10 @@ static struct call *voip_read(ses_t *s, const struct ses_pkt *p)
     if (!t) {
         if (!p->pln || !(sip_looks(p->pl, p->pln) || p->sport == 5060 || p->dport == 5060))
             return NULL;
+        if (ses_map_count(k->tcp) >= TCP_CONNS) {
+            k->tcp_skipped++;
+            return NULL;
+        }
         if (!(t = tconn_new(s, p, &key)))
             return NULL;
     }
@@ -699,9 +706,9 @@ static int voip_finish(ses_t *s, char *err)
             json_call(s, k->list[i]);
         }
         ses_outf(s, "],\"truncated\":%s,\"limit\":%" PRIu64 ",\"packets\":%" PRIu64
-                    ",\"sip_messages\":%" PRIu64 "}\n",
+                    ",\"sip_messages\":%" PRIu64 ",\"sip_tcp_not_followed\":%" PRIu64 "}\n",
                  k->truncated || k->ncalls >= s->spec.limit ? "true" : "false", s->spec.limit,
-                 s->packets, k->sip_msgs);
+                 s->packets, k->sip_msgs, k->tcp_skipped);
         break;
     case SES_CSV:
         ses_outs(s, "id,call_id,caller,callee,sip_client,sip_client_port,sip_server,"

@@ -64,7 +64,7 @@ struct smtp_conn {
     uint64_t bdat_left;
     int bdat_last;
     int cur;                /* the open transaction: index, -1 none, -2 scratch */
-    struct smtp_txn scratch;
+    struct smtp_txn *scratch; /* beyond SMTP_MAX_TXN: parsed, not kept (made when needed) */
     struct pend pend[PEND_CAP];
     int ph, pn;
     int reply_code;         /* of the reply being read, 0 none */
@@ -74,7 +74,7 @@ struct smtp_conn {
 static struct smtp_txn *txn_at(smtp_conn_t *c, int i)
 {
     if (i == -2)
-        return &c->scratch;
+        return c->scratch;
     if (i < 0 || i >= c->s.ntxn)
         return NULL;
     return &c->s.txn[i];
@@ -85,10 +85,6 @@ smtp_conn_t *smtp_conn_new(const struct smtp_msg_sink *sink)
     smtp_conn_t *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    if (!(c->mm.hdr = malloc(HDR_CAP + 1))) { /* + 1: hdr_fields ends fields with a NUL */
-        free(c);
-        return NULL;
-    }
     if (sink)
         c->sink = *sink;
     c->cur = -1;
@@ -102,6 +98,7 @@ void smtp_conn_free(smtp_conn_t *c)
         return;
     free(c->s.txn);
     free(c->mm.hdr);
+    free(c->scratch);
     free(c);
 }
 
@@ -390,6 +387,8 @@ static void msg_bytes(smtp_conn_t *c, const uint8_t *p, size_t n)
         c->stopped = 1;
     for (size_t i = 0; i < n; i++) {
         uint8_t b = p[i];
+        if (!mm->in_body && !mm->hdr)
+            mm->in_body = 1; /* no memory for the header section: sizes only */
         if (!mm->in_body) {
             if (mm->hn < HDR_CAP)
                 mm->hdr[mm->hn++] = (char)b;
@@ -427,6 +426,10 @@ static void msg_begin(smtp_conn_t *c, struct smtp_txn *t)
     memset(&c->mm.bnd, 0, sizeof c->mm.bnd);
     c->mm.in_body = 0;
     c->mm.hn = 0;
+    /* the header section's buffer lives while a message is read: + 1 for
+     * the NUL hdr_fields ends the last field with */
+    if (!c->mm.hdr)
+        c->mm.hdr = malloc(HDR_CAP + 1);
     c->mm.nb = 0;
     c->mm.in_phdr = 0;
     c->mm.pn = 0;
@@ -443,8 +446,11 @@ static void msg_end(smtp_conn_t *c, int complete)
     if (!t || !t->has_msg)
         return;
     struct mime *mm = &c->mm;
-    if (!mm->in_body) /* headers only, or cut: what there is still counts */
-        hdr_fields(mm->hdr, mm->hn, msg_field, c), mm->in_body = 1;
+    if (!mm->in_body && mm->hdr) /* headers only, or cut: what there is still counts */
+        hdr_fields(mm->hdr, mm->hn, msg_field, c);
+    mm->in_body = 1;
+    free(mm->hdr);
+    mm->hdr = NULL;
     if (mm->l.n)
         body_line(c, mm->l.b, mm->l.n, mm->l.n + (uint64_t)mm->lover);
     mm->l.n = 0;
@@ -480,16 +486,14 @@ static int txn_open(smtp_conn_t *c, int64_t ts)
 {
     txn_close(c, ts);
     struct smtp_session *s = &c->s;
-    if (s->ntxn >= SMTP_MAX_TXN) {
+    struct smtp_txn *nt = s->ntxn < SMTP_MAX_TXN
+                              ? realloc(s->txn, (size_t)(s->ntxn + 1) * sizeof *nt) : NULL;
+    if (!nt) { /* beyond the cap (or out of memory): parsed as the scratch one, counted */
         s->txn_more++;
-        memset(&c->scratch, 0, sizeof c->scratch);
-        c->scratch.start = ts;
-        return c->cur = -2;
-    }
-    struct smtp_txn *nt = realloc(s->txn, (size_t)(s->ntxn + 1) * sizeof *nt);
-    if (!nt) { /* kept as the scratch one: counted, not kept */
-        s->txn_more++;
-        memset(&c->scratch, 0, sizeof c->scratch);
+        if (!c->scratch && !(c->scratch = malloc(sizeof *c->scratch)))
+            return c->cur = -1;
+        memset(c->scratch, 0, sizeof *c->scratch);
+        c->scratch->start = ts;
         return c->cur = -2;
     }
     s->txn = nt;
@@ -527,7 +531,7 @@ static void client_line(smtp_conn_t *c, char *l, size_t n, int64_t ts)
     } else if (verb_is(l, n, "MAIL")) {
         int i = txn_open(c, ts);
         struct smtp_txn *t = txn_at(c, i);
-        if (!strncasecmp(arg, "FROM:", 5))
+        if (t && !strncasecmp(arg, "FROM:", 5))
             smtp_path(arg + 5, t->mail_from, sizeof t->mail_from);
         push(c, C_MAIL, i, -1);
     } else if (verb_is(l, n, "RCPT")) {
@@ -535,6 +539,10 @@ static void client_line(smtp_conn_t *c, char *l, size_t n, int64_t ts)
             txn_open(c, ts); /* the capture began after MAIL */
         struct smtp_txn *t = txn_at(c, c->cur);
         int r = -1;
+        if (!t) {
+            push(c, C_OTHER, -1, -1);
+            return;
+        }
         t->rcpt_total++;
         if (t->nrcpt < SMTP_MAX_RCPT) {
             r = t->nrcpt++;
@@ -545,7 +553,8 @@ static void client_line(smtp_conn_t *c, char *l, size_t n, int64_t ts)
     } else if (verb_is(l, n, "DATA")) {
         if (c->cur == -1)
             txn_open(c, ts);
-        txn_at(c, c->cur)->data = SMTP_DATA;
+        if (txn_at(c, c->cur))
+            txn_at(c, c->cur)->data = SMTP_DATA;
         c->data_pending = 1;
         push(c, C_DATA, c->cur, -1);
     } else if (verb_is(l, n, "BDAT")) {
@@ -561,9 +570,11 @@ static void client_line(smtp_conn_t *c, char *l, size_t n, int64_t ts)
         if (c->cur == -1)
             txn_open(c, ts);
         struct smtp_txn *t = txn_at(c, c->cur);
-        t->data = SMTP_BDAT;
-        msg_begin(c, t);
-        c->mode = M_BDAT;
+        if (t) {
+            t->data = SMTP_BDAT;
+            msg_begin(c, t);
+        }
+        c->mode = M_BDAT; /* its bytes are read past, kept or not */
         c->bdat_left = sz;
         c->bdat_last = last;
         push(c, last ? C_BDAT_LAST : C_BDAT, c->cur, -1);
