@@ -1,4 +1,6 @@
-/* fuzz_reasm.c -- libFuzzer target for analytics/reasm.c: the input is a
+/* fuzz_reasm.c -- libFuzzer target for analytics/reasm.c, and for the
+ * sessions' packet decoder (the same input as a packet of each link type:
+ * what it finds lies within the packet). For the reassembler the input is a
  * script of segments (sequence number, flags, length, bytes) for one
  * direction, in any order, with a small buffer and pool so the bounds bite.
  * Invariants: every byte handed on is one the script sent at that offset
@@ -9,6 +11,23 @@
 #include <string.h>
 
 #include "analytics/reasm.h"
+#include "analytics/ses_int.h"
+
+static const int dlts[] = {1, 113, 276, 12, 101, 228, 229, 0, 108, 147};
+
+static void decode_all(const uint8_t *data, size_t size)
+{
+    for (size_t i = 0; i < sizeof dlts / sizeof dlts[0]; i++) {
+        struct qry_pkt raw = {0, 0, 0, (uint32_t)size, (uint32_t)size, data};
+        struct ses_pkt p;
+        if (ses_decode(dlts[i], &raw, &p)) {
+            if (!(p.fam == 4 || p.fam == 6) || !(p.proto == 6 || p.proto == 17))
+                abort();
+            if (p.pl < data || p.pl + p.pln > data + size)
+                abort();
+        }
+    }
+}
 
 static void require(int ok)
 {
@@ -51,6 +70,7 @@ static void on_end(void *arg, int rst, int64_t ts)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct state s;
+    decode_all(data, size);
     memset(&s, 0, sizeof s);
     struct rsm_pool pool = {0, 512};
     struct rsm_sink sink = {on_data, on_gap, on_end, &s};
