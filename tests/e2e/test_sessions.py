@@ -2,6 +2,7 @@
 """test_sessions.py -- SMTP sessions and messages, VoIP calls and their media,
 asked of a real rewindd over HTTP and of the CLI, on the real captures, and
 judged by tshark (messages, SIP, RTP) and tcpdump (a call's packets)."""
+import calendar
 import collections
 import glob
 import json
@@ -189,6 +190,14 @@ def test_smtp(tmp, arch):
         mine = [t["message"]["subject"] for s in sessions for t in s["transactions"] if t["message"]]
         for x in subj:
             check(x in mine, "%s: subject %r not in %r" % (name, x, mine))
+        # attachments: the file names tshark's MIME dissector reads
+        disp = tshark("-r", cap, "-Y", "mime_multipart", "-T", "fields", "-e",
+                      "mime_multipart.header.content-disposition").decode()
+        names = re.findall(r'filename="?([^",;\s]+)', disp)
+        atts = [a["name"] for s in sessions for t in s["transactions"] if t["message"]
+                for a in t["message"]["attachments"]]
+        check(collections.Counter(names) == collections.Counter(atts),
+              "%s: attachments %r, tshark %r" % (name, atts, names))
         # the CLI reading the archive, and asking the daemon, answer the same bytes
         r = rw("smtp", "--dir", arch, "--from", q["from"], "--to", q["to"], "--json")
         check(r.returncode == 0 and r.stdout == body,
@@ -265,20 +274,42 @@ def rtp_streams(cap):
 
 
 def invite_calls(cap):
-    """Per Call-ID of an INVITE dialog, the final answer as tshark reads the
-    responses: the first 2xx to INVITE, else the last final response."""
+    """Per Call-ID of an INVITE dialog, as tshark reads its messages: the
+    final answer (the first 2xx to INVITE, else the last final response),
+    and the times (ns) of the first INVITE, 180/183, 2xx to INVITE and BYE."""
     out = tshark("-r", cap, "-Y", "sip", "-T", "fields", "-E", "separator=|", "-e", "sip.Call-ID",
-                 "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "sip.CSeq.method").decode()
+                 "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "sip.CSeq.method", "-e",
+                 "frame.time_epoch").decode()
     calls = {}
     for line in out.splitlines():
-        cid, meth, code, cmeth = (line.split("|") + ["", "", "", ""])[:4]
-        if cmeth != "INVITE" and meth != "INVITE":
+        cid, meth, code, cmeth, t = (line.split("|") + ["", "", "", "", ""])[:5]
+        sec, _, frac = t.partition(".")
+        ns = int(sec) * 10**9 + int((frac + "000000000")[:9])
+        if cmeth != "INVITE" and meth != "INVITE" and cid not in calls:
             continue
-        c = calls.setdefault(cid, {"final": 0, "answered": False})
-        if code and int(code) >= 200 and not c["answered"]:
+        c = calls.setdefault(cid, {"final": 0, "answered": False, "invite": 0, "ringing": 0,
+                                   "answer": 0, "bye": 0})
+        if meth == "INVITE" and not c["invite"]:
+            c["invite"] = ns
+        if meth == "BYE" and not c["bye"]:
+            c["bye"] = ns
+        if cmeth == "INVITE" and code in ("180", "183") and not c["ringing"]:
+            c["ringing"] = ns
+        if cmeth == "INVITE" and code and int(code) >= 200 and not c["answered"]:
             c["final"] = int(code)
             c["answered"] = int(code) < 300
+            if c["answered"]:
+                c["answer"] = ns
     return calls
+
+
+def ns_of(t):
+    """A time as the API writes it (RFC 3339, ns, UTC), or None, in ns."""
+    if not t:
+        return 0
+    m = re.fullmatch(r"(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)\.(\d{9})Z", t)
+    sec = calendar.timegm(tuple(int(x) for x in m.groups()[:6]))
+    return sec * 10**9 + int(m.group(7))
 
 
 def test_calls(tmp, arch):
@@ -298,6 +329,9 @@ def test_calls(tmp, arch):
             if cid in got:
                 check(got[cid]["final_code"] == w["final"] and got[cid]["answered"] == w["answered"],
                       "%s: call %s final %r, tshark %r" % (name, cid, got[cid]["final_code"], w))
+                for k in ("invite", "ringing", "answer", "bye"):
+                    check(ns_of(got[cid][k]) == w[k], "%s: call %s %s at %r, tshark %r" %
+                          (name, cid, k, got[cid][k], w[k]))
         rows = rtp_streams(cap)
         mine = {}
         for c in j["calls"]:
