@@ -494,6 +494,108 @@ def test_reassembly():
     check(compared > 100, "streams compared with tshark: %d" % compared)
 
 
+
+# ---------------------------------------------------------------- a re-INVITE
+
+def udp_frame(src, sport, dst, dport, payload):
+    """Ethernet + IPv4 + UDP (checksums left 0, as UDP over IPv4 allows)."""
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(payload), 1, 0, 64, 17, 0,
+                     bytes(map(int, src.split("."))), bytes(map(int, dst.split("."))))
+    c = sum(struct.unpack(">10H", ip))
+    c = (c & 0xffff) + (c >> 16)
+    ip = ip[:10] + struct.pack(">H", ~(c + (c >> 16)) & 0xffff) + ip[12:]
+    udp = struct.pack(">HHHH", sport, dport, 8 + len(payload), 0)
+    return b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + ip + udp + payload
+
+
+def sip_msg(first, cid, cseq, frm, to, sdp=None):
+    body = sdp or ""
+    hdrs = [first, "Via: SIP/2.0/UDP 10.9.9.1:5060;branch=z9hG4bK%d" % cseq,
+            "From: <%s>;tag=a" % frm, "To: <%s>" % to, "Call-ID: " + cid, "CSeq: " + "%d %s" % cseq_of(first, cseq),
+            "Content-Length: %d" % len(body)]
+    if sdp:
+        hdrs.insert(5, "Content-Type: application/sdp")
+    return ("\r\n".join(hdrs) + "\r\n\r\n" + body).encode()
+
+
+def cseq_of(first, n):
+    return (n, first.split()[0] if not first.startswith("SIP/") else "INVITE")
+
+
+def sdp(addr, port):
+    return ("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+            "m=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n" % (addr, addr, port))
+
+
+def test_reinvite(tmp):
+    """A call whose re-INVITE moves the media to new ports on both sides, with
+    a lost packet and uneven arrival: four RTP streams, each as tshark's
+    rtp,streams counts it, and the call's pcap as tshark and tcpdump select it."""
+    A, B, cid = "10.9.9.1", "10.9.9.2", "reinvite-1@10.9.9.1"
+    fa, fb = "sip:alice@10.9.9.1", "sip:bob@10.9.9.2"
+    recs, t = [], 1_700_000_000 * 10**9
+
+    def add(ns, frame):
+        recs.append((ns, frame))
+
+    add(t, udp_frame(A, 5060, B, 5060, sip_msg("INVITE %s SIP/2.0" % fb, cid, 1, fa, fb, sdp(A, 40000))))
+    add(t + 10**8, udp_frame(B, 5060, A, 5060, sip_msg("SIP/2.0 180 Ringing", cid, 1, fa, fb)))
+    add(t + 3 * 10**8, udp_frame(B, 5060, A, 5060, sip_msg("SIP/2.0 200 OK", cid, 1, fa, fb, sdp(B, 50000))))
+    add(t + 4 * 10**8, udp_frame(A, 5060, B, 5060, sip_msg("ACK %s SIP/2.0" % fb, cid, 1, fa, fb)))
+    base = t + 5 * 10**8
+    for leg, (pa, pb, n, ssrc0) in enumerate(((40000, 50000, 50, 0x1000), (40002, 50002, 30, 0x2000))):
+        if leg:
+            base += 2 * 10**8
+            add(base, udp_frame(A, 5060, B, 5060, sip_msg("INVITE %s SIP/2.0" % fb, cid, 2, fa, fb,
+                                                           sdp(A, 40002))))
+            add(base + 5 * 10**7, udp_frame(B, 5060, A, 5060, sip_msg("SIP/2.0 200 OK", cid, 2, fa, fb,
+                                                                    sdp(B, 50002))))
+            base += 10**8
+        for d, (src, sp, dst, dp) in enumerate(((A, pa, B, pb), (B, pb, A, pa))):
+            for i in range(n):
+                if d == 0 and i == 7:
+                    continue  # lost
+                jit = (i * 7919 % 13) * 10**5  # up to 1.2 ms late, unevenly
+                rtp = struct.pack(">BBHII", 0x80, 0, 100 + i, 1000 + 160 * i, ssrc0 + d) + b"\xff" * 160
+                add(base + i * 20 * 10**6 + jit + d * 3 * 10**5, udp_frame(src, sp, dst, dp, rtp))
+        base += n * 20 * 10**6
+    add(base + 10**8, udp_frame(A, 5060, B, 5060, sip_msg("BYE %s SIP/2.0" % fb, cid, 3, fa, fb)))
+    add(base + 2 * 10**8, udp_frame(B, 5060, A, 5060, sip_msg("SIP/2.0 200 OK", cid, 3, fa, fb)))
+    recs.sort(key=lambda r: r[0])
+    cap = os.path.join(tmp, "reinvite.pcap")
+    with open(cap, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1))
+        for ns, fr in recs:
+            f.write(struct.pack("<IIII", ns // 10**9, ns % 10**9, len(fr), len(fr)) + fr)
+    arch = os.path.join(tmp, "arch-reinvite")
+    r = rw("import", "--dir", arch, cap)
+    r2 = rw("calls", "--dir", arch, "--json")
+    check(r.returncode == 0 and r2.returncode == 0, "reinvite: %r %r" % (r.stderr, r2.stderr))
+    calls = json.loads(r2.stdout)["calls"] if r2.returncode == 0 else []
+    check(len(calls) == 1 and calls[0]["answered"] and calls[0]["bye"],
+          "one answered call that ends with BYE: %r" % calls)
+    rows = rtp_streams(cap)
+    mine = {(x["src"], x["src_port"], x["dst"], x["dst_port"], int(x["ssrc"], 16)):
+            (x["packets"], x["lost"], x["max_jitter_ms"])
+            for c in calls for x in c["streams"] if x["kind"] == "rtp"}
+    check(len(rows) == 4 and set(mine) == set(rows), "streams: ours %r, tshark %r" % (mine, rows))
+    for k, v in rows.items():
+        if k in mine:
+            check(mine[k][:2] == v[:2] and abs(mine[k][2] - v[2]) < 0.0015,
+                  "re-INVITE stream %r: ours %r, tshark %r" % (k, mine[k], v))
+    for c in calls:
+        pc = os.path.join(tmp, "reinvite-call.pcap")
+        r = sh(REWIND, "calls", "--dir", arch, "--pcap", c["id"], "-w", pc)
+        expect = frames(tcpdump_nano(cap, "udp"))  # every packet of this capture is the call's
+        check(r.returncode == 0 and frames(open(pc, "rb").read()) == expect,
+              "the call's pcap holds its SIP and its four streams: %r" % r.stderr)
+
+
+def tcpdump_nano(path, flt):
+    return subprocess.run(["tcpdump", "--time-stamp-precision=nano", "-r", path, "-w", "-", flt],
+                          capture_output=True).stdout
+
+
 # ---------------------------------------------------------------- bad input
 
 def test_bad_input(arch):
@@ -578,6 +680,7 @@ def main():
         test_smtp(tmp, arch)
         test_smtp_report(arch)
         test_calls(tmp, arch)
+        test_reinvite(tmp)
         test_bad_input(arch)
         test_gate(arch)
         d.terminate()
