@@ -405,7 +405,10 @@ void ses_json_str(ses_t *s, const char *str)
         } else {
             /* bytes of the wire: valid UTF-8 stays, anything else is shown
              * as U+FFFD so that the answer stays valid JSON */
-            int len = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+            int len = (*p & 0xe0) == 0xc0   ? 2
+                      : (*p & 0xf0) == 0xe0 ? 3
+                      : (*p & 0xf8) == 0xf0 ? 4
+                                            : 0;
             int ok = len > 0;
             for (int i = 1; ok && i < len; i++)
                 ok = (p[i] & 0xc0) == 0x80;

@@ -339,7 +339,8 @@ int cmd_smtp(int argc, char **argv)
     if (url) {
         static const char *const fmts[] = {"json", "csv", "text", "report"};
         char qs[2048] = "", path[2200];
-        if (cli_qs_add(qs, sizeof qs, "from", from) < 0 || cli_qs_add(qs, sizeof qs, "to", to) < 0 ||
+        if (cli_qs_add(qs, sizeof qs, "from", from) < 0 ||
+            cli_qs_add(qs, sizeof qs, "to", to) < 0 ||
             cli_qs_add(qs, sizeof qs, "host", host) < 0 ||
             cli_qs_add(qs, sizeof qs, "limit", limit) < 0)
             return cli_fail(RW_EINPUT, "smtp: arguments too long");

@@ -372,6 +372,7 @@ enum MHD_Result hd_route_call(struct httpd *h, struct MHD_Connection *c, const s
     else if (fmt && strcmp(fmt, "pcap"))
         return hd_send_error(h, c, 400, "bad_parameter",
                              "parameter 'format': must be pcap or pcapng, not '%.40s'", fmt);
-    snprintf(fname, sizeof fname, "call-%s.%s", id, spec.pcap_format == QRY_PCAP ? "pcap" : "pcapng");
+    snprintf(fname, sizeof fname, "call-%s.%s", id,
+             spec.pcap_format == QRY_PCAP ? "pcap" : "pcapng");
     return sanswer(h, c, p, "/api/v1/voip/calls/ID/pcap", &spec, fname);
 }

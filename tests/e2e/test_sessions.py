@@ -508,18 +508,16 @@ def udp_frame(src, sport, dst, dport, payload):
     return b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + ip + udp + payload
 
 
-def sip_msg(first, cid, cseq, frm, to, sdp=None):
+def sip_msg(first, cid, cseq, frm, to, sdp=None, method=None):
+    """A SIP message; a response names the method it answers (default INVITE)."""
     body = sdp or ""
+    meth = method or (first.split()[0] if not first.startswith("SIP/") else "INVITE")
     hdrs = [first, "Via: SIP/2.0/UDP 10.9.9.1:5060;branch=z9hG4bK%d" % cseq,
-            "From: <%s>;tag=a" % frm, "To: <%s>" % to, "Call-ID: " + cid, "CSeq: " + "%d %s" % cseq_of(first, cseq),
-            "Content-Length: %d" % len(body)]
+            "From: <%s>;tag=a" % frm, "To: <%s>" % to, "Call-ID: " + cid,
+            "CSeq: %d %s" % (cseq, meth), "Content-Length: %d" % len(body)]
     if sdp:
         hdrs.insert(5, "Content-Type: application/sdp")
     return ("\r\n".join(hdrs) + "\r\n\r\n" + body).encode()
-
-
-def cseq_of(first, n):
-    return (n, first.split()[0] if not first.startswith("SIP/") else "INVITE")
 
 
 def sdp(addr, port):
@@ -560,7 +558,8 @@ def test_reinvite(tmp):
                 add(base + i * 20 * 10**6 + jit + d * 3 * 10**5, udp_frame(src, sp, dst, dp, rtp))
         base += n * 20 * 10**6
     add(base + 10**8, udp_frame(A, 5060, B, 5060, sip_msg("BYE %s SIP/2.0" % fb, cid, 3, fa, fb)))
-    add(base + 2 * 10**8, udp_frame(B, 5060, A, 5060, sip_msg("SIP/2.0 200 OK", cid, 3, fa, fb)))
+    add(base + 2 * 10**8, udp_frame(B, 5060, A, 5060, sip_msg("SIP/2.0 200 OK", cid, 3, fa, fb,
+                                                                  method="BYE")))
     recs.sort(key=lambda r: r[0])
     cap = os.path.join(tmp, "reinvite.pcap")
     with open(cap, "wb") as f:
