@@ -59,6 +59,7 @@ DPID=
 cleanup() {
     [ -z "$DPID" ] || kill "$DPID" 2>/dev/null || true
     [ "$LIVE" = 0 ] || ip netns del "$NS" >/dev/null 2>&1 || true
+    [ "$LIVE" = 0 ] || ip netns del "${NS}r" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -368,6 +369,37 @@ if [ "$HTTP" != 0 ] && command -v openssl >/dev/null 2>&1 && command -v curl >/d
             rm -f "$o.$c.pcap"
         done
     done
+    # Analytics (issue 15) over plain HTTP, from the daemon's open index: the timeline of the
+    # whole archive at 1 s steps, top talkers by source, the flows of the needle host and of the
+    # busiest source; beside tcpdump scanning the same gen files for the needle host.
+    say "analytics: timeline, top talkers, flows of one host (HTTP, warm)"
+    serve http "$hport"
+    url=http://127.0.0.1:$hport/api/v1
+    o=$W/an
+    auth="Authorization: Bearer $tok"
+    scan=""
+    for i in $(seq 1 "$K"); do scan="$scan${scan:+ --- }tcpdump -r $W/gen$i.pcap -w /dev/null host $NEEDLE"; done
+    # shellcheck disable=SC2086
+    h run an.scan --warmup 1 --runs "$TRUNS" -- $scan >/dev/null
+    h run an.timeline --warmup 1 --runs "$QRUNS" --out "$o.tl.json" -- \
+        curl -sf -H "$auth" -o "$o.tl.json" "$url/timeline?step=1s" >/dev/null
+    h run an.top --warmup 1 --runs "$QRUNS" --out "$o.top.json" -- \
+        curl -sf -H "$auth" -o "$o.top.json" "$url/top?by=src&limit=10" >/dev/null
+    h run an.flows_host --warmup 1 --runs "$QRUNS" --out "$o.fh.json" -- \
+        curl -sf -H "$auth" -o "$o.fh.json" "$url/flows?filter=host%20$NEEDLE&limit=1000000" >/dev/null
+    busy=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["top"][0]["address"])' "$o.top.json")
+    h run an.flows_busy --warmup 1 --runs "$QRUNS" --out "$o.fb.csv" -- \
+        curl -sf -H "$auth" -o "$o.fb.csv" "$url/flows?filter=host%20$busy&limit=1000000&format=csv" >/dev/null
+    unserve analytics
+    npk=$(h expect packets "$K")
+    check "timeline: packets of the whole archive" "$npk" \
+        "timeline=$(python3 -c 'import json,sys; print(sum(sum(p["packets"]) for p in json.load(open(sys.argv[1]))["points"]))' "$o.tl.json")"
+    check "top talkers: packets counted" "$npk" \
+        "top=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packets"])' "$o.top.json")"
+    check "flows of $NEEDLE: their packets" "$(h expect needle "$K" "$NEEDLE")" \
+        "flows=$(python3 -c 'import json,sys; print(sum(f["packets"] for f in json.load(open(sys.argv[1]))["flows"]))' "$o.fh.json")"
+    h set an.meta "{\"needle\": \"$NEEDLE\", \"busy\": \"$busy\", \"archive\": \"${K}x\", \"busy_flows\": $(($(wc -l <"$o.fb.csv") - 1)), \"needle_flows\": $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["flows"]))' "$o.fh.json")}"
+    rm -f "$o".*
     "$BIN/rewind" token revoke --dir "$A" --name bench >/dev/null 2>&1
     rm -rf "$ref" "$P"
 else
@@ -423,6 +455,17 @@ if [ -z "$why" ]; then
     rm -f "$W/live.pcap"
 else
     h set live_skipped "\"$why\""
+fi
+
+# ---------------------------------------------------------------- 10. replay
+# rewind replay --topspeed beside tcpreplay --topspeed, the same 50 MiB slice into a veth
+if [ -z "$why" ]; then
+    say "replay: rewind replay --topspeed beside tcpreplay --topspeed (netns ${NS}r)"
+    h slice "$W/gen1.pcap" "$W/replay.pcap" 52428800
+    h replay "${NS}r" "$W/replay.pcap" "$BIN/rewind" "$([ "$SMOKE" = 1 ] && echo 1 || echo 3)" >&2
+    rm -f "$W/replay.pcap"
+else
+    h set replay_skipped "\"$why\""
 fi
 
 # ---------------------------------------------------------------- report

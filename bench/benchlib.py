@@ -370,6 +370,53 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
     return res
 
 
+def replay_main(args):
+    """rewind replay --topspeed beside tcpreplay --topspeed: the same file
+    out of one end of a veth pair in namespace ns, nothing listening on the
+    other (the kernel drops what arrives). Packets/s as each tool reports it
+    (rewind's summary: first frame to last; tcpreplay's "Rated"), median
+    of `rounds` runs each, the tools taking turns."""
+    ns, pcap, rewind = args[:3]
+    rounds = int(args[3]) if len(args) > 3 else 3
+    setup = [["ip", "netns", "add", ns],
+             ["ip", "netns", "exec", ns, "ip", "link", "add", "rwr0", "type", "veth", "peer",
+              "name", "rwr1"],
+             ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwr0", "mtu", "9000", "up"],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwr1", "mtu", "9000", "up"]]
+    out = {"netns": ns, "pcap_bytes": os.path.getsize(pcap), "pcap_packets": pcap_count(pcap),
+           "runs": []}
+    tools = {"rewind": [rewind, "replay", "--interface", "rwr0", "--topspeed", pcap],
+             "tcpreplay": ["tcpreplay", "-i", "rwr0", "--topspeed", pcap]}
+    pats = {"rewind": r"rate:\s+[0-9.]+ Mbit/s, ([0-9.]+) packets/s",
+            "tcpreplay": r"Rated: .*?([0-9.]+) pps"}
+    try:
+        for c in setup:
+            r = sh(*c)
+            if r.returncode != 0:
+                out["skipped"] = "%s: %s" % (" ".join(c), r.stderr.strip())
+                add_record("replay", out)
+                return
+        order = ("rewind", "tcpreplay")
+        for rnd in range(rounds):
+            for tool in order:
+                r = sh("ip", "netns", "exec", ns, "timeout", "120", *tools[tool])
+                m = re.search(pats[tool], r.stdout + r.stderr)
+                res = {"tool": tool, "round": rnd, "rc": r.returncode,
+                       "pps": float(m.group(1)) if m else None}
+                if r.returncode != 0 or not m:
+                    res["error"] = (r.stderr or r.stdout).strip()[-200:]
+                out["runs"].append(res)
+                print("replay: %-9s %s packets/s" % (tool, res["pps"]))
+            order = order[::-1]
+    finally:
+        sh("ip", "netns", "del", ns)
+    for tool in ("rewind", "tcpreplay"):
+        v = sorted(x["pps"] for x in out["runs"] if x["tool"] == tool and x["pps"])
+        out[tool + "_pps"] = v[(len(v) - 1) // 2] if v else None
+    add_record("replay", out)
+
+
 def live_main(args):
     ns, pcap, work, rewind, rewindd = args[:5]
     rates = args[5].split() if len(args) > 5 else ["500", "1000", "topspeed"]
@@ -652,6 +699,28 @@ def report_main(path):
         res["http"] = R["http_skipped"]
         P("")
         P("HTTP API: skipped (%s)" % R["http_skipped"])
+    am = R.get("an.meta")
+    if am and R.get("an.scan"):
+        scan = R["an.scan"]["median"]
+        P("")
+        P("ANALYTICS on the %s archive over HTTP (curl, warm, median); the scan: tcpdump -r over "
+          "the same files for host %s, %s" % (am["archive"], am["needle"], fmt_t(scan)))
+        an = {"scan_s": scan}
+        for key, label in (("timeline", "timeline of the whole archive, 1 s steps"),
+                           ("top", "top 10 sources of the whole archive"),
+                           ("flows_host", "flows of host %s (%d)" % (am["needle"], am["needle_flows"])),
+                           ("flows_busy", "flows of the busiest host %s (%d)" % (am["busy"], am["busy_flows"]))):
+            r = R.get("an." + key)
+            if not r:
+                continue
+            an[key] = {"s": r["median"], "ratio_scan_over": scan / r["median"]}
+            extra = ""
+            if key == "flows_busy":
+                an[key]["flows_per_s"] = am["busy_flows"] / r["median"]
+                extra = ", %.2f M flows/s" % (am["busy_flows"] / r["median"] / 1e6)
+            P("  %-52s %-9s scan/this %6.1f%s" % (label, fmt_t(r["median"]), scan / r["median"],
+                                                   extra))
+        res["analytics"] = an
     # sessions
     sm = R.get("sessions.meta")
     if sm:
@@ -762,6 +831,20 @@ def report_main(path):
     else:
         P("LIVE CAPTURE: skipped (%s)" % ((live or {}).get("skipped") or
                                           R.get("live_skipped") or "not run"))
+    # replay
+    rp = R.get("replay")
+    res["replay"] = rp or R.get("replay_skipped")
+    P("")
+    if rp and rp.get("rewind_pps") and rp.get("tcpreplay_pps"):
+        rp["ratio"] = rp["rewind_pps"] / rp["tcpreplay_pps"]
+        P("REPLAY --topspeed (veth in netns %s, %s, %d packets; median of %d runs each)" % (
+            rp["netns"], fmt_b(rp["pcap_bytes"]), rp["pcap_packets"],
+            len(rp["runs"]) // 2))
+        P("  rewind replay %.0f packets/s, tcpreplay %.0f packets/s, ratio %.2f (> 1: rewind "
+          "is faster)" % (rp["rewind_pps"], rp["tcpreplay_pps"], rp["ratio"]))
+    else:
+        P("REPLAY: skipped (%s)" % ((rp or {}).get("skipped") or R.get("replay_skipped") or
+                                   "not run"))
     mism = R.get("mismatches", [])
     P("")
     if mism:
@@ -807,6 +890,8 @@ def main():
         sys.exit(0 if drop_caches() else 1)
     elif cmd == "live":
         live_main(args)
+    elif cmd == "replay":
+        replay_main(args)
     elif cmd == "report":
         report_main(args[0])
     else:

@@ -4,6 +4,7 @@
 #ifndef CAP_H
 #define CAP_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "common/rw.h"
@@ -20,6 +21,9 @@ struct cap_rec {
 /* Open a pcap or pcapng file ("-" for stdin) with libpcap. RW_EINPUT with
  * "PATH: file header: <libpcap's reason>" if it is not a readable capture. */
 int cap_reader_open(const char *path, cap_reader_t **out, char *err) RW_WUR;
+/* The same for an open descriptor (borrowed: read from where it stands,
+ * never closed; a pipe will do), named `label` in messages. */
+int cap_reader_open_fd(int fd, const char *label, cap_reader_t **out, char *err) RW_WUR;
 /* 1 and a record, 0 at the end, RW_EINPUT "PATH: record N: <reason>". */
 int cap_reader_next(cap_reader_t *r, struct cap_rec *rec, char *err) RW_WUR;
 int cap_reader_dlt(const cap_reader_t *r);
@@ -87,5 +91,85 @@ struct cap_live_state {
     char reason[RW_ERRSZ]; /* why it paused, the last time */
 };
 void cap_live_state(cap_live_t *l, struct cap_live_state *st);
+
+/* ---- replay: packets out of an interface (capture/replay.c) ---- */
+typedef struct cap_sender cap_sender_t;
+/* Open interface iface for sending (libpcap; needs CAP_NET_RAW). The handle
+ * receives nothing: its kernel filter refuses every packet. RW_EINPUT when
+ * there is no such interface (naming those there are) or it is down, RW_EIO
+ * for anything else libpcap refuses (permission). */
+int cap_sender_open(const char *iface, cap_sender_t **out, char *err) RW_WUR;
+/* The interface's link type (libpcap DLT_). */
+int cap_sender_dlt(const cap_sender_t *s);
+/* 0 if frames of link type dlt can be sent on s as they are (Ethernet on
+ * Ethernet), else RW_EINPUT naming both link types. */
+int cap_sender_accepts(const cap_sender_t *s, int dlt, char *err) RW_WUR;
+/* Send len bytes as one frame, as they are. 0; RW_EINPUT for a frame the
+ * interface refuses (longer than its MTU, shorter than a link header): the
+ * caller may count it and go on; RW_EIO when the interface takes nothing
+ * more (down, gone). A full transmit queue is waited out (up to a second). */
+int cap_sender_send(cap_sender_t *s, const uint8_t *data, uint32_t len, char *err) RW_WUR;
+void cap_sender_close(cap_sender_t *s);
+
+/* The pace of a replay: each packet's CLOCK_MONOTONIC deadline is absolute,
+ * computed from the first packet's, so a late packet (the process was not
+ * scheduled) makes the next ones follow at once, and no error accumulates.
+ *   RECORDED  the recorded gaps divided by rate (the speed factor; a gap
+ *             where the clock stepped backwards counts as none)
+ *   MBPS      rate Mbit/s of frames as sent (caplen bytes)
+ *   PPS       rate packets per second
+ *   TOP       no waiting */
+enum cap_pace_mode { CAP_PACE_RECORDED, CAP_PACE_MBPS, CAP_PACE_PPS, CAP_PACE_TOP };
+struct cap_pacer {
+    enum cap_pace_mode mode;
+    double rate;
+    int64_t base;    /* deadline of the first packet (CLOCK_MONOTONIC ns) */
+    double offset;   /* ns after base of the next packet's deadline */
+    int64_t last_ts; /* recorded time of the previous packet (RECORDED) */
+    int started, new_round;
+};
+void cap_pacer_init(struct cap_pacer *p, enum cap_pace_mode mode, double rate);
+/* The deadline of the next packet, recorded at ts_ns, of len bytes as sent;
+ * now (CLOCK_MONOTONIC ns) is the first packet's deadline. */
+int64_t cap_pacer_next(struct cap_pacer *p, int64_t ts_ns, uint32_t len, int64_t now);
+/* The file starts again (--loop): the next packet follows the previous one
+ * at once at the recorded pace, and at the same rate at a fixed rate. */
+void cap_pacer_round(struct cap_pacer *p);
+/* Wait until CLOCK_MONOTONIC reaches deadline_ns: clock_nanosleep to a
+ * little before it, then spin (a wake-up is often tens of microseconds
+ * late). 0, or RW_ESTOP once *stop (may be NULL) is nonzero; a signal
+ * interrupts the sleep so that a handler setting *stop is seen at once. */
+int cap_wait_until(int64_t deadline_ns, const volatile sig_atomic_t *stop);
+
+struct cap_replay_stats {
+    uint64_t packets, bytes; /* sent; bytes as sent */
+    uint64_t truncated;      /* of those, shorter than on the wire (caplen < len): sent as
+                                captured */
+    uint64_t errors;         /* frames the interface refused (not in packets) */
+    uint64_t late;           /* sent more than CAP_REPLAY_LATE_NS after their deadline */
+    int64_t max_late_ns;
+    int64_t first_ns, last_ns; /* CLOCK_MONOTONIC of the first and the last send */
+    char first_error[RW_ERRSZ];
+};
+#define CAP_REPLAY_LATE_NS 1000000
+struct cap_replay_ctl {
+    const volatile sig_atomic_t *stop; /* nonzero: stop (a signal handler's flag); may be NULL */
+    void (*progress)(void *arg, const struct cap_replay_stats *st); /* may be NULL */
+    void *parg;
+    int64_t progress_ns; /* call progress about this often */
+    int realtime; /* pace under SCHED_FIFO (lowest priority) when permitted: see cap_replay */
+};
+/* Send r's records out of s at p's pace, adding to st (which the caller
+ * zeroes once, before the first round). A capture s does not accept
+ * (cap_sender_accepts) is refused before anything is sent. With
+ * c->realtime and a pace that waits, the calling thread runs under
+ * SCHED_FIFO at the lowest real-time priority while it sends, when the
+ * process may (root, CAP_SYS_NICE; silently not otherwise): on a busy
+ * machine a normal thread's wake-up can be milliseconds late, a real-time
+ * one's is not. Its policy is put back before returning. Returns 0 at the end of r, RW_ESTOP when stopped, RW_EINPUT for
+ * a record r cannot read (the records before it were sent), RW_EIO when
+ * the interface fails. */
+int cap_replay(cap_sender_t *s, cap_reader_t *r, struct cap_pacer *p,
+               const struct cap_replay_ctl *c, struct cap_replay_stats *st, char *err) RW_WUR;
 
 #endif

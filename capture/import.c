@@ -290,6 +290,11 @@ int cap_reader_open(const char *path, cap_reader_t **out, char *err)
     return reader_open(path, -1, path, out, err);
 }
 
+int cap_reader_open_fd(int fd, const char *label, cap_reader_t **out, char *err)
+{
+    return reader_open(label, fd, label, out, err);
+}
+
 void cap_reader_close(cap_reader_t *r)
 {
     if (!r)

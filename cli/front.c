@@ -59,7 +59,8 @@ int main(int argc, char **argv)
         if (args) {
             memcpy(args, argv, sizeof *args * (size_t)argc);
             int status = qargs_parse(argc - 1, args + 1, &a, 1);
-            if (status < 0 && a.dir && !a.local) {
+            /* A Community ID is looked up in the index first: rewind-core's job. */
+            if (status < 0 && a.dir && !a.local && !a.cid) {
                 if ((status = qargs_ask(&a)) >= 0) {
                     free(args);
                     return qargs_end(&a, status);

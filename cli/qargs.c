@@ -49,7 +49,7 @@ const char *cli_env_dir(const char *dir)
 const char qargs_help[] =
     "usage: rewind query (--dir DIR | --url URL) [--from T] [--to T] [--point NAME]...\n"
     "                    [--format pcap|pcapng] [-w FILE] [--count] [--limit N]\n"
-    "                    [--local] [FILTER...]\n"
+    "                    [--local] [--community-id ID] [--follow] [FILTER...]\n"
     "\n"
     "Write the packets in [from, to) that match the BPF FILTER (pcap-filter(7);\n"
     "the words are joined as tcpdump joins them) as a capture file on stdout or\n"
@@ -68,8 +68,13 @@ const char qargs_help[] =
     "  -w, --write FILE     write to FILE instead of stdout ('-': stdout)\n"
     "      --count          print the number of matching packets instead\n"
     "  -c, -l, --limit N    stop after N packets (-c as in tcpdump)\n"
+    "      --community-id ID  only the packets of the flows with this Community ID\n"
+    "                       (1:..., as Zeek and Suricata print it), both ways, and\n"
+    "                       FILTER if given too\n"
     "      --local          read DIR directly even when a rewindd serves it\n"
     "      --token TOKEN    bearer token for --url (or $REWIND_TOKEN)\n"
+    "      --follow         then keep writing new matches as they are captured,\n"
+    "                       until --to passes or the reader leaves (with --url)\n"
     "  -h, --help           this help\n"
     "\n"
     "With --dir, a rewindd running on DIR answers through DIR/rewindd.sock, from\n"
@@ -143,6 +148,7 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
         {"count", no_argument, 0, 'C'},        {"limit", required_argument, 0, 'l'},
         {"url", required_argument, 0, 'u'},    {"help", no_argument, 0, 'h'},
         {"local", no_argument, 0, 'L'},        {"token", required_argument, 0, 'T'},
+        {"community-id", required_argument, 0, 'I'}, {"follow", no_argument, 0, 'W'},
         {0, 0, 0, 0}};
 #define USAGE(fmt, arg) (quiet ? EXIT_USAGE : cli_usage(fmt, arg))
 #define FAIL(rc, err) (quiet ? cli_exit_for(rc) : cli_fail(rc, err))
@@ -188,6 +194,8 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
         case 'C': a->count = 1; break;
         case 'T': a->token = optarg; break;
         case 'L': a->local = 1; break;
+        case 'I': a->cid = optarg; break;
+        case 'W': a->follow = 1; break;
         case 'c':
         case 'l': {
             char *end;
@@ -217,6 +225,9 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
         return USAGE("query: --dir DIR or --url URL is required%s", "");
     if (a->dir && a->url)
         return USAGE("query: give --dir or --url, not both%s", "");
+    if (a->follow && (!a->url || a->count))
+        return USAGE("query: --follow needs --url (new packets come from the daemon that "
+                     "captures them, e.g. --url http://127.0.0.1:8800) and no --count%s", "");
     if (a->from && (rc = rw_time_parse(a->from, now, &a->spec.from, err)) < 0)
         return FAIL(rc, err);
     if (a->to && (rc = rw_time_parse(a->to, now, &a->spec.to, err)) < 0)

@@ -49,8 +49,10 @@ int qargs_open_output(void *o, char *err);
 struct qargs {
     const char *dir, *url, *from, *to;
     const char *token; /* --token, for --url */
+    const char *cid;   /* --community-id: rewind-core turns it into a filter */
     const char *points[65];
     int npoints, count, format, local;
+    int follow; /* --follow: then every new match, over --url */
     char *filter;
     struct qry_spec spec;
     struct qargs_out o;

@@ -16,6 +16,8 @@
 #include "cli/httpc.h"
 #include "cli/qargs.h"
 #include "cli/cmds.h"
+#include "analytics/analytics.h"
+#include "intercept/intercept.h"
 #include "common/rw.h"
 #include "auth/audit.h"
 #include "auth/auth.h"
@@ -160,6 +162,11 @@ static int cmd_import(int argc, char **argv)
     } else if (rc < 0) {
         return cli_fail(rc, err);
     }
+    /* RADIUS accounting in the files feeds subscriber identities, as it
+     * does in the daemon. */
+    ic_t *ic = NULL;
+    if (a && ic_open(dir, arc_index(a), NULL, &ic, err) == 0)
+        arc_set_tap(a, ic_tap, ic);
     for (int i = optind; i < argc; i++) {
         struct cap_import_stats st;
         struct progress pr = {.tty = !quiet && isatty(2), .start = rw_mono_ns()};
@@ -219,6 +226,7 @@ static int cmd_import(int argc, char **argv)
         }
     }
     arc_close(a);
+    ic_close(ic);
     return status;
 }
 
@@ -278,12 +286,13 @@ static int append_param(char *q, size_t qsz, const char *k, const char *v)
 
 /* rewind query --url: the same question asked of a daemon. */
 static int query_url(const char *url, const char *from, const char *to, const char **points,
-                     int npoints, const char *filter, uint64_t limit, int format, int count,
-                     int fd)
+                     int npoints, const char *filter, const char *cid, uint64_t limit, int format,
+                     int count, int follow, int fd)
 {
     char q[8192] = "", err[RW_ERRSZ], lim[32];
     int rc = 0;
-    if ((from && append_param(q, sizeof q, "from", from) < 0) ||
+    if ((cid && append_param(q, sizeof q, "community_id", cid) < 0) ||
+        (from && append_param(q, sizeof q, "from", from) < 0) ||
         (to && append_param(q, sizeof q, "to", to) < 0) ||
         (filter[0] && append_param(q, sizeof q, "filter", filter) < 0))
         return cli_fail(RW_EINPUT, "query too long");
@@ -296,6 +305,8 @@ static int query_url(const char *url, const char *from, const char *to, const ch
             return cli_fail(RW_EINPUT, "query too long");
     }
     if ((format == QRY_PCAPNG || count) && append_param(q, sizeof q, "format", "pcapng") < 0)
+        return cli_fail(RW_EINPUT, "query too long");
+    if (follow && append_param(q, sizeof q, "follow", "1") < 0)
         return cli_fail(RW_EINPUT, "query too long");
     char path[8300];
     snprintf(path, sizeof path, "/api/v1/packets%s", q);
@@ -325,7 +336,6 @@ static int warn_losses(const qry_t *q)
     return n || more;
 }
 
-/* Read the archive in --dir ourselves. Returns the exit status. */
 /* Record in the archive's audit trail what this process did to or read
  * from dir itself: through the daemon owning dir when one answers (it is
  * the trail's one writer; the kernel tells it who we are), else by opening
@@ -336,7 +346,9 @@ static int cli_audit(const char *dir, const char *route, const struct qry_spec *
 {
     static const struct qry_spec none = {.from = RW_TIME_MIN, .to = RW_TIME_MAX};
     int rc = RW_EBUSY;
-    if (spec && strncmp(route, "query", 5) == 0)
+    /* Reads are reported to the daemon owning dir, which writes the trail. */
+    if (spec && (strncmp(route, "query", 5) == 0 || !strcmp(route, "flows") ||
+                 !strcmp(route, "top") || !strcmp(route, "timeline")))
         rc = ctl_audit(dir, route, spec, packets, bytes, sha256, duration_ns, status, err);
     if (rc != RW_EBUSY)
         return rc;
@@ -371,6 +383,15 @@ static int cli_audit(const char *dir, const char *route, const struct qry_spec *
 }
 
 /* The output of a local query, hashed for the audit trail as it is written. */
+int cli_audit_read(const char *dir, const struct cli_audit_what *w, int status, int64_t start_ns,
+                   char *err)
+{
+    struct qry_spec spec = {.from = w->from, .to = w->to, .filter = w->filter,
+                            .points = w->points};
+    return cli_audit(dir, w->route, &spec, status, 0, 0, NULL, start_ns, rw_now_ns() - start_ns,
+                     NULL, err);
+}
+
 struct hashed_out {
     int *fd;
     audit_hash_t *hash;
@@ -460,6 +481,36 @@ done:
     return status;
 }
 
+/* --community-id: the flows that have it, looked up in the index, become
+ * the filter (and the given one, if any); -1, or the exit status. */
+static int cid_to_filter(struct qargs *a)
+{
+    char err[RW_ERRSZ], *cf = NULL;
+    idx_t *ix;
+    int rc = qry_archive_open(a->dir, &ix, err);
+    if (rc == 0) {
+        rc = an_cid_filter(ix, a->cid, a->spec.from, a->spec.to, a->spec.points, &cf, err);
+        qry_archive_close(ix);
+    }
+    if (rc < 0)
+        return cli_fail(rc == RW_ENOTFOUND ? RW_EIO : rc, err);
+    size_t n = strlen(cf) + strlen(a->filter) + 16;
+    char *f = malloc(n);
+    if (!f) {
+        free(cf);
+        return cli_fail(RW_ENOMEM, "out of memory");
+    }
+    if (a->filter[0])
+        snprintf(f, n, "(%s) and (%s)", cf, a->filter);
+    else
+        snprintf(f, n, "%s", cf);
+    free(cf);
+    free(a->filter);
+    a->filter = f;
+    a->spec.filter = f;
+    return -1;
+}
+
 /* The front end (cli/front.c) asked the daemon already and none answered;
  * see main(). */
 static int daemon_asked;
@@ -476,10 +527,12 @@ static int cmd_query(int argc, char **argv)
             return qargs_end(&a, cli_fail(RW_EINPUT, err));
         if (qargs_open_output(&a.o, err) < 0)
             return qargs_end(&a, cli_fail(RW_EINPUT, err));
-        status = query_url(a.url, a.from, a.to, a.points, a.npoints, a.filter,
-                           a.spec.limit_packets, a.format, a.count, a.o.fd);
+        status = query_url(a.url, a.from, a.to, a.points, a.npoints, a.filter, a.cid,
+                           a.spec.limit_packets, a.format, a.count, a.follow, a.o.fd);
         return qargs_end(&a, status);
     }
+    if (a.cid && (status = cid_to_filter(&a)) >= 0)
+        return qargs_end(&a, status);
     if (!a.local && !daemon_asked && (status = qargs_ask(&a)) >= 0)
         return qargs_end(&a, status);
     return qargs_end(&a, query_local(&a));
@@ -1292,16 +1345,24 @@ static const char main_help[] =
     "Query and feed a rewind packet archive.\n"
     "\n"
     "commands:\n"
-    "  import   ingest pcap/pcapng files into an archive\n"
-    "  query    packets in a time window matching a BPF filter, as pcap or pcapng\n"
-    "  status   capture points, segments, packets, time span, drops, index size\n"
-    "  hold     place, list or release legal holds that retention must keep\n"
-    "  token    add, list or revoke bearer tokens for the HTTP API\n"
-    "  verify   check every segment against the index\n"
-    "  reindex  rebuild the index from the segment files\n"
-    "  audit    list and verify the audit trail of requests, print its head\n"
-    "  smtp     SMTP sessions, transactions and messages; spam report; .eml files\n"
-    "  calls    VoIP calls (SIP) with their RTP streams; one call's packets\n"
+    "  import     ingest pcap/pcapng files into an archive\n"
+    "  query      packets in a time window matching a BPF filter, as pcap or pcapng\n"
+    "  status     capture points, segments, packets, time span, drops, index size\n"
+    "  hold       place, list or release legal holds that retention must keep\n"
+    "  token      add, list or revoke bearer tokens for the HTTP API\n"
+    "  verify     check every segment against the index\n"
+    "  reindex    rebuild the index from the segment files\n"
+    "  audit      list and verify the audit trail of requests, print its head\n"
+    "  flows      the flows of a window, from the index: 5-tuples, counts, Community IDs\n"
+    "  top        top talkers of a window by source, destination, pair, port, protocol\n"
+    "  timeline   packets and bytes per step and capture point, a sparkline on a terminal\n"
+    "  replay     send a capture file or a query's answer out of an interface\n"
+    "  case       lawful intercept cases: add (preserving what matches), list, show, end\n"
+    "  identity   the addresses a subscriber held, and when (from RADIUS accounting)\n"
+    "  intercept  follow a case's live intercept into pcap files, losing nothing\n"
+    "  export     a case's evidence bundle (BagIt, hashes, audit records); verify one\n"
+    "  smtp       SMTP sessions, transactions and messages; spam report; .eml files\n"
+    "  calls      VoIP calls (SIP) with their RTP streams; one call's packets\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
@@ -1347,6 +1408,22 @@ int main(int argc, char **argv)
         return cmd_check(argc, argv, 1);
     if (!strcmp(cmd, "audit"))
         return cmd_audit(argc, argv);
+    if (!strcmp(cmd, "flows"))
+        return cmd_flows(argc, argv);
+    if (!strcmp(cmd, "top"))
+        return cmd_top(argc, argv);
+    if (!strcmp(cmd, "timeline"))
+        return cmd_timeline(argc, argv);
+    if (!strcmp(cmd, "replay"))
+        return cmd_replay(argc, argv);
+    if (!strcmp(cmd, "case"))
+        return cmd_case(argc, argv);
+    if (!strcmp(cmd, "identity"))
+        return cmd_identity(argc, argv);
+    if (!strcmp(cmd, "intercept"))
+        return cmd_intercept(argc, argv);
+    if (!strcmp(cmd, "export"))
+        return cmd_export(argc, argv);
     if (!strcmp(cmd, "smtp"))
         return cmd_smtp(argc, argv);
     if (!strcmp(cmd, "calls"))

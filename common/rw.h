@@ -24,6 +24,7 @@ enum {
     RW_ESTATE = -7,   /* operation not possible in this state */
     RW_ENOSPC = -8,   /* disk full */
     RW_ESTOP = -9,    /* stopped by the caller (client went away, signal) */
+    RW_ENOTFOUND = -10, /* what was asked for does not exist (HTTP 404) */
 };
 
 #define RW_WUR __attribute__((warn_unused_result))

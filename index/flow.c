@@ -7,25 +7,6 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-/* ICMP types that have a reply counterpart: the pair then orders like ports. */
-static int icmp_counterpart(int v6, int type, int *other)
-{
-    static const int map4[][2] = {{8, 0}, {0, 8}, {13, 14}, {14, 13}, {15, 16}, {16, 15},
-                                  {10, 9}, {9, 10}, {17, 18}, {18, 17}};
-    static const int map6[][2] = {{128, 129}, {129, 128}, {133, 134}, {134, 133}, {135, 136},
-                                  {136, 135}, {130, 131}, {131, 130}, {144, 145}, {145, 144},
-                                  {146, 147}, {147, 146}, {139, 140}, {140, 139}};
-    const int(*m)[2] = v6 ? map6 : map4;
-    size_t n = v6 ? sizeof map6 / sizeof map6[0] : sizeof map4 / sizeof map4[0];
-    for (size_t i = 0; i < n; i++) {
-        if (m[i][0] == type) {
-            *other = m[i][1];
-            return 1;
-        }
-    }
-    return 0;
-}
-
 void idx_community_id(const struct idx_flow *f, char out[40])
 {
     uint8_t buf[2 + 16 + 16 + 4 + 4], md[SHA_DIGEST_LENGTH];
@@ -36,7 +17,7 @@ void idx_community_id(const struct idx_flow *f, char out[40])
     if (f->proto == 1 || f->proto == 58) {
         int other;
         ports = 1;
-        if (icmp_counterpart(f->proto == 58, f->sport, &other))
+        if (idx_icmp_counterpart(f->proto == 58, f->sport, &other))
             dp = (uint16_t)other;
         else
             one_way = 1;

@@ -181,6 +181,7 @@ struct idx_flowrec {
     uint64_t pkts_fwd, bytes_fwd, pkts_rev, bytes_rev;
     uint8_t tcp_flags;
     char community_id[40]; /* "1:" + base64(sha1) */
+    uint64_t hash;         /* the flow hash of its key (K8); set by idx_flows() */
 };
 /* Community ID v1 (seed 0) of a flow, as Zeek and Suricata print it. */
 void idx_community_id(const struct idx_flow *f, char out[40]);
@@ -188,6 +189,13 @@ int idx_flow_decode(const uint8_t *v, size_t vl, struct idx_flowrec *r);
 /* Iterate the flow records of one segment; cb returns nonzero to stop. */
 int idx_flows(idx_t *ix, uint64_t seg, int (*cb)(void *arg, const struct idx_flowrec *r), void *arg,
               char *err) RW_WUR;
+
+/* ---- counters ---- */
+/* Call cb for each second in [from_sec, to_sec) in which point captured
+ * packets (K9), in time order; cb returns nonzero to stop. */
+int idx_counters(idx_t *ix, uint32_t point, int64_t from_sec, int64_t to_sec,
+                 int (*cb)(void *arg, int64_t sec, uint64_t packets, uint64_t bytes), void *arg,
+                 char *err) RW_WUR;
 
 /* ---- retention ---- */
 /* Delete a sealed segment's catalogue record, locators, flows and damaged
@@ -228,6 +236,30 @@ int idx_token_put(idx_t *ix, const struct idx_token *t, char *err) RW_WUR;
 int idx_token_get(idx_t *ix, const uint8_t hash[32], struct idx_token *t, char *err) RW_WUR;
 /* Every token record, by hash. *out malloc'ed. */
 int idx_token_list(idx_t *ix, struct idx_token **out, size_t *n, char *err) RW_WUR;
+
+/* A subscriber identity (man/rewind-archive.5, K17, K18): user held the
+ * address or prefix addr/plen over [start, end). */
+struct idx_ident {
+    char user[128];
+    int64_t start, end;        /* ns; end RW_TIME_MAX while still held */
+    uint8_t family;            /* 4 or 6 */
+    uint8_t addr[16];          /* network byte order; IPv4 in the first 4 */
+    uint8_t plen;              /* 32 or 128 for an address */
+    uint16_t port_lo, port_hi; /* a port block behind carrier-grade NAT; 0 0: every port */
+    char session[64];          /* Acct-Session-Id, "" if none */
+    char station[64];          /* Calling-Station-Id, "" if none */
+    char source[16];           /* "radius" or "api" */
+};
+/* Writer: add or rewrite (same user, start and address) an identity
+ * record, synced when sync. */
+int idx_ident_put(idx_t *ix, const struct idx_ident *r, int sync, char *err) RW_WUR;
+/* Every record of user (NULL: of every user, by user), by start time.
+ * *out malloc'ed. */
+int idx_ident_list(idx_t *ix, const char *user, struct idx_ident **out, size_t *n,
+                   char *err) RW_WUR;
+/* Every record of exactly addr/plen (any user), by start time. */
+int idx_ident_holders(idx_t *ix, int family, const uint8_t addr[16], int plen,
+                      struct idx_ident **out, size_t *n, char *err) RW_WUR;
 
 /* A damaged range of a segment file (man/rewind-archive.5, K16): pcap
  * bytes that 'rewind reindex' could not read (a compressed block that does

@@ -724,15 +724,42 @@ static uint64_t splitmix64_final(uint64_t x)
     return x;
 }
 
+/* ICMP types that have a reply counterpart (Community ID's table): the pair
+ * then orders like ports. */
+int idx_icmp_counterpart(int v6, int type, int *other)
+{
+    static const int map4[][2] = {{8, 0}, {0, 8}, {13, 14}, {14, 13}, {15, 16}, {16, 15},
+                                  {10, 9}, {9, 10}, {17, 18}, {18, 17}};
+    static const int map6[][2] = {{128, 129}, {129, 128}, {133, 134}, {134, 133}, {135, 136},
+                                  {136, 135}, {130, 131}, {131, 130}, {144, 145}, {145, 144},
+                                  {146, 147}, {147, 146}, {139, 140}, {140, 139}};
+    const int(*m)[2] = v6 ? map6 : map4;
+    size_t n = v6 ? sizeof map6 / sizeof map6[0] : sizeof map4 / sizeof map4[0];
+    for (size_t i = 0; i < n; i++) {
+        if (m[i][0] == type) {
+            *other = m[i][1];
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The endpoints are ordered before hashing so both directions of a flow hash
- * alike. ICMP type/code are not hashed (has_ports is 0): they differ between
- * request and reply, which belong to one flow. */
+ * alike. ICMP and ICMPv6 hash as Community ID sees them: the type in place
+ * of the source port and, in place of the destination port, the type's
+ * counterpart (an echo request and its reply are one flow) or, for a type
+ * without one, the code; so each flow has one Community ID. */
 uint64_t idx_flow_hash(const struct idx_flow *f)
 {
     uint8_t a[18], b[18], buf[4 + 36];
     size_t alen = f->family == 4 ? 4 : 16;
     uint16_t sport = f->has_ports ? f->sport : 0;
     uint16_t dport = f->has_ports ? f->dport : 0;
+    int other;
+    if (f->proto == (f->family == 4 ? 1 : 58)) {
+        sport = f->sport;
+        dport = idx_icmp_counterpart(f->family == 6, f->sport, &other) ? (uint16_t)other : f->dport;
+    }
 
     flow_endpoint(a, f->src, alen, sport);
     flow_endpoint(b, f->dst, alen, dport);

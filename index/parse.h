@@ -84,6 +84,9 @@ struct idx_parsed {
  * UNPARSED with no terms. */
 void idx_parse_packet(int linktype, const uint8_t *data, uint32_t caplen, struct idx_parsed *out);
 
+/* 1 and *other set when ICMP (v6: ICMPv6) type has a counterpart (echo
+ * request and reply, ...), as Community ID pairs them; else 0. */
+int idx_icmp_counterpart(int v6, int type, int *other);
 /* Canonical (direction-independent) 64-bit hash of a flow's 5-tuple + vlan. */
 uint64_t idx_flow_hash(const struct idx_flow *f);
 

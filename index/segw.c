@@ -778,11 +778,43 @@ int idx_flows(idx_t *ix, uint64_t seg, int (*cb)(void *arg, const struct idx_flo
                         (unsigned long long)seg);
             break;
         }
+        r.hash = rw_get_be64((const uint8_t *)key + 9);
         if (cb(arg, &r))
             break;
     }
     if (rc == 0)
         rc = idx_iter_status(it, err);
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
+int idx_counters(idx_t *ix, uint32_t point, int64_t from_sec, int64_t to_sec,
+                 int (*cb)(void *arg, int64_t sec, uint64_t packets, uint64_t bytes), void *arg,
+                 char *err)
+{
+    uint8_t k[13];
+    int rc = 0;
+    k[0] = 'C';
+    rw_put_be32(k + 1, point);
+    /* Seconds are stored as u64 (K9): times before 1970 sort after the rest
+     * and are not asked for here. */
+    rw_put_be64(k + 5, (uint64_t)(from_sec < 0 ? 0 : from_sec));
+    rocksdb_iterator_t *it = idx_iter(ix);
+    for (rocksdb_iter_seek(it, (const char *)k, 13); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *key = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl != 13 || memcmp(key, k, 5) != 0)
+            break;
+        int64_t sec = (int64_t)rw_get_be64(key + 5);
+        if (sec >= to_sec || sec < 0)
+            break;
+        if (vl != 16)
+            continue; /* K9: a value that is not 16 bytes counts as zero */
+        if (cb(arg, sec, rw_get_be64(v), rw_get_be64(v + 8)))
+            break;
+    }
+    rc = idx_iter_status(it, err);
     rocksdb_iter_destroy(it);
     return rc;
 }

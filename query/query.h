@@ -22,6 +22,10 @@ struct qry_spec {
     int headers_only;    /* cut every packet after its innermost header (transport,
                             else network, else link), original length kept, before the
                             filter judges it: answers without payload (the noc role) */
+    const uint64_t *segs; /* when not NULL: only these segments (ids, ascending, nsegs of
+                             them) take part; for callers that answer the rest of the
+                             window another way (analytics: flow records) */
+    size_t nsegs;
 };
 
 typedef struct qry qry_t;

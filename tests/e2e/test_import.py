@@ -335,7 +335,9 @@ def test_docs(tmp):
         for opt in set(re.findall(r"--[a-z][a-z-]*", text.partition("\n\n")[0])) - {"--help"}:
             check(opt in synopsis, "rewind(1) SYNOPSIS of %s lacks %s" % (cmd, opt))
     parsed = set()
-    for src in ("rewind.c", "qargs.c"):  # the client, and the query's options
+    srcs = ["rewind.c", "qargs.c"] + sorted(n for n in os.listdir(os.path.join(ROOT, "cli"))
+                                            if n.startswith("cmd_") and n.endswith(".c"))
+    for src in srcs:  # the client, the query's options, the commands of their own
         with open(os.path.join(ROOT, "cli", src)) as f:
             parsed |= set(re.findall(r'\{"([a-z][a-z-]*)", (?:no|required)_argument', f.read()))
     for opt in sorted(parsed):

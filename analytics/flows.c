@@ -1,0 +1,508 @@
+/* flows.c -- whole flows from the per-segment flow records of the index:
+ * merged across segments, filtered on their keys, the best of them kept. */
+#include "analytics/analytics.h"
+#include "analytics/an_int.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/index.h"
+
+int an_sort_parse(const char *s, enum an_sort *out, char *err)
+{
+    static const char *const names[] = {"bytes", "packets", "start", "duration"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (enum an_sort)i;
+            return 0;
+        }
+    return rw_err(err, RW_EINPUT, "sort '%s': expected bytes, packets, start or duration", s);
+}
+
+int an_format_parse(const char *s, enum an_format *out, char *err)
+{
+    if (!s || !strcmp(s, "json"))
+        *out = AN_JSON;
+    else if (!strcmp(s, "csv"))
+        *out = AN_CSV;
+    else
+        return rw_err(err, RW_EINPUT, "format '%s': expected json or csv", s);
+    return 0;
+}
+
+/* ------------------------------------------------------- the merge table */
+
+/* The live flows sit in a pool (an array that only grows, its freed rows
+ * reused); the table that finds them by (point, flow hash) holds 16-byte
+ * entries, so that growing it moves little. */
+struct ent {
+    uint64_t hash;
+    uint32_t point;
+    uint32_t idx; /* in the pool; UINT32_MAX: empty */
+};
+
+struct table {
+    struct ent *e;
+    size_t cap, n;
+    struct an_flow *pool;
+    size_t pn, pcap;
+    uint32_t *freel;
+    size_t nfree, freecap;
+};
+
+static uint64_t ent_home(uint32_t point, uint64_t h) { return h ^ ((uint64_t)point * 0x9e3779b97f4a7c15ULL); }
+
+static int table_grow(struct table *t)
+{
+    size_t nc = t->cap ? t->cap * 2 : 1024;
+    struct ent *ne = malloc(nc * sizeof *ne);
+    if (!ne)
+        return -1;
+    for (size_t i = 0; i < nc; i++)
+        ne[i].idx = UINT32_MAX;
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->e[i].idx == UINT32_MAX)
+            continue;
+        size_t j = ent_home(t->e[i].point, t->e[i].hash) & (nc - 1);
+        while (ne[j].idx != UINT32_MAX)
+            j = (j + 1) & (nc - 1);
+        ne[j] = t->e[i];
+    }
+    free(t->e);
+    t->e = ne;
+    t->cap = nc;
+    return 0;
+}
+
+/* The live flow of (point, h), or a new zeroed one (*isnew); NULL: no memory. */
+static struct an_flow *table_get(struct table *t, uint32_t point, uint64_t h, int *isnew)
+{
+    if ((t->n + 1) * 2 > t->cap && table_grow(t) < 0)
+        return NULL;
+    size_t j = ent_home(point, h) & (t->cap - 1);
+    while (t->e[j].idx != UINT32_MAX) {
+        if (t->e[j].hash == h && t->e[j].point == point) {
+            *isnew = 0;
+            return &t->pool[t->e[j].idx];
+        }
+        j = (j + 1) & (t->cap - 1);
+    }
+    uint32_t idx;
+    if (t->nfree) {
+        idx = t->freel[--t->nfree];
+    } else {
+        if (t->pn == t->pcap) {
+            size_t nc = t->pcap ? t->pcap * 2 : 1024;
+            struct an_flow *np = realloc(t->pool, nc * sizeof *np);
+            if (!np || nc >= UINT32_MAX)
+                return NULL;
+            t->pool = np;
+            t->pcap = nc;
+        }
+        idx = (uint32_t)t->pn++;
+    }
+    t->e[j].hash = h;
+    t->e[j].point = point;
+    t->e[j].idx = idx;
+    t->n++;
+    *isnew = 1;
+    memset(&t->pool[idx], 0, sizeof t->pool[idx]);
+    return &t->pool[idx];
+}
+
+/* Remove entry j, keeping every other key reachable (backward shift); its
+ * pool row is reused later. -1: no memory for the free list. */
+static int table_del(struct table *t, size_t j)
+{
+    size_t m = t->cap - 1, i = j;
+    if (t->nfree == t->freecap) {
+        size_t nc = t->freecap ? t->freecap * 2 : 1024;
+        uint32_t *nf = realloc(t->freel, nc * sizeof *nf);
+        if (!nf)
+            return -1;
+        t->freel = nf;
+        t->freecap = nc;
+    }
+    t->freel[t->nfree++] = t->e[j].idx;
+    t->e[j].idx = UINT32_MAX;
+    t->n--;
+    for (;;) {
+        i = (i + 1) & m;
+        if (t->e[i].idx == UINT32_MAX)
+            return 0;
+        size_t home = ent_home(t->e[i].point, t->e[i].hash) & m;
+        /* Can the entry at i move to the hole at j? Only if its home is not
+         * cyclically in (j, i]. */
+        if ((j < i && (home <= j || home > i)) || (j > i && home <= j && home > i)) {
+            t->e[j] = t->e[i];
+            t->e[i].idx = UINT32_MAX;
+            j = i;
+        }
+    }
+}
+
+static void table_free(struct table *t)
+{
+    free(t->e);
+    free(t->pool);
+    free(t->freel);
+}
+
+/* ------------------------------------------------------- the best flows */
+
+static uint64_t total_bytes(const struct an_flow *f) { return f->bytes_fwd + f->bytes_rev; }
+static uint64_t total_pkts(const struct an_flow *f) { return f->pkts_fwd + f->pkts_rev; }
+
+/* Is a better than b for the sort (ties broken by start, then key, so that
+ * answers are deterministic)? */
+static int better(enum an_sort s, const struct an_flow *a, const struct an_flow *b)
+{
+    uint64_t x = 0, y = 0;
+    switch (s) {
+    case AN_SORT_BYTES:
+        x = total_bytes(a), y = total_bytes(b);
+        break;
+    case AN_SORT_PACKETS:
+        x = total_pkts(a), y = total_pkts(b);
+        break;
+    case AN_SORT_DURATION:
+        x = (uint64_t)(a->last - a->first), y = (uint64_t)(b->last - b->first);
+        break;
+    case AN_SORT_START:
+        break;
+    }
+    if (x != y)
+        return x > y;
+    if (a->first != b->first)
+        return a->first < b->first;
+    if (a->point_id != b->point_id)
+        return a->point_id < b->point_id;
+    return a->hash < b->hash;
+}
+
+/* A heap of at most limit flows whose root is the worst kept. */
+struct best {
+    struct an_flow *h;
+    size_t n, cap, limit;
+    int oom;
+    int heaped; /* h is a heap: filled once, since then only better flows enter */
+    enum an_sort sort;
+    uint64_t offered;
+};
+
+static void sift_down(struct best *b, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < b->n && better(b->sort, &b->h[w], &b->h[l]))
+            w = l;
+        if (r < b->n && better(b->sort, &b->h[w], &b->h[r]))
+            w = r;
+        if (w == i)
+            return;
+        struct an_flow t = b->h[i];
+        b->h[i] = b->h[w];
+        b->h[w] = t;
+        i = w;
+    }
+}
+
+static void best_offer(struct best *b, const struct an_flow *f)
+{
+    b->offered++;
+    if (b->n < b->limit && b->n == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 256;
+        if (nc > b->limit)
+            nc = b->limit;
+        struct an_flow *nh = realloc(b->h, nc * sizeof *nh);
+        if (!nh) {
+            b->oom = 1;
+            return;
+        }
+        b->h = nh;
+        b->cap = nc;
+    }
+    if (b->n < b->limit) {
+        /* Until the limit is reached every flow is kept: no order needed. */
+        b->h[b->n++] = *f;
+        return;
+    }
+    if (!b->heaped) {
+        for (size_t i = b->n / 2; i-- > 0;)
+            sift_down(b, i);
+        b->heaped = 1;
+    }
+    if (b->limit && better(b->sort, f, &b->h[0])) {
+        b->h[0] = *f;
+        sift_down(b, 0);
+    }
+}
+
+/* The final order, sorting small keys rather than whole flows, then
+ * moving each flow once (following the permutation's cycles). */
+struct skey {
+    uint64_t k;     /* the sort's value (0 for start) */
+    int64_t first;
+    uint64_t hash;
+    uint32_t point, idx;
+};
+
+static int cmp_keys(const void *pa, const void *pb)
+{
+    const struct skey *a = pa, *b = pb;
+    if (a->k != b->k)
+        return a->k > b->k ? -1 : 1;
+    if (a->first != b->first)
+        return a->first < b->first ? -1 : 1;
+    if (a->point != b->point)
+        return a->point < b->point ? -1 : 1;
+    return a->hash < b->hash ? -1 : a->hash > b->hash;
+}
+
+static int sort_best(struct best *b)
+{
+    struct skey *k = malloc((b->n + 1) * sizeof *k);
+    if (!k)
+        return -1;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct an_flow *f = &b->h[i];
+        k[i].k = b->sort == AN_SORT_BYTES     ? total_bytes(f)
+                 : b->sort == AN_SORT_PACKETS ? total_pkts(f)
+                 : b->sort == AN_SORT_DURATION ? (uint64_t)(f->last - f->first)
+                                               : 0;
+        k[i].first = f->first;
+        k[i].hash = f->hash;
+        k[i].point = f->point_id;
+        k[i].idx = (uint32_t)i;
+    }
+    qsort(k, b->n, sizeof *k, cmp_keys);
+    /* Position i gets flow k[i].idx: walk each cycle once. */
+    for (size_t i = 0; i < b->n; i++) {
+        if (k[i].idx == i || k[i].idx == UINT32_MAX)
+            continue;
+        struct an_flow t = b->h[i];
+        size_t j = i;
+        while (k[j].idx != i) {
+            size_t from = k[j].idx;
+            b->h[j] = b->h[from];
+            k[j].idx = UINT32_MAX;
+            j = from;
+        }
+        b->h[j] = t;
+        k[j].idx = UINT32_MAX;
+    }
+    free(k);
+    return 0;
+}
+
+/* ------------------------------------------------------------ gathering */
+
+struct gather {
+    const struct an_flow_query *q;
+    an_ffilter_t *ff;
+    struct table t;
+    struct best best;
+    uint32_t point;
+    uint64_t records;
+    int oom;
+};
+
+static int same_src(const struct an_flow *f, const struct idx_flowrec *r)
+{
+    size_t alen = f->family == 4 ? 4 : 16;
+    return !memcmp(f->src, r->src, alen) && f->sport == r->sport;
+}
+
+static int take_record(void *arg, const struct idx_flowrec *r)
+{
+    struct gather *g = arg;
+    g->records++;
+    if (r->last_ts < g->q->from || r->first_ts >= g->q->to)
+        return 0;
+    if (g->q->community_id && strcmp(r->community_id, g->q->community_id))
+        return 0;
+    int isnew;
+    struct an_flow *f = table_get(&g->t, g->point, r->hash, &isnew);
+    if (!f) {
+        g->oom = 1;
+        return 1;
+    }
+    if (isnew) {
+        f->point_id = g->point;
+        f->hash = r->hash;
+        f->family = r->family;
+        f->proto = r->proto;
+        memcpy(f->src, r->src, 16);
+        memcpy(f->dst, r->dst, 16);
+        f->sport = r->sport;
+        f->dport = r->dport;
+        f->vlan = r->vlan;
+        f->first = r->first_ts;
+        f->last = r->last_ts;
+        memcpy(f->community_id, r->community_id, sizeof f->community_id);
+    }
+    if (r->first_ts < f->first)
+        f->first = r->first_ts;
+    if (r->last_ts > f->last)
+        f->last = r->last_ts;
+    /* A later segment's record names as src whichever side it saw first. */
+    if (isnew || same_src(f, r)) {
+        f->pkts_fwd += r->pkts_fwd, f->bytes_fwd += r->bytes_fwd;
+        f->pkts_rev += r->pkts_rev, f->bytes_rev += r->bytes_rev;
+    } else {
+        f->pkts_fwd += r->pkts_rev, f->bytes_fwd += r->bytes_rev;
+        f->pkts_rev += r->pkts_fwd, f->bytes_rev += r->bytes_fwd;
+    }
+    f->tcp_flags |= r->tcp_flags;
+    return 0;
+}
+
+/* Offer the flows that have ended: of point, with no packet since before
+ * (all of them when all). */
+static void flush(struct gather *g, uint32_t point, int64_t before, int all)
+{
+    struct table *t = &g->t;
+    if (all && g->best.n == 0 && t->n <= g->best.limit) {
+        /* Every live flow fits in the answer: the pool becomes it, compacted
+         * in place, without a copy (the common case of a short window). */
+        uint8_t *live = calloc(t->pn + 1, 1);
+        if (!live) {
+            g->oom = 1;
+            return;
+        }
+        for (size_t j = 0; j < t->cap; j++)
+            if (t->e[j].idx != UINT32_MAX) {
+                const struct an_flow *f = &t->pool[t->e[j].idx];
+                live[t->e[j].idx] = !g->ff || an_ffilter_match(g->ff, f);
+                t->e[j].idx = UINT32_MAX;
+            }
+        size_t k = 0;
+        for (size_t i = 0; i < t->pn; i++)
+            if (live[i])
+                t->pool[k++] = t->pool[i];
+        free(live);
+        free(g->best.h);
+        g->best.h = t->pool;
+        g->best.n = k;
+        g->best.cap = t->pcap;
+        g->best.offered += k;
+        t->pool = NULL;
+        t->pn = t->pcap = t->n = t->nfree = 0;
+        return;
+    }
+    for (size_t j = 0; j < t->cap;) {
+        struct ent *e = &t->e[j];
+        if (e->idx != UINT32_MAX &&
+            (all || (e->point == point && t->pool[e->idx].last < before))) {
+            const struct an_flow *f = &t->pool[e->idx];
+            if (!g->ff || an_ffilter_match(g->ff, f))
+                best_offer(&g->best, f);
+            if (table_del(t, j) < 0) {
+                g->oom = 1;
+                return;
+            }
+            continue; /* j now holds a shifted entry, or is empty */
+        }
+        j++;
+    }
+}
+
+int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out, char *err)
+{
+    struct gather g = {.q = q};
+    struct idx_point *pts = NULL;
+    struct idx_seg *segs = NULL;
+    size_t npts = 0, nsegs = 0;
+    uint32_t *ords = NULL;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (q->from >= q->to)
+        return rw_err(err, RW_EINPUT, "empty time window: 'from' must be before 'to'");
+    if (q->limit > AN_FLOWS_LIMIT_MAX)
+        return rw_err(err, RW_EINPUT, "limit %llu: at most %d flows per answer",
+                      (unsigned long long)q->limit, AN_FLOWS_LIMIT_MAX);
+    if (q->community_id && !an_cid_valid(q->community_id))
+        return rw_err(err, RW_EINPUT,
+                      "community_id '%.64s': expected '1:' and 28 base64 characters", q->community_id);
+    if (q->filter && q->filter[0] && (rc = an_ffilter_new(q->filter, &g.ff, err)) < 0)
+        return rc;
+    g.best.sort = q->sort;
+    g.best.limit = q->limit ? q->limit : AN_FLOWS_LIMIT_DEFAULT;
+    if ((rc = an_points_selected(ix, q->points, &pts, &npts, err)) < 0)
+        goto done;
+    if ((rc = idx_seg_list(ix, q->from, q->to, &segs, &nsegs, err)) < 0)
+        goto done;
+    ords = calloc(npts + 1, sizeof *ords);
+    if (!ords) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < nsegs; i++) {
+        size_t p;
+        for (p = 0; p < npts && pts[p].id != segs[i].point; p++)
+            ;
+        if (p == npts)
+            continue;
+        g.point = pts[p].id;
+        /* Flows of this point idle for AN_FLOW_IDLE before this segment
+         * have ended: the table holds the flows of the last minutes, not
+         * of the whole window. */
+        if (++ords[p] > 1 && segs[i].packets && segs[i].min_ts > RW_TIME_MIN + AN_FLOW_IDLE)
+            flush(&g, g.point, segs[i].min_ts - AN_FLOW_IDLE, 0);
+        if ((rc = idx_flows(ix, segs[i].id, take_record, &g, err)) < 0)
+            goto done;
+        if (g.oom || g.best.oom) {
+            rc = rw_err(err, RW_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    flush(&g, 0, 0, 1);
+    if (g.best.oom) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (sort_best(&g.best) < 0) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto done;
+    }
+    out->points = calloc(npts + 1, sizeof *out->points);
+    if (!out->points) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < npts; i++) {
+        out->points[i].id = pts[i].id;
+        snprintf(out->points[i].name, sizeof out->points[i].name, "%s", pts[i].name);
+    }
+    out->npoints = npts;
+    out->flows = g.best.h;
+    out->n = g.best.n;
+    out->matched = g.best.offered;
+    out->records = g.records;
+    g.best.h = NULL;
+    rc = 0;
+done:
+    free(g.best.h);
+    table_free(&g.t);
+    free(pts);
+    free(segs);
+    free(ords);
+    an_ffilter_free(g.ff);
+    return rc;
+}
+
+const char *an_flow_point(const struct an_flows *r, const struct an_flow *f)
+{
+    for (size_t i = 0; i < r->npoints; i++)
+        if (r->points[i].id == f->point_id)
+            return r->points[i].name;
+    return "?";
+}
+
+void an_flows_free(struct an_flows *f)
+{
+    free(f->points);
+    free(f->flows);
+    memset(f, 0, sizeof *f);
+}
