@@ -5,7 +5,7 @@
 #   BENCH_GB=0.2 sh bench/bench.sh     any positive size in GiB, fractions allowed
 #   BENCH_SMOKE=1 sh bench/bench.sh    2 MiB, one run each, no scaling/live (< 30 s)
 #
-# Optional: BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
+# Optional: BENCH_SESSIONS=0 skips SMTP sessions and a call's pcap, BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
 # skips cold-cache runs, BENCH_HTTP=0 skips the needle over HTTP and HTTPS,
 # BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed; a suffix x3 replays the file three
 # times in one run).
@@ -404,6 +404,41 @@ if [ "$HTTP" != 0 ] && command -v openssl >/dev/null 2>&1 && command -v curl >/d
     rm -rf "$ref" "$P"
 else
     h set http_skipped "\"$([ "$HTTP" = 0 ] && echo BENCH_HTTP=0 || echo no openssl or curl)\""
+fi
+
+# ---------------------------------------------------------------- 6. sessions
+# The abuse desk's and the VoIP engineer's questions on the big archive: the SMTP sessions of
+# the busiest SMTP client, and one call's SIP and RTP packets. The real SMTP and SIP captures
+# go into the archive beside the generated traffic (point "apps"); tshark answers the same
+# over the whole capture (all of them merged), once.
+PCAPS=${REWIND_PCAPS:-$ROOT/../shared/pcaps}
+if [ "${BENCH_SESSIONS:-1}" != 0 ] && command -v tshark >/dev/null 2>&1 &&
+    command -v mergecap >/dev/null 2>&1 && [ -f "$PCAPS/good/smtp.pcap" ]; then
+    say "sessions: rewind smtp --host and rewind calls --pcap, beside tshark"
+    SM=$PCAPS/good/smtp.pcap
+    SC=$PCAPS/app/sip-calls.pcap
+    "$BIN/rewind" import --dir "$A" --point apps --quiet "$SM" "$SC" >/dev/null
+    client=$(tshark -r "$SM" -Y 'tcp.dstport == 25' -T fields -e ip.src 2>/dev/null |
+        sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
+    # the call with the most RTP packets (the listing's CSV: id first, rtp_packets 21st)
+    call=$("$BIN/rewind" calls --dir "$A" --csv --limit 10000 | awk -F, 'NR > 1 && $21 >= m {m = $21; id = $1} END {print id}')
+    cid=$("$BIN/rewind" calls --dir "$A" --csv --limit 10000 | awk -F, -v id="$call" '$1 == id {print $2}')
+    mergecap -w "$W/whole.pcap" "$W/gen1.pcap" "$SM" "$SC"
+    h set sessions.meta "{\"client\": \"$client\", \"call\": \"$call\", \"call_id\": \"$cid\",
+      \"whole_bytes\": $(stat -c %s "$W/whole.pcap")}"
+    h run sessions.smtp.rewind --warmup 1 --runs "$NRUNS" -- \
+        "$BIN/rewind" smtp --dir "$A" --host "$client" --json >/dev/null
+    h run sessions.call.rewind --warmup 1 --runs "$NRUNS" --out "$W/call.pcap" -- \
+        "$BIN/rewind" calls --dir "$A" --pcap "$call" -w "$W/call.pcap" >/dev/null
+    h run sessions.smtp.tshark --runs 1 -- tshark -r "$W/whole.pcap" -q \
+        -Y "smtp and ip.addr == $client" -T fields -e smtp.req.command -e smtp.response.code >/dev/null
+    h run sessions.call.tshark --runs 1 -- tshark -r "$W/whole.pcap" -F pcap -w "$W/call-ts.pcap" \
+        -Y "sip.Call-ID == \"$cid\" or rtp or rtcp" >/dev/null
+    [ "$(h count "$W/call.pcap")" = "$(h count "$W/call-ts.pcap")" ] ||
+        h mismatch "the call's packets: rewind $(h count "$W/call.pcap"), tshark $(h count "$W/call-ts.pcap")"
+    rm -f "$W/whole.pcap" "$W/call.pcap" "$W/call-ts.pcap"
+else
+    h set sessions_skipped "\"BENCH_SESSIONS=0, or no tshark/mergecap or captures\""
 fi
 
 # ---------------------------------------------------------------- 7. live capture

@@ -721,6 +721,25 @@ def report_main(path):
             P("  %-52s %-9s scan/this %6.1f%s" % (label, fmt_t(r["median"]), scan / r["median"],
                                                    extra))
         res["analytics"] = an
+    # sessions
+    sm = R.get("sessions.meta")
+    if sm:
+        P("")
+        P("SESSIONS  on the archive (warm, median) beside tshark over the whole capture (%s, once)"
+          % fmt_b(sm["whole_bytes"]))
+        ses = {"meta": sm}
+        for k, label in (("smtp", "SMTP sessions of %s" % sm["client"]),
+                         ("call", "one call's pcap (%s)" % sm["call_id"][:40])):
+            rr, tt = R.get("sessions.%s.rewind" % k), R.get("sessions.%s.tshark" % k)
+            if not rr or not tt:
+                continue
+            ses[k] = {"rewind_s": rr["median"], "tshark_s": tt["median"],
+                      "rewind_maxrss_kb": rr["maxrss_kb"]}
+            P("  %-48s rewind %-10s tshark %-10s (%.0fx)" % (
+                label, fmt_t(rr["median"]), fmt_t(tt["median"]), tt["median"] / rr["median"]))
+        res["sessions"] = ses
+    elif R.get("sessions_skipped"):
+        res["sessions"] = R["sessions_skipped"]
     # live
     live = R.get("live")
     res["live"] = live or R.get("live_skipped")

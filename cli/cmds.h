@@ -38,4 +38,29 @@ int cmd_intercept(int argc, char **argv);
 /* rewind export: a case's evidence bundle, and its verification (cmd_export.c). */
 int cmd_export(int argc, char **argv);
 
+#include <stdint.h>
+#include <stdio.h>
+
+struct ses_spec;
+
+int cmd_smtp(int argc, char **argv);  /* cmd_smtp.c */
+int cmd_calls(int argc, char **argv); /* cmd_calls.c */
+
+/* Shared by cmd_smtp.c and cmd_calls.c (defined in cmd_smtp.c). */
+/* --from/--to into ns (open ends RW_TIME_MIN/MAX); RW_EINPUT naming the option. */
+int cli_sessions_window(const char *from, const char *to, int64_t *f, int64_t *t, char *err);
+/* --limit: 1..SES_LIMIT_MAX; *out unchanged when v is NULL. */
+int cli_sessions_limit(const char *v, uint64_t *out, char *err);
+/* Run spec over the archive in dir, the answer to out, with its audit record
+ * (route names it); *found (may be NULL) 0 when the message or call asked
+ * for is not there. Returns the exit status. */
+int cli_sessions_local(const char *dir, const struct ses_spec *spec, const char *route, FILE *out,
+                       int *found);
+/* Append "?k=v" or "&k=v" (v URL-escaped; nothing when v is NULL). */
+int cli_qs_add(char *qs, size_t n, const char *k, const char *v);
+/* Record in dir's audit trail what this process read itself. */
+int cli_sessions_audit(const char *dir, const char *route, int64_t from, int64_t to,
+                       const char *filter, int status, uint64_t packets, uint64_t bytes,
+                       const char *sha256, int64_t start_ns, int64_t dur_ns, char *err);
+
 #endif

@@ -1373,6 +1373,8 @@ static const char main_help[] =
     "  identity   the addresses a subscriber held, and when (from RADIUS accounting)\n"
     "  intercept  follow a case's live intercept into pcap files, losing nothing\n"
     "  export     a case's evidence bundle (BagIt, hashes, audit records); verify one\n"
+    "  smtp       SMTP sessions, transactions and messages; spam report; .eml files\n"
+    "  calls      VoIP calls (SIP) with their RTP streams; one call's packets\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
@@ -1434,5 +1436,9 @@ int main(int argc, char **argv)
         return cmd_intercept(argc, argv);
     if (!strcmp(cmd, "export"))
         return cmd_export(argc, argv);
+    if (!strcmp(cmd, "smtp"))
+        return cmd_smtp(argc, argv);
+    if (!strcmp(cmd, "calls"))
+        return cmd_calls(argc, argv);
     return cli_usage("unknown command '%s'", cmd);
 }

@@ -1139,6 +1139,10 @@ static const struct route routes[] = {
     {{"/api/v1/identities", "GET, HEAD, POST", AUTH_PERM_ADMIN}, hd_route_identities},
     {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},
+    {{"/api/v1/smtp", "GET, HEAD", AUTH_PERM_PAYLOAD}, hd_route_smtp},
+    {{"/api/v1/smtp/messages/{id}", "GET, HEAD", AUTH_PERM_PAYLOAD}, hd_route_smtp_message},
+    {{"/api/v1/voip/calls", "GET, HEAD", AUTH_PERM_PAYLOAD}, hd_route_calls},
+    {{"/api/v1/voip/calls/{id}/pcap", "GET, HEAD", AUTH_PERM_PAYLOAD}, hd_route_call},
     {{"/", "GET, HEAD", AUTH_PERM_NONE}, hd_route_web},
     {{"/ui/*", "GET, HEAD", AUTH_PERM_NONE}, hd_route_web},
 };
@@ -1393,7 +1397,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, &p);
     p.head = !strcmp(method, "HEAD");
-    p.url = url;
     if (p.overflow)
         return hd_send_error(h, c, 400, "bad_parameter", "too many parameters (at most %d)",
                           MAX_PARAMS);

@@ -260,4 +260,7 @@ json_t *hd_ident_json(const struct idx_ident *r);
 /* The identity counters in /metrics (nothing without a tap). */
 void hd_ident_metrics(struct httpd *h, FILE *f);
 
+/* Application evidence (sessions.c): SMTP sessions and messages, VoIP calls. */
+hd_handler_fn hd_route_smtp, hd_route_smtp_message, hd_route_calls, hd_route_call;
+
 #endif

@@ -36,6 +36,10 @@ static const struct {
     {"/api/v1/cases/{id}/exports", AUTH_PERM_CASES},
     {"/metrics", AUTH_PERM_METRICS},
     {"/healthz", AUTH_PERM_NONE},
+    {"/api/v1/smtp", AUTH_PERM_PAYLOAD},
+    {"/api/v1/smtp/messages/{id}", AUTH_PERM_PAYLOAD},
+    {"/api/v1/voip/calls", AUTH_PERM_PAYLOAD},
+    {"/api/v1/voip/calls/{id}/pcap", AUTH_PERM_PAYLOAD},
     {"/", AUTH_PERM_NONE},     /* the web console's page */
     {"/ui/*", AUTH_PERM_NONE}, /* and its files */
 };
@@ -82,13 +86,17 @@ static void test_routes_enumerated(void **state)
             fail_msg("route %s listed %zu times", want_routes[j].path, seen[j]);
 }
 
-/* Only the packets route gives packet data; liveness needs nothing. */
+/* Only the packets route and the application evidence (SMTP messages,
+ * calls: read from payload, so payload's permission) give packet data;
+ * liveness needs nothing. */
 static void test_route_permissions(void **state)
 {
     (void)state;
     for (size_t i = 0; i < nroutes(); i++) {
         const struct httpd_route *r = httpd_route_at(i);
-        if (strcmp(r->path, "/api/v1/packets"))
+        if (!strncmp(r->path, "/api/v1/smtp", 12) || !strncmp(r->path, "/api/v1/voip/", 13))
+            assert_int_equal(r->perm, AUTH_PERM_PAYLOAD);
+        else if (strcmp(r->path, "/api/v1/packets"))
             assert_true(r->perm != AUTH_PERM_PACKETS && r->perm != AUTH_PERM_PAYLOAD);
     }
     assert_int_equal(httpd_route_find("/api/v1/packets")->perm, AUTH_PERM_PACKETS);
@@ -113,6 +121,20 @@ static void test_route_find_exact(void **state)
     for (size_t i = 0; i < sizeof miss / sizeof miss[0]; i++)
         if (httpd_route_find(miss[i]))
             fail_msg("'%s' found a route", miss[i]);
+    /* the message and call routes take one ID segment, never none or two */
+    static const char *id_miss[] = {"/api/v1/smtp/messages/", "/api/v1/smtp/messages",
+                                    "/api/v1/smtp/", "/api/v1/voip/calls/", "/api/v1/voip/",
+                                    "/api/v1/smtpx", "/api/v1/voip/calls/C1/pcap/x",
+                                    "/api/v1/voip/calls/x/y/pcap", "/api/v1/voip/calls//pcap",
+                                    "/api/v1/smtp/messages/a/b.eml"};
+    for (size_t i = 0; i < sizeof id_miss / sizeof id_miss[0]; i++)
+        if (httpd_route_find(id_miss[i]))
+            fail_msg("'%s' found a route", id_miss[i]);
+    assert_string_equal(httpd_route_find("/api/v1/smtp/messages/S1-a-1-b-2-1.eml")->path,
+                        "/api/v1/smtp/messages/{id}");
+    assert_string_equal(httpd_route_find("/api/v1/voip/calls/C1-2-3/pcap")->path,
+                        "/api/v1/voip/calls/{id}/pcap");
+    assert_string_equal(httpd_route_find("/api/v1/voip/calls")->path, "/api/v1/voip/calls");
     for (size_t j = 0; j < NWANT; j++) {
         const struct httpd_route *r = httpd_route_find(want_routes[j].path);
         assert_non_null(r);
