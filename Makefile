@@ -31,6 +31,11 @@ LIBS := -lpcap -lrocksdb -lmicrohttpd -lgnutls -lroaring -llz4 -lcrypto -ljansso
 # Community ID) and the C++ runtime statically when the archives are
 # installed: a short query is mostly process start-up, and resolving those
 # libraries' symbols at every start was a large part of it. (SAN=1 and the unit tests keep the shared libraries.)
+# The flow export (export/) of rewindd links libcurl (ClickHouse's HTTP
+# interface) and libfixbuf (IPFIX, with GLib); the CLI links only its
+# schema text, which needs neither.
+EXPORT_CFLAGS := $(shell pkg-config --cflags libfixbuf 2>/dev/null)
+EXPORT_LIBS := -lcurl $(shell pkg-config --libs libfixbuf 2>/dev/null)
 BIN_LIBS := $(LIBS)
 REWIND_LIBS := $(LIBS)
 REWIND_EXTRA :=
@@ -90,6 +95,8 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/export/%.o: CFLAGS += $(EXPORT_CFLAGS)
+
 $(BUILD)/librewind.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -108,7 +115,7 @@ bin/rewind-core: $(BUILD)/cli/rewind.o $(BUILD)/cli/qargs.o $(BUILD)/cli/httpc.o
 
 bin/rewindd: $(BUILD)/cli/rewindd.o $(BUILD)/cli/qargs.o $(BUILD)/librewind.a
 	@mkdir -p bin
-	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(BIN_LIBS)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(BIN_LIBS) $(EXPORT_LIBS)
 
 # The traffic generator is a tool of its own: it writes pcap files with
 # libc alone and links nothing of rewind's.
@@ -143,7 +150,7 @@ fuzz: deps
 	@mkdir -p build-fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  echo "clang fuzz $$n"; \
-	  clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/$$n $$f $(LIB_SRC) $(LIBS) || exit 1; \
+	  clang $(CFLAGS_BASE) $(EXPORT_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/$$n $$f $(LIB_SRC) $(LIBS) $(EXPORT_LIBS) || exit 1; \
 	done
 
 bench: deps

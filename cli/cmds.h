@@ -26,4 +26,7 @@ int cli_audit_read(const char *dir, const struct cli_audit_what *w, int status, 
 /* rewind replay: a capture file or a query's answer out of an interface. */
 int cmd_replay(int argc, char **argv);
 
+/* rewind clickhouse-schema: the DDL of rewindd --export-flows (cmd_export.c). */
+int cmd_clickhouse_schema(int argc, char **argv);
+
 #endif

@@ -1348,6 +1348,7 @@ static const char main_help[] =
     "  top       top talkers of a window by source, destination, pair, port, protocol\n"
     "  timeline  packets and bytes per step and capture point, a sparkline on a terminal\n"
     "  replay    send a capture file or a query's answer out of an interface\n"
+    "  clickhouse-schema  the ClickHouse tables of rewindd --export-flows\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
@@ -1401,5 +1402,7 @@ int main(int argc, char **argv)
         return cmd_timeline(argc, argv);
     if (!strcmp(cmd, "replay"))
         return cmd_replay(argc, argv);
+    if (!strcmp(cmd, "clickhouse-schema"))
+        return cmd_clickhouse_schema(argc, argv);
     return cli_usage("unknown command '%s'", cmd);
 }

@@ -19,6 +19,7 @@
 #include "capture/cap.h"
 #include "common/rw.h"
 #include "ctl/ctl.h"
+#include "export/export.h"
 #include "cli/qargs.h"
 #include "httpd/httpd.h"
 
@@ -44,6 +45,8 @@ struct daemon {
     audit_t *audit;
     ctl_t *ctl;
     httpd_t *web;
+    struct ex_opts xo; /* --export-flows, --export-ipfix */
+    ex_t *ex;
 };
 
 /* -i IFACE[=POINT] into its two parts, copied: argv is left as given, so
@@ -143,6 +146,26 @@ static void capture_stop(struct daemon *d)
     }
 }
 
+/* The flow export (export/export.h): threads of its own that read the
+ * index, never the capture path. */
+static int export_start(struct daemon *d, char *err)
+{
+    static char host[128];
+    if (!d->xo.sensor) {
+        if (gethostname(host, sizeof host - 1) < 0 || !host[0])
+            snprintf(host, sizeof host, "rewind");
+        d->xo.sensor = host;
+    }
+    d->xo.log = cli_log_event;
+    int rc = ex_start(arc_index(d->a), d->dir, &d->xo, &d->ex, err);
+    if (rc == 0 && d->xo.clickhouse)
+        rw_info("exporting flows of sealed segments to ClickHouse as sensor %s", d->xo.sensor);
+    if (rc == 0 && d->xo.ipfix)
+        rw_info("exporting flows of sealed segments as IPFIX to %s", d->xo.ipfix);
+    return rc;
+}
+static void export_stop(struct daemon *d) { ex_stop(d->ex); }
+
 static int ctl_service_start(struct daemon *d, char *err)
 {
     struct ctl_opts co = {.archive = d->a, .max_queries = d->ho.max_queries,
@@ -177,6 +200,8 @@ static int http_start(struct daemon *d, char *err)
     d->ho.live = live_state;
     d->ho.live_arg = d;
     d->ho.audit = d->audit;
+    d->ho.metrics = ex_metrics;
+    d->ho.metrics_arg = d->ex;
     int rc = httpd_start(arc_index(d->a), &d->ho, &d->web, err);
     if (rc < 0)
         return rc;
@@ -202,6 +227,7 @@ static const struct service {
     {"audit trail", audit_start, audit_stop},
     {"compressor", compressor_start, compressor_stop},
     {"capture", capture_start, capture_stop},
+    {"flow export", export_start, export_stop},
     {"control socket", ctl_service_start, ctl_service_stop},
     {"http", http_start, http_stop},
 };
@@ -267,6 +293,14 @@ static const char help[] =
     "      --sensor NAME         sensor name in responses (default: host name)\n"
     "      --ctl-group GROUP     the group of DIR/rewindd.sock, whose members may\n"
     "                            query and place holds (default: DIR's group)\n"
+    "      --export-flows clickhouse=URL\n"
+    "                            insert the flow records of each sealed segment\n"
+    "                            into ClickHouse (HTTP interface, e.g.\n"
+    "                            http://127.0.0.1:8123/?database=rewind; tables:\n"
+    "                            'rewind clickhouse-schema')\n"
+    "      --export-auth FILE    ClickHouse login: first line USER:PASSWORD\n"
+    "      --export-ipfix [udp://|tcp://]HOST:PORT\n"
+    "                            send the same flows as IPFIX (default UDP)\n"
     "      --log FILE            append the log to FILE instead of stderr; SIGHUP\n"
     "                            reopens it (a failed reopen keeps the old file)\n"
     "  -h, --help                this help\n"
@@ -309,6 +343,9 @@ int main(int argc, char **argv)
                                          {"tls-cert", required_argument, 0, 6},
                                          {"tls-key", required_argument, 0, 7},
                                          {"tls-client-ca", required_argument, 0, 8},
+                                         {"export-flows", required_argument, 0, 9},
+                                         {"export-auth", required_argument, 0, 10},
+                                         {"export-ipfix", required_argument, 0, 11},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -337,6 +374,14 @@ int main(int argc, char **argv)
         case 7: d.ho.tls_key = optarg; break;
         case 8: d.ho.tls_client_ca = optarg; break;
         case 'L': logfile = optarg; break;
+        case 9:
+            if (ex_flows_target_parse(optarg, &d.xo.clickhouse, err) < 0) {
+                fprintf(stderr, "rewindd: %s\n", err);
+                return 2;
+            }
+            break;
+        case 10: d.xo.ch_auth = optarg; break;
+        case 11: d.xo.ipfix = optarg; break;
         case 'Q': {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -413,6 +458,11 @@ int main(int argc, char **argv)
     d.ho.have_tokens = have_tokens;
     d.ho.tokens_arg = &d;
     if (d.ho.listen && httpd_check_opts(&d.ho, err) < 0) {
+        fprintf(stderr, "rewindd: %s\n", err);
+        return 2;
+    }
+    d.xo.sensor = d.ho.sensor;
+    if (ex_check_opts(&d.xo, err) < 0) {
         fprintf(stderr, "rewindd: %s\n", err);
         return 2;
     }

@@ -922,6 +922,8 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
     fprintf(f, "# HELP rewind_queries_active Packet queries in progress.\n"
                "# TYPE rewind_queries_active gauge\nrewind_queries_active %d\n",
             atomic_load(&h->active));
+    if (h->metrics)
+        h->metrics(h->metrics_arg, f);
     fprintf(f, "# HELP rewind_query_duration_seconds Packet query duration, first byte to last.\n"
                "# TYPE rewind_query_duration_seconds histogram\n");
     uint64_t cum = 0;
@@ -1311,6 +1313,8 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->max_queries = o->max_queries > 0 ? o->max_queries : 8;
     h->live = o->live;
     h->audit = o->audit;
+    h->metrics = o->metrics;
+    h->metrics_arg = o->metrics_arg;
     h->live_arg = o->live_arg;
     if (o->sensor)
         snprintf(h->sensor, sizeof h->sensor, "%s", o->sensor);

@@ -5,6 +5,8 @@
 #ifndef HTTPD_H
 #define HTTPD_H
 
+#include <stdio.h>
+
 #include "common/rw.h"
 #include "auth/auth.h"
 #include "query/read.h"
@@ -41,6 +43,10 @@ struct httpd_opts {
     /* The audit trail every packet answer (and refusal) is recorded in,
      * before its last byte leaves (NULL: none). Borrowed until httpd_stop. */
     struct audit *audit;
+    /* More Prometheus families at the end of /metrics (NULL: none), such
+     * as the flow export's (export/export.h, ex_metrics). */
+    void (*metrics)(void *arg, FILE *f);
+    void *metrics_arg;
 };
 
 typedef struct httpd httpd_t;

@@ -36,6 +36,8 @@ struct httpd {
     atomic_int_fast64_t tokens_at; /* when (monotonic ns) */
     atomic_uint_fast64_t tokens_gen; /* auth_token_generation() then */
     audit_t *audit;             /* the audit trail (borrowed; NULL: none) */
+    void (*metrics)(void *arg, FILE *f); /* more /metrics families (NULL: none) */
+    void *metrics_arg;
 };
 
 struct params {

@@ -6,7 +6,7 @@ set -eu
 PKGS="gcc make pkg-config libpcap-dev librocksdb-dev libmicrohttpd-dev libgnutls28-dev libroaring-dev \
 liblz4-dev libssl-dev libcmocka-dev libjansson-dev libcurl4-openssl-dev tcpdump tcpreplay lz4 iproute2 curl python3 clang \
 openssl passwd util-linux tshark \
-libclang-rt-14-dev"
+libclang-rt-14-dev libfixbuf-dev clickhouse-server nfdump wireshark-common"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
