@@ -29,4 +29,7 @@ int cmd_replay(int argc, char **argv);
 /* rewind clickhouse-schema: the DDL of rewindd --export-flows (cmd_export.c). */
 int cmd_clickhouse_schema(int argc, char **argv);
 
+/* rewind query --sensors FILE: one query across sensors (cmd_federate.c). */
+int cmd_query_sensors(int argc, char **argv);
+
 #endif

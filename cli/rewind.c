@@ -510,6 +510,9 @@ static int cmd_query(int argc, char **argv)
 {
     struct qargs a;
     char err[RW_ERRSZ];
+    for (int i = 1; i < argc; i++) /* one query across sensors: cmd_federate.c */
+        if (!strcmp(argv[i], "--sensors") || !strncmp(argv[i], "--sensors=", 10))
+            return cmd_query_sensors(argc, argv);
     int status = qargs_parse(argc, argv, &a, 0);
     if (status >= 0)
         return qargs_end(&a, status);

@@ -77,4 +77,43 @@ size_t ex_state(ex_t *e, struct ex_sink_state *out, size_t max);
 /* The Prometheus families of the sinks (rewind_export_*), for /metrics. */
 void ex_metrics(void *e, FILE *f);
 
+/* ---- one query across sensors ---- */
+
+/* A sensors file: one line per item, '#' starts a comment.
+ *   clickhouse URL [auth=FILE]
+ *   sensor NAME URL [token=TOKEN|token=@FILE] [ca=FILE]
+ * NAME is the sensor's --sensor (the name in its ClickHouse rows), URL its
+ * HTTP API (https://HOST:PORT), the token one of its tokens, the CA the
+ * PEM file its certificate is checked against. */
+struct ex_sensor {
+    char name[65];
+    char url[512];
+    char token[160];
+    char ca[512];
+};
+struct ex_sensors {
+    char clickhouse[512]; /* "" if none */
+    char ch_user[128], ch_pass[256];
+    struct ex_sensor *s;
+    size_t n;
+};
+/* RW_EINPUT "FILE line N: what is wrong" for a malformed file. */
+int ex_sensors_load(const char *path, struct ex_sensors *out, char *err) RW_WUR;
+void ex_sensors_free(struct ex_sensors *ss);
+
+/* One sensor's answer to merge: a pcapng stream as rewindd writes it
+ * (one section, its interfaces first). */
+struct ex_merge_in {
+    const char *sensor;
+    FILE *f; /* read from where it stands */
+};
+/* Merge the answers by timestamp (the earliest head first; a tie goes to
+ * the later input, as mergecap does) into one pcapng section on out,
+ * with one interface per sensor:point. A non-empty note is written last,
+ * as a comment (an Interface Statistics Block of interface 0). *packets:
+ * packets written. RW_EINPUT naming the sensor for a stream that is not
+ * such pcapng; RW_EIO if writing failed. */
+int ex_pcapng_merge(const struct ex_merge_in *in, size_t n, const char *note, FILE *out,
+                    uint64_t *packets, char *err) RW_WUR;
+
 #endif

@@ -5,7 +5,8 @@
  *   octetDeltaCount(1) packetDeltaCount(2) flowStartMilliseconds(152)
  *   flowEndMilliseconds(153) source/destinationIPv4Address(8, 12) or
  *   source/destinationIPv6Address(27, 28) source/destinationTransportPort
- *   (7, 11; ICMP: 0 and type*256+code, as NetFlow does) vlanId(58)
+ *   (7, 11; ICMP: 0 and type*256+code, as NetFlow does, the reverse
+ *   direction with the answering type: echo reply for echo) vlanId(58)
  *   tcpControlBits(6) protocolIdentifier(4).
  * Octets are those rewind counts (original frame lengths). Over UDP the
  * templates are sent again with every batch (RFC 7011, 8.4) and the
@@ -175,7 +176,10 @@ static int emit_rec(struct walk *w, const struct idx_flowrec *r, int rev)
     const uint8_t *sa = rev ? r->dst : r->src, *da = rev ? r->src : r->dst;
     uint16_t sp = rev ? r->dport : r->sport, dp = rev ? r->sport : r->dport;
     if (r->proto == 1 || r->proto == 58) { /* type in sport, code in dport */
-        dp = (uint16_t)(r->sport << 8 | r->dport);
+        int type = r->sport, other;
+        if (rev && idx_icmp_counterpart(r->proto == 58, type, &other))
+            type = other; /* the answers of an echo are echo replies */
+        dp = (uint16_t)(type << 8 | r->dport);
         sp = 0;
     }
     int rc;
