@@ -47,7 +47,7 @@ static const char fed_help[] =
     "      --community-id ID   the packets of the flows with this Community ID\n"
     "      --partial           answer without the sensors that fail, and end the\n"
     "                          answer with a comment naming them (default: fail)\n"
-    "  -w FILE                 write to FILE (default: stdout)\n"
+    "  -w, --write FILE        write to FILE (default: stdout)\n"
     "  -h, --help              this help\n"
     "\n"
     "Exit status: 0 answered in full (or --partial), 1 a sensor failed, 2 bad\n"
@@ -291,6 +291,7 @@ int cmd_query_sensors(int argc, char **argv)
                                          {"to", required_argument, 0, 't'},
                                          {"community-id", required_argument, 0, 'C'},
                                          {"partial", no_argument, 0, 'P'},
+                                         {"write", required_argument, 0, 'w'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *file = NULL, *from_s = NULL, *to_s = NULL, *cid = NULL, *wfile = NULL;
