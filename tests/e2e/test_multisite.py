@@ -29,6 +29,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -154,9 +155,25 @@ class ClickHouse:
 
 # ------------------------------------------------------------------- sensors
 
+def make_tls(d):
+    """A CA and a server certificate for 127.0.0.1 that it signed (openssl)."""
+    os.makedirs(d)
+    o = lambda *a: subprocess.run(["openssl"] + list(a), capture_output=True, check=True)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    o("req", "-x509", "-days", "2", *key, "-keyout", d + "/ca.key", "-out", d + "/ca.pem",
+      "-subj", "/CN=rewind multisite test CA")
+    o("req", *key, "-keyout", d + "/server.key", "-out", d + "/server.csr", "-subj", "/CN=127.0.0.1")
+    with open(d + "/ext", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    o("x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
+      "-set_serial", "7", "-days", "2", "-extfile", d + "/ext", "-out", d + "/server.pem")
+    return d + "/ca.pem", d + "/server.pem", d + "/server.key"
+
+
 class Sensor:
-    def __init__(self, tmp, name, files):
+    def __init__(self, tmp, name, files, tls=None):
         self.name = name
+        self.tls = tls  # (ca, cert, key): HTTPS, and a token
         self.dir = os.path.join(tmp, name)
         self.files = files  # (path, point) imported, in order
         self.port = harness.free_port()
@@ -166,14 +183,23 @@ class Sensor:
             r = rw("import", "--dir", self.dir, "--point", point, "--quiet",
                    "--segment-seconds", "2", path)
             check(r.returncode == 0, "%s: import %s: %s" % (name, path, r.stderr.decode()))
+        self.token = None
+        if tls:
+            r = rw("token", "add", "--dir", self.dir, "--name", "federation", "--role", "analyst")
+            self.token = r.stdout.decode().split()[-1] if r.returncode == 0 else None
+            check(self.token, "%s: token add: %s" % (name, r.stderr.decode()))
+            self.token_file = os.path.join(tmp, name + ".token")
+            with open(self.token_file, "w") as f:
+                f.write(self.token + "\n")
 
     def base(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
     def start(self, *extra):
+        tls = ["--tls-cert", self.tls[1], "--tls-key", self.tls[2]] if self.tls else []
         self.p = subprocess.Popen([REWINDD, "--dir", self.dir, "--listen",
                                    "127.0.0.1:%d" % self.port, "--sensor", self.name,
-                                   "--log", self.log] + list(extra))
+                                   "--log", self.log] + tls + list(extra))
         return wait_until(lambda: self.get("/healthz") is not None, 20)
 
     def stop(self):
@@ -183,10 +209,19 @@ class Sensor:
             self.p = None
 
     def get(self, path):
+        req = urllib.request.Request(self.base() + path)
+        if self.token:
+            req.add_header("Authorization", "Bearer " + self.token)
+        ctx = ssl.create_default_context(cafile=self.tls[0]) if self.tls else None
         try:
-            return urllib.request.urlopen(self.base() + path, timeout=60).read()
+            return urllib.request.urlopen(req, timeout=60, context=ctx).read()
         except OSError:
             return None
+
+    def line(self):
+        """Its line in a sensors file."""
+        extra = " token=@%s ca=%s" % (self.token_file, self.tls[0]) if self.tls else ""
+        return "sensor %s %s%s\n" % (self.name, self.base(), extra)
 
     def metric(self, name, sink="clickhouse"):
         body = self.get("/metrics")
@@ -449,7 +484,7 @@ def test_federate(tmp, ch, sensors, needle):
     with open(sensfile, "w") as f:
         f.write("# three sensors and their flows\nclickhouse %s\n" % ch.url())
         for s in sensors:
-            f.write("sensor %s %s\n" % (s.name, s.base()))
+            f.write(s.line())
     # A wide filter: every sensor answers; the merge equals mergecap.
     for flt in ("tcp port 25 or udp port 53", ""):
         r = fed(sensfile, flt, WINDOW, "-w", os.path.join(tmp, "fed.pcapng"))
@@ -571,7 +606,8 @@ def main():
             Sensor(tmp, "east", [(gen[0], "gen"), (os.path.join(good, "smtp.pcap"), "real")]),
             Sensor(tmp, "west", [(gen[1], "gen"),
                                  (os.path.join(good, "dns-edns-ecs.pcap"), "real"),
-                                 (os.path.join(good, "mixed-vlan-mpls.pcap"), "vlan")]),
+                                 (os.path.join(good, "mixed-vlan-mpls.pcap"), "vlan")],
+                   tls=make_tls(os.path.join(tmp, "pki"))),
             Sensor(tmp, "north", [(gen[2], "gen"),
                                   (os.path.join(good, "echo-connections.pcap"), "real")]),
         ]
