@@ -367,3 +367,98 @@ int ex_ch_sink(const struct ex_opts *o, struct ex_sink *out, char *err)
     *out = (struct ex_sink){.name = "clickhouse", .ctx = c, .send = ch_send, .free = ch_free};
     return 0;
 }
+
+/* ---- GET, for a daemon's query across sensors (federate.c) ---- */
+
+struct getx {
+    int (*sink)(void *arg, const void *buf, size_t n);
+    void *arg;
+    CURL *h;
+    long status;
+    char ebody[2048];
+    size_t elen;
+    int sink_failed;
+};
+
+static size_t on_get(char *p, size_t sz, size_t n, void *arg)
+{
+    struct getx *g = arg;
+    size_t len = sz * n;
+    if (!g->status)
+        curl_easy_getinfo(g->h, CURLINFO_RESPONSE_CODE, &g->status);
+    if (g->status >= 300) {
+        size_t room = sizeof g->ebody - 1 - g->elen, k = len < room ? len : room;
+        memcpy(g->ebody + g->elen, p, k);
+        g->elen += k;
+        g->ebody[g->elen] = 0;
+        return len;
+    }
+    if (g->sink(g->arg, p, len) < 0) {
+        g->sink_failed = 1;
+        return 0;
+    }
+    return len;
+}
+
+int ex_http_get(const char *base, const char *path, const char *token, const char *ca,
+                int (*sink)(void *arg, const void *buf, size_t n), void *arg, long *status,
+                char *err)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    char url[8192], auth[200];
+    struct getx g = {.sink = sink, .arg = arg};
+    int rc = 0;
+    pthread_once(&once, curl_init);
+    if (status)
+        *status = 0;
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/' && path[0])
+        bl--;
+    if ((size_t)snprintf(url, sizeof url, "%.*s%s", (int)bl, base, path) >= sizeof url)
+        return rw_err(err, RW_EINPUT, "request too long");
+    if (token && (strlen(token) > 160 || strpbrk(token, "\r\n \t")))
+        return rw_err(err, RW_EINPUT, "malformed token");
+    if (!(g.h = curl_easy_init()))
+        return rw_err(err, RW_ENOMEM, "cannot start libcurl");
+    struct curl_slist *hdrs = NULL;
+    if (token && *token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        hdrs = curl_slist_append(NULL, auth);
+        curl_easy_setopt(g.h, CURLOPT_HTTPHEADER, hdrs);
+    }
+    curl_easy_setopt(g.h, CURLOPT_URL, url);
+    curl_easy_setopt(g.h, CURLOPT_WRITEFUNCTION, on_get);
+    curl_easy_setopt(g.h, CURLOPT_WRITEDATA, &g);
+    curl_easy_setopt(g.h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(g.h, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(g.h, CURLOPT_USERAGENT, "rewindd");
+    curl_easy_setopt(g.h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (ca)
+        curl_easy_setopt(g.h, CURLOPT_CAINFO, ca);
+    CURLcode cc = curl_easy_perform(g.h);
+    if (!g.status)
+        curl_easy_getinfo(g.h, CURLINFO_RESPONSE_CODE, &g.status);
+    if (status)
+        *status = g.status;
+    if (g.status >= 300) {
+        /* the API's {"error":{"code":...,"message":"..."}}: the message */
+        const char *m = strstr(g.ebody, "\"message\"");
+        char msg[1024];
+        if (m && (m = strchr(m + 9, '"'))) {
+            size_t k = 0;
+            for (m++; *m && *m != '"' && k < sizeof msg - 1; m++)
+                msg[k++] = *m == '\\' && m[1] ? *++m : *m;
+            msg[k] = 0;
+        } else {
+            snprintf(msg, sizeof msg, "%.*s", (int)strcspn(g.ebody, "\n"), g.ebody);
+        }
+        rc = rw_err(err, g.status < 500 ? RW_EINPUT : RW_EIO, "%s (HTTP %ld)", msg, g.status);
+    } else if (g.sink_failed) {
+        rc = rw_err(err, RW_EIO, "writing the answer failed");
+    } else if (cc != CURLE_OK) {
+        rc = rw_err(err, RW_EIO, "%s: %s", url, curl_easy_strerror(cc));
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(g.h);
+    return rc;
+}

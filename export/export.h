@@ -101,6 +101,46 @@ struct ex_sensors {
 int ex_sensors_load(const char *path, struct ex_sensors *out, char *err) RW_WUR;
 void ex_sensors_free(struct ex_sensors *ss);
 
+/* An HTTP GET of base + path with "Authorization: Bearer token" (token
+ * NULL or ""), the server checked against the PEM file ca (NULL: the
+ * system's), the body of a 2xx answer streamed to sink; *status the HTTP
+ * status (0: no answer). 4xx: RW_EINPUT, else RW_EIO, with the server's
+ * message. The CLI gives one over its dlopen()ed libcurl, the daemon
+ * ex_http_get. */
+typedef int (*ex_get_fn)(const char *base, const char *path, const char *token, const char *ca,
+                         int (*sink)(void *arg, const void *buf, size_t n), void *arg,
+                         long *status, char *err);
+/* ex_get_fn over libcurl (linked: rewindd). */
+int ex_http_get(const char *base, const char *path, const char *token, const char *ca,
+                int (*sink)(void *arg, const void *buf, size_t n), void *arg, long *status,
+                char *err);
+
+/* A query across sensors: which to ask (ClickHouse's flows, see
+ * rewind(1)), their answers fetched in parallel into temporary files. */
+struct ex_fed_query {
+    int64_t from, to;   /* from may be RW_TIME_MIN; to is absolute */
+    const char *filter; /* BPF, "" for all */
+    const char *cid;    /* Community ID or NULL */
+};
+typedef struct ex_fed ex_fed_t;
+/* Ask. Returns 0 with *out even when sensors failed (ex_fed_failed says
+ * which); <0 only when nothing could be asked. */
+int ex_fed_fetch(const struct ex_sensors *ss, const struct ex_fed_query *q, ex_get_fn get,
+                 ex_fed_t **out, char *err) RW_WUR;
+/* What was asked and why ("asking east, west (no matching flow in
+ * ClickHouse on north)"), and a warning when ClickHouse could not say. */
+const char *ex_fed_asked(const ex_fed_t *f);
+const char *ex_fed_warning(const ex_fed_t *f);
+/* Sensors asked, and of those failed; *what: "sensor NAME (URL): error;
+ * ...", *input: 1 if every failure was a 4xx (a bad request). */
+size_t ex_fed_failed(const ex_fed_t *f, size_t *asked, const char **what, int *input);
+/* 1 if sensor i of the file was asked. */
+int ex_fed_was_asked(const ex_fed_t *f, size_t i);
+/* Merge the answers that arrived into out (ex_pcapng_merge); with
+ * failures, a closing comment names what is missing. */
+int ex_fed_write(ex_fed_t *f, FILE *out, uint64_t *packets, char *err) RW_WUR;
+void ex_fed_free(ex_fed_t *f);
+
 /* One sensor's answer to merge: a pcapng stream as rewindd writes it
  * (one section, its interfaces first). */
 struct ex_merge_in {

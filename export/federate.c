@@ -1,0 +1,414 @@
+/* federate.c -- one query across sensors (rewind query --sensors, and
+ * rewindd --federate): ClickHouse (the flows rewindd --export-flows sent
+ * it) says which sensors hold flows that match the filter in the window;
+ * those are asked, and so is every sensor whose export has not reached the
+ * window's end or that holds packets no flow record names (not IP), so that
+ * no match is skipped. With no ClickHouse, no filter a flow can be judged
+ * by, or a ClickHouse that does not answer, every sensor is asked. The
+ * answers are fetched in parallel, each into a temporary file, and merged
+ * by timestamp (merge.c) only once all have arrived: a failure is known
+ * before the first byte of the answer is written. HTTP goes through the
+ * caller's ex_get_fn, so that the CLI keeps libcurl out of its link. */
+#include "export/export.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analytics/analytics.h"
+
+struct fetch {
+    const struct ex_sensor *s;
+    ex_get_fn get;
+    const char *path;
+    FILE *f;
+    int rc, empty, started, cid;
+    char err[RW_ERRSZ];
+    pthread_t th;
+};
+
+struct ex_fed {
+    const struct ex_sensors *ss;
+    uint8_t *ask;
+    struct fetch *fx;
+    char asked[2048], warning[RW_ERRSZ + 64], failures[4096];
+    size_t nasked, nfailed;
+    int input;
+};
+
+struct mem {
+    char *p;
+    size_t n, cap;
+};
+
+static int mem_sink(void *arg, const void *buf, size_t n)
+{
+    struct mem *m = arg;
+    if (m->n + n + 1 > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 65536;
+        while (nc < m->n + n + 1)
+            nc *= 2;
+        if (nc > (256u << 20))
+            return -1;
+        char *p = realloc(m->p, nc);
+        if (!p)
+            return -1;
+        m->p = p;
+        m->cap = nc;
+    }
+    memcpy(m->p + m->n, buf, n);
+    m->n += n;
+    m->p[m->n] = 0;
+    return 0;
+}
+
+static int file_sink(void *arg, const void *buf, size_t n)
+{
+    return fwrite(buf, 1, n, arg) == n ? 0 : -1;
+}
+
+/* URL-encode s (RFC 3986 unreserved kept); malloc'ed. */
+static char *esc(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = malloc(strlen(s) * 3 + 1), *w = out;
+    if (!out)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            *w++ = (char)*p;
+        } else {
+            *w++ = '%';
+            *w++ = hex[*p >> 4];
+            *w++ = hex[*p & 15];
+        }
+    }
+    *w = 0;
+    return out;
+}
+
+/* Run a SELECT on ClickHouse; the TabSeparated answer in m. */
+static int ch_select(const struct ex_sensors *ss, ex_get_fn get, const char *sql, struct mem *m,
+                     char *err)
+{
+    char *q = esc(sql), *u = esc(ss->ch_user), *pw = esc(ss->ch_pass);
+    size_t n = strlen(ss->clickhouse) + (q ? strlen(q) : 0) + (u ? strlen(u) : 0) +
+               (pw ? strlen(pw) : 0) + 64;
+    char *url = malloc(n);
+    int rc;
+    if (!q || !u || !pw || !url) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto out;
+    }
+    const char *sep = strchr(ss->clickhouse, '?') ? "&"
+                      : strchr(ss->clickhouse + 8, '/') ? "?" : "/?";
+    int k = snprintf(url, n, "%s%s%squery=%s", ss->clickhouse, sep,
+                     strstr(ss->clickhouse, "database=") ? "" : "database=" EX_CH_DATABASE "&", q);
+    if (ss->ch_user[0])
+        snprintf(url + k, n - (size_t)k, "&user=%s&password=%s", u, pw);
+    m->n = 0;
+    if (m->p)
+        m->p[0] = 0;
+    char e2[RW_ERRSZ];
+    rc = get(url, "", "", NULL, mem_sink, m, NULL, e2);
+    if (rc < 0) {
+        char *pos = strstr(e2, "password="); /* never in a message */
+        if (pos)
+            *pos = 0;
+        rw_err(err, rc, "ClickHouse %s: %s", ss->clickhouse, e2);
+    }
+out:
+    free(q);
+    free(u);
+    free(pw);
+    free(url);
+    return rc;
+}
+
+static int sensor_index(const struct ex_sensors *ss, const char *name, size_t len)
+{
+    for (size_t i = 0; i < ss->n; i++)
+        if (strlen(ss->s[i].name) == len && !strncmp(ss->s[i].name, name, len))
+            return (int)i;
+    return -1;
+}
+
+static int unhex(const char *h, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(h + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+static void add_why(char *why, size_t wn, const char *name, const char *reason)
+{
+    size_t l = strlen(why);
+    snprintf(why + l, wn - l, "%s%s: %s", l ? "; " : "", name, reason);
+}
+
+/* ask[i] for every sensor to ask; <0 when ClickHouse could not say. */
+static int select_sensors(const struct ex_sensors *ss, ex_get_fn get,
+                          const struct ex_fed_query *q, an_ffilter_t *ff, uint8_t *ask, char *why,
+                          size_t wn, char *err)
+{
+    char sql[1024], w[256];
+    struct mem m = {0};
+    uint8_t *complete = NULL;
+    int rc;
+    snprintf(w, sizeof w, "last_ns >= %lld AND first_ns < %lld", (long long)q->from,
+             (long long)q->to);
+    if (q->cid)
+        snprintf(sql, sizeof sql, "SELECT DISTINCT sensor FROM flows WHERE community_id = '%s' "
+                 "AND %s FORMAT TabSeparated", q->cid, w);
+    else
+        snprintf(sql, sizeof sql, "SELECT sensor, family, proto, hex(src), hex(dst), sport, dport, "
+                 "vlan FROM flows WHERE %s GROUP BY sensor, family, proto, src, dst, sport, dport, "
+                 "vlan FORMAT TabSeparated", w);
+    if ((rc = ch_select(ss, get, sql, &m, err)) < 0)
+        goto out;
+    for (char *line = m.p, *nl; line && *line; line = nl) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl++ = 0;
+        size_t sl = strcspn(line, "\t");
+        int i = sensor_index(ss, line, sl);
+        if (i < 0 || ask[i])
+            continue;
+        if (q->cid) {
+            ask[i] = 1;
+            continue;
+        }
+        struct an_flow f;
+        unsigned fam, proto, sp, dp, vlan;
+        char src[40], dst[40];
+        memset(&f, 0, sizeof f);
+        if (sscanf(line + sl, "\t%u\t%u\t%32s\t%32s\t%u\t%u\t%u", &fam, &proto, src, dst, &sp, &dp,
+                   &vlan) != 7 || (fam != 4 && fam != 6)) {
+            rc = rw_err(err, RW_EIO, "ClickHouse %s: an unexpected row '%.80s'", ss->clickhouse,
+                        line);
+            goto out;
+        }
+        uint8_t a[16], b[16];
+        if (unhex(src, a, 16) < 0 || unhex(dst, b, 16) < 0) {
+            rc = rw_err(err, RW_EIO, "ClickHouse %s: an unexpected address in '%.80s'",
+                        ss->clickhouse, line);
+            goto out;
+        }
+        f.family = (uint8_t)fam;
+        f.proto = (uint8_t)proto;
+        memcpy(f.src, fam == 4 ? a + 12 : a, fam == 4 ? 4 : 16);
+        memcpy(f.dst, fam == 4 ? b + 12 : b, fam == 4 ? 4 : 16);
+        f.sport = (uint16_t)sp;
+        f.dport = (uint16_t)dp;
+        f.vlan = (uint16_t)vlan;
+        if (an_ffilter_match(ff, &f))
+            ask[i] = 1;
+    }
+    /* Exports that have not reached the window's end. */
+    if (!(complete = calloc(ss->n ? ss->n : 1, 1))) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = ch_select(ss, get, "SELECT sensor, max(complete_ns) FROM exports GROUP BY sensor "
+                                 "FORMAT TabSeparated", &m, err)) < 0)
+        goto out;
+    for (char *line = m.p, *nl; line && *line; line = nl) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl++ = 0;
+        size_t sl = strcspn(line, "\t");
+        int i = sensor_index(ss, line, sl);
+        long long c;
+        if (i >= 0 && line[sl] && sscanf(line + sl + 1, "%lld", &c) == 1 && c >= q->to)
+            complete[i] = 1;
+    }
+    for (size_t i = 0; i < ss->n; i++)
+        if (!complete[i] && !ask[i]) {
+            ask[i] = 2;
+            add_why(why, wn, ss->s[i].name, "its export lags behind the window's end");
+        }
+    /* Packets that no flow names. */
+    snprintf(sql, sizeof sql, "SELECT DISTINCT sensor FROM segments FINAL WHERE %s AND packets > "
+             "flow_packets FORMAT TabSeparated", w);
+    if ((rc = ch_select(ss, get, sql, &m, err)) < 0)
+        goto out;
+    for (char *line = m.p, *nl; line && *line; line = nl) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl++ = 0;
+        int i = sensor_index(ss, line, strlen(line));
+        if (i >= 0 && !ask[i]) {
+            ask[i] = 3;
+            add_why(why, wn, ss->s[i].name, "holds packets no flow names");
+        }
+    }
+out:
+    free(complete);
+    free(m.p);
+    return rc;
+}
+
+static void *fetch_run(void *arg)
+{
+    struct fetch *x = arg;
+    long status = 0;
+    x->rc = x->get(x->s->url, x->path, x->s->token, x->s->ca[0] ? x->s->ca : NULL, file_sink, x->f,
+                   &status, x->err);
+    if (x->rc < 0 && x->cid && status == 404 && strstr(x->err, "no flow with Community ID")) {
+        x->rc = 0; /* asked because its export lags: it has none */
+        x->empty = 1;
+    }
+    if (x->rc == 0 && (fflush(x->f) != 0 || fseek(x->f, 0, SEEK_SET) != 0))
+        x->rc = rw_err(x->err, RW_EIO, "temporary file: %s", strerror(errno));
+    return NULL;
+}
+
+static int append(char *q, size_t n, const char *k, const char *v)
+{
+    char *e = esc(v);
+    size_t l = strlen(q);
+    if (!e)
+        return -1;
+    int w = snprintf(q + l, n - l, "%s%s=%s", l ? "&" : "?", k, e);
+    free(e);
+    return w < 0 || (size_t)w >= n - l ? -1 : 0;
+}
+
+int ex_fed_fetch(const struct ex_sensors *ss, const struct ex_fed_query *q, ex_get_fn get,
+                 ex_fed_t **out, char *err)
+{
+    char qs[8000] = "", tb[64], why[1024] = "", e2[RW_ERRSZ];
+    an_ffilter_t *ff = NULL;
+    struct ex_fed *f = calloc(1, sizeof *f);
+    *out = NULL;
+    if (!f)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    f->ss = ss;
+    f->ask = calloc(ss->n ? ss->n : 1, 1);
+    f->fx = calloc(ss->n ? ss->n : 1, sizeof *f->fx);
+    if (!f->ask || !f->fx) {
+        ex_fed_free(f);
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    }
+    const char *flt = q->filter ? q->filter : "";
+    int narrow = ss->clickhouse[0] && (q->cid || (flt[0] && an_ffilter_new(flt, &ff, e2) == 0));
+    if (narrow && select_sensors(ss, get, q, ff, f->ask, why, sizeof why, e2) < 0) {
+        snprintf(f->warning, sizeof f->warning, "%s; asking every sensor", e2);
+        narrow = 0;
+    }
+    an_ffilter_free(ff);
+    if (!narrow)
+        memset(f->ask, 1, ss->n);
+    char list[1024] = "", skipped[1024] = "";
+    for (size_t i = 0; i < ss->n; i++) {
+        char *l = f->ask[i] ? list : skipped;
+        size_t k = strlen(l);
+        snprintf(l + k, sizeof list - k, "%s%s", k ? ", " : "", ss->s[i].name);
+    }
+    snprintf(f->asked, sizeof f->asked, "asking %s%s%s%s%s%s", list[0] ? list : "no sensor",
+             skipped[0] ? " (no matching flow in ClickHouse on " : "", skipped,
+             skipped[0] ? ")" : "", why[0] ? "; also asked: " : "", why);
+    /* The request each sensor gets: the same absolute window. */
+    if ((q->from != RW_TIME_MIN && append(qs, sizeof qs, "from", rw_time_fmt(q->from, tb, sizeof tb))) ||
+        append(qs, sizeof qs, "to", rw_time_fmt(q->to, tb, sizeof tb)) ||
+        (flt[0] && append(qs, sizeof qs, "filter", flt)) ||
+        (q->cid && append(qs, sizeof qs, "community_id", q->cid)) ||
+        append(qs, sizeof qs, "format", "pcapng")) {
+        ex_fed_free(f);
+        return rw_err(err, RW_EINPUT, "the request is too long");
+    }
+    char *p = malloc(strlen(qs) + 32);
+    if (!p) {
+        ex_fed_free(f);
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    }
+    snprintf(p, strlen(qs) + 32, "/api/v1/packets%s", qs);
+    for (size_t i = 0; i < ss->n; i++) {
+        struct fetch *x = &f->fx[i];
+        if (!f->ask[i])
+            continue;
+        f->nasked++;
+        x->s = &ss->s[i];
+        x->get = get;
+        x->path = p;
+        x->cid = q->cid != NULL;
+        if (!(x->f = tmpfile())) {
+            x->rc = rw_err(x->err, RW_EIO, "cannot create a temporary file: %s", strerror(errno));
+            continue;
+        }
+        if (pthread_create(&x->th, NULL, fetch_run, x) != 0) {
+            x->rc = rw_err(x->err, RW_EIO, "cannot start a thread");
+            continue;
+        }
+        x->started = 1;
+    }
+    for (size_t i = 0; i < ss->n; i++)
+        if (f->fx[i].started)
+            pthread_join(f->fx[i].th, NULL);
+    free(p);
+    f->input = 1;
+    for (size_t i = 0; i < ss->n; i++) {
+        struct fetch *x = &f->fx[i];
+        if (!f->ask[i] || x->rc == 0)
+            continue;
+        f->nfailed++;
+        if (x->rc != RW_EINPUT)
+            f->input = 0;
+        size_t l = strlen(f->failures);
+        snprintf(f->failures + l, sizeof f->failures - l, "%ssensor %s (%s): %s", l ? "; " : "",
+                 x->s->name, x->s->url, x->err);
+    }
+    *out = f;
+    return 0;
+}
+
+const char *ex_fed_asked(const ex_fed_t *f) { return f->asked; }
+const char *ex_fed_warning(const ex_fed_t *f) { return f->warning[0] ? f->warning : NULL; }
+int ex_fed_was_asked(const ex_fed_t *f, size_t i) { return i < f->ss->n && f->ask[i]; }
+
+size_t ex_fed_failed(const ex_fed_t *f, size_t *asked, const char **what, int *input)
+{
+    *asked = f->nasked;
+    *what = f->failures;
+    *input = f->nfailed && f->input;
+    return f->nfailed;
+}
+
+int ex_fed_write(ex_fed_t *f, FILE *out, uint64_t *packets, char *err)
+{
+    struct ex_merge_in *in = calloc(f->ss->n ? f->ss->n : 1, sizeof *in);
+    char note[4200] = "";
+    size_t n = 0;
+    if (!in)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    for (size_t i = 0; i < f->ss->n; i++) {
+        struct fetch *x = &f->fx[i];
+        if (!f->ask[i] || x->rc || x->empty || !x->f)
+            continue;
+        in[n].sensor = x->s->name;
+        in[n++].f = x->f;
+    }
+    if (f->nfailed)
+        snprintf(note, sizeof note, "rewind: this answer lacks the packets of %s", f->failures);
+    int rc = ex_pcapng_merge(in, n, note, out, packets, err);
+    free(in);
+    return rc;
+}
+
+void ex_fed_free(ex_fed_t *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; f->fx && i < f->ss->n; i++)
+        if (f->fx[i].f)
+            fclose(f->fx[i].f);
+    free(f->fx);
+    free(f->ask);
+    free(f);
+}
