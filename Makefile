@@ -125,11 +125,11 @@ bin/trafficgen: $(BUILD)/tools/trafficgen.o
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librewind.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS) $(EXPORT_LIBS) -lcmocka
 
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/librewind.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS) $(EXPORT_LIBS)
 
 # Binaries are rebuilt when SAN changes: remember which flavour bin/ holds.
 bin/.flavour-$(SAN):

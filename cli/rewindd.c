@@ -47,6 +47,7 @@ struct daemon {
     httpd_t *web;
     struct ex_opts xo; /* --export-flows, --export-ipfix */
     ex_t *ex;
+    struct ex_sensors fed; /* --federate FILE */
 };
 
 /* -i IFACE[=POINT] into its two parts, copied: argv is left as given, so
@@ -301,6 +302,8 @@ static const char help[] =
     "      --export-auth FILE    ClickHouse login: first line USER:PASSWORD\n"
     "      --export-ipfix [udp://|tcp://]HOST:PORT\n"
     "                            send the same flows as IPFIX (default UDP)\n"
+    "      --federate FILE       answer /api/v1/packets across the sensors FILE\n"
+    "                            names (format: rewind(1), query --sensors)\n"
     "      --log FILE            append the log to FILE instead of stderr; SIGHUP\n"
     "                            reopens it (a failed reopen keeps the old file)\n"
     "  -h, --help                this help\n"
@@ -346,6 +349,7 @@ int main(int argc, char **argv)
                                          {"export-flows", required_argument, 0, 9},
                                          {"export-auth", required_argument, 0, 10},
                                          {"export-ipfix", required_argument, 0, 11},
+                                         {"federate", required_argument, 0, 12},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -382,6 +386,14 @@ int main(int argc, char **argv)
             break;
         case 10: d.xo.ch_auth = optarg; break;
         case 11: d.xo.ipfix = optarg; break;
+        case 12:
+            ex_sensors_free(&d.fed);
+            if (ex_sensors_load(optarg, &d.fed, err) < 0) {
+                fprintf(stderr, "rewindd: --federate: %s\n", err);
+                return 2;
+            }
+            d.ho.federate = &d.fed;
+            break;
         case 'Q': {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -444,6 +456,11 @@ int main(int argc, char **argv)
     struct sockaddr_storage ss;
     if (d.ho.listen && httpd_parse_listen(d.ho.listen, &ss, err) < 0) {
         fprintf(stderr, "rewindd: --listen: %s\n", err);
+        return 2;
+    }
+    if (!d.ho.listen && d.ho.federate) {
+        fprintf(stderr, "rewindd: --federate with --listen none: there is no HTTP server to "
+                        "answer across sensors\n");
         return 2;
     }
     if (!d.ho.listen && (d.ho.tls_cert || d.ho.tls_key || d.ho.tls_client_ca)) {

@@ -501,6 +501,8 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
                                           "limit",  "limit_packets", "limit_bytes", "format",
                                           "payload", "community_id", NULL};
     char err[RW_ERRSZ];
+    if (h->federate) /* rewindd --federate: httpd/federate.c */
+        return hd_route_fed_packets(h, c, p);
     const char *bad = hd_unknown_param(p, allowed), *points[MAX_PARAMS + 1];
     struct qry_spec spec = {0};
     int npoints = 0, format = QRY_PCAP;
@@ -1315,6 +1317,7 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->audit = o->audit;
     h->metrics = o->metrics;
     h->metrics_arg = o->metrics_arg;
+    h->federate = o->federate;
     h->live_arg = o->live_arg;
     if (o->sensor)
         snprintf(h->sensor, sizeof h->sensor, "%s", o->sensor);

@@ -47,6 +47,9 @@ struct httpd_opts {
      * as the flow export's (export/export.h, ex_metrics). */
     void (*metrics)(void *arg, FILE *f);
     void *metrics_arg;
+    /* rewindd --federate: /api/v1/packets answered across these sensors
+     * (export/export.h) instead of from the archive; borrowed. */
+    const struct ex_sensors *federate;
 };
 
 typedef struct httpd httpd_t;

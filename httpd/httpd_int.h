@@ -37,6 +37,7 @@ struct httpd {
     atomic_uint_fast64_t tokens_gen; /* auth_token_generation() then */
     audit_t *audit;             /* the audit trail (borrowed; NULL: none) */
     void (*metrics)(void *arg, FILE *f); /* more /metrics families (NULL: none) */
+    const struct ex_sensors *federate;   /* --federate: /api/v1/packets across sensors */
     void *metrics_arg;
 };
 
@@ -89,6 +90,8 @@ int hd_parse_window(const struct params *p, int64_t *from, int64_t *to, char *er
  * *out unchanged when v is NULL. */
 int hd_parse_count(const char *name, const char *v, int sizes, uint64_t *out, char *err);
 
+/* federate.c: /api/v1/packets across the sensors of h->federate. */
+hd_handler_fn hd_route_fed_packets;
 /* analytics.c: /api/v1/flows, /api/v1/top, /api/v1/timeline. */
 hd_handler_fn hd_route_flows, hd_route_top, hd_route_timeline;
 /* The filter of a request with community_id=cid: the flows' filter, and

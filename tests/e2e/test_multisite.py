@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -521,9 +522,42 @@ def test_federate(tmp, ch, sensors, needle):
     exp = expected(tmp, sensors, "host " + needle, WINDOW)
     check(len(exp) > 0 and [(t, d) for t, _, d in pkts] == exp, "the needle's packets equal "
           "mergecap of tcpdump's (%d vs %d)" % (len(pkts), len(exp)))
+    # The same served by a rewindd --federate at /api/v1/packets.
+    fd = Sensor(tmp, "front", [])
+    check(fd.start("--federate", sensfile), "rewindd --federate starts")
+    q = urllib.parse.urlencode({"from": WINDOW[0], "to": WINDOW[1], "filter": "host " + needle})
+    body = fd.get("/api/v1/packets?" + q)
+    _, fpk, _ = read_pcapng(body or b"")
+    check(body and [(t, d) for t, _, d in fpk] == exp, "rewindd --federate: the needle's packets "
+          "equal mergecap of tcpdump's (%d vs %d)" % (len(fpk), len(exp)))
+    q = urllib.parse.urlencode({"from": WINDOW[0], "to": WINDOW[1], "filter": "tcp port 25"})
+    body = fd.get("/api/v1/packets?" + q)
+    _, fpk, _ = read_pcapng(body or b"")
+    exp25 = expected(tmp, sensors, "tcp port 25", WINDOW)
+    check(body and [(t, d) for t, _, d in fpk] == exp25, "rewindd --federate: port 25 of all "
+          "sensors equals mergecap (%d vs %d)" % (len(fpk), len(exp25)))
+    try:
+        urllib.request.urlopen(fd.base() + "/api/v1/packets?point=x", timeout=30)
+        check(False, "--federate: point= is refused")
+    except urllib.error.HTTPError as e:
+        check(e.code == 400 and b"point" in e.read(), "--federate: point= is a 400 naming it")
     # A sensor stopped: the query fails naming it; --partial goes on.
     victim = sensors[1]
     victim.stop()
+    try:
+        urllib.request.urlopen(fd.base() + "/api/v1/packets?" + urllib.parse.urlencode(
+            {"from": WINDOW[0], "to": WINDOW[1]}), timeout=60)
+        check(False, "--federate: a stopped sensor fails the answer")
+    except urllib.error.HTTPError as e:
+        msg = e.read()
+        check(e.code == 502 and ("sensor %s" % victim.name).encode() in msg,
+              "--federate: a stopped sensor is a 502 naming it (%d %s)" % (e.code, msg[:200]))
+    body = fd.get("/api/v1/packets?" + urllib.parse.urlencode(
+        {"from": WINDOW[0], "to": WINDOW[1], "partial": "1"}))
+    _, _, comments = read_pcapng(body or b"")
+    check(comments and victim.name in comments[-1], "--federate partial=1: a closing comment "
+          "names the missing sensor")
+    fd.stop()
     r = fed(sensfile, "", WINDOW, "-w", os.path.join(tmp, "fail.pcapng"))
     check(r.returncode == 1 and ("sensor %s" % victim.name).encode() in r.stderr,
           "a stopped sensor fails the query, named: %s" % r.stderr.decode()[-300:])
@@ -578,6 +612,12 @@ def test_bad_input(tmp):
     check(r.returncode == 2 and b"Community ID" in r.stderr, "a bad Community ID: exit 2")
     r = rw("query", "--sensors", bad, "--bogus")
     check(r.returncode == 2, "an unknown option: exit 2")
+    bad2 = os.path.join(tmp, "bad-federate")
+    with open(bad2, "w") as f:
+        f.write("sensor x notaurl\n")
+    r = sh(REWINDD, "--dir", d, "--federate", bad2)
+    check(r.returncode == 2 and b"--federate" in r.stderr and b"line 1" in r.stderr,
+          "rewindd --federate with a bad sensors file: exit 2 (%s)" % r.stderr.decode().strip())
     r = rw("clickhouse-schema", "--database", "a;b")
     check(r.returncode == 2 and b"--database" in r.stderr, "a bad database name: exit 2")
     r = rw("clickhouse-schema")
