@@ -141,6 +141,22 @@ int ex_fed_was_asked(const ex_fed_t *f, size_t i);
 int ex_fed_write(ex_fed_t *f, FILE *out, uint64_t *packets, char *err) RW_WUR;
 void ex_fed_free(ex_fed_t *f);
 
+/* Flows and top talkers across the sensors, from ss's ClickHouse alone
+ * (FINAL rows of the window; the filter a flow filter; points named
+ * SENSOR:POINT), as analytics.h answers them for one archive, except that
+ * a 5-tuple's rows are one flow whatever the pauses between them, and top
+ * talkers count only packets that flows name. RW_EINPUT for a filter that
+ * is not a flow filter or a file without ClickHouse; RW_EIO when
+ * ClickHouse fails. Free with an_flows_free / an_top_free. */
+struct an_flow_query;
+struct an_flows;
+struct an_top_query;
+struct an_top;
+int ex_fed_flows(const struct ex_sensors *ss, ex_get_fn get, const struct an_flow_query *q,
+                 struct an_flows *out, char *err) RW_WUR;
+int ex_fed_top(const struct ex_sensors *ss, ex_get_fn get, const struct an_top_query *q,
+               struct an_top *out, char *err) RW_WUR;
+
 /* One sensor's answer to merge: a pcapng stream as rewindd writes it
  * (one section, its interfaces first). */
 struct ex_merge_in {

@@ -536,6 +536,40 @@ def test_federate(tmp, ch, sensors, needle):
     exp25 = expected(tmp, sensors, "tcp port 25", WINDOW)
     check(body and [(t, d) for t, _, d in fpk] == exp25, "rewindd --federate: port 25 of all "
           "sensors equals mergecap (%d vs %d)" % (len(fpk), len(exp25)))
+    # /flows and /top across sensors, from ClickHouse alone: per sensor:point
+    # and Community ID, the packets and bytes of each sensor's own /flows.
+    want = collections.Counter()
+    talkers = collections.Counter()
+    for s in sensors:
+        for f in s.flows():
+            want[(s.name + ":" + f["point"], f["community_id"], "p")] += f["packets"]
+            want[(s.name + ":" + f["point"], f["community_id"], "b")] += f["bytes"]
+            talkers[f["src"]] += f["bytes_fwd"]
+            talkers[f["dst"]] += f["bytes_rev"]
+    body = fd.get("/api/v1/flows?limit=1000000")
+    got = collections.Counter()
+    for f in json.loads(body or b'{"flows":[]}')["flows"]:
+        got[(f["point"], f["community_id"], "p")] += f["packets"]
+        got[(f["point"], f["community_id"], "b")] += f["bytes"]
+    check(want and +want == +got, "--federate /flows: per sensor:point and Community ID, the "
+          "sensors' own /flows (%d vs %d keys)" % (len(+want), len(+got)))
+    body = fd.get("/api/v1/flows?" + urllib.parse.urlencode({"filter": "host " + needle,
+                                                                "limit": 1000}))
+    pts = {f["point"].split(":")[0] for f in json.loads(body or b'{"flows":[]}')["flows"]}
+    check(pts == holders, "--federate /flows of the needle: only its sensors (%s)" % pts)
+    body = fd.get("/api/v1/top?by=src&limit=5")
+    top = json.loads(body or b'{"top":[]}')["top"]
+    best = sorted(+talkers, key=lambda a: -talkers[a])[:5]
+    check(len(top) == 5 and [t["bytes"] for t in top] == [talkers[a] for a in best] and
+          all(talkers[t["address"]] == t["bytes"] for t in top),
+          "--federate /top by=src: the sensors' flows summed (%s vs %s)"
+          % ([(t["address"], t["bytes"]) for t in top], [(a, talkers[a]) for a in best]))
+    try:
+        urllib.request.urlopen(fd.base() + "/api/v1/flows?filter=len%3E5", timeout=30)
+        check(False, "--federate /flows: a filter that is not a flow filter is refused")
+    except urllib.error.HTTPError as e:
+        check(e.code == 400 and b"filter" in e.read(), "--federate /flows: a packet filter is a "
+              "400 naming the parameter")
     try:
         urllib.request.urlopen(fd.base() + "/api/v1/packets?point=x", timeout=30)
         check(False, "--federate: point= is refused")
