@@ -339,7 +339,8 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto done;
     }
-    qsort_r(g.best.h, g.best.n, sizeof *g.best.h, cmp_flows, (void *)&q->sort);
+    if (g.best.n) /* qsort_r's base must not be NULL, even for no element */
+        qsort_r(g.best.h, g.best.n, sizeof *g.best.h, cmp_flows, (void *)&q->sort);
     out->flows = g.best.h;
     out->n = g.best.n;
     out->matched = g.best.offered;

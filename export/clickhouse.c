@@ -72,8 +72,8 @@ static int read_auth(struct ch *c, const char *path, char *err)
     if (!line[0] || strlen(line) >= sizeof c->user || (colon && strlen(colon + 1) >= sizeof c->pass))
         return rw_err(err, RW_EINPUT, "--export-auth %s: the first line must be USER:PASSWORD",
                       path);
-    snprintf(c->user, sizeof c->user, "%s", line);
-    snprintf(c->pass, sizeof c->pass, "%s", colon ? colon + 1 : "");
+    memcpy(c->user, line, strlen(line) + 1); /* lengths checked above */
+    memcpy(c->pass, colon ? colon + 1 : "", colon ? strlen(colon + 1) + 1 : 1);
     memset(line, 0, sizeof line);
     c->auth = 1;
     return 0;

@@ -32,7 +32,7 @@ struct ex_fed {
     const struct ex_sensors *ss;
     uint8_t *ask;
     struct fetch *fx;
-    char asked[2048], warning[RW_ERRSZ + 64], failures[4096];
+    char asked[4096], warning[RW_ERRSZ + 64], failures[4096];
     size_t nasked, nfailed;
     int input;
 };

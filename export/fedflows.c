@@ -243,7 +243,8 @@ int ex_fed_flows(const struct ex_sensors *ss, ex_get_fn get, const struct an_flo
     int rc = rows_get(ss, get, q->from, to, q->filter, q->community_id, q->points, &rows, &n, err);
     if (rc < 0)
         return rc;
-    qsort(rows, n, sizeof *rows, by_identity);
+    if (n) /* rows is NULL for none */
+        qsort(rows, n, sizeof *rows, by_identity);
     for (size_t i = 0; i < n; i++) {
         struct an_flow *r = &rows[i], *f = w ? &rows[w - 1] : NULL;
         if (f && !strcmp(f->point, r->point) && !strcmp(f->community_id, r->community_id) &&
@@ -262,7 +263,8 @@ int ex_fed_flows(const struct ex_sensors *ss, ex_get_fn get, const struct an_flo
         }
         rows[w++] = *r;
     }
-    qsort_r(rows, w, sizeof *rows, by_sort, (void *)&q->sort);
+    if (w)
+        qsort_r(rows, w, sizeof *rows, by_sort, (void *)&q->sort);
     uint64_t lim = q->limit ? q->limit : AN_FLOWS_LIMIT_DEFAULT;
     out->flows = rows;
     out->matched = w;
