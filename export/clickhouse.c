@@ -139,12 +139,17 @@ struct resp {
     char body[1024];
     size_t n;
     volatile int *cancel;
+    struct buf *answer; /* the whole answer, when wanted */
 };
+
+static void put(struct buf *b, const void *v, size_t n);
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
     struct resp *r = arg;
     size_t n = size * nmemb, room = sizeof r->body - 1 - r->n;
+    if (r->answer)
+        put(r->answer, ptr, n);
     memcpy(r->body + r->n, ptr, n < room ? n : room);
     r->n += n < room ? n : room;
     r->body[r->n] = 0;
@@ -158,9 +163,26 @@ static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl
     return *r->cancel ? 1 : 0;
 }
 
+static int post_x(struct ch *c, const char *query, const struct buf *body, struct buf *answer,
+                  volatile int *cancel, char *err);
+
 /* POST body to the URL with query= the statement. */
 static int post(struct ch *c, const char *query, const struct buf *body, volatile int *cancel,
                 char *err)
+{
+    return post_x(c, query, body, NULL, cancel, err);
+}
+
+/* POST the statement query with no body; its answer into answer. */
+static int post_answer(struct ch *c, const char *query, struct buf *answer, volatile int *cancel,
+                       char *err)
+{
+    struct buf none = {0};
+    return post_x(c, query, &none, answer, cancel, err);
+}
+
+static int post_x(struct ch *c, const char *query, const struct buf *body, struct buf *answer,
+                  volatile int *cancel, char *err)
 {
     CURL *h = curl_easy_init();
     if (!h)
@@ -176,7 +198,7 @@ static int post(struct ch *c, const char *query, const struct buf *body, volatil
     }
     snprintf(url, ul, "%s%squery=%s", c->url, strchr(c->url, '?') ? "&" : "?", q);
     curl_free(q);
-    struct resp r = {.cancel = cancel};
+    struct resp r = {.cancel = cancel, .answer = answer};
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->n ? (const char *)body->p : "");
@@ -328,6 +350,47 @@ out:
     return rc;
 }
 
+/* Drop the partitions of this sensor's days before oldest_ns (flows and
+ * segments are partitioned by (day, sensor): another sensor's rows of the
+ * same days stay). */
+static int ch_retire(void *ctx, const char *sensor, int64_t oldest_ns, volatile int *cancel,
+                     char *err)
+{
+    struct ch *c = ctx;
+    static const char *const tables[] = {"flows", "segments"};
+    char q[512];
+    int rc = 0;
+    for (const char *s = sensor; *s; s++)
+        if (*s == '\'' || *s == '\\')
+            return 0; /* --sensor names are plain: nothing to drop safely */
+    uint16_t day = day_of(oldest_ns);
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        struct buf b = {0};
+        snprintf(q, sizeof q, "SELECT DISTINCT day FROM %s WHERE sensor = '%s' AND day < "
+                 "toDate(%u * 86400) FORMAT TabSeparated", tables[t], sensor, day);
+        /* The days, one per line, into b (a POST of the query: its answer). */
+        if ((rc = post_answer(c, q, &b, cancel, err)) < 0) {
+            free(b.p);
+            break;
+        }
+        put_u8(&b, 0);
+        for (char *line = (char *)b.p, *nl; !b.oom && line && *line; line = nl) {
+            nl = strchr(line, '\n');
+            if (nl)
+                *nl++ = 0;
+            if (strlen(line) != 10)
+                continue;
+            snprintf(q, sizeof q, "ALTER TABLE %s DROP PARTITION ('%s', '%s')", tables[t], line,
+                     sensor);
+            struct buf none = {0};
+            if ((rc = post(c, q, &none, cancel, err)) < 0)
+                break;
+        }
+        free(b.p);
+    }
+    return rc;
+}
+
 static void ch_free(void *ctx)
 {
     struct ch *c = ctx;
@@ -364,7 +427,8 @@ int ex_ch_sink(const struct ex_opts *o, struct ex_sink *out, char *err)
         ch_free(c);
         return rc;
     }
-    *out = (struct ex_sink){.name = "clickhouse", .ctx = c, .send = ch_send, .free = ch_free};
+    *out = (struct ex_sink){.name = "clickhouse", .ctx = c, .send = ch_send, .retire = ch_retire,
+                            .free = ch_free};
     return 0;
 }
 

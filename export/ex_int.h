@@ -26,6 +26,11 @@ struct ex_sink {
      * becomes nonzero when the sink should give up at once. */
     int (*send)(void *ctx, idx_t *ix, const struct ex_batch *b, uint64_t *flows,
                 volatile int *cancel, char *err);
+    /* The archive's oldest packet is now at oldest_ns (its first day's
+     * start, UTC): drop what the sink keeps of this sensor's older days.
+     * NULL: the sink keeps nothing to drop. Called when that day changes. */
+    int (*retire)(void *ctx, const char *sensor, int64_t oldest_ns, volatile int *cancel,
+                  char *err);
     void (*free)(void *ctx);
 };
 

@@ -35,6 +35,7 @@ struct feed {
     pthread_mutex_t mu; /* guards st, the wake-up */
     pthread_cond_t cv;
     struct ex_sink_state st;
+    int64_t retired_day; /* the oldest day retire() was told of; INT64_MIN: none yet */
 };
 
 struct ex {
@@ -266,6 +267,22 @@ static int step(struct feed *f, char *err)
     f->st.pending = pending;
     f->st.lag_ns = pending && now > oldest ? now - oldest : 0;
     pthread_mutex_unlock(&f->mu);
+    /* Retention moved the archive's first day: the sink drops older ones. */
+    int64_t first = INT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (segs[i].packets && segs[i].min_ts < first)
+            first = segs[i].min_ts;
+    if (f->sink.retire && first != INT64_MAX) {
+        int64_t day = first / (86400 * RW_NS_PER_SEC);
+        if (first < 0 && first % (86400 * RW_NS_PER_SEC))
+            day--;
+        if (day != f->retired_day) {
+            if ((rc = f->sink.retire(f->sink.ctx, e->sensor, day * 86400 * RW_NS_PER_SEC,
+                                     &f->stop, err)) < 0)
+                goto out;
+            f->retired_day = day;
+        }
+    }
     if (nb == 0) {
         mark_compact(&f->m, segs, n);
         pthread_mutex_lock(&f->mu);
@@ -392,6 +409,7 @@ int ex_start(idx_t *ix, const char *dir, const struct ex_opts *o, ex_t **out, ch
         pthread_mutex_init(&f->mu, NULL);
         pthread_cond_init(&f->cv, NULL);
         snprintf(f->st.name, sizeof f->st.name, "%s", name);
+        f->retired_day = INT64_MIN;
         f->st.up = 1;
         snprintf(f->state_path, sizeof f->state_path, "%s/export-%s.state", dir, name);
         e->n++;

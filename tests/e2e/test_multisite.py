@@ -425,6 +425,34 @@ def test_export(tmp, ch, sensors):
     check(fk == ck and fc == cc, "after a kill mid-export: FINAL sums equal /flows")
 
 
+def days(ch, sensor, table="flows"):
+    return sorted(r[0] for r in ch.rows("SELECT DISTINCT toString(day) FROM rewind.%s WHERE "
+                                        "sensor = '%s'" % (table, sensor)))
+
+
+def test_retention(ch, s, other):
+    """Retention moves a sensor's first day: its older days leave ClickHouse
+    by partition, another sensor's rows of the same days stay."""
+    old = days(ch, s.name)
+    shared = set(old) & set(days(ch, other.name))
+    theirs = ch.rows("SELECT count() FROM rewind.flows FINAL WHERE sensor = '%s'" % other.name)
+    s.stop()
+    check(s.start("--export-flows", "clickhouse=" + ch.url(), "--max-age", "1d"),
+          "%s restarts with --max-age 1d" % s.name)
+    segs = json.loads(s.get("/api/v1/segments") or b'{"segments":[]}')["segments"]
+    first = min(x["first"] for x in segs)[:10]
+    check(wait_until(lambda: days(ch, s.name) and days(ch, s.name)[0] >= first, 30),
+          "%s: days before its first packet (%s) dropped: %s -> %s"
+          % (s.name, first, old, days(ch, s.name)))
+    check(days(ch, s.name, "segments")[0] >= first, "and its segments rows of those days")
+    check(shared and shared <= set(days(ch, other.name)) and theirs == ch.rows(
+        "SELECT count() FROM rewind.flows FINAL WHERE sensor = '%s'" % other.name),
+          "%s keeps its rows of the same days (%s)" % (other.name, sorted(shared)))
+    fk, fc = flow_sums(s.flows())
+    ck, cc = ch_sums(ch, s.name)
+    check(fk == ck and fc == cc, "%s: after retention, ClickHouse still equals /flows" % s.name)
+
+
 def test_ipfix(tmp, s):
     nfdir = os.path.join(tmp, "nfcapd")
     os.makedirs(nfdir)
@@ -683,10 +711,12 @@ def main():
                                  (os.path.join(good, "mixed-vlan-mpls.pcap"), "vlan")],
                    tls=make_tls(os.path.join(tmp, "pki"))),
             Sensor(tmp, "north", [(gen[2], "gen"),
-                                  (os.path.join(good, "echo-connections.pcap"), "real")]),
+                                  (os.path.join(good, "echo-connections.pcap"), "real"),
+                                  (os.path.join(good, "smtp.pcap"), "old")]),
         ]
         test_export(tmp, ch, sensors)
         test_federate(tmp, ch, sensors, needles[0][0])
+        test_retention(ch, sensors[0], sensors[2])
         test_ipfix(tmp, sensors[2])
     finally:
         for s in sensors:
