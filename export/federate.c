@@ -11,6 +11,7 @@
  * caller's ex_get_fn, so that the CLI keeps libcurl out of its link. */
 #include "export/export.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -146,6 +147,197 @@ static int unhex(const char *h, uint8_t *out, size_t n)
     return 0;
 }
 
+/* ---- a flow filter as a ClickHouse condition ----
+ * A superset: every flow the filter matches meets the condition, so that
+ * ClickHouse returns fewer rows and the filter itself (an_ffilter_match)
+ * still judges each. What it cannot say (not, vlan, portrange, a word it
+ * does not know) becomes 1, which keeps that property. */
+
+struct px {
+    const char *p;
+    char *out;
+    size_t n, len;
+    int bad;
+};
+
+static void emit(struct px *x, const char *s)
+{
+    size_t l = strlen(s);
+    if (x->len + l + 1 > x->n) {
+        x->bad = 1;
+        return;
+    }
+    memcpy(x->out + x->len, s, l + 1);
+    x->len += l;
+}
+
+/* The next word ("(", ")", "!" alone) into w; 0 at the end. */
+static int word(struct px *x, char *w, size_t n, int peek)
+{
+    const char *p = x->p;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!*p)
+        return 0;
+    size_t k = 0;
+    if (*p == '(' || *p == ')' || *p == '!') {
+        w[k++] = *p++;
+    } else {
+        while (*p && !strchr(" \t()!", *p) && k < n - 1)
+            w[k++] = *p++;
+    }
+    w[k] = 0;
+    if (!peek)
+        x->p = p;
+    return 1;
+}
+
+static int addr_hex(const char *s, char *hex, uint8_t *fam)
+{
+    uint8_t a[16];
+    struct in_addr v4;
+    if (inet_pton(AF_INET, s, &v4) == 1) {
+        memset(a, 0, 10);
+        a[10] = a[11] = 0xff;
+        memcpy(a + 12, &v4, 4);
+        *fam = 4;
+    } else if (inet_pton(AF_INET6, s, a) == 1) {
+        *fam = 6;
+    } else {
+        return -1;
+    }
+    for (int i = 0; i < 16; i++)
+        sprintf(hex + 2 * i, "%02X", a[i]);
+    return 0;
+}
+
+static void p_or(struct px *x);
+
+/* One primitive, or a parenthesised expression, or not. */
+static void p_prim(struct px *x)
+{
+    char w[128], v[128];
+    if (!word(x, w, sizeof w, 0)) {
+        x->bad = 1;
+        return;
+    }
+    if (!strcmp(w, "(")) {
+        emit(x, "(");
+        p_or(x);
+        if (!word(x, w, sizeof w, 0) || strcmp(w, ")"))
+            x->bad = 1;
+        emit(x, ")");
+        return;
+    }
+    if (!strcmp(w, "not") || !strcmp(w, "!")) { /* a superset of a negation: anything */
+        size_t keep = x->len;
+        p_prim(x);
+        x->len = keep;
+        x->out[keep] = 0;
+        emit(x, "1");
+        return;
+    }
+    if (!strcmp(w, "src") || !strcmp(w, "dst")) { /* either side: a superset */
+        if (!word(x, w, sizeof w, 0)) {
+            x->bad = 1;
+            return;
+        }
+        if (!strcmp(w, "or") || !strcmp(w, "and")) { /* "src or dst host" */
+            if (!word(x, w, sizeof w, 0) || !word(x, w, sizeof w, 0)) {
+                x->bad = 1;
+                return;
+            }
+        }
+    }
+    if (!strcmp(w, "host") || !strcmp(w, "port")) {
+        int host = w[0] == 'h';
+        if (!word(x, v, sizeof v, 0)) {
+            x->bad = 1;
+            return;
+        }
+        char c[200], hex[33];
+        uint8_t fam;
+        char *end;
+        long port = strtol(v, &end, 10);
+        if (host && addr_hex(v, hex, &fam) == 0)
+            snprintf(c, sizeof c, "(src = unhex('%s') OR dst = unhex('%s'))", hex, hex);
+        else if (!host && !*end && port >= 0 && port <= 65535)
+            snprintf(c, sizeof c, "(sport = %ld OR dport = %ld)", port, port);
+        else
+            snprintf(c, sizeof c, "1"); /* a name, a service: judged by the filter alone */
+        emit(x, c);
+        return;
+    }
+    static const struct { const char *w; const char *c; } kw[] = {
+        {"tcp", "proto = 6"}, {"udp", "proto = 17"}, {"icmp", "proto = 1"},
+        {"icmp6", "proto = 58"}, {"sctp", "proto = 132"}, {"ip", "family = 4"},
+        {"ip6", "family = 6"}};
+    for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++) {
+        if (!strcmp(w, kw[i].w)) {
+            char nx[128];
+            /* "ip proto N", "ip6 proto N", "ip host X": the next words go their way */
+            if (word(x, nx, sizeof nx, 1) && !strcmp(nx, "proto")) {
+                word(x, nx, sizeof nx, 0);
+                if (!word(x, nx, sizeof nx, 0)) {
+                    x->bad = 1;
+                    return;
+                }
+                emit(x, "1");
+                return;
+            }
+            emit(x, kw[i].c);
+            return;
+        }
+    }
+    /* net, portrange, vlan, proto N, a bare value...: words up to the next
+     * operator or parenthesis are this primitive's; the filter judges it. */
+    for (;;) {
+        char nx[128];
+        if (!word(x, nx, sizeof nx, 1) || !strcmp(nx, "and") || !strcmp(nx, "or") ||
+            !strcmp(nx, "&&") || !strcmp(nx, "||") || !strcmp(nx, ")"))
+            break;
+        word(x, nx, sizeof nx, 0);
+    }
+    emit(x, "1");
+}
+
+static void p_and(struct px *x)
+{
+    char w[16];
+    emit(x, "(");
+    p_prim(x);
+    while (!x->bad && word(x, w, sizeof w, 1) && (!strcmp(w, "and") || !strcmp(w, "&&"))) {
+        word(x, w, sizeof w, 0);
+        emit(x, " AND ");
+        p_prim(x);
+    }
+    emit(x, ")");
+}
+
+static void p_or(struct px *x)
+{
+    char w[16];
+    emit(x, "(");
+    p_and(x);
+    while (!x->bad && word(x, w, sizeof w, 1) && (!strcmp(w, "or") || !strcmp(w, "||"))) {
+        word(x, w, sizeof w, 0);
+        emit(x, " OR ");
+        p_and(x);
+    }
+    emit(x, ")");
+}
+
+/* The condition for filter into out, or "1" when it cannot be made. */
+static void filter_sql(const char *filter, char *out, size_t n)
+{
+    struct px x = {.p = filter, .out = out, .n = n};
+    char w[8];
+    out[0] = 0;
+    p_or(&x);
+    if (x.bad || word(&x, w, sizeof w, 1))
+        snprintf(out, n, "1");
+}
+
 static void add_why(char *why, size_t wn, const char *name, const char *reason)
 {
     size_t l = strlen(why);
@@ -157,7 +349,7 @@ static int select_sensors(const struct ex_sensors *ss, ex_get_fn get,
                           const struct ex_fed_query *q, an_ffilter_t *ff, uint8_t *ask, char *why,
                           size_t wn, char *err)
 {
-    char sql[1024], w[256];
+    char sql[8192], w[256], cond[6000];
     struct mem m = {0};
     uint8_t *complete = NULL;
     int rc;
@@ -167,9 +359,12 @@ static int select_sensors(const struct ex_sensors *ss, ex_get_fn get,
         snprintf(sql, sizeof sql, "SELECT DISTINCT sensor FROM flows WHERE community_id = '%s' "
                  "AND %s FORMAT TabSeparated", q->cid, w);
     else
+    {
+        filter_sql(q->filter, cond, sizeof cond);
         snprintf(sql, sizeof sql, "SELECT sensor, family, proto, hex(src), hex(dst), sport, dport, "
-                 "vlan FROM flows WHERE %s GROUP BY sensor, family, proto, src, dst, sport, dport, "
-                 "vlan FORMAT TabSeparated", w);
+                 "vlan FROM flows WHERE %s AND %s GROUP BY sensor, family, proto, src, dst, sport, "
+                 "dport, vlan FORMAT TabSeparated", w, cond);
+    }
     if ((rc = ch_select(ss, get, sql, &m, err)) < 0)
         goto out;
     for (char *line = m.p, *nl; line && *line; line = nl) {
