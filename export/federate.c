@@ -344,6 +344,24 @@ static void add_why(char *why, size_t wn, const char *name, const char *reason)
     snprintf(why + l, wn - l, "%s%s: %s", l ? "; " : "", name, reason);
 }
 
+/* A SELECT run on a thread of its own. */
+struct chq {
+    const struct ex_sensors *ss;
+    ex_get_fn get;
+    char sql[512];
+    struct mem m;
+    int rc, started;
+    char err[RW_ERRSZ];
+    pthread_t th;
+};
+
+static void *chq_run(void *arg)
+{
+    struct chq *c = arg;
+    c->rc = ch_select(c->ss, c->get, c->sql, &c->m, c->err);
+    return NULL;
+}
+
 /* ask[i] for every sensor to ask; <0 when ClickHouse could not say. */
 static int select_sensors(const struct ex_sensors *ss, ex_get_fn get,
                           const struct ex_fed_query *q, an_ffilter_t *ff, uint8_t *ask, char *why,
@@ -355,6 +373,15 @@ static int select_sensors(const struct ex_sensors *ss, ex_get_fn get,
     int rc;
     snprintf(w, sizeof w, "last_ns >= %lld AND first_ns < %lld", (long long)q->from,
              (long long)q->to);
+    /* How far each export has got, and packets no flow names: asked at the
+     * same time as the flows. */
+    struct chq side[2] = {{.ss = ss, .get = get}, {.ss = ss, .get = get}};
+    snprintf(side[0].sql, sizeof side[0].sql, "SELECT sensor, max(complete_ns) FROM exports "
+             "GROUP BY sensor FORMAT TabSeparated");
+    snprintf(side[1].sql, sizeof side[1].sql, "SELECT DISTINCT sensor FROM segments FINAL WHERE "
+             "%s AND packets > flow_packets FORMAT TabSeparated", w);
+    for (int k = 0; k < 2; k++)
+        side[k].started = pthread_create(&side[k].th, NULL, chq_run, &side[k]) == 0;
     if (q->cid)
         snprintf(sql, sizeof sql, "SELECT DISTINCT sensor FROM flows WHERE community_id = '%s' "
                  "AND %s FORMAT TabSeparated", q->cid, w);
@@ -410,10 +437,19 @@ static int select_sensors(const struct ex_sensors *ss, ex_get_fn get,
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = ch_select(ss, get, "SELECT sensor, max(complete_ns) FROM exports GROUP BY sensor "
-                                 "FORMAT TabSeparated", &m, err)) < 0)
-        goto out;
-    for (char *line = m.p, *nl; line && *line; line = nl) {
+    for (int k = 0; k < 2; k++) {
+        if (side[k].started)
+            pthread_join(side[k].th, NULL);
+        else
+            chq_run(&side[k]); /* no thread: here */
+        side[k].started = 0;
+    }
+    for (int k = 0; k < 2; k++)
+        if (side[k].rc < 0) {
+            rc = rw_err(err, side[k].rc, "%s", side[k].err);
+            goto out;
+        }
+    for (char *line = side[0].m.p, *nl; line && *line; line = nl) {
         nl = strchr(line, '\n');
         if (nl)
             *nl++ = 0;
@@ -429,11 +465,7 @@ static int select_sensors(const struct ex_sensors *ss, ex_get_fn get,
             add_why(why, wn, ss->s[i].name, "its export lags behind the window's end");
         }
     /* Packets that no flow names. */
-    snprintf(sql, sizeof sql, "SELECT DISTINCT sensor FROM segments FINAL WHERE %s AND packets > "
-             "flow_packets FORMAT TabSeparated", w);
-    if ((rc = ch_select(ss, get, sql, &m, err)) < 0)
-        goto out;
-    for (char *line = m.p, *nl; line && *line; line = nl) {
+    for (char *line = side[1].m.p, *nl; line && *line; line = nl) {
         nl = strchr(line, '\n');
         if (nl)
             *nl++ = 0;
@@ -444,6 +476,11 @@ static int select_sensors(const struct ex_sensors *ss, ex_get_fn get,
         }
     }
 out:
+    for (int k = 0; k < 2; k++) {
+        if (side[k].started)
+            pthread_join(side[k].th, NULL);
+        free(side[k].m.p);
+    }
     free(complete);
     free(m.p);
     return rc;
