@@ -76,6 +76,8 @@ def wait_until(pred, timeout=30, step=0.2):
 # ---------------------------------------------------------------- ClickHouse
 
 class ClickHouse:
+    PASSWORD = "s3cret-%d" % os.getpid()
+
     def __init__(self, d):
         self.d = d
         self.http = harness.free_port()
@@ -104,10 +106,15 @@ class ClickHouse:
 <yandex>
   <profiles><default></default></profiles>
   <users><default><password></password><networks><ip>127.0.0.1</ip></networks>
-    <profile>default</profile><quota>default</quota></default></users>
+    <profile>default</profile><quota>default</quota></default>
+    <exporter><password>%s</password><networks><ip>127.0.0.1</ip></networks>
+    <profile>default</profile><quota>default</quota></exporter></users>
   <quotas><default></default></quotas>
 </yandex>
-""")
+""" % self.PASSWORD)
+        self.auth = os.path.join(d, "exporter.auth")
+        with open(self.auth, "w") as f:
+            f.write("exporter:%s\n" % self.PASSWORD)
         self.p = None
 
     def url(self):
@@ -368,8 +375,10 @@ def fed(sensfile, flt, window, *extra):
 
 def test_export(tmp, ch, sensors):
     # ClickHouse is down: the sensors start anyway and the backlog waits.
+    # north logs in as a user with a password (--export-auth).
     for s in sensors:
-        check(s.start("--export-flows", "clickhouse=" + ch.url()), "%s starts" % s.name)
+        login = ["--export-auth", ch.auth] if s.name == "north" else []
+        check(s.start("--export-flows", "clickhouse=" + ch.url(), *login), "%s starts" % s.name)
     check(wait_until(lambda: all(s.metric("rewind_export_up") == 0 for s in sensors), 20),
           "export_up is 0 while ClickHouse is down")
     check(all((s.metric("rewind_export_pending_segments") or 0) > 0 for s in sensors),
@@ -396,6 +405,38 @@ def test_export(tmp, ch, sensors):
         st = json.loads(s.get("/api/v1/segments"))
         nseg = len(st["segments"]) if isinstance(st, dict) else len(st)
         check(segs == nseg, "%s: one segments row per segment (%d vs %d)" % (s.name, segs, nseg))
+    # The login is sent: a wrong password is refused by ClickHouse, and said so.
+    n = sensors[2]
+    n.stop()
+    bad = ch.auth + ".bad"
+    with open(bad, "w") as f:
+        f.write("exporter:wrong\n")
+    os.unlink(os.path.join(n.dir, "export-clickhouse.state"))
+    check(n.start("--export-flows", "clickhouse=" + ch.url(), "--export-auth", bad),
+          "north restarts with a wrong password")
+    check(wait_until(lambda: (n.metric("rewind_export_failures_total") or 0) > 0, 30) and
+          n.metric("rewind_export_up") == 0, "a wrong password: the export fails")
+    log = open(n.log).read()
+    check("wrong" not in log and ("password" in log.lower() or "authentic" in log.lower()),
+          "the log says why, without the password: %s" % log.splitlines()[-1][:300])
+    n.stop()
+    check(n.start("--export-flows", "clickhouse=" + ch.url(), "--export-auth", ch.auth),
+          "north restarts with its password")
+    check(wait_until(lambda: n.metric("rewind_export_pending_segments") == 0 and
+                     n.metric("rewind_export_up") == 1, 60), "north's resend completes")
+    # A segment sealed while the daemon runs (an import handed to it) is sent too.
+    s = sensors[0]
+    extra = os.path.join(PCAPS, "good", "sip-tcp.pcap")
+    r = rw("import", "--dir", s.dir, "--point", "late", "--quiet", extra)
+    check(r.returncode == 0, "import into the running east: %s" % r.stderr.decode())
+    s.files.append((extra, "late"))
+    check(wait_until(lambda: "late" in [r[0] for r in ch.rows(
+        "SELECT DISTINCT point FROM rewind.flows WHERE sensor = 'east'")], 30),
+          "a segment sealed while the daemon runs is exported")
+    check(wait_until(lambda: s.metric("rewind_export_pending_segments") == 0, 30), "none waits")
+    fk, fc = flow_sums(s.flows())
+    ck, cc = ch_sums(ch, s.name)
+    check(fk == ck and fc == cc, "east after the late import: ClickHouse equals /flows")
     # A resend of everything, with ClickHouse killed midway and restarted.
     s = sensors[0]
     s.stop()
@@ -604,7 +645,7 @@ def test_federate(tmp, ch, sensors, needle):
     os.makedirs(tok_dir)
     sensfile = os.path.join(tmp, "sensors")
     with open(sensfile, "w") as f:
-        f.write("# three sensors and their flows\nclickhouse %s\n" % ch.url())
+        f.write("# three sensors and their flows\nclickhouse %s auth=%s\n" % (ch.url(), ch.auth))
         for s in sensors:
             f.write(s.line())
     # A wide filter: every sensor answers; the merge equals mergecap.
