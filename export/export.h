@@ -123,6 +123,11 @@ struct ex_fed_query {
     const char *cid;    /* Community ID or NULL */
 };
 typedef struct ex_fed ex_fed_t;
+/* The ClickHouse condition ClickHouse is asked with for a flow filter: a
+ * superset of the flows it matches (host, port, protocol and family words;
+ * and/or; the rest, not included, taken as 1), "1" when none can be made.
+ * Only numbers and hex addresses from filter reach it. */
+void ex_fed_filter_sql(const char *filter, char *out, size_t n);
 /* Ask. Returns 0 with *out even when sensors failed (ex_fed_failed says
  * which); <0 only when nothing could be asked. */
 int ex_fed_fetch(const struct ex_sensors *ss, const struct ex_fed_query *q, ex_get_fn get,

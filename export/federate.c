@@ -327,8 +327,7 @@ static void p_or(struct px *x)
     emit(x, ")");
 }
 
-/* The condition for filter into out, or "1" when it cannot be made. */
-static void filter_sql(const char *filter, char *out, size_t n)
+void ex_fed_filter_sql(const char *filter, char *out, size_t n)
 {
     struct px x = {.p = filter, .out = out, .n = n};
     char w[8];
@@ -387,7 +386,7 @@ static int select_sensors(const struct ex_sensors *ss, ex_get_fn get,
                  "AND %s FORMAT TabSeparated", q->cid, w);
     else
     {
-        filter_sql(q->filter, cond, sizeof cond);
+        ex_fed_filter_sql(q->filter, cond, sizeof cond);
         snprintf(sql, sizeof sql, "SELECT sensor, family, proto, hex(src), hex(dst), sport, dport, "
                  "vlan FROM flows WHERE %s AND %s GROUP BY sensor, family, proto, src, dst, sport, "
                  "dport, vlan FORMAT TabSeparated", w, cond);

@@ -1,8 +1,9 @@
 /* fuzz_merge.c -- libFuzzer target for the merge of sensors' pcapng answers
  * (export/merge.c), which come from the network: the input is split at its
- * first "\n--\n" into two streams (or is one), merged into /dev/null, and
- * the same bytes are read as a sensors file (export/sensors.c). Seeds: any
- * answer of GET /api/v1/packets?format=pcapng. */
+ * first "\n--\n" into two streams (or is one), merged into /dev/null; the
+ * same bytes are read as a sensors file (export/sensors.c) and as a filter
+ * turned into ClickHouse's condition (export/federate.c). Seeds: any answer
+ * of GET /api/v1/packets?format=pcapng. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +31,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fclose(b);
     if (out)
         fclose(out);
+    /* The filter a client sends, as ClickHouse's condition: only digits,
+     * hex, the condition's own words and punctuation may come out. */
+    char flt[512], cond[4096];
+    size_t fl = size < sizeof flt - 1 ? size : sizeof flt - 1;
+    memcpy(flt, data, fl);
+    flt[fl] = 0;
+    ex_fed_filter_sql(flt, cond, sizeof cond);
+    if (strchr(cond, '\'') && !strstr(cond, "unhex('"))
+        __builtin_trap();
+    for (const char *c = cond; *c; c++)
+        if (*c == ';' || *c == '\\')
+            __builtin_trap();
     int fd = memfd_create("sensors", 0);
     if (fd >= 0) {
         char path[64];
