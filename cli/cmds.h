@@ -26,7 +26,7 @@ int cli_audit_read(const char *dir, const struct cli_audit_what *w, int status, 
 /* rewind replay: a capture file or a query's answer out of an interface. */
 int cmd_replay(int argc, char **argv);
 
-/* rewind clickhouse-schema: the DDL of rewindd --export-flows (cmd_export.c). */
+/* rewind clickhouse-schema: the DDL of rewindd --export-flows (cmd_clickhouse.c). */
 int cmd_clickhouse_schema(int argc, char **argv);
 
 /* rewind query --sensors FILE: one query across sensors (cmd_federate.c). */

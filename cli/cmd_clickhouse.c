@@ -1,4 +1,4 @@
-/* cmd_export.c -- rewind clickhouse-schema: the DDL of the tables that
+/* cmd_clickhouse.c -- rewind clickhouse-schema: the DDL of the tables that
  * rewindd --export-flows writes (export/schema.c). */
 #include <getopt.h>
 #include <stdio.h>
