@@ -85,8 +85,19 @@ BINS := bin/rewind bin/rewind-core bin/rewindd bin/trafficgen
 FRONT_OBJ := $(BUILD)/cli/front.o $(BUILD)/cli/qargs.o $(BUILD)/ctl/client.o $(BUILD)/ctl/proto.o \
   $(BUILD)/common/rw.o
 
+# The web console (web/, served by rewindd at /) is plain HTML, CSS and
+# JavaScript; its one library, Chart.js, comes from Debian's libjs-chart.js
+# (make deps) and is copied beside it, so the console needs no network.
+CHARTJS := /usr/share/javascript/chart.js/chart.min.js
+WEB_VENDOR := web/vendor/chart.min.js
 .PHONY: all deps test unit e2e fuzz bench run install clean
-all: $(BINS)
+all: $(BINS) $(WEB_VENDOR)
+
+$(WEB_VENDOR): $(wildcard $(CHARTJS))
+	@mkdir -p web/vendor
+	@if [ -f $(CHARTJS) ]; then cp $(CHARTJS) $@; else \
+	  echo "web: $(CHARTJS) is missing (make deps): the console's timeline will not draw" >&2; fi
+
 
 deps:
 	@sh tools/deps.sh
@@ -139,7 +150,7 @@ $(BINS): bin/.flavour-$(SAN)
 unit: $(UNIT_BIN)
 	@sh tests/run-unit.sh $(UNIT_BIN)
 
-e2e: $(BINS) $(TOOL_BIN)
+e2e: $(BINS) $(WEB_VENDOR) $(TOOL_BIN)
 	@sh tests/run-all.sh
 
 test: deps
@@ -172,6 +183,9 @@ install: all
 	install -m 644 man/rewind.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/rewind-archive.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 man/rewindd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(PREFIX)/share/rewind/web/vendor
+	install -m 644 web/*.html web/*.js web/*.css web/*.svg $(DESTDIR)$(PREFIX)/share/rewind/web/
+	if [ -f $(WEB_VENDOR) ]; then install -m 644 $(WEB_VENDOR) $(DESTDIR)$(PREFIX)/share/rewind/web/vendor/; fi
 
 clean:
 	rm -rf build build-san build-fuzz bin

@@ -34,7 +34,7 @@ typedef struct idx idx_t;
 /* One flow as answered: src is the side that sent its first packet. For
  * ICMP and ICMPv6, sport is the type and dport the code. */
 struct an_flow {
-    char point[65];
+    uint32_t point_id;   /* its capture point: an_flows.points names it */
     uint8_t family, proto;
     uint8_t src[16], dst[16];
     uint16_t sport, dport, vlan;
@@ -42,9 +42,7 @@ struct an_flow {
     uint64_t pkts_fwd, bytes_fwd, pkts_rev, bytes_rev;
     uint8_t tcp_flags;
     char community_id[40];
-    /* internal */
-    uint64_t hash;
-    uint32_t point_id;
+    uint64_t hash;       /* the flow hash of its key (rewind-archive(5), K8) */
 };
 
 #define AN_FLOW_IDLE (600 * RW_NS_PER_SEC) /* 10 minutes */
@@ -69,6 +67,8 @@ struct an_flow_query {
 struct an_flows {
     struct an_flow *flows; /* sorted by the query's order */
     size_t n;
+    struct an_point_name { uint32_t id; char name[65]; } *points; /* of the archive */
+    size_t npoints;
     uint64_t matched;      /* flows that matched, before the limit */
     uint64_t records;      /* flow records read */
 };
@@ -86,6 +86,14 @@ int an_format_parse(const char *s, enum an_format *out, char *err) RW_WUR;
  * Returns 0 or -1 when a write failed. */
 int an_flows_write(FILE *f, const struct an_flow_query *q, const struct an_flows *r,
                    enum an_format fmt);
+/* The same in pieces, for answers streamed a few rows at a time: the head,
+ * rows [i, j), the tail. The name of flow i's point: an_flow_point(). */
+void an_flows_write_head(FILE *f, const struct an_flow_query *q, const struct an_flows *r,
+                         enum an_format fmt);
+void an_flows_write_rows(FILE *f, const struct an_flows *r, size_t i, size_t j,
+                         enum an_format fmt);
+void an_flows_write_tail(FILE *f, enum an_format fmt);
+const char *an_flow_point(const struct an_flows *r, const struct an_flow *f);
 
 /* A flow filter: the words of pcap-filter(7) that apply to a flow's key —
  * host, net (CIDR or mask), port, portrange, src, dst, proto, ip, ip6, tcp,

@@ -33,75 +33,120 @@ int an_format_parse(const char *s, enum an_format *out, char *err)
 
 /* ------------------------------------------------------- the merge table */
 
-/* Open addressing on (point, flow hash); a slot's flow is live while used. */
-struct slot {
-    int used;
-    struct an_flow f;
+/* The live flows sit in a pool (an array that only grows, its freed rows
+ * reused); the table that finds them by (point, flow hash) holds 16-byte
+ * entries, so that growing it moves little. */
+struct ent {
+    uint64_t hash;
+    uint32_t point;
+    uint32_t idx; /* in the pool; UINT32_MAX: empty */
 };
 
 struct table {
-    struct slot *s;
+    struct ent *e;
     size_t cap, n;
+    struct an_flow *pool;
+    size_t pn, pcap;
+    uint32_t *freel;
+    size_t nfree, freecap;
 };
 
-static uint64_t slot_hash(uint32_t point, uint64_t h) { return h ^ ((uint64_t)point * 0x9e3779b97f4a7c15ULL); }
+static uint64_t ent_home(uint32_t point, uint64_t h) { return h ^ ((uint64_t)point * 0x9e3779b97f4a7c15ULL); }
 
 static int table_grow(struct table *t)
 {
     size_t nc = t->cap ? t->cap * 2 : 1024;
-    struct slot *ns = calloc(nc, sizeof *ns);
-    if (!ns)
+    struct ent *ne = malloc(nc * sizeof *ne);
+    if (!ne)
         return -1;
+    for (size_t i = 0; i < nc; i++)
+        ne[i].idx = UINT32_MAX;
     for (size_t i = 0; i < t->cap; i++) {
-        if (!t->s[i].used)
+        if (t->e[i].idx == UINT32_MAX)
             continue;
-        size_t j = slot_hash(t->s[i].f.point_id, t->s[i].f.hash) & (nc - 1);
-        while (ns[j].used)
+        size_t j = ent_home(t->e[i].point, t->e[i].hash) & (nc - 1);
+        while (ne[j].idx != UINT32_MAX)
             j = (j + 1) & (nc - 1);
-        ns[j] = t->s[i];
+        ne[j] = t->e[i];
     }
-    free(t->s);
-    t->s = ns;
+    free(t->e);
+    t->e = ne;
     t->cap = nc;
     return 0;
 }
 
-static struct slot *table_get(struct table *t, uint32_t point, uint64_t h, int *isnew)
+/* The live flow of (point, h), or a new zeroed one (*isnew); NULL: no memory. */
+static struct an_flow *table_get(struct table *t, uint32_t point, uint64_t h, int *isnew)
 {
     if ((t->n + 1) * 2 > t->cap && table_grow(t) < 0)
         return NULL;
-    size_t j = slot_hash(point, h) & (t->cap - 1);
-    while (t->s[j].used) {
-        if (t->s[j].f.hash == h && t->s[j].f.point_id == point) {
+    size_t j = ent_home(point, h) & (t->cap - 1);
+    while (t->e[j].idx != UINT32_MAX) {
+        if (t->e[j].hash == h && t->e[j].point == point) {
             *isnew = 0;
-            return &t->s[j];
+            return &t->pool[t->e[j].idx];
         }
         j = (j + 1) & (t->cap - 1);
     }
-    *isnew = 1;
+    uint32_t idx;
+    if (t->nfree) {
+        idx = t->freel[--t->nfree];
+    } else {
+        if (t->pn == t->pcap) {
+            size_t nc = t->pcap ? t->pcap * 2 : 1024;
+            struct an_flow *np = realloc(t->pool, nc * sizeof *np);
+            if (!np || nc >= UINT32_MAX)
+                return NULL;
+            t->pool = np;
+            t->pcap = nc;
+        }
+        idx = (uint32_t)t->pn++;
+    }
+    t->e[j].hash = h;
+    t->e[j].point = point;
+    t->e[j].idx = idx;
     t->n++;
-    return &t->s[j];
+    *isnew = 1;
+    memset(&t->pool[idx], 0, sizeof t->pool[idx]);
+    return &t->pool[idx];
 }
 
-/* Remove slot j, keeping every other key reachable (backward shift). */
-static void table_del(struct table *t, size_t j)
+/* Remove entry j, keeping every other key reachable (backward shift); its
+ * pool row is reused later. -1: no memory for the free list. */
+static int table_del(struct table *t, size_t j)
 {
     size_t m = t->cap - 1, i = j;
-    t->s[j].used = 0;
+    if (t->nfree == t->freecap) {
+        size_t nc = t->freecap ? t->freecap * 2 : 1024;
+        uint32_t *nf = realloc(t->freel, nc * sizeof *nf);
+        if (!nf)
+            return -1;
+        t->freel = nf;
+        t->freecap = nc;
+    }
+    t->freel[t->nfree++] = t->e[j].idx;
+    t->e[j].idx = UINT32_MAX;
     t->n--;
     for (;;) {
         i = (i + 1) & m;
-        if (!t->s[i].used)
-            return;
-        size_t home = slot_hash(t->s[i].f.point_id, t->s[i].f.hash) & m;
+        if (t->e[i].idx == UINT32_MAX)
+            return 0;
+        size_t home = ent_home(t->e[i].point, t->e[i].hash) & m;
         /* Can the entry at i move to the hole at j? Only if its home is not
          * cyclically in (j, i]. */
         if ((j < i && (home <= j || home > i)) || (j > i && home <= j && home > i)) {
-            t->s[j] = t->s[i];
-            t->s[i].used = 0;
+            t->e[j] = t->e[i];
+            t->e[i].idx = UINT32_MAX;
             j = i;
         }
     }
+}
+
+static void table_free(struct table *t)
+{
+    free(t->e);
+    free(t->pool);
+    free(t->freel);
 }
 
 /* ------------------------------------------------------- the best flows */
@@ -141,6 +186,7 @@ struct best {
     struct an_flow *h;
     size_t n, cap, limit;
     int oom;
+    int heaped; /* h is a heap: filled once, since then only better flows enter */
     enum an_sort sort;
     uint64_t offered;
 };
@@ -178,27 +224,76 @@ static void best_offer(struct best *b, const struct an_flow *f)
         b->cap = nc;
     }
     if (b->n < b->limit) {
-        size_t i = b->n++;
-        b->h[i] = *f;
-        while (i > 0) {
-            size_t p = (i - 1) / 2;
-            if (!better(b->sort, &b->h[p], &b->h[i]))
-                break;
-            struct an_flow t = b->h[i];
-            b->h[i] = b->h[p];
-            b->h[p] = t;
-            i = p;
-        }
-    } else if (b->limit && better(b->sort, f, &b->h[0])) {
+        /* Until the limit is reached every flow is kept: no order needed. */
+        b->h[b->n++] = *f;
+        return;
+    }
+    if (!b->heaped) {
+        for (size_t i = b->n / 2; i-- > 0;)
+            sift_down(b, i);
+        b->heaped = 1;
+    }
+    if (b->limit && better(b->sort, f, &b->h[0])) {
         b->h[0] = *f;
         sift_down(b, 0);
     }
 }
 
-static int cmp_flows(const void *a, const void *b, void *arg)
+/* The final order, sorting small keys rather than whole flows, then
+ * moving each flow once (following the permutation's cycles). */
+struct skey {
+    uint64_t k;     /* the sort's value (0 for start) */
+    int64_t first;
+    uint64_t hash;
+    uint32_t point, idx;
+};
+
+static int cmp_keys(const void *pa, const void *pb)
 {
-    enum an_sort s = *(const enum an_sort *)arg;
-    return better(s, a, b) ? -1 : better(s, b, a) ? 1 : 0;
+    const struct skey *a = pa, *b = pb;
+    if (a->k != b->k)
+        return a->k > b->k ? -1 : 1;
+    if (a->first != b->first)
+        return a->first < b->first ? -1 : 1;
+    if (a->point != b->point)
+        return a->point < b->point ? -1 : 1;
+    return a->hash < b->hash ? -1 : a->hash > b->hash;
+}
+
+static int sort_best(struct best *b)
+{
+    struct skey *k = malloc((b->n + 1) * sizeof *k);
+    if (!k)
+        return -1;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct an_flow *f = &b->h[i];
+        k[i].k = b->sort == AN_SORT_BYTES     ? total_bytes(f)
+                 : b->sort == AN_SORT_PACKETS ? total_pkts(f)
+                 : b->sort == AN_SORT_DURATION ? (uint64_t)(f->last - f->first)
+                                               : 0;
+        k[i].first = f->first;
+        k[i].hash = f->hash;
+        k[i].point = f->point_id;
+        k[i].idx = (uint32_t)i;
+    }
+    qsort(k, b->n, sizeof *k, cmp_keys);
+    /* Position i gets flow k[i].idx: walk each cycle once. */
+    for (size_t i = 0; i < b->n; i++) {
+        if (k[i].idx == i || k[i].idx == UINT32_MAX)
+            continue;
+        struct an_flow t = b->h[i];
+        size_t j = i;
+        while (k[j].idx != i) {
+            size_t from = k[j].idx;
+            b->h[j] = b->h[from];
+            k[j].idx = UINT32_MAX;
+            j = from;
+        }
+        b->h[j] = t;
+        k[j].idx = UINT32_MAX;
+    }
+    free(k);
+    return 0;
 }
 
 /* ------------------------------------------------------------ gathering */
@@ -209,7 +304,6 @@ struct gather {
     struct table t;
     struct best best;
     uint32_t point;
-    const char *point_name;
     uint64_t records;
     int oom;
 };
@@ -229,16 +323,12 @@ static int take_record(void *arg, const struct idx_flowrec *r)
     if (g->q->community_id && strcmp(r->community_id, g->q->community_id))
         return 0;
     int isnew;
-    struct slot *s = table_get(&g->t, g->point, r->hash, &isnew);
-    if (!s) {
+    struct an_flow *f = table_get(&g->t, g->point, r->hash, &isnew);
+    if (!f) {
         g->oom = 1;
         return 1;
     }
-    struct an_flow *f = &s->f;
     if (isnew) {
-        memset(s, 0, sizeof *s);
-        s->used = 1;
-        snprintf(f->point, sizeof f->point, "%s", g->point_name);
         f->point_id = g->point;
         f->hash = r->hash;
         f->family = r->family;
@@ -272,12 +362,46 @@ static int take_record(void *arg, const struct idx_flowrec *r)
  * (all of them when all). */
 static void flush(struct gather *g, uint32_t point, int64_t before, int all)
 {
-    for (size_t j = 0; j < g->t.cap;) {
-        struct slot *s = &g->t.s[j];
-        if (s->used && (all || (s->f.point_id == point && s->f.last < before))) {
-            if (!g->ff || an_ffilter_match(g->ff, &s->f))
-                best_offer(&g->best, &s->f);
-            table_del(&g->t, j);
+    struct table *t = &g->t;
+    if (all && g->best.n == 0 && t->n <= g->best.limit) {
+        /* Every live flow fits in the answer: the pool becomes it, compacted
+         * in place, without a copy (the common case of a short window). */
+        uint8_t *live = calloc(t->pn + 1, 1);
+        if (!live) {
+            g->oom = 1;
+            return;
+        }
+        for (size_t j = 0; j < t->cap; j++)
+            if (t->e[j].idx != UINT32_MAX) {
+                const struct an_flow *f = &t->pool[t->e[j].idx];
+                live[t->e[j].idx] = !g->ff || an_ffilter_match(g->ff, f);
+                t->e[j].idx = UINT32_MAX;
+            }
+        size_t k = 0;
+        for (size_t i = 0; i < t->pn; i++)
+            if (live[i])
+                t->pool[k++] = t->pool[i];
+        free(live);
+        free(g->best.h);
+        g->best.h = t->pool;
+        g->best.n = k;
+        g->best.cap = t->pcap;
+        g->best.offered += k;
+        t->pool = NULL;
+        t->pn = t->pcap = t->n = t->nfree = 0;
+        return;
+    }
+    for (size_t j = 0; j < t->cap;) {
+        struct ent *e = &t->e[j];
+        if (e->idx != UINT32_MAX &&
+            (all || (e->point == point && t->pool[e->idx].last < before))) {
+            const struct an_flow *f = &t->pool[e->idx];
+            if (!g->ff || an_ffilter_match(g->ff, f))
+                best_offer(&g->best, f);
+            if (table_del(t, j) < 0) {
+                g->oom = 1;
+                return;
+            }
             continue; /* j now holds a shifted entry, or is empty */
         }
         j++;
@@ -321,7 +445,6 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
         if (p == npts)
             continue;
         g.point = pts[p].id;
-        g.point_name = pts[p].name;
         /* Flows of this point idle for AN_FLOW_IDLE before this segment
          * have ended: the table holds the flows of the last minutes, not
          * of the whole window. */
@@ -339,8 +462,20 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto done;
     }
-    if (g.best.n) /* qsort_r's base must not be NULL, even for no element */
-        qsort_r(g.best.h, g.best.n, sizeof *g.best.h, cmp_flows, (void *)&q->sort);
+    if (sort_best(&g.best) < 0) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto done;
+    }
+    out->points = calloc(npts + 1, sizeof *out->points);
+    if (!out->points) {
+        rc = rw_err(err, RW_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < npts; i++) {
+        out->points[i].id = pts[i].id;
+        snprintf(out->points[i].name, sizeof out->points[i].name, "%s", pts[i].name);
+    }
+    out->npoints = npts;
     out->flows = g.best.h;
     out->n = g.best.n;
     out->matched = g.best.offered;
@@ -349,7 +484,7 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
     rc = 0;
 done:
     free(g.best.h);
-    free(g.t.s);
+    table_free(&g.t);
     free(pts);
     free(segs);
     free(ords);
@@ -357,8 +492,17 @@ done:
     return rc;
 }
 
+const char *an_flow_point(const struct an_flows *r, const struct an_flow *f)
+{
+    for (size_t i = 0; i < r->npoints; i++)
+        if (r->points[i].id == f->point_id)
+            return r->points[i].name;
+    return "?";
+}
+
 void an_flows_free(struct an_flows *f)
 {
+    free(f->points);
     free(f->flows);
     memset(f, 0, sizeof *f);
 }

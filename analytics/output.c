@@ -39,33 +39,13 @@ static void tcp_flags(uint8_t fl, char out[9])
 
 static const char *const sort_names[] = {"bytes", "packets", "start", "duration"};
 
-int an_flows_write(FILE *f, const struct an_flow_query *q, const struct an_flows *r,
-                   enum an_format fmt)
+void an_flows_write_head(FILE *f, const struct an_flow_query *q, const struct an_flows *r,
+                         enum an_format fmt)
 {
-    char a[64], b[64], t1[48], t2[48], fl[9];
     if (fmt == AN_CSV) {
         fputs("point,proto,vlan,src,sport,dst,dport,first,last,duration,packets_fwd,bytes_fwd,"
               "packets_rev,bytes_rev,packets,bytes,tcp_flags,community_id\n", f);
-        for (size_t i = 0; i < r->n; i++) {
-            const struct an_flow *x = &r->flows[i];
-            const char *pn = an_proto_name(x->proto);
-            tcp_flags(x->tcp_flags, fl);
-            fprintf(f, "%s,", x->point);
-            if (pn)
-                fprintf(f, "%s,", pn);
-            else
-                fprintf(f, "%d,", x->proto);
-            fprintf(f, "%u,%s,%u,%s,%u,%s,%s,%.9f,%llu,%llu,%llu,%llu,%llu,%llu,%s,%s\n", x->vlan,
-                    an_addr(x->family, x->src, a, sizeof a), x->sport,
-                    an_addr(x->family, x->dst, b, sizeof b), x->dport,
-                    rw_time_fmt(x->first, t1, sizeof t1), rw_time_fmt(x->last, t2, sizeof t2),
-                    (double)(x->last - x->first) / 1e9, (unsigned long long)x->pkts_fwd,
-                    (unsigned long long)x->bytes_fwd, (unsigned long long)x->pkts_rev,
-                    (unsigned long long)x->bytes_rev,
-                    (unsigned long long)(x->pkts_fwd + x->pkts_rev),
-                    (unsigned long long)(x->bytes_fwd + x->bytes_rev), fl, x->community_id);
-        }
-        return ferror(f) ? -1 : 0;
+        return;
     }
     fputc('{', f);
     put_window(f, q->from, q->to);
@@ -75,37 +55,209 @@ int an_flows_write(FILE *f, const struct an_flow_query *q, const struct an_flows
         fputs(",\"community_id\":", f);
         an_json_str(f, q->community_id);
     }
-    fprintf(f, ",\"sort\":\"%s\",\"matched\":%llu,\"returned\":%zu,\"flows\":[", sort_names[q->sort],
-            (unsigned long long)r->matched, r->n);
-    for (size_t i = 0; i < r->n; i++) {
-        const struct an_flow *x = &r->flows[i];
-        const char *pn = an_proto_name(x->proto);
-        int icmp = x->proto == 1 || x->proto == 58;
-        tcp_flags(x->tcp_flags, fl);
-        fputs(i ? ",\n{\"point\":" : "\n{\"point\":", f);
-        an_json_str(f, x->point);
-        fprintf(f, ",\"proto\":%d", x->proto);
-        if (pn)
-            fprintf(f, ",\"proto_name\":\"%s\"", pn);
-        fprintf(f, ",\"vlan\":%u,\"src\":\"%s\",\"%s\":%u,\"dst\":\"%s\",\"%s\":%u,\"first\":",
-                x->vlan, an_addr(x->family, x->src, a, sizeof a), icmp ? "icmp_type" : "sport",
-                x->sport, an_addr(x->family, x->dst, b, sizeof b), icmp ? "icmp_code" : "dport",
-                x->dport);
-        put_time(f, x->first);
-        fputs(",\"last\":", f);
-        put_time(f, x->last);
-        fprintf(f,
-                ",\"duration\":%.9f,\"packets_fwd\":%llu,\"bytes_fwd\":%llu,\"packets_rev\":%llu,"
-                "\"bytes_rev\":%llu,\"packets\":%llu,\"bytes\":%llu",
-                (double)(x->last - x->first) / 1e9, (unsigned long long)x->pkts_fwd,
-                (unsigned long long)x->bytes_fwd, (unsigned long long)x->pkts_rev,
-                (unsigned long long)x->bytes_rev, (unsigned long long)(x->pkts_fwd + x->pkts_rev),
-                (unsigned long long)(x->bytes_fwd + x->bytes_rev));
-        if (x->proto == 6)
-            fprintf(f, ",\"tcp_flags\":\"%s\"", fl);
-        fprintf(f, ",\"community_id\":\"%s\"}", x->community_id);
+    fprintf(f, ",\"sort\":\"%s\",\"matched\":%llu,\"returned\":%zu,\"flows\":[",
+            sort_names[q->sort], (unsigned long long)r->matched, r->n);
+}
+
+/* A row is built in a buffer by hand, not by printf: a million flows are
+ * a million rows, and formatting was most of their cost. */
+struct rowbuf {
+    char b[1024];
+    size_t n;
+    int64_t tsec;   /* the second whose text tdate holds (-1: none) */
+    char tdate[24]; /* "YYYY-MM-DDTHH:MM:SS" */
+};
+
+static void rb_str(struct rowbuf *r, const char *s)
+{
+    size_t l = strlen(s);
+    if (r->n + l < sizeof r->b) {
+        memcpy(r->b + r->n, s, l);
+        r->n += l;
     }
-    fputs("]}\n", f);
+}
+
+static void rb_u64(struct rowbuf *r, uint64_t v)
+{
+    char t[24];
+    int i = 24;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (r->n + (size_t)(24 - i) < sizeof r->b) {
+        memcpy(r->b + r->n, t + i, (size_t)(24 - i));
+        r->n += (size_t)(24 - i);
+    }
+}
+
+/* digits of v, zero-padded to width w */
+static void rb_pad(struct rowbuf *r, uint64_t v, int w)
+{
+    if (r->n + (size_t)w >= sizeof r->b)
+        return;
+    for (int i = w - 1; i >= 0; i--) {
+        r->b[r->n + (size_t)i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    r->n += (size_t)w;
+}
+
+/* The time as rw_time_fmt() writes it (RFC 3339, nanoseconds, Z). */
+static void rb_time(struct rowbuf *r, int64_t ns)
+{
+    int64_t sec = ns / RW_NS_PER_SEC, frac = ns % RW_NS_PER_SEC;
+    if (frac < 0) {
+        frac += RW_NS_PER_SEC;
+        sec--;
+    }
+    if (sec != r->tsec) {
+        char full[48];
+        rw_time_fmt(sec * RW_NS_PER_SEC, full, sizeof full);
+        if (strlen(full) < 19) { /* not a calendar time: as rw_time_fmt has it */
+            rw_time_fmt(ns, full, sizeof full);
+            rb_str(r, full);
+            return;
+        }
+        memcpy(r->tdate, full, 19);
+        r->tdate[19] = 0;
+        r->tsec = sec;
+    }
+    rb_str(r, r->tdate);
+    rb_str(r, ".");
+    rb_pad(r, (uint64_t)frac, 9);
+    rb_str(r, "Z");
+}
+
+/* seconds with 9 decimals, of a non-negative duration */
+static void rb_dur(struct rowbuf *r, int64_t ns)
+{
+    if (ns < 0)
+        ns = 0;
+    rb_u64(r, (uint64_t)(ns / RW_NS_PER_SEC));
+    rb_str(r, ".");
+    rb_pad(r, (uint64_t)(ns % RW_NS_PER_SEC), 9);
+}
+
+static void rb_json_str(struct rowbuf *r, const char *s)
+{
+    rb_str(r, "\"");
+    for (; *s && r->n + 8 < sizeof r->b; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            r->b[r->n++] = '\\';
+            r->b[r->n++] = (char)c;
+        } else if (c < 0x20) {
+            r->n += (size_t)snprintf(r->b + r->n, 8, "\\u%04x", c);
+        } else {
+            r->b[r->n++] = (char)c;
+        }
+    }
+    rb_str(r, "\"");
+}
+
+void an_flows_write_rows(FILE *f, const struct an_flows *r, size_t i, size_t j,
+                         enum an_format fmt)
+{
+    char a[64], b[64], fl[9];
+    struct rowbuf rb = {.tsec = -1};
+    for (; i < j && i < r->n; i++) {
+        const struct an_flow *x = &r->flows[i];
+        const char *pn = an_proto_name(x->proto), *point = an_flow_point(r, x);
+        int icmp = x->proto == 1 || x->proto == 58, csv = fmt == AN_CSV;
+        tcp_flags(x->tcp_flags, fl);
+        an_addr(x->family, x->src, a, sizeof a);
+        an_addr(x->family, x->dst, b, sizeof b);
+        rb.n = 0;
+        if (csv) {
+            rb_str(&rb, point);
+            rb_str(&rb, ",");
+            if (pn)
+                rb_str(&rb, pn);
+            else
+                rb_u64(&rb, x->proto);
+            rb_str(&rb, ",");
+            rb_u64(&rb, x->vlan);
+            rb_str(&rb, ",");
+            rb_str(&rb, a);
+            rb_str(&rb, ",");
+            rb_u64(&rb, x->sport);
+            rb_str(&rb, ",");
+            rb_str(&rb, b);
+            rb_str(&rb, ",");
+            rb_u64(&rb, x->dport);
+            rb_str(&rb, ",");
+            rb_time(&rb, x->first);
+            rb_str(&rb, ",");
+            rb_time(&rb, x->last);
+            rb_str(&rb, ",");
+        } else {
+            rb_str(&rb, i ? ",\n{\"point\":" : "\n{\"point\":");
+            rb_json_str(&rb, point);
+            rb_str(&rb, ",\"proto\":");
+            rb_u64(&rb, x->proto);
+            if (pn) {
+                rb_str(&rb, ",\"proto_name\":\"");
+                rb_str(&rb, pn);
+                rb_str(&rb, "\"");
+            }
+            rb_str(&rb, ",\"vlan\":");
+            rb_u64(&rb, x->vlan);
+            rb_str(&rb, ",\"src\":\"");
+            rb_str(&rb, a);
+            rb_str(&rb, icmp ? "\",\"icmp_type\":" : "\",\"sport\":");
+            rb_u64(&rb, x->sport);
+            rb_str(&rb, ",\"dst\":\"");
+            rb_str(&rb, b);
+            rb_str(&rb, icmp ? "\",\"icmp_code\":" : "\",\"dport\":");
+            rb_u64(&rb, x->dport);
+            rb_str(&rb, ",\"first\":\"");
+            rb_time(&rb, x->first);
+            rb_str(&rb, "\",\"last\":\"");
+            rb_time(&rb, x->last);
+            rb_str(&rb, "\",\"duration\":");
+        }
+        const char *const jn[] = {",\"packets_fwd\":", ",\"bytes_fwd\":", ",\"packets_rev\":",
+                                  ",\"bytes_rev\":", ",\"packets\":", ",\"bytes\":"};
+        const uint64_t v[] = {x->pkts_fwd, x->bytes_fwd, x->pkts_rev, x->bytes_rev,
+                              x->pkts_fwd + x->pkts_rev, x->bytes_fwd + x->bytes_rev};
+        rb_dur(&rb, x->last - x->first);
+        for (int k = 0; k < 6; k++) {
+            rb_str(&rb, csv ? "," : jn[k]);
+            rb_u64(&rb, v[k]);
+        }
+        if (csv) {
+            rb_str(&rb, ",");
+            rb_str(&rb, fl);
+            rb_str(&rb, ",");
+            rb_str(&rb, x->community_id);
+            rb_str(&rb, "\n");
+        } else {
+            if (x->proto == 6) {
+                rb_str(&rb, ",\"tcp_flags\":\"");
+                rb_str(&rb, fl);
+                rb_str(&rb, "\"");
+            }
+            rb_str(&rb, ",\"community_id\":\"");
+            rb_str(&rb, x->community_id);
+            rb_str(&rb, "\"}");
+        }
+        fwrite(rb.b, 1, rb.n, f);
+    }
+}
+
+void an_flows_write_tail(FILE *f, enum an_format fmt)
+{
+    if (fmt == AN_JSON)
+        fputs("]}\n", f);
+}
+
+int an_flows_write(FILE *f, const struct an_flow_query *q, const struct an_flows *r,
+                   enum an_format fmt)
+{
+    an_flows_write_head(f, q, r, fmt);
+    an_flows_write_rows(f, r, 0, r->n, fmt);
+    an_flows_write_tail(f, fmt);
     return ferror(f) ? -1 : 0;
 }
 

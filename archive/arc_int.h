@@ -22,6 +22,9 @@ struct arc {
     pthread_mutex_t space_mu;
     uint64_t ix_bytes;
     int64_t ix_bytes_at;
+    /* arc_set_tap: called by every point writer with every packet */
+    arc_tap_fn tap;
+    void *tap_arg;
 };
 
 /* Below this much available space rewind does not write its index at all

@@ -130,6 +130,27 @@ const char *arc_pw_name(const arc_pw_t *w);
 /* Record drop counters for the point (no-op before its first packet). */
 int arc_pw_set_drops(arc_pw_t *w, uint64_t kernel, uint64_t queue, char *err) RW_WUR;
 
+/* ---- the tap ----
+ * Every packet a point writer stores, once stored and parsed for the
+ * index, is shown to the archive's tap, on the writer's thread: lawful
+ * intercept reads subscriber identities (RADIUS accounting) from it. The
+ * tap must not block (capture waits on the writer) and must not keep the
+ * pointers past its return. */
+struct idx_parsed;
+struct arc_tap {
+    const char *point;               /* the point's name */
+    int dlt;                         /* its link type (libpcap DLT_) */
+    uint32_t snaplen;                /* its snapshot length */
+    int64_t ts;                      /* ns */
+    const uint8_t *data;
+    uint32_t caplen, len;
+    const struct idx_parsed *parsed; /* index/parse.h: the innermost flow, header end */
+};
+typedef void (*arc_tap_fn)(void *arg, const struct arc_tap *t);
+/* Install the tap (NULL: none) before any writer is opened; the archive
+ * borrows arg until arc_close. */
+void arc_set_tap(arc_t *a, arc_tap_fn fn, void *arg);
+
 /* ---- compressed segments ---- */
 struct arc_compress_stats {
     uint64_t segments, bytes_in, bytes_saved;

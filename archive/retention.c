@@ -69,6 +69,8 @@ int arc_space_get(arc_t *a, struct arc_space *sp, char *err)
     return 0;
 }
 
+#define ARC_SPACE_PASSES 4
+
 int arc_space_ensure(arc_t *a, uint64_t n, int resume, uint64_t *left, char *err)
 {
     struct arc_space sp;
@@ -82,7 +84,10 @@ int arc_space_ensure(arc_t *a, uint64_t n, int resume, uint64_t *left, char *err
                 *left = sp.avail - need;
             return 0;
         }
-        if (pass > 0 || (!a->o.quota_bytes && !a->o.quota_pct))
+        /* A deleted segment that a query still reads keeps its blocks until
+         * the query closes it: when a pass frees nothing that shows, the
+         * next deletes the next oldest, a few times before giving up. */
+        if (pass >= ARC_SPACE_PASSES || (!a->o.quota_bytes && !a->o.quota_pct))
             break;
         if ((rc = arc_retention_run(a, err)) < 0)
             return rc;

@@ -784,9 +784,11 @@ fail:
 }
 
 /* What the previous index knew beyond the segments, read while it still
- * opens: settings, holds, points, accepted damaged ranges. */
+ * opens: settings, holds, subscriber identities, points, accepted damaged
+ * ranges. */
 static void read_old(const char *dir, struct idx_config *cfg, struct idx_hold **holds,
-                     size_t *nholds, struct rctx *c)
+                     size_t *nholds, struct idx_ident **idents, size_t *nidents,
+                     struct rctx *c)
 {
     char err[RW_ERRSZ];
     idx_t *ix;
@@ -799,6 +801,8 @@ static void read_old(const char *dir, struct idx_config *cfg, struct idx_hold **
         memset(cfg, 0, sizeof *cfg);
     if (idx_hold_list(ix, holds, nholds, err) < 0)
         *nholds = 0;
+    if (idx_ident_list(ix, NULL, idents, nidents, err) < 0)
+        *nidents = 0;
     if (idx_point_list(ix, &c->oldpts, &c->noldpts, err) < 0)
         c->noldpts = 0;
     if (idx_seg_all(ix, &segs, &nsegs, err) == 0 &&
@@ -830,7 +834,8 @@ int arc_reindex(const char *dir, arc_report_fn report, void *arg, struct arc_ver
     char idir[1100], old[1200];
     struct idx_config cfg = {0};
     struct idx_hold *holds = NULL;
-    size_t nholds = 0;
+    struct idx_ident *idents = NULL;
+    size_t nholds = 0, nidents = 0;
     idx_t *ix = NULL;
     struct rctx c = {.dir = dir, .v = {report, arg, st}};
     int rc;
@@ -838,7 +843,7 @@ int arc_reindex(const char *dir, arc_report_fn report, void *arg, struct arc_ver
     snprintf(idir, sizeof idir, "%s/index", dir);
     snprintf(old, sizeof old, "%s/index.old-%lld", dir, (long long)(rw_now_ns() / RW_NS_PER_SEC));
     /* Keep what the old index knew beyond the segments, if it still opens. */
-    read_old(dir, &cfg, &holds, &nholds, &c);
+    read_old(dir, &cfg, &holds, &nholds, &idents, &nidents, &c);
     /* Records of a segment lie within segment_seconds of its first (S5). */
     c.window = cfg.segment_ns > RESYNC_WINDOW_NS / 2 ? 2 * cfg.segment_ns : RESYNC_WINDOW_NS;
     /* Make sure no writer owns the archive before moving its index. */
@@ -864,6 +869,9 @@ int arc_reindex(const char *dir, arc_report_fn report, void *arg, struct arc_ver
     for (size_t i = 0; i < nholds; i++)
         if ((rc = idx_hold_add(ix, &holds[i], err)) < 0)
             goto done;
+    for (size_t i = 0; i < nidents; i++) /* those posted are in no segment */
+        if ((rc = idx_ident_put(ix, &idents[i], i + 1 == nidents, err)) < 0)
+            goto done;
     /* A point's segments are written one after another, each sealed before
      * the next is created, so the order they were written in (file times,
      * then names: arc_segname_list) is capture order even where packet
@@ -884,6 +892,7 @@ int arc_reindex(const char *dir, arc_report_fn report, void *arg, struct arc_ver
 done:
     idx_close(ix);
     free(holds);
+    free(idents);
     free(c.oldpts);
     free(c.old);
     free(c.oldsegs);

@@ -647,6 +647,10 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     }
     idx_parse_packet(w->dlt, data, caplen, &w->parsed);
     idx_segw_add(w->sw, ts, off, caplen, len, &w->parsed);
+    if (w->a->tap) {
+        struct arc_tap t = {w->name, w->dlt, w->snaplen, ts, data, caplen, len, &w->parsed};
+        w->a->tap(w->a->tap_arg, &t);
+    }
     *added = 1;
     w->dirty = 1;
     w->seg_packets++;
@@ -668,6 +672,12 @@ int arc_pw_add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
             w->lost++;
     }
     return rc;
+}
+
+void arc_set_tap(arc_t *a, arc_tap_fn fn, void *arg)
+{
+    a->tap = fn;
+    a->tap_arg = arg;
 }
 
 int arc_pw_flush(arc_pw_t *w, int force, char *err)

@@ -25,7 +25,7 @@ enum auth_role {
     AUTH_NOBODY = 0, /* no credentials: only what needs none */
     AUTH_VIEWER,     /* status and metrics */
     AUTH_NOC,        /* + holds list, packets without payload */
-    AUTH_AGENCY,     /* its own case only: nothing until cases exist */
+    AUTH_AGENCY,     /* its own case only (struct auth_principal's case_id) */
     AUTH_ANALYST,    /* + packets with payload, placing holds */
     AUTH_ADMIN,      /* everything: tokens, releasing holds, the audit trail */
 };
@@ -42,6 +42,8 @@ enum auth_perm {
     AUTH_PERM_HOLD,     /* place a legal hold */
     AUTH_PERM_ADMIN,    /* tokens, releasing holds, the audit trail */
     AUTH_PERM_FLOWS,    /* flows, top talkers, timelines: no payload */
+    AUTH_PERM_CASES,    /* lawful intercept cases: an agency its own case only (the
+                           route checks the case), admin all of them and changes */
 };
 
 /* May role use perm? */

@@ -20,7 +20,7 @@ static const char *const role_names[AUTH_NROLES] = {"nobody", "viewer", "noc",
                                                     "agency", "analyst", "admin"};
 
 /* The one table: which roles each permission admits. The agency role is
- * admitted to nothing yet: its scope is a case, and cases do not exist. */
+ * admitted to cases only, and there (httpd/cases.c) to its own case. */
 static const struct {
     unsigned roles; /* bit per enum auth_role */
     const char *names;
@@ -38,6 +38,7 @@ static const struct {
     [AUTH_PERM_HOLD] = {R(AUTH_ANALYST) | R(AUTH_ADMIN), "analyst or admin"},
     [AUTH_PERM_ADMIN] = {R(AUTH_ADMIN), "admin"},
     [AUTH_PERM_FLOWS] = {R(AUTH_NOC) | R(AUTH_ANALYST) | R(AUTH_ADMIN), "noc, analyst or admin"},
+    [AUTH_PERM_CASES] = {R(AUTH_AGENCY) | R(AUTH_ADMIN), "agency (its own case) or admin"},
 #undef R
 };
 

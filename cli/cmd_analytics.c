@@ -16,6 +16,16 @@
 #include "query/read.h"
 
 enum kind { FLOWS, TOP, TIMELINE };
+
+/* The options the three commands share, in each one's --help. */
+#define COMMON_OPTIONS \
+    "  -d, --dir DIR       the archive (or $REWIND_DIR)\n" \
+    "  -u, --url URL       ask a rewindd instead (or $REWIND_URL)\n" \
+    "      --token T       bearer token for --url (or $REWIND_TOKEN)\n" \
+    "  -f, --from T        window start: RFC 3339, Unix seconds, or relative (-15m)\n" \
+    "  -t, --to T          window end (exclusive)\n" \
+    "  -p, --point NAME    only this capture point (repeatable)\n"
+
 enum outfmt { OUT_TABLE, OUT_JSON, OUT_CSV };
 
 static const char flows_help[] =
@@ -30,12 +40,7 @@ static const char flows_help[] =
     "sctp, icmp, icmp6, vlan, with and/or/not; a flow matches when a packet of it\n"
     "would. Default: the 1000 flows with the most bytes.\n"
     "\n"
-    "  -d, --dir DIR       the archive (or $REWIND_DIR)\n"
-    "  -u, --url URL       ask a rewindd instead (or $REWIND_URL)\n"
-    "      --token T       bearer token for --url (or $REWIND_TOKEN)\n"
-    "  -f, --from T        window start: RFC 3339, Unix seconds, or relative (-15m)\n"
-    "  -t, --to T          window end (exclusive)\n"
-    "  -p, --point NAME    only this capture point (repeatable)\n"
+    COMMON_OPTIONS
     "  -s, --sort KEY      bytes (default), packets, start or duration\n"
     "  -n, --limit N       at most N flows (default 1000, at most 1000000)\n"
     "      --community-id ID  only the flows with this Community ID (1:...)\n"
@@ -56,12 +61,7 @@ static const char top_help[] =
     "window and BPF FILTER: from the index where it can, from the packets where it\n"
     "must (a filter, or a segment that the window cuts).\n"
     "\n"
-    "  -d, --dir DIR       the archive (or $REWIND_DIR)\n"
-    "  -u, --url URL       ask a rewindd instead (or $REWIND_URL)\n"
-    "      --token T       bearer token for --url (or $REWIND_TOKEN)\n"
-    "  -f, --from T        window start: RFC 3339, Unix seconds, or relative (-15m)\n"
-    "  -t, --to T          window end (exclusive)\n"
-    "  -p, --point NAME    only this capture point (repeatable)\n"
+    COMMON_OPTIONS
     "  -b, --by KEY        src (default), dst, pair, port, proto or point\n"
     "  -m, --metric M      bytes (default) or packets: the order\n"
     "  -n, --limit N       at most N talkers (default 10)\n"
@@ -80,12 +80,7 @@ static const char timeline_help[] =
     "to whole steps (the answer says which). An open end is the archive's first or\n"
     "last packet. On a terminal: a sparkline of bytes per point; otherwise CSV.\n"
     "\n"
-    "  -d, --dir DIR       the archive (or $REWIND_DIR)\n"
-    "  -u, --url URL       ask a rewindd instead (or $REWIND_URL)\n"
-    "      --token T       bearer token for --url (or $REWIND_TOKEN)\n"
-    "  -f, --from T        window start: RFC 3339, Unix seconds, or relative (-15m)\n"
-    "  -t, --to T          window end (exclusive)\n"
-    "  -p, --point NAME    only this capture point (repeatable)\n"
+    COMMON_OPTIONS
     "  -S, --step D        bucket width: 1s (default), 10s, 1m, 1h, 1d, ...\n"
     "      --json          the API's JSON\n"
     "      --csv           the API's CSV (the default when not on a terminal)\n"
@@ -249,7 +244,8 @@ static int append(char *q, size_t n, const char *k, const char *v)
 }
 
 /* Ask --url: the answer's text into *out (malloc'ed). */
-static int ask_url(const struct opts *o, const char *fmt, char **out, size_t *outlen, char *err)
+static int ask_url(const struct opts *o, const char *fmt, char **out, size_t *outlen, int direct,
+                   char *err)
 {
     static const char *const paths[] = {"/api/v1/flows", "/api/v1/top", "/api/v1/timeline"};
     char path[16384];
@@ -266,12 +262,14 @@ static int ask_url(const struct opts *o, const char *fmt, char **out, size_t *ou
     bad |= append(path, sizeof path, "step", o->step) | append(path, sizeof path, "format", fmt);
     if (bad)
         return rw_err(err, RW_EINPUT, "the request does not fit in a URL: shorten the filter");
-    FILE *f = open_memstream(out, outlen);
+    /* JSON and CSV go straight out; a table needs the whole answer first. */
+    FILE *f = direct ? stdout : open_memstream(out, outlen);
     if (!f)
         return rw_err(err, RW_ENOMEM, "out of memory");
     if ((rc = httpc_set_token(o->token, err)) == 0)
         rc = httpc_get(o->url, path, sink_file, f, err);
-    fclose(f);
+    if (!direct)
+        fclose(f);
     return rc;
 }
 
@@ -297,7 +295,8 @@ static int parse_limit(const char *s, uint64_t *out, char *err)
 }
 
 /* Read --dir: the answer's text into *out, written by analytics/. */
-static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t *outlen, char *err)
+static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t *outlen, int direct,
+                   char *err)
 {
     idx_t *ix = NULL;
     int64_t from, to;
@@ -310,7 +309,7 @@ static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t 
         return rw_err(err, RW_EINPUT, "--from must be before --to");
     if ((rc = qry_archive_open(o->dir, &ix, err)) < 0)
         return rc;
-    FILE *f = open_memstream(out, outlen);
+    FILE *f = direct ? stdout : open_memstream(out, outlen);
     if (!f) {
         qry_archive_close(ix);
         return rw_err(err, RW_ENOMEM, "out of memory");
@@ -325,7 +324,7 @@ static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t 
             (rc = parse_limit(o->limit, &q.limit, err)) < 0)
             goto done;
         if ((rc = an_flows_get(ix, &q, &r, err)) == 0) {
-            rc = an_flows_write(f, &q, &r, fmt) < 0 ? rw_err(err, RW_ENOMEM, "out of memory") : 0;
+            rc = an_flows_write(f, &q, &r, fmt) < 0 ? rw_err(err, RW_EIO, "writing the answer failed") : 0;
             an_flows_free(&r);
         }
     } else if (o->kind == TOP) {
@@ -337,7 +336,7 @@ static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t 
             (rc = parse_limit(o->limit, &q.limit, err)) < 0)
             goto done;
         if ((rc = an_top_get(ix, &q, &t, err)) == 0) {
-            rc = an_top_write(f, &q, &t, fmt) < 0 ? rw_err(err, RW_ENOMEM, "out of memory") : 0;
+            rc = an_top_write(f, &q, &t, fmt) < 0 ? rw_err(err, RW_EIO, "writing the answer failed") : 0;
             an_top_free(&t);
         }
     } else {
@@ -350,12 +349,13 @@ static int ask_dir(const struct opts *o, enum an_format fmt, char **out, size_t 
             goto done;
         }
         if ((rc = an_timeline_get(ix, &q, &t, err)) == 0) {
-            rc = an_timeline_write(f, &t, fmt) < 0 ? rw_err(err, RW_ENOMEM, "out of memory") : 0;
+            rc = an_timeline_write(f, &t, fmt) < 0 ? rw_err(err, RW_EIO, "writing the answer failed") : 0;
             an_timeline_free(&t);
         }
     }
 done:
-    fclose(f);
+    if (!direct)
+        fclose(f);
     {
         /* Flows and talkers are records of who talked to whom: audited as
          * packets are (DESIGN.md invariant 8). */
@@ -448,9 +448,9 @@ static int run(struct opts *o, int argc, char **argv)
     size_t len = 0;
     enum an_format fmt = o->out == OUT_JSON ? AN_JSON : AN_CSV;
     if (o->url)
-        rc = ask_url(o, fmt == AN_JSON ? "json" : "csv", &text, &len, err);
+        rc = ask_url(o, fmt == AN_JSON ? "json" : "csv", &text, &len, o->out != OUT_TABLE, err);
     else
-        rc = ask_dir(o, fmt, &text, &len, err);
+        rc = ask_dir(o, fmt, &text, &len, o->out != OUT_TABLE, err);
     free(o->filter);
     if (rc < 0) {
         free(text);

@@ -26,6 +26,17 @@ int cli_audit_read(const char *dir, const struct cli_audit_what *w, int status, 
 /* rewind replay: a capture file or a query's answer out of an interface. */
 int cmd_replay(int argc, char **argv);
 
+/* rewind case add|list|show|end: lawful intercept cases (cmd_case.c). */
+int cmd_case(int argc, char **argv);
+
+/* rewind identity: a subscriber's addresses over time (cmd_identity.c). */
+int cmd_identity(int argc, char **argv);
+
+/* rewind intercept: an agency's pull client (cmd_intercept.c). */
+int cmd_intercept(int argc, char **argv);
+
+/* rewind export: a case's evidence bundle, and its verification (cmd_export.c). */
+int cmd_export(int argc, char **argv);
 /* rewind clickhouse-schema: the DDL of rewindd --export-flows (cmd_clickhouse.c). */
 int cmd_clickhouse_schema(int argc, char **argv);
 

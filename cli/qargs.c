@@ -49,7 +49,7 @@ const char *cli_env_dir(const char *dir)
 const char qargs_help[] =
     "usage: rewind query (--dir DIR | --url URL) [--from T] [--to T] [--point NAME]...\n"
     "                    [--format pcap|pcapng] [-w FILE] [--count] [--limit N]\n"
-    "                    [--local] [--community-id ID] [FILTER...]\n"
+    "                    [--local] [--community-id ID] [--follow] [FILTER...]\n"
     "       rewind query --sensors FILE [--partial] [--from T] [--to T] [-w FILE]\n"
     "                    [--community-id ID] [FILTER...]\n"
     "\n"
@@ -75,6 +75,8 @@ const char qargs_help[] =
     "                       FILTER if given too\n"
     "      --local          read DIR directly even when a rewindd serves it\n"
     "      --token TOKEN    bearer token for --url (or $REWIND_TOKEN)\n"
+    "      --follow         then keep writing new matches as they are captured,\n"
+    "                       until --to passes or the reader leaves (with --url)\n"
     "      --sensors FILE   ask every sensor (rewindd) FILE names that may hold\n"
     "                       matches, as ClickHouse's flows say, and merge their\n"
     "                       answers into one pcapng, an interface per\n"
@@ -154,7 +156,8 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
         {"count", no_argument, 0, 'C'},        {"limit", required_argument, 0, 'l'},
         {"url", required_argument, 0, 'u'},    {"help", no_argument, 0, 'h'},
         {"local", no_argument, 0, 'L'},        {"token", required_argument, 0, 'T'},
-        {"community-id", required_argument, 0, 'I'}, {0, 0, 0, 0}};
+        {"community-id", required_argument, 0, 'I'}, {"follow", no_argument, 0, 'W'},
+        {0, 0, 0, 0}};
 #define USAGE(fmt, arg) (quiet ? EXIT_USAGE : cli_usage(fmt, arg))
 #define FAIL(rc, err) (quiet ? cli_exit_for(rc) : cli_fail(rc, err))
     char err[RW_ERRSZ];
@@ -200,6 +203,7 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
         case 'T': a->token = optarg; break;
         case 'L': a->local = 1; break;
         case 'I': a->cid = optarg; break;
+        case 'W': a->follow = 1; break;
         case 'c':
         case 'l': {
             char *end;
@@ -229,6 +233,9 @@ int qargs_parse(int argc, char **argv, struct qargs *a, int quiet)
         return USAGE("query: --dir DIR or --url URL is required%s", "");
     if (a->dir && a->url)
         return USAGE("query: give --dir or --url, not both%s", "");
+    if (a->follow && (!a->url || a->count))
+        return USAGE("query: --follow needs --url (new packets come from the daemon that "
+                     "captures them, e.g. --url http://127.0.0.1:8800) and no --count%s", "");
     if (a->from && (rc = rw_time_parse(a->from, now, &a->spec.from, err)) < 0)
         return FAIL(rc, err);
     if (a->to && (rc = rw_time_parse(a->to, now, &a->spec.to, err)) < 0)

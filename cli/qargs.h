@@ -52,6 +52,7 @@ struct qargs {
     const char *cid;   /* --community-id: rewind-core turns it into a filter */
     const char *points[65];
     int npoints, count, format, local;
+    int follow; /* --follow: then every new match, over --url */
     char *filter;
     struct qry_spec spec;
     struct qargs_out o;

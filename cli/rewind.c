@@ -17,6 +17,7 @@
 #include "cli/qargs.h"
 #include "cli/cmds.h"
 #include "analytics/analytics.h"
+#include "intercept/intercept.h"
 #include "common/rw.h"
 #include "auth/audit.h"
 #include "auth/auth.h"
@@ -161,6 +162,11 @@ static int cmd_import(int argc, char **argv)
     } else if (rc < 0) {
         return cli_fail(rc, err);
     }
+    /* RADIUS accounting in the files feeds subscriber identities, as it
+     * does in the daemon. */
+    ic_t *ic = NULL;
+    if (a && ic_open(dir, arc_index(a), NULL, &ic, err) == 0)
+        arc_set_tap(a, ic_tap, ic);
     for (int i = optind; i < argc; i++) {
         struct cap_import_stats st;
         struct progress pr = {.tty = !quiet && isatty(2), .start = rw_mono_ns()};
@@ -220,6 +226,7 @@ static int cmd_import(int argc, char **argv)
         }
     }
     arc_close(a);
+    ic_close(ic);
     return status;
 }
 
@@ -280,7 +287,7 @@ static int append_param(char *q, size_t qsz, const char *k, const char *v)
 /* rewind query --url: the same question asked of a daemon. */
 static int query_url(const char *url, const char *from, const char *to, const char **points,
                      int npoints, const char *filter, const char *cid, uint64_t limit, int format,
-                     int count, int fd)
+                     int count, int follow, int fd)
 {
     char q[8192] = "", err[RW_ERRSZ], lim[32];
     int rc = 0;
@@ -298,6 +305,8 @@ static int query_url(const char *url, const char *from, const char *to, const ch
             return cli_fail(RW_EINPUT, "query too long");
     }
     if ((format == QRY_PCAPNG || count) && append_param(q, sizeof q, "format", "pcapng") < 0)
+        return cli_fail(RW_EINPUT, "query too long");
+    if (follow && append_param(q, sizeof q, "follow", "1") < 0)
         return cli_fail(RW_EINPUT, "query too long");
     char path[8300];
     snprintf(path, sizeof path, "/api/v1/packets%s", q);
@@ -522,7 +531,7 @@ static int cmd_query(int argc, char **argv)
         if (qargs_open_output(&a.o, err) < 0)
             return qargs_end(&a, cli_fail(RW_EINPUT, err));
         status = query_url(a.url, a.from, a.to, a.points, a.npoints, a.filter, a.cid,
-                           a.spec.limit_packets, a.format, a.count, a.o.fd);
+                           a.spec.limit_packets, a.format, a.count, a.follow, a.o.fd);
         return qargs_end(&a, status);
     }
     if (a.cid && (status = cid_to_filter(&a)) >= 0)
@@ -1339,18 +1348,22 @@ static const char main_help[] =
     "Query and feed a rewind packet archive.\n"
     "\n"
     "commands:\n"
-    "  import    ingest pcap/pcapng files into an archive\n"
-    "  query     packets in a time window matching a BPF filter, as pcap or pcapng\n"
-    "  status    capture points, segments, packets, time span, drops, index size\n"
-    "  hold      place, list or release legal holds that retention must keep\n"
-    "  token     add, list or revoke bearer tokens for the HTTP API\n"
-    "  verify    check every segment against the index\n"
-    "  reindex   rebuild the index from the segment files\n"
-    "  audit     list and verify the audit trail of requests, print its head\n"
-    "  flows     the flows of a window, from the index: 5-tuples, counts, Community IDs\n"
-    "  top       top talkers of a window by source, destination, pair, port, protocol\n"
-    "  timeline  packets and bytes per step and capture point, a sparkline on a terminal\n"
-    "  replay    send a capture file or a query's answer out of an interface\n"
+    "  import     ingest pcap/pcapng files into an archive\n"
+    "  query      packets in a time window matching a BPF filter, as pcap or pcapng\n"
+    "  status     capture points, segments, packets, time span, drops, index size\n"
+    "  hold       place, list or release legal holds that retention must keep\n"
+    "  token      add, list or revoke bearer tokens for the HTTP API\n"
+    "  verify     check every segment against the index\n"
+    "  reindex    rebuild the index from the segment files\n"
+    "  audit      list and verify the audit trail of requests, print its head\n"
+    "  flows      the flows of a window, from the index: 5-tuples, counts, Community IDs\n"
+    "  top        top talkers of a window by source, destination, pair, port, protocol\n"
+    "  timeline   packets and bytes per step and capture point, a sparkline on a terminal\n"
+    "  replay     send a capture file or a query's answer out of an interface\n"
+    "  case       lawful intercept cases: add (preserving what matches), list, show, end\n"
+    "  identity   the addresses a subscriber held, and when (from RADIUS accounting)\n"
+    "  intercept  follow a case's live intercept into pcap files, losing nothing\n"
+    "  export     a case's evidence bundle (BagIt, hashes, audit records); verify one\n"
     "  clickhouse-schema  the ClickHouse tables of rewindd --export-flows\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
@@ -1405,6 +1418,14 @@ int main(int argc, char **argv)
         return cmd_timeline(argc, argv);
     if (!strcmp(cmd, "replay"))
         return cmd_replay(argc, argv);
+    if (!strcmp(cmd, "case"))
+        return cmd_case(argc, argv);
+    if (!strcmp(cmd, "identity"))
+        return cmd_identity(argc, argv);
+    if (!strcmp(cmd, "intercept"))
+        return cmd_intercept(argc, argv);
+    if (!strcmp(cmd, "export"))
+        return cmd_export(argc, argv);
     if (!strcmp(cmd, "clickhouse-schema"))
         return cmd_clickhouse_schema(argc, argv);
     return cli_usage("unknown command '%s'", cmd);

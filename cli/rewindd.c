@@ -22,6 +22,7 @@
 #include "export/export.h"
 #include "cli/qargs.h"
 #include "httpd/httpd.h"
+#include "intercept/intercept.h"
 
 #define MAX_IFACES 16
 
@@ -43,6 +44,8 @@ struct daemon {
     cap_live_t *lives[MAX_IFACES];
     arc_compressor_t *zip;
     audit_t *audit;
+    ic_t *cases;
+    uint64_t case_quota;   /* --case-quota: each case's spool */
     ctl_t *ctl;
     httpd_t *web;
     struct ex_opts xo; /* --export-flows, --export-ipfix */
@@ -119,6 +122,30 @@ static int audit_start(struct daemon *d, char *err)
 }
 static void audit_stop(struct daemon *d) { audit_close(d->audit); }
 
+/* Lawful intercept's case store (DIR/cases): the HTTP routes and the
+ * control socket's case verb change it through this one handle. */
+static int cases_start(struct daemon *d, char *err)
+{
+    struct ic_live_opts lo = {.quota = d->case_quota, .log = cli_log_event};
+    int rc = ic_open(d->dir, arc_index(d->a), d->audit, &d->cases, err);
+    if (rc < 0)
+        return rc;
+    /* Before capture opens a point writer: identities from RADIUS
+     * accounting, and the tee of live intercept, see every packet. */
+    arc_set_tap(d->a, ic_tap, d->cases);
+    if ((rc = ic_live_start(d->cases, &lo, err)) < 0) {
+        arc_set_tap(d->a, NULL, NULL);
+        ic_close(d->cases);
+        d->cases = NULL;
+    }
+    return rc;
+}
+static void cases_stop(struct daemon *d)
+{
+    ic_live_stop(d->cases); /* capture has stopped: what is spooled goes to disk */
+    ic_close(d->cases);
+}
+
 static int compressor_start(struct daemon *d, char *err)
 {
     return arc_compressor_start(d->a, &d->zip, err);
@@ -171,7 +198,7 @@ static int ctl_service_start(struct daemon *d, char *err)
 {
     struct ctl_opts co = {.archive = d->a, .max_queries = d->ho.max_queries,
                           .live = live_state, .live_arg = d, .group = d->ctl_group,
-                          .audit = d->audit};
+                          .audit = d->audit, .cases = d->cases};
     return ctl_start(&co, &d->ctl, err);
 }
 static void ctl_service_stop(struct daemon *d) { ctl_stop(d->ctl); }
@@ -194,6 +221,33 @@ static int have_tokens(void *arg)
     return auth_tokens_defined(arc_index(d->a), rw_now_ns(), err) > 0;
 }
 
+/* The web console's files when --web-root is not given: beside the
+ * installed binary (PREFIX/sbin/rewindd: PREFIX/share/rewind/web), else in
+ * the source tree it was built in (bin/rewindd: web/). NULL: neither. */
+static const char *default_web_root(void)
+{
+    static char out[4096];
+    static const char *const rel[] = {"/../share/rewind/web", "/../web"};
+    char exe[4000];
+    struct stat st;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        snprintf(out, sizeof out, "%s%s", exe, rel[i]);
+        char index[4200];
+        snprintf(index, sizeof index, "%s/index.html", out);
+        if (stat(index, &st) == 0 && S_ISREG(st.st_mode))
+            return out;
+    }
+    return NULL;
+}
+
 static int http_start(struct daemon *d, char *err)
 {
     if (!d->ho.listen)
@@ -201,6 +255,8 @@ static int http_start(struct daemon *d, char *err)
     d->ho.live = live_state;
     d->ho.live_arg = d;
     d->ho.audit = d->audit;
+    d->ho.cases = d->cases;
+    d->ho.idtap = ic_ident_counters(d->cases);
     d->ho.metrics = ex_metrics;
     d->ho.metrics_arg = d->ex;
     int rc = httpd_start(arc_index(d->a), &d->ho, &d->web, err);
@@ -209,6 +265,8 @@ static int http_start(struct daemon *d, char *err)
     const char *scheme = d->ho.tls_cert ? "https" : "http";
     rw_info("serving %s://%s/api/v1/status (packets: curl -fOJ '%s://%s/api/v1/packets"
             "?from=-5m&filter=port%%2053')", scheme, d->ho.listen, scheme, d->ho.listen);
+    if (d->ho.web_root)
+        rw_info("web console: %s://%s/ (files from %s)", scheme, d->ho.listen, d->ho.web_root);
     if (d->ho.tls_client_ca)
         rw_info("https: clients need a certificate signed by %s", d->ho.tls_client_ca);
     /* Only a loopback listener gets this far without tokens (httpd_check_opts). */
@@ -226,6 +284,7 @@ static const struct service {
 } services[] = {
     {"archive", archive_start, archive_stop},
     {"audit trail", audit_start, audit_stop},
+    {"cases", cases_start, cases_stop},
     {"compressor", compressor_start, compressor_stop},
     {"capture", capture_start, capture_stop},
     {"flow export", export_start, export_stop},
@@ -289,11 +348,16 @@ static const char help[] =
     "      --tls-key FILE        the certificate's PEM private key, unencrypted\n"
     "      --tls-client-ca FILE  mutual TLS: a client needs a certificate signed by\n"
     "                            a CA in this PEM file, else its handshake fails\n"
+    "      --web-root DIR        the web console's files, served at / (default:\n"
+    "                            ../share/rewind/web beside the binary, else ../web;\n"
+    "                            'none' for no console)\n"
     "      --max-queries N       concurrent packet queries before 503 (default 8);\n"
     "                            as many again for 'rewind query --dir DIR'\n"
     "      --sensor NAME         sensor name in responses (default: host name)\n"
     "      --ctl-group GROUP     the group of DIR/rewindd.sock, whose members may\n"
     "                            query and place holds (default: DIR's group)\n"
+    "      --case-quota SIZE     each lawful intercept case's spool (default 1G;\n"
+    "                            alarm at 80%, beyond it packets are dropped, counted)\n"
     "      --export-flows clickhouse=URL\n"
     "                            insert the flow records of each sealed segment\n"
     "                            into ClickHouse (HTTP interface, e.g.\n"
@@ -308,8 +372,9 @@ static const char help[] =
     "                            reopens it (a failed reopen keeps the old file)\n"
     "  -h, --help                this help\n"
     "\n"
-    "HTTP routes (see rewindd(8)): /api/v1/packets, /api/v1/segments,\n"
-    "/api/v1/status, /metrics, /healthz.\n"
+    "HTTP routes (see rewindd(8)): /api/v1/packets, /segments, /status, /flows, /top,\n"
+    "/timeline, /holds, /audit, /cases, /identities, /metrics, /healthz; the web console\n"
+    "at /.\n"
     "Disk full: a point pauses (one log line, metric rewind_capture_paused,\n"
     "dropped packets counted) and resumes by itself once there is room; with\n"
     "--quota, retention makes room first (see rewindd(8), DISK FULL).\n"
@@ -346,10 +411,12 @@ int main(int argc, char **argv)
                                          {"tls-cert", required_argument, 0, 6},
                                          {"tls-key", required_argument, 0, 7},
                                          {"tls-client-ca", required_argument, 0, 8},
-                                         {"export-flows", required_argument, 0, 9},
-                                         {"export-auth", required_argument, 0, 10},
-                                         {"export-ipfix", required_argument, 0, 11},
-                                         {"federate", required_argument, 0, 12},
+                                         {"web-root", required_argument, 0, 20},
+                                         {"case-quota", required_argument, 0, 9},
+                                         {"export-flows", required_argument, 0, 30},
+                                         {"export-auth", required_argument, 0, 31},
+                                         {"export-ipfix", required_argument, 0, 32},
+                                         {"federate", required_argument, 0, 33},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -377,16 +444,27 @@ int main(int argc, char **argv)
         case 6: d.ho.tls_cert = optarg; break;
         case 7: d.ho.tls_key = optarg; break;
         case 8: d.ho.tls_client_ca = optarg; break;
-        case 'L': logfile = optarg; break;
+        case 20:
+            d.ho.web_root = strcmp(optarg, "none") ? optarg : NULL;
+            d.ho.web_root_given = 1;
+            break;
         case 9:
+            if (rw_size_parse(optarg, &d.case_quota, err) < 0 || d.case_quota < (1 << 20)) {
+                fprintf(stderr, "rewindd: --case-quota: %s\n",
+                        d.case_quota < (1 << 20) ? "at least 1M" : err);
+                return 2;
+            }
+            break;
+        case 'L': logfile = optarg; break;
+        case 30:
             if (ex_flows_target_parse(optarg, &d.xo.clickhouse, err) < 0) {
                 fprintf(stderr, "rewindd: %s\n", err);
                 return 2;
             }
             break;
-        case 10: d.xo.ch_auth = optarg; break;
-        case 11: d.xo.ipfix = optarg; break;
-        case 12:
+        case 31: d.xo.ch_auth = optarg; break;
+        case 32: d.xo.ipfix = optarg; break;
+        case 33:
             ex_sensors_free(&d.fed);
             if (ex_sensors_load(optarg, &d.fed, err) < 0) {
                 fprintf(stderr, "rewindd: --federate: %s\n", err);
@@ -474,6 +552,8 @@ int main(int argc, char **argv)
      * directory behind. */
     d.ho.have_tokens = have_tokens;
     d.ho.tokens_arg = &d;
+    if (!d.ho.web_root_given)
+        d.ho.web_root = default_web_root();
     if (d.ho.listen && httpd_check_opts(&d.ho, err) < 0) {
         fprintf(stderr, "rewindd: %s\n", err);
         return 2;

@@ -467,3 +467,56 @@ int ctl_status(const char *dir, struct qry_status *st, char *err)
     }
     return rc;
 }
+
+int ctl_case(const char *dir, const char *op, const char *id, const char *json, char **answer,
+             char *err)
+{
+    char *req = malloc(CTL_MAX_REQ), *line = NULL;
+    size_t len, cap = 0, alen = 0;
+    char *ans = NULL;
+    int rc;
+    *answer = NULL;
+    if (!req)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    len = (size_t)snprintf(req, CTL_MAX_REQ, "case");
+    if (ctl_put_field(req, CTL_MAX_REQ - 1, &len, "op", op) < 0 ||
+        (id && ctl_put_field(req, CTL_MAX_REQ - 1, &len, "id", id) < 0) ||
+        (json && ctl_put_field(req, CTL_MAX_REQ - 1, &len, "json", json) < 0)) {
+        free(req);
+        return rw_err(err, RW_EINPUT, "case: the document is too long for the control socket");
+    }
+    req[len++] = '\n';
+    FILE *f = ask(dir, req, len, -1, &rc, err);
+    free(req);
+    if (!f)
+        return rc;
+    rc = rw_err(err, RW_EIO, "the daemon closed the connection before answering the case request");
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        line[strcspn(line, "\n")] = 0;
+        if (!strncmp(line, "case ", 5)) {
+            size_t l = strlen(line + 5);
+            char *na = realloc(ans, alen + l + 2);
+            if (!na) {
+                rc = rw_err(err, RW_ENOMEM, "out of memory");
+                break;
+            }
+            ans = na;
+            memcpy(ans + alen, line + 5, l);
+            alen += l;
+            ans[alen++] = '\n';
+            ans[alen] = 0;
+            continue;
+        }
+        rc = !strncmp(line, "ok ", 3) ? 0 : ctl_answer_error(line, "the case request", err);
+        break;
+    }
+    free(line);
+    fclose(f);
+    if (rc < 0) {
+        free(ans);
+        return rc;
+    }
+    *answer = ans;
+    return 0;
+}

@@ -40,6 +40,9 @@
  *     -> "ok SEQ": a record of what `rewind query --local` read itself,
  *        appended under the peer's name (the one writer of the trail is
  *        the daemon; the client says what it did, the kernel who it is)
+ *   case   op=add|patch|end|show|list [id=ID] [json=DOCUMENT]
+ *     -> "case JSON" lines (one per case; none for a case that does not
+ *        exist), then "ok N" (the number of case lines)
  *   status
  *     -> "point" lines, one per capture point, then "archive", each with
  *        the fields of struct qry_status (query/read.h), then "ok".
@@ -144,6 +147,16 @@ int ctl_audit(const char *dir, const char *route, const struct qry_spec *spec, u
               uint64_t bytes, const char *sha256, int64_t duration_ns, int status,
               char *err) RW_WUR;
 
+/* ---- cases (lawful intercept) ---- */
+/* op is add (json: the case), patch (id, json: the changes), end (id),
+ * show (id) or list, through the daemon owning dir (its peer must be admin;
+ * root or the daemon's user). *answer (malloc'ed) gets the case, or for list
+ * the cases one per line, as JSON. RW_EINPUT naming a bad field, RW_ESTATE
+ * for a case that exists or has ended, 0 with *answer NULL for show, patch
+ * or end of a case that does not exist; RW_EBUSY if no daemon answers. */
+int ctl_case(const char *dir, const char *op, const char *id, const char *json, char **answer,
+             char *err) RW_WUR;
+
 /* ---- status ---- */
 /* The status as the daemon owning dir sees it, live capture state
  * included (qry_status_free() it). RW_EBUSY if no daemon answers. */
@@ -160,6 +173,7 @@ struct ctl_opts {
     const char *group;    /* the socket's group (NULL: the archive directory's) */
     struct audit *audit;  /* the audit trail queries and changes are recorded in
                              (borrowed; NULL: none) */
+    struct ic *cases;     /* lawful intercept's case store (borrowed; NULL: none) */
 };
 /* Listen on DIR/rewindd.sock (a stale socket is replaced: the caller owns
  * the archive) and serve each connection on a thread of its own. */

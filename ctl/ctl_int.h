@@ -78,6 +78,7 @@ void ctl_verb_import(struct ctl *c, int conn, char *line, int fd);
 void ctl_verb_hold(struct ctl *c, int conn, char *line, int fd);
 void ctl_verb_status(struct ctl *c, int conn, char *line, int fd);
 void ctl_verb_token(struct ctl *c, int conn, char *line, int fd);
+void ctl_verb_case(struct ctl *c, int conn, char *line, int fd);
 void ctl_verb_audit(struct ctl *c, int conn, char *line, int fd);
 
 /* Append an audit record for a request on conn: the peer as principal;

@@ -29,6 +29,7 @@ static const struct {
     {"status", AUTH_PERM_STATUS, ctl_verb_status},
     {"token", AUTH_PERM_ADMIN, ctl_verb_token},
     {"audit", AUTH_PERM_PACKETS, ctl_verb_audit},
+    {"case", AUTH_PERM_ADMIN, ctl_verb_case},
 };
 
 int ctl_audit_rec(struct ctl *c, int conn, const char *route, const struct qry_spec *spec,

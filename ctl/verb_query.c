@@ -270,9 +270,13 @@ void ctl_verb_query(struct ctl *s, int conn, char *line, int fd0)
         REPLY("error %d %s", rc, err);
     }
 done:
-    audit_hash_free(k.hash);
+    /* The writer first: closing it flushes through sink_write(), which
+     * hashes what it sends (a query that failed midway had bytes buffered;
+     * freeing the hash first was a use after free, and rewindd died). */
     if (out)
         (void)!qry_out_close(out);
+    audit_hash_free(k.hash);
+    k.hash = NULL;
     qry_free(q);
     if (k.fd >= 0)
         close(k.fd);

@@ -82,10 +82,41 @@ static int point_named(const char **points, const char *name)
     return 0;
 }
 
-/* The rows of [from, to) that match filter (a flow filter) on points. */
+/* The id of point name in the table *pts (added when new: ids from 1). */
+static int point_id(struct an_point_name **pts, size_t *npts, const char *name, uint32_t *id)
+{
+    for (size_t i = 0; i < *npts; i++)
+        if (!strcmp((*pts)[i].name, name)) {
+            *id = (*pts)[i].id;
+            return 0;
+        }
+    struct an_point_name *p = realloc(*pts, (*npts + 2) * sizeof *p);
+    if (!p)
+        return -1;
+    *pts = p;
+    memset(&p[*npts], 0, sizeof *p);
+    p[*npts].id = (uint32_t)(*npts + 1);
+    snprintf(p[*npts].name, sizeof p[*npts].name, "%s", name);
+    *id = p[*npts].id;
+    (*npts)++;
+    memset(&p[*npts], 0, sizeof *p); /* a terminator, whoever looks for one */
+    return 0;
+}
+
+static const char *point_of(const struct an_point_name *pts, size_t npts, uint32_t id)
+{
+    for (size_t i = 0; i < npts; i++)
+        if (pts[i].id == id)
+            return pts[i].name;
+    return "?";
+}
+
+/* The rows of [from, to) that match filter (a flow filter) on points;
+ * their points SENSOR:POINT named in *pts. */
 static int rows_get(const struct ex_sensors *ss, ex_get_fn get, int64_t from, int64_t to,
                     const char *filter, const char *cid, const char **points,
-                    struct an_flow **out, size_t *nout, char *err)
+                    struct an_flow **out, size_t *nout, struct an_point_name **pts,
+                    size_t *npts, char *err)
 {
     an_ffilter_t *ff = NULL;
     struct mem m = {0};
@@ -156,9 +187,14 @@ static int rows_get(const struct ex_sensors *ss, ex_get_fn get, int64_t from, in
             rc = rw_err(err, RW_EIO, "ClickHouse %s: an unexpected address", ss->clickhouse);
             goto out;
         }
-        snprintf(f.point, sizeof f.point, "%.32s:%.31s", sensor, point);
-        if (!point_named(points, f.point))
+        char pname[65];
+        snprintf(pname, sizeof pname, "%.32s:%.31s", sensor, point);
+        if (!point_named(points, pname))
             continue;
+        if (point_id(pts, npts, pname, &f.point_id) < 0) {
+            rc = rw_err(err, RW_ENOMEM, "out of memory");
+            goto out;
+        }
         f.family = (uint8_t)fam;
         f.proto = (uint8_t)proto;
         memcpy(f.src, fam == 4 ? a + 12 : a, fam == 4 ? 4 : 16);
@@ -208,7 +244,7 @@ out:
 static int by_identity(const void *x, const void *y)
 {
     const struct an_flow *a = x, *b = y;
-    int c = strcmp(a->point, b->point);
+    int c = a->point_id < b->point_id ? -1 : a->point_id > b->point_id;
     if (!c)
         c = strcmp(a->community_id, b->community_id);
     if (!c)
@@ -240,14 +276,19 @@ int ex_fed_flows(const struct ex_sensors *ss, ex_get_fn get, const struct an_flo
     size_t n, w = 0;
     memset(out, 0, sizeof *out);
     int64_t to = q->to == RW_TIME_MAX ? INT64_MAX : q->to;
-    int rc = rows_get(ss, get, q->from, to, q->filter, q->community_id, q->points, &rows, &n, err);
-    if (rc < 0)
+    struct an_point_name *pts = NULL;
+    size_t npts = 0;
+    int rc = rows_get(ss, get, q->from, to, q->filter, q->community_id, q->points, &rows, &n,
+                      &pts, &npts, err);
+    if (rc < 0) {
+        free(pts);
         return rc;
+    }
     if (n) /* rows is NULL for none */
         qsort(rows, n, sizeof *rows, by_identity);
     for (size_t i = 0; i < n; i++) {
         struct an_flow *r = &rows[i], *f = w ? &rows[w - 1] : NULL;
-        if (f && !strcmp(f->point, r->point) && !strcmp(f->community_id, r->community_id) &&
+        if (f && f->point_id == r->point_id && !strcmp(f->community_id, r->community_id) &&
             f->vlan == r->vlan) {
             size_t al = f->family == 4 ? 4 : 16;
             int same = !memcmp(f->src, r->src, al) &&
@@ -267,6 +308,8 @@ int ex_fed_flows(const struct ex_sensors *ss, ex_get_fn get, const struct an_flo
         qsort_r(rows, w, sizeof *rows, by_sort, (void *)&q->sort);
     uint64_t lim = q->limit ? q->limit : AN_FLOWS_LIMIT_DEFAULT;
     out->flows = rows;
+    out->points = pts;
+    out->npoints = npts;
     out->matched = w;
     out->records = n;
     out->n = w < lim ? w : (size_t)lim;
@@ -297,12 +340,18 @@ int ex_fed_top(const struct ex_sensors *ss, ex_get_fn get, const struct an_top_q
     size_t n, nt = 0;
     memset(out, 0, sizeof *out);
     int64_t to = q->to == RW_TIME_MAX ? INT64_MAX : q->to;
-    int rc = rows_get(ss, get, q->from, to, q->filter, NULL, q->points, &rows, &n, err);
-    if (rc < 0)
+    struct an_point_name *pts = NULL;
+    size_t npts = 0;
+    int rc = rows_get(ss, get, q->from, to, q->filter, NULL, q->points, &rows, &n, &pts, &npts,
+                      err);
+    if (rc < 0) {
+        free(pts);
         return rc;
+    }
     struct an_talker *t = calloc(n * 2 + 1, sizeof *t);
     if (!t) {
         free(rows);
+        free(pts);
         return rw_err(err, RW_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
@@ -345,11 +394,13 @@ int ex_fed_top(const struct ex_sensors *ss, ex_get_fn get, const struct an_top_q
             break;
         case AN_BY_PROTO: ADD((x->family = 0, x->proto = r->proto), pk, by); break;
         case AN_BY_POINT: ADD((x->family = 0, snprintf(x->point, sizeof x->point, "%s",
-                                                        r->point)), pk, by); break;
+                                                        point_of(pts, npts, r->point_id))),
+                              pk, by); break;
         }
 #undef ADD
     }
     free(rows);
+    free(pts);
     qsort(t, nt, sizeof *t, by_key);
     size_t w = 0;
     for (size_t i = 0; i < nt; i++) {

@@ -36,17 +36,8 @@ static void audit_answer(struct httpd *h, const struct params *p, const char *pa
                          int64_t start, const char *detail)
 {
     struct audit_rec ar;
-    char err[RW_ERRSZ], route[96];
-    if (!h->audit)
-        return;
-    snprintf(route, sizeof route, "%s %s", p->head ? "HEAD" : "GET", path);
     audit_rec_init(&ar);
     ar.time_ns = start;
-    ar.principal = p->who.name;
-    ar.role = auth_role_name(p->who.role);
-    ar.method = p->who.method;
-    ar.client = p->client;
-    ar.route = route;
     ar.from_ns = from;
     ar.to_ns = to;
     ar.filter = filter;
@@ -54,8 +45,7 @@ static void audit_answer(struct httpd *h, const struct params *p, const char *pa
     ar.status = status;
     ar.duration_ns = rw_now_ns() - start;
     ar.detail = detail;
-    if (audit_append(h->audit, &ar, err) < 0)
-        rw_error("audit trail: %s", err);
+    hd_audit(h, p, path, &ar);
 }
 
 /* The points named by the request into points (NULL-terminated); NULL when
@@ -71,6 +61,98 @@ static const char **points_of(const struct params *p, const char **points)
 }
 
 enum kind { FLOWS, TOP, TIMELINE };
+
+/* A flows answer, formatted a few hundred rows at a time as the client
+ * reads: up to a million flows never sit in memory as text. */
+struct fstream {
+    struct an_flows r;
+    struct an_flow_query q;
+    char *filter, *cid; /* the query's strings, ours */
+    enum an_format fmt;
+    size_t next;        /* next row */
+    int stage;          /* 0 head, 1 rows, 2 tail, 3 done */
+    char *pend;
+    size_t plen, poff;
+};
+
+static ssize_t fs_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct fstream *s = cls;
+    (void)pos;
+    while (s->poff == s->plen) {
+        free(s->pend);
+        s->pend = NULL;
+        s->plen = s->poff = 0;
+        if (s->stage == 3)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        FILE *f = open_memstream(&s->pend, &s->plen);
+        if (!f)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (s->stage == 0) {
+            an_flows_write_head(f, &s->q, &s->r, s->fmt);
+            s->stage = 1;
+        } else if (s->stage == 1) {
+            an_flows_write_rows(f, &s->r, s->next, s->next + 256, s->fmt);
+            s->next += 256;
+            if (s->next >= s->r.n)
+                s->stage = 2;
+        } else {
+            an_flows_write_tail(f, s->fmt);
+            s->stage = 3;
+        }
+        if (fclose(f) != 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = s->plen - s->poff < max ? s->plen - s->poff : max;
+    memcpy(buf, s->pend + s->poff, n);
+    s->poff += n;
+    return (ssize_t)n;
+}
+
+static void fs_free(void *cls)
+{
+    struct fstream *s = cls;
+    an_flows_free(&s->r);
+    free(s->filter);
+    free(s->cid);
+    free(s->pend);
+    free(s);
+}
+
+/* Queue the answer of a flows query whose result r is ready (taken). */
+static enum MHD_Result send_flows(struct MHD_Connection *c, const struct an_flow_query *q,
+                                  struct an_flows *r, enum an_format fmt)
+{
+    struct fstream *s = calloc(1, sizeof *s);
+    if (!s) {
+        an_flows_free(r);
+        return MHD_NO;
+    }
+    s->r = *r;
+    s->q = *q;
+    s->fmt = fmt;
+    s->filter = q->filter ? strdup(q->filter) : NULL;
+    s->cid = q->community_id ? strdup(q->community_id) : NULL;
+    s->q.filter = s->filter;
+    s->q.community_id = s->cid;
+    s->q.points = NULL; /* not written */
+    if ((q->filter && !s->filter) || (q->community_id && !s->cid)) {
+        fs_free(s);
+        return MHD_NO;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 << 10, fs_read, s, fs_free);
+    if (!resp) {
+        fs_free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type",
+                            fmt == AN_CSV ? "text/csv; charset=utf-8" : "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
 
 static enum MHD_Result answer(struct httpd *h, struct MHD_Connection *c, const struct params *p,
                               enum kind kind)
@@ -108,8 +190,10 @@ static enum MHD_Result answer(struct httpd *h, struct MHD_Connection *c, const s
             param_bad = "";
         else if ((rc = h->federate ? ex_fed_flows(h->federate, ex_http_get, &q, &r, err)
                                    : an_flows_get(h->ix, &q, &r, err)) == 0) {
-            rc = an_flows_write(f, &q, &r, fmt) < 0 ? rw_err(err, RW_ENOMEM, "out of memory") : 0;
-            an_flows_free(&r);
+            fclose(f);
+            free(buf);
+            audit_answer(h, p, paths[kind], from, to, filter, pts, 200, start, NULL);
+            return send_flows(c, &q, &r, fmt);
         }
     } else if (kind == TOP) {
         struct an_top_query q = {.from = from, .to = to, .filter = filter, .points = pts};

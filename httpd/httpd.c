@@ -272,6 +272,8 @@ struct stream {
     int64_t start_real; /* wall clock at the request */
     uint64_t bytes, packets;
     char what[256];
+    struct hd_follow *follow; /* follow=1: new packets after the archive's (follow.c) */
+    int archived;             /* the archive's part is out */
 };
 
 static int pend_write(void *arg, const void *buf, size_t n)
@@ -368,7 +370,16 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         s->poff = s->plen = 0;
         while (!s->ended && s->plen < PEND_LOW) {
             struct qry_pkt pkt;
-            int rc = qry_next(s->q, &pkt, err);
+            int rc = s->archived ? 0 : qry_next(s->q, &pkt, err);
+            if (rc == 0 && s->follow) { /* then what is stored from now on */
+                s->archived = 1;
+                rc = hd_follow_next(s->follow, &pkt, err);
+                if (rc == 0 && !hd_follow_done(s->follow)) {
+                    if (s->plen)
+                        break;
+                    return 0; /* nothing new yet: asked again */
+                }
+            }
             if (rc < 0) {
                 /* A short pcap would pass for a complete answer: end the
                  * transfer with an error instead. */
@@ -452,6 +463,7 @@ static void stream_free(void *cls)
     free(s->filter);
     if (s->out)
         (void)!qry_out_close(s->out);
+    hd_follow_free(s->follow);
     qry_free(s->q);
     free(s->pend);
     free(s);
@@ -470,25 +482,30 @@ static void fname_time(int64_t ns, const char *dflt, char *buf, size_t n)
     snprintf(buf, n, "%.4s%.2s%.2sT%.2s%.2s%.2sZ", t, t + 5, t + 8, t + 11, t + 14, t + 17);
 }
 
-/* A refused request for packets, on the record: who asked, from where. */
-static void audit_refusal(struct httpd *h, const struct params *p, const char *path, int status)
+void hd_audit(struct httpd *h, const struct params *p, const char *path, struct audit_rec *ar)
 {
-    struct audit_rec ar;
     char err[RW_ERRSZ], route[96];
     if (!h->audit)
         return;
     snprintf(route, sizeof route, "%s %s", p->head ? "HEAD" : "GET", path);
+    ar->principal = p->who.name;
+    ar->role = auth_role_name(p->who.role);
+    ar->method = p->who.method;
+    ar->client = p->client;
+    ar->route = route;
+    if (audit_append(h->audit, ar, err) < 0)
+        rw_error("audit trail: %s", err);
+}
+
+/* A refused request for packets, on the record: who asked, from where. */
+static void audit_refusal(struct httpd *h, const struct params *p, const char *path, int status)
+{
+    struct audit_rec ar;
     audit_rec_init(&ar);
-    ar.principal = p->who.name;
-    ar.role = auth_role_name(p->who.role);
-    ar.method = p->who.method;
-    ar.client = p->client;
-    ar.route = route;
     ar.filter = hd_param(p, "filter");
     ar.status = status;
     ar.detail = "refused";
-    if (audit_append(h->audit, &ar, err) < 0)
-        rw_error("audit trail: %s", err);
+    hd_audit(h, p, path, &ar);
 }
 
 static enum MHD_Result packets_answer(struct httpd *h, struct MHD_Connection *c,
@@ -499,7 +516,7 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
 {
     static const char *const allowed[] = {"from",   "to",          "filter",      "point",
                                           "limit",  "limit_packets", "limit_bytes", "format",
-                                          "payload", "community_id", NULL};
+                                          "payload", "community_id", "follow", NULL};
     char err[RW_ERRSZ];
     if (h->federate) /* rewindd --federate: httpd/federate.c */
         return hd_route_fed_packets(h, c, p);
@@ -585,13 +602,21 @@ static enum MHD_Result packets_answer(struct httpd *h, struct MHD_Connection *c,
     snprintf(s->what, sizeof s->what, "%s /api/v1/packets by %s filter '%s'%s",
              p->head ? "HEAD" : "GET", p->who.name, spec.filter ? spec.filter : "",
              spec.headers_only ? " (headers only)" : "");
-    enum qry_step step;
-    int rc = qry_new_ex(h->ix, &spec, &s->q, &step, err);
+    enum qry_step step = QRY_STEP_SPEC;
+    const char *fw = hd_param(p, "follow");
+    int rc = fw && strcmp(fw, "0") && strcmp(fw, "1")
+                 ? rw_err(err, RW_EINPUT, "parameter 'follow': 0 or 1, not '%s'", fw)
+             : fw && !strcmp(fw, "1") ? hd_follow_start(h, &spec, &s->follow, err) : 0;
+    if (rc == 0)
+        rc = qry_new_ex(h->ix, &spec, &s->q, &step, err);
     int npts = 0;
     const struct qry_point *pts = rc == 0 ? qry_points(s->q, &npts) : NULL;
+    if (rc == 0 && s->follow) /* the live points the archive's part lacks */
+        pts = hd_follow_points(h, s->follow, pts, &npts);
     if (rc == 0)
         rc = qry_out_new(format, pts, npts, pend_write, s, &s->out, err); /* step stays SPEC */
     if (rc < 0) {
+        hd_follow_free(s->follow);
         qry_free(s->q);
         audit_hash_free(s->hash);
         free(s->filter);
@@ -806,6 +831,7 @@ static enum MHD_Result route_status(struct httpd *h, struct MHD_Connection *c,
         json_object_set_new(j, "newest", hd_jtime(st.total.last));
     }
     qry_status_free(&st);
+    hd_cases_status(h, j);
     return hd_send_json(c, 200, j);
 }
 
@@ -899,6 +925,8 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
                     (unsigned long long)st.points[i].paused_drops);
         }
     }
+    hd_ident_metrics(h, f);
+    hd_cases_metrics(h, f);
     fprintf(f, "# HELP rewind_http_requests_total HTTP requests received.\n"
                "# TYPE rewind_http_requests_total counter\nrewind_http_requests_total %llu\n",
             (unsigned long long)atomic_load(&h->requests));
@@ -975,18 +1003,49 @@ static const struct route routes[] = {
     {{"/api/v1/top", "GET, HEAD", AUTH_PERM_FLOWS}, hd_route_top},
     {{"/api/v1/timeline", "GET, HEAD", AUTH_PERM_FLOWS}, hd_route_timeline},
     {{"/api/v1/audit", "GET, HEAD", AUTH_PERM_ADMIN}, route_audit},
+    {{"/api/v1/cases", "GET, HEAD, POST", AUTH_PERM_CASES}, hd_route_cases},
+    {{"/api/v1/cases/{id}", "GET, HEAD, PATCH, DELETE", AUTH_PERM_CASES}, hd_route_case},
+    {{"/api/v1/cases/{id}/intercept", "GET, HEAD", AUTH_PERM_CASES}, hd_route_case_intercept},
+    {{"/api/v1/cases/{id}/exports", "GET, HEAD, POST", AUTH_PERM_CASES}, hd_route_case_exports},
+    {{"/api/v1/identities", "GET, HEAD, POST", AUTH_PERM_ADMIN}, hd_route_identities},
     {{"/metrics", "GET, HEAD", AUTH_PERM_METRICS}, route_metrics},
     {{"/healthz", "GET, HEAD", AUTH_PERM_NONE}, route_healthz},
+    {{"/", "GET, HEAD", AUTH_PERM_NONE}, hd_route_web},
+    {{"/ui/*", "GET, HEAD", AUTH_PERM_NONE}, hd_route_web},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
 const struct httpd_route *httpd_route_at(size_t i) { return i < NROUTES ? &routes[i].r : NULL; }
 
+/* path against a route's pattern: equal, but for a segment "{id}" of the
+ * pattern, which takes any one non-empty segment of the path. */
+static int path_matches(const char *pat, const char *path)
+{
+    while (*pat) {
+        if (!strncmp(pat, "{id}", 4) && (pat[4] == '/' || !pat[4])) {
+            size_t l = strcspn(path, "/");
+            if (l == 0)
+                return 0;
+            pat += 4;
+            path += l;
+        } else if (*pat++ != *path++) {
+            return 0;
+        }
+    }
+    return !*path;
+}
+
 const struct httpd_route *httpd_route_find(const char *path)
 {
     for (size_t i = 0; i < NROUTES; i++)
-        if (!strcmp(path, routes[i].r.path))
+        if (path_matches(routes[i].r.path, path))
             return &routes[i].r;
+    for (size_t i = 0; i < NROUTES; i++) { /* "/a/b/" then a star: "/a/b/" and more */
+        size_t l = strlen(routes[i].r.path);
+        if (l >= 2 && !strcmp(routes[i].r.path + l - 2, "/*") &&
+            !strncmp(path, routes[i].r.path, l - 1) && path[l - 1])
+            return &routes[i].r;
+    }
     return NULL;
 }
 
@@ -1097,20 +1156,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     struct httpd *h = cls;
     struct params p = {0};
     (void)version;
-    (void)upload;
     if (*con_cls == NULL) {
         /* First call: headers only. Answer on the next call, once the
          * request is complete: a response queued earlier makes
          * libmicrohttpd close the connection instead of keeping it alive. */
-        static int marker;
-        *con_cls = &marker;
+        if (!(*con_cls = hd_body_new(method)))
+            return MHD_NO;
         atomic_fetch_add(&h->requests, 1);
         return MHD_YES;
     }
-    if (*upload_size) { /* bodies are not part of this API: discard */
+    if (*upload_size) { /* a body: kept, up to HD_BODY_MAX, by methods that take one */
+        hd_body_add(*con_cls, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
+    hd_body_params(*con_cls, &p);
+    p.url = url;
+    p.method = method;
     const struct httpd_route *r = httpd_route_find(url);
     if (!r) {
         char list[512] = "";
@@ -1133,6 +1195,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, &p);
     p.head = !strcmp(method, "HEAD");
+    p.url = url;
     if (p.overflow)
         return hd_send_error(h, c, 400, "bad_parameter", "too many parameters (at most %d)",
                           MAX_PARAMS);
@@ -1289,6 +1352,16 @@ int httpd_check_opts(const struct httpd_opts *o, char *err)
         (rc = httpd_tls_load(o->tls_cert, o->tls_key, o->tls_client_ca, &t, err)) < 0)
         return rc;
     httpd_tls_free(&t);
+    if (o->web_root && o->web_root_given) {
+        struct httpd *probe = calloc(1, sizeof *probe); /* only its web root is used */
+        if (!probe)
+            return rw_err(err, RW_ENOMEM, "out of memory");
+        rc = hd_web_open(probe, o->web_root, 1, err);
+        hd_web_close(probe);
+        free(probe);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -1308,6 +1381,11 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
         return rw_err(err, RW_ENOMEM, "out of memory");
     }
     h->pem = pem;
+    if ((rc = hd_web_open(h, o->web_root, o->web_root_given, err)) < 0) {
+        httpd_tls_free(&h->pem);
+        free(h);
+        return rc;
+    }
     h->tls = pem.cert != NULL;
     h->mtls = pem.ca != NULL;
     h->exposed = !is_loopback(&ss);
@@ -1315,6 +1393,8 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->max_queries = o->max_queries > 0 ? o->max_queries : 8;
     h->live = o->live;
     h->audit = o->audit;
+    h->cases = o->cases;
+    h->idtap = o->idtap;
     h->metrics = o->metrics;
     h->metrics_arg = o->metrics_arg;
     h->federate = o->federate;
@@ -1337,6 +1417,7 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
                     errno == EADDRINUSE ? " (another rewindd? choose another --listen)" : "");
         if (lfd >= 0)
             close(lfd);
+        hd_web_close(h);
         httpd_tls_free(&h->pem);
         free(h);
         return rc;
@@ -1356,12 +1437,15 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
                             h->tls ? mhd_log_tls : mhd_log, h, MHD_OPTION_LISTEN_SOCKET, lfd,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_ARRAY, tls,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                            MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape, NULL,
+                            MHD_OPTION_NOTIFY_COMPLETED, hd_body_free, NULL, MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_END);
     if (!h->d) {
         rc = rw_err(err, RW_EIO, "cannot start the %s server on %s", h->tls ? "HTTPS" : "HTTP",
                     addr);
         close(lfd);
+        hd_web_close(h);
         httpd_tls_free(&h->pem);
         free(h);
         return rc;
@@ -1378,6 +1462,7 @@ void httpd_stop(httpd_t *h)
         return;
     atomic_store(&h->stopping, 1);
     MHD_stop_daemon(h->d);
+    hd_web_close(h);
     httpd_tls_free(&h->pem);
     free(h);
 }

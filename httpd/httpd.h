@@ -13,7 +13,8 @@
 
 /* One row of the route table: the only requests the server answers. */
 struct httpd_route {
-    const char *path;    /* exact match, no trailing slash */
+    const char *path;    /* exact match, no trailing slash; "/a/" then "*": "/a/" and more;
+                            a segment "{id}" matches any one non-empty segment */
     const char *methods; /* "GET, HEAD": the Allow header of a 405 */
     enum auth_perm perm; /* what the client's role must allow (auth/auth.h) */
 };
@@ -43,6 +44,18 @@ struct httpd_opts {
     /* The audit trail every packet answer (and refusal) is recorded in,
      * before its last byte leaves (NULL: none). Borrowed until httpd_stop. */
     struct audit *audit;
+    /* The web console's files (index.html, ...; NULL: no console), served
+     * at / and /ui/. web_root_given: the operator chose it (--web-root),
+     * so a directory without index.html keeps the server from starting;
+     * otherwise it is a default, only warned about. */
+    const char *web_root;
+    int web_root_given;
+    /* The case store of lawful intercept (intercept/intercept.h; NULL: the
+     * case routes answer 503). Borrowed until httpd_stop. */
+    struct ic *cases;
+    /* Its identity counters (RADIUS accounting seen, refused, intervals),
+     * for /metrics and /status (NULL: none). */
+    struct ic_ident_tap *idtap;
     /* More Prometheus families at the end of /metrics (NULL: none), such
      * as the flow export's (export/export.h, ex_metrics). */
     void (*metrics)(void *arg, FILE *f);

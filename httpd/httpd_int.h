@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "httpd/httpd.h"
 #include "httpd/tls.h"
@@ -36,6 +37,10 @@ struct httpd {
     atomic_int_fast64_t tokens_at; /* when (monotonic ns) */
     atomic_uint_fast64_t tokens_gen; /* auth_token_generation() then */
     audit_t *audit;             /* the audit trail (borrowed; NULL: none) */
+    int web_fd;                 /* the web console's root directory (-1: none) */
+    char web_root[4096];
+    struct ic *cases;           /* the case store (borrowed; NULL: no cases) */
+    struct ic_ident_tap *idtap; /* identity counters (borrowed; NULL: none) */
     void (*metrics)(void *arg, FILE *f); /* more /metrics families (NULL: none) */
     const struct ex_sensors *federate;   /* --federate: /api/v1/packets across sensors */
     void *metrics_arg;
@@ -48,7 +53,28 @@ struct params {
     int head; /* a HEAD request: the headers of the answer only */
     struct auth_principal who; /* whom the request comes from */
     char client[80];            /* the client's address, for the audit trail */
+    const char *url, *method;   /* the path (no query string) and method, as received */
+    const char *body;           /* the request's body (POST, PATCH, DELETE, PUT), NUL-ended */
+    size_t body_len;            /* its bytes; 0 and body "" when there was none */
+    int body_too_big;           /* it exceeded HD_BODY_MAX and was discarded */
 };
+
+/* The largest request body kept (a case, a batch of identity records). */
+#define HD_BODY_MAX (8u << 20)
+/* A request's body as it arrives: what handle()'s *con_cls points to. */
+struct hd_body;
+/* A body collector for a request of method: a real one for the methods that
+ * take a body, a shared one that discards for the others; NULL when out
+ * of memory. */
+struct hd_body *hd_body_new(const char *method);
+/* Append what libmicrohttpd handed over (beyond HD_BODY_MAX: dropped, and
+ * the request marked too big). */
+void hd_body_add(struct hd_body *b, const char *data, size_t n);
+/* Point p's body fields at b's bytes (valid until hd_body_free). */
+void hd_body_params(const struct hd_body *b, struct params *p);
+/* libmicrohttpd's request-completed callback: frees the body. */
+void hd_body_free(void *cls, struct MHD_Connection *c, void **con_cls,
+                  enum MHD_RequestTerminationCode toe);
 
 /* A route's handler: answers the request (parameters p, already let
  * through the gate) on c. */
@@ -90,6 +116,11 @@ int hd_parse_window(const struct params *p, int64_t *from, int64_t *to, char *er
  * *out unchanged when v is NULL. */
 int hd_parse_count(const char *name, const char *v, int sizes, uint64_t *out, char *err);
 
+/* Append the audit record ar (its request fields filled by the caller) with
+ * who asked, from where and by which route ("GET path"); a failure to write
+ * it is logged. Nothing when the server has no trail. */
+void hd_audit(struct httpd *h, const struct params *p, const char *path, struct audit_rec *ar);
+
 /* federate.c: /api/v1/packets across the sensors of h->federate. */
 hd_handler_fn hd_route_fed_packets;
 /* analytics.c: /api/v1/flows, /api/v1/top, /api/v1/timeline. */
@@ -98,5 +129,52 @@ hd_handler_fn hd_route_flows, hd_route_top, hd_route_timeline;
  * spec->filter if any (*out malloc'ed); RW_EINPUT, RW_ENOTFOUND with err. */
 int hd_cid_filter(struct httpd *h, const char *cid, const struct qry_spec *spec, char **out,
                   char *err) RW_WUR;
+
+/* web.c: the web console's files, GET / and GET /ui/NAME. */
+hd_handler_fn hd_route_web;
+/* Open the web root (NULL: no console). A root given (--web-root) without
+ * index.html is RW_EINPUT; the default one is only warned about. */
+int hd_web_open(struct httpd *h, const char *root, int given, char *err) RW_WUR;
+void hd_web_close(struct httpd *h);
+/* libmicrohttpd's unescaping of paths and parameters (%XX), but for %00,
+ * which is left as written: a NUL never cuts a path or a value short. */
+size_t hd_unescape(void *cls, struct MHD_Connection *c, char *s);
+/* 1 if rel (a path below the web root) is plain segments of [A-Za-z0-9._-],
+ * none empty or starting with '.'; exposed for tests. */
+int hd_web_path_ok(const char *rel);
+/* ---- lawful intercept (cases.c) ---- */
+/* /api/v1/cases: GET the list (an agency: its own case), POST a new case. */
+enum MHD_Result hd_route_cases(struct httpd *h, struct MHD_Connection *c, const struct params *p);
+/* /api/v1/cases/ID: GET, PATCH, DELETE (ends it; the record stays). */
+enum MHD_Result hd_route_case(struct httpd *h, struct MHD_Connection *c, const struct params *p);
+/* Live intercept's per-case figures in /metrics and /api/v1/status. */
+void hd_cases_metrics(struct httpd *h, FILE *f);
+void hd_cases_status(struct httpd *h, json_t *j);
+/* /api/v1/cases/ID/intercept?after=SEQ: pull delivery (intercept.c). */
+enum MHD_Result hd_route_case_intercept(struct httpd *h, struct MHD_Connection *c,
+                                        const struct params *p);
+/* follow=1 on /api/v1/packets (follow.c): start following before the
+ * archive's part is planned (its window is cut where following begins);
+ * the answer's interfaces (the archive's, then the live points it lacks,
+ * owned by hf); the next new packet (1), none yet (0: hd_follow_done says
+ * whether the answer is over), or a failure that cuts the answer. */
+struct hd_follow;
+int hd_follow_start(struct httpd *h, struct qry_spec *spec, struct hd_follow **out, char *err);
+const struct qry_point *hd_follow_points(struct httpd *h, struct hd_follow *hf,
+                                         const struct qry_point *pts, int *npts);
+int hd_follow_next(struct hd_follow *hf, struct qry_pkt *pkt, char *err);
+int hd_follow_done(const struct hd_follow *hf);
+void hd_follow_free(struct hd_follow *hf);
+/* POST /api/v1/cases/ID/exports: an evidence bundle (exports.c). */
+enum MHD_Result hd_route_case_exports(struct httpd *h, struct MHD_Connection *c,
+                                      const struct params *p);
+/* /api/v1/identities: GET a user's intervals, POST records as JSON lines. */
+enum MHD_Result hd_route_identities(struct httpd *h, struct MHD_Connection *c,
+                                    const struct params *p);
+struct idx_ident;
+/* An identity interval as the API writes it. */
+json_t *hd_ident_json(const struct idx_ident *r);
+/* The identity counters in /metrics (nothing without a tap). */
+void hd_ident_metrics(struct httpd *h, FILE *f);
 
 #endif

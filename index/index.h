@@ -237,6 +237,30 @@ int idx_token_get(idx_t *ix, const uint8_t hash[32], struct idx_token *t, char *
 /* Every token record, by hash. *out malloc'ed. */
 int idx_token_list(idx_t *ix, struct idx_token **out, size_t *n, char *err) RW_WUR;
 
+/* A subscriber identity (man/rewind-archive.5, K17, K18): user held the
+ * address or prefix addr/plen over [start, end). */
+struct idx_ident {
+    char user[128];
+    int64_t start, end;        /* ns; end RW_TIME_MAX while still held */
+    uint8_t family;            /* 4 or 6 */
+    uint8_t addr[16];          /* network byte order; IPv4 in the first 4 */
+    uint8_t plen;              /* 32 or 128 for an address */
+    uint16_t port_lo, port_hi; /* a port block behind carrier-grade NAT; 0 0: every port */
+    char session[64];          /* Acct-Session-Id, "" if none */
+    char station[64];          /* Calling-Station-Id, "" if none */
+    char source[16];           /* "radius" or "api" */
+};
+/* Writer: add or rewrite (same user, start and address) an identity
+ * record, synced when sync. */
+int idx_ident_put(idx_t *ix, const struct idx_ident *r, int sync, char *err) RW_WUR;
+/* Every record of user (NULL: of every user, by user), by start time.
+ * *out malloc'ed. */
+int idx_ident_list(idx_t *ix, const char *user, struct idx_ident **out, size_t *n,
+                   char *err) RW_WUR;
+/* Every record of exactly addr/plen (any user), by start time. */
+int idx_ident_holders(idx_t *ix, int family, const uint8_t addr[16], int plen,
+                      struct idx_ident **out, size_t *n, char *err) RW_WUR;
+
 /* A damaged range of a segment file (man/rewind-archive.5, K16): pcap
  * bytes that 'rewind reindex' could not read (a compressed block that does
  * not decompress or fails its checksum, bytes that are no records, a file

@@ -168,6 +168,20 @@ static int has_not(const struct qf_node *n)
     return n && (n->op == QF_NOT || has_not(n->a) || has_not(n->b));
 }
 
+/* A locator chunk that cannot be read: when its segment is gone from the
+ * catalogue, retention deleted it under the query (the window reached the
+ * oldest packets of a full archive), which deserves its own words. */
+static int chunk_err(qry_t *q, const struct idx_seg *seg, int rc, char *err)
+{
+    char e2[RW_ERRSZ];
+    if (rc == RW_ECORRUPT && idx_seg_exists(q->ix, seg->id, e2) == 0)
+        return rw_err(err, RW_ESTATE,
+                      "segment %s was deleted by retention while this query read it (the "
+                      "window reaches the oldest packets of an archive kept at its quota); "
+                      "ask again, or for a later window", seg->path);
+    return rw_errctx(err, rc, "segment %s", seg->path);
+}
+
 static void note_damage(qry_t *q, const struct idx_seg *seg, int kind)
 {
     for (size_t i = 0; i < q->ndamage; i++)
@@ -382,7 +396,7 @@ static int record_end(qry_t *q, struct pstream *s, uint32_t ord, uint64_t off, u
             s->next_no = -1;
             int rc = idx_chunk_get(q->ix, s->seg->id, (uint32_t)no, s->ahead, err);
             if (rc < 0)
-                return rw_errctx(err, rc, "segment %s", s->seg->path);
+                return chunk_err(q, s->seg, rc, err);
             s->next_no = no;
         }
         *end = s->ahead->off[0];
@@ -550,7 +564,7 @@ static int next_ordinal(qry_t *q, struct pstream *s, uint32_t *ord, char *err)
         } else if ((int64_t)no != s->chunk_no) {
             int rc = idx_chunk_get(q->ix, s->seg->id, no, &s->chunk, err);
             if (rc < 0)
-                return rw_errctx(err, rc, "segment %s", s->seg->path);
+                return chunk_err(q, s->seg, rc, err);
             s->chunk_no = no;
         }
         if (s->chunk.max_ts < q->spec.from || s->chunk.min_ts >= q->spec.to ||

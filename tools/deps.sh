@@ -2,11 +2,15 @@
 # deps.sh -- install the Debian packages rewind builds and tests with, only if missing.
 # Runs `apt-get update` first whenever something has to be installed (a fresh
 # machine has stale package lists); installs nothing when all are present.
+# libjs-chart.js is the web console's chart library (copied into web/vendor/
+# by make); chromium and chromium-driver run the console's test
+# (tests/e2e/test_console.py).
 set -eu
 PKGS="gcc make pkg-config libpcap-dev librocksdb-dev libmicrohttpd-dev libgnutls28-dev libroaring-dev \
 liblz4-dev libssl-dev libcmocka-dev libjansson-dev libcurl4-openssl-dev tcpdump tcpreplay lz4 iproute2 curl python3 clang \
-openssl passwd util-linux tshark \
-libclang-rt-14-dev libfixbuf-dev clickhouse-server nfdump wireshark-common"
+openssl passwd util-linux tshark python3-pyasn1 \
+libclang-rt-14-dev libfixbuf-dev clickhouse-server nfdump wireshark-common \
+libjs-chart.js chromium chromium-driver"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

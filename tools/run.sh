@@ -11,6 +11,7 @@ fi
 mkdir -p "$dir"
 cat >&2 <<MSG
 rewind: capturing on $iface into $dir (Ctrl-C to stop)
+  the web console: http://127.0.0.1:8800/ in a browser
   in another terminal:
     bin/rewind status --dir $dir
     bin/rewind query --dir $dir --from -5m 'tcp port 443' -w last5min.pcap

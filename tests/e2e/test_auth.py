@@ -37,6 +37,7 @@ ROUTES = {
     "/api/v1/holds": {"analyst", "admin"},
     "/metrics": {"viewer", "noc", "analyst", "admin"},
     "/healthz": "anyone",
+    "/api/v1/cases": {"agency", "admin"},
 }
 ROLES = ["viewer", "noc", "agency", "analyst", "admin"]
 

@@ -26,7 +26,8 @@ static void test_role_table(void **state)
     } want[] = {
         {AUTH_PERM_NONE, "vngaA"},   {AUTH_PERM_METRICS, "vnaA"}, {AUTH_PERM_STATUS, "vnaA"},
         {AUTH_PERM_HOLDS, "aA"},     {AUTH_PERM_PACKETS, "naA"},  {AUTH_PERM_PAYLOAD, "aA"},
-        {AUTH_PERM_HOLD, "aA"},      {AUTH_PERM_ADMIN, "A"},
+        {AUTH_PERM_HOLD, "aA"},      {AUTH_PERM_ADMIN, "A"},      {AUTH_PERM_FLOWS, "naA"},
+        {AUTH_PERM_CASES, "gA"},
     };
     static const struct {
         enum auth_role role;

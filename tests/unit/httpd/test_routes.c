@@ -26,8 +26,18 @@ static const struct {
     {"/api/v1/status", AUTH_PERM_STATUS},
     {"/api/v1/holds", AUTH_PERM_HOLDS},
     {"/api/v1/audit", AUTH_PERM_ADMIN},
+    {"/api/v1/flows", AUTH_PERM_FLOWS},
+    {"/api/v1/top", AUTH_PERM_FLOWS},
+    {"/api/v1/timeline", AUTH_PERM_FLOWS},
+    {"/api/v1/cases", AUTH_PERM_CASES},
+    {"/api/v1/cases/{id}", AUTH_PERM_CASES},
+    {"/api/v1/identities", AUTH_PERM_ADMIN},
+    {"/api/v1/cases/{id}/intercept", AUTH_PERM_CASES},
+    {"/api/v1/cases/{id}/exports", AUTH_PERM_CASES},
     {"/metrics", AUTH_PERM_METRICS},
     {"/healthz", AUTH_PERM_NONE},
+    {"/", AUTH_PERM_NONE},     /* the web console's page */
+    {"/ui/*", AUTH_PERM_NONE}, /* and its files */
 };
 #define NWANT (sizeof want_routes / sizeof want_routes[0])
 
@@ -62,9 +72,10 @@ static void test_routes_enumerated(void **state)
         assert_non_null(r->methods);
         assert_true(r->methods[0] != 0);
         assert_int_equal(r->path[0], '/');
-        assert_true(r->path[strlen(r->path) - 1] != '/');
+        assert_true(r->path[strlen(r->path) - 1] != '/' || !strcmp(r->path, "/"));
         /* each route is found as itself */
-        assert_ptr_equal(httpd_route_find(r->path), r);
+        if (strcmp(r->path + strlen(r->path) - 1, "*"))
+            assert_ptr_equal(httpd_route_find(r->path), r);
     }
     for (size_t j = 0; j < NWANT; j++)
         if (seen[j] != 1)
@@ -94,7 +105,7 @@ static void test_route_find_exact(void **state)
         "/api/v1/packets/", "/api/v1/packets/x", "/api/v1/packet", "/api/v1/packetsx",
         "/API/v1/packets",  "/api/V1/status",    "/Healthz",       "/HEALTHZ",
         "/healthz/",        "/healthz ",         " /healthz",      "healthz",
-        "/api/v1",          "/api/v1/",          "/api",           "/",
+        "/api/v1",          "/api/v1/",          "/api",           "/ui",
         "",                 "api/v1/packets",    "//healthz",      "/api//v1/status",
         "/api/v1/status?x", "/metrics.txt",      "/metric",        "/api/v1/../v1/status",
         "/api/v2/packets",  "/api/v1/status\n",
@@ -107,23 +118,70 @@ static void test_route_find_exact(void **state)
         assert_non_null(r);
         assert_string_equal(r->path, want_routes[j].path);
     }
+    /* The console's files: anything under /ui/ reaches its handler (which
+     * decides), nothing else does, and / is the page. */
+    static const char *ui[] = {"/ui/console.js", "/ui/vendor/chart.min.js", "/ui/../x", "/ui//"};
+    for (size_t i = 0; i < sizeof ui / sizeof ui[0]; i++) {
+        const struct httpd_route *r = httpd_route_find(ui[i]);
+        assert_non_null(r);
+        assert_string_equal(r->path, "/ui/*");
+    }
+    assert_null(httpd_route_find("/ui/"));
+    assert_null(httpd_route_find("/uix/console.js"));
+    assert_string_equal(httpd_route_find("/")->path, "/");
+}
+
+/* The case routes and the one ID segment they take. */
+static void test_route_find_case(void **state)
+{
+    (void)state;
+    const struct httpd_route *one = httpd_route_find("/api/v1/cases/{id}");
+    assert_non_null(one);
+    assert_ptr_equal(httpd_route_find("/api/v1/cases/LI-2026-7"), one);
+    assert_ptr_equal(httpd_route_find("/api/v1/cases/x"), one);
+    static const char *miss[] = {"/api/v1/cases/", "/api/v1/cases//", "/api/v1/cases/a/",
+                                 "/api/v1/cases/a/b", "/api/v1/casesx", "/api/v1/cases/a/intercept/x",
+                                 "/api/v1/cases//intercept", "/api/v1/cases/a/intercep"};
+    for (size_t i = 0; i < sizeof miss / sizeof miss[0]; i++)
+        if (httpd_route_find(miss[i]))
+            fail_msg("'%s' found a route", miss[i]);
+    assert_string_equal(httpd_route_find("/api/v1/cases")->path, "/api/v1/cases");
+    assert_string_equal(httpd_route_find("/api/v1/cases/LI-7/intercept")->path,
+                        "/api/v1/cases/{id}/intercept");
 }
 
 static void test_route_methods(void **state)
 {
     (void)state;
-    static const char *yes[] = {"GET", "HEAD"};
+    /* Every route reads with GET and HEAD; only the case routes take more. */
+    static const struct {
+        const char *path;
+        const char *more[4];
+    } takes[] = {
+        {"/api/v1/cases", {"POST"}},
+        {"/api/v1/cases/{id}", {"PATCH", "DELETE"}},
+        {"/api/v1/identities", {"POST"}},
+        {"/api/v1/cases/{id}/exports", {"POST"}},
+    };
     static const char *no[] = {"POST", "DELETE", "PUT", "PATCH", "OPTIONS", "TRACE", "CONNECT",
                                "GETX", "GE", "G", "HEA", "HEADX", "get", "head", "Get", "",
-                               " GET", "GET ", "GET,", ",", ", ", "GET, HEAD", "HEAD,GET"};
+                               " GET", "GET ", "GET,", ",", ", ", "GET, HEAD", "HEAD,GET",
+                               "post", "POST ", "PATCHX"};
     for (size_t i = 0; i < nroutes(); i++) {
         const struct httpd_route *r = httpd_route_at(i);
-        for (size_t k = 0; k < sizeof yes / sizeof yes[0]; k++)
-            if (!httpd_route_allows(r, yes[k]))
-                fail_msg("%s refuses %s", r->path, yes[k]);
-        for (size_t k = 0; k < sizeof no / sizeof no[0]; k++)
-            if (httpd_route_allows(r, no[k]))
-                fail_msg("%s takes '%s'", r->path, no[k]);
+        const char *const *more = NULL;
+        for (size_t t = 0; t < sizeof takes / sizeof takes[0]; t++)
+            if (!strcmp(takes[t].path, r->path))
+                more = takes[t].more;
+        if (!httpd_route_allows(r, "GET") || !httpd_route_allows(r, "HEAD"))
+            fail_msg("%s refuses GET or HEAD", r->path);
+        for (size_t k = 0; k < sizeof no / sizeof no[0]; k++) {
+            int extra = 0;
+            for (size_t m = 0; more && m < 4 && more[m]; m++)
+                extra |= !strcmp(more[m], no[k]);
+            if (httpd_route_allows(r, no[k]) != extra)
+                fail_msg("%s %s '%s'", r->path, extra ? "refuses" : "takes", no[k]);
+        }
     }
 }
 
@@ -236,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_route_permissions),
         cmocka_unit_test(test_route_find_exact),
         cmocka_unit_test(test_route_methods),
+        cmocka_unit_test(test_route_find_case),
         cmocka_unit_test(test_parse_listen),
     };
     return cmocka_run_group_tests_name("httpd/routes", tests, NULL, NULL);

@@ -1,0 +1,762 @@
+/* live.c -- live intercept: the archive's tap tees each stored packet that
+ * an active case takes into that case's spool (intercept.h, ic_live_*).
+ *
+ * The tap runs on the point writers' threads, never on a capture thread,
+ * and never waits on a disk: a packet's addresses (the innermost flow's
+ * source and destination) are looked up in a hash of every address the
+ * active cases target, and only on a hit is the case's BPF run; a packet
+ * the case takes is numbered (per case, from 1, without gaps) and copied
+ * into the case's memory buffer. A flusher thread writes the buffers to
+ * the spool files and fdatasyncs them every IC_FLUSH_MS, and only then is
+ * a packet offered for delivery. A full buffer or a spool at its quota
+ * drops the packet before it is numbered, counts it, and the count is
+ * reported: nothing is dropped silently, and numbers never skip. */
+#include "intercept/intercept.h"
+#include "intercept/intercept_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive/archive.h"
+#include "index/index.h"
+#include "index/parse.h"
+
+#define IC_FLUSH_MS 20
+#define SPOOL_BUF_MAX (32u << 20)   /* bytes waiting for the flusher, per case */
+#define SPOOL_FILE_MAX (64ull << 20) /* a spool file rolls over beyond this, or beyond a
+                                        32nd of the quota, whichever is less (files the
+                                        agency holds are deleted whole) */
+#define HASH_SLOTS 8                 /* cases per address slot */
+
+struct spool {
+    char id[IC_ID_MAX + 1];
+    char sdir[4400];
+    int64_t from, end;      /* the case's window: packets outside are not taken */
+    ic_sel_t *sel;          /* what it takes (under mu: its programs compile lazily) */
+    pthread_mutex_t mu;
+    uint8_t *buf;           /* records numbered, not yet written */
+    size_t blen, bcap;
+    uint64_t buf_first;     /* seq of buf's first record */
+    uint64_t next_seq;      /* the next number to give */
+    uint64_t bytes;         /* on disk and in buf */
+    atomic_uint_fast64_t durable; /* the last number on disk, synced */
+    atomic_uint_fast64_t teed, dropped;
+    atomic_uint_fast64_t delivered;   /* the highest number pull delivery has sent */
+    atomic_uint_fast64_t held;        /* the highest number the agency said it holds (after=) */
+    atomic_uint_fast64_t connections; /* pull connections made (reconnects show here) */
+    uint64_t quota;
+    int alarm;              /* spool above IC_ALARM_PCT of its quota */
+    uint64_t dropped_logged;
+    int64_t dropped_logged_at; /* monotonic: drops are logged at most every 10 s */
+    int fd;                 /* the file being appended to (flusher only) */
+    uint64_t file_bytes;
+    int active;             /* in the active set (under the engine's lock) */
+    unsigned prune_tick;    /* flusher only */
+};
+
+struct hent {
+    uint8_t used, family;
+    uint8_t addr[16];
+    uint8_t n;
+    uint16_t sp[HASH_SLOTS];
+};
+
+struct pfx {
+    uint8_t family, plen;
+    uint8_t addr[16];
+    uint16_t sp;
+};
+
+struct mac {
+    uint8_t mac[6];
+    uint16_t sp;
+};
+
+struct ic_live {
+    ic_t *ic;
+    struct ic_live_opts o;
+    pthread_rwlock_t lk;    /* the active set below */
+    struct spool **sp;      /* every spool ever opened this run (active or not) */
+    size_t nsp;
+    struct hent *hash;      /* open addressing, hcap slots (a power of two) */
+    size_t hcap;
+    struct pfx *pfx;
+    size_t npfx;
+    struct mac *macs;
+    size_t nmacs;
+    atomic_int nactive;
+    int users;              /* an active case has a user target */
+    struct ic_pusher **push; /* etsi push, one per case (this run) */
+    size_t npush;
+    pthread_t thr;
+    pthread_mutex_t cvmu;   /* with cv: a spool got new durable records */
+    pthread_cond_t cv;
+    atomic_int stop;
+};
+
+static void logf_(struct ic_live *L, const char *level, const char *fmt, ...)
+    RW_PRINTF(3, 4);
+static void logf_(struct ic_live *L, const char *level, const char *fmt, ...)
+{
+    char msg[RW_ERRSZ];
+    va_list ap;
+    if (!L->o.log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    L->o.log(L->o.log_arg, level, msg);
+}
+
+/* ---------- the address hash ---------- */
+
+static uint64_t hash_addr(int family, const uint8_t *a)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)family;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ a[i]) * 1099511628211ull;
+    return h;
+}
+
+static struct hent *hash_find(struct ic_live *L, int family, const uint8_t *a, int add)
+{
+    if (!L->hcap)
+        return NULL;
+    for (size_t i = hash_addr(family, a) & (L->hcap - 1), k = 0; k < L->hcap;
+         i = (i + 1) & (L->hcap - 1), k++) {
+        struct hent *e = &L->hash[i];
+        if (!e->used) {
+            if (!add)
+                return NULL;
+            e->used = 1;
+            e->family = (uint8_t)family;
+            memcpy(e->addr, a, 16);
+            return e;
+        }
+        if (e->family == family && !memcmp(e->addr, a, 16))
+            return e;
+    }
+    return NULL;
+}
+
+static void add_addr(struct ic_live *L, int family, const uint8_t *a, int plen, uint16_t sp)
+{
+    if (plen == (family == 4 ? 32 : 128)) {
+        struct hent *e = hash_find(L, family, a, 1);
+        for (int i = 0; e && i < e->n; i++)
+            if (e->sp[i] == sp)
+                return;
+        if (e && e->n < HASH_SLOTS) {
+            e->sp[e->n++] = sp;
+            return;
+        }
+    }
+    /* A prefix, or an address more than HASH_SLOTS cases share: a list. */
+    struct pfx *np = realloc(L->pfx, (L->npfx + 1) * sizeof *np);
+    if (!np)
+        return;
+    L->pfx = np;
+    np[L->npfx].family = (uint8_t)family;
+    np[L->npfx].plen = (uint8_t)plen;
+    memcpy(np[L->npfx].addr, a, 16);
+    np[L->npfx++].sp = sp;
+}
+
+static int in_prefix(const struct pfx *p, int family, const uint8_t *a)
+{
+    if (p->family != family)
+        return 0;
+    int full = p->plen / 8, rest = p->plen % 8;
+    if (memcmp(p->addr, a, (size_t)full))
+        return 0;
+    return !rest || ((p->addr[full] ^ a[full]) & (0xff << (8 - rest))) == 0;
+}
+
+/* ---------- spools ---------- */
+
+static struct spool *spool_get(struct ic_live *L, const char *id, char *err)
+{
+    for (size_t i = 0; i < L->nsp; i++)
+        if (!strcmp(L->sp[i]->id, id))
+            return L->sp[i];
+    struct spool *s = calloc(1, sizeof *s);
+    struct spool **nv = realloc(L->sp, (L->nsp + 1) * sizeof *nv);
+    if (!s || !nv) {
+        free(s);
+        if (nv)
+            L->sp = nv;
+        rw_err(err, RW_ENOMEM, "out of memory");
+        return NULL;
+    }
+    L->sp = nv;
+    snprintf(s->id, sizeof s->id, "%s", id);
+    snprintf(s->sdir, sizeof s->sdir, "%s/%s/spool", ic_cases_dir(L->ic), id);
+    if (mkdir(s->sdir, 0750) < 0 && errno != EEXIST) {
+        rw_err(err, RW_EIO, "creating %s: %s", s->sdir, strerror(errno));
+        free(s);
+        return NULL;
+    }
+    if (ic_spool_recover(s->sdir, &s->next_seq, &s->bytes, err) < 0) {
+        free(s);
+        return NULL;
+    }
+    atomic_store(&s->durable, s->next_seq - 1);
+    pthread_mutex_init(&s->mu, NULL);
+    s->fd = -1;
+    s->quota = L->o.quota;
+    L->sp[L->nsp++] = s;
+    return s;
+}
+
+/* Write what s's buffer holds, sync it: the flusher's, and the rebuild's
+ * for a spool leaving the active set. 0, or <0 (logged by the caller). */
+static int spool_flush(struct ic_live *L, struct spool *s, char *err)
+{
+    pthread_mutex_lock(&s->mu);
+    uint8_t *buf = s->buf;
+    size_t len = s->blen;
+    uint64_t first = s->buf_first, last = s->next_seq - 1;
+    s->buf = NULL;
+    s->blen = s->bcap = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!len)
+        return 0;
+    int rc = 0;
+    uint64_t roll = s->quota / 32 < SPOOL_FILE_MAX ? s->quota / 32 : SPOOL_FILE_MAX;
+    if (s->fd >= 0 && s->file_bytes + len > (roll < (64u << 10) ? 64u << 10 : roll)) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    if (s->fd < 0) {
+        char path[4500];
+        snprintf(path, sizeof path, "%s/%020llu.rws", s->sdir, (unsigned long long)first);
+        s->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        struct stat st;
+        if (s->fd < 0 || fstat(s->fd, &st) < 0 || rw_fsync_dir(s->sdir) < 0)
+            rc = rw_err(err, RW_EIO, "opening %s: %s", path, strerror(errno));
+        else
+            s->file_bytes = (uint64_t)st.st_size;
+    }
+    if (rc == 0 && (rw_write_all(s->fd, buf, len) < 0 || fdatasync(s->fd) < 0))
+        rc = rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "writing the spool of case %s: %s",
+                    s->id, strerror(errno));
+    free(buf);
+    if (rc < 0) {
+        /* The numbers given are lost with the buffer: a gap the agency is
+         * told of (dropped), and the next write starts a new file. */
+        if (s->fd >= 0)
+            close(s->fd);
+        s->fd = -1;
+        atomic_fetch_add(&s->dropped, last - first + 1);
+        return rc;
+    }
+    s->file_bytes += len;
+    atomic_store(&s->durable, last);
+    (void)L;
+    return 0;
+}
+
+/* ---------- etsi push ---------- */
+
+/* Start or update the pusher of etsi case c (under the write lock). An
+ * ended case gets one only while its spool holds what was never sent. */
+static void push_follow(struct ic_live *L, const struct ic_case *c, int live)
+{
+    char err[RW_ERRSZ];
+    for (size_t i = 0; i < L->npush; i++)
+        if (!strcmp(ic_pusher_case(L->push[i]), c->id)) {
+            ic_pusher_update(L->push[i], c);
+            return;
+        }
+    if (!live) {
+        char path[4500];
+        uint64_t next, bytes;
+        unsigned long long sent = 0;
+        snprintf(path, sizeof path, "%s/%s/etsi.state", ic_cases_dir(L->ic), c->id);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fscanf(f, "sent %llu", &sent) != 1)
+                sent = 0;
+            fclose(f);
+        }
+        snprintf(path, sizeof path, "%s/%s/spool", ic_cases_dir(L->ic), c->id);
+        if (ic_spool_count(path, &next, &bytes, err) < 0 || next - 1 <= sent)
+            return;
+    }
+    struct ic_pusher **np = realloc(L->push, (L->npush + 1) * sizeof *np);
+    if (!np)
+        return;
+    L->push = np;
+    if (ic_pusher_start(L->ic, c, L->o.log, L->o.log_arg, &L->push[L->npush], err) == 0)
+        L->npush++;
+    else
+        logf_(L, "error", "intercept: %s", err);
+}
+
+/* Delete the spool files whose every record the agency holds: by push
+ * (sent, less the window sent again after a break) for an etsi case, else
+ * by pull (the after= of its last request). Never the file being appended
+ * to. Flusher only. */
+static void spool_prune(struct ic_live *L, struct spool *s)
+{
+    char err[RW_ERRSZ], path[4500];
+    uint64_t limit = atomic_load(&s->held), *f = NULL;
+    size_t nf = 0;
+    /* A case pushed by etsi keeps what the pusher may send again. */
+    for (size_t i = 0; i < L->npush; i++)
+        if (!strcmp(ic_pusher_case(L->push[i]), s->id)) {
+            uint64_t sent, rec, skip;
+            int conn;
+            ic_pusher_stats(L->push[i], &sent, &rec, &conn, &skip);
+            limit = sent > IC_ETSI_WINDOW ? sent - IC_ETSI_WINDOW : 0;
+        }
+    if (!limit || ic_spool_files(s->sdir, &f, &nf, err) < 0)
+        return;
+    for (size_t i = 0; i + 1 < nf && f[i + 1] - 1 <= limit; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%020llu.rws", s->sdir, (unsigned long long)f[i]);
+        if (stat(path, &st) == 0 && unlink(path) == 0) {
+            pthread_mutex_lock(&s->mu);
+            s->bytes -= (uint64_t)st.st_size < s->bytes ? (uint64_t)st.st_size : s->bytes;
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    free(f);
+}
+
+/* ---------- the active set ---------- */
+
+/* Rebuild the hash and lists from the cases on disk and the identities in
+ * the index: at start, when a case changes, when an identity of a user
+ * some active case targets changes. */
+int ic_live_rebuild(ic_t *ic, char *err)
+{
+    struct ic_live *L = ic_live_of(ic);
+    struct ic_case *cs = NULL;
+    size_t ncs = 0;
+    int64_t now = rw_now_ns();
+    if (!L)
+        return 0;
+    int rc = ic_list(ic, &cs, &ncs, err);
+    if (rc < 0)
+        return rc;
+    pthread_rwlock_wrlock(&L->lk);
+    for (size_t i = 0; i < L->nsp; i++)
+        L->sp[i]->active = 0;
+    free(L->hash);
+    free(L->pfx);
+    free(L->macs);
+    L->hash = NULL;
+    L->pfx = NULL;
+    L->macs = NULL;
+    L->hcap = L->npfx = L->nmacs = 0;
+    L->users = 0;
+    size_t want = 64;
+    for (size_t i = 0; i < ncs; i++)
+        want += 4 * cs[i].ntargets;
+    while (L->hcap < want)
+        L->hcap = L->hcap ? L->hcap * 2 : 256;
+    L->hash = calloc(L->hcap, sizeof *L->hash);
+    if (!L->hash)
+        L->hcap = 0;
+    int nactive = 0;
+    for (size_t i = 0; i < ncs && rc == 0; i++) {
+        struct ic_case *c = &cs[i];
+        int64_t end = ic_case_end_ns(c);
+        if (c->delivery == IC_ETSI && c->type != IC_IRI)
+            push_follow(L, c, end > now);
+        if (end <= now || c->type == IC_IRI)
+            continue; /* ended; an iri case never takes payload */
+        struct spool *s = spool_get(L, c->id, err);
+        if (!s) {
+            rc = RW_EIO;
+            break;
+        }
+        uint16_t si = 0;
+        while (L->sp[si] != s)
+            si++;
+        ic_sel_t *sel = NULL;
+        if ((rc = ic_sel_new(ic_index(ic), c, c->from, end, &sel, err)) < 0)
+            break;
+        pthread_mutex_lock(&s->mu);
+        ic_sel_free(s->sel);
+        s->sel = sel;
+        s->from = c->from;
+        s->end = end;
+        pthread_mutex_unlock(&s->mu);
+        s->active = 1;
+        nactive++;
+        for (size_t t = 0; t < c->ntargets; t++) {
+            const struct ic_target *tg = &c->targets[t];
+            if (tg->kind == IC_TARGET_USER) {
+                L->users = 1;
+            } else if (tg->kind == IC_TARGET_MAC) {
+                struct mac *nm = realloc(L->macs, (L->nmacs + 1) * sizeof *nm);
+                if (nm) {
+                    L->macs = nm;
+                    memcpy(nm[L->nmacs].mac, tg->mac, 6);
+                    nm[L->nmacs++].sp = si;
+                }
+            } else {
+                uint8_t a[16] = {0};
+                memcpy(a, tg->addr, tg->family == AF_INET ? 4 : 16);
+                add_addr(L, tg->family == AF_INET ? 4 : 6, a, tg->plen, si);
+            }
+        }
+        size_t niv;
+        const struct idx_ident *iv = ic_sel_intervals(sel, &niv);
+        for (size_t k = 0; k < niv; k++)
+            add_addr(L, iv[k].family, iv[k].addr, iv[k].plen, si);
+    }
+    atomic_store(&L->nactive, nactive);
+    /* Spools that left the set: what they hold goes to disk now (under the
+     * lock: another rebuild may grow the array). */
+    for (size_t i = 0; i < L->nsp; i++) {
+        char e2[RW_ERRSZ];
+        struct spool *s = L->sp[i];
+        if (s->active)
+            continue;
+        if (spool_flush(L, s, e2) < 0)
+            logf_(L, "error", "intercept: %s", e2);
+        uint64_t d = atomic_load(&s->dropped);
+        if (d != s->dropped_logged) { /* the last word on its drops */
+            logf_(L, "warn", "intercept: case %s: %llu packets dropped in all (spool %llu of "
+                  "%llu bytes)", s->id, (unsigned long long)d, (unsigned long long)s->bytes,
+                  (unsigned long long)s->quota);
+            s->dropped_logged = d;
+        }
+    }
+    pthread_rwlock_unlock(&L->lk);
+    free(cs);
+    if (rc < 0)
+        logf_(L, "error", "intercept: the active cases could not all be set up: %s", err);
+    return rc;
+}
+
+/* ---------- the tee ---------- */
+
+static void take(struct ic_live *L, struct spool *s, const struct arc_tap *t)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->active || t->ts < s->from || t->ts >= s->end || !s->sel)
+        goto out;
+    int m = ic_sel_match(s->sel, t->dlt, t->snaplen, t->ts, t->data, t->caplen, t->len);
+    if (m <= 0) {
+        if (m < 0)
+            atomic_fetch_add(&s->dropped, 1);
+        goto out;
+    }
+    uint32_t caplen = t->caplen > IC_SPOOL_CAPLEN_MAX ? IC_SPOOL_CAPLEN_MAX : t->caplen;
+    size_t need = ic_spool_rec_size(strlen(t->point), caplen);
+    if (s->bytes + need > s->quota || s->blen + need > SPOOL_BUF_MAX) {
+        atomic_fetch_add(&s->dropped, 1);
+        goto out;
+    }
+    if (s->blen + need > s->bcap) {
+        size_t nc = s->bcap ? s->bcap * 2 : 65536;
+        while (nc < s->blen + need)
+            nc *= 2;
+        uint8_t *nb = realloc(s->buf, nc);
+        if (!nb) {
+            atomic_fetch_add(&s->dropped, 1);
+            goto out;
+        }
+        s->buf = nb;
+        s->bcap = nc;
+    }
+    if (!s->blen)
+        s->buf_first = s->next_seq;
+    s->blen += ic_spool_rec_put(s->buf + s->blen, s->next_seq++, t->ts, t->dlt, t->snaplen,
+                                t->point, t->data, caplen, t->len);
+    s->bytes += need;
+    atomic_fetch_add(&s->teed, 1);
+out:
+    pthread_mutex_unlock(&s->mu);
+    (void)L;
+}
+
+void ic_live_tee(ic_t *ic, const struct arc_tap *t)
+{
+    struct ic_live *L = ic_live_of(ic);
+    if (!L || !atomic_load(&L->nactive))
+        return;
+    const struct idx_flow *f = &t->parsed->flow;
+    uint16_t cand[64];
+    int nc = 0;
+    pthread_rwlock_rdlock(&L->lk);
+#define ADD(x)                                                                                  \
+    do {                                                                                        \
+        int dup_ = 0;                                                                           \
+        for (int k_ = 0; k_ < nc; k_++)                                                         \
+            dup_ |= cand[k_] == (x);                                                            \
+        if (!dup_ && nc < 64)                                                                   \
+            cand[nc++] = (x);                                                                   \
+    } while (0)
+    if (f->present) {
+        uint8_t a[2][16] = {{0}};
+        size_t al = f->family == 4 ? 4 : 16;
+        memcpy(a[0], f->src, al);
+        memcpy(a[1], f->dst, al);
+        for (int d = 0; d < 2; d++) {
+            const struct hent *e = hash_find(L, f->family, a[d], 0);
+            for (int i = 0; e && i < e->n; i++)
+                ADD(e->sp[i]);
+            for (size_t i = 0; i < L->npfx; i++)
+                if (in_prefix(&L->pfx[i], f->family, a[d]))
+                    ADD(L->pfx[i].sp);
+        }
+    }
+    if (L->nmacs && t->dlt == DLT_EN10MB && t->caplen >= 12)
+        for (size_t i = 0; i < L->nmacs; i++)
+            if (!memcmp(t->data, L->macs[i].mac, 6) || !memcmp(t->data + 6, L->macs[i].mac, 6))
+                ADD(L->macs[i].sp);
+#undef ADD
+    for (int i = 0; i < nc; i++)
+        take(L, L->sp[cand[i]], t);
+    pthread_rwlock_unlock(&L->lk);
+}
+
+int ic_live_users(ic_t *ic)
+{
+    struct ic_live *L = ic_live_of(ic);
+    return L && L->users;
+}
+
+/* ---------- the flusher ---------- */
+
+static void *flusher(void *arg)
+{
+    struct ic_live *L = arg;
+    char err[RW_ERRSZ];
+    while (!atomic_load(&L->stop)) {
+        struct timespec ts = {0, IC_FLUSH_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        int any = 0;
+        pthread_rwlock_rdlock(&L->lk);
+        for (size_t i = 0; i < L->nsp; i++) {
+            struct spool *s = L->sp[i];
+            uint64_t before = atomic_load(&s->durable);
+            if (spool_flush(L, s, err) < 0)
+                logf_(L, "error", "intercept: %s", err);
+            any |= atomic_load(&s->durable) != before;
+            if (++s->prune_tick % 50 == 0) /* once a second */
+                spool_prune(L, s);
+            uint64_t d = atomic_load(&s->dropped);
+            if (d != s->dropped_logged &&
+                (!s->dropped_logged || rw_mono_ns() - s->dropped_logged_at > 10 * RW_NS_PER_SEC)) {
+                s->dropped_logged_at = rw_mono_ns();
+                logf_(L, "warn", "intercept: case %s: %llu packets dropped so far (spool %llu "
+                      "of %llu bytes): they are missing from its sequence's delivery",
+                      s->id, (unsigned long long)d, (unsigned long long)s->bytes,
+                      (unsigned long long)s->quota);
+                s->dropped_logged = d;
+            }
+            int alarm = s->bytes * 100 >= s->quota * IC_ALARM_PCT;
+            if (alarm != s->alarm) {
+                s->alarm = alarm;
+                logf_(L, alarm ? "warn" : "info", "intercept: case %s: spool %s: %llu of %llu "
+                      "bytes", s->id, alarm ? "above its alarm level" : "back below its alarm "
+                      "level", (unsigned long long)s->bytes, (unsigned long long)s->quota);
+            }
+        }
+        pthread_rwlock_unlock(&L->lk);
+        if (any) {
+            pthread_mutex_lock(&L->cvmu);
+            pthread_cond_broadcast(&L->cv);
+            pthread_mutex_unlock(&L->cvmu);
+        }
+    }
+    return NULL;
+}
+
+int ic_live_start(ic_t *ic, const struct ic_live_opts *o, char *err)
+{
+    struct ic_live *L = calloc(1, sizeof *L);
+    if (!L)
+        return rw_err(err, RW_ENOMEM, "out of memory");
+    L->ic = ic;
+    L->o = *o;
+    if (!L->o.quota)
+        L->o.quota = IC_DEFAULT_QUOTA;
+    pthread_rwlock_init(&L->lk, NULL);
+    pthread_mutex_init(&L->cvmu, NULL);
+    pthread_cond_init(&L->cv, NULL);
+    ic_live_set(ic, L);
+    int rc = ic_live_rebuild(ic, err);
+    if (rc == 0 && pthread_create(&L->thr, NULL, flusher, L) != 0)
+        rc = rw_err(err, RW_EIO, "cannot start the intercept flusher");
+    if (rc < 0) {
+        ic_live_set(ic, NULL);
+        L->thr = 0;
+        atomic_store(&L->stop, 1);
+        ic_live_free(L);
+        return rc;
+    }
+    return 0;
+}
+
+void ic_live_free(struct ic_live *L)
+{
+    char err[RW_ERRSZ];
+    if (!L)
+        return;
+    for (size_t i = 0; i < L->npush; i++)
+        ic_pusher_stop(L->push[i]);
+    free(L->push);
+    for (size_t i = 0; i < L->nsp; i++) {
+        struct spool *s = L->sp[i];
+        if (spool_flush(L, s, err) < 0)
+            logf_(L, "error", "intercept: %s", err);
+        if (s->fd >= 0)
+            close(s->fd);
+        ic_sel_free(s->sel);
+        free(s->buf);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+    }
+    free(L->sp);
+    free(L->hash);
+    free(L->pfx);
+    free(L->macs);
+    pthread_rwlock_destroy(&L->lk);
+    pthread_mutex_destroy(&L->cvmu);
+    pthread_cond_destroy(&L->cv);
+    free(L);
+}
+
+void ic_live_stop(ic_t *ic)
+{
+    struct ic_live *L = ic_live_of(ic);
+    if (!L)
+        return;
+    atomic_store(&L->stop, 1);
+    pthread_join(L->thr, NULL);
+    pthread_mutex_lock(&L->cvmu);
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->cvmu);
+    ic_live_set(ic, NULL);
+    ic_live_free(L);
+}
+
+/* ---------- for delivery and status ---------- */
+
+int ic_live_durable(ic_t *ic, const char *id, uint64_t *durable, int *active, char *err)
+{
+    struct ic_live *L = ic_live_of(ic);
+    *active = 0;
+    if (L) {
+        pthread_rwlock_rdlock(&L->lk);
+        for (size_t i = 0; i < L->nsp; i++)
+            if (!strcmp(L->sp[i]->id, id)) {
+                *durable = atomic_load(&L->sp[i]->durable);
+                *active = L->sp[i]->active;
+                pthread_rwlock_unlock(&L->lk);
+                return 0;
+            }
+        pthread_rwlock_unlock(&L->lk);
+    }
+    /* Not spooled by this run: every complete record on disk counts. */
+    char sdir[4400];
+    uint64_t next, bytes;
+    snprintf(sdir, sizeof sdir, "%s/%s/spool", ic_cases_dir(ic), id);
+    int rc = ic_spool_count(sdir, &next, &bytes, err);
+    *durable = rc == 0 ? next - 1 : 0;
+    return rc;
+}
+
+void ic_live_wait(ic_t *ic, uint64_t seen, const char *id, int ms)
+{
+    struct ic_live *L = ic_live_of(ic);
+    uint64_t d;
+    int active;
+    char err[RW_ERRSZ];
+    struct timespec dl;
+    if (!L) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&L->cvmu);
+    while (!atomic_load(&L->stop) && ic_live_durable(ic, id, &d, &active, err) == 0 &&
+           d <= seen)
+        if (pthread_cond_timedwait(&L->cv, &L->cvmu, &dl) != 0)
+            break;
+    pthread_mutex_unlock(&L->cvmu);
+}
+
+void ic_live_pulled(ic_t *ic, const char *id, uint64_t seq, int connect)
+{
+    struct ic_live *L = ic_live_of(ic);
+    if (!L)
+        return;
+    pthread_rwlock_rdlock(&L->lk);
+    for (size_t i = 0; i < L->nsp; i++) {
+        struct spool *s = L->sp[i];
+        if (strcmp(s->id, id))
+            continue;
+        if (connect) {
+            atomic_fetch_add(&s->connections, 1);
+            uint64_t h = atomic_load(&s->held);
+            while (seq > h && !atomic_compare_exchange_weak(&s->held, &h, seq))
+                ;
+            pthread_rwlock_unlock(&L->lk);
+            return;
+        }
+        uint64_t d = atomic_load(&s->delivered);
+        while (seq > d && !atomic_compare_exchange_weak(&s->delivered, &d, seq))
+            ;
+        break;
+    }
+    pthread_rwlock_unlock(&L->lk);
+}
+
+size_t ic_live_stats(ic_t *ic, struct ic_live_stat *out, size_t max)
+{
+    struct ic_live *L = ic_live_of(ic);
+    size_t n = 0;
+    if (!L)
+        return 0;
+    pthread_rwlock_rdlock(&L->lk);
+    for (size_t i = 0; i < L->nsp && n < max; i++) {
+        struct spool *s = L->sp[i];
+        struct ic_live_stat *o = &out[n++];
+        snprintf(o->id, sizeof o->id, "%s", s->id);
+        pthread_mutex_lock(&s->mu);
+        o->spool_bytes = s->bytes;
+        o->next_seq = s->next_seq;
+        pthread_mutex_unlock(&s->mu);
+        o->durable = atomic_load(&s->durable);
+        o->teed = atomic_load(&s->teed);
+        o->dropped = atomic_load(&s->dropped);
+        o->quota = s->quota;
+        for (size_t k = 0; k < L->npush; k++)
+            if (!strcmp(ic_pusher_case(L->push[k]), s->id)) {
+                o->push = 1;
+                ic_pusher_stats(L->push[k], &o->push_sent, &o->push_reconnects,
+                                &o->push_connected, &o->push_skipped);
+            }
+        o->delivered = atomic_load(&s->delivered);
+        o->connections = atomic_load(&s->connections);
+        o->alarm = s->alarm;
+        o->active = s->active;
+    }
+    pthread_rwlock_unlock(&L->lk);
+    return n;
+}
