@@ -39,6 +39,12 @@ int ex_ipfix_sink(const struct ex_opts *o, struct ex_sink *out, char *err) RW_WU
 int ex_ipfix_check(const char *spec, char *err) RW_WUR;
 int ex_ch_check(const char *url, const char *auth, char *err) RW_WUR;
 
+/* A SELECT on the ClickHouse of ss (its login as HTTP basic
+ * authentication), the answer to sink; errors name the server, never the
+ * password. */
+int ex_ch_select(const struct ex_sensors *ss, ex_get_fn get, const char *sql,
+                 int (*sink)(void *arg, const void *buf, size_t n), void *arg, char *err) RW_WUR;
+
 /* IPv4 in its IPv4-mapped IPv6 form (::ffff:a.b.c.d), IPv6 as is. */
 void ex_addr16(uint8_t family, const uint8_t in[16], uint8_t out[16]);
 

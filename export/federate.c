@@ -9,7 +9,7 @@
  * by timestamp (merge.c) only once all have arrived: a failure is known
  * before the first byte of the answer is written. HTTP goes through the
  * caller's ex_get_fn, so that the CLI keeps libcurl out of its link. */
-#include "export/export.h"
+#include "export/ex_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -90,9 +90,18 @@ static char *esc(const char *s)
     return out;
 }
 
-/* Run a SELECT on ClickHouse; the TabSeparated answer in m. */
-static int ch_select(const struct ex_sensors *ss, ex_get_fn get, const char *sql, struct mem *m,
-                     char *err)
+/* Remove the user information (user:password@) of every URL in msg. */
+static void scrub(char *msg)
+{
+    for (char *p = strstr(msg, "://"); p; p = strstr(p + 3, "://")) {
+        char *h = p + 3, *at = h + strcspn(h, "@/ ");
+        if (*at == '@')
+            memmove(h, at + 1, strlen(at + 1) + 1);
+    }
+}
+
+int ex_ch_select(const struct ex_sensors *ss, ex_get_fn get, const char *sql,
+                 int (*sink)(void *arg, const void *buf, size_t n), void *arg, char *err)
 {
     char *q = esc(sql), *u = esc(ss->ch_user), *pw = esc(ss->ch_pass);
     size_t n = strlen(ss->clickhouse) + (q ? strlen(q) : 0) + (u ? strlen(u) : 0) +
@@ -103,21 +112,20 @@ static int ch_select(const struct ex_sensors *ss, ex_get_fn get, const char *sql
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto out;
     }
-    const char *sep = strchr(ss->clickhouse, '?') ? "&"
-                      : strchr(ss->clickhouse + 8, '/') ? "?" : "/?";
-    int k = snprintf(url, n, "%s%s%squery=%s", ss->clickhouse, sep,
-                     strstr(ss->clickhouse, "database=") ? "" : "database=" EX_CH_DATABASE "&", q);
+    /* The login as the URL's user information: curl sends it as HTTP basic
+     * authentication, never in the query string (nor in ClickHouse's logs). */
+    const char *rest = strstr(ss->clickhouse, "://");
+    rest = rest ? rest + 3 : ss->clickhouse;
+    int k = snprintf(url, n, "%.*s", (int)(rest - ss->clickhouse), ss->clickhouse);
     if (ss->ch_user[0])
-        snprintf(url + k, n - (size_t)k, "&user=%s&password=%s", u, pw);
-    m->n = 0;
-    if (m->p)
-        m->p[0] = 0;
+        k += snprintf(url + k, n - (size_t)k, "%s:%s@", u, pw);
+    const char *sep = strchr(rest, '?') ? "&" : strchr(rest, '/') ? "?" : "/?";
+    snprintf(url + k, n - (size_t)k, "%s%s%squery=%s", rest, sep,
+             strstr(rest, "database=") ? "" : "database=" EX_CH_DATABASE "&", q);
     char e2[RW_ERRSZ];
-    rc = get(url, "", "", NULL, mem_sink, m, NULL, e2);
+    rc = get(url, "", "", NULL, sink, arg, NULL, e2);
     if (rc < 0) {
-        char *pos = strstr(e2, "password="); /* never in a message */
-        if (pos)
-            *pos = 0;
+        scrub(e2); /* never the password in a message */
         rw_err(err, rc, "ClickHouse %s: %s", ss->clickhouse, e2);
     }
 out:
@@ -126,6 +134,16 @@ out:
     free(pw);
     free(url);
     return rc;
+}
+
+/* Run a SELECT on ClickHouse; the TabSeparated answer in m. */
+static int ch_select(const struct ex_sensors *ss, ex_get_fn get, const char *sql, struct mem *m,
+                     char *err)
+{
+    m->n = 0;
+    if (m->p)
+        m->p[0] = 0;
+    return ex_ch_select(ss, get, sql, mem_sink, m, err);
 }
 
 static int sensor_index(const struct ex_sensors *ss, const char *name, size_t len)

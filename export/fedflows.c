@@ -7,7 +7,7 @@
  * flow however long the pauses between them (ClickHouse keeps no packet
  * times within a segment), and top talkers count the packets that flows
  * name (IP), never those no flow names. */
-#include "export/export.h"
+#include "export/ex_int.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -39,26 +39,6 @@ static int mem_sink(void *arg, const void *buf, size_t n)
     m->n += n;
     m->p[m->n] = 0;
     return 0;
-}
-
-static char *esc(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = malloc(strlen(s) * 3 + 1), *w = out;
-    if (!out)
-        return NULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-            *w++ = (char)*p;
-        } else {
-            *w++ = '%';
-            *w++ = hex[*p >> 4];
-            *w++ = hex[*p & 15];
-        }
-    }
-    *w = 0;
-    return out;
 }
 
 static int unhex(const char *h, uint8_t *out, size_t n)
@@ -122,7 +102,7 @@ static int rows_get(const struct ex_sensors *ss, ex_get_fn get, int64_t from, in
     struct mem m = {0};
     struct an_flow *rows = NULL;
     size_t n = 0, cap = 0;
-    char sql[1024], *q = NULL, *u = NULL, *pw = NULL, *url = NULL;
+    char sql[1024];
     int rc;
     *out = NULL;
     *nout = 0;
@@ -141,29 +121,8 @@ static int rows_get(const struct ex_sensors *ss, ex_get_fn get, int64_t from, in
     if (cid)
         k += snprintf(sql + k, sizeof sql - (size_t)k, " AND community_id = '%s'", cid);
     snprintf(sql + k, sizeof sql - (size_t)k, " FORMAT TabSeparated");
-    q = esc(sql);
-    u = esc(ss->ch_user);
-    pw = esc(ss->ch_pass);
-    size_t ul = strlen(ss->clickhouse) + (q ? strlen(q) : 0) + (u ? strlen(u) : 0) +
-                (pw ? strlen(pw) : 0) + 64;
-    if (!q || !u || !pw || !(url = malloc(ul))) {
-        rc = rw_err(err, RW_ENOMEM, "out of memory");
+    if ((rc = ex_ch_select(ss, get, sql, mem_sink, &m, err)) < 0)
         goto out;
-    }
-    const char *sep = strchr(ss->clickhouse, '?') ? "&"
-                      : strchr(ss->clickhouse + 8, '/') ? "?" : "/?";
-    k = snprintf(url, ul, "%s%s%squery=%s", ss->clickhouse, sep,
-                 strstr(ss->clickhouse, "database=") ? "" : "database=" EX_CH_DATABASE "&", q);
-    if (ss->ch_user[0])
-        snprintf(url + k, ul - (size_t)k, "&user=%s&password=%s", u, pw);
-    char e2[RW_ERRSZ];
-    if ((rc = get(url, "", "", NULL, mem_sink, &m, NULL, e2)) < 0) {
-        char *pos = strstr(e2, "password=");
-        if (pos)
-            *pos = 0;
-        rc = rw_err(err, RW_EIO, "ClickHouse %s: %s", ss->clickhouse, e2);
-        goto out;
-    }
     for (char *line = m.p, *nl; line && *line; line = nl) {
         nl = strchr(line, '\n');
         if (nl)
@@ -232,10 +191,6 @@ out:
     an_ffilter_free(ff);
     free(rows);
     free(m.p);
-    free(q);
-    free(u);
-    free(pw);
-    free(url);
     return rc;
 }
 

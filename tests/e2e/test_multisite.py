@@ -684,6 +684,17 @@ def test_federate(tmp, ch, sensors, needle):
     exp = expected(tmp, sensors, "host " + needle, WINDOW)
     check(len(exp) > 0 and [(t, d) for t, _, d in pkts] == exp, "the needle's packets equal "
           "mergecap of tcpdump's (%d vs %d)" % (len(pkts), len(exp)))
+    # ClickHouse refusing the login: every sensor is asked, said without the password.
+    badsens = os.path.join(tmp, "sensors-badauth")
+    with open(ch.auth + ".bad2", "w") as f:
+        f.write("exporter:not-the-password\n")
+    with open(sensfile) as f, open(badsens, "w") as g:
+        g.write(f.read().replace("auth=" + ch.auth, "auth=" + ch.auth + ".bad2"))
+    r = fed(badsens, "host " + needle, WINDOW, "-w", os.path.join(tmp, "badauth.pcapng"))
+    err = r.stderr.decode()
+    check(r.returncode == 0 and "asking every sensor" in err and "not-the-password" not in err
+          and "Wrong password" in err, "a refused ClickHouse login: every sensor asked, the "
+          "reason given, the password never: %s" % err[:400])
     # The same served by a rewindd --federate at /api/v1/packets.
     fd = Sensor(tmp, "front", [])
     check(fd.start("--federate", sensfile), "rewindd --federate starts")
