@@ -32,6 +32,11 @@ LIBS := -lpcap -lrocksdb -lmicrohttpd -lgnutls -lroaring -llz4 -lcrypto -ljansso
 # Community ID) and the C++ runtime statically when the archives are
 # installed: a short query is mostly process start-up, and resolving those
 # libraries' symbols at every start was a large part of it. (SAN=1 and the unit tests keep the shared libraries.)
+# The flow export (export/) of rewindd links libcurl (ClickHouse's HTTP
+# interface) and libfixbuf (IPFIX, with GLib); the CLI links only its
+# schema text, which needs neither.
+EXPORT_CFLAGS := $(shell pkg-config --cflags libfixbuf 2>/dev/null)
+EXPORT_LIBS := -lcurl $(shell pkg-config --libs libfixbuf 2>/dev/null)
 BIN_LIBS := $(LIBS)
 REWIND_LIBS := $(LIBS)
 REWIND_EXTRA :=
@@ -102,6 +107,8 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/export/%.o: CFLAGS += $(EXPORT_CFLAGS)
+
 $(BUILD)/librewind.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -120,7 +127,7 @@ bin/rewind-core: $(BUILD)/cli/rewind.o $(BUILD)/cli/qargs.o $(BUILD)/cli/httpc.o
 
 bin/rewindd: $(BUILD)/cli/rewindd.o $(BUILD)/cli/qargs.o $(BUILD)/librewind.a
 	@mkdir -p bin
-	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(BIN_LIBS)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(BIN_LIBS) $(EXPORT_LIBS)
 
 # The traffic generator is a tool of its own: it writes pcap files with
 # libc alone and links nothing of rewind's.
@@ -130,11 +137,11 @@ bin/trafficgen: $(BUILD)/tools/trafficgen.o
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librewind.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS) $(EXPORT_LIBS) -lcmocka
 
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/librewind.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librewind.a $(LIBS) $(EXPORT_LIBS)
 
 # Binaries are rebuilt when SAN changes: remember which flavour bin/ holds.
 bin/.flavour-$(SAN):
@@ -159,7 +166,7 @@ test: deps
 # line; tests/e2e/test_fuzz_smoke.sh does the same for a few seconds each.
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
-FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_CFLAGS := $(CFLAGS_BASE) $(EXPORT_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_SECONDS ?= 60
 
 build-fuzz/obj/%.o: %.c
@@ -171,7 +178,8 @@ build-fuzz/librewind.a: $(FUZZ_OBJ)
 	ar rcs $@ $^
 
 build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/librewind.a
-	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< build-fuzz/librewind.a $(LIBS)
+	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< build-fuzz/librewind.a $(LIBS) \
+	  $(EXPORT_LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 

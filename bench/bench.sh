@@ -6,7 +6,8 @@
 #   BENCH_SMOKE=1 sh bench/bench.sh    2 MiB, one run each, no scaling/live (< 30 s)
 #
 # Optional: BENCH_SESSIONS=0 skips SMTP sessions and a call's pcap, BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
-# skips cold-cache runs, BENCH_HTTP=0 skips the needle over HTTP and HTTPS,
+# skips cold-cache runs, BENCH_HTTP=0 skips the needle over HTTP and HTTPS, BENCH_MULTISITE=0
+# skips the ClickHouse export and the query across sensors,
 # BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed; a suffix x3 replays the file three
 # times in one run).
 #
@@ -466,6 +467,17 @@ if [ -z "$why" ]; then
     rm -f "$W/replay.pcap"
 else
     h set replay_skipped "\"$why\""
+fi
+
+# ---------------------------------------------------------------- 11. several sites
+# The bench archive and two small ones as three sensors exporting their flows to a ClickHouse
+# started here: the export rate, ClickHouse's bytes a row, and the needle asked of one sensor
+# beside the same asked across three (rewind query --sensors), with its packets checked.
+if [ "${BENCH_MULTISITE:-1}" != 0 ]; then
+    say "several sites: flow export into ClickHouse, the needle across three sensors"
+    h multisite "$W" "$BIN" "$A" "$NEEDLE" "$([ "$SMOKE" = 1 ] && echo 1 || echo 5)" >&2
+else
+    h set ms_skipped '"BENCH_MULTISITE=0"'
 fi
 
 # ---------------------------------------------------------------- report

@@ -740,6 +740,29 @@ def report_main(path):
         res["sessions"] = ses
     elif R.get("sessions_skipped"):
         res["sessions"] = R["sessions_skipped"]
+    ms = R.get("ms.export")
+    if ms:
+        chd = R.get("ms.clickhouse", {})
+        P("")
+        P("SEVERAL SITES (clickhouse-server %s on this host)" % "18.16")
+        P("  flow export of the bench archive: %d rows (%d segments) in %s, %.0f rows/s"
+          % (ms["rows"], ms["segments"], fmt_t(ms["s"]), ms["rows_per_s"]))
+        if chd.get("rows"):
+            P("  ClickHouse: %d rows in %s, %.0f bytes a row" % (chd["rows"], fmt_b(chd["bytes"]),
+                                                             chd["bytes"] / chd["rows"]))
+        one = R.get("ms.needle_one")
+        for key, label in (("ms.needle_one", "needle asked of its sensor (--url)"),
+                           ("ms.needle_fed", "needle across 3 sensors (ClickHouse picks)"),
+                           ("ms.needle_fed_all", "needle across 3 sensors, all asked")):
+            r = R.get(key)
+            if r:
+                P("  %-48s %-9s %d packets%s" % (label, fmt_t(r["median"]), r["packets"],
+                                                 "" if key == "ms.needle_one" or not one else
+                                                 "  (%.1fx one)" % (r["median"] / one["median"])))
+        res["multisite"] = {k: R.get(k) for k in ("ms.export", "ms.clickhouse", "ms.needle_one",
+                                                  "ms.needle_fed", "ms.needle_fed_all")}
+    elif R.get("ms_skipped"):
+        res["multisite"] = R["ms_skipped"]
     # live
     live = R.get("live")
     res["live"] = live or R.get("live_skipped")
@@ -861,6 +884,158 @@ def report_main(path):
         f.write("\n")
 
 
+def multisite_main(args):
+    """Several sites: the bench archive and two small ones served by three
+    rewindd sensors exporting to a clickhouse-server started here (loopback,
+    its own config and data): the flow export rate of the bench archive,
+    ClickHouse's bytes per row, and the needle asked of one sensor (--url)
+    beside the same asked across three (--sensors: ClickHouse picks the
+    sensors), and across three with a filter ClickHouse cannot judge (every
+    sensor asked). Every answer's packet count is checked."""
+    import shutil
+    import urllib.request
+    work, bindir, arch, needle, runs = args[0], args[1], args[2], args[3], int(args[4])
+    if not shutil.which("clickhouse-server"):
+        add_record("ms_skipped", "no clickhouse-server")
+        return
+    rewind, rewindd = os.path.join(bindir, "rewind"), os.path.join(bindir, "rewindd")
+    d = os.path.join(work, "ms")
+    os.makedirs(d + "/ch", exist_ok=True)
+
+    def port():
+        import socket
+        so = socket.socket()
+        so.bind(("127.0.0.1", 0))
+        p = so.getsockname()[1]
+        so.close()
+        return p
+    chp, cht = port(), port()
+    with open(d + "/ch/config.xml", "w") as f:
+        f.write("<?xml version=\"1.0\"?><yandex><logger><level>warning</level><log>%(d)s/ch/log"
+                "</log><errorlog>%(d)s/ch/err</errorlog><console>0</console></logger>"
+                "<http_port>%(h)d</http_port><tcp_port>%(t)d</tcp_port><listen_host>127.0.0.1"
+                "</listen_host><path>%(d)s/ch/data/</path><tmp_path>%(d)s/ch/tmp/</tmp_path>"
+                "<user_files_path>%(d)s/ch/uf/</user_files_path><format_schema_path>%(d)s/ch/fs/"
+                "</format_schema_path><users_config>users.xml</users_config><default_profile>"
+                "default</default_profile><default_database>default</default_database>"
+                "<mark_cache_size>5368709</mark_cache_size></yandex>\n"
+                % {"d": d, "h": chp, "t": cht})
+    with open(d + "/ch/users.xml", "w") as f:
+        f.write("<?xml version=\"1.0\"?><yandex><profiles><default></default></profiles><users>"
+                "<default><password></password><networks><ip>127.0.0.1</ip></networks><profile>"
+                "default</profile><quota>default</quota></default></users><quotas><default>"
+                "</default></quotas></yandex>\n")
+    churl = "http://127.0.0.1:%d/" % chp
+
+    def chq(sql):
+        return urllib.request.urlopen(churl, data=sql.encode(), timeout=120).read().decode()
+
+    def get(url):
+        try:
+            return urllib.request.urlopen(url, timeout=30).read().decode()
+        except OSError:
+            return ""
+
+    def metric(base, name):
+        for ln in get(base + "/metrics").splitlines():
+            if ln.startswith(name + "{sink=\"clickhouse\"}"):
+                return float(ln.split()[-1])
+        return None
+    procs = []
+    ch = subprocess.Popen(["clickhouse-server", "--config-file=" + d + "/ch/config.xml"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=d + "/ch")
+    try:
+        for _ in range(300):
+            if get(churl + "ping") == "Ok.\n":
+                break
+            time.sleep(0.1)
+        ddl = subprocess.run([rewind, "clickhouse-schema"], capture_output=True, text=True).stdout
+        for st in ddl.split(";\n\n"):
+            if st.strip().rstrip(";"):
+                chq(st.strip().rstrip(";"))
+        # The two small sensors: their own traffic, over the same hour.
+        archs = [("a", arch)]
+        for name, seed in (("b", 21), ("c", 31)):
+            pc = os.path.join(d, name + ".pcap")
+            subprocess.run([os.path.join(bindir, "trafficgen"), "--seed", str(seed), "--packets",
+                            "200000", "--rate", "20000", "-o", pc], capture_output=True,
+                           check=True)
+            subprocess.run([rewind, "import", "--dir", os.path.join(d, name), "--quiet", pc],
+                           check=True)
+            os.unlink(pc)
+            archs.append((name, os.path.join(d, name)))
+        bases = []
+        for name, a in archs:
+            p = port()
+            base = "http://127.0.0.1:%d" % p
+            t0 = time.time()
+            procs.append(subprocess.Popen([rewindd, "--dir", a, "--listen", "127.0.0.1:%d" % p,
+                                           "--sensor", name, "--log", os.path.join(d, name + ".log"),
+                                           "--export-flows", "clickhouse=" + churl]))
+            while not (metric(base, "rewind_export_pending_segments") == 0 and
+                       (metric(base, "rewind_export_segments_total") or 0) > 0):
+                if time.time() - t0 > 3600:
+                    raise RuntimeError("sensor %s: the export did not finish" % name)
+                time.sleep(0.02)
+            t = time.time() - t0
+            if name == "a":
+                rows = metric(base, "rewind_export_flows_total")
+                segs = metric(base, "rewind_export_segments_total")
+                add_record("ms.export", {"rows": rows, "segments": segs, "s": t,
+                                         "rows_per_s": rows / t})
+            bases.append((name, base))
+        disk = chq("SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = "
+                   "'rewind' AND table = 'flows' AND active").split()
+        add_record("ms.clickhouse", {"rows": int(disk[0]), "bytes": int(disk[1])})
+        sens = os.path.join(d, "sensors")
+        with open(sens, "w") as f:
+            f.write("clickhouse %s?database=rewind\n" % churl)
+            for name, base in bases:
+                f.write("sensor %s %s\n" % (name, base))
+        w = ["--from", "1699990000", "--to", "1800000000"]
+        want = 0
+        for name, base in bases:
+            r = subprocess.run([rewind, "query", "--url", base, "--count"] + w + ["host", needle],
+                               capture_output=True, text=True)
+            want += int(r.stdout.strip() or 0)
+        log = os.path.join(work, "commands.log")
+        for key, cmd in (("ms.needle_one", [rewind, "query", "--url", bases[0][1], "--format",
+                                             "pcapng", "-w", d + "/o.pcapng"] + w +
+                          ["host", needle]),
+                         ("ms.needle_fed", [rewind, "query", "--sensors", sens, "-w",
+                                             d + "/o.pcapng"] + w + ["host", needle]),
+                         ("ms.needle_fed_all", [rewind, "query", "--sensors", sens, "-w",
+                                                 d + "/o.pcapng"] + w +
+                          ["host", needle, "and", "len", ">", "0"])):
+            walls = []
+            for i in range(runs + 1):
+                wall = timed(cmd, log)[0]
+                if i:
+                    walls.append(wall)
+            data = open(d + "/o.pcapng", "rb").read()
+            n, off = 0, 0
+            while off + 8 <= len(data):
+                bt, bl = struct.unpack_from("<II", data, off)
+                n += bt == 6
+                off += bl
+            add_record(key, {"median": statistics.median(walls), "packets": n})
+            if key != "ms.needle_one" and n != want:
+                main_mismatch("multisite %s: %d packets, the sensors hold %d" % (key, n, want))
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+        ch.terminate()
+        ch.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main_mismatch(text):
+    prev = load_records().get("mismatches", [])
+    add_record("mismatches", prev + [text])
+    sys.stderr.write("\n*** MISMATCH: %s ***\n\n" % text)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "run":
@@ -892,6 +1067,8 @@ def main():
         live_main(args)
     elif cmd == "replay":
         replay_main(args)
+    elif cmd == "multisite":
+        multisite_main(args)
     elif cmd == "report":
         report_main(args[0])
     else:

@@ -37,6 +37,11 @@ int cmd_intercept(int argc, char **argv);
 
 /* rewind export: a case's evidence bundle, and its verification (cmd_export.c). */
 int cmd_export(int argc, char **argv);
+/* rewind clickhouse-schema: the DDL of rewindd --export-flows (cmd_clickhouse.c). */
+int cmd_clickhouse_schema(int argc, char **argv);
+
+/* rewind query --sensors FILE: one query across sensors (cmd_federate.c). */
+int cmd_query_sensors(int argc, char **argv);
 
 #include <stdint.h>
 #include <stdio.h>

@@ -119,7 +119,13 @@ int httpc_set_token(const char *token, char *err)
 
 int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg, char *err)
 {
-    char url[8192];
+    return httpc_get_as(base, path, NULL, NULL, sink, arg, NULL, err);
+}
+
+int httpc_get_as(const char *base, const char *path, const char *token, const char *cafile,
+                 httpc_sink_fn sink, void *arg, long *status, char *err)
+{
+    char url[8192], own[32 + 128];
     struct get g = {.sink = sink, .arg = arg};
     int rc = 0;
     pthread_once(&once, load);
@@ -138,19 +144,27 @@ int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg,
     cu.easy_setopt(g.c, CURLOPT_NOSIGNAL, 1L);
     cu.easy_setopt(g.c, CURLOPT_CONNECTTIMEOUT, 10L);
     cu.easy_setopt(g.c, CURLOPT_USERAGENT, "rewind");
-    struct curl_slist *hdrs = bearer[0] ? cu.slist_append(NULL, bearer) : NULL;
+    if (token && (strlen(token) > 128 || strpbrk(token, "\r\n \t")))
+        return rw_err(err, RW_EINPUT, "malformed token");
+    if (token && *token)
+        snprintf(own, sizeof own, "Authorization: Bearer %s", token);
+    else
+        snprintf(own, sizeof own, "%s", token ? "" : bearer);
+    struct curl_slist *hdrs = own[0] ? cu.slist_append(NULL, own) : NULL;
     if (hdrs)
         cu.easy_setopt(g.c, CURLOPT_HTTPHEADER, hdrs);
     /* The CA to trust for https:// is named as for the curl tool, so that
      * one setting serves both: a daemon's certificate is often signed by
      * an authority of its own, not one of the system's. */
-    const char *ca = ca_bundle();
+    const char *ca = cafile && *cafile ? cafile : ca_bundle();
     if (ca)
         cu.easy_setopt(g.c, CURLOPT_CAINFO, ca);
     CURLcode cc = cu.easy_perform(g.c);
     cu.slist_free_all(hdrs);
     if (!g.status)
         cu.easy_getinfo(g.c, CURLINFO_RESPONSE_CODE, &g.status);
+    if (status)
+        *status = g.status;
     if (g.status >= 300) {
         json_t *j = json_loads(g.ebody, 0, NULL);
         const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));

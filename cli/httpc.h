@@ -17,6 +17,12 @@ typedef int (*httpc_sink_fn)(void *arg, const void *buf, size_t n);
 int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg,
               char *err) RW_WUR;
 
+/* The same with a token and CA file of its own (NULL: as httpc_get; ""
+ * token: none), and the HTTP status in *status (0: no answer; NULL:
+ * not wanted). Safe to call from several threads at once. */
+int httpc_get_as(const char *base, const char *path, const char *token, const char *cafile,
+                 httpc_sink_fn sink, void *arg, long *status, char *err) RW_WUR;
+
 /* Send "Authorization: Bearer token" with every request from now on (NULL
  * or "": none). The token is kept in this process only; RW_EINPUT if it
  * holds spaces or line breaks. */

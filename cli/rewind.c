@@ -531,6 +531,9 @@ static int cmd_query(int argc, char **argv)
 {
     struct qargs a;
     char err[RW_ERRSZ];
+    for (int i = 1; i < argc; i++) /* one query across sensors: cmd_federate.c */
+        if (!strcmp(argv[i], "--sensors") || !strncmp(argv[i], "--sensors=", 10))
+            return cmd_query_sensors(argc, argv);
     int status = qargs_parse(argc, argv, &a, 0);
     if (status >= 0)
         return qargs_end(&a, status);
@@ -1375,6 +1378,7 @@ static const char main_help[] =
     "  export     a case's evidence bundle (BagIt, hashes, audit records); verify one\n"
     "  smtp       SMTP sessions, transactions and messages; spam report; .eml files\n"
     "  calls      VoIP calls (SIP) with their RTP streams; one call's packets\n"
+    "  clickhouse-schema  the ClickHouse tables of rewindd --export-flows\n"
     "\n"
     "'rewind COMMAND --help' describes each. See rewind(1), rewindd(8),\n"
     "rewind-archive(5).\n"
@@ -1440,5 +1444,7 @@ int main(int argc, char **argv)
         return cmd_smtp(argc, argv);
     if (!strcmp(cmd, "calls"))
         return cmd_calls(argc, argv);
+    if (!strcmp(cmd, "clickhouse-schema"))
+        return cmd_clickhouse_schema(argc, argv);
     return cli_usage("unknown command '%s'", cmd);
 }

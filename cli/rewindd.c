@@ -19,6 +19,7 @@
 #include "capture/cap.h"
 #include "common/rw.h"
 #include "ctl/ctl.h"
+#include "export/export.h"
 #include "cli/qargs.h"
 #include "httpd/httpd.h"
 #include "intercept/intercept.h"
@@ -48,6 +49,9 @@ struct daemon {
     uint64_t case_quota;   /* --case-quota: each case's spool */
     ctl_t *ctl;
     httpd_t *web;
+    struct ex_opts xo; /* --export-flows, --export-ipfix */
+    ex_t *ex;
+    struct ex_sensors fed; /* --federate FILE */
 };
 
 /* -i IFACE[=POINT] into its two parts, copied: argv is left as given, so
@@ -171,6 +175,26 @@ static void capture_stop(struct daemon *d)
     }
 }
 
+/* The flow export (export/export.h): threads of its own that read the
+ * index, never the capture path. */
+static int export_start(struct daemon *d, char *err)
+{
+    static char host[128];
+    if (!d->xo.sensor) {
+        if (gethostname(host, sizeof host - 1) < 0 || !host[0])
+            snprintf(host, sizeof host, "rewind");
+        d->xo.sensor = host;
+    }
+    d->xo.log = cli_log_event;
+    int rc = ex_start(arc_index(d->a), d->dir, &d->xo, &d->ex, err);
+    if (rc == 0 && d->xo.clickhouse)
+        rw_info("exporting flows of sealed segments to ClickHouse as sensor %s", d->xo.sensor);
+    if (rc == 0 && d->xo.ipfix)
+        rw_info("exporting flows of sealed segments as IPFIX to %s", d->xo.ipfix);
+    return rc;
+}
+static void export_stop(struct daemon *d) { ex_stop(d->ex); }
+
 static int ctl_service_start(struct daemon *d, char *err)
 {
     struct ctl_opts co = {.archive = d->a, .max_queries = d->ho.max_queries,
@@ -235,6 +259,8 @@ static int http_start(struct daemon *d, char *err)
     d->ho.audit = d->audit;
     d->ho.cases = d->cases;
     d->ho.idtap = ic_ident_counters(d->cases);
+    d->ho.metrics = ex_metrics;
+    d->ho.metrics_arg = d->ex;
     int rc = httpd_start(arc_index(d->a), &d->ho, &d->web, err);
     if (rc < 0)
         return rc;
@@ -263,6 +289,7 @@ static const struct service {
     {"cases", cases_start, cases_stop},
     {"compressor", compressor_start, compressor_stop},
     {"capture", capture_start, capture_stop},
+    {"flow export", export_start, export_stop},
     {"control socket", ctl_service_start, ctl_service_stop},
     {"http", http_start, http_stop},
 };
@@ -351,6 +378,16 @@ static const char help[] =
     "                            query and place holds (default: DIR's group)\n"
     "      --case-quota SIZE     each lawful intercept case's spool (default 1G;\n"
     "                            alarm at 80%, beyond it packets are dropped, counted)\n"
+    "      --export-flows clickhouse=URL\n"
+    "                            insert the flow records of each sealed segment\n"
+    "                            into ClickHouse (HTTP interface, e.g.\n"
+    "                            http://127.0.0.1:8123/?database=rewind; tables:\n"
+    "                            'rewind clickhouse-schema')\n"
+    "      --export-auth FILE    ClickHouse login: first line USER:PASSWORD\n"
+    "      --export-ipfix [udp://|tcp://]HOST:PORT\n"
+    "                            send the same flows as IPFIX (default UDP)\n"
+    "      --federate FILE       answer /api/v1/packets across the sensors FILE\n"
+    "                            names (format: rewind(1), query --sensors)\n"
     "      --log FILE            append the log to FILE instead of stderr; SIGHUP\n"
     "                            reopens it (a failed reopen keeps the old file)\n"
     "  -h, --help                this help\n"
@@ -443,6 +480,10 @@ int main(int argc, char **argv)
                                          {"max-headers", required_argument, 0, 46},
                                          {"ctl-max-connections", required_argument, 0, 47},
                                          {"ctl-idle-timeout", required_argument, 0, 48},
+                                         {"export-flows", required_argument, 0, 30},
+                                         {"export-auth", required_argument, 0, 31},
+                                         {"export-ipfix", required_argument, 0, 32},
+                                         {"federate", required_argument, 0, 33},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -482,6 +523,22 @@ int main(int argc, char **argv)
             }
             break;
         case 'L': logfile = optarg; break;
+        case 30:
+            if (ex_flows_target_parse(optarg, &d.xo.clickhouse, err) < 0) {
+                fprintf(stderr, "rewindd: %s\n", err);
+                return 2;
+            }
+            break;
+        case 31: d.xo.ch_auth = optarg; break;
+        case 32: d.xo.ipfix = optarg; break;
+        case 33:
+            ex_sensors_free(&d.fed);
+            if (ex_sensors_load(optarg, &d.fed, err) < 0) {
+                fprintf(stderr, "rewindd: --federate: %s\n", err);
+                return 2;
+            }
+            d.ho.federate = &d.fed;
+            break;
         case 'Q': {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -550,6 +607,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "rewindd: --listen: %s\n", err);
         return 2;
     }
+    if (!d.ho.listen && d.ho.federate) {
+        fprintf(stderr, "rewindd: --federate with --listen none: there is no HTTP server to "
+                        "answer across sensors\n");
+        return 2;
+    }
     if (!d.ho.listen && (d.ho.tls_cert || d.ho.tls_key || d.ho.tls_client_ca)) {
         fprintf(stderr, "rewindd: --tls-* options with --listen none: there is no HTTP server "
                         "to use them\n");
@@ -564,6 +626,11 @@ int main(int argc, char **argv)
     if (!d.ho.web_root_given)
         d.ho.web_root = default_web_root();
     if (d.ho.listen && httpd_check_opts(&d.ho, err) < 0) {
+        fprintf(stderr, "rewindd: %s\n", err);
+        return 2;
+    }
+    d.xo.sensor = d.ho.sensor;
+    if (ex_check_opts(&d.xo, err) < 0) {
         fprintf(stderr, "rewindd: %s\n", err);
         return 2;
     }

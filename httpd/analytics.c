@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "analytics/analytics.h"
+#include "export/export.h"
 #include "httpd/httpd_int.h"
 
 int hd_cid_filter(struct httpd *h, const char *cid, const struct qry_spec *spec, char **out,
@@ -187,7 +188,8 @@ static enum MHD_Result answer(struct httpd *h, struct MHD_Connection *c, const s
             param_bad = "sort";
         else if ((rc = hd_parse_count("limit", hd_param(p, "limit"), 0, &q.limit, err)) < 0)
             param_bad = "";
-        else if ((rc = an_flows_get(h->ix, &q, &r, err)) == 0) {
+        else if ((rc = h->federate ? ex_fed_flows(h->federate, ex_http_get, &q, &r, err)
+                                   : an_flows_get(h->ix, &q, &r, err)) == 0) {
             fclose(f);
             free(buf);
             audit_answer(h, p, paths[kind], from, to, filter, pts, 200, start, NULL);
@@ -202,7 +204,8 @@ static enum MHD_Result answer(struct httpd *h, struct MHD_Connection *c, const s
             param_bad = "metric";
         else if ((rc = hd_parse_count("limit", hd_param(p, "limit"), 0, &q.limit, err)) < 0)
             param_bad = "";
-        else if ((rc = an_top_get(h->ix, &q, &t, err)) == 0) {
+        else if ((rc = h->federate ? ex_fed_top(h->federate, ex_http_get, &q, &t, err)
+                                   : an_top_get(h->ix, &q, &t, err)) == 0) {
             rc = an_top_write(f, &q, &t, fmt) < 0 ? rw_err(err, RW_ENOMEM, "out of memory") : 0;
             an_top_free(&t);
         }

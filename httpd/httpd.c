@@ -602,6 +602,8 @@ static enum MHD_Result route_packets(struct httpd *h, struct MHD_Connection *c,
                                           "limit",  "limit_packets", "limit_bytes", "format",
                                           "payload", "community_id", "follow", NULL};
     char err[RW_ERRSZ];
+    if (h->federate) /* rewindd --federate: httpd/federate.c */
+        return hd_route_fed_packets(h, c, p);
     const char *bad = hd_unknown_param(p, allowed), *points[MAX_PARAMS + 1];
     struct qry_spec spec = {0};
     int npoints = 0, format = QRY_PCAP;
@@ -1083,6 +1085,8 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
                "rewind_http_cut_total{reason=\"slow\"} %llu\n",
             (unsigned long long)atomic_load(&h->g.cut_idle),
             (unsigned long long)atomic_load(&h->g.cut_slow));
+    if (h->metrics)
+        h->metrics(h->metrics_arg, f);
     fprintf(f, "# HELP rewind_query_duration_seconds Packet query duration, first byte to last.\n"
                "# TYPE rewind_query_duration_seconds histogram\n");
     uint64_t cum = 0;
@@ -1672,6 +1676,9 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->audit = o->audit;
     h->cases = o->cases;
     h->idtap = o->idtap;
+    h->metrics = o->metrics;
+    h->metrics_arg = o->metrics_arg;
+    h->federate = o->federate;
     h->live_arg = o->live_arg;
     if (o->sensor)
         snprintf(h->sensor, sizeof h->sensor, "%s", o->sensor);

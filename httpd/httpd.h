@@ -5,6 +5,8 @@
 #ifndef HTTPD_H
 #define HTTPD_H
 
+#include <stdio.h>
+
 #include "common/rw.h"
 #include "auth/auth.h"
 #include "query/read.h"
@@ -80,6 +82,13 @@ struct httpd_opts {
     /* Its identity counters (RADIUS accounting seen, refused, intervals),
      * for /metrics and /status (NULL: none). */
     struct ic_ident_tap *idtap;
+    /* More Prometheus families at the end of /metrics (NULL: none), such
+     * as the flow export's (export/export.h, ex_metrics). */
+    void (*metrics)(void *arg, FILE *f);
+    void *metrics_arg;
+    /* rewindd --federate: /api/v1/packets answered across these sensors
+     * (export/export.h) instead of from the archive; borrowed. */
+    const struct ex_sensors *federate;
 };
 
 typedef struct httpd httpd_t;

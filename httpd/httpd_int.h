@@ -87,6 +87,9 @@ struct httpd {
     char web_root[4096];
     struct ic *cases;           /* the case store (borrowed; NULL: no cases) */
     struct ic_ident_tap *idtap; /* identity counters (borrowed; NULL: none) */
+    void (*metrics)(void *arg, FILE *f); /* more /metrics families (NULL: none) */
+    const struct ex_sensors *federate;   /* --federate: /api/v1/packets across sensors */
+    void *metrics_arg;
 };
 
 struct params {
@@ -206,6 +209,8 @@ const char *hd_cut_reason(int why);
  * it is logged. Nothing when the server has no trail. */
 void hd_audit(struct httpd *h, const struct params *p, const char *path, struct audit_rec *ar);
 
+/* federate.c: /api/v1/packets across the sensors of h->federate. */
+hd_handler_fn hd_route_fed_packets;
 /* analytics.c: /api/v1/flows, /api/v1/top, /api/v1/timeline. */
 hd_handler_fn hd_route_flows, hd_route_top, hd_route_timeline;
 /* The filter of a request with community_id=cid: the flows' filter, and
