@@ -365,6 +365,11 @@ static const char help[] =
     "      --send-timeout SECS   an answer waiting on its client is cut when the\n"
     "      --min-rate BYTES      client accepts fewer than BYTES a second over SECS\n"
     "                            (defaults 30 and 1024); a quiet stream is not cut\n"
+    "      --max-streams N       long-lived answers (follow=1, a case's pull intercept)\n"
+    "                            open at once, a pool apart from --max-queries\n"
+    "                            (default 32)\n"
+    "      --max-streams-per-client N\n"
+    "                            the same for one token or client (default 4)\n"
     "      --max-uri BYTES       longest request URI, else 414 (default 65536)\n"
     "      --max-headers BYTES   largest request headers, else 431 (default 32768)\n"
     "      --ctl-max-connections N\n"
@@ -422,6 +427,8 @@ static int limit_opt(struct daemon *d, int code, const char *arg)
         {46, "max-headers", &l->max_headers, 1024, HD_CONN_MEMORY / 4},
         {47, "ctl-max-connections", &d->ctl_max_conns, 1, 100000},
         {48, "ctl-idle-timeout", &d->ctl_idle_s, 1, 86400},
+        {49, "max-streams", &d->ho.max_streams, 1, 100000},
+        {50, "max-streams-per-client", &d->ho.max_streams_each, 1, 100000},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         if (t[i].code != code)
@@ -480,6 +487,8 @@ int main(int argc, char **argv)
                                          {"max-headers", required_argument, 0, 46},
                                          {"ctl-max-connections", required_argument, 0, 47},
                                          {"ctl-idle-timeout", required_argument, 0, 48},
+                                         {"max-streams", required_argument, 0, 49},
+                                         {"max-streams-per-client", required_argument, 0, 50},
                                          {"export-flows", required_argument, 0, 30},
                                          {"export-auth", required_argument, 0, 31},
                                          {"export-ipfix", required_argument, 0, 32},
@@ -550,6 +559,7 @@ int main(int argc, char **argv)
             break;
         }
         case 40: case 41: case 42: case 43: case 44: case 45: case 46: case 47: case 48:
+        case 49: case 50:
             if (limit_opt(&d, c, optarg) < 0)
                 return 2;
             break;

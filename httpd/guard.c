@@ -17,6 +17,7 @@
  * then ends it as a client gone away, and the stream's cleanup names why. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -319,7 +320,9 @@ static void cut(struct httpd *h, struct hd_conn *k, int why)
 {
     atomic_store(&k->cut, why);
     (void)shutdown(k->fd, SHUT_RDWR);
-    atomic_fetch_add(why == HD_CUT_IDLE ? &h->g.cut_idle : &h->g.cut_slow, 1);
+    atomic_fetch_add(why == HD_CUT_IDLE   ? &h->g.cut_idle
+                     : why == HD_CUT_SLOW ? &h->g.cut_slow
+                                          : &h->g.cut_gone, 1);
 }
 
 /* One look at every connection (the lock held: a connection's socket stays
@@ -338,6 +341,15 @@ static void watch_once(struct httpd *h, int64_t now)
             if (L->idle_timeout_s && waited > (int64_t)L->idle_timeout_s * RW_NS_PER_SEC &&
                 k->received < (uint64_t)((double)L->min_rate * (double)waited / 1e9))
                 cut(h, k, HD_CUT_IDLE);
+            continue;
+        }
+        /* A client that hung up while its answer waits for data (a quiet
+         * follow=1 or intercept stream writes nothing for minutes) would
+         * hold its connection and its place in a pool until the next
+         * write failed: its FIN is seen here instead. */
+        struct pollfd pf = {.fd = k->fd, .events = POLLRDHUP};
+        if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            cut(h, k, HD_CUT_GONE);
             continue;
         }
         if (!L->send_timeout_s)
@@ -416,7 +428,8 @@ void hd_guard_stop(struct httpd *h)
 
 const char *hd_cut_reason(int why)
 {
-    return why == HD_CUT_IDLE ? "idle beyond --idle-timeout"
+    return why == HD_CUT_GONE ? "the client hung up"
+         : why == HD_CUT_IDLE ? "idle beyond --idle-timeout"
          : why == HD_CUT_SLOW ? "the client read slower than --min-rate for --send-timeout"
                               : NULL;
 }

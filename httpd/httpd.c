@@ -314,6 +314,7 @@ struct stream {
     int head; /* HEAD: libmicrohttpd sends the headers and never reads */
     struct hd_conn *conn; /* its connection's record (until after stream_free) */
     struct hd_slot slot;  /* its hold on one of --max-queries (guard.c) */
+    int pooled;           /* follow=1: a place in the streams' pool instead (streams.c) */
     int audited; /* the request's audit record is written */
     audit_hash_t *hash; /* of the body bytes sent */
     struct auth_principal who;
@@ -435,10 +436,17 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
      * back while it stalled is held again (the answer was admitted: it
      * goes on even when that puts the count above --max-queries). */
     atomic_fetch_add(&s->slot.reads, 1);
-    if (atomic_exchange(&s->slot.held, 1) == 0)
+    if (!s->pooled && atomic_exchange(&s->slot.held, 1) == 0)
         atomic_fetch_add(&s->h->active, 1);
     if (atomic_load(&s->h->stopping)) {
         rw_warn("%s: cut by shutdown after %llu bytes", s->what, (unsigned long long)s->bytes);
+        s->failed = 1;
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    /* The watchdog cut the connection (its client hung up, say): a quiet
+     * follow stream is asked again every second and ends here, instead of
+     * holding its place until a packet comes to fail on the socket. */
+    if (s->conn && atomic_load(&s->conn->cut)) {
         s->failed = 1;
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
@@ -451,9 +459,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
                 s->archived = 1;
                 rc = hd_follow_next(s->follow, &pkt, err);
                 if (rc == 0 && !hd_follow_done(s->follow)) {
+                    /* Nothing new yet: what the writer holds goes out now,
+                     * not when its buffer fills. */
+                    if (qry_out_flush(s->out) < 0)
+                        return MHD_CONTENT_READER_END_WITH_ERROR;
                     if (s->plen)
                         break;
-                    return 0; /* nothing new yet: asked again */
+                    return 0; /* asked again */
                 }
             }
             if (rc < 0) {
@@ -549,7 +561,9 @@ static void stream_free(void *cls)
     qry_free(s->q);
     free(s->pend);
     hd_conn_slot(h, s->conn, NULL);
-    if (atomic_exchange(&s->slot.held, 0) == 1)
+    if (s->pooled)
+        hd_stream_give(h, s->who.name);
+    else if (atomic_exchange(&s->slot.held, 0) == 1)
         atomic_fetch_sub(&h->active, 1);
     free(s);
 }
@@ -666,7 +680,13 @@ static enum MHD_Result packets_answer(struct httpd *h, struct MHD_Connection *c,
 {
     char err[RW_ERRSZ];
     struct qry_spec spec = *specp;
-    if (atomic_fetch_add(&h->active, 1) >= h->max_queries) {
+    /* A follow=1 answer is long-lived: a place in the streams' pool, not a
+     * query slot (streams.c). */
+    const char *fw0 = hd_param(p, "follow");
+    int pooled = fw0 && !strcmp(fw0, "1") && !p->head;
+    if (pooled && hd_stream_take(h, p->who.name, err) < 0)
+        return hd_send_error_x(h, c, 503, "busy", "Retry-After", "5", "%s", err);
+    if (!pooled && atomic_fetch_add(&h->active, 1) >= h->max_queries) {
         atomic_fetch_sub(&h->active, 1);
         return hd_send_error_x(h, c, 503, "busy", "Retry-After", "2",
                             "%d queries already in progress (rewindd --max-queries); retry shortly",
@@ -674,11 +694,15 @@ static enum MHD_Result packets_answer(struct httpd *h, struct MHD_Connection *c,
     }
     struct stream *s = calloc(1, sizeof *s);
     if (!s) {
-        atomic_fetch_sub(&h->active, 1);
+        if (pooled)
+            hd_stream_give(h, p->who.name);
+        else
+            atomic_fetch_sub(&h->active, 1);
         return hd_send_error(h, c, 500, "internal", "out of memory");
     }
     s->h = h;
-    atomic_store(&s->slot.held, 1);
+    s->pooled = pooled;
+    atomic_store(&s->slot.held, pooled ? 0 : 1);
     s->head = p->head;
     s->start = rw_mono_ns();
     s->start_real = rw_now_ns();
@@ -709,8 +733,11 @@ static enum MHD_Result packets_answer(struct httpd *h, struct MHD_Connection *c,
         qry_free(s->q);
         audit_hash_free(s->hash);
         free(s->filter);
+        if (s->pooled)
+            hd_stream_give(h, s->who.name);
+        else
+            atomic_fetch_sub(&h->active, 1);
         free(s);
-        atomic_fetch_sub(&h->active, 1);
         if (rc == RW_EINPUT)
             return hd_send_error(h, c, 400, step == QRY_STEP_FILTER ? "bad_filter" : "bad_parameter",
                               "%s", err);
@@ -1066,6 +1093,8 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
                "rewind_damaged_blocks_total{state=\"recorded\"} %llu\n"
                "rewind_damaged_blocks_total{state=\"accepted\"} %llu\n",
             (unsigned long long)lost[0], (unsigned long long)lost[1], (unsigned long long)lost[2]);
+    fprintf(f, "# HELP rewind_http_streams Long-lived answers open (follow=1, pull intercept).\n"
+               "# TYPE rewind_http_streams gauge\nrewind_http_streams %d\n", hd_streams_open(h));
     fprintf(f, "# HELP rewind_queries_active Packet queries in progress.\n"
                "# TYPE rewind_queries_active gauge\nrewind_queries_active %d\n",
             atomic_load(&h->active));
@@ -1079,12 +1108,15 @@ static enum MHD_Result route_metrics(struct httpd *h, struct MHD_Connection *c,
                "# TYPE rewind_http_refused_total counter\nrewind_http_refused_total %llu\n",
             (unsigned long long)atomic_load(&h->g.refused));
     fprintf(f, "# HELP rewind_http_cut_total Connections the server cut: idle (no request "
-               "within --idle-timeout) or slow (an answer read slower than --min-rate over "
-               "--send-timeout).\n# TYPE rewind_http_cut_total counter\n"
+               "within --idle-timeout), slow (an answer read slower than --min-rate over "
+               "--send-timeout) or gone (the client hung up while its answer waited).\n"
+               "# TYPE rewind_http_cut_total counter\n"
                "rewind_http_cut_total{reason=\"idle\"} %llu\n"
-               "rewind_http_cut_total{reason=\"slow\"} %llu\n",
+               "rewind_http_cut_total{reason=\"slow\"} %llu\n"
+               "rewind_http_cut_total{reason=\"gone\"} %llu\n",
             (unsigned long long)atomic_load(&h->g.cut_idle),
-            (unsigned long long)atomic_load(&h->g.cut_slow));
+            (unsigned long long)atomic_load(&h->g.cut_slow),
+            (unsigned long long)atomic_load(&h->g.cut_gone));
     if (h->metrics)
         h->metrics(h->metrics_arg, f);
     fprintf(f, "# HELP rewind_query_duration_seconds Packet query duration, first byte to last.\n"
@@ -1672,6 +1704,9 @@ int httpd_start(idx_t *ix, const struct httpd_opts *o, httpd_t **out, char *err)
     h->exposed = !is_loopback(&ss);
     h->ix = ix;
     h->max_queries = o->max_queries > 0 ? o->max_queries : 8;
+    pthread_mutex_init(&h->streams_mu, NULL);
+    h->max_streams = o->max_streams > 0 ? o->max_streams : 32;
+    h->max_streams_each = o->max_streams_each > 0 ? o->max_streams_each : 4;
     h->live = o->live;
     h->audit = o->audit;
     h->cases = o->cases;

@@ -53,6 +53,8 @@ struct hd_limits {
 struct httpd_opts {
     const char *listen;  /* "ADDR:PORT" or "[V6ADDR]:PORT"; default 127.0.0.1:8800 */
     int max_queries;     /* concurrent packet queries before 503 (default 8) */
+    int max_streams;     /* long-lived answers (follow=1, pull intercept) in all (default 32) */
+    int max_streams_each; /* and for one principal (default 4) */
     const char *sensor;  /* name in response headers and metrics (default: hostname) */
     qry_live_fn live;         /* live capture state (NULL: none); called on */
     void *live_arg;           /* libmicrohttpd's threads */

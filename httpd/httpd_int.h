@@ -49,7 +49,7 @@ struct hd_conn {
     size_t uri_len;         /* the raw request URI of the current request */
     char bad_uri[160];      /* what is wrong with its raw bytes ("" nothing) */
 };
-enum { HD_CUT_IDLE = 1, HD_CUT_SLOW = 2 };
+enum { HD_CUT_IDLE = 1, HD_CUT_SLOW = 2, HD_CUT_GONE = 3 };
 
 struct hd_guard {
     struct hd_limits lim;
@@ -59,8 +59,10 @@ struct hd_guard {
     pthread_t thr;
     int started;
     atomic_int quit;
-    atomic_uint_fast64_t refused, cut_idle, cut_slow;
+    atomic_uint_fast64_t refused, cut_idle, cut_slow, cut_gone;
 };
+
+#define HD_STREAM_OWNERS 64 /* principals holding long-lived answers at once */
 
 struct httpd {
     struct MHD_Daemon *d;
@@ -70,6 +72,13 @@ struct httpd {
     struct httpd_tls pem; /* kept until stop: libmicrohttpd keeps the pointers */
     idx_t *ix;
     int max_queries;
+    /* The pool of long-lived answers (streams.c), under streams_mu. */
+    pthread_mutex_t streams_mu;
+    int max_streams, max_streams_each, nstreams;
+    struct {
+        char name[80];
+        int n;
+    } owners[HD_STREAM_OWNERS];
     char sensor[128];
     atomic_int active;
     atomic_int stopping;
@@ -211,6 +220,13 @@ void hd_audit(struct httpd *h, const struct params *p, const char *path, struct 
 
 /* federate.c: /api/v1/packets across the sensors of h->federate. */
 hd_handler_fn hd_route_fed_packets;
+/* streams.c: a place in the pool of long-lived answers (follow=1, pull
+ * intercept) for principal who, or RW_EBUSY saying which limit is reached;
+ * given back with hd_stream_give. */
+int hd_stream_take(struct httpd *h, const char *who, char *err) RW_WUR;
+void hd_stream_give(struct httpd *h, const char *who);
+int hd_streams_open(struct httpd *h);
+
 /* analytics.c: /api/v1/flows, /api/v1/top, /api/v1/timeline. */
 hd_handler_fn hd_route_flows, hd_route_top, hd_route_timeline;
 /* The filter of a request with community_id=cid: the flows' filter, and

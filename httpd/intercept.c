@@ -33,6 +33,8 @@ struct pull {
     struct auth_principal who;
     char client[80];
     int64_t start, start_real;
+    int pooled; /* holds a place in the streams' pool */
+    struct hd_conn *conn; /* its connection's record, for the watchdog's cuts */
 };
 
 /* The interface of a point, made (an IDB into the buffer) on first use. */
@@ -158,7 +160,9 @@ static ssize_t pull_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     struct pull *s = cls;
     (void)pos;
-    if (atomic_load(&s->h->stopping)) {
+    /* Stopping, or the watchdog cut the connection (the agency's client hung
+     * up while the case was quiet): end, giving the stream's place back. */
+    if (atomic_load(&s->h->stopping) || (s->conn && atomic_load(&s->conn->cut))) {
         s->failed = 1;
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
@@ -198,6 +202,8 @@ static void pull_free(void *cls)
     }
     audit_hash_free(s->hash);
     ic_spool_reader_close(s->rd);
+    if (s->pooled)
+        hd_stream_give(s->h, s->who.name);
     free(s->buf);
     free(s);
 }
@@ -248,12 +254,20 @@ enum MHD_Result hd_route_case_intercept(struct httpd *h, struct MHD_Connection *
         }
         free(f);
     }
+    /* Long-lived: a place in the streams' pool (streams.c). */
+    int pooled = !p->head;
+    if (pooled && hd_stream_take(h, p->who.name, err) < 0)
+        return hd_send_error_x(h, c, 503, "busy", "Retry-After", "5", "%s", err);
     struct pull *s = calloc(1, sizeof *s);
     if (!s || !(s->buf = malloc(PULL_BUF))) {
         free(s);
+        if (pooled)
+            hd_stream_give(h, p->who.name);
         return hd_send_error(h, c, 500, "internal", "out of memory");
     }
     s->h = h;
+    s->pooled = pooled;
+    s->conn = hd_conn_of(c);
     snprintf(s->id, sizeof s->id, "%s", id);
     s->after = s->last = after;
     s->head = p->head;
@@ -265,6 +279,8 @@ enum MHD_Result hd_route_case_intercept(struct httpd *h, struct MHD_Connection *
     if (ic_spool_reader_open(sdir, after, &s->rd, err) < 0) {
         free(s->buf);
         free(s);
+        if (pooled)
+            hd_stream_give(h, p->who.name);
         return hd_send_error(h, c, 500, "internal", "%s", err);
     }
     struct MHD_Response *r =

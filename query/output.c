@@ -130,6 +130,12 @@ int qry_out_packet(qry_out_t *o, const struct qry_pkt *p)
     return o->failed ? RW_EIO : 0;
 }
 
+int qry_out_flush(qry_out_t *o)
+{
+    out_flush(o);
+    return o->failed ? RW_EIO : 0;
+}
+
 int qry_out_close(qry_out_t *o)
 {
     int rc;

@@ -168,6 +168,10 @@ enum { QRY_PCAP = 0, QRY_PCAPNG = 1 };
 int qry_out_new(int format, const struct qry_point *pts, int npts, qry_write_fn fn, void *arg,
                 qry_out_t **out, char *err) RW_WUR;
 int qry_out_packet(qry_out_t *o, const struct qry_pkt *p) RW_WUR;
+/* Hand what is buffered to the write callback now (an answer that then
+ * waits for packets, such as follow=1, must not keep its last ones back);
+ * <0 if a write failed. */
+int qry_out_flush(qry_out_t *o) RW_WUR;
 /* End a pcapng answer with what q lacks (qry_losses): one Interface
  * Statistics Block per damaged range, on the interface of its point, whose
  * comment is qry_loss_desc()'s line: readers that do not show it (tcpdump,

@@ -847,7 +847,9 @@ def etsi_check(tmp, api, sender, procs):
     got = [bytes.fromhex(h["held"][str(q)][0]) for q in seqs]
     check(len(want) == N and got == want and seqs == list(range(1, N + 1)),
           "the agency's receiver holds exactly tcpdump's %d IP packets, by sequence number, "
-          "across 3 dropped connections (%d held)" % (N, len(got)))
+          "across 3 dropped connections (%d held, tcpdump %d, sequence %s..%s, first difference "
+          "at %s)" % (N, len(got), len(want), seqs[:1], seqs[-1:],
+                      next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)))
     check(h.get("conns", 0) >= 4 and h.get("dup", 0) > 0 and not h.get("bad"),
           "it reconnected and dropped the duplicates sent again: %r" %
           {k: h.get(k) for k in ("conns", "dup", "keepalives", "bad")})
