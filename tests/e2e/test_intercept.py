@@ -799,6 +799,22 @@ def start_client(base, cid, token, out, log):
                             stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
 
 
+
+def settle_judge(path, timeout=10):
+    """Wait until tcpdump's file stops growing for longer than its ring's
+    block timeout (1 s): stopped earlier, tcpdump loses its last block."""
+    last, since, deadline = -2, time.time(), time.time() + timeout
+    while time.time() < deadline:
+        try:
+            n = len(pcaputil.read_pcap(open(path, "rb").read())[1])
+        except (OSError, ValueError):
+            n = -1
+        if n != last:
+            last, since = n, time.time()
+        elif time.time() - since > 1.3:
+            return
+        time.sleep(0.1)
+
 def etsi_check(tmp, api, sender, procs):
     recv = os.path.join(tmp, "receiver.py")
     with open(recv, "w") as f:
@@ -838,7 +854,18 @@ def etsi_check(tmp, api, sender, procs):
     while time.time() < deadline and len(held().get("held", {})) < N:
         time.sleep(0.2)
     h = held()
-    time.sleep(0.3)
+
+    def judged():
+        try:
+            return len(pcaputil.read_pcap(open(judge, "rb").read())[1])
+        except (OSError, ValueError):
+            return -1
+    # tcpdump hands packets over a block of its ring at a time (a second
+    # at most): the judge is stopped once it wrote what was sent, not
+    # after a fixed pause, or it loses its last block.
+    deadline = time.time() + 10
+    while time.time() < deadline and judged() < N:
+        time.sleep(0.1)
     td.send_signal(signal.SIGINT)
     td.wait(timeout=10)
     want = [pcaputil.packet_data(r)[14:] for _, r in
@@ -959,7 +986,7 @@ def live_run(tmp, arch, sender, procs):
         rc = None
     check(rc == 0, "the client ends with the case: %r" % rc)
     send(sender, "10.9.0.7", 5, 10000)                # after the end: not delivered
-    time.sleep(0.5)
+    settle_judge(judge)
     td.send_signal(signal.SIGINT)
     td.wait(timeout=10)
     want = [pcaputil.packet_data(r) for _, r in
@@ -1049,7 +1076,7 @@ def live_run(tmp, arch, sender, procs):
         rc = q.wait(timeout=30)
     except subprocess.TimeoutExpired:
         rc = None
-    time.sleep(0.3)
+    settle_judge(judge2)
     td.send_signal(signal.SIGINT)
     td.wait(timeout=10)
     want = [pcaputil.packet_data(r) for _, r in pcaputil.read_pcap(open(judge2, "rb").read())[1]]
