@@ -14,6 +14,7 @@
   slice IN OUT BYTES    first whole records of a pcap up to BYTES
   dropcaches            sync + drop the page cache; exit 1 if not permitted
   live ...              live-capture comparison (see live_main)
+  smallgen FILE N       N small packets (64-128 bytes, many flows) as a pcap
   report                results.json + the final table
 """
 import json
@@ -292,20 +293,152 @@ def delta(a, b):
     return b - a if a is not None and b is not None else None
 
 
-def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
-    """One capture run: start the capturer in the namespace, replay, stop, count."""
+def proc_cpu(pids):
+    """utime + stime in seconds of these processes (all their threads), from /proc."""
+    tot = 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                w = f.read().rsplit(")", 1)[1].split()
+            tot += (int(w[11]) + int(w[12])) / hz
+        except (OSError, IndexError, ValueError):
+            pass
+    return tot
+
+
+def proc_hwm_kb(pids):
+    tot = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                m = re.search(r"VmHWM:\s+(\d+)", f.read())
+            tot += int(m.group(1)) if m else 0
+        except OSError:
+            pass
+    return tot
+
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+# Capturers of the live comparison: rewindd and Stenographer with the same
+# kernel ring (64 MiB, and 16 MiB as "...16"), tcpdump with 64 MiB.
+LIVE_TOOLS = ("rewindd", "rewindd16", "stenographer", "stenographer16", "tcpdump")
+
+
+def steno_available():
+    return (subprocess.run(["sh", "-c", "command -v stenographer && command -v stenotype && "
+                            "command -v stenoread && id stenographer"],
+                           capture_output=True).returncode == 0 and
+            os.path.exists("/etc/stenographer/certs/client_key.pem"))
+
+
+def steno_setup(arch, blocks, port):
+    """A Stenographer config of one thread on rwb0 under arch (owned by the
+    stenographer user); the certificates are the ones stenokeys.sh made
+    when the package was installed."""
+    for d in ("pk", "ix"):
+        os.makedirs(os.path.join(arch, d), exist_ok=True)
+    cfg = {"Threads": [{"PacketsDirectory": os.path.join(arch, "pk"),
+                        "IndexDirectory": os.path.join(arch, "ix"),
+                        "MaxDirectoryFiles": 30000, "DiskFreePercentage": 1}],
+           "StenotypePath": "/usr/sbin/stenotype", "Interface": "rwb0", "Port": port,
+           "Host": "127.0.0.1",
+           # --no_watchdogs: on an idle TPACKET_V3 link stenotype's watchdog
+           # aborts it after ~20 s; aiops must not exceed blocks; stats
+           # every 2 s give its packet and drop counts
+           "Flags": ["--no_watchdogs", "--blocks=%d" % blocks, "--aiops=%d" % max(1, blocks // 2),
+                     "-v", "--stats_sec=2"],
+           "CertPath": "/etc/stenographer/certs"}
+    path = os.path.join(arch, "config")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    sh("chown", "-R", "stenographer:stenographer", arch)
+    return path
+
+
+def steno_stats(text):
+    m = re.findall(r"Thread 0 stats: .*? packets=(\d+) .*? drops=(\d+)", text)
+    return (int(m[-1][0]), int(m[-1][1])) if m else (None, None)
+
+
+def steno_query(ns, cfg, q, out):
+    t0 = time.perf_counter()
+    with open(out, "wb") as o:
+        subprocess.run(["ip", "netns", "exec", ns, "env", "STENOGRAPHER_CONFIG=" + cfg,
+                        "stenocurl", "/query", "-d", q, "--silent", "--max-time", "60"],
+                       stdout=o, stderr=subprocess.DEVNULL)
+    t = time.perf_counter() - t0
+    try:
+        n = pcap_count(out)
+    except Exception:  # an empty or partial answer
+        n = 0
+    return n, t
+
+
+def live_queries(tool, ns, arch, rewind, cfg, expect, work):
+    """needle, port and net queries on the tool's own archive: seconds and
+    packets each (checked against trafficgen's counts)."""
+    out = {}
+    qs = (("needle", "host " + expect["needle"], expect["needle_packets"]),
+          ("port", "port 25", expect["port25"]),
+          ("net", "net " + expect["wide"], expect["wide_packets"]))
+    for name, q, want in qs:
+        f = os.path.join(work, "liveq.pcap")
+        if tool.startswith("rewindd"):
+            t0 = time.perf_counter()
+            r = sh(rewind, "query", "--dir", arch, "--count", q)
+            t = time.perf_counter() - t0
+            n = int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
+        elif tool.startswith("stenographer"):
+            n, t = steno_query(ns, cfg, q, f)
+        else:
+            t0 = time.perf_counter()
+            sh("tcpdump", "-r", arch + ".pcap", "-w", f, q)
+            t = time.perf_counter() - t0
+            n = pcap_count(f)
+        out[name] = {"seconds": t, "packets": n, "expected": want}
+        if os.path.exists(f):
+            os.unlink(f)
+    return out
+
+
+def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
+    """One capture run: start the capturer in the namespace, replay, stop, count.
+    CPU is read from /proc just before the replay and 2.5 s after it (the
+    capturer's own threads, and stenotype for Stenographer): what the
+    replay cost, with start and stop left out; `cpu` is the whole life
+    (rusage), as before. rate "fresh": replay at 500 Mbit/s, then measure
+    the time until a needle query answers every needle packet, and run the
+    queries on that archive."""
     tag = "%s-%s" % (tool, rate)
     log = os.path.join(work, "live-%s.log" % tag)
     arch = os.path.join(work, "live-%s" % tag)
     sh("rm", "-rf", arch)
-    if tool == "rewindd":
-        argv = ["ip", "netns", "exec", ns, rewindd, "--dir", arch, "-i", "rwb0=live"]
+    cfg = None
+    if tool.startswith("rewindd"):
+        buf = "16M" if tool.endswith("16") else "64M"
+        argv = ["ip", "netns", "exec", ns, rewindd, "--dir", arch, "-i", "rwb0=live",
+                "--buffer-size", buf]
         ready = "ready"
+    elif tool.startswith("stenographer"):
+        cfg = steno_setup(arch, 16 if tool.endswith("16") else 64, 24000 + os.getpid() % 1000)
+        argv = ["ip", "netns", "exec", ns, "setpriv", "--reuid=stenographer",
+                "--regid=stenographer", "--init-groups", "stenographer", "-config", cfg,
+                "-syslog=false"]
+        ready = "Thread 0 stats"  # stenotype's first stats line: it is capturing
     else:
         argv = ["ip", "netns", "exec", ns, "tcpdump", "-n", "-i", "rwb0", "-B", "65536",
                 "--time-stamp-precision=nano", "-w", arch + ".pcap"]
         ready = "listening on"
     res = {"tool": tool, "rate": rate}
+    pids = []
     with open(log, "wb") as lf:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
     try:
@@ -313,26 +446,59 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
             res["error"] = "capturer did not start: " + open(log, errors="replace").read()[-500:]
             return res
         time.sleep(0.3)
+        pids = [p.pid] + children(p.pid)
         sn0, vd0 = softnet_dropped(), veth_rx_dropped(ns)
+        c0 = proc_cpu(pids)
         if rate == "idle":  # the same life with no traffic: start, wait, stop
             time.sleep(1.0)
             res["sent"] = 0
         else:
             # "topspeed" or a rate in Mbps; "x3" after either replays the
-            # file three times in one run (tcpreplay --loop)
+            # file three times in one run (tcpreplay --loop); "small"
+            # replays the small-packet file at top speed
             base, _, loops = str(rate).partition("x")
-            rargs = ["--topspeed"] if base == "topspeed" else ["--mbps", base]
+            rargs = ["--topspeed"] if base in ("topspeed", "small") else \
+                ["--mbps", "500" if base == "fresh" else base]
             if loops:
                 rargs.append("--loop=" + loops)
             r = sh("ip", "netns", "exec", ns, "timeout", "120", "tcpreplay", "-i", "rwb1", *rargs,
                    pcap)
             res["tcpreplay_rc"] = r.returncode
             res.update(tcpreplay_sent(r.stdout + r.stderr))
-        time.sleep(2.5)  # more than one flush interval
+        t_sent = time.perf_counter()
+        if rate == "fresh" and expect:
+            want = expect["needle_packets"]
+            while time.perf_counter() - t_sent < 120:
+                if tool.startswith("rewindd"):
+                    q = sh(rewind, "query", "--dir", arch, "--count", "host " + expect["needle"])
+                    n = int(q.stdout.strip()) if q.returncode == 0 and q.stdout.strip() else 0
+                elif tool.startswith("stenographer"):
+                    n, _ = steno_query(ns, cfg, "host " + expect["needle"],
+                                       os.path.join(work, "fresh.pcap"))
+                else:
+                    break
+                if n >= want:
+                    res["fresh_seconds"] = time.perf_counter() - t_sent
+                    break
+                time.sleep(0.05 if tool.startswith("rewindd") else 1.0)
+            res["queries"] = live_queries(tool, ns, arch, rewind, cfg, expect, work) \
+                if tool != "tcpdump" else None
+        else:
+            time.sleep(2.5)  # more than one flush interval
+        c1 = proc_cpu(pids)
+        res["cpu_window"] = c1 - c0
+        res["rss_kb"] = proc_hwm_kb(pids)
         res["softnet_dropped"] = delta(sn0, softnet_dropped())
         res["veth_rx_dropped"] = delta(vd0, veth_rx_dropped(ns))
         t0 = time.perf_counter()
         p.send_signal(signal.SIGTERM)
+        if tool.startswith("stenographer"):
+            # the server may leave stenotype to its signal: stop both
+            for c in pids[1:]:
+                try:
+                    os.kill(c, signal.SIGTERM)
+                except OSError:
+                    pass
         _, status, ru = os.wait4(p.pid, 0)
         res["stop_seconds"] = time.perf_counter() - t0
         res["exit"] = os.waitstatus_to_exitcode(status)
@@ -343,7 +509,7 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
         res["maxrss_kb"] = ru.ru_maxrss
         p = None
         text = open(log, errors="replace").read()
-        if tool == "rewindd":
+        if tool.startswith("rewindd"):
             q = sh(rewind, "query", "--dir", arch, "--count")
             res["captured"] = int(q.stdout.strip()) if q.returncode == 0 else None
             st = sh(rewind, "status", "--dir", arch).stdout
@@ -351,6 +517,13 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
             m = re.search(r"^live\s.*\s(\d+)/(\d+)\s*$", st, re.M)
             if m:
                 res["kernel_drops"], res["queue_drops"] = int(m.group(1)), int(m.group(2))
+        elif tool.startswith("stenographer"):
+            # its own count (stenotype's statistics, every 2 s): packets
+            # taken from the ring, and the kernel's drops
+            pk, dr = steno_stats(text)
+            res["captured"] = pk - dr if pk is not None and dr is not None else None
+            res["kernel_drops"], res["queue_drops"] = dr, None
+            res["received"] = pk
         else:
             res["captured"] = pcap_count(arch + ".pcap")
             m = re.search(r"(\d+) packets dropped by kernel", text)
@@ -362,12 +535,64 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
             res["lost"] = res["sent"] - res["captured"]
             res["unaccounted"] = res["lost"] - (res.get("kernel_drops") or 0) - \
                 (res.get("queue_drops") or 0)
+        if res.get("sent"):
+            res["us_per_packet"] = res["cpu_window"] / res["sent"] * 1e6
     finally:
         if p is not None:
             p.kill()
             p.wait()
+        for c in pids[1:]:
+            # stenotype, by its pid, if it outlived its server
+            for _ in range(50):
+                if not os.path.exists("/proc/%d" % c):
+                    break
+                time.sleep(0.1)
+            else:
+                try:
+                    os.kill(c, signal.SIGKILL)
+                except OSError:
+                    pass
         sh("rm", "-rf", arch, arch + ".pcap")
     return res
+
+
+def smallgen_main(path, packets):
+    """A capture of small packets (64-128 bytes on the wire), many flows:
+    UDP and TCP between 65536 client and 4096 server addresses, in a
+    deterministic order. Per-packet cost dominates its capture."""
+    import random
+    rnd = random.Random(17)
+    n = int(packets)
+    flows = []
+    for i in range(50000):
+        c = 0x0a000000 | rnd.getrandbits(16)
+        sv = 0xc0a80000 | rnd.getrandbits(12)
+        flows.append((c, sv, 1024 + rnd.getrandbits(15), rnd.choice((53, 80, 443, 123, 5060)),
+                      rnd.choice((6, 17))))
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b23c4d, 2, 4, 0, 0, 262144, 1))
+        ts = 1700000000 * 10**9
+        buf = []
+        for i in range(n):
+            c, sv, cp, sp, proto = flows[min(int(rnd.paretovariate(1.2)) - 1, 49999)
+                                         if i % 2 else rnd.randrange(50000)]
+            if i % 3 == 0:
+                c, sv, cp, sp = sv, c, sp, cp
+            size = 64 + rnd.randrange(65)
+            l4 = 20 if proto == 6 else 8
+            ip = struct.pack(">BBHHHBBHII", 0x45, 0, size - 14, i & 0xffff, 0, 64, proto, 0, c, sv)
+            if proto == 6:
+                th = struct.pack(">HHIIBBHHH", cp, sp, i, 0, 0x50, 0x18, 1024, 0, 0)
+            else:
+                th = struct.pack(">HHHH", cp, sp, size - 14 - 20, 0)
+            frame = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + ip + th
+            frame += bytes(size - len(frame))
+            ts += 1000
+            buf.append(struct.pack("<IIII", ts // 10**9, ts % 10**9, size, size) + frame)
+            if len(buf) == 4096:
+                f.write(b"".join(buf))
+                buf = []
+        f.write(b"".join(buf))
 
 
 def replay_main(args):
@@ -420,15 +645,27 @@ def replay_main(args):
 def live_main(args):
     ns, pcap, work, rewind, rewindd = args[:5]
     rates = args[5].split() if len(args) > 5 else ["500", "1000", "topspeed"]
+    expect = json.loads(open(args[6]).read()) if len(args) > 6 and args[6] else None
+    small = args[7] if len(args) > 7 else ""
     setup = [["ip", "netns", "add", ns],
              ["ip", "netns", "exec", ns, "ip", "link", "add", "rwb0", "type", "veth", "peer",
               "name", "rwb1"],
              ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
              ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
              ["ip", "netns", "exec", ns, "ip", "link", "set", "rwb0", "mtu", "9000", "up"],
              ["ip", "netns", "exec", ns, "ip", "link", "set", "rwb1", "mtu", "9000", "up"]]
     out = {"netns": ns, "pcap_bytes": os.path.getsize(pcap), "pcap_packets": pcap_count(pcap),
-           "runs": []}
+           "runs": [], "expect": expect}
+    if small:
+        out["small_bytes"] = os.path.getsize(small)
+        out["small_packets"] = pcap_count(small)
+    tools = os.environ.get("BENCH_LIVE_TOOLS", " ".join(LIVE_TOOLS)).split()
+    if not steno_available():
+        out["stenographer_skipped"] = "stenographer, stenotype, stenoread, its user or its " \
+            "certificates missing (tools/deps.sh installs the Debian packages)"
+        tools = [t for t in tools if not t.startswith("stenographer")]
+    out["tools"] = tools
     try:
         for c in setup:
             r = sh(*c)
@@ -439,32 +676,42 @@ def live_main(args):
                 return
         # Each round measures each capturer's fixed cost first ("idle":
         # started, left idle about as long as a replay takes, stopped). A
-        # capture runs for months; what it costs per packet is a run's CPU
-        # less this.
-        # The two capturers take turns, and which goes first alternates:
-        # on a VM, memory that another run has just freed is much cheaper
-        # to touch again than memory never touched, so running one tool's
-        # series first would charge it what the other then reuses.
+        # capture runs for months: what it costs per packet is a run's CPU
+        # less this; the CPU of the replay window (cpu_window) leaves start
+        # and stop out altogether.
+        # The capturers take turns, and their order rotates each round: on
+        # a VM, memory that another run has just freed is much cheaper to
+        # touch again than memory never touched, so running one tool's
+        # series first would charge it what the others then reuse.
         rounds = int(os.environ.get("BENCH_LIVE_ROUNDS", "3"))
-        order = ("rewindd", "tcpdump")
+        order = list(tools)
         out["rounds"] = rounds
+        plan = ["idle"] + rates + (["small"] if small else []) + (["fresh"] if expect else [])
         for rnd in range(rounds):
-            for rate in ["idle"] + rates:
+            for rate in plan:
+                if rate == "fresh" and rnd > 0:
+                    continue  # freshness and queries: once (Stenographer's takes a minute)
                 for tool in order:
                     try:
-                        res = live_one(tool, rate, ns, pcap, work, rewind, rewindd)
+                        res = live_one(tool, rate, ns, small if rate == "small" else pcap, work,
+                                       rewind, rewindd, expect)
                     except Exception as e:  # report it, keep the other runs and the table
                         res = {"tool": tool, "rate": rate,
                                "error": "%s: %s" % (type(e).__name__, e)}
                     res["round"] = rnd
                     out["runs"].append(res)
-                    print("live: %-8s rate %-9s sent %s captured %s lost %s drops(k/q) %s/%s "
-                          "cpu %.2fs" % (tool, rate, res.get("sent"), res.get("captured"),
-                                         res.get("lost"), res.get("kernel_drops"),
-                                         res.get("queue_drops"), res.get("cpu", 0.0)))
+                    print("live: %-14s rate %-9s sent %s captured %s lost %s drops(k/q) %s/%s "
+                          "cpu %.2fs window %.2fs %s%s" % (
+                              tool, rate, res.get("sent"), res.get("captured"), res.get("lost"),
+                              res.get("kernel_drops"), res.get("queue_drops"),
+                              res.get("cpu", 0.0), res.get("cpu_window", 0.0),
+                              "%.2f us/packet" % res["us_per_packet"]
+                              if res.get("us_per_packet") else "",
+                              " fresh %.2fs" % res["fresh_seconds"]
+                              if res.get("fresh_seconds") is not None else ""))
                     if res.get("error"):
                         print("live: error: " + res["error"])
-                order = order[::-1]
+                order = order[1:] + order[:1]
     finally:
         sh("ip", "netns", "del", ns)
     add_record("live", out)
@@ -871,6 +1118,8 @@ def main():
         sys.exit(0 if drop_caches() else 1)
     elif cmd == "live":
         live_main(args)
+    elif cmd == "smallgen":
+        smallgen_main(*args)
     elif cmd == "replay":
         replay_main(args)
     elif cmd == "report":

@@ -36,6 +36,7 @@ struct daemon {
     char points[MAX_IFACES][65];  /* "" for the interface's name */
     int nif;
     struct arc_opts ao;
+    struct cap_live_opts co; /* --buffer-size */
     struct httpd_opts ho;
     const char *ctl_group; /* --ctl-group */
     arc_t *a;
@@ -125,7 +126,7 @@ static int capture_start(struct daemon *d, char *err)
 {
     for (int i = 0; i < d->nif; i++) {
         const char *point = d->points[i][0] ? d->points[i] : NULL;
-        int rc = cap_live_start(d->a, d->ifaces[i], point, &d->lives[i], err);
+        int rc = cap_live_start_opts(d->a, d->ifaces[i], point, &d->co, &d->lives[i], err);
         if (rc < 0)
             return rc; /* capture_stop stops those started */
         rw_info("capturing on %s into point %s of %s", d->ifaces[i], point ? point : d->ifaces[i],
@@ -241,6 +242,9 @@ static const char help[] =
     "  -i, --interface IFACE[=POINT]\n"
     "                            capture on IFACE into capture point POINT\n"
     "                            (default: the interface name); repeatable\n"
+    "      --buffer-size SIZE    kernel capture buffer per interface (default 64M;\n"
+    "                            1M..2G; a number without a unit is KiB, as\n"
+    "                            tcpdump -B)\n"
     "      --segment-seconds N   roll segments after N seconds (default 60)\n"
     "      --segment-bytes SIZE  roll segments before SIZE (default 256M)\n"
     "      --quota SIZE|N%       keep segments + index under SIZE or N% of the disk;\n"
@@ -309,6 +313,7 @@ int main(int argc, char **argv)
                                          {"tls-cert", required_argument, 0, 6},
                                          {"tls-key", required_argument, 0, 7},
                                          {"tls-client-ca", required_argument, 0, 8},
+                                         {"buffer-size", required_argument, 0, 9},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -336,6 +341,12 @@ int main(int argc, char **argv)
         case 6: d.ho.tls_cert = optarg; break;
         case 7: d.ho.tls_key = optarg; break;
         case 8: d.ho.tls_client_ca = optarg; break;
+        case 9:
+            if (cap_buffer_parse(optarg, &d.co.buffer_bytes, err) < 0) {
+                fprintf(stderr, "rewindd: %s\n", err);
+                return 2;
+            }
+            break;
         case 'L': logfile = optarg; break;
         case 'Q': {
             char *end;
