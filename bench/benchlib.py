@@ -320,11 +320,35 @@ def proc_hwm_kb(pids):
 
 
 def children(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
+    """Processes whose parent is pid (any of its threads)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def steno_packets(pkdir):
+    """Packets in Stenographer's packet files: they are TPACKET_V3 blocks of
+    1 MiB as the kernel filled them; each block descriptor holds its packet
+    count (struct tpacket_block_desc: version, offset_to_priv, then
+    block_status, num_pkts)."""
+    n = 0
+    for name in os.listdir(pkdir):
+        with open(os.path.join(pkdir, name), "rb") as f:
+            while True:
+                b = f.read(16)
+                if len(b) < 16:
+                    break
+                n += struct.unpack("<I", b[12:16])[0]
+                f.seek((1 << 20) - 16, 1)
+    return n
 
 
 # Capturers of the live comparison: rewindd and Stenographer with the same
@@ -432,7 +456,7 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
         argv = ["ip", "netns", "exec", ns, "setpriv", "--reuid=stenographer",
                 "--regid=stenographer", "--init-groups", "stenographer", "-config", cfg,
                 "-syslog=false"]
-        ready = "Thread 0 stats"  # stenotype's first stats line: it is capturing
+        ready = "starting to process packets"  # stenotype's capture thread runs
     else:
         argv = ["ip", "netns", "exec", ns, "tcpdump", "-n", "-i", "rwb0", "-B", "65536",
                 "--time-stamp-precision=nano", "-w", arch + ".pcap"]
@@ -518,12 +542,15 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
             if m:
                 res["kernel_drops"], res["queue_drops"] = int(m.group(1)), int(m.group(2))
         elif tool.startswith("stenographer"):
-            # its own count (stenotype's statistics, every 2 s): packets
-            # taken from the ring, and the kernel's drops
-            pk, dr = steno_stats(text)
-            res["captured"] = pk - dr if pk is not None and dr is not None else None
-            res["kernel_drops"], res["queue_drops"] = dr, None
-            res["received"] = pk
+            # the packets in its files (stopping wrote them out), and the
+            # kernel's drops from stenotype's last statistics line
+            for c in pids[1:]:
+                for _ in range(100):
+                    if not os.path.exists("/proc/%d" % c):
+                        break
+                    time.sleep(0.1)
+            res["captured"] = steno_packets(os.path.join(arch, "pk"))
+            res["kernel_drops"], res["queue_drops"] = steno_stats(text)[1], None
         else:
             res["captured"] = pcap_count(arch + ".pcap")
             m = re.search(r"(\d+) packets dropped by kernel", text)
@@ -552,6 +579,13 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
                     os.kill(c, signal.SIGKILL)
                 except OSError:
                     pass
+        if cfg:
+            # the server links its threads' directories from a fresh
+            # /tmp/stenographerNNN: remove the one that points into arch
+            import glob
+            for d in glob.glob("/tmp/stenographer[0-9]*"):
+                if os.path.realpath(os.path.join(d, "PKT0")).startswith(arch + "/"):
+                    sh("rm", "-rf", d)
         sh("rm", "-rf", arch, arch + ".pcap")
     return res
 
@@ -973,89 +1007,100 @@ def report_main(path):
     res["live"] = live or R.get("live_skipped")
     P("")
     if live and live.get("runs"):
-        P("LIVE CAPTURE (veth in netns %s, replaying %s, %d packets)" % (
-            live["netns"], fmt_b(live["pcap_bytes"]), live["pcap_packets"]))
-        # Per tool and rate: the run of median CPU stands for the rate; the
-        # lost packets are the worst of the rounds.
+        P("LIVE CAPTURE (veth in netns %s, replaying %s, %d packets; small: %s packets)" % (
+            live["netns"], fmt_b(live["pcap_bytes"]), live["pcap_packets"],
+            live.get("small_packets", "-")))
+        if live.get("stenographer_skipped"):
+            P("  Stenographer skipped: " + live["stenographer_skipped"])
         groups = {}
         for r in live["runs"]:
             groups.setdefault((r["tool"], r["rate"]), []).append(r)
 
-        def median_run(runs):
-            ok = sorted((r for r in runs if not r.get("error") and r.get("cpu") is not None),
-                        key=lambda r: r["cpu"])
-            return ok[(len(ok) - 1) // 2] if ok else None
-        idle = {}
-        for tool in ("rewindd", "tcpdump"):
-            m = median_run(groups.get((tool, "idle"), []))
-            if m:
-                idle[tool] = m["cpu"]
-        live["idle_cpu"] = idle
-        P("  %d rounds; the two tools take turns; CPU is the median round's, lost the worst"
-          % live.get("rounds", 1))
-        P("  tool      rate(Mbps)  achieved Mbps      sent  captured  lost(max)  drops k/q  "
-          "CPU s (min-max)     net CPU s  peak RSS")
-        best = {}
-        summary = []
-        for tool in ("rewindd", "tcpdump"):
-            for (t, rate), runs in groups.items():
-                if t != tool or rate == "idle":
+        def median_of(runs, key):
+            v = sorted(r[key] for r in runs if not r.get("error") and r.get(key) is not None)
+            return v[(len(v) - 1) // 2] if v else None
+        tools = live.get("tools") or ["rewindd", "tcpdump"]
+        rates = []
+        for r in live["runs"]:
+            if r["rate"] not in rates and r["rate"] not in ("idle", "fresh"):
+                rates.append(r["rate"])
+        P("  %d rounds, the capturers taking turns; CPU = user+sys of the capturer's threads "
+          "(stenotype's and its server's for Stenographer)" % live.get("rounds", 1))
+        P("  from just before the replay to 2.5 s after it, median of the rounds; lost = the "
+          "worst round; kernel ring 64 MiB, '16' = 16 MiB")
+        P("  tool            rate        Mbps      sent  lost(max)  drops k/q   CPU s  "
+          "us/packet  peak RSS")
+        summary, best = [], {}
+        for rate in rates:
+            for tool in tools:
+                runs = groups.get((tool, rate), [])
+                if not runs:
                     continue
                 for r in runs:
                     if r.get("error"):
-                        P("  %-8s  %-10s  ERROR %s" % (tool, rate, r["error"][:60]))
-                r = median_run(runs)
-                if not r:
-                    continue
+                        P("  %-14s  %-10s  ERROR %s" % (tool, rate, r["error"][:60]))
                 ok = [x for x in runs if not x.get("error")]
+                if not ok:
+                    continue
+                cpu = median_of(ok, "cpu_window")
+                us = median_of(ok, "us_per_packet")
+                mbps = median_of(ok, "mbps")
                 lost = max((x.get("lost") for x in ok if x.get("lost") is not None),
                            default=None)
-                cpus = [x["cpu"] for x in ok if x.get("cpu") is not None]
-                dq = "%s/%s" % (r.get("kernel_drops"), "-" if r.get("queue_drops") is None
-                                else r.get("queue_drops"))
-                net = r["cpu"] - idle[tool] if tool in idle else None
-                summary.append({"tool": tool, "rate": rate, "mbps": r.get("mbps"),
-                                "lost_max": lost, "cpu_median": r["cpu"], "cpu_all": cpus,
-                                "net_cpu": net, "maxrss_kb": r.get("maxrss_kb")})
-                P("  %-8s  %-10s  %12s  %8s  %8s  %9s  %-10s %5.2f (%.2f-%.2f)  %9s  %s" % (
-                    tool, rate, "%.0f" % r["mbps"] if r.get("mbps") else "-", r.get("sent"),
-                    r.get("captured"), lost, dq, r["cpu"], min(cpus), max(cpus),
-                    "%.2f" % net if net is not None else "-",
-                    fmt_b(r.get("maxrss_kb", 0) * 1024)))
-                if lost == 0 and len(ok) == len(runs) and r.get("mbps"):
-                    if r["mbps"] > best.get(tool, {}).get("mbps", -1):
-                        best[tool] = {"rate": rate, "mbps": r["mbps"]}
+                rss = max((x.get("rss_kb") or x.get("maxrss_kb") or 0) for x in ok)
+                kd = max((x.get("kernel_drops") or 0) for x in ok)
+                qd = max((x.get("queue_drops") or 0) for x in ok)
+                row = {"tool": tool, "rate": rate, "mbps": mbps, "sent": ok[0].get("sent"),
+                       "lost_max": lost, "cpu_window_median": cpu, "us_per_packet": us,
+                       "cpu_all": [x.get("cpu_window") for x in ok], "rss_kb_max": rss,
+                       "kernel_drops_max": kd, "queue_drops_max": qd}
+                summary.append(row)
+                P("  %-14s  %-10s  %5s  %8s  %9s  %-10s %6s  %9s  %s" % (
+                    tool, rate, "%.0f" % mbps if mbps else "-", ok[0].get("sent"), lost,
+                    "%s/%s" % (kd, qd if tool.startswith("rewindd") else "-"),
+                    "%.2f" % cpu if cpu is not None else "-",
+                    "%.2f" % us if us is not None else "-", fmt_b(rss * 1024)))
+                if lost == 0 and len(ok) == len(runs) and mbps and rate != "small":
+                    if mbps > best.get(tool, {}).get("mbps", -1):
+                        best[tool] = {"rate": rate, "mbps": mbps}
         live["summary"] = summary
         live["highest_zero_loss"] = best
-        if idle:
-            P("  net CPU = CPU less the same capturer's run with no traffic (start, 1 s idle, stop):"
-              " rewindd %s s, tcpdump %s s" % tuple("%.2f" % idle[t] if t in idle else "-"
-                                                    for t in ("rewindd", "tcpdump")))
-        # A capture runs for months: what a replay costs once the process
-        # has warmed up (its heap, memtables and buffers faulted in) is the
-        # difference between replaying the file three times and once.
-        steady = {}
-        for tool in ("rewindd", "tcpdump"):
-            one = median_run(groups.get((tool, "topspeed"), []))
-            three = median_run(groups.get((tool, "topspeedx3"), []))
-            if one and three:
-                steady[tool] = (three["cpu"] - one["cpu"]) / 2
-        live["steady_cpu_per_replay"] = steady
-        if len(steady) == 2:
-            P("  steady state at top speed, CPU per further replay of the 200 MiB ((x3 - x1) / 2):"
-              " rewindd %.2f s, tcpdump %.2f s, ratio %.2f" % (
-                  steady["rewindd"], steady["tcpdump"],
-                  steady["rewindd"] / steady["tcpdump"] if steady["tcpdump"] > 0 else 0))
-        for tool in ("rewindd", "tcpdump"):
+        ratios = {}
+        for a, b in (("rewindd", "stenographer"), ("rewindd16", "stenographer16"),
+                     ("rewindd", "tcpdump")):
+            for rate in rates:
+                x = [r for r in summary if r["tool"] == a and r["rate"] == rate]
+                y = [r for r in summary if r["tool"] == b and r["rate"] == rate]
+                if x and y and x[0]["us_per_packet"] and y[0]["us_per_packet"]:
+                    ratios["%s/%s %s" % (a, b, rate)] = x[0]["us_per_packet"] / y[0]["us_per_packet"]
+        live["ratios"] = ratios
+        for k, v in ratios.items():
+            P("  CPU per packet %-40s %.2f%s" % (k, v, "" if "tcpdump" in k else
+                                                 ("  (<= 1.0: target met)" if v <= 1.0 else
+                                                  "  (> 1.0: target NOT met)")))
+        for tool in tools:
             b = best.get(tool)
-            P("  highest zero-loss rate %-8s %s" % (
+            P("  highest zero-loss rate %-16s %s" % (
                 tool + ":", "%s (achieved %.0f Mbps)" % (b["rate"], b["mbps"]) if b else
                 "none of the rates tried"))
-        for tool in ("rewindd", "tcpdump"):
-            runs = [r for r in live["runs"] if r["tool"] == tool and r["rate"] != "idle"]
-            if runs and all(r.get("lost") == 0 and not r.get("error") for r in runs):
-                P("  %s: no loss at any rate tried; the sender (tcpreplay on a veth) is the limit"
-                  % tool)
+        fresh = {}
+        for tool in tools:
+            for r in groups.get((tool, "fresh"), []):
+                if r.get("error"):
+                    continue
+                fresh[tool] = {"fresh_seconds": r.get("fresh_seconds"), "queries": r.get("queries")}
+                qs = r.get("queries") or {}
+                P("  %-14s freshness %s; queries on its own archive: %s" % (
+                    tool, "%.2f s" % r["fresh_seconds"] if r.get("fresh_seconds") is not None
+                    else ("n/a" if tool == "tcpdump" else "not queryable within 120 s"),
+                    ", ".join("%s %s (%s/%s packets)" % (k, fmt_t(v["seconds"]), v["packets"],
+                                                         v["expected"])
+                              for k, v in qs.items()) or "-"))
+                for k, v in qs.items():
+                    if v["packets"] != v["expected"] and tool.startswith("rewindd"):
+                        P("  MISMATCH %s %s query: %s packets, trafficgen says %s" % (
+                            tool, k, v["packets"], v["expected"]))
+        live["fresh"] = fresh
     else:
         P("LIVE CAPTURE: skipped (%s)" % ((live or {}).get("skipped") or
                                           R.get("live_skipped") or "not run"))

@@ -516,6 +516,14 @@ static int term_cmp(const void *a, const void *b, void *arg)
     return p < q ? -1 : p > q;
 }
 
+/* Flow table slots by hash, the order of their keys. */
+static int flow_cmp(const void *a, const void *b, void *arg)
+{
+    const struct flow_ent *f = arg;
+    uint64_t x = f[*(const uint32_t *)a].hash, y = f[*(const uint32_t *)b].hash;
+    return x < y ? -1 : x > y;
+}
+
 /* Room for one id per term (the spill's offsets array, free at flush). */
 static uint32_t *scratch_ids(struct idx_segw *w)
 {
@@ -528,11 +536,64 @@ static uint32_t *scratch_ids(struct idx_segw *w)
     return w->toff;
 }
 
-/* Everything added since the last commit, as one write batch. */
+/* Everything added since the last commit, as one write batch, in key
+ * order (C, F, L, P, S; within each, ascending): the memtable inserts a
+ * key after the one before it without searching from the top, which makes
+ * a batch of many flows and terms several times cheaper to apply. */
 static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
 {
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     uint8_t k[2 + 16 + 8], v[64 + 256];
+    /* counters */
+    for (size_t i = 0; i < w->nsecs; i++) {
+        uint8_t ck[13], cv[16];
+        ck[0] = 'C';
+        rw_put_be32(ck + 1, w->seg.point);
+        rw_put_be64(ck + 5, (uint64_t)w->secs[i].sec);
+        rw_put_be64(cv, w->secs[i].pkts);
+        rw_put_be64(cv + 8, w->secs[i].bytes);
+        rocksdb_writebatch_merge(b, (const char *)ck, 13, (const char *)cv, 16);
+    }
+    /* flows that changed, in key order (their hash) */
+    size_t nf = 0;
+    for (size_t i = 0; i < w->fcap; i++)
+        if (w->flows[i].used && w->flows[i].dirty)
+            nf++;
+    uint32_t *fi = nf ? malloc(nf * sizeof *fi) : NULL;
+    if (nf && !fi)
+        abort(); /* out of memory while indexing: nothing sane to do */
+    nf = 0;
+    for (size_t i = 0; i < w->fcap; i++)
+        if (w->flows[i].used && w->flows[i].dirty)
+            fi[nf++] = (uint32_t)i;
+    qsort_r(fi, nf, sizeof *fi, flow_cmp, w->flows);
+    for (size_t j = 0; j < nf; j++) {
+        struct flow_ent *e = &w->flows[fi[j]];
+        uint8_t fk[17], fv[160];
+        fk[0] = 'F';
+        rw_put_be64(fk + 1, w->seg.id);
+        rw_put_be64(fk + 9, e->hash);
+        size_t n = flow_encode(&e->rec, fv);
+        rocksdb_writebatch_put(b, (const char *)fk, 17, (const char *)fv, n);
+    }
+    free(fi);
+    /* locators: full chunks, then the partial one (rewritten next time) */
+    for (size_t pos = 0; pos < w->plen;) {
+        uint32_t no = rw_get_be32(w->pending + pos), len = rw_get_be32(w->pending + pos + 4);
+        k[0] = 'L';
+        rw_put_be64(k + 1, w->seg.id);
+        rw_put_be32(k + 9, no);
+        rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)w->pending + pos + 8, len);
+        pos += 8 + len;
+    }
+    if (w->cur.count) {
+        uint8_t *buf = scratch(w, 29 + 10 * IDX_CHUNK);
+        size_t len = idx_chunk_encode(&w->cur, buf);
+        k[0] = 'L';
+        rw_put_be64(k + 1, w->seg.id);
+        rw_put_be32(k + 9, w->cur_no);
+        rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)buf, len);
+    }
     /* postings, in key order: the memtable inserts them fastest that way */
     terms_spill(w);
     size_t nids = 0;
@@ -554,45 +615,6 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         uint8_t *buf = scratch(w, n);
         roaring_bitmap_portable_serialize(bm, (char *)buf);
         rocksdb_writebatch_merge(b, (const char *)k, 2 + e->len + 8, (const char *)buf, n);
-    }
-    /* locators: full chunks, then the partial one (rewritten next time) */
-    for (size_t pos = 0; pos < w->plen;) {
-        uint32_t no = rw_get_be32(w->pending + pos), len = rw_get_be32(w->pending + pos + 4);
-        k[0] = 'L';
-        rw_put_be64(k + 1, w->seg.id);
-        rw_put_be32(k + 9, no);
-        rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)w->pending + pos + 8, len);
-        pos += 8 + len;
-    }
-    if (w->cur.count) {
-        uint8_t *buf = scratch(w, 29 + 10 * IDX_CHUNK);
-        size_t len = idx_chunk_encode(&w->cur, buf);
-        k[0] = 'L';
-        rw_put_be64(k + 1, w->seg.id);
-        rw_put_be32(k + 9, w->cur_no);
-        rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)buf, len);
-    }
-    /* flows that changed */
-    for (size_t i = 0; i < w->fcap; i++) {
-        struct flow_ent *e = &w->flows[i];
-        if (!e->used || !e->dirty)
-            continue;
-        uint8_t fk[17], fv[160];
-        fk[0] = 'F';
-        rw_put_be64(fk + 1, w->seg.id);
-        rw_put_be64(fk + 9, e->hash);
-        size_t n = flow_encode(&e->rec, fv);
-        rocksdb_writebatch_put(b, (const char *)fk, 17, (const char *)fv, n);
-    }
-    /* counters */
-    for (size_t i = 0; i < w->nsecs; i++) {
-        uint8_t ck[13], cv[16];
-        ck[0] = 'C';
-        rw_put_be32(ck + 1, w->seg.point);
-        rw_put_be64(ck + 5, (uint64_t)w->secs[i].sec);
-        rw_put_be64(cv, w->secs[i].pkts);
-        rw_put_be64(cv + 8, w->secs[i].bytes);
-        rocksdb_writebatch_merge(b, (const char *)ck, 13, (const char *)cv, 16);
     }
     /* catalogue last, in the same batch: readers see all of it or none */
     w->seg.packets = w->packets;
