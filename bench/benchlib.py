@@ -491,11 +491,16 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
             res.update(tcpreplay_sent(r.stdout + r.stderr))
         t_sent = time.perf_counter()
         if rate == "fresh" and expect:
+            # rewindd: every packet sent answers a query (the last ones
+            # too); Stenographer: the needle (a query of everything takes
+            # it minutes), which it answers only after a file rotation
             want = expect["needle_packets"]
-            while time.perf_counter() - t_sent < 120:
+            limit = 20 if tool.startswith("rewindd") else 120
+            while time.perf_counter() - t_sent < limit:
                 if tool.startswith("rewindd"):
-                    q = sh(rewind, "query", "--dir", arch, "--count", "host " + expect["needle"])
+                    q = sh(rewind, "query", "--dir", arch, "--count")
                     n = int(q.stdout.strip()) if q.returncode == 0 and q.stdout.strip() else 0
+                    n = want if n >= (res.get("sent") or 0) else 0
                 elif tool.startswith("stenographer"):
                     n, _ = steno_query(ns, cfg, "host " + expect["needle"],
                                        os.path.join(work, "fresh.pcap"))

@@ -31,21 +31,21 @@
 #include <sys/mman.h>
 #include <time.h>
 
-/* The ring between the two threads. Its bytes are pcap records as the
+/* The ring between the two threads (8 MiB). Its bytes are pcap records as the
  * segment file holds them, and the writer writes them to the file from
  * here (arc_pw_add_records): a packet is copied once in user space, from
  * libpcap's ring to this one. The kernel's ring (--buffer-size) absorbs
  * bursts; this one only smooths the writer's pauses (a commit, a roll),
  * so it is smaller than the kernel's default. */
-#define RING (16u << 20)
+#define RING (8u << 20)
 #define RING_GUARD 4096u
 /* pcap_dispatch() takes at most BATCH packets at a time; RING_REUSE is more
- * than one batch: 64 packets of up to 64 KiB, the largest that GRO or GSO
+ * than one batch: 32 packets of up to 64 KiB, the largest that GRO or GSO
  * hand to a packet socket (short of BIG TCP). */
-#define BATCH 64
-#define RING_REUSE (6u << 20)
-#define RING_HOT (RING_REUSE + (2u << 20)) /* faulted in at start */
-#define RING_STEP (2u << 20)                /* then by the writer when idle */
+#define BATCH 32
+#define RING_REUSE (3u << 20)
+#define RING_HOT (RING_REUSE + (1u << 20)) /* faulted in at start */
+#define RING_STEP (1u << 20)                /* then by the writer when idle */
 #define RUN_MAX (512u << 10) /* records handed to the archive at once; ring room comes
                                 back this often */
 #define WRAP 0xffffffffu
