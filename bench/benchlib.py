@@ -567,8 +567,11 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
             res["lost"] = res["sent"] - res["captured"]
             res["unaccounted"] = res["lost"] - (res.get("kernel_drops") or 0) - \
                 (res.get("queue_drops") or 0)
+        # per packet stored: a capturer that drops packets does not pay for them
+        if res.get("captured"):
+            res["us_per_packet"] = res["cpu_window"] / res["captured"] * 1e6
         if res.get("sent"):
-            res["us_per_packet"] = res["cpu_window"] / res["sent"] * 1e6
+            res["us_per_sent"] = res["cpu_window"] / res["sent"] * 1e6
     finally:
         if p is not None:
             p.kill()
@@ -1031,8 +1034,8 @@ def report_main(path):
                 rates.append(r["rate"])
         P("  %d rounds, the capturers taking turns; CPU = user+sys of the capturer's threads "
           "(stenotype's and its server's for Stenographer)" % live.get("rounds", 1))
-        P("  from just before the replay to 2.5 s after it, median of the rounds; lost = the "
-          "worst round; kernel ring 64 MiB, '16' = 16 MiB")
+        P("  from just before the replay to 2.5 s after it, median of the rounds; us/packet per "
+          "packet stored; lost = the worst round; kernel ring 64 MiB, '16' = 16 MiB")
         P("  tool            rate        Mbps      sent  lost(max)  drops k/q   CPU s  "
           "us/packet  peak RSS")
         summary, best = [], {}
@@ -1047,6 +1050,9 @@ def report_main(path):
                 ok = [x for x in runs if not x.get("error")]
                 if not ok:
                     continue
+                for x in ok:  # per packet stored (records of older runs: per packet sent)
+                    if x.get("captured") and x.get("cpu_window") is not None:
+                        x["us_per_packet"] = x["cpu_window"] / x["captured"] * 1e6
                 cpu = median_of(ok, "cpu_window")
                 us = median_of(ok, "us_per_packet")
                 mbps = median_of(ok, "mbps")

@@ -420,6 +420,15 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
                   const struct idx_parsed *p)
 {
     uint32_t ord = (uint32_t)w->packets;
+    /* The flow's slot is a cache miss (the table outgrows the caches on a
+     * busy link): ask for it now, so that it arrives while the terms are
+     * looked up. A guess only: the slot may be taken and probing go on. */
+    if (p->flow.present && p->nterms && p->terms[p->nterms - 1].kind == IDX_T_FLOW && w->fcap) {
+        const struct flow_ent *e = &w->flows[rw_get_be64(p->terms[p->nterms - 1].val) &
+                                              (w->fcap - 1)];
+        __builtin_prefetch(e);
+        __builtin_prefetch((const char *)e + 64);
+    }
     terms_add_packet(w, p, ord);
     if (p->flags & IDX_F_UNPARSED)
         term_add(w, IDX_K_UNPARSED, NULL, 0, ord);
