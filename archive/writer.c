@@ -761,7 +761,12 @@ static int add_records(arc_pw_t *w, const uint8_t *p, size_t len, uint64_t *done
         p += n;
         len -= n;
     }
-    return write_run(w, run, &runlen, err);
+    if ((rc = write_run(w, run, &runlen, err)) < 0)
+        return rc;
+    if (len)
+        return rw_err(err, RW_EINPUT, "record %llu: %zu bytes, less than a record header, at "
+                      "the end of the batch", (unsigned long long)*done, len);
+    return 0;
 }
 
 int arc_pw_add_records(arc_pw_t *w, const uint8_t *recs, size_t len, uint64_t *done, char *err)

@@ -575,7 +575,8 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
     for (size_t i = 0; i < w->fcap; i++)
         if (w->flows[i].used && w->flows[i].dirty)
             fi[nf++] = (uint32_t)i;
-    qsort_r(fi, nf, sizeof *fi, flow_cmp, w->flows);
+    if (nf)
+        qsort_r(fi, nf, sizeof *fi, flow_cmp, w->flows);
     for (size_t j = 0; j < nf; j++) {
         struct flow_ent *e = &w->flows[fi[j]];
         uint8_t fk[17], fv[160];
@@ -610,7 +611,8 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
     for (size_t id = 0; id < w->nterms; id++)
         if (w->bms[id])
             ids[nids++] = (uint32_t)id;
-    qsort_r(ids, nids, sizeof *ids, term_cmp, w->terms);
+    if (nids)
+        qsort_r(ids, nids, sizeof *ids, term_cmp, w->terms);
     for (size_t i = 0; i < nids; i++) {
         struct term_ent *e = &w->terms[ids[i]];
         roaring_bitmap_t *bm = w->bms[ids[i]];

@@ -218,6 +218,10 @@ static void test_partial_record_refused(void **state)
     assert_int_equal(rc, RW_EINPUT);
     assert_non_null(strstr(err, "past the end"));
     assert_int_equal(done, 1);
+    /* whole records, then a few bytes of a header */
+    assert_int_equal(arc_pw_add_records(w, recs, 16 + rec[2] + 7, &done, err), RW_EINPUT);
+    assert_non_null(strstr(err, "less than a record header"));
+    assert_int_equal(done, 1);
     assert_int_equal(arc_pw_close(w, err), 0);
     arc_close(a);
     free(recs);
