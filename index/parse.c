@@ -785,8 +785,10 @@ static uint64_t flow_hash_memo(const struct idx_flow *f, idx_fhmemo_t *m)
         return flow_hash_compute(f);
     memcpy(k, f->src, alen);
     memcpy(k + 2, f->dst, alen);
-    k[4] = ((uint64_t)f->sport << 48 | (uint64_t)f->dport << 32 | (uint64_t)f->vlan << 16 |
-            (uint64_t)f->family << 8 | f->proto) * 2 + (f->has_ports ? 1 : 0) + 1;
+    /* every field in bits of its own; family (4 or 6) keeps the low byte,
+     * and so the word, nonzero */
+    k[4] = (uint64_t)f->sport << 48 | (uint64_t)f->dport << 32 | (uint64_t)f->vlan << 16 |
+           (uint64_t)f->proto << 8 | (uint64_t)(f->family & 0x7f) << 1 | (f->has_ports ? 1 : 0);
     uint64_t x = (k[0] ^ k[1] * 0x9e3779b97f4a7c15ULL) + (k[2] ^ k[3] * 0xc2b2ae3d27d4eb4fULL);
     x = (x ^ k[4]) * 0xbf58476d1ce4e5b9ULL;
     struct fh_ent *e = &m->e[(x >> 32) & (FH_MEMO - 1)];
