@@ -387,6 +387,39 @@ def steno_setup(arch, blocks, port):
     return path
 
 
+def steno_stop(arch, known=()):
+    """Stop the stenotype processes of the run writing into arch, by pid:
+    the one its server started (known), and any it started again (their --dir is a
+    /tmp/stenographerNNN whose links point into arch). SIGTERM, up to 5 s,
+    then SIGKILL."""
+    # by the scan only: a known pid that has exited may name another process
+    pids = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not argv or not argv[0].endswith("stenotype"):
+            continue
+        for a in argv:
+            if a.startswith("--dir=") and os.path.realpath(
+                    os.path.join(a[6:], "PKT0")).startswith(arch + "/"):
+                pids.add(int(d))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for c in pids:
+            try:
+                os.kill(c, sig)
+            except OSError:
+                pass
+        for _ in range(50):
+            if not any(os.path.exists("/proc/%d" % c) for c in pids):
+                return
+            time.sleep(0.1)
+
+
 def steno_stats(text):
     m = re.findall(r"Thread 0 stats: .*? packets=(\d+) .*? drops=(\d+)", text)
     return (int(m[-1][0]), int(m[-1][1])) if m else (None, None)
@@ -521,14 +554,11 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
         res["veth_rx_dropped"] = delta(vd0, veth_rx_dropped(ns))
         t0 = time.perf_counter()
         p.send_signal(signal.SIGTERM)
-        if tool.startswith("stenographer"):
-            # the server may leave stenotype to its signal: stop both
-            for c in pids[1:]:
-                try:
-                    os.kill(c, signal.SIGTERM)
-                except OSError:
-                    pass
         _, status, ru = os.wait4(p.pid, 0)
+        if tool.startswith("stenographer"):
+            # then its stenotype (by pid: the one it started, and any it
+            # restarted, found by the directory it writes into arch)
+            steno_stop(arch, pids[1:])
         res["stop_seconds"] = time.perf_counter() - t0
         res["exit"] = os.waitstatus_to_exitcode(status)
         p.returncode = res["exit"]
@@ -549,11 +579,6 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
         elif tool.startswith("stenographer"):
             # the packets in its files (stopping wrote them out), and the
             # kernel's drops from stenotype's last statistics line
-            for c in pids[1:]:
-                for _ in range(100):
-                    if not os.path.exists("/proc/%d" % c):
-                        break
-                    time.sleep(0.1)
             res["captured"] = steno_packets(os.path.join(arch, "pk"))
             res["kernel_drops"], res["queue_drops"] = steno_stats(text)[1], None
         else:
@@ -576,18 +601,8 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
         if p is not None:
             p.kill()
             p.wait()
-        for c in pids[1:]:
-            # stenotype, by its pid, if it outlived its server
-            for _ in range(50):
-                if not os.path.exists("/proc/%d" % c):
-                    break
-                time.sleep(0.1)
-            else:
-                try:
-                    os.kill(c, signal.SIGKILL)
-                except OSError:
-                    pass
         if cfg:
+            steno_stop(arch, pids[1:])
             # the server links its threads' directories from a fresh
             # /tmp/stenographerNNN: remove the one that points into arch
             import glob
