@@ -8,6 +8,7 @@
  * and truncation to the last committed record after a crash. */
 #include "archive/archive.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pcap/pcap.h>
@@ -93,6 +94,7 @@ struct arc_pw {
     uint64_t cut_id;
     char cut_path[192];
     struct idx_parsed parsed;
+    idx_fhmemo_t *memo; /* NULL when it could not be allocated: parsing works without */
 };
 
 void arc_opts_default(struct arc_opts *o)
@@ -409,22 +411,22 @@ int arc_pw_open(arc_t *a, const char *name, int dlt, uint32_t snaplen, arc_pw_t 
     w->snaplen = snaplen ? snaplen : 262144;
     w->fd = -1;
     w->last_flush = rw_mono_ns();
+    w->memo = idx_fhmemo_new();
     *out = w;
     return 0;
 }
 
-static int write_out(arc_pw_t *w, char *err)
+/* Append n bytes at p to the open segment file (after the space check). */
+static int write_bytes(arc_pw_t *w, const uint8_t *p, size_t n, char *err)
 {
     int rc;
-    if (w->blen == 0)
-        return 0;
     uint64_t left;
-    if ((rc = arc_space_ensure(w->a, w->blen, 0, &left, err)) < 0)
+    if ((rc = arc_space_ensure(w->a, n, 0, &left, err)) < 0)
         return rc;
     /* Near the reserve, commit after every buffer written, so that a full
      * disk finds little uncommitted (see add()). */
     w->tight = left < TIGHT;
-    if (rw_write_all(w->fd, w->buf, w->blen) < 0) {
+    if (rw_write_all(w->fd, p, n) < 0) {
         int e = errno;
         return rw_err(err, e == ENOSPC ? RW_ENOSPC : RW_EIO, "writing segment %s/%s: %s", w->a->dir,
                       w->relpath, strerror(e));
@@ -433,8 +435,18 @@ static int write_out(arc_pw_t *w, char *err)
      * commit finds most of the bytes already on disk instead of writing a
      * whole flush interval's worth while the capture waits. */
     if (w->a->o.sync)
-        sync_file_range(w->fd, (off_t)w->written, (off_t)w->blen, SYNC_FILE_RANGE_WRITE);
-    w->written += w->blen;
+        sync_file_range(w->fd, (off_t)w->written, (off_t)n, SYNC_FILE_RANGE_WRITE);
+    w->written += n;
+    return 0;
+}
+
+static int write_out(arc_pw_t *w, char *err)
+{
+    int rc;
+    if (w->blen == 0)
+        return 0;
+    if ((rc = write_bytes(w, w->buf, w->blen, err)) < 0)
+        return rc;
     w->blen = 0;
     return 0;
 }
@@ -602,13 +614,12 @@ static int seal_cut(arc_pw_t *w, char *err)
     return 0;
 }
 
-static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
-               const uint8_t *data, int *added, char *err)
+/* Make the open segment the one a packet of time ts and caplen bytes goes
+ * into (pending: bytes the caller holds for it, not yet written): seal a
+ * cut segment, roll by age or size, open one. */
+static int place(arc_pw_t *w, int64_t ts, uint32_t caplen, size_t pending, char *err)
 {
-    int64_t ts = (int64_t)sec * RW_NS_PER_SEC + frac;
     int rc;
-    if (caplen > w->snaplen)
-        caplen = w->snaplen;
     if (w->have_cut) {
         if ((rc = arc_space_ensure(w->a, 0, 0, NULL, err)) < 0 || (rc = seal_cut(w, err)) < 0)
             return rc;
@@ -616,12 +627,42 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     if (w->fd >= 0) {
         int64_t age = ts - w->seg_start;
         if (age >= w->a->o.segment_ns || age <= -w->a->o.segment_ns ||
-            w->written + w->blen + 16 + caplen > w->a->o.segment_bytes) {
+            w->written + w->blen + pending + 16 + caplen > w->a->o.segment_bytes) {
             if ((rc = seg_seal(w, err)) < 0)
                 return rc;
         }
     }
     if (w->fd < 0 && (rc = seg_open(w, ts, err)) < 0)
+        return rc;
+    return 0;
+}
+
+/* The packet at offset off of the open segment is in the file or the
+ * caller's hands: index it. 1 when the flush interval has passed and the
+ * caller should commit. */
+static int indexed(arc_pw_t *w, int64_t ts, uint64_t off, uint32_t caplen, uint32_t len,
+                   const uint8_t *data)
+{
+    idx_parse_packet_memo(w->dlt, data, caplen, &w->parsed, w->memo);
+    idx_segw_add(w->sw, ts, off, caplen, len, &w->parsed);
+    if (w->a->tap) { /* lawful intercept and followers see each stored packet */
+        struct arc_tap t = {w->name, w->dlt, w->snaplen, ts, data, caplen, len, &w->parsed};
+        w->a->tap(w->a->tap_arg, &t);
+    }
+    w->dirty = 1;
+    w->seg_packets++;
+    w->packets++;
+    return (w->packets & 1023) == 0 && rw_mono_ns() - w->last_flush >= w->a->o.flush_ns;
+}
+
+static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
+               const uint8_t *data, int *added, char *err)
+{
+    int64_t ts = (int64_t)sec * RW_NS_PER_SEC + frac;
+    int rc;
+    if (caplen > w->snaplen)
+        caplen = w->snaplen;
+    if ((rc = place(w, ts, caplen, 0, err)) < 0)
         return rc;
     if (w->blen + 16 + caplen > WBUF) {
         if ((rc = write_out(w, err)) < 0)
@@ -645,20 +686,107 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
         memcpy(w->buf + w->blen + 16, data, caplen);
         w->blen += 16 + caplen;
     }
-    idx_parse_packet(w->dlt, data, caplen, &w->parsed);
-    idx_segw_add(w->sw, ts, off, caplen, len, &w->parsed);
-    if (w->a->tap) {
-        struct arc_tap t = {w->name, w->dlt, w->snaplen, ts, data, caplen, len, &w->parsed};
-        w->a->tap(w->a->tap_arg, &t);
-    }
     *added = 1;
-    w->dirty = 1;
-    w->seg_packets++;
-    w->packets++;
-    if ((w->packets & 1023) == 0 && w->dirty &&
-        rw_mono_ns() - w->last_flush >= w->a->o.flush_ns)
+    if (indexed(w, ts, off, caplen, len, data))
         return commit(w, w->a->o.sync, err);
     return 0;
+}
+
+/* Write the run of records the caller holds (after what the buffer holds). */
+static int write_run(arc_pw_t *w, const uint8_t *run, size_t *runlen, char *err)
+{
+    int rc;
+    if (*runlen == 0)
+        return 0;
+    if ((rc = write_out(w, err)) < 0 || (rc = write_bytes(w, run, *runlen, err)) < 0)
+        return rc;
+    *runlen = 0;
+    /* Near a full disk, commit at once (as add() does). */
+    if (w->tight && w->dirty)
+        return commit(w, w->a->o.sync, err);
+    return 0;
+}
+
+/* See arc_pw_add_records(). *cur: 1 while a record is being added, *added:
+ * 1 once it is indexed (cut_back() then counts it if it is lost). */
+static int add_records(arc_pw_t *w, const uint8_t *p, size_t len, uint64_t *done, int *cur,
+                       int *added, char *err)
+{
+    const uint8_t *run = p; /* records indexed and not yet written start here */
+    size_t runlen = 0;
+    int rc;
+    while (len >= 16) {
+        uint32_t rec[4];
+        memcpy(rec, p, 16);
+        if (rec[2] > len - 16)
+            return rw_err(err, RW_EINPUT, "record %llu: caplen %u past the end of the batch",
+                          (unsigned long long)*done, rec[2]);
+        size_t n = 16 + (size_t)rec[2];
+        *added = 0;
+        *cur = 1;
+        if (rec[2] > w->snaplen || 16 + (size_t)rec[2] > WBUF) {
+            /* To be cut to the snaplen, or larger than a buffer: the
+             * packet-at-a-time path, after the records before it. */
+            if ((rc = write_run(w, run, &runlen, err)) < 0 ||
+                (rc = add(w, rec[0], rec[1], rec[2], rec[3], p + 16, added, err)) < 0)
+                return rc;
+            run = p + n;
+        } else {
+            int64_t ts = (int64_t)rec[0] * RW_NS_PER_SEC + rec[1];
+            uint64_t before = w->seg_id;
+            int was_open = w->fd >= 0;
+            /* A roll seals what is written: the run goes first. */
+            if (was_open && w->written + w->blen + runlen + n > w->a->o.segment_bytes &&
+                (rc = write_run(w, run, &runlen, err)) < 0)
+                return rc;
+            if (runlen && (ts - w->seg_start >= w->a->o.segment_ns ||
+                           ts - w->seg_start <= -w->a->o.segment_ns) &&
+                (rc = write_run(w, run, &runlen, err)) < 0)
+                return rc;
+            if ((rc = place(w, ts, rec[2], runlen, err)) < 0)
+                return rc;
+            assert(runlen == 0 || (was_open && w->seg_id == before)); /* rolls wrote it first */
+            if (runlen == 0)
+                run = p;
+            uint64_t off = w->written + w->blen + runlen;
+            runlen += n;
+            *added = 1;
+            if (indexed(w, ts, off, rec[2], rec[3], p + 16) || runlen >= WBUF) {
+                if ((rc = write_run(w, run, &runlen, err)) < 0)
+                    return rc;
+                run = p + n;
+                if (w->dirty && rw_mono_ns() - w->last_flush >= w->a->o.flush_ns &&
+                    (rc = commit(w, w->a->o.sync, err)) < 0)
+                    return rc;
+            }
+        }
+        (*done)++;
+        *cur = 0;
+        p += n;
+        len -= n;
+    }
+    if ((rc = write_run(w, run, &runlen, err)) < 0)
+        return rc;
+    if (len)
+        return rw_err(err, RW_EINPUT, "record %llu: %zu bytes, less than a record header, at "
+                      "the end of the batch", (unsigned long long)*done, len);
+    return 0;
+}
+
+int arc_pw_add_records(arc_pw_t *w, const uint8_t *recs, size_t len, uint64_t *done, char *err)
+{
+    int cur = 0, added = 0;
+    *done = 0;
+    int rc = add_records(w, recs, len, done, &cur, &added, err);
+    if (rc < 0) {
+        cut_back(w); /* counts every packet indexed since the last commit */
+        if (cur) {
+            if (!added)
+                w->lost++;
+            (*done)++;
+        }
+    }
+    return rc;
 }
 
 int arc_pw_add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
@@ -739,6 +867,7 @@ int arc_pw_close(arc_pw_t *w, char *err)
         seal_cut(w, e2) < 0 && rc == 0)
         rc = rw_err(err, RW_EIO, "%s", e2);
     release_point(w->a, w->name);
+    idx_fhmemo_free(w->memo);
     free(w->buf);
     free(w);
     return rc;

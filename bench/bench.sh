@@ -9,7 +9,8 @@
 # skips cold-cache runs, BENCH_HTTP=0 skips the needle over HTTP and HTTPS, BENCH_MULTISITE=0
 # skips the ClickHouse export and the query across sensors,
 # BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed; a suffix x3 replays the file three
-# times in one run).
+# times in one run), BENCH_LIVE_ROUNDS=3, BENCH_LIVE_TOOLS="rewindd rewindd16 stenographer
+# stenographer16 tcpdump" (Stenographer, from Debian, when tools/deps.sh installed it).
 #
 # Writes bench/work/ (scratch, removed first) and bench/results.json. Exit status is
 # non-zero only for a correctness MISMATCH (or a failing command), never for speed.
@@ -48,7 +49,7 @@ print(max(65536, int(v * (1 << 30))))' "$GB" 2>/dev/null) || {
     SCALE=${BENCH_SCALE:-1}
     LIVE=${BENCH_LIVE:-1}
 fi
-RATES=${BENCH_LIVE_RATES:-500 1000 2000 4000 topspeed topspeedx3}
+RATES=${BENCH_LIVE_RATES:-500 1000 topspeed topspeedx3}
 
 for b in rewind rewindd trafficgen; do
     [ -x "$ROOT/bin/$b" ] || { echo "bench: bin/$b missing; run 'make all' first" >&2; exit 2; }
@@ -452,10 +453,21 @@ elif ! ip netns list >/dev/null 2>&1; then why="ip netns does not work"
 elif ! command -v tcpreplay >/dev/null 2>&1; then why="no tcpreplay"
 fi
 if [ -z "$why" ]; then
-    say "live capture: netns $NS, veth rwb0/rwb1, rates: $RATES"
-    h slice "$W/gen1.pcap" "$W/live.pcap" 209715200
-    h live "$NS" "$W/live.pcap" "$W" "$BIN/rewind" "$BIN/rewindd" "$RATES" >&2
-    rm -f "$W/live.pcap"
+    say "live capture: netns $NS, veth rwb0/rwb1, rates: $RATES, small packets, freshness"
+    # the mix: 200 MiB of trafficgen (its own needles and counts, for the
+    # freshness and the queries); small packets: 64-128 bytes, many flows
+    LB=$(python3 -c 'import sys; print(min(209715200, int(sys.argv[1])))' "$BYTES")
+    "$BIN/trafficgen" --seed 3 --bytes "$LB" -o "$W/live.pcap" 2>"$W/live.txt"
+    python3 -c 'import json,sys
+g = json.loads(sys.argv[1])
+n = g["needles"][0]
+print(json.dumps({"needle": n["addr"], "needle_packets": n["packets"], "port25": g["port25"],
+                  "wide": g["wide"]["net"], "wide_packets": g["wide"]["packets"]}))' \
+        "$(h gen "$W/live.txt")" >"$W/live.expect"
+    h smallgen "$W/small.pcap" "$(python3 -c 'import sys; print(max(10000, min(1000000, int(sys.argv[1]) // 100)))' "$BYTES")"
+    h live "$NS" "$W/live.pcap" "$W" "$BIN/rewind" "$BIN/rewindd" "$RATES" "$W/live.expect" \
+        "$W/small.pcap" >&2
+    rm -f "$W/live.pcap" "$W/small.pcap"
 else
     h set live_skipped "\"$why\""
 fi

@@ -14,6 +14,7 @@
   slice IN OUT BYTES    first whole records of a pcap up to BYTES
   dropcaches            sync + drop the page cache; exit 1 if not permitted
   live ...              live-capture comparison (see live_main)
+  smallgen FILE N       N small packets (64-128 bytes, many flows) as a pcap
   report                results.json + the final table
 """
 import json
@@ -292,20 +293,209 @@ def delta(a, b):
     return b - a if a is not None and b is not None else None
 
 
-def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
-    """One capture run: start the capturer in the namespace, replay, stop, count."""
+def proc_cpu(pids):
+    """utime + stime in seconds of these processes (all their threads), from /proc."""
+    tot = 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                w = f.read().rsplit(")", 1)[1].split()
+            tot += (int(w[11]) + int(w[12])) / hz
+        except (OSError, IndexError, ValueError):
+            pass
+    return tot
+
+
+def proc_hwm_kb(pids):
+    tot = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                m = re.search(r"VmHWM:\s+(\d+)", f.read())
+            tot += int(m.group(1)) if m else 0
+        except OSError:
+            pass
+    return tot
+
+
+def children(pid):
+    """Processes whose parent is pid (any of its threads)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def steno_packets(pkdir):
+    """Packets in Stenographer's packet files: they are TPACKET_V3 blocks of
+    1 MiB as the kernel filled them; each block descriptor holds its packet
+    count (struct tpacket_block_desc: version, offset_to_priv, then
+    block_status, num_pkts)."""
+    n = 0
+    for name in os.listdir(pkdir):
+        with open(os.path.join(pkdir, name), "rb") as f:
+            while True:
+                b = f.read(16)
+                if len(b) < 16:
+                    break
+                n += struct.unpack("<I", b[12:16])[0]
+                f.seek((1 << 20) - 16, 1)
+    return n
+
+
+# Capturers of the live comparison: rewindd and Stenographer with the same
+# kernel ring (64 MiB, and 16 MiB as "...16"), tcpdump with 64 MiB.
+LIVE_TOOLS = ("rewindd", "rewindd16", "stenographer", "stenographer16", "tcpdump")
+
+
+def steno_available():
+    return (subprocess.run(["sh", "-c", "command -v stenographer && command -v stenotype && "
+                            "command -v stenoread && id stenographer"],
+                           capture_output=True).returncode == 0 and
+            os.path.exists("/etc/stenographer/certs/client_key.pem"))
+
+
+def steno_setup(arch, blocks, port):
+    """A Stenographer config of one thread on rwb0 under arch (owned by the
+    stenographer user); the certificates are the ones stenokeys.sh made
+    when the package was installed."""
+    for d in ("pk", "ix"):
+        os.makedirs(os.path.join(arch, d), exist_ok=True)
+    cfg = {"Threads": [{"PacketsDirectory": os.path.join(arch, "pk"),
+                        "IndexDirectory": os.path.join(arch, "ix"),
+                        "MaxDirectoryFiles": 30000, "DiskFreePercentage": 1}],
+           "StenotypePath": "/usr/sbin/stenotype", "Interface": "rwb0", "Port": port,
+           "Host": "127.0.0.1",
+           # --no_watchdogs: on an idle TPACKET_V3 link stenotype's watchdog
+           # aborts it after ~20 s; aiops must not exceed blocks; stats
+           # every 2 s give its packet and drop counts
+           "Flags": ["--no_watchdogs", "--blocks=%d" % blocks, "--aiops=%d" % max(1, blocks // 2),
+                     "-v", "--stats_sec=2"],
+           "CertPath": "/etc/stenographer/certs"}
+    path = os.path.join(arch, "config")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    sh("chown", "-R", "stenographer:stenographer", arch)
+    return path
+
+
+def steno_stop(arch, known=()):
+    """Stop the stenotype processes of the run writing into arch, by pid:
+    the one its server started (known), and any it started again (their --dir is a
+    /tmp/stenographerNNN whose links point into arch). SIGTERM, up to 5 s,
+    then SIGKILL."""
+    # by the scan only: a known pid that has exited may name another process
+    pids = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not argv or not argv[0].endswith("stenotype"):
+            continue
+        for a in argv:
+            if a.startswith("--dir=") and os.path.realpath(
+                    os.path.join(a[6:], "PKT0")).startswith(arch + "/"):
+                pids.add(int(d))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for c in pids:
+            try:
+                os.kill(c, sig)
+            except OSError:
+                pass
+        for _ in range(50):
+            if not any(os.path.exists("/proc/%d" % c) for c in pids):
+                return
+            time.sleep(0.1)
+
+
+def steno_stats(text):
+    m = re.findall(r"Thread 0 stats: .*? packets=(\d+) .*? drops=(\d+)", text)
+    return (int(m[-1][0]), int(m[-1][1])) if m else (None, None)
+
+
+def steno_query(ns, cfg, q, out):
+    t0 = time.perf_counter()
+    with open(out, "wb") as o:
+        subprocess.run(["ip", "netns", "exec", ns, "env", "STENOGRAPHER_CONFIG=" + cfg,
+                        "stenocurl", "/query", "-d", q, "--silent", "--max-time", "60"],
+                       stdout=o, stderr=subprocess.DEVNULL)
+    t = time.perf_counter() - t0
+    try:
+        n = pcap_count(out)
+    except Exception:  # an empty or partial answer
+        n = 0
+    return n, t
+
+
+def live_queries(tool, ns, arch, rewind, cfg, expect, work):
+    """needle, port and net queries on the tool's own archive: seconds and
+    packets each (checked against trafficgen's counts)."""
+    out = {}
+    qs = (("needle", "host " + expect["needle"], expect["needle_packets"]),
+          ("port", "port 25", expect["port25"]),
+          ("net", "net " + expect["wide"], expect["wide_packets"]))
+    for name, q, want in qs:
+        f = os.path.join(work, "liveq.pcap")
+        if tool.startswith("rewindd"):
+            t0 = time.perf_counter()
+            r = sh(rewind, "query", "--dir", arch, "--count", q)
+            t = time.perf_counter() - t0
+            n = int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
+        elif tool.startswith("stenographer"):
+            n, t = steno_query(ns, cfg, q, f)
+        else:
+            t0 = time.perf_counter()
+            sh("tcpdump", "-r", arch + ".pcap", "-w", f, q)
+            t = time.perf_counter() - t0
+            n = pcap_count(f)
+        out[name] = {"seconds": t, "packets": n, "expected": want}
+        if os.path.exists(f):
+            os.unlink(f)
+    return out
+
+
+def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
+    """One capture run: start the capturer in the namespace, replay, stop, count.
+    CPU is read from /proc just before the replay and 2.5 s after it (the
+    capturer's own threads, and stenotype for Stenographer): what the
+    replay cost, with start and stop left out; `cpu` is the whole life
+    (rusage), as before. rate "fresh": replay at 500 Mbit/s, then measure
+    the time until a needle query answers every needle packet, and run the
+    queries on that archive."""
     tag = "%s-%s" % (tool, rate)
     log = os.path.join(work, "live-%s.log" % tag)
     arch = os.path.join(work, "live-%s" % tag)
     sh("rm", "-rf", arch)
-    if tool == "rewindd":
-        argv = ["ip", "netns", "exec", ns, rewindd, "--dir", arch, "-i", "rwb0=live"]
+    cfg = None
+    if tool.startswith("rewindd"):
+        buf = "16M" if tool.endswith("16") else "64M"
+        argv = ["ip", "netns", "exec", ns, rewindd, "--dir", arch, "-i", "rwb0=live",
+                "--buffer-size", buf]
         ready = "ready"
+    elif tool.startswith("stenographer"):
+        cfg = steno_setup(arch, 16 if tool.endswith("16") else 64, 24000 + os.getpid() % 1000)
+        argv = ["ip", "netns", "exec", ns, "setpriv", "--reuid=stenographer",
+                "--regid=stenographer", "--init-groups", "stenographer", "-config", cfg,
+                "-syslog=false"]
+        ready = "starting to process packets"  # stenotype's capture thread runs
     else:
         argv = ["ip", "netns", "exec", ns, "tcpdump", "-n", "-i", "rwb0", "-B", "65536",
                 "--time-stamp-precision=nano", "-w", arch + ".pcap"]
         ready = "listening on"
     res = {"tool": tool, "rate": rate}
+    pids = []
     with open(log, "wb") as lf:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
     try:
@@ -313,27 +503,62 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
             res["error"] = "capturer did not start: " + open(log, errors="replace").read()[-500:]
             return res
         time.sleep(0.3)
+        pids = [p.pid] + children(p.pid)
         sn0, vd0 = softnet_dropped(), veth_rx_dropped(ns)
+        c0 = proc_cpu(pids)
         if rate == "idle":  # the same life with no traffic: start, wait, stop
             time.sleep(1.0)
             res["sent"] = 0
         else:
             # "topspeed" or a rate in Mbps; "x3" after either replays the
-            # file three times in one run (tcpreplay --loop)
+            # file three times in one run (tcpreplay --loop); "small"
+            # replays the small-packet file at top speed
             base, _, loops = str(rate).partition("x")
-            rargs = ["--topspeed"] if base == "topspeed" else ["--mbps", base]
+            rargs = ["--topspeed"] if base in ("topspeed", "small") else \
+                ["--mbps", "500" if base == "fresh" else base]
             if loops:
                 rargs.append("--loop=" + loops)
             r = sh("ip", "netns", "exec", ns, "timeout", "120", "tcpreplay", "-i", "rwb1", *rargs,
                    pcap)
             res["tcpreplay_rc"] = r.returncode
             res.update(tcpreplay_sent(r.stdout + r.stderr))
-        time.sleep(2.5)  # more than one flush interval
+        t_sent = time.perf_counter()
+        if rate == "fresh" and expect:
+            # rewindd: every packet sent answers a query (the last ones
+            # too); Stenographer: the needle (a query of everything takes
+            # it minutes), which it answers only after a file rotation
+            want = expect["needle_packets"]
+            limit = 20 if tool.startswith("rewindd") else 120
+            while time.perf_counter() - t_sent < limit:
+                if tool.startswith("rewindd"):
+                    q = sh(rewind, "query", "--dir", arch, "--count")
+                    n = int(q.stdout.strip()) if q.returncode == 0 and q.stdout.strip() else 0
+                    n = want if n >= (res.get("sent") or 0) else 0
+                elif tool.startswith("stenographer"):
+                    n, _ = steno_query(ns, cfg, "host " + expect["needle"],
+                                       os.path.join(work, "fresh.pcap"))
+                else:
+                    break
+                if n >= want:
+                    res["fresh_seconds"] = time.perf_counter() - t_sent
+                    break
+                time.sleep(0.05 if tool.startswith("rewindd") else 1.0)
+            res["queries"] = live_queries(tool, ns, arch, rewind, cfg, expect, work) \
+                if tool != "tcpdump" else None
+        else:
+            time.sleep(2.5)  # more than one flush interval
+        c1 = proc_cpu(pids)
+        res["cpu_window"] = c1 - c0
+        res["rss_kb"] = proc_hwm_kb(pids)
         res["softnet_dropped"] = delta(sn0, softnet_dropped())
         res["veth_rx_dropped"] = delta(vd0, veth_rx_dropped(ns))
         t0 = time.perf_counter()
         p.send_signal(signal.SIGTERM)
         _, status, ru = os.wait4(p.pid, 0)
+        if tool.startswith("stenographer"):
+            # then its stenotype (by pid: the one it started, and any it
+            # restarted, found by the directory it writes into arch)
+            steno_stop(arch, pids[1:])
         res["stop_seconds"] = time.perf_counter() - t0
         res["exit"] = os.waitstatus_to_exitcode(status)
         p.returncode = res["exit"]
@@ -343,7 +568,7 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
         res["maxrss_kb"] = ru.ru_maxrss
         p = None
         text = open(log, errors="replace").read()
-        if tool == "rewindd":
+        if tool.startswith("rewindd"):
             q = sh(rewind, "query", "--dir", arch, "--count")
             res["captured"] = int(q.stdout.strip()) if q.returncode == 0 else None
             st = sh(rewind, "status", "--dir", arch).stdout
@@ -351,6 +576,11 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
             m = re.search(r"^live\s.*\s(\d+)/(\d+)\s*$", st, re.M)
             if m:
                 res["kernel_drops"], res["queue_drops"] = int(m.group(1)), int(m.group(2))
+        elif tool.startswith("stenographer"):
+            # the packets in its files (stopping wrote them out), and the
+            # kernel's drops from stenotype's last statistics line
+            res["captured"] = steno_packets(os.path.join(arch, "pk"))
+            res["kernel_drops"], res["queue_drops"] = steno_stats(text)[1], None
         else:
             res["captured"] = pcap_count(arch + ".pcap")
             m = re.search(r"(\d+) packets dropped by kernel", text)
@@ -362,12 +592,64 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd):
             res["lost"] = res["sent"] - res["captured"]
             res["unaccounted"] = res["lost"] - (res.get("kernel_drops") or 0) - \
                 (res.get("queue_drops") or 0)
+        # per packet stored: a capturer that drops packets does not pay for them
+        if res.get("captured"):
+            res["us_per_packet"] = res["cpu_window"] / res["captured"] * 1e6
+        if res.get("sent"):
+            res["us_per_sent"] = res["cpu_window"] / res["sent"] * 1e6
     finally:
         if p is not None:
             p.kill()
             p.wait()
+        if cfg:
+            steno_stop(arch, pids[1:])
+            # the server links its threads' directories from a fresh
+            # /tmp/stenographerNNN: remove the one that points into arch
+            import glob
+            for d in glob.glob("/tmp/stenographer[0-9]*"):
+                if os.path.realpath(os.path.join(d, "PKT0")).startswith(arch + "/"):
+                    sh("rm", "-rf", d)
         sh("rm", "-rf", arch, arch + ".pcap")
     return res
+
+
+def smallgen_main(path, packets):
+    """A capture of small packets (64-128 bytes on the wire), many flows:
+    UDP and TCP between 65536 client and 4096 server addresses, in a
+    deterministic order. Per-packet cost dominates its capture."""
+    import random
+    rnd = random.Random(17)
+    n = int(packets)
+    flows = []
+    for i in range(50000):
+        c = 0x0a000000 | rnd.getrandbits(16)
+        sv = 0xc0a80000 | rnd.getrandbits(12)
+        flows.append((c, sv, 1024 + rnd.getrandbits(15), rnd.choice((53, 80, 443, 123, 5060)),
+                      rnd.choice((6, 17))))
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b23c4d, 2, 4, 0, 0, 262144, 1))
+        ts = 1700000000 * 10**9
+        buf = []
+        for i in range(n):
+            c, sv, cp, sp, proto = flows[min(int(rnd.paretovariate(1.2)) - 1, 49999)
+                                         if i % 2 else rnd.randrange(50000)]
+            if i % 3 == 0:
+                c, sv, cp, sp = sv, c, sp, cp
+            size = 64 + rnd.randrange(65)
+            l4 = 20 if proto == 6 else 8
+            ip = struct.pack(">BBHHHBBHII", 0x45, 0, size - 14, i & 0xffff, 0, 64, proto, 0, c, sv)
+            if proto == 6:
+                th = struct.pack(">HHIIBBHHH", cp, sp, i, 0, 0x50, 0x18, 1024, 0, 0)
+            else:
+                th = struct.pack(">HHHH", cp, sp, size - 14 - 20, 0)
+            frame = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + ip + th
+            frame += bytes(size - len(frame))
+            ts += 1000
+            buf.append(struct.pack("<IIII", ts // 10**9, ts % 10**9, size, size) + frame)
+            if len(buf) == 4096:
+                f.write(b"".join(buf))
+                buf = []
+        f.write(b"".join(buf))
 
 
 def replay_main(args):
@@ -420,15 +702,27 @@ def replay_main(args):
 def live_main(args):
     ns, pcap, work, rewind, rewindd = args[:5]
     rates = args[5].split() if len(args) > 5 else ["500", "1000", "topspeed"]
+    expect = json.loads(open(args[6]).read()) if len(args) > 6 and args[6] else None
+    small = args[7] if len(args) > 7 else ""
     setup = [["ip", "netns", "add", ns],
              ["ip", "netns", "exec", ns, "ip", "link", "add", "rwb0", "type", "veth", "peer",
               "name", "rwb1"],
              ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
              ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
              ["ip", "netns", "exec", ns, "ip", "link", "set", "rwb0", "mtu", "9000", "up"],
              ["ip", "netns", "exec", ns, "ip", "link", "set", "rwb1", "mtu", "9000", "up"]]
     out = {"netns": ns, "pcap_bytes": os.path.getsize(pcap), "pcap_packets": pcap_count(pcap),
-           "runs": []}
+           "runs": [], "expect": expect}
+    if small:
+        out["small_bytes"] = os.path.getsize(small)
+        out["small_packets"] = pcap_count(small)
+    tools = os.environ.get("BENCH_LIVE_TOOLS", " ".join(LIVE_TOOLS)).split()
+    if not steno_available():
+        out["stenographer_skipped"] = "stenographer, stenotype, stenoread, its user or its " \
+            "certificates missing (tools/deps.sh installs the Debian packages)"
+        tools = [t for t in tools if not t.startswith("stenographer")]
+    out["tools"] = tools
     try:
         for c in setup:
             r = sh(*c)
@@ -439,32 +733,42 @@ def live_main(args):
                 return
         # Each round measures each capturer's fixed cost first ("idle":
         # started, left idle about as long as a replay takes, stopped). A
-        # capture runs for months; what it costs per packet is a run's CPU
-        # less this.
-        # The two capturers take turns, and which goes first alternates:
-        # on a VM, memory that another run has just freed is much cheaper
-        # to touch again than memory never touched, so running one tool's
-        # series first would charge it what the other then reuses.
+        # capture runs for months: what it costs per packet is a run's CPU
+        # less this; the CPU of the replay window (cpu_window) leaves start
+        # and stop out altogether.
+        # The capturers take turns, and their order rotates each round: on
+        # a VM, memory that another run has just freed is much cheaper to
+        # touch again than memory never touched, so running one tool's
+        # series first would charge it what the others then reuse.
         rounds = int(os.environ.get("BENCH_LIVE_ROUNDS", "3"))
-        order = ("rewindd", "tcpdump")
+        order = list(tools)
         out["rounds"] = rounds
+        plan = ["idle"] + rates + (["small"] if small else []) + (["fresh"] if expect else [])
         for rnd in range(rounds):
-            for rate in ["idle"] + rates:
+            for rate in plan:
+                if rate == "fresh" and rnd > 0:
+                    continue  # freshness and queries: once (Stenographer's takes a minute)
                 for tool in order:
                     try:
-                        res = live_one(tool, rate, ns, pcap, work, rewind, rewindd)
+                        res = live_one(tool, rate, ns, small if rate == "small" else pcap, work,
+                                       rewind, rewindd, expect)
                     except Exception as e:  # report it, keep the other runs and the table
                         res = {"tool": tool, "rate": rate,
                                "error": "%s: %s" % (type(e).__name__, e)}
                     res["round"] = rnd
                     out["runs"].append(res)
-                    print("live: %-8s rate %-9s sent %s captured %s lost %s drops(k/q) %s/%s "
-                          "cpu %.2fs" % (tool, rate, res.get("sent"), res.get("captured"),
-                                         res.get("lost"), res.get("kernel_drops"),
-                                         res.get("queue_drops"), res.get("cpu", 0.0)))
+                    print("live: %-14s rate %-9s sent %s captured %s lost %s drops(k/q) %s/%s "
+                          "cpu %.2fs window %.2fs %s%s" % (
+                              tool, rate, res.get("sent"), res.get("captured"), res.get("lost"),
+                              res.get("kernel_drops"), res.get("queue_drops"),
+                              res.get("cpu", 0.0), res.get("cpu_window", 0.0),
+                              "%.2f us/packet" % res["us_per_packet"]
+                              if res.get("us_per_packet") else "",
+                              " fresh %.2fs" % res["fresh_seconds"]
+                              if res.get("fresh_seconds") is not None else ""))
                     if res.get("error"):
                         print("live: error: " + res["error"])
-                order = order[::-1]
+                order = order[1:] + order[:1]
     finally:
         sh("ip", "netns", "del", ns)
     add_record("live", out)
@@ -768,89 +1072,103 @@ def report_main(path):
     res["live"] = live or R.get("live_skipped")
     P("")
     if live and live.get("runs"):
-        P("LIVE CAPTURE (veth in netns %s, replaying %s, %d packets)" % (
-            live["netns"], fmt_b(live["pcap_bytes"]), live["pcap_packets"]))
-        # Per tool and rate: the run of median CPU stands for the rate; the
-        # lost packets are the worst of the rounds.
+        P("LIVE CAPTURE (veth in netns %s, replaying %s, %d packets; small: %s packets)" % (
+            live["netns"], fmt_b(live["pcap_bytes"]), live["pcap_packets"],
+            live.get("small_packets", "-")))
+        if live.get("stenographer_skipped"):
+            P("  Stenographer skipped: " + live["stenographer_skipped"])
         groups = {}
         for r in live["runs"]:
             groups.setdefault((r["tool"], r["rate"]), []).append(r)
 
-        def median_run(runs):
-            ok = sorted((r for r in runs if not r.get("error") and r.get("cpu") is not None),
-                        key=lambda r: r["cpu"])
-            return ok[(len(ok) - 1) // 2] if ok else None
-        idle = {}
-        for tool in ("rewindd", "tcpdump"):
-            m = median_run(groups.get((tool, "idle"), []))
-            if m:
-                idle[tool] = m["cpu"]
-        live["idle_cpu"] = idle
-        P("  %d rounds; the two tools take turns; CPU is the median round's, lost the worst"
-          % live.get("rounds", 1))
-        P("  tool      rate(Mbps)  achieved Mbps      sent  captured  lost(max)  drops k/q  "
-          "CPU s (min-max)     net CPU s  peak RSS")
-        best = {}
-        summary = []
-        for tool in ("rewindd", "tcpdump"):
-            for (t, rate), runs in groups.items():
-                if t != tool or rate == "idle":
+        def median_of(runs, key):
+            v = sorted(r[key] for r in runs if not r.get("error") and r.get(key) is not None)
+            return v[(len(v) - 1) // 2] if v else None
+        tools = live.get("tools") or ["rewindd", "tcpdump"]
+        rates = []
+        for r in live["runs"]:
+            if r["rate"] not in rates and r["rate"] not in ("idle", "fresh"):
+                rates.append(r["rate"])
+        P("  %d rounds, the capturers taking turns; CPU = user+sys of the capturer's threads "
+          "(stenotype's and its server's for Stenographer)" % live.get("rounds", 1))
+        P("  from just before the replay to 2.5 s after it, median of the rounds; us/packet per "
+          "packet stored; lost = the worst round; kernel ring 64 MiB, '16' = 16 MiB")
+        P("  tool            rate        Mbps      sent  lost(max)  drops k/q   CPU s  "
+          "us/packet  peak RSS")
+        summary, best = [], {}
+        for rate in rates:
+            for tool in tools:
+                runs = groups.get((tool, rate), [])
+                if not runs:
                     continue
                 for r in runs:
                     if r.get("error"):
-                        P("  %-8s  %-10s  ERROR %s" % (tool, rate, r["error"][:60]))
-                r = median_run(runs)
-                if not r:
-                    continue
+                        P("  %-14s  %-10s  ERROR %s" % (tool, rate, r["error"][:60]))
                 ok = [x for x in runs if not x.get("error")]
+                if not ok:
+                    continue
+                for x in ok:  # per packet stored (records of older runs: per packet sent)
+                    if x.get("captured") and x.get("cpu_window") is not None:
+                        x["us_per_packet"] = x["cpu_window"] / x["captured"] * 1e6
+                cpu = median_of(ok, "cpu_window")
+                us = median_of(ok, "us_per_packet")
+                mbps = median_of(ok, "mbps")
                 lost = max((x.get("lost") for x in ok if x.get("lost") is not None),
                            default=None)
-                cpus = [x["cpu"] for x in ok if x.get("cpu") is not None]
-                dq = "%s/%s" % (r.get("kernel_drops"), "-" if r.get("queue_drops") is None
-                                else r.get("queue_drops"))
-                net = r["cpu"] - idle[tool] if tool in idle else None
-                summary.append({"tool": tool, "rate": rate, "mbps": r.get("mbps"),
-                                "lost_max": lost, "cpu_median": r["cpu"], "cpu_all": cpus,
-                                "net_cpu": net, "maxrss_kb": r.get("maxrss_kb")})
-                P("  %-8s  %-10s  %12s  %8s  %8s  %9s  %-10s %5.2f (%.2f-%.2f)  %9s  %s" % (
-                    tool, rate, "%.0f" % r["mbps"] if r.get("mbps") else "-", r.get("sent"),
-                    r.get("captured"), lost, dq, r["cpu"], min(cpus), max(cpus),
-                    "%.2f" % net if net is not None else "-",
-                    fmt_b(r.get("maxrss_kb", 0) * 1024)))
-                if lost == 0 and len(ok) == len(runs) and r.get("mbps"):
-                    if r["mbps"] > best.get(tool, {}).get("mbps", -1):
-                        best[tool] = {"rate": rate, "mbps": r["mbps"]}
+                rss = max((x.get("rss_kb") or x.get("maxrss_kb") or 0) for x in ok)
+                kd = max((x.get("kernel_drops") or 0) for x in ok)
+                qd = max((x.get("queue_drops") or 0) for x in ok)
+                row = {"tool": tool, "rate": rate, "mbps": mbps, "sent": ok[0].get("sent"),
+                       "lost_max": lost, "cpu_window_median": cpu, "us_per_packet": us,
+                       "cpu_all": [x.get("cpu_window") for x in ok], "rss_kb_max": rss,
+                       "kernel_drops_max": kd, "queue_drops_max": qd}
+                summary.append(row)
+                P("  %-14s  %-10s  %5s  %8s  %9s  %-10s %6s  %9s  %s" % (
+                    tool, rate, "%.0f" % mbps if mbps else "-", ok[0].get("sent"), lost,
+                    "%s/%s" % (kd, qd if tool.startswith("rewindd") else "-"),
+                    "%.2f" % cpu if cpu is not None else "-",
+                    "%.2f" % us if us is not None else "-", fmt_b(rss * 1024)))
+                if lost == 0 and len(ok) == len(runs) and mbps and rate != "small":
+                    if mbps > best.get(tool, {}).get("mbps", -1):
+                        best[tool] = {"rate": rate, "mbps": mbps}
         live["summary"] = summary
         live["highest_zero_loss"] = best
-        if idle:
-            P("  net CPU = CPU less the same capturer's run with no traffic (start, 1 s idle, stop):"
-              " rewindd %s s, tcpdump %s s" % tuple("%.2f" % idle[t] if t in idle else "-"
-                                                    for t in ("rewindd", "tcpdump")))
-        # A capture runs for months: what a replay costs once the process
-        # has warmed up (its heap, memtables and buffers faulted in) is the
-        # difference between replaying the file three times and once.
-        steady = {}
-        for tool in ("rewindd", "tcpdump"):
-            one = median_run(groups.get((tool, "topspeed"), []))
-            three = median_run(groups.get((tool, "topspeedx3"), []))
-            if one and three:
-                steady[tool] = (three["cpu"] - one["cpu"]) / 2
-        live["steady_cpu_per_replay"] = steady
-        if len(steady) == 2:
-            P("  steady state at top speed, CPU per further replay of the 200 MiB ((x3 - x1) / 2):"
-              " rewindd %.2f s, tcpdump %.2f s, ratio %.2f" % (
-                  steady["rewindd"], steady["tcpdump"],
-                  steady["rewindd"] / steady["tcpdump"] if steady["tcpdump"] > 0 else 0))
-        for tool in ("rewindd", "tcpdump"):
+        ratios = {}
+        for a, b in (("rewindd", "stenographer"), ("rewindd16", "stenographer16"),
+                     ("rewindd", "tcpdump")):
+            for rate in rates:
+                x = [r for r in summary if r["tool"] == a and r["rate"] == rate]
+                y = [r for r in summary if r["tool"] == b and r["rate"] == rate]
+                if x and y and x[0]["us_per_packet"] and y[0]["us_per_packet"]:
+                    ratios["%s/%s %s" % (a, b, rate)] = x[0]["us_per_packet"] / y[0]["us_per_packet"]
+        live["ratios"] = ratios
+        for k, v in ratios.items():
+            P("  CPU per packet %-40s %.2f%s" % (k, v, "" if "tcpdump" in k else
+                                                 ("  (<= 1.0: target met)" if v <= 1.0 else
+                                                  "  (> 1.0: target NOT met)")))
+        for tool in tools:
             b = best.get(tool)
-            P("  highest zero-loss rate %-8s %s" % (
+            P("  highest zero-loss rate %-16s %s" % (
                 tool + ":", "%s (achieved %.0f Mbps)" % (b["rate"], b["mbps"]) if b else
                 "none of the rates tried"))
-        for tool in ("rewindd", "tcpdump"):
-            runs = [r for r in live["runs"] if r["tool"] == tool and r["rate"] != "idle"]
-            if runs and all(r.get("lost") == 0 and not r.get("error") for r in runs):
-                P("  %s: no loss at any rate tried; the sender (tcpreplay on a veth) is the limit"
-                  % tool)
+        fresh = {}
+        for tool in tools:
+            for r in groups.get((tool, "fresh"), []):
+                if r.get("error"):
+                    continue
+                fresh[tool] = {"fresh_seconds": r.get("fresh_seconds"), "queries": r.get("queries")}
+                qs = r.get("queries") or {}
+                P("  %-14s freshness %s; queries on its own archive: %s" % (
+                    tool, "%.2f s" % r["fresh_seconds"] if r.get("fresh_seconds") is not None
+                    else ("n/a" if tool == "tcpdump" else "not queryable within 120 s"),
+                    ", ".join("%s %s (%s/%s packets)" % (k, fmt_t(v["seconds"]), v["packets"],
+                                                         v["expected"])
+                              for k, v in qs.items()) or "-"))
+                for k, v in qs.items():
+                    if v["packets"] != v["expected"] and tool.startswith("rewindd"):
+                        P("  MISMATCH %s %s query: %s packets, trafficgen says %s" % (
+                            tool, k, v["packets"], v["expected"]))
+        live["fresh"] = fresh
     else:
         P("LIVE CAPTURE: skipped (%s)" % ((live or {}).get("skipped") or
                                           R.get("live_skipped") or "not run"))
@@ -1065,6 +1383,8 @@ def main():
         sys.exit(0 if drop_caches() else 1)
     elif cmd == "live":
         live_main(args)
+    elif cmd == "smallgen":
+        smallgen_main(*args)
     elif cmd == "replay":
         replay_main(args)
     elif cmd == "multisite":

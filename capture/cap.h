@@ -70,6 +70,21 @@ int cap_iface_check(const char *iface, char *err) RW_WUR;
  * is open and capturing. */
 int cap_live_start(arc_t *a, const char *iface, const char *point, cap_live_t **out,
                    char *err) RW_WUR;
+/* The kernel's capture ring per interface (libpcap's buffer size, a
+ * TPACKET_V3 ring on Linux): what holds packets while the writer is busy. */
+#define CAP_BUFFER_DEFAULT (64ULL << 20)
+#define CAP_BUFFER_MIN (1ULL << 20)
+#define CAP_BUFFER_MAX (2ULL << 30)
+struct cap_live_opts {
+    uint64_t buffer_bytes; /* 0: CAP_BUFFER_DEFAULT */
+};
+/* --buffer-size: a size with a unit (16M, 1G), or a plain number of KiB as
+ * tcpdump's -B takes it; CAP_BUFFER_MIN..CAP_BUFFER_MAX. RW_EINPUT saying
+ * what is expected. */
+int cap_buffer_parse(const char *s, uint64_t *bytes, char *err) RW_WUR;
+/* cap_live_start with options (o may be NULL: the defaults). */
+int cap_live_start_opts(arc_t *a, const char *iface, const char *point,
+                        const struct cap_live_opts *o, cap_live_t **out, char *err) RW_WUR;
 /* Stop, drain, seal; fills a message and returns <0 if the capture failed. */
 int cap_live_stop(cap_live_t *l, char *err) RW_WUR;
 /* Nonzero if the capture thread has died (message in err). */

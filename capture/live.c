@@ -1,15 +1,17 @@
-/* live.c -- live capture: a capture thread that never blocks and a writer.
+/* live.c -- live capture: a capture thread and a writer.
  *
  * The capture thread only copies packets into a ring buffer; if the writer
- * falls behind and the ring is full, the packet is counted as a queue drop
- * (reported in status) rather than stalling libpcap, whose kernel buffer
- * would then overflow unseen. The ring has one producer and one consumer
- * and takes no lock per packet: the capture thread publishes its head once
- * per pcap_dispatch() batch and wakes the writer only when it sleeps, so a
- * busy link costs one wake-up per batch rather than per packet (per-packet
- * signalling cost three times tcpdump's CPU). The writer thread appends to
- * the point's segment and flushes at least every flush interval, so a
- * packet is queryable within about one interval of its capture.
+ * falls behind and the ring is full, the capture thread waits for room and
+ * the kernel's ring (--buffer-size) holds the packets meanwhile; when that
+ * is full too, the kernel drops and counts them (kernel drops, in status).
+ * The ring has one producer and one consumer and takes no lock per
+ * packet: the capture thread publishes its head once per pcap_dispatch()
+ * batch and wakes the writer only when it sleeps and a MiB has come since
+ * the last wake-up (per-packet signalling cost three times tcpdump's CPU;
+ * see publish_()). The writer thread indexes the records and writes them
+ * to the point's segment from the ring, and flushes at least every flush
+ * interval, so a packet is queryable within about one interval of its
+ * capture.
  *
  * When a write fails (disk full, I/O error) the point pauses: the writer
  * has cut its segment back to what the index covers, the capture thread
@@ -23,19 +25,30 @@
 #include <pcap/pcap.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
-#define RING (64u << 20)
+/* The ring between the two threads (8 MiB). Its bytes are pcap records as the
+ * segment file holds them, and the writer writes them to the file from
+ * here (arc_pw_add_records): a packet is copied once in user space, from
+ * libpcap's ring to this one. The kernel's ring (--buffer-size) absorbs
+ * bursts; this one only smooths the writer's pauses (a commit, a roll),
+ * so it is smaller than the kernel's default. */
+#define RING (8u << 20)
 #define RING_GUARD 4096u
-/* More than one pcap_dispatch() batch: 256 packets of up to 64 KiB, the
- * largest that GRO or GSO hand to a packet socket (short of BIG TCP). */
-#define RING_REUSE (20u << 20)
-#define RING_HOT (RING_REUSE + (4u << 20)) /* faulted in at start */
-#define RING_STEP (4u << 20)                /* then by the writer when idle */
-#define RELEASE_STEP (256u << 10) /* the writer gives ring room back this often */
+/* pcap_dispatch() takes at most BATCH packets at a time; RING_REUSE is more
+ * than one batch: 32 packets of up to 64 KiB, the largest that GRO or GSO
+ * hand to a packet socket (short of BIG TCP). */
+#define BATCH 32
+#define RING_REUSE (3u << 20)
+#define RING_HOT (RING_REUSE + (1u << 20)) /* faulted in at start */
+#define RING_STEP (1u << 20)                /* then by the writer when idle */
+#define RUN_MAX (512u << 10) /* records handed to the archive at once; ring room comes
+                                back this often */
 #define WRAP 0xffffffffu
 
 struct cap_live {
@@ -58,6 +71,7 @@ struct cap_live {
     _Atomic size_t tail;
     char pad_tail[64 - sizeof(size_t)];
     size_t phead;
+    size_t unsignalled; /* bytes published since the writer was last woken (the producer's) */
     size_t populated; /* bytes of the ring faulted in (the writer's) */
     atomic_int waiting; /* the writer sleeps (or is about to) on cv */
     atomic_int stop, cap_done, failed;
@@ -82,17 +96,10 @@ static void drop_paused(struct cap_live *l, uint64_t n)
     atomic_fetch_add(&l->queue_drops, n);
 }
 
-static void on_packet(u_char *arg, const struct pcap_pkthdr *h, const u_char *data)
+/* Where a record of need bytes goes in the ring, or -1 when the ring has
+ * no room for it now. */
+static ptrdiff_t ring_place(struct cap_live *l, size_t need)
 {
-    struct cap_live *l = (struct cap_live *)arg;
-    size_t need = 16 + h->caplen;
-    if (atomic_load_explicit(&l->paused, memory_order_relaxed)) {
-        drop_paused(l, 1);
-        return;
-    }
-    uint32_t rec[4] = {(uint32_t)h->ts.tv_sec,
-                       (uint32_t)(l->nano ? h->ts.tv_usec : h->ts.tv_usec * 1000), h->caplen,
-                       h->len};
     size_t pos = l->phead;
     size_t tail = atomic_load_explicit(&l->tail, memory_order_acquire);
     /* Past RING_REUSE with the writer caught up: start again at the front.
@@ -100,7 +107,8 @@ static void on_packet(u_char *arg, const struct pcap_pkthdr *h, const u_char *da
      * RING_REUSE bytes, and the rest is touched (and faulted in) only when
      * a backlog builds. The bytes before the marker must take the batch
      * that follows, for the writer sees the marker only when it is
-     * published. */
+     * published. (A marker is written past the published head: the writer
+     * reads it only once phead moves past it.) */
     if (pos == tail && pos >= RING_REUSE) {
         uint32_t wrap[4] = {0, 0, WRAP, 0};
         memcpy(l->ring + pos, wrap, 16);
@@ -108,44 +116,90 @@ static void on_packet(u_char *arg, const struct pcap_pkthdr *h, const u_char *da
     }
     /* Records are contiguous: wrap early with a marker if the end is short. */
     if (pos + need + 16 > RING) {
-        if (ring_space(pos, tail) < (RING - pos) + need || tail == 0) {
-            atomic_fetch_add(&l->queue_drops, 1);
-            return;
-        }
+        if (ring_space(pos, tail) < (RING - pos) + need || tail == 0)
+            return -1;
         uint32_t wrap[4] = {0, 0, WRAP, 0};
         memcpy(l->ring + pos, wrap, 16);
         pos = 0;
     } else if (ring_space(pos, tail) < need + 16) {
-        atomic_fetch_add(&l->queue_drops, 1);
-        return;
+        return -1;
     }
-    memcpy(l->ring + pos, rec, 16);
-    memcpy(l->ring + pos + 16, data, h->caplen);
-    l->phead = pos + need;
+    return (ptrdiff_t)pos;
 }
 
-/* Hand what the last batch added to the writer, and wake it if it sleeps.
- * Both sides use sequentially consistent accesses of head and waiting, so
- * either the writer sees the new head before it sleeps or we see it
- * waiting. */
-static void publish(struct cap_live *l)
+static void publish_(struct cap_live *l, int force);
+
+/* libpcap's callback, once per packet, on the capture thread. h and data
+ * point into libpcap's ring and are valid only during this call. This is
+ * the one place every captured packet passes: a per-packet consumer that
+ * must see packets before the archive does (a tee) goes at the top, and
+ * must not wait.
+ *
+ * When the ring is full the packet waits here, in libpcap's ring, for the
+ * writer to make room: the kernel's ring (--buffer-size) goes on filling
+ * meanwhile, and only when it too is full does the kernel drop packets,
+ * counted as kernel drops. Dropping here at once would waste the kernel's
+ * ring, the larger of the two. A paused or failed point drops at once. */
+static void on_packet(u_char *arg, const struct pcap_pkthdr *h, const u_char *data)
+{
+    struct cap_live *l = (struct cap_live *)arg;
+    size_t need = 16 + h->caplen;
+    ptrdiff_t pos;
+    if (atomic_load_explicit(&l->paused, memory_order_relaxed)) {
+        drop_paused(l, 1);
+        return;
+    }
+    while ((pos = ring_place(l, need)) < 0) {
+        if (atomic_load(&l->stop) || atomic_load(&l->failed) || atomic_load(&l->paused) ||
+            need + 32 > RING_REUSE) {
+            atomic_fetch_add(&l->queue_drops, 1);
+            return;
+        }
+        publish_(l, 1); /* what this batch holds so far, so that the writer takes it */
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    uint32_t rec[4] = {(uint32_t)h->ts.tv_sec,
+                       (uint32_t)(l->nano ? h->ts.tv_usec : h->ts.tv_usec * 1000), h->caplen,
+                       h->len};
+    memcpy(l->ring + pos, rec, 16);
+    memcpy(l->ring + pos + 16, data, h->caplen);
+    l->phead = (size_t)pos + need;
+    l->unsignalled += need;
+}
+
+/* Hand what the last batch added to the writer, and wake it if it sleeps
+ * and WAKE_BYTES have come since it was last woken (or force: the capture
+ * thread waits for room). A sleeping writer wakes by itself every 100 ms
+ * and finds what was published meanwhile: on a slow link a wake-up per
+ * libpcap batch of 32 packets is costly (with the flow prefetch in
+ * index/segw.c, waking per MiB took a 500 Mbit/s replay of the bench's
+ * 200 MiB mix from 0.50-0.55 to 0.43-0.44 CPU s), and a packet still
+ * waits far less than a flush interval. Both sides use
+ * sequentially consistent accesses of head and waiting, so either the
+ * writer sees the new head before it sleeps or we see it waiting. */
+#define WAKE_BYTES (1u << 20)
+static void publish_(struct cap_live *l, int force)
 {
     if (atomic_load(&l->head) == l->phead)
         return;
     atomic_store(&l->head, l->phead);
-    if (atomic_load(&l->waiting)) {
+    if (atomic_load(&l->waiting) && (force || l->unsignalled >= WAKE_BYTES)) {
+        l->unsignalled = 0;
         pthread_mutex_lock(&l->mu);
         pthread_cond_signal(&l->cv);
         pthread_mutex_unlock(&l->mu);
     }
 }
 
+static void publish(struct cap_live *l) { publish_(l, 0); }
+
 static void *cap_main(void *arg)
 {
     struct cap_live *l = arg;
     int64_t last_stats = 0;
     while (!atomic_load(&l->stop)) {
-        int r = pcap_dispatch(l->p, 256, on_packet, (u_char *)l);
+        int r = pcap_dispatch(l->p, BATCH, on_packet, (u_char *)l);
         publish(l);
         if (r == PCAP_ERROR) {
             snprintf(l->errmsg, sizeof l->errmsg, "capture on %s: %s", l->iface, pcap_geterr(l->p));
@@ -264,36 +318,42 @@ static void *wr_main(void *arg)
         int done = atomic_load(&l->cap_done); /* before head: no packet comes after it */
         head = atomic_load(&l->head);
         int finished = done && head == tail;
-        size_t taken = 0; /* bytes consumed since the tail was last published */
         while (tail != head) {
-            uint32_t rec[4];
-            memcpy(rec, l->ring + tail, 16);
-            if (rec[2] == WRAP) {
-                /* Say so at once: until then the capture thread has only
-                 * the bytes before the marker. */
-                tail = 0;
-                atomic_store(&l->tail, 0);
-                taken = 0;
-                continue;
+            /* The records up to the head, a wrap marker or RUN_MAX bytes
+             * go to the archive in one call, written from the ring. */
+            size_t end = tail;
+            uint64_t nrec = 0;
+            int wrap = 0;
+            while (end != head && end - tail < RUN_MAX) {
+                uint32_t caplen;
+                memcpy(&caplen, l->ring + end + 8, 4);
+                if (caplen == WRAP) {
+                    wrap = 1;
+                    break;
+                }
+                end += 16 + (size_t)caplen;
+                nrec++;
             }
-            int rc = 0;
-            if (atomic_load(&l->paused) || atomic_load(&l->failed))
-                drop_paused(l, 1); /* queued before the pause */
-            else if ((rc = arc_pw_add(l->pw, rec[0], rec[1], rec[2], rec[3], l->ring + tail + 16,
-                                      err)) < 0) {
-                drops_at_pause = atomic_load(&l->paused_drops);
-                on_write_error(l, rc, err, &paused_at);
-                last_try = paused_at;
+            if (nrec && (atomic_load(&l->paused) || atomic_load(&l->failed))) {
+                drop_paused(l, nrec); /* queued before the pause */
+            } else if (nrec) {
+                uint64_t done = 0;
+                int rc = arc_pw_add_records(l->pw, l->ring + tail, end - tail, &done, err);
+                if (rc < 0) {
+                    drops_at_pause = atomic_load(&l->paused_drops);
+                    drop_paused(l, nrec - done); /* after the failure */
+                    on_write_error(l, rc, err, &paused_at);
+                    last_try = paused_at;
+                }
             }
-            tail += 16 + rec[2];
-            /* arc_pw_add() copied the record: give its room back as we go,
-             * not after the batch, for a commit inside arc_pw_add() (its
-             * fdatasync can take a while) must not hold the whole backlog's
-             * room away from the capture thread. */
-            if ((taken += 16 + rec[2]) >= RELEASE_STEP) {
-                atomic_store(&l->tail, tail);
-                taken = 0;
-            }
+            /* The archive has written or dropped them: their room goes
+             * back as we go, not after the whole backlog, for a commit
+             * (its fdatasync can take a while) must not hold the
+             * backlog's room away from the capture thread. At a marker,
+             * say so at once: until then the capture thread has only the
+             * bytes before it. */
+            tail = wrap ? 0 : end;
+            atomic_store(&l->tail, tail);
         }
         atomic_store(&l->tail, tail);
         int rc;
@@ -388,8 +448,33 @@ int cap_iface_check(const char *iface, char *err)
                   n ? names : "none (are you root or CAP_NET_RAW?)");
 }
 
+int cap_buffer_parse(const char *s, uint64_t *bytes, char *err)
+{
+    char e2[RW_ERRSZ];
+    uint64_t v;
+    size_t n = strlen(s);
+    if (rw_size_parse(s, &v, e2) < 0)
+        return rw_err(err, RW_EINPUT,
+                      "--buffer-size '%s': expected a size such as 16M or 1G, or a number of KiB "
+                      "as tcpdump -B takes it",
+                      s);
+    if (n && s[n - 1] >= '0' && s[n - 1] <= '9')
+        v = v > UINT64_MAX >> 10 ? UINT64_MAX : v << 10; /* no unit: KiB, as tcpdump -B */
+    if (v < CAP_BUFFER_MIN || v > CAP_BUFFER_MAX)
+        return rw_err(err, RW_EINPUT, "--buffer-size '%s': must be from 1M to 2G", s);
+    *bytes = v;
+    return 0;
+}
+
 int cap_live_start(arc_t *a, const char *iface, const char *point, cap_live_t **out, char *err)
 {
+    return cap_live_start_opts(a, iface, point, NULL, out, err);
+}
+
+int cap_live_start_opts(arc_t *a, const char *iface, const char *point,
+                        const struct cap_live_opts *o, cap_live_t **out, char *err)
+{
+    uint64_t kbuf = o && o->buffer_bytes ? o->buffer_bytes : CAP_BUFFER_DEFAULT;
     char ebuf[PCAP_ERRBUF_SIZE];
     struct cap_live *l = calloc(1, sizeof *l);
     int rc;
@@ -409,7 +494,7 @@ int cap_live_start(arc_t *a, const char *iface, const char *point, cap_live_t **
     pcap_set_snaplen(l->p, 262144);
     pcap_set_promisc(l->p, 1);
     pcap_set_timeout(l->p, 100);
-    pcap_set_buffer_size(l->p, 64 << 20);
+    pcap_set_buffer_size(l->p, (int)kbuf);
     l->nano = pcap_set_tstamp_precision(l->p, PCAP_TSTAMP_PRECISION_NANO) == 0;
     int r = pcap_activate(l->p);
     if (r < 0) {

@@ -38,6 +38,7 @@ struct daemon {
     char points[MAX_IFACES][65];  /* "" for the interface's name */
     int nif;
     struct arc_opts ao;
+    struct cap_live_opts co; /* --buffer-size */
     struct httpd_opts ho;
     const char *ctl_group; /* --ctl-group */
     int ctl_max_conns, ctl_idle_s; /* --ctl-max-connections, --ctl-idle-timeout */
@@ -157,7 +158,7 @@ static int capture_start(struct daemon *d, char *err)
 {
     for (int i = 0; i < d->nif; i++) {
         const char *point = d->points[i][0] ? d->points[i] : NULL;
-        int rc = cap_live_start(d->a, d->ifaces[i], point, &d->lives[i], err);
+        int rc = cap_live_start_opts(d->a, d->ifaces[i], point, &d->co, &d->lives[i], err);
         if (rc < 0)
             return rc; /* capture_stop stops those started */
         rw_info("capturing on %s into point %s of %s", d->ifaces[i], point ? point : d->ifaces[i],
@@ -329,6 +330,9 @@ static const char help[] =
     "  -i, --interface IFACE[=POINT]\n"
     "                            capture on IFACE into capture point POINT\n"
     "                            (default: the interface name); repeatable\n"
+    "      --buffer-size SIZE    kernel capture buffer per interface (default 64M;\n"
+    "                            1M..2G; a number without a unit is KiB, as\n"
+    "                            tcpdump -B)\n"
     "      --segment-seconds N   roll segments after N seconds (default 60)\n"
     "      --segment-bytes SIZE  roll segments before SIZE (default 256M)\n"
     "      --quota SIZE|N%       keep segments + index under SIZE or N% of the disk;\n"
@@ -493,6 +497,7 @@ int main(int argc, char **argv)
                                          {"export-auth", required_argument, 0, 31},
                                          {"export-ipfix", required_argument, 0, 32},
                                          {"federate", required_argument, 0, 33},
+                                         {"buffer-size", required_argument, 0, 51},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *logfile = NULL;
@@ -528,6 +533,12 @@ int main(int argc, char **argv)
             if (rw_size_parse(optarg, &d.case_quota, err) < 0 || d.case_quota < (1 << 20)) {
                 fprintf(stderr, "rewindd: --case-quota: %s\n",
                         d.case_quota < (1 << 20) ? "at least 1M" : err);
+                return 2;
+            }
+            break;
+        case 51:
+            if (cap_buffer_parse(optarg, &d.co.buffer_bytes, err) < 0) {
+                fprintf(stderr, "rewindd: %s\n", err);
                 return 2;
             }
             break;

@@ -52,5 +52,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_invariants(&out);
     if (out.flow.present && out.flow.has_ports)
         check_flow_symmetry(&out.flow);
+    /* The flow-hash memo (kept across inputs, as a writer keeps it across
+     * packets) changes nothing: the same terms and flow, byte for byte. */
+    static idx_fhmemo_t *memo;
+    static struct idx_parsed viamemo;
+    if (!memo)
+        memo = idx_fhmemo_new();
+    idx_parse_packet_memo(dlt, data + 1, (uint32_t)(size - 1), &viamemo, memo);
+    require(viamemo.flags == out.flags && viamemo.nterms == out.nterms &&
+            viamemo.hdr_end == out.hdr_end &&
+            memcmp(&viamemo.flow, &out.flow, sizeof out.flow) == 0);
+    for (int i = 0; i < out.nterms; i++) /* a value's bytes past its length are not its own */
+        require(viamemo.terms[i].kind == out.terms[i].kind &&
+                viamemo.terms[i].len == out.terms[i].len &&
+                memcmp(viamemo.terms[i].val, out.terms[i].val, out.terms[i].len) == 0);
     return 0;
 }

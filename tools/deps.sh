@@ -8,7 +8,7 @@
 set -eu
 PKGS="gcc make pkg-config libpcap-dev librocksdb-dev libmicrohttpd-dev libgnutls28-dev libroaring-dev \
 liblz4-dev libssl-dev libcmocka-dev libjansson-dev libcurl4-openssl-dev tcpdump tcpreplay lz4 iproute2 curl python3 clang \
-openssl passwd util-linux tshark python3-pyasn1 swaks sip-tester \
+openssl passwd util-linux tshark python3-pyasn1 swaks sip-tester stenographer stenographer-client \
 libclang-rt-14-dev libfixbuf-dev clickhouse-server nfdump wireshark-common \
 libjs-chart.js chromium chromium-driver"
 missing=""
