@@ -404,6 +404,19 @@ if [ "$HTTP" != 0 ] && command -v openssl >/dev/null 2>&1 && command -v curl >/d
         "flows=$(python3 -c 'import json,sys; print(sum(f["packets"] for f in json.load(open(sys.argv[1]))["flows"]))' "$o.fh.json")"
     h set an.meta "{\"needle\": \"$NEEDLE\", \"busy\": \"$busy\", \"archive\": \"${K}x\", \"busy_flows\": $(($(wc -l <"$o.fb.csv") - 1)), \"needle_flows\": $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["flows"]))' "$o.fh.json")}"
     rm -f "$o".*
+    # A million flows of one busy host (a generated capture, an archive of its own): the rate at
+    # which the flows listing streams, beside tcpdump scanning the capture for that host.
+    MF=${BENCH_MANYFLOWS:-1000000}
+    [ "$SMOKE" = 1 ] && MF=20000
+    h manyflows "$W/many.pcap" "$MF"
+    "$BIN/rewind" import --quiet --dir "$W/many" --point many "$W/many.pcap"
+    h run an.many --warmup 1 --runs "$QRUNS" --out "$o.many.csv" -- \
+        sh -c "\"$BIN/rewind\" flows --dir \"$W/many\" --csv --limit 1000000 host 198.51.100.9 >\"$o.many.csv\""
+    h run an.many_scan --warmup 1 --runs "$TRUNS" -- \
+        tcpdump -r "$W/many.pcap" -w /dev/null host 198.51.100.9 >/dev/null
+    check "flows of the busy host" "$MF" "flows=$(($(wc -l <"$o.many.csv") - 1))"
+    h set an.meta "$(python3 -c 'import json,sys; m = json.loads(sys.argv[1]); m["many_flows"] = int(sys.argv[2]); print(json.dumps(m))' "$(h get an.meta)" "$MF")"
+    rm -rf "$W/many" "$W/many.pcap" "$o".*
     "$BIN/rewind" token revoke --dir "$A" --name bench >/dev/null 2>&1
     rm -rf "$ref" "$P"
 else

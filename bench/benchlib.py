@@ -15,6 +15,7 @@
   dropcaches            sync + drop the page cache; exit 1 if not permitted
   live ...              live-capture comparison (see live_main)
   smallgen FILE N       N small packets (64-128 bytes, many flows) as a pcap
+  manyflows FILE N      a busy host's N two-packet UDP flows as a pcap
   report                results.json + the final table
 """
 import json
@@ -613,6 +614,34 @@ def live_one(tool, rate, ns, pcap, work, rewind, rewindd, expect=None):
     return res
 
 
+def manyflows_main(path, nflows):
+    """A busy host (198.51.100.9) asking N peers once each over UDP: N flows
+    of two packets (query, answer), 1 us apart, for the flows listing's rate."""
+    n = int(nflows)
+    busy = bytes([198, 51, 100, 9])
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b23c4d, 2, 4, 0, 0, 65535, 1))
+        ts = 1700000000 * 10**9
+        buf = []
+        for i in range(n):
+            peer = bytes([10, (i >> 16) & 255, (i >> 8) & 255, i & 255])
+            sp = 1024 + i % 60000
+            for d in (0, 1):
+                src, dst = (busy, peer) if d == 0 else (peer, busy)
+                a, b2 = (sp, 53) if d == 0 else (53, sp)
+                udp = struct.pack(">HHHH", a, b2, 28, 0) + bytes(20)
+                ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff, 0, 64, 17, 0,
+                                 src, dst)
+                frame = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + ip + udp
+                ts += 1000
+                buf.append(struct.pack("<IIII", ts // 10**9, ts % 10**9, len(frame), len(frame)) +
+                           frame)
+            if len(buf) >= 8192:
+                f.write(b"".join(buf))
+                buf = []
+        f.write(b"".join(buf))
+
+
 def smallgen_main(path, packets):
     """A capture of small packets (64-128 bytes on the wire), many flows:
     UDP and TCP between 65536 client and 4096 server addresses, in a
@@ -1024,6 +1053,15 @@ def report_main(path):
                 extra = ", %.2f M flows/s" % (am["busy_flows"] / r["median"] / 1e6)
             P("  %-52s %-9s scan/this %6.1f%s" % (label, fmt_t(r["median"]), scan / r["median"],
                                                    extra))
+        mf, ms = R.get("an.many"), R.get("an.many_scan")
+        if mf and ms and am.get("many_flows"):
+            rate = am["many_flows"] / mf["median"]
+            an["many"] = {"flows": am["many_flows"], "s": mf["median"], "flows_per_s": rate,
+                          "scan_s": ms["median"], "maxrss_kb": mf["maxrss_kb"]}
+            P("  %-52s %-9s %.2f M flows/s, peak RSS %s; tcpdump's scan of it %s" % (
+                "all %d flows of one busy host (rewind flows --dir, CSV)" % am["many_flows"],
+                fmt_t(mf["median"]), rate / 1e6, fmt_b(mf["maxrss_kb"] * 1024),
+                fmt_t(ms["median"])))
         res["analytics"] = an
     # sessions
     sm = R.get("sessions.meta")
@@ -1385,6 +1423,8 @@ def main():
         live_main(args)
     elif cmd == "smallgen":
         smallgen_main(*args)
+    elif cmd == "manyflows":
+        manyflows_main(*args)
     elif cmd == "replay":
         replay_main(args)
     elif cmd == "multisite":
