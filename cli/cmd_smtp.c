@@ -51,39 +51,9 @@ int cli_sessions_audit(const char *dir, const char *route, int64_t from, int64_t
                        const char *filter, int status, uint64_t packets, uint64_t bytes,
                        const char *sha256, int64_t start_ns, int64_t dur_ns, char *err)
 {
-    struct qry_spec spec = {0};
-    spec.from = from;
-    spec.to = to;
-    spec.filter = filter;
-    int rc = ctl_audit(dir, route, &spec, packets, bytes, sha256, dur_ns, status, err);
-    if (rc != RW_EBUSY)
-        return rc;
-    audit_t *at;
-    char who[128], client[48];
-    struct audit_rec ar;
-    if ((rc = audit_open(dir, &at, err)) < 0)
-        return rc;
-    rw_user_name(getuid(), who, sizeof who);
-    snprintf(client, sizeof client, "local pid %d", (int)getpid());
-    audit_rec_init(&ar);
-    ar.time_ns = start_ns;
-    ar.principal = who;
-    ar.role = getuid() == 0 ? "admin" : "analyst";
-    ar.method = "uid";
-    ar.client = client;
-    ar.route = route;
-    ar.from_ns = from;
-    ar.to_ns = to;
-    ar.filter = filter;
-    ar.status = status;
-    ar.packets = packets;
-    ar.bytes = bytes;
-    ar.sha256 = sha256;
-    ar.duration_ns = dur_ns;
-    ar.detail = "read by the client itself";
-    rc = audit_append(at, &ar, err);
-    audit_close(at);
-    return rc;
+    struct qry_spec spec = {.from = from, .to = to, .filter = filter};
+    return cli_audit(dir, route, &spec, status, packets, bytes, sha256, start_ns, dur_ns,
+                     "read by the client itself", 1, err);
 }
 
 struct hashed {

@@ -11,6 +11,15 @@ int cmd_flows(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_timeline(int argc, char **argv);
 
+/* Record in dir's audit trail what this process did to or read from dir
+ * itself (rewind.c). A read (read = 1) is reported to the rewindd owning
+ * dir, which writes the trail; otherwise, or with no daemon, the trail is
+ * opened here. spec may be NULL. 0, or <0 with err. */
+struct qry_spec;
+int cli_audit(const char *dir, const char *route, const struct qry_spec *spec, int status,
+              uint64_t packets, uint64_t bytes, const char *sha256, int64_t start_ns,
+              int64_t duration_ns, const char *detail, int read, char *err);
+
 /* What a command read from an archive, for its audit record. */
 struct cli_audit_what {
     const char *route; /* "flows", "top", ... */

@@ -25,9 +25,7 @@
 #include "query/query.h"
 #include "query/read.h"
 
-static int cli_audit(const char *dir, const char *route, const struct qry_spec *spec, int status,
-                     uint64_t packets, uint64_t bytes, const char *sha256, int64_t start_ns,
-                     int64_t duration_ns, const char *detail, char *err);
+
 
 /* ------------------------------------------------------------------ import */
 
@@ -200,7 +198,7 @@ static int cmd_import(int argc, char **argv)
             char detail[300], aerr[RW_ERRSZ];
             snprintf(detail, sizeof detail, "imported %.200s into point %.64s", argv[i], point);
             if (cli_audit(dir, "import", NULL, 200, st.packets, st.bytes, NULL, rw_now_ns(), 0,
-                          detail, aerr) < 0)
+                          detail, 0, aerr) < 0)
                 fprintf(stderr, "rewind: warning: not in the audit trail: %s\n", aerr);
         }
         if (st.removed) {
@@ -351,15 +349,14 @@ static int warn_losses(const qry_t *q)
  * from dir itself: through the daemon owning dir when one answers (it is
  * the trail's one writer; the kernel tells it who we are), else by opening
  * the trail. 0, or <0 with err. */
-static int cli_audit(const char *dir, const char *route, const struct qry_spec *spec, int status,
-                     uint64_t packets, uint64_t bytes, const char *sha256, int64_t start_ns,
-                     int64_t duration_ns, const char *detail, char *err)
+int cli_audit(const char *dir, const char *route, const struct qry_spec *spec, int status,
+              uint64_t packets, uint64_t bytes, const char *sha256, int64_t start_ns,
+              int64_t duration_ns, const char *detail, int read, char *err)
 {
     static const struct qry_spec none = {.from = RW_TIME_MIN, .to = RW_TIME_MAX};
     int rc = RW_EBUSY;
     /* Reads are reported to the daemon owning dir, which writes the trail. */
-    if (spec && (strncmp(route, "query", 5) == 0 || !strcmp(route, "flows") ||
-                 !strcmp(route, "top") || !strcmp(route, "timeline")))
+    if (spec && read)
         rc = ctl_audit(dir, route, spec, packets, bytes, sha256, duration_ns, status, err);
     if (rc != RW_EBUSY)
         return rc;
@@ -400,7 +397,7 @@ int cli_audit_read(const char *dir, const struct cli_audit_what *w, int status, 
     struct qry_spec spec = {.from = w->from, .to = w->to, .filter = w->filter,
                             .points = w->points};
     return cli_audit(dir, w->route, &spec, status, 0, 0, NULL, start_ns, rw_now_ns() - start_ns,
-                     NULL, err);
+                     NULL, 1, err);
 }
 
 struct hashed_out {
@@ -478,7 +475,7 @@ static int query_local(struct qargs *a)
         hex[0] = 0;
     ho.hash = NULL;
     if (cli_audit(a->dir, a->count ? "query --local (count)" : "query --local", &a->spec, 200, n,
-                  sent, a->count ? NULL : hex, start_real, rw_mono_ns() - start, NULL, err) < 0)
+                  sent, a->count ? NULL : hex, start_real, rw_mono_ns() - start, NULL, 1, err) < 0)
         fprintf(stderr, "rewind: warning: this query is not in the audit trail: %s\n", err);
 done:
     audit_hash_free(ho.hash);
@@ -776,7 +773,7 @@ static int hold_change(const char *dir, struct idx_hold *h, uint64_t release)
                 snprintf(detail, sizeof detail, "hold %llu placed, reason '%.60s'",
                          (unsigned long long)h->id, h->reason);
             if (cli_audit(dir, release ? "hold release" : "hold add", release ? NULL : &spec,
-                          release && !rc ? 404 : 200, 0, 0, NULL, rw_now_ns(), 0, detail,
+                          release && !rc ? 404 : 200, 0, 0, NULL, rw_now_ns(), 0, detail, 0,
                           aerr) < 0)
                 fprintf(stderr, "rewind: warning: not in the audit trail: %s\n", aerr);
         }
@@ -984,7 +981,7 @@ static int cmd_token(int argc, char **argv)
             else
                 snprintf(detail, sizeof detail, "%d token(s) of %.64s revoked", rc, name);
             if (cli_audit(dir, !strcmp(op, "add") ? "token add" : "token revoke", NULL,
-                          strcmp(op, "add") && !rc ? 404 : 200, 0, 0, NULL, rw_now_ns(), 0, detail,
+                          strcmp(op, "add") && !rc ? 404 : 200, 0, 0, NULL, rw_now_ns(), 0, detail, 0,
                           aerr) < 0)
                 fprintf(stderr, "rewind: warning: not in the audit trail: %s\n", aerr);
         }
@@ -1083,7 +1080,7 @@ static int quarantine(const char *dir, const char *reason)
     char detail[400], aerr[RW_ERRSZ];
     snprintf(detail, sizeof detail, "the loss of %llu damaged ranges accepted, reason '%.300s'",
              (unsigned long long)n, reason);
-    if (n && cli_audit(dir, "verify --quarantine", NULL, 200, 0, 0, NULL, rw_now_ns(), 0, detail,
+    if (n && cli_audit(dir, "verify --quarantine", NULL, 200, 0, 0, NULL, rw_now_ns(), 0, detail, 0,
                        aerr) < 0)
         fprintf(stderr, "rewind: warning: not in the audit trail: %s\n", aerr);
     return 0;
