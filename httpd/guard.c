@@ -275,6 +275,8 @@ void hd_conn_state(struct httpd *h, struct hd_conn *k, int busy)
         return;
     pthread_mutex_lock(&h->g.lock);
     k->busy = busy;
+    if (!busy)
+        atomic_store(&k->longlived, 0); /* the next request on it is its own */
     k->since = rw_mono_ns();
     k->received = 0;
     k->win_start = 0;
@@ -347,8 +349,11 @@ static void watch_once(struct httpd *h, int64_t now)
          * follow=1 or intercept stream writes nothing for minutes) would
          * hold its connection and its place in a pool until the next
          * write failed: its FIN is seen here instead. */
+        /* Only for long-lived streams does a half-close mean gone: a client
+         * may send its request, shut its side and read a normal answer. */
         struct pollfd pf = {.fd = k->fd, .events = POLLRDHUP};
-        if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        short gone = POLLHUP | POLLERR | (atomic_load(&k->longlived) ? POLLRDHUP : 0);
+        if (poll(&pf, 1, 0) == 1 && (pf.revents & gone)) {
             cut(h, k, HD_CUT_GONE);
             continue;
         }

@@ -746,6 +746,8 @@ static enum MHD_Result packets_answer(struct httpd *h, struct MHD_Connection *c,
     atomic_fetch_add(&h->queries, 1);
     qry_set_cancel(s->q, stopping, h); /* a long scan must not hold up a stop */
     s->conn = hd_conn_of(c);
+    if (s->conn && s->pooled)
+        atomic_store(&s->conn->longlived, 1);
     if (!p->head)
         hd_conn_slot(h, s->conn, &s->slot);
     /* HEAD: the headers a GET would have, no body. libmicrohttpd sends a

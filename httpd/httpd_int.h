@@ -41,6 +41,8 @@ struct hd_conn {
     int64_t win_start;      /* progress window (watchdog): start, 0 none */
     uint64_t win_acked;     /* bytes the client had acknowledged then */
     atomic_int cut;         /* HD_CUT_*: the watchdog shut the socket down */
+    atomic_int longlived;   /* its answer is a long-lived stream (follow=1, intercept):
+                               a half-close by the client means it has gone */
     struct hd_slot *slot;   /* its packet answer's query slot (NULL: none): taken
                                back while the answer waits on a stalled client */
     unsigned last_reads;    /* slot->reads at the watchdog's last look */

@@ -268,6 +268,8 @@ enum MHD_Result hd_route_case_intercept(struct httpd *h, struct MHD_Connection *
     s->h = h;
     s->pooled = pooled;
     s->conn = hd_conn_of(c);
+    if (s->conn && pooled)
+        atomic_store(&s->conn->longlived, 1);
     snprintf(s->id, sizeof s->id, "%s", id);
     s->after = s->last = after;
     s->head = p->head;
