@@ -46,6 +46,14 @@ int ex_ch_select(const struct ex_sensors *ss, ex_get_fn get, const char *sql,
                  int (*sink)(void *arg, const void *buf, size_t n), void *arg, char *err) RW_WUR;
 
 /* IPv4 in its IPv4-mapped IPv6 form (::ffff:a.b.c.d), IPv6 as is. */
+/* A growing NUL-ended buffer for what ClickHouse answers (ex_ch_select's
+ * sink): at most max bytes, else the sink fails. Caller frees p. */
+struct ex_mem {
+    char *p;
+    size_t n, cap, max;
+};
+int ex_mem_sink(void *arg, const void *buf, size_t n);
+
 void ex_addr16(uint8_t family, const uint8_t in[16], uint8_t out[16]);
 
 #endif

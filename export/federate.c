@@ -38,32 +38,6 @@ struct ex_fed {
     int input;
 };
 
-struct mem {
-    char *p;
-    size_t n, cap;
-};
-
-static int mem_sink(void *arg, const void *buf, size_t n)
-{
-    struct mem *m = arg;
-    if (m->n + n + 1 > m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 65536;
-        while (nc < m->n + n + 1)
-            nc *= 2;
-        if (nc > (256u << 20))
-            return -1;
-        char *p = realloc(m->p, nc);
-        if (!p)
-            return -1;
-        m->p = p;
-        m->cap = nc;
-    }
-    memcpy(m->p + m->n, buf, n);
-    m->n += n;
-    m->p[m->n] = 0;
-    return 0;
-}
-
 static int file_sink(void *arg, const void *buf, size_t n)
 {
     return fwrite(buf, 1, n, arg) == n ? 0 : -1;
@@ -98,6 +72,27 @@ static void scrub(char *msg)
         if (*at == '@')
             memmove(h, at + 1, strlen(at + 1) + 1);
     }
+}
+
+int ex_mem_sink(void *arg, const void *buf, size_t n)
+{
+    struct ex_mem *m = arg;
+    if (m->n + n + 1 > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 65536;
+        while (nc < m->n + n + 1)
+            nc *= 2;
+        if (nc > m->max)
+            return -1;
+        char *p = realloc(m->p, nc);
+        if (!p)
+            return -1;
+        m->p = p;
+        m->cap = nc;
+    }
+    memcpy(m->p + m->n, buf, n);
+    m->n += n;
+    m->p[m->n] = 0;
+    return 0;
 }
 
 int ex_ch_select(const struct ex_sensors *ss, ex_get_fn get, const char *sql,
@@ -137,13 +132,13 @@ out:
 }
 
 /* Run a SELECT on ClickHouse; the TabSeparated answer in m. */
-static int ch_select(const struct ex_sensors *ss, ex_get_fn get, const char *sql, struct mem *m,
+static int ch_select(const struct ex_sensors *ss, ex_get_fn get, const char *sql, struct ex_mem *m,
                      char *err)
 {
     m->n = 0;
     if (m->p)
         m->p[0] = 0;
-    return ex_ch_select(ss, get, sql, mem_sink, m, err);
+    return ex_ch_select(ss, get, sql, ex_mem_sink, m, err);
 }
 
 static int sensor_index(const struct ex_sensors *ss, const char *name, size_t len)
@@ -366,7 +361,7 @@ struct chq {
     const struct ex_sensors *ss;
     ex_get_fn get;
     char sql[512];
-    struct mem m;
+    struct ex_mem m;
     int rc, started;
     char err[RW_ERRSZ];
     pthread_t th;
@@ -385,14 +380,15 @@ static int select_sensors(const struct ex_sensors *ss, ex_get_fn get,
                           size_t wn, char *err)
 {
     char sql[8192], w[256], cond[6000];
-    struct mem m = {0};
+    struct ex_mem m = {.max = 256u << 20};
     uint8_t *complete = NULL;
     int rc;
     snprintf(w, sizeof w, "last_ns >= %lld AND first_ns < %lld", (long long)q->from,
              (long long)q->to);
     /* How far each export has got, and packets no flow names: asked at the
      * same time as the flows. */
-    struct chq side[2] = {{.ss = ss, .get = get}, {.ss = ss, .get = get}};
+    struct chq side[2] = {{.ss = ss, .get = get, .m = {.max = 256u << 20}},
+                          {.ss = ss, .get = get, .m = {.max = 256u << 20}}};
     snprintf(side[0].sql, sizeof side[0].sql, "SELECT sensor, max(complete_ns) FROM exports "
              "GROUP BY sensor FORMAT TabSeparated");
     snprintf(side[1].sql, sizeof side[1].sql, "SELECT DISTINCT sensor FROM segments FINAL WHERE "

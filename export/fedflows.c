@@ -15,32 +15,6 @@
 
 #include "analytics/analytics.h"
 
-struct mem {
-    char *p;
-    size_t n, cap;
-};
-
-static int mem_sink(void *arg, const void *buf, size_t n)
-{
-    struct mem *m = arg;
-    if (m->n + n + 1 > m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 65536;
-        while (nc < m->n + n + 1)
-            nc *= 2;
-        if (nc > (1u << 30))
-            return -1;
-        char *p = realloc(m->p, nc);
-        if (!p)
-            return -1;
-        m->p = p;
-        m->cap = nc;
-    }
-    memcpy(m->p + m->n, buf, n);
-    m->n += n;
-    m->p[m->n] = 0;
-    return 0;
-}
-
 static int unhex(const char *h, uint8_t *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -99,7 +73,7 @@ static int rows_get(const struct ex_sensors *ss, ex_get_fn get, int64_t from, in
                     size_t *npts, char *err)
 {
     an_ffilter_t *ff = NULL;
-    struct mem m = {0};
+    struct ex_mem m = {.max = 1u << 30};
     struct an_flow *rows = NULL;
     size_t n = 0, cap = 0;
     char sql[1024];
@@ -121,7 +95,7 @@ static int rows_get(const struct ex_sensors *ss, ex_get_fn get, int64_t from, in
     if (cid)
         k += snprintf(sql + k, sizeof sql - (size_t)k, " AND community_id = '%s'", cid);
     snprintf(sql + k, sizeof sql - (size_t)k, " FORMAT TabSeparated");
-    if ((rc = ex_ch_select(ss, get, sql, mem_sink, &m, err)) < 0)
+    if ((rc = ex_ch_select(ss, get, sql, ex_mem_sink, &m, err)) < 0)
         goto out;
     for (char *line = m.p, *nl; line && *line; line = nl) {
         nl = strchr(line, '\n');
