@@ -65,7 +65,8 @@ struct an_flow_query {
 };
 
 struct an_flows {
-    struct an_flow *flows; /* sorted by the query's order */
+    struct an_flow *flows; /* in the query's order if order is NULL, else */
+    uint32_t *order;       /* flows[order[i]] is the i-th in the query's order */
     size_t n;
     struct an_point_name { uint32_t id; char name[65]; } *points; /* of the archive */
     size_t npoints;

@@ -45,13 +45,20 @@ struct ent {
 struct table {
     struct ent *e;
     size_t cap, n;
+    unsigned shift; /* 64 - log2(cap) */
     struct an_flow *pool;
     size_t pn, pcap;
     uint32_t *freel;
     size_t nfree, freecap;
 };
 
-static uint64_t ent_home(uint32_t point, uint64_t h) { return h ^ ((uint64_t)point * 0x9e3779b97f4a7c15ULL); }
+/* A flow's home slot: the flow hash is FNV-1a (fixed by the archive
+ * format), whose high bits are poorly mixed, so it is mixed again. */
+static size_t ent_home(const struct table *t, uint32_t point, uint64_t h)
+{
+    uint64_t x = (h ^ (uint64_t)point * 0x9e3779b97f4a7c15ULL) * 0xbf58476d1ce4e5b9ULL;
+    return (size_t)((x ^ (x >> 31)) >> t->shift);
+}
 
 static int table_grow(struct table *t)
 {
@@ -61,10 +68,15 @@ static int table_grow(struct table *t)
         return -1;
     for (size_t i = 0; i < nc; i++)
         ne[i].idx = UINT32_MAX;
+    struct table nt = *t;
+    nt.cap = nc;
+    nt.shift = 64;
+    for (size_t c = nc; c > 1; c >>= 1)
+        nt.shift--;
     for (size_t i = 0; i < t->cap; i++) {
         if (t->e[i].idx == UINT32_MAX)
             continue;
-        size_t j = ent_home(t->e[i].point, t->e[i].hash) & (nc - 1);
+        size_t j = ent_home(&nt, t->e[i].point, t->e[i].hash);
         while (ne[j].idx != UINT32_MAX)
             j = (j + 1) & (nc - 1);
         ne[j] = t->e[i];
@@ -72,6 +84,7 @@ static int table_grow(struct table *t)
     free(t->e);
     t->e = ne;
     t->cap = nc;
+    t->shift = nt.shift;
     return 0;
 }
 
@@ -80,7 +93,7 @@ static struct an_flow *table_get(struct table *t, uint32_t point, uint64_t h, in
 {
     if ((t->n + 1) * 2 > t->cap && table_grow(t) < 0)
         return NULL;
-    size_t j = ent_home(point, h) & (t->cap - 1);
+    size_t j = ent_home(t, point, h);
     while (t->e[j].idx != UINT32_MAX) {
         if (t->e[j].hash == h && t->e[j].point == point) {
             *isnew = 0;
@@ -131,7 +144,7 @@ static int table_del(struct table *t, size_t j)
         i = (i + 1) & m;
         if (t->e[i].idx == UINT32_MAX)
             return 0;
-        size_t home = ent_home(t->e[i].point, t->e[i].hash) & m;
+        size_t home = ent_home(t, t->e[i].point, t->e[i].hash);
         /* Can the entry at i move to the hole at j? Only if its home is not
          * cyclically in (j, i]. */
         if ((j < i && (home <= j || home > i)) || (j > i && home <= j && home > i)) {
@@ -154,9 +167,12 @@ static void table_free(struct table *t)
 static uint64_t total_bytes(const struct an_flow *f) { return f->bytes_fwd + f->bytes_rev; }
 static uint64_t total_pkts(const struct an_flow *f) { return f->pkts_fwd + f->pkts_rev; }
 
-/* Is a better than b for the sort (ties broken by start, then key, so that
- * answers are deterministic)? */
-static int better(enum an_sort s, const struct an_flow *a, const struct an_flow *b)
+/* -1 if a comes before b in the sort's order, 1 if after, 0 if the two
+ * would print the same row. Ties are broken by start, point, flow hash,
+ * then the rest of the record (a flow split by idle time can repeat all
+ * three, in a capture whose clock jumps), so that answers are
+ * deterministic and a limit answers the first flows of the whole order. */
+static int flow_cmp(enum an_sort s, const struct an_flow *a, const struct an_flow *b)
 {
     uint64_t x = 0, y = 0;
     switch (s) {
@@ -172,13 +188,26 @@ static int better(enum an_sort s, const struct an_flow *a, const struct an_flow 
     case AN_SORT_START:
         break;
     }
-    if (x != y)
-        return x > y;
-    if (a->first != b->first)
-        return a->first < b->first;
-    if (a->point_id != b->point_id)
-        return a->point_id < b->point_id;
-    return a->hash < b->hash;
+#define CMP_BY(u, v, fewer_first) \
+    if ((u) != (v))               \
+        return ((u) < (v)) == (fewer_first) ? -1 : 1;
+    CMP_BY(x, y, 0)
+    CMP_BY(a->first, b->first, 1)
+    CMP_BY(a->point_id, b->point_id, 1)
+    CMP_BY(a->hash, b->hash, 1)
+    CMP_BY(a->last, b->last, 1)
+    CMP_BY(a->pkts_fwd, b->pkts_fwd, 1)
+    CMP_BY(a->bytes_fwd, b->bytes_fwd, 1)
+    CMP_BY(a->pkts_rev, b->pkts_rev, 1)
+    CMP_BY(a->bytes_rev, b->bytes_rev, 1)
+    CMP_BY(a->tcp_flags, b->tcp_flags, 1)
+#undef CMP_BY
+    return 0;
+}
+
+static int better(enum an_sort s, const struct an_flow *a, const struct an_flow *b)
+{
+    return flow_cmp(s, a, b) < 0;
 }
 
 /* A heap of at most limit flows whose root is the worst kept. */
@@ -239,32 +268,98 @@ static void best_offer(struct best *b, const struct an_flow *f)
     }
 }
 
-/* The final order, sorting small keys rather than whole flows, then
- * moving each flow once (following the permutation's cycles). */
+/* The final order is found by sorting small keys, not whole flows. */
 struct skey {
-    uint64_t k;     /* the sort's value (0 for start) */
+    uint64_t k; /* the sort's value (0 for start) */
     int64_t first;
-    uint64_t hash;
-    uint32_t point, idx;
+    uint32_t idx;
 };
 
-static int cmp_keys(const void *pa, const void *pb)
+/* Ties on (k, first) are ordered by flow_cmp, on the flows themselves. */
+struct tie_ctx {
+    const struct an_flow *flows;
+    enum an_sort sort;
+};
+
+static int cmp_ties(const void *pa, const void *pb, void *arg)
 {
+    const struct tie_ctx *c = arg;
     const struct skey *a = pa, *b = pb;
-    if (a->k != b->k)
-        return a->k > b->k ? -1 : 1;
-    if (a->first != b->first)
-        return a->first < b->first ? -1 : 1;
-    if (a->point != b->point)
-        return a->point < b->point ? -1 : 1;
-    return a->hash < b->hash ? -1 : a->hash > b->hash;
+    return flow_cmp(c->sort, &c->flows[a->idx], &c->flows[b->idx]);
 }
 
-static int sort_best(struct best *b)
+/* The digit d (0: lowest byte of first, 15: highest of the inverted sort
+ * value) of a key, as an unsigned order: k falls, first rises. */
+static unsigned key_digit(const struct skey *x, int d)
+{
+    uint64_t v = d < 8 ? (uint64_t)x->first ^ (1ULL << 63) : ~x->k;
+    return (unsigned)(v >> (8 * (d & 7))) & 255;
+}
+
+/* Sort keys in flow_cmp's order: a least-significant-digit radix sort on
+ * (k, first), skipping the bytes that every key shares (a window of a few
+ * seconds, equal byte counts), then the runs that tie on both by flow_cmp.
+ * qsort's merge sort was a fifth of a million-flow answer. */
+static int radix_keys(struct skey *k, size_t n, const struct tie_ctx *ties)
+{
+    if (n < 64) {
+        qsort_r(k, n, sizeof *k, cmp_ties, (void *)ties);
+        return 0;
+    }
+    uint32_t(*hist)[256] = calloc(16, sizeof *hist);
+    struct skey *tmp = malloc(n * sizeof *tmp);
+    if (!hist || !tmp) {
+        free(hist);
+        free(tmp);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int d = 0; d < 16; d++)
+            hist[d][key_digit(&k[i], d)]++;
+    struct skey *src = k, *dst = tmp;
+    for (int d = 0; d < 16; d++) {
+        if (hist[d][key_digit(&k[0], d)] == n)
+            continue; /* every key has the same byte here */
+        uint32_t pos = 0;
+        for (int c = 0; c < 256; c++) {
+            uint32_t h = hist[d][c];
+            hist[d][c] = pos;
+            pos += h;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[hist[d][key_digit(&src[i], d)]++] = src[i];
+        struct skey *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != k)
+        memcpy(k, src, n * sizeof *k);
+    free(tmp);
+    free(hist);
+    /* Ties on (k, first) are rare; flow_cmp orders them. */
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && k[j].k == k[i].k && k[j].first == k[i].first)
+            j++;
+        if (j - i > 1)
+            qsort_r(k + i, j - i, sizeof *k, cmp_ties, (void *)ties);
+        i = j;
+    }
+    return 0;
+}
+
+/* The order of the best flows, as indexes into b->h (*order, malloc'ed):
+ * sorting small keys, not moving whole flows, which cost a cache miss each
+ * for a million of them. */
+static int sort_best(struct best *b, uint32_t **order)
 {
     struct skey *k = malloc((b->n + 1) * sizeof *k);
-    if (!k)
+    uint32_t *o = malloc((b->n + 1) * sizeof *o);
+    if (!k || !o) {
+        free(k);
+        free(o);
         return -1;
+    }
     for (size_t i = 0; i < b->n; i++) {
         const struct an_flow *f = &b->h[i];
         k[i].k = b->sort == AN_SORT_BYTES     ? total_bytes(f)
@@ -272,27 +367,18 @@ static int sort_best(struct best *b)
                  : b->sort == AN_SORT_DURATION ? (uint64_t)(f->last - f->first)
                                                : 0;
         k[i].first = f->first;
-        k[i].hash = f->hash;
-        k[i].point = f->point_id;
         k[i].idx = (uint32_t)i;
     }
-    qsort(k, b->n, sizeof *k, cmp_keys);
-    /* Position i gets flow k[i].idx: walk each cycle once. */
-    for (size_t i = 0; i < b->n; i++) {
-        if (k[i].idx == i || k[i].idx == UINT32_MAX)
-            continue;
-        struct an_flow t = b->h[i];
-        size_t j = i;
-        while (k[j].idx != i) {
-            size_t from = k[j].idx;
-            b->h[j] = b->h[from];
-            k[j].idx = UINT32_MAX;
-            j = from;
-        }
-        b->h[j] = t;
-        k[j].idx = UINT32_MAX;
+    struct tie_ctx ties = {b->h, b->sort};
+    if (radix_keys(k, b->n, &ties) < 0) {
+        free(k);
+        free(o);
+        return -1;
     }
+    for (size_t i = 0; i < b->n; i++)
+        o[i] = k[i].idx;
     free(k);
+    *order = o;
     return 0;
 }
 
@@ -366,22 +452,27 @@ static void flush(struct gather *g, uint32_t point, int64_t before, int all)
     if (all && g->best.n == 0 && t->n <= g->best.limit) {
         /* Every live flow fits in the answer: the pool becomes it, compacted
          * in place, without a copy (the common case of a short window). */
-        uint8_t *live = calloc(t->pn + 1, 1);
-        if (!live) {
+        /* The pool is walked in its own order (the table's would jump
+         * about it); its free rows are the ones on the free list. */
+        uint8_t *dead = calloc(t->pn + 1, 1);
+        if (!dead) {
             g->oom = 1;
             return;
         }
-        for (size_t j = 0; j < t->cap; j++)
-            if (t->e[j].idx != UINT32_MAX) {
-                const struct an_flow *f = &t->pool[t->e[j].idx];
-                live[t->e[j].idx] = !g->ff || an_ffilter_match(g->ff, f);
-                t->e[j].idx = UINT32_MAX;
-            }
+        for (size_t i = 0; i < t->nfree; i++)
+            dead[t->freel[i]] = 1;
         size_t k = 0;
-        for (size_t i = 0; i < t->pn; i++)
-            if (live[i])
-                t->pool[k++] = t->pool[i];
-        free(live);
+        for (size_t i = 0; i < t->pn; i++) {
+            if (dead[i] || (g->ff && !an_ffilter_match(g->ff, &t->pool[i])))
+                continue;
+            if (k != i)
+                t->pool[k] = t->pool[i];
+            k++;
+        }
+        free(dead);
+        free(t->e);
+        t->e = NULL;
+        t->cap = 0;
         free(g->best.h);
         g->best.h = t->pool;
         g->best.n = k;
@@ -462,7 +553,7 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto done;
     }
-    if (sort_best(&g.best) < 0) {
+    if (sort_best(&g.best, &out->order) < 0) {
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto done;
     }
@@ -483,6 +574,10 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
     g.best.h = NULL;
     rc = 0;
 done:
+    if (rc < 0) {
+        free(out->order);
+        out->order = NULL;
+    }
     free(g.best.h);
     table_free(&g.t);
     free(pts);
@@ -502,6 +597,7 @@ const char *an_flow_point(const struct an_flows *r, const struct an_flow *f)
 
 void an_flows_free(struct an_flows *f)
 {
+    free(f->order);
     free(f->points);
     free(f->flows);
     memset(f, 0, sizeof *f);

@@ -338,6 +338,24 @@ def run(api, tmp, arch, caps, points, port):
           "flows across %d segments: %d flows, each equal to tshark's (%d Community IDs)"
           % (nsegs, len(js["flows"]), len(theirs)))
 
+    # ---- the order of every sort (man/rewindd.8: largest first, ties by the
+    # earliest start), over all the captures' flows; a limit answers the
+    # first of that order
+    st, j = api.json("/api/v1/flows", limit="1000000")
+    every = j["flows"] if st == 200 else []
+    check(len(every) > 1000, "all flows of all captures: %d" % len(every))
+    sort_key = {"bytes": lambda f: -f["bytes"], "packets": lambda f: -f["packets"],
+                "duration": lambda f: -(rfc3339_ns(f["last"]) - rfc3339_ns(f["first"])),
+                "start": lambda f: 0}
+    for by, key in sort_key.items():
+        st, j = api.json("/api/v1/flows", sort=by, limit="1000000")
+        got = [(key(f), rfc3339_ns(f["first"])) for f in (j or {}).get("flows", [])]
+        check(st == 200 and len(got) == len(every) and got == sorted(got),
+              "flows sorted by %s: %d flows in order" % (by, len(got)))
+        st2, j2 = api.json("/api/v1/flows", sort=by, limit="37")
+        check(st2 == 200 and j2["flows"] == j["flows"][:37],
+              "flows sorted by %s, limit 37: the first 37 of the whole order" % by)
+
     # ---- Community ID queries equal tcpdump over the 5-tuple
     samples = [("good/smtp.pcap", 3), ("good/dns-edns-ecs.pcap", 2), ("good/mixed-vlan-mpls.pcap", 2),
                ("good/var-services-std-ports.pcap", 3), ("edge/babel_update_oobr.pcap", 2),
