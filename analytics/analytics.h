@@ -67,6 +67,7 @@ struct an_flow_query {
 struct an_flows {
     struct an_flow *flows; /* in the query's order if order is NULL, else */
     uint32_t *order;       /* flows[order[i]] is the i-th in the query's order */
+    size_t flows_mapped;   /* flows is a mapping of this many bytes (0: malloc'ed) */
     size_t n;
     struct an_point_name { uint32_t id; char name[65]; } *points; /* of the archive */
     size_t npoints;
