@@ -3,6 +3,8 @@
  * fields). */
 #include "analytics/an_int.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void put_time(FILE *f, int64_t ns)
@@ -176,100 +178,111 @@ static void rb_json_str(struct rowbuf *r, const char *s)
     rb_str(r, "\"");
 }
 
+/* Row i of the answer (in its order) into rb. */
+static void format_row(struct rowbuf *rb, const struct an_flows *r, size_t i, enum an_format fmt)
+{
+    char a[64], b[64], fl[9];
+    const struct an_flow *x = &r->flows[r->order ? r->order[i] : i];
+    const char *pn = an_proto_name(x->proto), *point = an_flow_point(r, x);
+    int icmp = x->proto == 1 || x->proto == 58, csv = fmt == AN_CSV;
+    tcp_flags(x->tcp_flags, fl);
+    an_addr(x->family, x->src, a, sizeof a);
+    an_addr(x->family, x->dst, b, sizeof b);
+    rb->n = 0;
+    if (csv) {
+        rb_str(rb, point);
+        rb_str(rb, ",");
+        if (pn)
+            rb_str(rb, pn);
+        else
+            rb_u64(rb, x->proto);
+        rb_str(rb, ",");
+        rb_u64(rb, x->vlan);
+        rb_str(rb, ",");
+        rb_str(rb, a);
+        rb_str(rb, ",");
+        rb_u64(rb, x->sport);
+        rb_str(rb, ",");
+        rb_str(rb, b);
+        rb_str(rb, ",");
+        rb_u64(rb, x->dport);
+        rb_str(rb, ",");
+        rb_time(rb, x->first);
+        rb_str(rb, ",");
+        rb_time(rb, x->last);
+        rb_str(rb, ",");
+    } else {
+        rb_str(rb, i ? ",\n{\"point\":" : "\n{\"point\":");
+        rb_json_str(rb, point);
+        rb_str(rb, ",\"proto\":");
+        rb_u64(rb, x->proto);
+        if (pn) {
+            rb_str(rb, ",\"proto_name\":\"");
+            rb_str(rb, pn);
+            rb_str(rb, "\"");
+        }
+        rb_str(rb, ",\"vlan\":");
+        rb_u64(rb, x->vlan);
+        rb_str(rb, ",\"src\":\"");
+        rb_str(rb, a);
+        rb_str(rb, icmp ? "\",\"icmp_type\":" : "\",\"sport\":");
+        rb_u64(rb, x->sport);
+        rb_str(rb, ",\"dst\":\"");
+        rb_str(rb, b);
+        rb_str(rb, icmp ? "\",\"icmp_code\":" : "\",\"dport\":");
+        rb_u64(rb, x->dport);
+        rb_str(rb, ",\"first\":\"");
+        rb_time(rb, x->first);
+        rb_str(rb, "\",\"last\":\"");
+        rb_time(rb, x->last);
+        rb_str(rb, "\",\"duration\":");
+    }
+    const char *const jn[] = {",\"packets_fwd\":", ",\"bytes_fwd\":", ",\"packets_rev\":",
+                              ",\"bytes_rev\":", ",\"packets\":", ",\"bytes\":"};
+    const uint64_t v[] = {x->pkts_fwd, x->bytes_fwd, x->pkts_rev, x->bytes_rev,
+                          x->pkts_fwd + x->pkts_rev, x->bytes_fwd + x->bytes_rev};
+    rb_dur(rb, x->last - x->first);
+    for (int k = 0; k < 6; k++) {
+        rb_str(rb, csv ? "," : jn[k]);
+        rb_u64(rb, v[k]);
+    }
+    if (csv) {
+        rb_str(rb, ",");
+        rb_str(rb, fl);
+        rb_str(rb, ",");
+        rb_str(rb, x->community_id);
+        rb_str(rb, "\n");
+    } else {
+        if (x->proto == 6) {
+            rb_str(rb, ",\"tcp_flags\":\"");
+            rb_str(rb, fl);
+            rb_str(rb, "\"");
+        }
+        rb_str(rb, ",\"community_id\":\"");
+        rb_str(rb, x->community_id);
+        rb_str(rb, "\"}");
+    }
+}
+
+/* Ask for the row a few ahead of i (rows are read in the answer's order,
+ * which jumps about memory). */
+static void prefetch_row(const struct an_flows *r, size_t i, size_t j)
+{
+    if (r->order && i + 8 < r->n && i + 8 < j) {
+        const char *ahead = (const char *)&r->flows[r->order[i + 8]];
+        __builtin_prefetch(ahead);
+        __builtin_prefetch(ahead + 64);
+        __builtin_prefetch(ahead + sizeof(struct an_flow) - 1);
+    }
+}
+
 void an_flows_write_rows(FILE *f, const struct an_flows *r, size_t i, size_t j,
                          enum an_format fmt)
 {
-    char a[64], b[64], fl[9];
     struct rowbuf rb = {.tsec = -1};
     for (; i < j && i < r->n; i++) {
-        /* flows are read in the answer's order, which jumps about memory:
-         * ask for a row a few ahead of the one being written */
-        if (r->order && i + 8 < r->n && i + 8 < j) {
-            const char *ahead = (const char *)&r->flows[r->order[i + 8]];
-            __builtin_prefetch(ahead);
-            __builtin_prefetch(ahead + 64);
-            __builtin_prefetch(ahead + sizeof(struct an_flow) - 1);
-        }
-        const struct an_flow *x = &r->flows[r->order ? r->order[i] : i];
-        const char *pn = an_proto_name(x->proto), *point = an_flow_point(r, x);
-        int icmp = x->proto == 1 || x->proto == 58, csv = fmt == AN_CSV;
-        tcp_flags(x->tcp_flags, fl);
-        an_addr(x->family, x->src, a, sizeof a);
-        an_addr(x->family, x->dst, b, sizeof b);
-        rb.n = 0;
-        if (csv) {
-            rb_str(&rb, point);
-            rb_str(&rb, ",");
-            if (pn)
-                rb_str(&rb, pn);
-            else
-                rb_u64(&rb, x->proto);
-            rb_str(&rb, ",");
-            rb_u64(&rb, x->vlan);
-            rb_str(&rb, ",");
-            rb_str(&rb, a);
-            rb_str(&rb, ",");
-            rb_u64(&rb, x->sport);
-            rb_str(&rb, ",");
-            rb_str(&rb, b);
-            rb_str(&rb, ",");
-            rb_u64(&rb, x->dport);
-            rb_str(&rb, ",");
-            rb_time(&rb, x->first);
-            rb_str(&rb, ",");
-            rb_time(&rb, x->last);
-            rb_str(&rb, ",");
-        } else {
-            rb_str(&rb, i ? ",\n{\"point\":" : "\n{\"point\":");
-            rb_json_str(&rb, point);
-            rb_str(&rb, ",\"proto\":");
-            rb_u64(&rb, x->proto);
-            if (pn) {
-                rb_str(&rb, ",\"proto_name\":\"");
-                rb_str(&rb, pn);
-                rb_str(&rb, "\"");
-            }
-            rb_str(&rb, ",\"vlan\":");
-            rb_u64(&rb, x->vlan);
-            rb_str(&rb, ",\"src\":\"");
-            rb_str(&rb, a);
-            rb_str(&rb, icmp ? "\",\"icmp_type\":" : "\",\"sport\":");
-            rb_u64(&rb, x->sport);
-            rb_str(&rb, ",\"dst\":\"");
-            rb_str(&rb, b);
-            rb_str(&rb, icmp ? "\",\"icmp_code\":" : "\",\"dport\":");
-            rb_u64(&rb, x->dport);
-            rb_str(&rb, ",\"first\":\"");
-            rb_time(&rb, x->first);
-            rb_str(&rb, "\",\"last\":\"");
-            rb_time(&rb, x->last);
-            rb_str(&rb, "\",\"duration\":");
-        }
-        const char *const jn[] = {",\"packets_fwd\":", ",\"bytes_fwd\":", ",\"packets_rev\":",
-                                  ",\"bytes_rev\":", ",\"packets\":", ",\"bytes\":"};
-        const uint64_t v[] = {x->pkts_fwd, x->bytes_fwd, x->pkts_rev, x->bytes_rev,
-                              x->pkts_fwd + x->pkts_rev, x->bytes_fwd + x->bytes_rev};
-        rb_dur(&rb, x->last - x->first);
-        for (int k = 0; k < 6; k++) {
-            rb_str(&rb, csv ? "," : jn[k]);
-            rb_u64(&rb, v[k]);
-        }
-        if (csv) {
-            rb_str(&rb, ",");
-            rb_str(&rb, fl);
-            rb_str(&rb, ",");
-            rb_str(&rb, x->community_id);
-            rb_str(&rb, "\n");
-        } else {
-            if (x->proto == 6) {
-                rb_str(&rb, ",\"tcp_flags\":\"");
-                rb_str(&rb, fl);
-                rb_str(&rb, "\"");
-            }
-            rb_str(&rb, ",\"community_id\":\"");
-            rb_str(&rb, x->community_id);
-            rb_str(&rb, "\"}");
-        }
+        prefetch_row(r, i, j);
+        format_row(&rb, r, i, fmt);
         fwrite(rb.b, 1, rb.n, f);
     }
 }
@@ -280,11 +293,142 @@ void an_flows_write_tail(FILE *f, enum an_format fmt)
         fputs("]}\n", f);
 }
 
+/* ------------------------------------------- a big answer on two cores */
+
+/* A big answer is formatted by two threads, chunk by chunk: this one takes
+ * the even chunks and writes every chunk in order, a helper formats the
+ * odd ones into one of two buffers. Formatting was a third of a
+ * million-flow answer. */
+#define FMT_CHUNK 8192
+
+struct chunk {
+    char *b;
+    size_t n, cap;
+    int ready; /* formatted, not yet written */
+};
+
+struct fmt_pair {
+    const struct an_flows *r;
+    enum an_format fmt;
+    size_t nchunks;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct chunk odd[2]; /* chunk c (odd) goes in odd[(c / 2) % 2] */
+    int stop, oom;
+};
+
+/* Rows of chunk c into ch (grown as needed); -1: no memory. */
+static int format_chunk(const struct an_flows *r, enum an_format fmt, size_t c, struct chunk *ch,
+                        struct rowbuf *rb)
+{
+    size_t i = c * FMT_CHUNK, j = i + FMT_CHUNK < r->n ? i + FMT_CHUNK : r->n;
+    ch->n = 0;
+    for (; i < j; i++) {
+        prefetch_row(r, i, j);
+        format_row(rb, r, i, fmt);
+        if (ch->n + rb->n > ch->cap) {
+            size_t nc = ch->cap ? ch->cap * 2 : (size_t)FMT_CHUNK * 512;
+            char *nb = realloc(ch->b, nc);
+            if (!nb)
+                return -1;
+            ch->b = nb;
+            ch->cap = nc;
+        }
+        memcpy(ch->b + ch->n, rb->b, rb->n);
+        ch->n += rb->n;
+    }
+    return 0;
+}
+
+static void *fmt_odd(void *arg)
+{
+    struct fmt_pair *fp = arg;
+    struct rowbuf rb = {.tsec = -1};
+    for (size_t c = 1; c < fp->nchunks; c += 2) {
+        struct chunk *ch = &fp->odd[(c / 2) % 2];
+        pthread_mutex_lock(&fp->mu);
+        while (ch->ready && !fp->stop)
+            pthread_cond_wait(&fp->cv, &fp->mu);
+        int stop = fp->stop;
+        pthread_mutex_unlock(&fp->mu);
+        if (stop)
+            break;
+        int rc = format_chunk(fp->r, fp->fmt, c, ch, &rb);
+        pthread_mutex_lock(&fp->mu);
+        if (rc < 0)
+            fp->oom = fp->stop = 1;
+        ch->ready = 1;
+        pthread_cond_broadcast(&fp->cv);
+        pthread_mutex_unlock(&fp->mu);
+        if (rc < 0)
+            break;
+    }
+    return NULL;
+}
+
+/* All rows, on two threads. -1: no thread (nothing written), -2: no
+ * memory (some written). */
+static int write_rows_pair(FILE *f, const struct an_flows *r, enum an_format fmt)
+{
+    struct fmt_pair fp = {.r = r, .fmt = fmt, .nchunks = (r->n + FMT_CHUNK - 1) / FMT_CHUNK};
+    struct chunk even = {0};
+    struct rowbuf rb = {.tsec = -1};
+    pthread_t tid;
+    int rc = 0;
+    pthread_mutex_init(&fp.mu, NULL);
+    pthread_cond_init(&fp.cv, NULL);
+    if (pthread_create(&tid, NULL, fmt_odd, &fp) != 0) {
+        pthread_mutex_destroy(&fp.mu);
+        pthread_cond_destroy(&fp.cv);
+        return -1;
+    }
+    for (size_t c = 0; c < fp.nchunks && rc == 0; c++) {
+        if (c % 2 == 0) {
+            if (format_chunk(r, fmt, c, &even, &rb) < 0) {
+                rc = -2;
+                break;
+            }
+            fwrite(even.b, 1, even.n, f);
+            continue;
+        }
+        struct chunk *ch = &fp.odd[(c / 2) % 2];
+        pthread_mutex_lock(&fp.mu);
+        while (!ch->ready)
+            pthread_cond_wait(&fp.cv, &fp.mu);
+        if (fp.oom)
+            rc = -2;
+        pthread_mutex_unlock(&fp.mu);
+        if (rc == 0)
+            fwrite(ch->b, 1, ch->n, f);
+        pthread_mutex_lock(&fp.mu);
+        ch->ready = 0;
+        pthread_cond_broadcast(&fp.cv);
+        pthread_mutex_unlock(&fp.mu);
+    }
+    pthread_mutex_lock(&fp.mu);
+    fp.stop = 1;
+    pthread_cond_broadcast(&fp.cv);
+    pthread_mutex_unlock(&fp.mu);
+    pthread_join(tid, NULL);
+    pthread_mutex_destroy(&fp.mu);
+    pthread_cond_destroy(&fp.cv);
+    free(even.b);
+    free(fp.odd[0].b);
+    free(fp.odd[1].b);
+    return rc;
+}
+
 int an_flows_write(FILE *f, const struct an_flow_query *q, const struct an_flows *r,
                    enum an_format fmt)
 {
+    int rc = r->n < 4 * FMT_CHUNK ? -1 : 0;
     an_flows_write_head(f, q, r, fmt);
-    an_flows_write_rows(f, r, 0, r->n, fmt);
+    if (rc == 0)
+        rc = write_rows_pair(f, r, fmt);
+    if (rc == -1)
+        an_flows_write_rows(f, r, 0, r->n, fmt);
+    if (rc == -2)
+        return -1; /* half an answer: no tail that would make it look whole */
     an_flows_write_tail(f, fmt);
     return ferror(f) ? -1 : 0;
 }
