@@ -751,6 +751,8 @@ size_t ic_live_stats(ic_t *ic, struct ic_live_stat *out, size_t max)
                 o->push = 1;
                 ic_pusher_stats(L->push[k], &o->push_sent, &o->push_reconnects,
                                 &o->push_connected, &o->push_skipped);
+                o->push_failures = ic_pusher_failures(L->push[k], o->push_error,
+                                                      sizeof o->push_error);
             }
         o->delivered = atomic_load(&s->delivered);
         o->connections = atomic_load(&s->connections);

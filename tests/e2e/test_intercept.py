@@ -177,7 +177,12 @@ def run(arch, base, admin, agency, analyst, tmp):
     digest = hashlib.sha256(open(retro, "rb").read()).hexdigest() if got else ""
     check(case.get("preserved", {}).get("sha256") == digest, "the record names the copy's hash")
     st, body = curl("POST", base, admin, doc)
-    check(st == 409, "the same id again: %d" % st)
+    check(st == 409 and json.loads(body)["error"]["message"].startswith("id:"),
+          "the same id again: 409 naming id: %d %r" % (st, body[:200]))
+    st, body = curl("POST", base, admin, case_doc("LI-A", [{"ip": "10.10.1.4"}],
+                                                  **{"from": "+1d", "to": "+2d"}))
+    check(st == 409 and json.loads(body)["error"]["message"].startswith("id:"),
+          "the same id with a later window: 409 naming id: %d %r" % (st, body[:200]))
     doc_b = case_doc("LI-B", [{"mac": "00:11:22:33:44:55"}])
     st, _ = curl("POST", base, admin, doc_b)
     check(st == 201, "second case: %d" % st)
@@ -205,7 +210,11 @@ def run(arch, base, admin, agency, analyst, tmp):
     st, body = curl("PATCH", base + "/LI-A", admin, '{"to": "+60d", "warrant": "W-LI-A/2"}')
     check(st == 200 and json.loads(body)["warrant"] == "W-LI-A/2", "patch: %d %r" % (st, body))
     for patch, field in (('{"targets": [{"ip": "1.2.3.4"}]}', "targets"),
-                         ('{"to": "2000-01-01T00:00:00Z"}', "to"), ('{"x": 1}', "x"),
+                         ('{"to": "2000-01-01T00:00:00Z"}', "to"), ('{"to": "-1h"}', "to"),
+                         ('{"to": "1999-01-01T00:00:00Z"}', "to"), ('{"x": 1}', "x"),
+                         ('{"delivery": {"type": "etsi", "address": "127.0.0.1:9",'
+                          ' "country": "XX", "tls": {"ca": "/nonexistent.pem"}}}',
+                          "delivery.tls.ca"),
                          ('{"delivery": {"type": "carrier-pigeon"}}', "delivery.type"),
                          ('nope', "body")):
         st, body = curl("PATCH", base + "/LI-A", admin, patch)
