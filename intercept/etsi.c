@@ -463,6 +463,12 @@ static void *pusher(void *arg)
         ic_link_t *l = NULL;
         atomic_store(&p->redial, 0);
         snapshot(p, c);
+        if (c->delivery != IC_ETSI) {
+            plog(p, "info", "intercept: case %s: delivery is no longer etsi: push stops after "
+                 "%llu", c->id, (unsigned long long)sent);
+            atomic_store(&p->done, 1);
+            break;
+        }
         if (ic_link_open(c, &p->stop, &l, err) < 0) {
             atomic_fetch_add(&p->failures, 1);
             set_why(p, err);
@@ -535,7 +541,7 @@ int ic_pusher_start(ic_t *ic, const struct ic_case *c, void (*log)(void *, const
 void ic_pusher_update(struct ic_pusher *p, const struct ic_case *c)
 {
     pthread_mutex_lock(&p->mu);
-    int changed = strcmp(p->c.deliver_to, c->deliver_to) || strcmp(p->c.country, c->country) ||
+    int changed = p->c.delivery != c->delivery || strcmp(p->c.deliver_to, c->deliver_to) || strcmp(p->c.country, c->country) ||
                   strcmp(p->c.operator_id, c->operator_id) ||
                   strcmp(p->c.element_id, c->element_id) || p->c.tls != c->tls ||
                   strcmp(p->c.tls_ca, c->tls_ca) || strcmp(p->c.tls_cert, c->tls_cert) ||
@@ -558,6 +564,8 @@ uint64_t ic_pusher_failures(struct ic_pusher *p, char *why, size_t n)
 }
 
 const char *ic_pusher_case(const struct ic_pusher *p) { return p->c.id; }
+
+int ic_pusher_done(struct ic_pusher *p) { return atomic_load(&p->done); }
 
 void ic_pusher_stats(const struct ic_pusher *p, uint64_t *sent, uint64_t *reconnects,
                      int *connected, uint64_t *skipped)

@@ -88,6 +88,9 @@ int ic_pusher_start(ic_t *ic, const struct ic_case *c,
                     struct ic_pusher **out, char *err) RW_WUR;
 void ic_pusher_update(struct ic_pusher *p, const struct ic_case *c);
 const char *ic_pusher_case(const struct ic_pusher *p);
+/* 1 once the pusher has stopped by itself (its case ended and all was
+ * sent, or its delivery is no longer etsi). */
+int ic_pusher_done(struct ic_pusher *p);
 void ic_pusher_stats(const struct ic_pusher *p, uint64_t *sent, uint64_t *reconnects,
                      int *connected, uint64_t *skipped);
 /* Connection attempts that failed (this run), and why the last one did

@@ -275,8 +275,14 @@ static void push_follow(struct ic_live *L, const struct ic_case *c, int live)
     char err[RW_ERRSZ];
     for (size_t i = 0; i < L->npush; i++)
         if (!strcmp(ic_pusher_case(L->push[i]), c->id)) {
-            ic_pusher_update(L->push[i], c);
-            return;
+            if (!ic_pusher_done(L->push[i]) || !live) {
+                ic_pusher_update(L->push[i], c);
+                return;
+            }
+            /* It stopped (its delivery was pull for a while): a new one. */
+            ic_pusher_stop(L->push[i]);
+            L->push[i] = L->push[--L->npush];
+            break;
         }
     if (!live) {
         char path[4500];
@@ -301,6 +307,15 @@ static void push_follow(struct ic_live *L, const struct ic_case *c, int live)
         L->npush++;
     else
         logf_(L, "error", "intercept: %s", err);
+}
+
+/* A case whose delivery is no longer etsi (a PATCH): its pusher, if any,
+ * is told and stops pushing (under the write lock). */
+static void push_drop(struct ic_live *L, const struct ic_case *c)
+{
+    for (size_t i = 0; i < L->npush; i++)
+        if (!strcmp(ic_pusher_case(L->push[i]), c->id))
+            ic_pusher_update(L->push[i], c);
 }
 
 /* Delete the spool files whose every record the agency holds: by push
@@ -375,6 +390,8 @@ int ic_live_rebuild(ic_t *ic, char *err)
         int64_t end = ic_case_end_ns(c);
         if (c->delivery == IC_ETSI && c->type != IC_IRI)
             push_follow(L, c, end > now);
+        else
+            push_drop(L, c);
         if (end <= now || c->type == IC_IRI)
             continue; /* ended; an iri case never takes payload */
         struct spool *s = spool_get(L, c->id, err);

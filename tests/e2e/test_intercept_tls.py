@@ -315,6 +315,14 @@ def run(tmp, pki, notpem, sender, recv, procs):
     check(len(want2) == M and got2_ == want2 and seqs2 == list(range(1, M + 1)),
           "after the right CA the agency holds exactly tcpdump's %d packets, in order "
           "(%d held, tcpdump %d)" % (M, len(got2_), len(want2)))
+    # Back to pull only: the push stops.
+    st, body = api("PATCH", "/api/v1/cases/LI-U", json.dumps({"delivery": {"type": "pull"}}))
+    deadline = time.time() + 10
+    while time.time() < deadline and "case LI-U: delivery is no longer etsi" not in \
+            open(log).read():
+        time.sleep(0.1)
+    check(st == 200 and "case LI-U: delivery is no longer etsi: push stops after %d" % M in
+          open(log).read(), "PATCH to pull delivery stops the push: %d" % st)
     api("DELETE", "/api/v1/cases/LI-U")
     d.send_signal(signal.SIGTERM)
     check(d.wait(timeout=60) == 0, "rewindd stops cleanly")
