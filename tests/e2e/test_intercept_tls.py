@@ -57,7 +57,8 @@ RECEIVER = ti.RECEIVER.replace(
     "            d = c.recv(65536)\n"
     "        except OSError:\n"
     "            d = b''\n").replace(
-    '"bad": bad}', '"bad": bad, "tls_failed": tls_failed}')
+    '"bad": bad}', '"bad": bad, "tls_failed": tls_failed}').replace(
+    "ls.listen(1)\n", "ls.listen(1)\nopen(out + '.ready', 'w').close()\n")
 assert RECEIVER.count("TLS.wrap_socket") == 1 and "tls_failed}" in RECEIVER
 
 
@@ -115,10 +116,15 @@ def etsi(port, t):
 
 
 def start_receiver(pki, recv, port, out, drop_after, drops, log):
-    return subprocess.Popen(["ip", "netns", "exec", NS, "python3", recv, str(port), out,
-                             str(drop_after), str(drops), pki.path("agency", "pem"),
-                             pki.path("agency", "key"), pki.path("ca", "pem")],
-                            stderr=open(log, "wb"))
+    """The agency's TLS receiver, listening when this returns."""
+    p = subprocess.Popen(["ip", "netns", "exec", NS, "python3", recv, str(port), out,
+                          str(drop_after), str(drops), pki.path("agency", "pem"),
+                          pki.path("agency", "key"), pki.path("ca", "pem")],
+                         stderr=open(log, "wb"))
+    deadline = time.time() + 20
+    while time.time() < deadline and not os.path.exists(out + ".ready") and p.poll() is None:
+        time.sleep(0.05)
+    return p
 
 
 def start_judge(path, log, flt):
@@ -279,7 +285,8 @@ def run(tmp, pki, notpem, sender, recv, procs):
         st, body = api("GET", "/api/v1/status")
         e = [x for x in json.loads(body).get("intercept", []) if x["case"] == "LI-U"] \
             if st == 200 else []
-        if e and e[0]["sequence"] == M and e[0].get("push", {}).get("failures", 0) >= 2:
+        if e and e[0]["sequence"] == M and e[0].get("push", {}).get("failures", 0) >= 2 and \
+                "certificate" in e[0]["push"].get("error", ""):
             break
         time.sleep(0.2)
     push = e[0].get("push", {}) if e else {}
