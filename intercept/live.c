@@ -319,8 +319,9 @@ static void push_drop(struct ic_live *L, const struct ic_case *c)
 }
 
 /* Delete the spool files whose every record the agency holds: by push
- * (sent, less the window sent again after a break) for an etsi case, else
- * by pull (the after= of its last request). Never the file being appended
+ * (sent, less the window sent again after a break) while an etsi case is
+ * pushed, else by pull (the after= of its last request) or by what the
+ * push sent before it stopped, whichever is further. Never the file being appended
  * to. Flusher only. */
 static void spool_prune(struct ic_live *L, struct spool *s)
 {
@@ -333,7 +334,10 @@ static void spool_prune(struct ic_live *L, struct spool *s)
             uint64_t sent, rec, skip;
             int conn;
             ic_pusher_stats(L->push[i], &sent, &rec, &conn, &skip);
-            limit = sent > IC_ETSI_WINDOW ? sent - IC_ETSI_WINDOW : 0;
+            uint64_t pushed = sent > IC_ETSI_WINDOW ? sent - IC_ETSI_WINDOW : 0;
+            /* While it pushes, only what it sent; once it stopped (the case
+             * ended, or its delivery became pull), what either delivered. */
+            limit = !ic_pusher_done(L->push[i]) || pushed > limit ? pushed : limit;
         }
     if (!limit || ic_spool_files(s->sdir, &f, &nf, err) < 0)
         return;
