@@ -455,6 +455,7 @@ static void *pusher(void *arg)
     struct ic_pusher *p = arg;
     struct ic_case *c = malloc(sizeof *c);
     char err[RW_ERRSZ], logged[RW_ERRSZ] = "";
+    pthread_setname_np(pthread_self(), "ic-push");
     uint64_t sent = load(p), saved = sent;
     long backoff = 200;
     int first = 1;
