@@ -7,7 +7,9 @@
 #
 # Optional: BENCH_SESSIONS=0 skips SMTP sessions and a call's pcap, BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
 # skips cold-cache runs, BENCH_HTTP=0 skips the needle over HTTP and HTTPS, BENCH_MULTISITE=0
-# skips the ClickHouse export and the query across sensors,
+# skips the ClickHouse export and the query across sensors, BENCH_INTERCEPT=0 skips lawful
+# intercept (BENCH_INTERCEPT_ROUNDS=5, BENCH_INTERCEPT_RATE=500x3: Mbps or topspeed, xN loops,
+# BENCH_INTERCEPT_BYTES=104857600 of replay),
 # BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed; a suffix x3 replays the file three
 # times in one run), BENCH_LIVE_ROUNDS=3, BENCH_LIVE_TOOLS="rewindd rewindd16 stenographer
 # stenographer16 tcpdump" (Stenographer, from Debian, when tools/deps.sh installed it).
@@ -62,6 +64,7 @@ cleanup() {
     [ -z "$DPID" ] || kill "$DPID" 2>/dev/null || true
     [ "$LIVE" = 0 ] || ip netns del "$NS" >/dev/null 2>&1 || true
     [ "$LIVE" = 0 ] || ip netns del "${NS}r" >/dev/null 2>&1 || true
+    ip netns del "${NS}i" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -505,6 +508,29 @@ if [ "${BENCH_MULTISITE:-1}" != 0 ]; then
     h multisite "$W" "$BIN" "$A" "$NEEDLE" "$([ "$SMOKE" = 1 ] && echo 1 || echo 5)" >&2
 else
     h set ms_skipped '"BENCH_MULTISITE=0"'
+fi
+
+# ---------------------------------------------------------------- 12. lawful intercept
+# Issue 14's figures, on a veth pair in namespace ${NS}i: the time from POST /api/v1/cases to
+# the first packet of a target sending one a millisecond (by pull and by etsi push), and
+# rewindd's capture CPU per packet of the same replay with 10 active cases beside none.
+LI=${BENCH_INTERCEPT:-1}
+[ "$SMOKE" = 1 ] && LI=0
+liwhy=
+if [ "$LI" = 0 ]; then liwhy=$([ "$SMOKE" = 1 ] && echo "smoke mode" || echo "BENCH_INTERCEPT=0")
+elif [ "$(id -u)" != 0 ]; then liwhy="not root"
+elif ! ip netns list >/dev/null 2>&1; then liwhy="ip netns does not work"
+elif ! command -v tcpreplay >/dev/null 2>&1; then liwhy="no tcpreplay"
+fi
+if [ -z "$liwhy" ]; then
+    say "lawful intercept: warrant to first packet, capture CPU with 10 cases beside none (netns ${NS}i)"
+    "$BIN/trafficgen" --seed 5 --bytes "${BENCH_INTERCEPT_BYTES:-104857600}" -o "$W/li.pcap" 2>"$W/li.txt"
+    h gen "$W/li.txt" >"$W/li.json"
+    h intercept "${NS}i" "$W" "$BIN/rewind" "$BIN/rewindd" "$W/li.pcap" "$W/li.json" \
+        "${BENCH_INTERCEPT_ROUNDS:-5}" "${BENCH_INTERCEPT_RATE:-500x3}" >&2
+    rm -f "$W/li.pcap"
+else
+    h set intercept_skipped "\"$liwhy\""
 fi
 
 # ---------------------------------------------------------------- report

@@ -16,6 +16,9 @@
   live ...              live-capture comparison (see live_main)
   smallgen FILE N       N small packets (64-128 bytes, many flows) as a pcap
   manyflows FILE N      a busy host's N two-packet UDP flows as a pcap
+  intercept NS WORK REWIND REWINDD PCAP GENJSON [ROUNDS] [RATE]
+                        lawful intercept: warrant to first packet, capture CPU with
+                        10 cases beside none (lisend and liprobe run inside NS)
   report                results.json + the final table
 """
 import json
@@ -803,6 +806,315 @@ def live_main(args):
     add_record("live", out)
 
 
+# ---------------------------------------------------------------- lawful intercept
+
+LI_TARGET, LI_PEER = "10.77.0.1", "10.77.0.2"
+
+
+def lisend_main(iface, seconds):
+    """In the namespace: one UDP frame from LI_TARGET every millisecond on
+    iface for at most `seconds` (the target of the warrant, sending
+    steadily)."""
+    import socket
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    src, dst = socket.inet_aton(LI_TARGET), socket.inet_aton(LI_PEER)
+    end, i = time.time() + float(seconds), 0
+    while time.time() < end:
+        pay = b"li-bench %08d" % i
+        udp = struct.pack(">HHHH", 40000, 5000, 8 + len(pay), 0) + pay
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff, 0, 64, 17, 0,
+                         src, dst)
+        s.send(bytes.fromhex("020000000002020000000001") + b"\x08\x00" + ip + udp)
+        i += 1
+        time.sleep(0.001)
+
+
+def liprobe_main(port, token, rounds, out):
+    """In the namespace: per round, POST a case for LI_TARGET (etsi push to a
+    listener of this process, pull open at once) and time from just before
+    the POST to the first packet each way; then end the case. JSON to out."""
+    import http.client
+    import socket
+    import threading
+    res = []
+    hdr = {"Authorization": "Bearer " + token}
+    for k in range(int(rounds)):
+        cid = "LI-BENCH-%d-%d" % (os.getpid(), k)
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        ls.settimeout(10)
+        got = {}
+
+        def agency():
+            try:
+                c, _ = ls.accept()
+                c.settimeout(10)
+                if c.recv(65536):
+                    got["push"] = time.perf_counter()
+                c.close()
+            except OSError as e:
+                got["push_error"] = str(e)
+        th = threading.Thread(target=agency)
+        th.start()
+        doc = {"id": cid, "authority": "bench", "warrant": "W-" + cid, "from": "-1s",
+               "to": "+10m", "targets": [{"ip": LI_TARGET}],
+               "delivery": {"type": "etsi", "address": "127.0.0.1:%d" % ls.getsockname()[1],
+                            "country": "XX"}}
+        r = {"case": cid}
+        t0 = time.perf_counter()
+        h = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+        h.request("POST", "/api/v1/cases", json.dumps(doc), hdr)
+        a = h.getresponse()
+        a.read()
+        r["post_status"] = a.status
+        r["post"] = time.perf_counter() - t0
+        h.request("GET", "/api/v1/cases/%s/intercept?after=0" % cid, headers=hdr)
+        a = h.getresponse()
+        r["pull_status"] = a.status
+        try:
+            while a.status == 200:  # pcapng blocks until the first Enhanced Packet Block
+                head = a.read(8)
+                if len(head) < 8:
+                    break
+                btype, blen = struct.unpack("<II", head)
+                if btype == 6:
+                    r["pull"] = time.perf_counter() - t0
+                    break
+                a.read(blen - 8)
+        except OSError as e:
+            r["pull_error"] = str(e)
+        h.close()
+        th.join(15)
+        ls.close()
+        if "push" in got:
+            r["push"] = got["push"] - t0
+        r.update({k: v for k, v in got.items() if k != "push"})
+        h = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+        h.request("DELETE", "/api/v1/cases/" + cid, headers=hdr)
+        h.getresponse().read()
+        h.close()
+        res.append(r)
+        time.sleep(0.5)
+    with open(out, "w") as f:
+        json.dump(res, f)
+
+
+def proc_cpu_ns(pids):
+    """CPU seconds of these processes' threads from /proc/PID/task/*/schedstat
+    (nanoseconds: a tenth of a second of CPU is measured to better than the
+    10 ms clock ticks of /proc/PID/stat); proc_cpu where there is none."""
+    tot, ok = 0, True
+    for pid in pids:
+        try:
+            for t in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                    tot += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            ok = False
+    return tot / 1e9 if ok else proc_cpu(pids)
+
+
+def thread_cpu_ns(pids, prefix):
+    """CPU seconds (schedstat) of the threads of pids whose name starts with prefix."""
+    tot = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                    if not f.read().startswith(prefix):
+                        continue
+                with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                    tot += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return tot / 1e9
+
+
+def li_daemon(ns, arch, rewindd, rewind, port, log):
+    """rewindd capturing rwi0 of ns into arch, its API on 127.0.0.1:port in
+    ns; an admin token. (Popen, token) or (None, why)."""
+    sh("rm", "-rf", arch)
+    t = sh(rewind, "token", "add", "--dir", arch, "--name", "bench", "--role", "admin")
+    if t.returncode != 0:
+        return None, "token: " + t.stderr
+    with open(log, "wb") as lf:
+        p = subprocess.Popen(["ip", "netns", "exec", ns, rewindd, "--dir", arch, "-i",
+                              "rwi0=live", "--buffer-size", "64M", "--listen",
+                              "127.0.0.1:%d" % port], stdin=subprocess.DEVNULL, stdout=lf,
+                             stderr=lf)
+    if not wait_text(log, "ready", 20):
+        p.kill()
+        p.wait()
+        return None, "rewindd did not start: " + open(log, errors="replace").read()[-300:]
+    return p, t.stdout.strip()
+
+
+def li_curl(ns, port, token, method, path, body=None):
+    args = ["ip", "netns", "exec", ns, "curl", "-s", "-o", "-", "-w", "\n%{http_code}", "-X",
+            method, "-H", "Authorization: Bearer " + token,
+            "http://127.0.0.1:%d%s" % (port, path)]
+    if body is not None:
+        args += ["--data-binary", body]
+    r = sh(*args)
+    out, _, code = r.stdout.rpartition("\n")
+    return int(code or 0), out
+
+
+def li_cpu_run(ns, work, rewindd, rewind, pcap, cases, rate, port):
+    """One capture of the replay with these cases active: rewindd's CPU from
+    just before the replay to 2.5 s after it (as the live part measures)."""
+    arch = os.path.join(work, "li-cpu")
+    log = arch + ".log"
+    p, tok = li_daemon(ns, arch, rewindd, rewind, port, log)
+    res = {"cases": len(cases)}
+    if p is None:
+        res["error"] = tok
+        return res
+    try:
+        for doc in cases:
+            st, body = li_curl(ns, port, tok, "POST", "/api/v1/cases", json.dumps(doc))
+            if st != 201:
+                res["error"] = "case: %d %s" % (st, body[:200])
+                return res
+        time.sleep(0.5)
+        pids = [p.pid] + children(p.pid)
+        c0, i0 = proc_cpu_ns(pids), thread_cpu_ns(pids, "ic-")
+        base, _, loops = rate.partition("x")  # "500x3": the file three times at 500 Mbit/s
+        r = sh("ip", "netns", "exec", ns, "timeout", "300", "tcpreplay", "-i", "rwi1",
+               *(["--topspeed"] if base == "topspeed" else ["--mbps", base]),
+               *(["--loop=" + loops] if loops else []), pcap)
+        res.update(tcpreplay_sent(r.stdout + r.stderr))
+        time.sleep(2.5)
+        res["cpu_window"] = proc_cpu_ns(pids) - c0
+        res["cpu_intercept_threads"] = thread_cpu_ns(pids, "ic-") - i0  # the spool flusher
+        st, body = li_curl(ns, port, tok, "GET", "/api/v1/status")
+        j = json.loads(body) if st == 200 else {}
+        res["teed"] = sum(x.get("packets", 0) for x in j.get("intercept", []))
+        res["intercept_dropped"] = sum(x.get("dropped", 0) for x in j.get("intercept", []))
+        tot = j.get("total", {})
+        res["kernel_drops"], res["queue_drops"] = tot.get("kernel_drops"), tot.get("queue_drops")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    q = sh(rewind, "query", "--dir", arch, "--count")
+    res["captured"] = int(q.stdout.strip()) if q.returncode == 0 and q.stdout.strip() else None
+    if res.get("sent"):
+        res["us_per_sent"] = res["cpu_window"] / res["sent"] * 1e6
+        res["intercept_us_per_sent"] = res["cpu_intercept_threads"] / res["sent"] * 1e6
+    sh("rm", "-rf", arch, log)
+    return res
+
+
+def intercept_main(args):
+    """Lawful intercept (issue 14) on a veth pair in namespace ns:
+    warrant-to-first-packet (rounds of POST /api/v1/cases while the target
+    sends a packet a millisecond; the first packet by pull and by etsi push),
+    and rewindd's capture CPU per packet of the same replay with 10 active
+    cases beside none, the two alternating, median of `rounds` each."""
+    ns, work, rewind, rewindd, pcap, genjson = args[:6]
+    rounds = int(args[6]) if len(args) > 6 else 3
+    rate = args[7] if len(args) > 7 else "500"
+    g = json.loads(open(genjson).read())
+    out = {"netns": ns, "pcap_bytes": os.path.getsize(pcap), "pcap_packets": pcap_count(pcap),
+           "rate": rate, "rounds": rounds}
+    setup = [["ip", "netns", "add", ns],
+             ["ip", "netns", "exec", ns, "ip", "link", "add", "rwi0", "type", "veth", "peer",
+              "name", "rwi1"],
+             ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+             ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwi0", "mtu", "9000", "up"],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwi1", "mtu", "9000", "up"]]
+    me = os.path.abspath(__file__)
+    port = 27000 + os.getpid() % 1000
+    try:
+        for c in setup:
+            r = sh(*c)
+            if r.returncode != 0:
+                out["skipped"] = "%s: %s" % (" ".join(c), r.stderr.strip())
+                add_record("intercept", out)
+                print("intercept: skipped: " + out["skipped"])
+                return
+        # (a) warrant to first packet
+        arch = os.path.join(work, "li-w2p")
+        p, tok = li_daemon(ns, arch, rewindd, rewind, port, arch + ".log")
+        if p is None:
+            out["w2p_error"] = tok
+        else:
+            snd = subprocess.Popen(["ip", "netns", "exec", ns, "python3", me, "lisend", "rwi1",
+                                    "120"])
+            try:
+                time.sleep(1)
+                res = os.path.join(work, "li-w2p.json")
+                r = sh("ip", "netns", "exec", ns, "timeout", "300", "python3", me, "liprobe",
+                       str(port), tok, str(max(5, 2 * rounds)), res)
+                out["w2p_runs"] = json.load(open(res)) if r.returncode == 0 else []
+                if r.returncode != 0:
+                    out["w2p_error"] = r.stderr[-300:]
+            finally:
+                snd.kill()
+                snd.wait()
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                sh("rm", "-rf", arch, arch + ".log")
+        for way in ("pull", "push", "post"):
+            v = sorted(x[way] for x in out.get("w2p_runs", []) if x.get(way) is not None)
+            if v:
+                out["w2p_%s_median" % way] = v[(len(v) - 1) // 2]
+                out["w2p_%s_max" % way] = v[-1]
+            print("intercept: warrant to first packet (%s): %s" % (
+                way, ", ".join("%.3f s" % x for x in v) or "none"))
+        # (b) capture CPU with 10 active cases beside none: five needles of the
+        # replay and five /24s of its wide /16, the rest of the traffic not
+        # theirs (a subscriber each)
+        net = g["wide"]["net"].split("/")[0].split(".")
+        targets = [{"ip": n["addr"]} for n in g["needles"][:5]]
+        targets += [{"prefix": "%s.%s.%d.0/24" % (net[0], net[1], i)}
+                    for i in range(10 - len(targets))]
+        cases = [{"id": "LI-CPU-%d" % i, "authority": "bench", "warrant": "W%d" % i,
+                  "from": "-1m", "to": "+1h", "targets": [t]} for i, t in enumerate(targets)]
+        out["targets"] = targets
+        out["cpu_runs"] = []
+        for rnd in range(rounds):
+            for n in ((0, 10) if rnd % 2 == 0 else (10, 0)):
+                res = li_cpu_run(ns, work, rewindd, rewind, pcap, cases[:n], rate, port)
+                res["round"] = rnd
+                out["cpu_runs"].append(res)
+                print("intercept: %2d cases: sent %s captured %s teed %s drops(k/q) %s/%s "
+                      "cpu %.2fs (flusher %.3fs) %s%s" % (
+                          n, res.get("sent"), res.get("captured"), res.get("teed"),
+                          res.get("kernel_drops"), res.get("queue_drops"),
+                          res.get("cpu_window", 0.0), res.get("cpu_intercept_threads", 0.0),
+                          "%.3f us/packet" % res["us_per_sent"] if res.get("us_per_sent") else "",
+                          " error: " + res["error"] if res.get("error") else ""))
+        for n in (0, 10):
+            v = sorted(x["us_per_sent"] for x in out["cpu_runs"]
+                       if x["cases"] == n and x.get("us_per_sent"))
+            out["cpu_us_per_packet_%d" % n] = v[(len(v) - 1) // 2] if v else None
+        a, b = out["cpu_us_per_packet_0"], out["cpu_us_per_packet_10"]
+        out["cpu_ratio"] = b / a if a and b else None
+        v = sorted(x["intercept_us_per_sent"] for x in out["cpu_runs"]
+                   if x["cases"] == 10 and x.get("intercept_us_per_sent") is not None)
+        out["cpu_flusher_us_per_packet_10"] = v[(len(v) - 1) // 2] if v else None
+    finally:
+        sh("ip", "netns", "del", ns)
+    add_record("intercept", out)
+
+
 # ---------------------------------------------------------------- report
 
 def fmt_t(s):
@@ -1224,6 +1536,37 @@ def report_main(path):
     else:
         P("REPLAY: skipped (%s)" % ((rp or {}).get("skipped") or R.get("replay_skipped") or
                                    "not run"))
+    # lawful intercept
+    li = R.get("intercept")
+    res["intercept"] = li or R.get("intercept_skipped")
+    P("")
+    if li and not li.get("skipped"):
+        P("LAWFUL INTERCEPT (veth in netns %s)" % li["netns"])
+        P("  warrant to first packet (POST /api/v1/cases to the first packet of a target "
+          "sending 1 packet/ms; %d runs): pull median %s max %s, etsi push median %s max %s "
+          "(goal <= 1 s); the POST itself median %s" % (
+              len(li.get("w2p_runs", [])), fmt_t(li.get("w2p_pull_median")),
+              fmt_t(li.get("w2p_pull_max")), fmt_t(li.get("w2p_push_median")),
+              fmt_t(li.get("w2p_push_max")), fmt_t(li.get("w2p_post_median"))))
+        r10 = [x for x in li.get("cpu_runs", []) if x["cases"] == 10 and x.get("teed")]
+        P("  capture CPU, tcpreplay of %s (%d packets) at %s: none %s us/packet, 10 active "
+          "cases %s us/packet (they took %s packets): ratio %s (goal within 5%%); median of %d "
+          "rounds, the two alternating" % (
+              fmt_b(li["pcap_bytes"]), li["pcap_packets"],
+              li["rate"].replace("x", " Mbit/s, times ") if li["rate"][0].isdigit()
+              else li["rate"],
+              "%.3f" % li["cpu_us_per_packet_0"] if li.get("cpu_us_per_packet_0") else "-",
+              "%.3f" % li["cpu_us_per_packet_10"] if li.get("cpu_us_per_packet_10") else "-",
+              r10[0]["teed"] if r10 else "-",
+              "%.3f" % li["cpu_ratio"] if li.get("cpu_ratio") else "-", li["rounds"]))
+        if li.get("cpu_flusher_us_per_packet_10") is not None and li.get("cpu_us_per_packet_0"):
+            P("  of which the spool flusher thread (write + fdatasync every 20 ms): %.3f "
+              "us/packet, %.1f%% of the capture's CPU without cases" % (
+                  li["cpu_flusher_us_per_packet_10"],
+                  100 * li["cpu_flusher_us_per_packet_10"] / li["cpu_us_per_packet_0"]))
+    else:
+        P("LAWFUL INTERCEPT: skipped (%s)" % ((li or {}).get("skipped") or
+                                             R.get("intercept_skipped") or "not run"))
     mism = R.get("mismatches", [])
     P("")
     if mism:
@@ -1429,6 +1772,12 @@ def main():
         replay_main(args)
     elif cmd == "multisite":
         multisite_main(args)
+    elif cmd == "intercept":
+        intercept_main(args)
+    elif cmd == "lisend":
+        lisend_main(*args)
+    elif cmd == "liprobe":
+        liprobe_main(*args)
     elif cmd == "report":
         report_main(args[0])
     else:

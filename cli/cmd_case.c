@@ -11,6 +11,7 @@
 
 #include "auth/audit.h"
 #include "cli/cmds.h"
+#include "cli/httpc.h"
 #include "cli/qargs.h"
 #include "ctl/ctl.h"
 #include "intercept/intercept.h"
@@ -24,12 +25,15 @@ static const char case_help[] =
     "       rewind case list --dir DIR\n"
     "       rewind case show --dir DIR LIID\n"
     "       rewind case end  --dir DIR LIID\n"
+    "       rewind case OPERATION --url URL [--token T] ...  (the same, of a rewindd over HTTP)\n"
     "\n"
     "Lawful intercept cases (warrants). Adding a case copies the packets that\n"
     "match it in its window up to now into DIR/cases/LIID/retro.pcapng, which\n"
     "retention never deletes. 'end' ends a case now; its record stays. While a\n"
     "rewindd owns DIR the daemon makes the change (its peer must be root or the\n"
-    "daemon's user); every change is in the audit trail.\n"
+    "daemon's user); every change is in the audit trail. With --url the daemon's\n"
+    "HTTP API (/api/v1/cases) is asked instead: changes need an admin token, an\n"
+    "agency token lists and shows its own case.\n"
     "\n"
     "targets (at least one, each repeatable):\n"
     "      --ip ADDR          an IPv4 or IPv6 address\n"
@@ -39,6 +43,8 @@ static const char case_help[] =
     "\n"
     "options:\n"
     "  -d, --dir DIR          the archive (default $REWIND_DIR)\n"
+    "  -u, --url URL          a rewindd's HTTP API instead (or $REWIND_URL)\n"
+    "      --token T          bearer token for --url (or $REWIND_TOKEN)\n"
     "      --id LIID          the case's id: 1 to 64 of letters, digits, '.', '_', '-'\n"
     "      --authority TEXT   the authority that issued the warrant\n"
     "      --warrant REF      the warrant's reference\n"
@@ -146,6 +152,77 @@ out:
     return rc;
 }
 
+struct membuf {
+    char *p;
+    size_t n;
+};
+
+static int to_mem(void *arg, const void *buf, size_t n)
+{
+    struct membuf *m = arg;
+    if (m->n + n > IC_BODY_MAX * 16u)
+        return -1;
+    char *np = realloc(m->p, m->n + n + 1);
+    if (!np)
+        return -1;
+    memcpy(np + m->n, buf, n);
+    m->n += n;
+    np[m->n] = 0;
+    m->p = np;
+    return 0;
+}
+
+/* The same operations through a rewindd's HTTP API: *answer as case_local
+ * gives it (one case, or one case per line for list; NULL: no such case). */
+static int case_url(const char *url, const char *op, const char *id, const char *json,
+                    char **answer, char *err)
+{
+    struct membuf m = {NULL, 0};
+    char path[128];
+    long status = 0;
+    int rc;
+    *answer = NULL;
+    if (id)
+        snprintf(path, sizeof path, "/api/v1/cases/%s", id); /* ic_id_ok: nothing to escape */
+    else
+        snprintf(path, sizeof path, "/api/v1/cases");
+    if (id && !ic_id_ok(id))
+        return rw_err(err, RW_EINPUT, "'%s' is not a case id: 1 to %d of letters, digits, '.', "
+                      "'_', '-'", id, IC_ID_MAX);
+    rc = httpc_send(url, !strcmp(op, "add") ? "POST" : !strcmp(op, "end") ? "DELETE" : "GET",
+                    path, json, json ? strlen(json) : 0, to_mem, &m, &status, err);
+    if (rc < 0) {
+        free(m.p);
+        return status == 404 ? 0 : rc == RW_EINPUT && status == 409 ? RW_ESTATE : rc;
+    }
+    if (strcmp(op, "list")) {
+        *answer = m.p;
+        return 0;
+    }
+    json_t *j = json_loads(m.p ? m.p : "", 0, NULL), *v;
+    size_t i;
+    free(m.p);
+    json_t *cases = json_object_get(j, "cases");
+    if (!json_is_array(cases)) {
+        json_decref(j);
+        return rw_err(err, RW_EIO, "%s: the answer has no \"cases\" array", url);
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    json_array_foreach(cases, i, v) {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (f && s)
+            fprintf(f, "%s\n", s);
+        free(s);
+    }
+    if (f)
+        fclose(f);
+    json_decref(j);
+    *answer = len ? buf : (free(buf), NULL);
+    return 0;
+}
+
 /* One line per case for a terminal. */
 static void print_case_line(const char *json)
 {
@@ -184,9 +261,10 @@ int cmd_case(int argc, char **argv)
         {"json", required_argument, 0, 'j'},  {"ip", required_argument, 0, 1},
         {"prefix", required_argument, 0, 2},  {"mac", required_argument, 0, 3},
         {"user", required_argument, 0, 4},    {"help", no_argument, 0, 'h'},
+        {"url", required_argument, 0, 'u'},   {"token", required_argument, 0, 5},
         {0, 0, 0, 0}};
     static const char *const kinds[] = {NULL, "ip", "prefix", "mac", "user"};
-    const char *dir = NULL, *jsonfile = NULL, *op;
+    const char *dir = NULL, *jsonfile = NULL, *op, *url = NULL, *token = getenv("REWIND_TOKEN");
     char err[RW_ERRSZ];
     json_t *doc = json_object(), *targets = json_array();
     int c, fields = 0, rc, status = 0;
@@ -203,9 +281,11 @@ int cmd_case(int argc, char **argv)
     argc--;
     argv++;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:u:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
+        case 'u': url = optarg; break;
+        case 5: token = optarg; break;
         case 'j': jsonfile = optarg; break;
         case 'I': json_object_set_new(doc, "id", json_string(optarg)), fields++; break;
         case 'A': json_object_set_new(doc, "authority", json_string(optarg)), fields++; break;
@@ -230,16 +310,23 @@ int cmd_case(int argc, char **argv)
             goto done_doc;
         }
     }
-    dir = cli_env_dir(dir);
-    if (!dir) {
-        rc = cli_usage("case: --dir DIR is required (or set REWIND_DIR)%s", "");
+    if (dir && url) {
+        rc = cli_usage("case: --dir or --url, not both%s", "");
+        goto done_doc;
+    }
+    if (!url)
+        dir = cli_env_dir(dir);
+    if (!dir && !url)
+        url = getenv("REWIND_URL");
+    if (!dir && !url) {
+        rc = cli_usage("case: --dir DIR or --url URL is required (or set REWIND_DIR)%s", "");
         goto done_doc;
     }
     const char *id = NULL;
     char *json = NULL;
     if (!strcmp(op, "show") || !strcmp(op, "end")) {
         if (optind != argc - 1 || fields || jsonfile) {
-            rc = cli_usage("case %s takes the case's LIID and --dir only", op);
+            rc = cli_usage("case %s takes the case's LIID and --dir (or --url) only", op);
             goto done_doc;
         }
         id = argv[optind];
@@ -247,7 +334,7 @@ int cmd_case(int argc, char **argv)
         rc = cli_usage("case: unexpected argument '%s'", argv[optind]);
         goto done_doc;
     } else if (!strcmp(op, "list") && (fields || jsonfile)) {
-        rc = cli_usage("case list takes --dir only%s", "");
+        rc = cli_usage("case list takes --dir (or --url) only%s", "");
         goto done_doc;
     } else if (!strcmp(op, "add")) {
         if (jsonfile && fields) {
@@ -262,14 +349,19 @@ int cmd_case(int argc, char **argv)
         }
     }
     char *answer = NULL;
-    rc = ctl_case(dir, op, id, json, &answer, err);
-    if (rc == RW_EBUSY)
-        rc = case_local(dir, op, id, json, &answer, err);
+    if (url) {
+        if ((rc = httpc_set_token(token, err)) == 0)
+            rc = case_url(url, op, id, json, &answer, err);
+    } else {
+        rc = ctl_case(dir, op, id, json, &answer, err);
+        if (rc == RW_EBUSY)
+            rc = case_local(dir, op, id, json, &answer, err);
+    }
     free(json);
     if (rc < 0) {
         status = cli_fail(rc == RW_ESTATE ? RW_EINPUT : rc, err);
     } else if (!answer && strcmp(op, "list")) {
-        fprintf(stderr, "rewind: no case %s in %s (rewind case list)\n", id, dir);
+        fprintf(stderr, "rewind: no case %s in %s (rewind case list)\n", id, url ? url : dir);
         status = EXIT_RUNTIME;
     } else if (answer) {
         if (!strcmp(op, "list")) {

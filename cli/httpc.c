@@ -125,6 +125,19 @@ int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg,
 int httpc_get_as(const char *base, const char *path, const char *token, const char *cafile,
                  httpc_sink_fn sink, void *arg, long *status, char *err)
 {
+    return httpc_request(base, "GET", path, NULL, 0, token, cafile, sink, arg, status, err);
+}
+
+int httpc_send(const char *base, const char *method, const char *path, const char *body,
+               size_t n, httpc_sink_fn sink, void *arg, long *status, char *err)
+{
+    return httpc_request(base, method, path, body, n, NULL, NULL, sink, arg, status, err);
+}
+
+int httpc_request(const char *base, const char *method, const char *path, const char *body,
+                  size_t n, const char *token, const char *cafile, httpc_sink_fn sink, void *arg,
+                  long *status, char *err)
+{
     char url[8192], own[32 + 128];
     struct get g = {.sink = sink, .arg = arg};
     int rc = 0;
@@ -151,6 +164,13 @@ int httpc_get_as(const char *base, const char *path, const char *token, const ch
     else
         snprintf(own, sizeof own, "%s", token ? "" : bearer);
     struct curl_slist *hdrs = own[0] ? cu.slist_append(NULL, own) : NULL;
+    if (strcmp(method, "GET"))
+        cu.easy_setopt(g.c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        cu.easy_setopt(g.c, CURLOPT_POSTFIELDS, body);
+        cu.easy_setopt(g.c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+        hdrs = cu.slist_append(hdrs, "Content-Type: application/json");
+    }
     if (hdrs)
         cu.easy_setopt(g.c, CURLOPT_HTTPHEADER, hdrs);
     /* The CA to trust for https:// is named as for the curl tool, so that

@@ -23,6 +23,15 @@ int httpc_get(const char *base, const char *path, httpc_sink_fn sink, void *arg,
 int httpc_get_as(const char *base, const char *path, const char *token, const char *cafile,
                  httpc_sink_fn sink, void *arg, long *status, char *err) RW_WUR;
 
+/* The same for any method (GET, POST, PATCH, DELETE...), with body (n
+ * bytes, sent as application/json; NULL: none). */
+int httpc_request(const char *base, const char *method, const char *path, const char *body,
+                  size_t n, const char *token, const char *cafile, httpc_sink_fn sink, void *arg,
+                  long *status, char *err) RW_WUR;
+/* httpc_request with the token of httpc_set_token and the environment's CA. */
+int httpc_send(const char *base, const char *method, const char *path, const char *body,
+               size_t n, httpc_sink_fn sink, void *arg, long *status, char *err) RW_WUR;
+
 /* Send "Authorization: Bearer token" with every request from now on (NULL
  * or "": none). The token is kept in this process only; RW_EINPUT if it
  * holds spaces or line breaks. */

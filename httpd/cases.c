@@ -233,15 +233,18 @@ void hd_cases_metrics(struct httpd *h, FILE *f)
         {"rewind_intercept_push_reconnects_total", "counter",
          "etsi push: reconnections to the agency (this run)."},
         {"rewind_intercept_push_connected", "gauge",
-         "etsi push: 1 while connected to the agency."}};
+         "etsi push: 1 while connected to the agency."},
+        {"rewind_intercept_push_failures_total", "counter",
+         "etsi push: connection attempts that failed, TLS handshakes included (this run; why: "
+         "/api/v1/status)."}};
     if (!n)
         return;
-    for (int m = 0; m < 12; m++) {
+    for (int m = 0; m < 13; m++) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam[m][0], fam[m][2], fam[m][0], fam[m][1]);
         for (size_t i = 0; i < n; i++) {
             if (m >= 9 && !st[i].push)
                 continue;
-            uint64_t v = m == 9 ? st[i].push_sent : m == 10 ? st[i].push_reconnects
+            uint64_t v = m == 12 ? st[i].push_failures : m == 9 ? st[i].push_sent : m == 10 ? st[i].push_reconnects
                          : m == 11 ? (uint64_t)st[i].push_connected : m == 0 ? st[i].teed : m == 1 ? st[i].dropped : m == 2 ? st[i].durable
                          : m == 3 ? st[i].spool_bytes : m == 4 ? st[i].quota
                          : m == 5 ? (uint64_t)st[i].alarm : m == 6 ? (uint64_t)st[i].active
@@ -269,10 +272,12 @@ void hd_cases_status(struct httpd *h, json_t *j)
     for (size_t i = 0; i < n; i++)
         if (st[i].push)
             json_object_set_new(json_array_get(arr, i), "push",
-                                json_pack("{s:I,s:I,s:b,s:I}", "sequence",
+                                json_pack("{s:I,s:I,s:b,s:I,s:I,s:s}", "sequence",
                                           (json_int_t)st[i].push_sent, "reconnects",
                                           (json_int_t)st[i].push_reconnects, "connected",
                                           st[i].push_connected, "not_ip",
-                                          (json_int_t)st[i].push_skipped));
+                                          (json_int_t)st[i].push_skipped, "failures",
+                                          (json_int_t)st[i].push_failures, "error",
+                                          st[i].push_error));
     json_object_set_new(j, "intercept", arr);
 }

@@ -181,6 +181,64 @@ static int check_filter(const char *f, char *err)
     return 0;
 }
 
+/* A file the daemon reads: an absolute path, so that it does not depend
+ * on the working directory of whoever sent the case. */
+static int path_field(json_t *v, const char *name, char *out, size_t max, char *err)
+{
+    if (text_field(v, name, out, max, err) < 0)
+        return RW_EINPUT;
+    if (out[0] != '/')
+        return rw_err(err, RW_EINPUT, "%s: '%s' is not an absolute path (the daemon reads the "
+                      "file)", name, out);
+    return 0;
+}
+
+/* delivery.tls: true, false, or an object of ca, cert, key, server_name
+ * (every one optional; cert and key together). The files are read only by
+ * ic_case_parse (ic_etsi_tls_check): a stored case names them as given. */
+static int parse_tls(json_t *v, struct ic_case *c, char *err)
+{
+    const char *key;
+    json_t *f;
+    if (json_is_boolean(v)) {
+        c->tls = json_is_true(v);
+        return 0;
+    }
+    if (!json_is_object(v))
+        return rw_err(err, RW_EINPUT, "delivery.tls: expected an object (ca, cert, key, "
+                      "server_name) or true");
+    c->tls = 1;
+    json_object_foreach(v, key, f) {
+        char name[64];
+        snprintf(name, sizeof name, "delivery.tls.%.24s", key);
+        if (!strcmp(key, "ca")) {
+            if (path_field(f, name, c->tls_ca, sizeof c->tls_ca, err) < 0)
+                return RW_EINPUT;
+        } else if (!strcmp(key, "cert")) {
+            if (path_field(f, name, c->tls_cert, sizeof c->tls_cert, err) < 0)
+                return RW_EINPUT;
+        } else if (!strcmp(key, "key")) {
+            if (path_field(f, name, c->tls_key, sizeof c->tls_key, err) < 0)
+                return RW_EINPUT;
+        } else if (!strcmp(key, "server_name")) {
+            if (text_field(f, name, c->tls_server_name, sizeof c->tls_server_name, err) < 0)
+                return RW_EINPUT;
+            for (const char *p = c->tls_server_name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == ':'))
+                    return rw_err(err, RW_EINPUT, "%s: '%s' is not a host name", name,
+                                  c->tls_server_name);
+        } else {
+            return rw_err(err, RW_EINPUT, "%s: unknown setting: tls takes ca, cert, key, "
+                          "server_name", name);
+        }
+    }
+    if (!c->tls_cert[0] != !c->tls_key[0])
+        return rw_err(err, RW_EINPUT, "delivery.tls.%s: a client certificate needs both cert "
+                      "and key", c->tls_cert[0] ? "key" : "cert");
+    return 0;
+}
+
 static int parse_delivery(json_t *d, struct ic_case *c, char *err)
 {
     const char *key;
@@ -219,9 +277,12 @@ static int parse_delivery(json_t *d, struct ic_case *c, char *err)
         } else if (!strcmp(key, "network_element")) {
             if (text_field(v, name, c->element_id, sizeof c->element_id, err) < 0)
                 return RW_EINPUT;
+        } else if (!strcmp(key, "tls")) {
+            if (parse_tls(v, c, err) < 0)
+                return RW_EINPUT;
         } else {
             return rw_err(err, RW_EINPUT, "%s: unknown setting: etsi takes address, country, "
-                          "operator, network_element", name);
+                          "operator, network_element, tls", name);
         }
     }
     if (c->delivery == IC_ETSI) {
@@ -335,6 +396,8 @@ int ic_case_parse(const char *text, size_t n, int64_t now, struct ic_case *c, ch
                       je.line, je.column);
     int rc = case_from_json(j, now, c, err);
     json_decref(j);
+    if (rc == 0 && c->delivery == IC_ETSI && c->tls)
+        rc = ic_etsi_tls_check(c, err); /* the files, as the pusher will read them */
     return rc;
 }
 
@@ -452,6 +515,18 @@ char *ic_case_json(const struct ic_case *c, int64_t now)
             json_object_set_new(d, "operator", json_string(c->operator_id));
         if (c->element_id[0])
             json_object_set_new(d, "network_element", json_string(c->element_id));
+        if (c->tls) {
+            json_t *t = json_object();
+            if (c->tls_ca[0])
+                json_object_set_new(t, "ca", json_string(c->tls_ca));
+            if (c->tls_cert[0])
+                json_object_set_new(t, "cert", json_string(c->tls_cert));
+            if (c->tls_key[0])
+                json_object_set_new(t, "key", json_string(c->tls_key));
+            if (c->tls_server_name[0])
+                json_object_set_new(t, "server_name", json_string(c->tls_server_name));
+            json_object_set_new(d, "tls", t);
+        }
     }
     json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o,s:s,s:o,s:s,s:o,s:s,s:o,s:s}", "id", c->id,
                           "authority", c->authority, "warrant", c->warrant, "from",

@@ -298,7 +298,11 @@ struct ic_pusher {
     char sdir[4400], state[4400];
     char element[17];
     pthread_t thr;
+    pthread_mutex_t mu;              /* guards c (ic_pusher_update) and why */
     atomic_int stop, done, connected;
+    atomic_int redial;               /* the delivery settings changed */
+    atomic_uint_fast64_t failures;   /* connection attempts that failed */
+    char why[RW_ERRSZ];              /* of the last one; "" once connected */
     atomic_uint_fast64_t sent;        /* the highest number written to a connection */
     atomic_uint_fast64_t reconnects;
     atomic_uint_fast64_t skipped;     /* spooled packets that are no IP packet */
@@ -344,109 +348,142 @@ static uint64_t load(struct ic_pusher *p)
     return v;
 }
 
-/* A TCP connection to HOST:PORT within 5 s, or -1. */
-static int dial(const char *to, char *err)
+/* The case as the pusher uses it now, into c (settings may change). */
+static void snapshot(struct ic_pusher *p, struct ic_case *c)
 {
-    char host[128], port[8];
-    const char *colon = strrchr(to, ':');
-    size_t hl = colon ? (size_t)(colon - to) : 0;
-    if (!colon || hl >= sizeof host || strlen(colon + 1) >= sizeof port) {
-        rw_err(err, RW_EINPUT, "bad address %s", to);
-        return -1;
-    }
-    memcpy(host, to, hl);
-    host[hl] = 0;
-    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = 0;
-    }
-    snprintf(port, sizeof port, "%s", colon + 1);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-    int rc = getaddrinfo(host, port, &hints, &ai);
-    if (rc) {
-        rw_err(err, RW_EIO, "%s: %s", to, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        rw_err(err, RW_EIO, "socket: %s", strerror(errno));
-    } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        struct pollfd pf = {fd, POLLOUT, 0};
-        int soerr = errno == EINPROGRESS ? 0 : errno;
-        socklen_t sl = sizeof soerr;
-        if (!soerr && (poll(&pf, 1, 5000) != 1 ||
-                       getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0))
-            soerr = ETIMEDOUT;
-        if (soerr) {
-            rw_err(err, RW_EIO, "%s: %s", to, strerror(soerr));
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(ai);
-    if (fd >= 0) {
-        int one = 1, idle = 5, intvl = 2, cnt = 3;
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    return fd;
+    pthread_mutex_lock(&p->mu);
+    *c = p->c;
+    pthread_mutex_unlock(&p->mu);
 }
 
-/* Write all of b, waiting for room at most 10 s at a time; -1 when the link
- * broke, the peer went away or the pusher stops. */
-static int send_all(struct ic_pusher *p, int fd, const uint8_t *b, size_t n)
+static void set_why(struct ic_pusher *p, const char *why)
 {
-    while (n) {
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            b += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EINTR)
-            return -1;
-        struct pollfd pf = {fd, POLLOUT, 0};
-        if (atomic_load(&p->stop) || poll(&pf, 1, 10000) != 1 || (pf.revents & (POLLERR | POLLHUP)))
-            return -1;
-    }
-    return 0;
+    pthread_mutex_lock(&p->mu);
+    snprintf(p->why, sizeof p->why, "%s", why);
+    pthread_mutex_unlock(&p->mu);
 }
 
-/* Read and drop what the agency sends (keep-alive responses); -1 once it
- * closed the connection. */
-static int drain(int fd)
+/* Send spooled PDUs on link l from sent + 1 on, keep-alives when idle, until
+ * the link breaks, the settings change, the case ends or the pusher stops.
+ * *sent and *saved follow what was written and what was recorded. */
+static void push_on(struct ic_pusher *p, const struct ic_case *c, ic_link_t *l, uint64_t *sent,
+                    uint64_t *saved)
 {
-    uint8_t b[4096];
-    for (;;) {
-        ssize_t r = recv(fd, b, sizeof b, MSG_DONTWAIT);
-        if (r > 0)
+    char err[RW_ERRSZ];
+    /* What the kernel held when the link broke may not have arrived. */
+    uint64_t from = *sent > IC_ETSI_WINDOW ? *sent - IC_ETSI_WINDOW : 0;
+    plog(p, "info", "intercept: case %s: etsi push connected to %s%s, sending from %llu", c->id,
+         c->deliver_to, c->tls ? " (TLS)" : "", (unsigned long long)from + 1);
+    ic_spool_reader_t *r = NULL;
+    ic_sel_t *sel = NULL;
+    if (ic_spool_reader_open(p->sdir, from, &r, err) < 0 ||
+        ic_sel_new(ic_index(p->ic), c, c->from, ic_case_end_ns(c), &sel, err) < 0)
+        plog(p, "error", "intercept: case %s: %s", c->id, err);
+    int64_t idle = rw_mono_ns(), sel_at = rw_mono_ns();
+    while (r && !atomic_load(&p->stop) && !atomic_load(&p->redial)) {
+        uint64_t durable;
+        int active, rc;
+        struct ic_spool_rec rec;
+        if (ic_live_durable(p->ic, c->id, &durable, &active, err) < 0 ||
+            (rc = ic_spool_next(r, durable, &rec, err)) < 0) {
+            plog(p, "error", "intercept: case %s: etsi push: %s", c->id, err);
+            break;
+        }
+        if (rc == 1) {
+            uint32_t off;
+            uint8_t *pdu = NULL;
+            size_t n = 0;
+            if (ic_etsi_ip(rec.dlt, rec.data, rec.caplen, &off) < 0) {
+                atomic_fetch_add(&p->skipped, 1); /* no IP packet: no IPCC for it */
+            } else {
+                int dir = ic_etsi_direction(c, sel, rec.data + off, rec.caplen - off, rec.ts);
+                if (ic_etsi_cc(c, p->element, rec.seq, rec.ts, dir, rec.data + off,
+                               rec.caplen - off, &pdu, &n) < 0 ||
+                    ic_link_send(l, pdu, n) < 0) {
+                    free(pdu);
+                    break;
+                }
+                free(pdu);
+            }
+            if (rec.seq > *sent)
+                atomic_store(&p->sent, *sent = rec.seq);
+            idle = rw_mono_ns();
             continue;
-        return r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ? -1 : 0;
+        }
+        if (ic_link_drain(l) < 0)
+            break;
+        if (*sent != *saved) {
+            save(p, *sent);
+            *saved = *sent;
+        }
+        if (!active && *sent >= durable) {
+            struct ic_case k;
+            if (ic_get(p->ic, c->id, &k, err) == 1 && ic_case_end_ns(&k) <= rw_now_ns()) {
+                plog(p, "info", "intercept: case %s has ended: etsi push delivered up to %llu",
+                     c->id, (unsigned long long)*sent);
+                atomic_store(&p->done, 1);
+                break;
+            }
+        }
+        if (rw_mono_ns() - idle > IC_ETSI_KEEPALIVE_S * RW_NS_PER_SEC) {
+            uint8_t *ka = NULL;
+            size_t n = 0;
+            if (ic_etsi_keepalive(c, p->element, *sent, rw_now_ns(), &ka, &n) < 0 ||
+                ic_link_send(l, ka, n) < 0) {
+                free(ka);
+                break;
+            }
+            free(ka);
+            idle = rw_mono_ns();
+        }
+        if (rw_mono_ns() - sel_at > RW_NS_PER_SEC) { /* a user target's new addresses */
+            ic_sel_t *ns = NULL;
+            if (ic_sel_new(ic_index(p->ic), c, c->from, ic_case_end_ns(c), &ns, err) == 0) {
+                ic_sel_free(sel);
+                sel = ns;
+            }
+            sel_at = rw_mono_ns();
+        }
+        ic_live_wait(p->ic, durable, c->id, 200);
     }
+    ic_spool_reader_close(r);
+    ic_sel_free(sel);
 }
 
 static void *pusher(void *arg)
 {
     struct ic_pusher *p = arg;
-    char err[RW_ERRSZ];
+    struct ic_case *c = malloc(sizeof *c);
+    char err[RW_ERRSZ], logged[RW_ERRSZ] = "";
+    pthread_setname_np(pthread_self(), "ic-push");
     uint64_t sent = load(p), saved = sent;
     long backoff = 200;
     int first = 1;
     atomic_store(&p->sent, sent);
-    while (!atomic_load(&p->stop)) {
-        int fd = dial(p->c.deliver_to, err);
-        if (fd < 0) {
-            if (first || backoff >= 5000)
-                plog(p, "warn", "intercept: case %s: etsi push to %s: %s; trying again",
-                     p->c.id, p->c.deliver_to, err);
-            for (long w = 0; w < backoff && !atomic_load(&p->stop); w += 100) {
+    while (c && !atomic_load(&p->stop)) {
+        ic_link_t *l = NULL;
+        atomic_store(&p->redial, 0);
+        snapshot(p, c);
+        if (c->delivery != IC_ETSI) {
+            plog(p, "info", "intercept: case %s: delivery is no longer etsi: push stops after "
+                 "%llu", c->id, (unsigned long long)sent);
+            atomic_store(&p->done, 1);
+            break;
+        }
+        if (ic_link_open(c, &p->stop, &l, err) < 0) {
+            atomic_fetch_add(&p->failures, 1);
+            set_why(p, err);
+            /* A new reason at once; the same one again every 5 s at most. */
+            if (first || backoff >= 5000 || strcmp(err, logged))
+                plog(p, "warn", "intercept: case %s: etsi push to %s: %s; trying again "
+                     "(the spool keeps the packets)", c->id, c->deliver_to, err);
+            snprintf(logged, sizeof logged, "%s", err);
+            for (long w = 0; w < backoff && !atomic_load(&p->stop) && !atomic_load(&p->redial);
+                 w += 100) {
                 struct timespec ts = {0, 100000000L};
                 nanosleep(&ts, NULL);
             }
-            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            backoff = atomic_load(&p->redial) ? 200 : backoff * 2 > 5000 ? 5000 : backoff * 2;
             first = 0;
             continue;
         }
@@ -454,89 +491,12 @@ static void *pusher(void *arg)
             atomic_fetch_add(&p->reconnects, 1);
         first = 0;
         backoff = 200;
+        set_why(p, "");
+        logged[0] = 0;
         atomic_store(&p->connected, 1);
-        /* What the kernel held when the link broke may not have arrived. */
-        uint64_t from = sent > IC_ETSI_WINDOW ? sent - IC_ETSI_WINDOW : 0;
-        plog(p, "info", "intercept: case %s: etsi push connected to %s, sending from %llu",
-             p->c.id, p->c.deliver_to, (unsigned long long)from + 1);
-        ic_spool_reader_t *r = NULL;
-        ic_sel_t *sel = NULL;
-        if (ic_spool_reader_open(p->sdir, from, &r, err) < 0 ||
-            ic_sel_new(ic_index(p->ic), &p->c, p->c.from, ic_case_end_ns(&p->c), &sel, err) < 0)
-            plog(p, "error", "intercept: case %s: %s", p->c.id, err);
-        int64_t idle = rw_mono_ns(), sel_at = rw_mono_ns();
-        while (r && !atomic_load(&p->stop)) {
-            uint64_t durable;
-            int active, rc;
-            struct ic_spool_rec rec;
-            if (ic_live_durable(p->ic, p->c.id, &durable, &active, err) < 0 ||
-                (rc = ic_spool_next(r, durable, &rec, err)) < 0) {
-                plog(p, "error", "intercept: case %s: etsi push: %s", p->c.id, err);
-                break;
-            }
-            if (rc == 1) {
-                uint32_t off;
-                uint8_t *pdu = NULL;
-                size_t n = 0;
-                if (ic_etsi_ip(rec.dlt, rec.data, rec.caplen, &off) < 0) {
-                    atomic_fetch_add(&p->skipped, 1); /* no IP packet: no IPCC for it */
-                } else {
-                    int dir = ic_etsi_direction(&p->c, sel, rec.data + off, rec.caplen - off,
-                                                rec.ts);
-                    if (ic_etsi_cc(&p->c, p->element, rec.seq, rec.ts, dir, rec.data + off,
-                                   rec.caplen - off, &pdu, &n) < 0 ||
-                        send_all(p, fd, pdu, n) < 0) {
-                        free(pdu);
-                        break;
-                    }
-                    free(pdu);
-                }
-                if (rec.seq > sent)
-                    atomic_store(&p->sent, sent = rec.seq);
-                idle = rw_mono_ns();
-                continue;
-            }
-            if (drain(fd) < 0)
-                break;
-            if (sent != saved) {
-                save(p, sent);
-                saved = sent;
-            }
-            if (!active && sent >= durable) {
-                struct ic_case k;
-                if (ic_get(p->ic, p->c.id, &k, err) == 1 && ic_case_end_ns(&k) <= rw_now_ns()) {
-                    plog(p, "info", "intercept: case %s has ended: etsi push delivered up to %llu",
-                         p->c.id, (unsigned long long)sent);
-                    atomic_store(&p->done, 1);
-                    break;
-                }
-            }
-            if (rw_mono_ns() - idle > IC_ETSI_KEEPALIVE_S * RW_NS_PER_SEC) {
-                uint8_t *ka = NULL;
-                size_t n = 0;
-                if (ic_etsi_keepalive(&p->c, p->element, sent, rw_now_ns(), &ka, &n) < 0 ||
-                    send_all(p, fd, ka, n) < 0) {
-                    free(ka);
-                    break;
-                }
-                free(ka);
-                idle = rw_mono_ns();
-            }
-            if (rw_mono_ns() - sel_at > RW_NS_PER_SEC) { /* a user target's new addresses */
-                ic_sel_t *ns = NULL;
-                if (ic_sel_new(ic_index(p->ic), &p->c, p->c.from, ic_case_end_ns(&p->c), &ns,
-                               err) == 0) {
-                    ic_sel_free(sel);
-                    sel = ns;
-                }
-                sel_at = rw_mono_ns();
-            }
-            ic_live_wait(p->ic, durable, p->c.id, 200);
-        }
+        push_on(p, c, l, &sent, &saved);
         atomic_store(&p->connected, 0);
-        close(fd);
-        ic_spool_reader_close(r);
-        ic_sel_free(sel);
+        ic_link_close(l);
         if (sent != saved) {
             save(p, sent);
             saved = sent;
@@ -544,9 +504,12 @@ static void *pusher(void *arg)
         if (atomic_load(&p->done))
             break;
         if (!atomic_load(&p->stop))
-            plog(p, "warn", "intercept: case %s: etsi push to %s broke after %llu; reconnecting",
-                 p->c.id, p->c.deliver_to, (unsigned long long)sent);
+            plog(p, "warn", "intercept: case %s: etsi push to %s %s after %llu; reconnecting",
+                 c->id, c->deliver_to,
+                 atomic_load(&p->redial) ? "has new delivery settings" : "broke",
+                 (unsigned long long)sent);
     }
+    free(c);
     return NULL;
 }
 
@@ -561,12 +524,14 @@ int ic_pusher_start(ic_t *ic, const struct ic_case *c, void (*log)(void *, const
     p->c = *c;
     p->log = log;
     p->log_arg = log_arg;
+    pthread_mutex_init(&p->mu, NULL);
     snprintf(p->sdir, sizeof p->sdir, "%s/%s/spool", ic_cases_dir(ic), c->id);
     snprintf(p->state, sizeof p->state, "%s/%s/etsi.state", ic_cases_dir(ic), c->id);
     char host[256] = "rewind";
     gethostname(host, sizeof host - 1);
     snprintf(p->element, sizeof p->element, "%.16s", host);
     if (pthread_create(&p->thr, NULL, pusher, p) != 0) {
+        pthread_mutex_destroy(&p->mu);
         free(p);
         return rw_err(err, RW_EIO, "cannot start the etsi pusher of case %s", c->id);
     }
@@ -576,12 +541,32 @@ int ic_pusher_start(ic_t *ic, const struct ic_case *c, void (*log)(void *, const
 
 void ic_pusher_update(struct ic_pusher *p, const struct ic_case *c)
 {
-    /* Only what the thread reads between packets: the window's end. */
-    p->c.to = c->to;
-    p->c.ended = c->ended;
+    pthread_mutex_lock(&p->mu);
+    int changed = p->c.delivery != c->delivery || strcmp(p->c.deliver_to, c->deliver_to) || strcmp(p->c.country, c->country) ||
+                  strcmp(p->c.operator_id, c->operator_id) ||
+                  strcmp(p->c.element_id, c->element_id) || p->c.tls != c->tls ||
+                  strcmp(p->c.tls_ca, c->tls_ca) || strcmp(p->c.tls_cert, c->tls_cert) ||
+                  strcmp(p->c.tls_key, c->tls_key) ||
+                  strcmp(p->c.tls_server_name, c->tls_server_name);
+    p->c = *c;
+    pthread_mutex_unlock(&p->mu);
+    /* New settings take effect on a new link, which resends from the
+     * oldest unconfirmed number as after any break. */
+    if (changed)
+        atomic_store(&p->redial, 1);
+}
+
+uint64_t ic_pusher_failures(struct ic_pusher *p, char *why, size_t n)
+{
+    pthread_mutex_lock(&p->mu);
+    snprintf(why, n, "%s", p->why);
+    pthread_mutex_unlock(&p->mu);
+    return atomic_load(&p->failures);
 }
 
 const char *ic_pusher_case(const struct ic_pusher *p) { return p->c.id; }
+
+int ic_pusher_done(struct ic_pusher *p) { return atomic_load(&p->done); }
 
 void ic_pusher_stats(const struct ic_pusher *p, uint64_t *sent, uint64_t *reconnects,
                      int *connected, uint64_t *skipped)
@@ -598,5 +583,6 @@ void ic_pusher_stop(struct ic_pusher *p)
         return;
     atomic_store(&p->stop, 1);
     pthread_join(p->thr, NULL);
+    pthread_mutex_destroy(&p->mu);
     free(p);
 }

@@ -60,6 +60,12 @@ struct ic_case {
     char deliver_to[128];    /* etsi: "HOST:PORT" of the agency's receiver */
     char country[3];         /* etsi: authorisation country code (ISO 3166, 2 letters) */
     char operator_id[64], element_id[64]; /* etsi: operator and network element ids */
+    /* etsi over TLS (delivery.tls): the agency's certificate is verified
+     * against tls_ca (PEM; "" for the system's trust store) and the name
+     * tls_server_name ("" for the host of deliver_to); tls_cert and
+     * tls_key (PEM, both or neither) are rewind's client certificate. */
+    int tls;
+    char tls_ca[256], tls_cert[256], tls_key[256], tls_server_name[256];
     int64_t created;         /* when the case was made */
     char creator[128];       /* by whom */
     int64_t ended;           /* when it was ended (DELETE, rewind case end); 0: not */
@@ -176,6 +182,8 @@ struct ic_live_stat {
     uint64_t push_reconnects;
     int push_connected;
     uint64_t push_skipped;   /* spooled frames without an IP packet: no IPCC */
+    uint64_t push_failures;  /* connection attempts that failed (this run) */
+    char push_error[256];    /* why the last one failed; "" once connected */
     int alarm, active;
 };
 /* Pull delivery of case id sent up to seq (connect: a new connection). */

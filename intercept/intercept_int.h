@@ -2,6 +2,8 @@
 #ifndef INTERCEPT_INT_H
 #define INTERCEPT_INT_H
 
+#include <stdatomic.h>
+
 #include "intercept/intercept.h"
 
 /* A stored case record (ic_case_json()'s output, as in DIR/cases/ID/case.json)
@@ -61,14 +63,39 @@ int ic_etsi_ip(int dlt, const uint8_t *d, uint32_t caplen, uint32_t *off);
 /* From or to the target, or indeterminate. */
 int ic_etsi_direction(const struct ic_case *c, ic_sel_t *sel, const uint8_t *ip, size_t n,
                       int64_t ts);
+/* ---- the link to the agency (link.c): TCP, or TLS over it ---- */
+typedef struct ic_link ic_link_t;
+/* Check the TLS files of etsi case c as the pusher will load them (the CA,
+ * the client certificate and its key, and that they match): RW_EINPUT
+ * naming the field ("delivery.tls.ca: ..."). */
+int ic_etsi_tls_check(const struct ic_case *c, char *err) RW_WUR;
+/* Connect to c's deliver_to within 5 s and, with c->tls, make the TLS
+ * handshake within 10 s verifying the agency's certificate: *out, or
+ * RW_EIO (RW_EINPUT for settings that cannot work) saying why. stop is
+ * polled while waiting. Free with ic_link_close(). */
+int ic_link_open(const struct ic_case *c, atomic_int *stop, ic_link_t **out, char *err) RW_WUR;
+/* Write all of b, waiting for room at most 10 s at a time; -1 when the
+ * link broke, the peer went away or *stop was set. */
+int ic_link_send(ic_link_t *l, const uint8_t *b, size_t n);
+/* Read and drop what the agency sent (keep-alive responses): -1 once it
+ * closed the link or the link broke, 0 otherwise. */
+int ic_link_drain(ic_link_t *l);
+void ic_link_close(ic_link_t *l);
+
 struct ic_pusher;
 int ic_pusher_start(ic_t *ic, const struct ic_case *c,
                     void (*log)(void *, const char *, const char *), void *log_arg,
                     struct ic_pusher **out, char *err) RW_WUR;
 void ic_pusher_update(struct ic_pusher *p, const struct ic_case *c);
 const char *ic_pusher_case(const struct ic_pusher *p);
+/* 1 once the pusher has stopped by itself (its case ended and all was
+ * sent, or its delivery is no longer etsi). */
+int ic_pusher_done(struct ic_pusher *p);
 void ic_pusher_stats(const struct ic_pusher *p, uint64_t *sent, uint64_t *reconnects,
                      int *connected, uint64_t *skipped);
+/* Connection attempts that failed (this run), and why the last one did
+ * ("" after a connection succeeded) into why (n bytes). */
+uint64_t ic_pusher_failures(struct ic_pusher *p, char *why, size_t n);
 void ic_pusher_stop(struct ic_pusher *p);
 
 #endif

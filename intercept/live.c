@@ -275,8 +275,14 @@ static void push_follow(struct ic_live *L, const struct ic_case *c, int live)
     char err[RW_ERRSZ];
     for (size_t i = 0; i < L->npush; i++)
         if (!strcmp(ic_pusher_case(L->push[i]), c->id)) {
-            ic_pusher_update(L->push[i], c);
-            return;
+            if (!ic_pusher_done(L->push[i]) || !live) {
+                ic_pusher_update(L->push[i], c);
+                return;
+            }
+            /* It stopped (its delivery was pull for a while): a new one. */
+            ic_pusher_stop(L->push[i]);
+            L->push[i] = L->push[--L->npush];
+            break;
         }
     if (!live) {
         char path[4500];
@@ -303,9 +309,19 @@ static void push_follow(struct ic_live *L, const struct ic_case *c, int live)
         logf_(L, "error", "intercept: %s", err);
 }
 
+/* A case whose delivery is no longer etsi (a PATCH): its pusher, if any,
+ * is told and stops pushing (under the write lock). */
+static void push_drop(struct ic_live *L, const struct ic_case *c)
+{
+    for (size_t i = 0; i < L->npush; i++)
+        if (!strcmp(ic_pusher_case(L->push[i]), c->id))
+            ic_pusher_update(L->push[i], c);
+}
+
 /* Delete the spool files whose every record the agency holds: by push
- * (sent, less the window sent again after a break) for an etsi case, else
- * by pull (the after= of its last request). Never the file being appended
+ * (sent, less the window sent again after a break) while an etsi case is
+ * pushed, else by pull (the after= of its last request) or by what the
+ * push sent before it stopped, whichever is further. Never the file being appended
  * to. Flusher only. */
 static void spool_prune(struct ic_live *L, struct spool *s)
 {
@@ -318,7 +334,10 @@ static void spool_prune(struct ic_live *L, struct spool *s)
             uint64_t sent, rec, skip;
             int conn;
             ic_pusher_stats(L->push[i], &sent, &rec, &conn, &skip);
-            limit = sent > IC_ETSI_WINDOW ? sent - IC_ETSI_WINDOW : 0;
+            uint64_t pushed = sent > IC_ETSI_WINDOW ? sent - IC_ETSI_WINDOW : 0;
+            /* While it pushes, only what it sent; once it stopped (the case
+             * ended, or its delivery became pull), what either delivered. */
+            limit = !ic_pusher_done(L->push[i]) || pushed > limit ? pushed : limit;
         }
     if (!limit || ic_spool_files(s->sdir, &f, &nf, err) < 0)
         return;
@@ -375,6 +394,8 @@ int ic_live_rebuild(ic_t *ic, char *err)
         int64_t end = ic_case_end_ns(c);
         if (c->delivery == IC_ETSI && c->type != IC_IRI)
             push_follow(L, c, end > now);
+        else
+            push_drop(L, c);
         if (end <= now || c->type == IC_IRI)
             continue; /* ended; an iri case never takes payload */
         struct spool *s = spool_get(L, c->id, err);
@@ -538,6 +559,8 @@ static void *flusher(void *arg)
 {
     struct ic_live *L = arg;
     char err[RW_ERRSZ];
+    /* Named, so that its CPU can be told apart (top -H, make bench). */
+    pthread_setname_np(pthread_self(), "ic-flush");
     while (!atomic_load(&L->stop)) {
         struct timespec ts = {0, IC_FLUSH_MS * 1000000L};
         nanosleep(&ts, NULL);
@@ -751,6 +774,8 @@ size_t ic_live_stats(ic_t *ic, struct ic_live_stat *out, size_t max)
                 o->push = 1;
                 ic_pusher_stats(L->push[k], &o->push_sent, &o->push_reconnects,
                                 &o->push_connected, &o->push_skipped);
+                o->push_failures = ic_pusher_failures(L->push[k], o->push_error,
+                                                      sizeof o->push_error);
             }
         o->delivered = atomic_load(&s->delivered);
         o->connections = atomic_load(&s->connections);

@@ -342,8 +342,9 @@ int ic_create(ic_t *ic, const char *json, size_t n, const struct ic_who *who, st
         goto done;
     if ((rc = load_case(ic->cases, c->id, &old, err)) != 0) {
         if (rc > 0)
-            rc = rw_err(err, RW_ESTATE, "id: case %s exists already (PATCH it, or end it and "
-                        "choose another id)", c->id);
+            rc = rw_err(err, RW_ESTATE, "id: case %s exists already (%s): one LIID, one "
+                        "window: PATCH its 'to', or give the new warrant another id", c->id,
+                        ic_case_state(&old, now));
         goto unlock;
     }
     snprintf(d, sizeof d, "%s/%s", ic->cases, c->id);
@@ -449,6 +450,13 @@ int ic_patch(ic_t *ic, const char *id, const char *json, size_t n, const struct 
     free(s);
     if (rc < 0)
         goto done;
+    /* Moving the end into the past would disown what was intercepted up to
+     * now; ending a case is DELETE's, at now. */
+    if (json_object_get(j, "to") && t->to < now && t->to != c->to) {
+        rc = rw_err(err, RW_EINPUT, "to: before now: a case's end moves to now or later "
+                    "(DELETE ends it now)");
+        goto done;
+    }
     memcpy(c->authority, t->authority, sizeof c->authority);
     memcpy(c->warrant, t->warrant, sizeof c->warrant);
     c->to = t->to;
@@ -457,6 +465,11 @@ int ic_patch(ic_t *ic, const char *id, const char *json, size_t n, const struct 
     memcpy(c->country, t->country, sizeof c->country);
     memcpy(c->operator_id, t->operator_id, sizeof c->operator_id);
     memcpy(c->element_id, t->element_id, sizeof c->element_id);
+    c->tls = t->tls;
+    memcpy(c->tls_ca, t->tls_ca, sizeof c->tls_ca);
+    memcpy(c->tls_cert, t->tls_cert, sizeof c->tls_cert);
+    memcpy(c->tls_key, t->tls_key, sizeof c->tls_key);
+    memcpy(c->tls_server_name, t->tls_server_name, sizeof c->tls_server_name);
     if ((rc = store_case(ic, c, err)) < 0)
         goto done;
     char detail[256];

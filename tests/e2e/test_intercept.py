@@ -177,7 +177,12 @@ def run(arch, base, admin, agency, analyst, tmp):
     digest = hashlib.sha256(open(retro, "rb").read()).hexdigest() if got else ""
     check(case.get("preserved", {}).get("sha256") == digest, "the record names the copy's hash")
     st, body = curl("POST", base, admin, doc)
-    check(st == 409, "the same id again: %d" % st)
+    check(st == 409 and json.loads(body)["error"]["message"].startswith("id:"),
+          "the same id again: 409 naming id: %d %r" % (st, body[:200]))
+    st, body = curl("POST", base, admin, case_doc("LI-A", [{"ip": "10.10.1.4"}],
+                                                  **{"from": "+1d", "to": "+2d"}))
+    check(st == 409 and json.loads(body)["error"]["message"].startswith("id:"),
+          "the same id with a later window: 409 naming id: %d %r" % (st, body[:200]))
     doc_b = case_doc("LI-B", [{"mac": "00:11:22:33:44:55"}])
     st, _ = curl("POST", base, admin, doc_b)
     check(st == 201, "second case: %d" % st)
@@ -205,7 +210,11 @@ def run(arch, base, admin, agency, analyst, tmp):
     st, body = curl("PATCH", base + "/LI-A", admin, '{"to": "+60d", "warrant": "W-LI-A/2"}')
     check(st == 200 and json.loads(body)["warrant"] == "W-LI-A/2", "patch: %d %r" % (st, body))
     for patch, field in (('{"targets": [{"ip": "1.2.3.4"}]}', "targets"),
-                         ('{"to": "2000-01-01T00:00:00Z"}', "to"), ('{"x": 1}', "x"),
+                         ('{"to": "2000-01-01T00:00:00Z"}', "to"), ('{"to": "-1h"}', "to"),
+                         ('{"to": "1999-01-01T00:00:00Z"}', "to"), ('{"x": 1}', "x"),
+                         ('{"delivery": {"type": "etsi", "address": "127.0.0.1:9",'
+                          ' "country": "XX", "tls": {"ca": "/nonexistent.pem"}}}',
+                          "delivery.tls.ca"),
                          ('{"delivery": {"type": "carrier-pigeon"}}', "delivery.type"),
                          ('nope', "body")):
         st, body = curl("PATCH", base + "/LI-A", admin, patch)
@@ -263,6 +272,9 @@ def run(arch, base, admin, agency, analyst, tmp):
     check(len(made) == 1 and made[0].get("sha256") == digest and made[0].get("principal") == "boss",
           "the creation's record carries the copy's hash and who: %r" % made)
 
+    # ---- rewind case --url: the same over HTTP, as the token allows ----
+    url_checks(base.rsplit("/api/", 1)[0], admin, agency)
+
     # ---- evidence bundles ----
     bundle_checks(arch, base, admin, agency, flt, tmp)
 
@@ -279,6 +291,40 @@ def run(arch, base, admin, agency, analyst, tmp):
     check(pcapng_recs(retro) == want and
           hashlib.sha256(open(retro, "rb").read()).hexdigest() == digest,
           "the case's copy survived retention unchanged")
+
+
+def url_checks(url, admin, agency):
+    r = rw("case", "list", "--url", url, "--token", admin)
+    ids = [ln.split()[0] for ln in r.stdout.decode().splitlines()]
+    check(r.returncode == 0 and ids == ["LI-A", "LI-B", "LI-C"],
+          "rewind case list --url: %r %r" % (ids, r.stderr))
+    r = rw("case", "list", "--url", url, "--token", agency)
+    check(r.returncode == 0 and [ln.split()[0] for ln in r.stdout.decode().splitlines()] ==
+          ["LI-A"], "an agency's rewind case list --url: its own case: %r" % r.stdout)
+    r = rw("case", "show", "--url", url, "LI-A", env=dict(os.environ, REWIND_TOKEN=agency))
+    check(r.returncode == 0 and json.loads(r.stdout or b"{}").get("id") == "LI-A",
+          "rewind case show --url with $REWIND_TOKEN: %r" % r.stderr)
+    r = rw("case", "add", "--url", url, "--token", admin, "--id", "LI-U", "--authority",
+           "court", "--warrant", "W8", "--from", "-1h", "--to", "+1d", "--ip", "10.10.1.9")
+    check(r.returncode == 0 and json.loads(r.stdout or b"{}").get("created_by") == "boss",
+          "rewind case add --url: made by the token's name: %r %r" % (r.stdout[:200], r.stderr))
+    r = rw("case", "end", "--url", url, "--token", admin, "LI-U")
+    check(r.returncode == 0 and json.loads(r.stdout or b"{}").get("state") == "ended",
+          "rewind case end --url: %r" % r.stderr)
+    for args, code, msg in ((["end", "--token", admin, "LI-U"], 2, b"ended already"),
+                            (["show", "--token", admin, "LI-NONE"], 1, b"no case LI-NONE"),
+                            (["show", "LI-A"], 2, b"HTTP 401"),
+                            (["end", "--token", agency, "LI-A"], 2, b"HTTP 403"),
+                            (["add", "--token", admin, "--id", "LI-U", "--authority", "c",
+                              "--warrant", "w", "--from", "-1h", "--to", "+1d", "--ip",
+                              "10.10.1.9"], 2, b"id: case LI-U exists already"),
+                            (["show", "--token", admin, "../x"], 2, b"not a case id")):
+        r = rw("case", args[0], "--url", url, *args[1:], env=dict(os.environ, REWIND_TOKEN=""))
+        check(r.returncode == code and msg in r.stderr,
+              "rewind case %s --url: exit %d (want %d), %r" % (args[0], r.returncode, code,
+                                                                 r.stderr[-200:]))
+    r = rw("case", "list", "--url", url, "--dir", "/tmp")
+    check(r.returncode == 2, "--url and --dir together: exit 2")
 
 
 def bundle_checks(arch, base, admin, agency, flt, tmp):

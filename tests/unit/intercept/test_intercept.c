@@ -140,6 +140,21 @@ static void test_case_fields(void **state)
         {"{\"id\":\"x\",\"from\":\"2026-01-02T00:00:00Z\",\"to\":\"2026-01-01T00:00:00Z\","
          "\"authority\":\"a\",\"warrant\":\"w\",\"targets\":[{\"ip\":\"1.2.3.4\"}]}", "to:"},
         {"{\"id\":\"x\",\"color\":1}", "color:"},
+#define ETSI_TLS(t) "{\"id\":\"x\",\"delivery\":{\"type\":\"etsi\",\"address\":\"h:1\"," \
+                    "\"country\":\"XX\",\"tls\":" t "}}"
+        {ETSI_TLS("\"yes\""), "delivery.tls:"},
+        {ETSI_TLS("{\"ca\":\"ca.pem\"}"), "delivery.tls.ca:"},
+        {ETSI_TLS("{\"cert\":\"/c.pem\"}"), "delivery.tls.key:"},
+        {ETSI_TLS("{\"key\":\"/k.pem\"}"), "delivery.tls.cert:"},
+        {ETSI_TLS("{\"server_name\":\"a b\"}"), "delivery.tls.server_name:"},
+        {ETSI_TLS("{\"pin\":1}"), "delivery.tls.pin:"},
+        {"{\"id\":\"x\",\"delivery\":{\"type\":\"pull\",\"tls\":{}}}", "delivery.tls:"},
+        /* a whole case whose CA file is missing: the files are checked last */
+        {"{\"id\":\"x\",\"authority\":\"a\",\"warrant\":\"w\",\"from\":0,\"to\":"
+         "\"2030-01-01T00:00:00Z\",\"targets\":[{\"ip\":\"1.2.3.4\"}],\"delivery\":{\"type\":"
+         "\"etsi\",\"address\":\"h:1\",\"country\":\"XX\",\"tls\":{\"ca\":"
+         "\"/nonexistent/ca.pem\"}}}", "delivery.tls.ca: /nonexistent/ca.pem:"},
+#undef ETSI_TLS
     };
     struct ic_case *c = malloc(sizeof *c);
     char err[RW_ERRSZ];
@@ -164,6 +179,23 @@ static void test_case_fields(void **state)
     assert_int_equal(ic_case_load(s, strlen(s), d, err), 0);
     assert_int_equal(d->ntargets, 4);
     assert_string_equal(d->targets[3].user, "alice");
+    free(s);
+    /* a stored record names its TLS files as given, without reading them */
+    const char *stored = "{\"id\":\"LI-2\",\"authority\":\"a\",\"warrant\":\"w\",\"from\":"
+                         "\"2026-01-01T00:00:00Z\",\"to\":\"2030-01-01T00:00:00Z\",\"targets\":"
+                         "[{\"ip\":\"192.0.2.7\"}],\"delivery\":{\"type\":\"etsi\",\"address\":"
+                         "\"agency.example:5000\",\"country\":\"XX\",\"tls\":{\"ca\":"
+                         "\"/gone/ca.pem\",\"cert\":\"/gone/c.pem\",\"key\":\"/gone/c.key\","
+                         "\"server_name\":\"li.agency.example\"}},\"created\":"
+                         "\"2026-01-01T00:00:00Z\",\"created_by\":\"x\"}";
+    assert_int_equal(ic_case_load(stored, strlen(stored), d, err), 0);
+    assert_true(d->tls);
+    assert_string_equal(d->tls_ca, "/gone/ca.pem");
+    assert_string_equal(d->tls_key, "/gone/c.key");
+    assert_string_equal(d->tls_server_name, "li.agency.example");
+    s = ic_case_json(d, 0);
+    assert_non_null(strstr(s, "\"tls\":{\"ca\":\"/gone/ca.pem\",\"cert\":\"/gone/c.pem\","
+                              "\"key\":\"/gone/c.key\",\"server_name\":\"li.agency.example\"}"));
     free(s);
     free(d);
     free(c);
