@@ -506,7 +506,7 @@ static void take_record(struct gather *g, const struct idx_flowrec *r)
             return;
     }
     if (g->t.cap)
-        __builtin_prefetch(&g->t.e[ent_home(&g->t, g->point, r->hash)]);
+        an_prefetch(&g->t.e[ent_home(&g->t, g->point, r->hash)]);
     g->ahead[(g->ahead_first + g->ahead_n) % GATHER_AHEAD] = *r;
     g->ahead_n++;
 }

@@ -268,11 +268,11 @@ static void format_row(struct rowbuf *rb, const struct an_flows *r, size_t i, en
  * which jumps about memory). */
 static void prefetch_row(const struct an_flows *r, size_t i, size_t j)
 {
-    if (r->order && i + 8 < r->n && i + 8 < j) {
-        const char *ahead = (const char *)&r->flows[r->order[i + 8]];
-        __builtin_prefetch(ahead);
-        __builtin_prefetch(ahead + 64);
-        __builtin_prefetch(ahead + sizeof(struct an_flow) - 1);
+    if (r->order && i + 16 < r->n && i + 16 < j) {
+        const char *ahead = (const char *)&r->flows[r->order[i + 16]];
+        an_prefetch(ahead);
+        an_prefetch(ahead + 64);
+        an_prefetch(ahead + sizeof(struct an_flow) - 1);
     }
 }
 
