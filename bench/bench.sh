@@ -5,7 +5,8 @@
 #   BENCH_GB=0.2 sh bench/bench.sh     any positive size in GiB, fractions allowed
 #   BENCH_SMOKE=1 sh bench/bench.sh    2 MiB, one run each, no scaling/live (< 30 s)
 #
-# Optional: BENCH_SESSIONS=0 skips SMTP sessions and a call's pcap, BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
+# Optional: BENCH_SESSIONS=0 skips SMTP sessions and a call's pcap, BENCH_QUERIES=0 skips the
+# queries, compressed segments and scaling, BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
 # skips cold-cache runs, BENCH_HTTP=0 skips the needle over HTTP and HTTPS, BENCH_MULTISITE=0
 # skips the ClickHouse export and the query across sensors,
 # BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed; a suffix x3 replays the file three
@@ -49,6 +50,8 @@ print(max(65536, int(v * (1 << 30))))' "$GB" 2>/dev/null) || {
     SCALE=${BENCH_SCALE:-1}
     LIVE=${BENCH_LIVE:-1}
 fi
+QUERIES=${BENCH_QUERIES:-1}
+[ "$QUERIES" != 0 ] || SCALE=0 # scaling asks the daemon the queries start
 RATES=${BENCH_LIVE_RATES:-500 1000 topspeed topspeedx3}
 
 for b in rewind rewindd trafficgen; do
@@ -125,6 +128,7 @@ rm -f "$W/copy.pcap"
 h sizes sizes.1x "$A" "$(h get gen1 bytes)" \
     "$("$BIN/rewind" status --dir "$A" | sed -n 's/^index  *//p')"
 
+if [ "$QUERIES" != 0 ]; then
 # ---------------------------------------------------------------- 3 + 5. queries
 # As in production, a rewindd owns the archive (serving it only: no capture, no HTTP), so
 # `rewind query --dir` is answered by the daemon over DIR/rewindd.sock from its open index;
@@ -302,6 +306,9 @@ fi
 kill "$DPID"
 wait "$DPID" || h mismatch "rewindd serving the archive exited with status $? on SIGTERM"
 DPID=
+else
+    h set queries_skipped '"BENCH_QUERIES=0"'
+fi
 
 # ---------------------------------------------------------------- 9. HTTP and HTTPS
 # The needle through the HTTP API with a token, plain and over TLS, asked by curl and by
