@@ -21,6 +21,7 @@ struct ses_pkt {
     const uint8_t *pl;        /* payload */
     size_t pln;
     int64_t ts;
+    int tagged;               /* 1 if an 802.1Q/802.1ad tag came before the IP header */
     const struct qry_pkt *raw;
 };
 
@@ -84,7 +85,7 @@ struct ses {
     void *warg;
     int (*cancel)(void *);
     void *cancel_arg;
-    char filter[512];
+    char filter[4096];
     const char *ctype;
     int ended, failed, found;
     uint64_t packets;
@@ -110,6 +111,11 @@ void ses_csv_str(ses_t *s, const char *str);
 /* Plan the query of the run: window, filter F (asked as "(F) or (vlan and
  * (F))", kept in s->filter). */
 int ses_query(ses_t *s, int64_t from, int64_t to, const char *filter, char *err);
+/* ... asked as F alone when vlan is 0: for a caller that knows the packets
+ * it wants carry no VLAN tag (libpcap's vlan shifts the offsets of what
+ * follows it, so the index cannot narrow the "(vlan and (F))" half: it
+ * reads every tagged packet of the window). */
+int ses_query_vlan(ses_t *s, int64_t from, int64_t to, const char *filter, int vlan, char *err);
 
 /* The kinds. */
 int ses_smtp_init(ses_t *s, char *err);

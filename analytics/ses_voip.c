@@ -38,7 +38,7 @@ struct call {
     int sip_tcp;
     struct ses_key flows[CALL_FLOWS];
     int flow_tcp[CALL_FLOWS];
-    int nflows;
+    int nflows, flows_more; /* flows_more: more than CALL_FLOWS carried its SIP */
     struct stream streams[CALL_STREAMS];
     int nstreams;
     uint32_t streams_more;
@@ -55,6 +55,7 @@ struct call {
 struct ann {
     struct call *c;
     int rtcp;
+    struct ses_ep ep;
 };
 
 /* A TCP connection that carries SIP: its two directions reassembled and
@@ -222,6 +223,7 @@ static void announce(ses_t *s, struct call *c, const struct sdp_info *sd)
             }
             a->c = c; /* the latest announcement owns the address (re-INVITEs, new calls) */
             a->rtcp = r;
+            a->ep = e;
         }
     }
 }
@@ -234,6 +236,8 @@ static void note_flow(struct call *c, const struct ses_key *fk, int tcp)
     if (c->nflows < CALL_FLOWS) {
         c->flow_tcp[c->nflows] = tcp;
         c->flows[c->nflows++] = *fk;
+    } else {
+        c->flows_more = 1;
     }
 }
 
@@ -761,8 +765,92 @@ static void voip_free(ses_t *s)
 
 #define VOIP_FILTER "(udp or tcp)"
 
-/* SES_CALL_PCAP: a first pass over the call's window finds it and the TCP
- * connections its SIP used; the second (ses_pump) writes its packets. */
+/* The second pass's filter: the flows that carried the call's SIP and the
+ * addresses and ports its SDP announced (grouped by address), in the call's
+ * window. A superset of the call's packets that voip_read judges as the
+ * first pass did: what it decides depends only on the call's own SIP (no
+ * other call is followed), and all of it passes. 0, or -1 when the call used
+ * more than such a filter should hold (the second pass then reads what the
+ * first did). */
+#define CALL_FILTER_EPS 32   /* announced addresses and ports */
+#define CALL_FILTER_MAX 1800 /* characters; ses_query doubles it for VLANs */
+#define CALL_FILTER_PRIMS 60 /* primitives: doubled, under QRY_MAX_PRIMITIVES */
+
+struct eps_acc {
+    const struct call *c;
+    struct ses_ep e[CALL_FILTER_EPS];
+    int n, over;
+};
+
+static void eps_collect(void *arg, void *v)
+{
+    struct eps_acc *acc = arg;
+    const struct ann *a = v;
+    if (a->c != acc->c)
+        return;
+    if (acc->n == CALL_FILTER_EPS)
+        acc->over = 1;
+    else
+        acc->e[acc->n++] = a->ep;
+}
+
+static int ep_order(const void *x, const void *y)
+{
+    const struct ses_ep *a = x, *b = y;
+    int c = a->fam - b->fam;
+    if (!c)
+        c = memcmp(a->addr, b->addr, 16);
+    return c ? c : (int)a->port - (int)b->port;
+}
+
+static int call_filter(struct vk *k, const struct call *c, char *out, size_t n)
+{
+    struct eps_acc acc = {.c = c};
+    size_t o = 0;
+    int prims = 0;
+    char a[64], b[64];
+    if (c->flows_more)
+        return -1;
+    ses_map_each(k->eps, eps_collect, &acc);
+    if (acc.over)
+        return -1;
+    qsort(acc.e, (size_t)acc.n, sizeof acc.e[0], ep_order); /* the same filter every time */
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(out + o, n - o, __VA_ARGS__);                                            \
+        if (w_ < 0 || (size_t)w_ >= n - o)                                                         \
+            return -1;                                                                             \
+        o += (size_t)w_;                                                                           \
+    } while (0)
+    /* and/or are of one precedence in pcap-filter(7): every group is in
+     * parentheses */
+    for (int i = 0; i < c->nflows; i++) {
+        const struct ses_key *f = &c->flows[i];
+        ses_addr_str(f->fam, f->a, a, sizeof a);
+        ses_addr_str(f->fam, f->b, b, sizeof b);
+        PUT("%s(%s and host %s and port %u and host %s and port %u)", o ? " or " : "",
+            f->proto == 6 ? "tcp" : "udp", a, f->pa, b, f->pb);
+        prims += 5;
+    }
+    for (int i = 0; i < acc.n;) {
+        int j = i;
+        ses_addr_str(acc.e[i].fam, acc.e[i].addr, a, sizeof a);
+        PUT("%s(udp and host %s and (", o ? " or " : "", a);
+        for (; j < acc.n && acc.e[j].fam == acc.e[i].fam &&
+               !memcmp(acc.e[j].addr, acc.e[i].addr, 16);
+             j++)
+            PUT("%sport %u", j > i ? " or " : "", acc.e[j].port);
+        PUT("))");
+        prims += 2 + (j - i);
+        i = j;
+    }
+#undef PUT
+    return o && o < CALL_FILTER_MAX && prims <= CALL_FILTER_PRIMS ? 0 : -1;
+}
+
+/* SES_CALL_PCAP: a first pass over the call's window finds it, the flows
+ * its SIP used and the media its SDP announced; the second (ses_pump)
+ * writes its packets, reading only those flows and addresses. */
 static int find_call(ses_t *s, char *err)
 {
     struct vk *k = s->k;
@@ -777,31 +865,83 @@ static int find_call(ses_t *s, char *err)
     k->want = h;
     k->want_first = f;
     k->want_last = l;
-    int rc = ses_query(s, f, l + 1, VOIP_FILTER, err);
-    if (rc < 0)
-        return rc;
+    /* The call's first packet, at f, says which TCP ports its SIP may use
+     * beside 5060 (SIP over UDP is looked for on every port). */
+    char tports[160] = "port 5060", first[240];
+    uint16_t seen[8];
+    int nseen = 0, rc;
     struct qry_pkt pk;
+    if ((rc = ses_query(s, f, f + 1, VOIP_FILTER, err)) < 0)
+        return rc;
     while ((rc = qry_next(s->q, &pk, err)) > 0) {
         struct ses_pkt p;
-        if (ses_decode(s->pts[pk.point].dlt, &pk, &p))
-            (void)voip_read(s, &p);
+        if (!ses_decode(s->pts[pk.point].dlt, &pk, &p) || p.proto != 6)
+            continue;
+        for (int e = 0; e < 2; e++) {
+            uint16_t port = e ? p.dport : p.sport;
+            int have = port == 5060;
+            for (int i = 0; i < nseen && !have; i++)
+                have = seen[i] == port;
+            if (!have && nseen < 8) {
+                seen[nseen++] = port;
+                size_t o = strlen(tports);
+                snprintf(tports + o, sizeof tports - o, " or port %u", port);
+            }
+        }
     }
-    if (rc < 0)
-        return rc;
     qry_free(s->q);
     s->q = NULL;
-    struct ses_key key;
-    hash_key(h, &key);
-    struct call *c = ses_map_get(k->calls, &key);
+    if (rc < 0)
+        return rc;
+    snprintf(first, sizeof first, "udp or (tcp and (%s))", tports);
+    struct call *c = NULL;
+    int tagged = 0; /* a packet of the call came with a VLAN tag */
+    for (int pass = 0; pass < 2; pass++) {
+        /* First the SIP over UDP and over those TCP ports and all UDP
+         * media: the call as the listing saw it, unless its SIP also went
+         * over TCP elsewhere. If the call's first and last packet are not
+         * what the ID says, everything of the window is read instead. */
+        if (pass && (vk_clear(k), vk_init(k) < 0))
+            return rw_err(err, RW_ENOMEM, "out of memory");
+        if ((rc = ses_query(s, f, l + 1, pass ? VOIP_FILTER : first, err)) < 0)
+            return rc;
+        tagged = 0;
+        while ((rc = qry_next(s->q, &pk, err)) > 0) {
+            struct ses_pkt p;
+            if (ses_decode(s->pts[pk.point].dlt, &pk, &p)) {
+                struct call *hc = voip_read(s, &p);
+                if (hc && hc->hash == h && p.tagged)
+                    tagged = 1;
+            }
+        }
+        qry_free(s->q);
+        s->q = NULL;
+        if (rc < 0)
+            return rc;
+        struct ses_key key;
+        hash_key(h, &key);
+        c = ses_map_get(k->calls, &key);
+        if (c && c->first == f && c->last == l)
+            break;
+    }
     if (!c)
         return 0; /* no such call: s->q stays NULL */
     for (int i = 0; i < c->nflows; i++)
-        if (c->flow_tcp[i])
+        if (c->flow_tcp[i]) {
             k->want_tcp[k->nwant_tcp++] = c->flows[i];
+            tagged = 1; /* its every segment is the call's: not judged one by one above */
+        }
+    char narrow[CALL_FILTER_MAX + 200];
+    int narrowed = call_filter(k, c, narrow, sizeof narrow) == 0;
     vk_clear(k);
     if (vk_init(k) < 0)
         return rw_err(err, RW_ENOMEM, "out of memory");
-    if ((rc = ses_query(s, f, l + 1, VOIP_FILTER, err)) < 0)
+    /* The call's packets are what the first pass gave it: when none was
+     * tagged, the second asks for untagged packets only (the index narrows
+     * that to the call's flows; a VLAN half would read every tagged packet
+     * of the window). */
+    if ((rc = ses_query_vlan(s, f, l + 1, narrowed ? narrow : VOIP_FILTER, !narrowed || tagged,
+                             err)) < 0)
         return rc;
     rc = qry_out_new(s->spec.pcap_format, s->pts, s->npts, s->w, s->warg, &k->out, err);
     if (rc < 0)

@@ -60,9 +60,20 @@ void ses_map_free(ses_map_t *m, void (*fn)(void *v))
     free(m);
 }
 
+/* The slot of a key: its bytes mixed as 64-bit words (every packet of a
+ * run looks its flow up, so this is on the hot path; ses_hash, byte by
+ * byte, names calls in IDs and stays as it is). */
+_Static_assert(sizeof(struct ses_key) <= 40, "ses_key fits five 64-bit words");
 static size_t slot(const ses_map_t *m, const struct ses_key *k)
 {
-    return ses_hash(k, sizeof *k) & (m->nb - 1);
+    uint64_t w[5] = {0}, h = 0x9e3779b97f4a7c15ull;
+    memcpy(w, k, sizeof *k);
+    for (int i = 0; i < 5; i++) {
+        h ^= w[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return (size_t)h & (m->nb - 1);
 }
 
 void *ses_map_get(ses_map_t *m, const struct ses_key *k)
@@ -273,6 +284,7 @@ int ses_decode(int dlt, const struct qry_pkt *raw, struct ses_pkt *o)
     while ((et == 0x8100 || et == 0x88a8 || et == 0x9100) && off + 4 <= n) {
         et = rw_get_be16(d + off + 2);
         off += 4;
+        o->tagged = 1;
     }
     if (et == 0x8847 || et == 0x8848) { /* MPLS: the labels down to the bottom one */
         while (off + 4 <= n) {
@@ -488,13 +500,21 @@ int ses_check(const struct ses_spec *sp, char *err)
 
 int ses_query(ses_t *s, int64_t from, int64_t to, const char *filter, char *err)
 {
+    return ses_query_vlan(s, from, to, filter, 1, err);
+}
+
+int ses_query_vlan(ses_t *s, int64_t from, int64_t to, const char *filter, int vlan, char *err)
+{
     struct qry_spec q = {0};
     q.from = from;
     q.to = to;
     /* BPF reads past one 802.1Q tag only when told (vlan): tagged frames
      * are asked for too. (vlan shifts the rest of the expression: it comes
      * last, and one tag is all it sees.) */
-    snprintf(s->filter, sizeof s->filter, "(%s) or (vlan and (%s))", filter, filter);
+    if ((size_t)(vlan ? snprintf(s->filter, sizeof s->filter, "(%s) or (vlan and (%s))", filter,
+                                 filter)
+                      : snprintf(s->filter, sizeof s->filter, "%s", filter)) >= sizeof s->filter)
+        return rw_err(err, RW_EINPUT, "query '%.100s...': the filter is too long", filter);
     q.filter = s->filter;
     int rc = qry_new(s->ix, &q, &s->q, err);
     if (rc < 0)

@@ -31,6 +31,7 @@
 #define FOOTER 24
 #define PLAIN_AHEAD (256u << 10) /* read-ahead of plain files, at most */
 #define PLAIN_MIN (16u << 10)    /* ... and after a jump */
+#define PLAIN_SPARSE 4096u       /* ... and after a window mostly skipped */
 
 struct segf {
     int fd, lz;
@@ -44,6 +45,7 @@ struct segf {
     /* what is at buf: pcap bytes [base, base + len) */
     uint8_t *buf;
     size_t cap, len, win; /* win: plain read-ahead, adapts to the pattern */
+    size_t used;          /* bytes of [base, base + len) asked for (plain) */
     uint64_t base;
     uint8_t *cbuf; /* compressed bytes being decoded */
     size_t ccap;
@@ -256,6 +258,8 @@ static int read_plain(segf_t *f, uint64_t off, size_t need, char *err)
         f->win = PLAIN_MIN; /* first read, or back to an earlier offset */
     else if (off < end)
         ; /* a record that runs past the window: same pace */
+    else if (f->used * 16 < f->len) /* most of the window was skipped */
+        f->win = f->win / 2 > PLAIN_SPARSE ? f->win / 2 : PLAIN_SPARSE;
     else if (off - end < f->win)
         f->win = f->win * 2 < PLAIN_AHEAD ? f->win * 2 : PLAIN_AHEAD;
     else if (off - end >= 8 * (uint64_t)f->win)
@@ -274,6 +278,7 @@ static int read_plain(segf_t *f, uint64_t off, size_t need, char *err)
     }
     f->base = off;
     f->len = (size_t)got;
+    f->used = 0;
     return 0;
 }
 
@@ -386,6 +391,7 @@ int segf_read(segf_t *f, uint64_t off, size_t need, const uint8_t **p, size_t *a
                          err);
     }
     *p = f->buf + (off - f->base);
+    f->used += need;
     if (avail)
         *avail = (size_t)(f->base + f->len - off);
     return 0;

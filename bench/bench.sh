@@ -5,7 +5,8 @@
 #   BENCH_GB=0.2 sh bench/bench.sh     any positive size in GiB, fractions allowed
 #   BENCH_SMOKE=1 sh bench/bench.sh    2 MiB, one run each, no scaling/live (< 30 s)
 #
-# Optional: BENCH_SESSIONS=0 skips SMTP sessions and a call's pcap, BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
+# Optional: BENCH_SESSIONS=0 skips SMTP sessions and a call's pcap, BENCH_QUERIES=0 skips the
+# queries, compressed segments and scaling, BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
 # skips cold-cache runs, BENCH_HTTP=0 skips the needle over HTTP and HTTPS, BENCH_MULTISITE=0
 # skips the ClickHouse export and the query across sensors, BENCH_INTERCEPT=0 skips lawful
 # intercept (BENCH_INTERCEPT_ROUNDS=5, BENCH_INTERCEPT_RATE=500x3: Mbps or topspeed, xN loops,
@@ -51,6 +52,8 @@ print(max(65536, int(v * (1 << 30))))' "$GB" 2>/dev/null) || {
     SCALE=${BENCH_SCALE:-1}
     LIVE=${BENCH_LIVE:-1}
 fi
+QUERIES=${BENCH_QUERIES:-1}
+[ "$QUERIES" != 0 ] || SCALE=0 # scaling asks the daemon the queries start
 RATES=${BENCH_LIVE_RATES:-500 1000 topspeed topspeedx3}
 
 for b in rewind rewindd trafficgen; do
@@ -128,6 +131,7 @@ rm -f "$W/copy.pcap"
 h sizes sizes.1x "$A" "$(h get gen1 bytes)" \
     "$("$BIN/rewind" status --dir "$A" | sed -n 's/^index  *//p')"
 
+if [ "$QUERIES" != 0 ]; then
 # ---------------------------------------------------------------- 3 + 5. queries
 # As in production, a rewindd owns the archive (serving it only: no capture, no HTTP), so
 # `rewind query --dir` is answered by the daemon over DIR/rewindd.sock from its open index;
@@ -305,6 +309,9 @@ fi
 kill "$DPID"
 wait "$DPID" || h mismatch "rewindd serving the archive exited with status $? on SIGTERM"
 DPID=
+else
+    h set queries_skipped '"BENCH_QUERIES=0"'
+fi
 
 # ---------------------------------------------------------------- 9. HTTP and HTTPS
 # The needle through the HTTP API with a token, plain and over TLS, asked by curl and by
@@ -440,10 +447,16 @@ if [ "${BENCH_SESSIONS:-1}" != 0 ] && command -v tshark >/dev/null 2>&1 &&
     "$BIN/rewind" import --dir "$A" --point apps --quiet "$SM" "$SC" >/dev/null
     client=$(tshark -r "$SM" -Y 'tcp.dstport == 25' -T fields -e ip.src 2>/dev/null |
         sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
-    # the call with the most RTP packets (the listing's CSV: id first, rtp_packets 21st)
-    call=$("$BIN/rewind" calls --dir "$A" --csv --limit 10000 | awk -F, 'NR > 1 && $21 >= m {m = $21; id = $1} END {print id}')
-    cid=$("$BIN/rewind" calls --dir "$A" --csv --limit 10000 | awk -F, -v id="$call" '$1 == id {print $2}')
-    mergecap -w "$W/whole.pcap" "$W/gen1.pcap" "$SM" "$SC"
+    # The call with the most RTP packets among the calls of gen1 and the real captures (the
+    # listing's CSV: id first, call_id second, rtp_packets 21st); of several, the first ID in
+    # byte order, so that every run chooses the same call.
+    "$BIN/rewind" calls --dir "$A" --csv --limit 10000 \
+        --to "$(($(h get gen1 last_ts | sed 's/\..*//') + 1))" |
+        awk -F, 'NR > 1 {print $21 "," $1 "," $2}' | LC_ALL=C sort -t, -k1,1nr -k2,2 |
+        head -1 >"$W/call.txt"
+    call=$(cut -d, -f2 "$W/call.txt")
+    cid=$(cut -d, -f3- "$W/call.txt")
+    mergecap -F nsecpcap -w "$W/whole.pcap" "$W/gen1.pcap" "$SM" "$SC"
     h set sessions.meta "{\"client\": \"$client\", \"call\": \"$call\", \"call_id\": \"$cid\",
       \"whole_bytes\": $(stat -c %s "$W/whole.pcap")}"
     h run sessions.smtp.rewind --warmup 1 --runs "$NRUNS" -- \
@@ -452,10 +465,11 @@ if [ "${BENCH_SESSIONS:-1}" != 0 ] && command -v tshark >/dev/null 2>&1 &&
         "$BIN/rewind" calls --dir "$A" --pcap "$call" -w "$W/call.pcap" >/dev/null
     h run sessions.smtp.tshark --runs 1 -- tshark -r "$W/whole.pcap" -q \
         -Y "smtp and ip.addr == $client" -T fields -e smtp.req.command -e smtp.response.code >/dev/null
-    h run sessions.call.tshark --runs 1 -- tshark -r "$W/whole.pcap" -F pcap -w "$W/call-ts.pcap" \
-        -Y "sip.Call-ID == \"$cid\" or rtp or rtcp" >/dev/null
-    [ "$(h count "$W/call.pcap")" = "$(h count "$W/call-ts.pcap")" ] ||
-        h mismatch "the call's packets: rewind $(h count "$W/call.pcap"), tshark $(h count "$W/call-ts.pcap")"
+    # tshark's own selection (benchlib.py calljudge): the Call-ID's SIP, and the UDP to and from
+    # the addresses and ports that call's SDP announced, while no later call announced them
+    h run sessions.call.tshark --runs 1 --out "$W/call-ts.pcap" -- \
+        python3 "$HL" calljudge "$W/whole.pcap" "$cid" "$W/call-ts.pcap" >/dev/null
+    h samepackets "the call's packets ($cid)" "$W/call.pcap" "$W/call-ts.pcap" >&2
     rm -f "$W/whole.pcap" "$W/call.pcap" "$W/call-ts.pcap"
 else
     h set sessions_skipped "\"BENCH_SESSIONS=0, or no tshark/mergecap or captures\""

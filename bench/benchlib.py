@@ -150,6 +150,142 @@ def pcap_count(path):
     return n
 
 
+def pcap_records(path):
+    """[(ts_ns, bytes)] of a classic pcap (micro- or nanosecond, either byte order)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 24:
+        return []
+    magic = struct.unpack("<I", data[:4])[0]
+    e = "<" if magic in (0xa1b2c3d4, 0xa1b23c4d) else ">"
+    nano = struct.unpack(e + "I", data[:4])[0] == 0xa1b23c4d
+    if struct.unpack(e + "I", data[:4])[0] not in (0xa1b2c3d4, 0xa1b23c4d):
+        raise SystemExit("%s: not a pcap file" % path)
+    out, off = [], 24
+    while off + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack(e + "IIII", data[off:off + 16])
+        out.append((sec * 10**9 + (frac if nano else frac * 1000), data[off + 16:off + 16 + incl]))
+        off += 16 + incl
+    return out
+
+
+def tshark_fields(cap, flt, fields):
+    """tshark's rows for a display filter: a list of lists (one per frame;
+    multi-valued fields stay comma-joined)."""
+    argv = ["tshark", "-r", cap, "-Y", flt, "-T", "fields", "-E", "separator=\t"]
+    for f in fields:
+        argv += ["-e", f]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return [ln.split("\t") for ln in out.splitlines() if ln]
+
+
+def calljudge_main(cap, call_id, out):
+    """One call's packets as tshark selects them from the whole capture: the
+    frames of its Call-ID (sip.Call-ID) and the UDP packets to or from an
+    address and port its SDP announced (c= and m= lines, the port and the
+    next one for RTCP unless a=rtcp-mux), from the announcement on, until
+    another Call-ID's SDP announces the same address and port (a re-used
+    port belongs to the newer call). Those frames are copied to OUT as they
+    are (a classic pcap in, as bench.sh's mergecap -F nsecpcap writes; else
+    tshark -F nsecpcap writes them) for a packet-by-packet comparison.
+    Nothing here comes from rewind's answer."""
+    def ns(epoch):  # tshark's frame.time_epoch, exactly
+        sec, _, frac = epoch.partition(".")
+        return int(sec) * 10**9 + int((frac + "000000000")[:9])
+
+    # one pass of tshark over the whole capture: SIP (with its SDP) and every UDP packet
+    # (the innermost IP header's and UDP header's values: the last of several)
+    rows = tshark_fields(cap, "sip or udp", [
+        "frame.number", "frame.time_epoch", "ip.src", "udp.srcport", "ip.dst", "udp.dstport",
+        "sip.Call-ID", "sdp.connection_info.address", "sdp.media.port", "sdp.media_attr",
+        "ipv6.src", "ipv6.dst"])
+    ann, frames, udp = [], set(), []
+    last = lambda v: v.split(",")[-1]  # noqa: E731
+    for r in rows:
+        r += [""] * (12 - len(r))
+        if call_id in r[6].split(","):
+            frames.add(int(r[0]))
+        elif r[3] and not r[6]:
+            udp.append((int(r[0]), ns(r[1]), last(r[2] or r[10]), int(last(r[3])),
+                        last(r[4] or r[11]), int(last(r[5]))))
+        addrs = [a for a in r[7].split(",") if a]
+        ports = [int(p) for p in r[8].split(",") if p.isdigit()]
+        if not r[6] or not addrs:
+            continue
+        mux = "rtcp-mux" in r[9]
+        eps = []
+        for i, port in enumerate(ports):
+            if port == 0:
+                continue
+            # one c= line for all, or a session one and one per m= line
+            a = (addrs[i] if len(addrs) == len(ports) else
+                 addrs[i + 1] if len(addrs) == len(ports) + 1 else addrs[0])
+            eps.append((a, port))
+            if not mux:
+                eps.append((a, port + 1))
+        ann.append((ns(r[1]), r[6].split(",")[0], eps))
+    if not frames:
+        raise SystemExit("calljudge: tshark finds no SIP with Call-ID %s" % call_id)
+    # each address and port the call announced: the time spans it owns it
+    own = {}
+    for t, cid, eps in sorted(ann, key=lambda x: x[0]):
+        for ep in eps:
+            spans = own.setdefault(ep, []) if cid == call_id else own.get(ep)
+            if spans is None:
+                continue
+            if cid == call_id:
+                if not spans or spans[-1][1] is not None:
+                    spans.append([t, None])
+            elif spans and spans[-1][1] is None:
+                spans[-1][1] = t
+    for n, t, sa, sp, da, dp in udp:
+        for ep in ((da, dp), (sa, sp)):
+            if any(lo <= t and (hi is None or t < hi) for lo, hi in own.get(ep, [])):
+                frames.add(n)
+                break
+    with open(cap, "rb") as f:
+        magic = struct.unpack("<I", f.read(4))[0]
+    if magic not in (0xa1b2c3d4, 0xa1b23c4d, 0xd4c3b2a1, 0x4d3cb2a1):
+        subprocess.run(["tshark", "-r", cap, "-F", "nsecpcap", "-w", out, "-Y",
+                        "frame.number in {%s}" % " ".join(str(n) for n in sorted(frames))],
+                       capture_output=True, check=True)
+        return
+    # a classic pcap: frame N is its Nth record, copied as it is
+    with open(cap, "rb") as f, open(out, "wb") as o:
+        hdr = f.read(24)
+        e = "<" if magic in (0xa1b2c3d4, 0xa1b23c4d) else ">"
+        o.write(hdr)
+        n, last = 0, max(frames)
+        while n < last:
+            rh = f.read(16)
+            if len(rh) < 16:
+                break
+            n += 1
+            incl = struct.unpack(e + "I", rh[8:12])[0]
+            if n in frames:
+                o.write(rh + f.read(incl))
+            else:
+                f.seek(incl, 1)
+
+
+def samepackets_main(what, a, b):
+    """MATCH when two captures hold the same packets, byte for byte, in the
+    same order (times to the microsecond); else a MISMATCH saying how."""
+    x, y = pcap_records(a), pcap_records(b)
+    xs = [(t // 1000, d) for t, d in x]
+    ys = [(t // 1000, d) for t, d in y]
+    add_record("sessions.call.judge", {"rewind": len(xs), "tshark": len(ys), "match": xs == ys})
+    if xs == ys:
+        print("%s: MATCH (%d packets, byte for byte)" % (what, len(xs)))
+        return
+    sx, sy = set(xs), set(ys)
+    only_a = len([1 for p in xs if p not in sy])
+    only_b = len([1 for p in ys if p not in sx])
+    main_mismatch("%s: rewind %d packets, tshark %d (%d only rewind's, %d only tshark's%s)" % (
+        what, len(xs), len(ys), only_a, only_b,
+        ", the same in another order" if sorted(xs) == sorted(ys) else ""))
+
+
 def gen_main(path):
     d = {"needles": []}
     with open(path) as f:
@@ -1389,8 +1525,13 @@ def report_main(path):
                 continue
             ses[k] = {"rewind_s": rr["median"], "tshark_s": tt["median"],
                       "rewind_maxrss_kb": rr["maxrss_kb"]}
-            P("  %-48s rewind %-10s tshark %-10s (%.0fx)" % (
-                label, fmt_t(rr["median"]), fmt_t(tt["median"]), tt["median"] / rr["median"]))
+            jd = R.get("sessions.call.judge") if k == "call" else None
+            if jd:
+                ses[k]["packets"] = jd["rewind"]
+                ses[k]["judge"] = "MATCH" if jd["match"] else "MISMATCH (tshark %d)" % jd["tshark"]
+            P("  %-48s rewind %-10s tshark %-10s (%.0fx)%s" % (
+                label, fmt_t(rr["median"]), fmt_t(tt["median"]), tt["median"] / rr["median"],
+                "  %d packets, %s" % (jd["rewind"], ses[k]["judge"]) if jd else ""))
         res["sessions"] = ses
     elif R.get("sessions_skipped"):
         res["sessions"] = R["sessions_skipped"]
@@ -1778,6 +1919,10 @@ def main():
         lisend_main(*args)
     elif cmd == "liprobe":
         liprobe_main(*args)
+    elif cmd == "calljudge":
+        calljudge_main(*args)
+    elif cmd == "samepackets":
+        samepackets_main(*args)
     elif cmd == "report":
         report_main(args[0])
     else:

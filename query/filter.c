@@ -16,8 +16,10 @@
  *    plan it as `host`, which is harmless);
  *  - after `vlan`, `mpls`, `pppoes`, `geneve`, `vxlan` or `batadv`, which
  *    shift libpcap's offsets for the rest of the expression, primitives
- *    stay planned only if the whole expression implies that keyword; see
- *    shift_limit();
+ *    stay planned only where BPF runs them for packets that matched that
+ *    keyword: the whole expression implies it, or they are in the right
+ *    operand of an `and` whose left one does (`(F) or (vlan and (F))`);
+ *    see shift_limit() and shift_unsafe();
  *  - when a primitive whose BPF code may abort the program (a packet load
  *    out of bounds, an ancillary load) could leave the plan with a non-empty
  *    lower bound, the root becomes (and <plan> any); see qf_parse();
@@ -498,6 +500,13 @@ struct parser {
     int first_shift_pos;
     /* Second pass: primitives starting after this token plan as ANY. */
     int any_after;
+    /* First pass: every primitive's node and first token, in the order they
+     * are made (prim_cap of them at most). Second pass: unsafe[i] says
+     * that the i-th primitive made plans as ANY. */
+    const struct qf_node **prim;
+    int *prim_pos;
+    int nprim, prim_cap;
+    const uint8_t *unsafe;
     /* A primitive whose BPF code can abort the whole program (see qf_parse). */
     int may_abort;
 };
@@ -1085,7 +1094,12 @@ static struct qf_node *parse_seq(struct parser *p, struct qual *q, elem_fn elem)
  * whose offsets an earlier vlan/mpls/... may have shifted: see qf_parse(). */
 static struct qf_node *late(struct parser *p, int start, struct qf_node *n)
 {
-    if (n && p->any_after >= 0 && start > p->any_after) {
+    int i = p->nprim++;
+    if (p->prim && i < p->prim_cap) {
+        p->prim[i] = n;
+        p->prim_pos[i] = start;
+    }
+    if (n && ((p->any_after >= 0 && start > p->any_after) || (p->unsafe && p->unsafe[i]))) {
         qf_free(n);
         return mk_any(p);
     }
@@ -1516,6 +1530,56 @@ static int shift_limit(const struct parser *p, const struct qf_node *root)
     return limit;
 }
 
+/* Is target in n's subtree? 1 if so, with *guarded set when on the way
+ * down it is in the right operand of an AND whose left operand implies
+ * shift (shift on its AND path): BPF then runs target's code only for
+ * packets that matched shift, which really are encapsulated, so target's
+ * postings (which see through encapsulations) still bound it -- as in
+ * `(F) or (vlan and (F))`. (Bounded like on_and_path.) */
+static int find_guarded(const struct qf_node *n, const struct qf_node *target,
+                        const struct qf_node *shift, int g, int *guarded)
+{
+    if (!n)
+        return 0;
+    if (n == target) {
+        *guarded = g;
+        return 1;
+    }
+    switch (n->op) {
+    case QF_AND:
+        return find_guarded(n->a, target, shift, g, guarded) ||
+               find_guarded(n->b, target, shift, g || on_and_path(n->a, shift), guarded);
+    case QF_OR:
+        return find_guarded(n->a, target, shift, g, guarded) ||
+               find_guarded(n->b, target, shift, g, guarded);
+    case QF_NOT:
+        return find_guarded(n->a, target, shift, g, guarded);
+    default:
+        return 0;
+    }
+}
+
+/* The primitives that must plan as ANY: each one textually after a
+ * shifting keyword that does not guard it (find_guarded). Finer than
+ * shift_limit(), which it replaces when every primitive and keyword was
+ * recorded: 1 and unsafe[] filled, else 0. */
+static int shift_unsafe(const struct parser *p, const struct qf_node *root, uint8_t *unsafe)
+{
+    if (p->nshift > QF_MAX_SHIFT || !p->prim || p->nprim > p->prim_cap)
+        return 0;
+    for (int i = 0; i < p->nprim; i++) {
+        unsafe[i] = 0;
+        for (int j = 0; j < p->nshift && !unsafe[i]; j++) {
+            int g = 0;
+            if (p->shift_pos[j] >= p->prim_pos[i] || p->prim[i] == p->shift[j])
+                continue;
+            if (!p->prim[i] || !find_guarded(root, p->prim[i], p->shift[j], 0, &g) || !g)
+                unsafe[i] = 1;
+        }
+    }
+    return 1;
+}
+
 /* Can n's lower bound be non-empty? (conservative; bounded like on_and_path) */
 static int lower_possible(const struct qf_node *n)
 {
@@ -1565,18 +1629,37 @@ struct qf_node *qf_parse(const char *expr)
     if (nt == 0)
         return mk_any(&p);
     p.t = toks;
+    /* every token starts at most one primitive */
+    p.prim_cap = nt + 1;
+    p.prim = calloc((size_t)p.prim_cap, sizeof *p.prim);
+    p.prim_pos = calloc((size_t)p.prim_cap, sizeof *p.prim_pos);
+    uint8_t *unsafe = calloc((size_t)p.prim_cap, 1);
+    if (!p.prim || !p.prim_pos || !unsafe) {
+        free(p.prim);
+        free(p.prim_pos);
+        free(unsafe);
+        free(toks);
+        return NULL;
+    }
     n = parse_all(&p);
     if (n) {
         int limit = shift_limit(&p, n);
         if (limit >= 0) {
+            int fine = shift_unsafe(&p, n, unsafe);
             qf_free(n);
+            free(p.prim);
+            free(p.prim_pos);
             memset(&p, 0, sizeof(p));
             p.t = toks;
             p.first_shift_pos = -1;
-            p.any_after = limit;
+            p.any_after = fine ? -1 : limit;
+            p.unsafe = fine ? unsafe : NULL;
             n = parse_all(&p);
         }
     }
+    free(p.prim);
+    free(p.prim_pos);
+    free(unsafe);
     free(toks);
     /* BPF has no boolean semantics when a load fails: an out-of-bounds
      * packet load (relations, byte, protochain, ...) or an ancillary load

@@ -381,8 +381,9 @@ def span_of(call):
     return int(ids[0]), int(ids[1]) + 1
 
 
-def tag_vlan(src, dst, vid=100):
-    """src with an 802.1Q tag (VLAN vid) put into every Ethernet frame."""
+def tag_vlan(src, dst, vid=100, only=None):
+    """src with an 802.1Q tag (VLAN vid) put into every Ethernet frame (or
+    those only(frame) says)."""
     data = open(src, "rb").read()
     hdr, recs, nano = pcaputil.read_pcap(data)
     e = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
@@ -391,6 +392,9 @@ def tag_vlan(src, dst, vid=100):
         for _, rec in recs:
             sec, frac, cap, wire = struct.unpack(e + "IIII", rec[:16])
             pkt = rec[16:]
+            if only and not only(pkt):
+                f.write(rec)
+                continue
             pkt = pkt[:12] + b"\x81\x00" + struct.pack(">H", vid) + pkt[12:]
             f.write(struct.pack(e + "IIII", sec, frac, cap + 4, wire + 4) + pkt)
 
@@ -588,6 +592,27 @@ def test_reinvite(tmp):
         expect = frames(tcpdump_nano(cap, "udp"))  # every packet of this capture is the call's
         check(r.returncode == 0 and frames(open(pc, "rb").read()) == expect,
               "the call's pcap holds its SIP and its four streams: %r" % r.stderr)
+    # The same call with its media behind an 802.1Q tag and its SIP not, and all of it tagged:
+    # the call's pcap still holds every packet.
+    for name, only in (("media", lambda pkt: struct.unpack(">H", pkt[34:36])[0] != 5060),
+                       ("all", None)):
+        tcap = os.path.join(tmp, "reinvite-vlan-%s.pcap" % name)
+        tag_vlan(cap, tcap, 42, only)
+        tarch = os.path.join(tmp, "arch-reinvite-vlan-" + name)
+        r = rw("import", "--dir", tarch, tcap)
+        r2 = rw("calls", "--dir", tarch, "--json")
+        tcalls = json.loads(r2.stdout)["calls"] if r2.returncode == 0 else []
+        check(r.returncode == 0 and len(tcalls) == 1 and
+              [len(x["streams"]) for x in tcalls] == [len(x["streams"]) for x in calls],
+              "re-INVITE, %s tagged: %r %r" % (name, r.stderr, r2.stderr))
+        for c in tcalls:
+            pc = os.path.join(tmp, "reinvite-vlan-call.pcap")
+            r = sh(REWIND, "calls", "--dir", tarch, "--pcap", c["id"], "-w", pc)
+            expect = frames(tcpdump_nano(tcap, "udp or (vlan and udp)"))
+            check(r.returncode == 0 and sum(expect.values()) == len(recs) and
+                  frames(open(pc, "rb").read()) == expect,
+                  "re-INVITE, %s tagged: the call's pcap holds all %d packets: %r" %
+                  (name, len(recs), r.stderr))
 
 
 def tcpdump_nano(path, flt):

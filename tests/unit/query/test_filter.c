@@ -365,8 +365,9 @@ static void test_offset_shift(void **state)
 {
     (void)state;
     /* vlan/mpls/pppoes/geneve move libpcap's offsets for everything after
-     * them; only when the whole expression implies them do later primitives
-     * keep their postings as an upper bound. */
+     * them; only where BPF runs a later primitive for packets that matched
+     * them (the whole expression, or the left operand of an and, implies
+     * them) does it keep its postings as an upper bound. */
     static const struct fcase c[] = {
         {"vlan and host 1.2.3.4", "(and (term vlan 0-4095 inexact) (term ip4 1.2.3.4 exact))"},
         {"tcp and (vlan 7 and port 80)",
@@ -375,13 +376,29 @@ static void test_offset_shift(void **state)
          "(and (and (term vlan 0-4095 inexact) (term vlan 0-4095 inexact)) " TCP ")"},
         {"vlan or ip6", "(or (term vlan 0-4095 inexact) any)"},
         {"not vlan and port 80", "(and (not (term vlan 0-4095 inexact)) any)"},
-        {"vlan 100 and host 1.2.3.4 or port 80", "(or (and (term vlan 100 inexact) any) any)"},
+        /* ... or the branch that runs it implies them: BPF runs the right
+         * operand of an and only for packets its left one matched */
+        {"vlan 100 and host 1.2.3.4 or port 80",
+         "(or (and (term vlan 100 inexact) (term ip4 1.2.3.4 exact)) any)"},
+        {"(port 80) or (vlan and (port 80))",
+         "(or (term port 80 exact) (and (term vlan 0-4095 inexact) (term port 80 exact)))"},
+        {"(vlan and port 80) or port 80", "(or (and (term vlan 0-4095 inexact) (term port 80 exact)) any)"},
+        {"not (vlan and port 80)", "(not (and (term vlan 0-4095 inexact) (term port 80 exact)))"},
+        {"(vlan or port 80) and port 81", "(and (or (term vlan 0-4095 inexact) any) any)"},
+        {"port 80 or (vlan and (port 80 or vlan and port 81))", /* (port 80 or vlan) and ... */
+         "(or (term port 80 exact) (and (term vlan 0-4095 inexact) (and (or (term port 80 exact) "
+         "(term vlan 0-4095 inexact)) any)))"},
+        {"port 80 or (vlan and (port 80 or (vlan and port 81)))",
+         "(or (term port 80 exact) (and (term vlan 0-4095 inexact) (or (term port 80 exact) (and "
+         "(term vlan 0-4095 inexact) (term port 81 exact)))))"},
+        {"port 80 or (vlan and port 80 or port 81)",
+         "(or (term port 80 exact) (or (and (term vlan 0-4095 inexact) (term port 80 exact)) any))"},
         {"host 1.2.3.4 or vlan and port 80",
          "(and (or (term ip4 1.2.3.4 exact) (term vlan 0-4095 inexact)) any)"},
         {"mpls or port 80", "(or any any)"},
         {"port 80 or mpls", "(or (term port 80 exact) any)"},
         {"pppoes and ip or (tcp and vlan and udp)",
-         "(or (and any any) (and (and any any) any))"},
+         "(or (and any (term l3 0x0800 exact)) (and (and any any) any))"},
     };
     RUN(c);
 }
