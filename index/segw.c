@@ -1,6 +1,6 @@
 /* segw.c -- build the index of one open segment and commit it in batches.
  *
- * Terms are gathered in memory as roaring bitmaps per (kind, value) and
+ * Terms are gathered in memory per (kind, value) (see below) and
  * committed at each flush as merge operands (the merge operator ORs them), so
  * a flush costs one write batch whatever the segment's age, and a reader sees
  * every flushed packet of the open segment. Flow records live in memory for
@@ -16,11 +16,16 @@
 
 /* Terms of the packets since the last flush. A term's id indexes terms[];
  * the open-addressing table maps a term to its id. Each packet appends
- * (id, ordinal) pairs to a log; when the log fills, and at flush, it is
- * sorted by id (counting sort: ordinals stay ascending) and each term's run
- * goes into its bitmap with one roaring_bitmap_add_many(). That replaces a
+ * (id, ordinal) pairs to a log; when the log fills, it is sorted by id
+ * (counting sort: ordinals stay ascending) into a "generation": the
+ * ordinals grouped by term, and where each term's group starts. At flush
+ * the log is sorted once more, and each term's ordinals, gathered from the
+ * generations and the log, are written in CRoaring's portable format
+ * (idx_posting_encode) with no bitmap built. That replaces a
  * roaring_bitmap_add() per term per packet, whose container lookup was the
- * largest cost of an import. */
+ * largest cost of an import, and a bitmap per term and flush (its
+ * allocations, add_many and free were most of the writer's cost on many
+ * small flows). */
 struct term_ent { /* 32 bytes: two to a cache line */
     uint64_t v0, v1;  /* value bytes, zero-padded to 16 */
     uint32_t hash;
@@ -33,6 +38,15 @@ struct term_log {
 };
 
 #define TERM_LOG (1u << 19) /* entries between spills: 4 MiB of log */
+#define GEN_KEEP 4          /* generation buffers kept for the next flush */
+
+/* A spilled log: ords[start[id] .. start[id + 1]) are term id's ordinals,
+ * for the ids below nterms (terms added later have none here). */
+struct term_gen {
+    uint32_t *ords;  /* TERM_LOG entries */
+    uint32_t *start; /* nterms + 1 entries */
+    size_t nterms, startcap;
+};
 struct flow_ent {
     uint64_t hash;
     int used, dirty;
@@ -49,7 +63,10 @@ struct idx_segw {
     struct idx_seg seg;
     /* terms added since the last flush */
     struct term_ent *terms;
-    roaring_bitmap_t **bms; /* per term id: spilled ordinals, NULL if none */
+    struct term_gen *gens; /* spilled logs since the last flush */
+    size_t ngens, gencap, genfree; /* gens[ngens .. genfree) hold buffers for reuse */
+    uint32_t *gather; /* one term's ordinals at flush */
+    size_t gathercap;
     size_t nterms, tecap;
     uint32_t *slots; /* term id + 1, 0: empty */
     size_t tcap;     /* slots, a power of two */
@@ -57,6 +74,8 @@ struct idx_segw {
     size_t nlog;
     uint32_t *sorted, *toff;
     size_t toffcap;
+    uint32_t *ids; /* term ids in key order, at flush */
+    size_t idscap;
     /* flows of the whole segment */
     struct flow_ent *flows;
     size_t fcap, fcount;
@@ -78,6 +97,10 @@ struct idx_segw {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     rocksdb_writebatch_t *inflight; /* handed to the thread, not yet written */
+    /* the last batch written, cleared, for the next flush: its buffer is
+     * as large as a flush needs, so a flush does not grow one from nothing
+     * (reallocations and page faults) */
+    rocksdb_writebatch_t *spare;
     int in_fd, in_sync;
     int failed; /* error code of a failed commit, 0 if none */
     char ferr[RW_ERRSZ];
@@ -110,11 +133,10 @@ static void terms_grow(struct idx_segw *w)
     w->tcap = ncap;
 }
 
-/* Move the log into the terms' bitmaps. */
-static void terms_spill(struct idx_segw *w)
+/* Sort the log by term id (counting sort: each term's ordinals stay
+ * ascending): term id's ordinals are then sorted[toff[id] - cnt, toff[id]). */
+static void terms_sort(struct idx_segw *w)
 {
-    if (w->nlog == 0)
-        return;
     if (w->toffcap < w->nterms) {
         free(w->toff);
         w->toffcap = w->tecap;
@@ -130,16 +152,100 @@ static void terms_spill(struct idx_segw *w)
     }
     for (size_t i = 0; i < w->nlog; i++)
         w->sorted[w->toff[w->log[i].id]++] = w->log[i].ord;
-    for (size_t id = 0; id < w->nterms; id++) {
-        struct term_ent *e = &w->terms[id];
-        if (!e->cnt)
-            continue;
-        if (!w->bms[id] && !(w->bms[id] = roaring_bitmap_create()))
-            abort();
-        roaring_bitmap_add_many(w->bms[id], e->cnt, w->sorted + w->toff[id] - e->cnt);
-        e->cnt = 0;
+}
+
+/* Move the log into a generation (the log is full). */
+static void terms_spill(struct idx_segw *w)
+{
+    if (w->nlog == 0)
+        return;
+    if (w->ngens == w->gencap) {
+        size_t ncap = w->gencap ? w->gencap * 2 : 8;
+        struct term_gen *ng = realloc(w->gens, ncap * sizeof *ng);
+        if (!ng)
+            abort(); /* out of memory while indexing: nothing sane to do */
+        memset(ng + w->gencap, 0, (ncap - w->gencap) * sizeof *ng);
+        w->gens = ng;
+        w->gencap = ncap;
     }
+    struct term_gen *g = &w->gens[w->ngens++];
+    if (w->genfree < w->ngens)
+        w->genfree = w->ngens;
+    if (!g->ords && !(g->ords = malloc(TERM_LOG * sizeof *g->ords)))
+        abort();
+    if (g->startcap < w->nterms + 1) {
+        free(g->start);
+        g->startcap = w->tecap + 1;
+        if (!(g->start = malloc(g->startcap * sizeof *g->start)))
+            abort();
+    }
+    /* the counting sort, into the generation */
+    uint32_t pos = 0;
+    for (size_t id = 0; id < w->nterms; id++) {
+        g->start[id] = pos;
+        pos += w->terms[id].cnt;
+        w->terms[id].cnt = 0;
+    }
+    g->start[w->nterms] = pos;
+    g->nterms = w->nterms;
+    uint32_t *at = w->toffcap >= w->nterms ? w->toff : NULL;
+    if (!at) {
+        free(w->toff);
+        w->toffcap = w->tecap;
+        if (!(w->toff = at = malloc(w->toffcap * sizeof *w->toff)))
+            abort();
+    }
+    memcpy(at, g->start, w->nterms * sizeof *at);
+    for (size_t i = 0; i < w->nlog; i++)
+        g->ords[at[w->log[i].id]++] = w->log[i].ord;
     w->nlog = 0;
+}
+
+/* Term id's ordinals since the last flush, ascending: from the
+ * generations, then the log (sorted by terms_sort()). */
+static const uint32_t *term_ords(struct idx_segw *w, uint32_t id, size_t *n)
+{
+    const struct term_ent *e = &w->terms[id];
+    const uint32_t *tail = w->sorted + w->toff[id] - e->cnt;
+    size_t total = e->cnt, ng = 0;
+    for (size_t i = 0; i < w->ngens; i++)
+        if (id < w->gens[i].nterms) {
+            size_t c = w->gens[i].start[id + 1] - w->gens[i].start[id];
+            total += c;
+            ng += c != 0;
+        }
+    *n = total;
+    if (ng == 0)
+        return tail;
+    if (w->gathercap < total) {
+        free(w->gather);
+        w->gathercap = total * 2;
+        if (!(w->gather = malloc(w->gathercap * sizeof *w->gather)))
+            abort();
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < w->ngens; i++)
+        if (id < w->gens[i].nterms) {
+            const struct term_gen *g = &w->gens[i];
+            memcpy(w->gather + k, g->ords + g->start[id], (g->start[id + 1] - g->start[id]) * 4);
+            k += g->start[id + 1] - g->start[id];
+        }
+    memcpy(w->gather + k, tail, e->cnt * 4);
+    return w->gather;
+}
+
+/* After a flush: keep a few generation buffers for the next one (faulting
+ * 2 MiB in again costs more than the sort that fills them). */
+static void gens_reset(struct idx_segw *w)
+{
+    for (size_t i = GEN_KEEP; i < w->genfree; i++) {
+        free(w->gens[i].ords);
+        free(w->gens[i].start);
+        w->gens[i] = (struct term_gen){0};
+    }
+    if (w->genfree > GEN_KEEP)
+        w->genfree = GEN_KEEP;
+    w->ngens = 0;
 }
 
 /* The id of a term, added if new. */
@@ -165,17 +271,14 @@ static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64
     if (w->nterms == w->tecap) {
         size_t ncap = w->tecap ? w->tecap * 2 : 2048;
         struct term_ent *nt = realloc(w->terms, ncap * sizeof *nt);
-        roaring_bitmap_t **nb = nt ? realloc(w->bms, ncap * sizeof *nb) : NULL;
-        if (!nb)
+        if (!nt)
             abort(); /* out of memory while indexing: nothing sane to do */
         w->terms = nt;
-        w->bms = nb;
         w->tecap = ncap;
     }
     uint32_t id = (uint32_t)w->nterms++;
     w->terms[id] = (struct term_ent){.v0 = v0, .v1 = v1, .hash = (uint32_t)h,
                                      .kind = (uint8_t)kind, .len = (uint8_t)len};
-    w->bms[id] = NULL;
     w->slots[j] = id + 1;
     return id;
 }
@@ -229,9 +332,7 @@ static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uin
 
 static void terms_clear(struct idx_segw *w)
 {
-    for (size_t id = 0; id < w->nterms; id++)
-        if (w->bms[id])
-            roaring_bitmap_free(w->bms[id]);
+    gens_reset(w);
     w->nterms = 0;
     w->nlog = 0;
     if (w->slots)
@@ -533,16 +634,82 @@ static int flow_cmp(const void *a, const void *b, void *arg)
     return x < y ? -1 : x > y;
 }
 
-/* Room for one id per term (the spill's offsets array, free at flush). */
+/* Room for one id per term. */
 static uint32_t *scratch_ids(struct idx_segw *w)
 {
-    if (w->toffcap < w->nterms) {
-        free(w->toff);
-        w->toffcap = w->tecap;
-        if (!(w->toff = malloc(w->toffcap * sizeof *w->toff)))
+    if (w->idscap < w->nterms) {
+        free(w->ids);
+        w->idscap = w->tecap;
+        if (!(w->ids = malloc(w->idscap * sizeof *w->ids)))
             abort();
     }
-    return w->toff;
+    return w->ids;
+}
+
+size_t idx_posting_size(const uint32_t *v, size_t n)
+{
+    size_t sz = 8, i = 0;
+    while (i < n) {
+        uint32_t hi = v[i] >> 16;
+        size_t j = i;
+        while (j < n && v[j] >> 16 == hi)
+            j++;
+        sz += 8 + (j - i > 4096 ? 8192 : 2 * (j - i));
+        i = j;
+    }
+    return sz;
+}
+
+/* CRoaring's portable format without run containers (the cookie 12346,
+ * the container count, a key and cardinality - 1 per container, an offset
+ * per container, then each container: up to 4096 values as 16-bit
+ * integers, else a 65536-bit bitset; little-endian), written from n
+ * ascending distinct values: what roaring_bitmap_portable_serialize()
+ * writes for the same set built without run_optimize, with no bitmap
+ * built. out has idx_posting_size(v, n) bytes. */
+size_t idx_posting_encode(const uint32_t *v, size_t n, uint8_t *out)
+{
+    uint32_t nc = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t hi = v[i] >> 16;
+        while (i < n && v[i] >> 16 == hi)
+            i++;
+        nc++;
+    }
+    uint32_t cookie = 12346;
+    memcpy(out, &cookie, 4);
+    memcpy(out + 4, &nc, 4);
+    uint8_t *desc = out + 8, *offs = out + 8 + 4 * (size_t)nc;
+    uint8_t *data = out + 8 + 8 * (size_t)nc;
+    uint32_t at = (uint32_t)(data - out);
+    for (size_t i = 0; i < n;) {
+        uint32_t hi = v[i] >> 16;
+        size_t j = i;
+        while (j < n && v[j] >> 16 == hi)
+            j++;
+        uint16_t key = (uint16_t)hi, card1 = (uint16_t)(j - i - 1);
+        memcpy(desc, &key, 2);
+        memcpy(desc + 2, &card1, 2);
+        desc += 4;
+        memcpy(offs, &at, 4);
+        offs += 4;
+        if (j - i > 4096) {
+            uint64_t words[1024];
+            memset(words, 0, sizeof words);
+            for (size_t k = i; k < j; k++)
+                words[(v[k] & 0xffff) >> 6] |= 1ULL << (v[k] & 63);
+            memcpy(out + at, words, sizeof words);
+            at += 8192;
+        } else {
+            for (size_t k = i; k < j; k++) {
+                uint16_t lo = (uint16_t)v[k];
+                memcpy(out + at, &lo, 2);
+                at += 2;
+            }
+        }
+        i = j;
+    }
+    return at;
 }
 
 /* Everything added since the last commit, as one write batch, in key
@@ -551,8 +718,9 @@ static uint32_t *scratch_ids(struct idx_segw *w)
  * a batch of many flows and terms several times cheaper to apply. */
 static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
 {
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_t *b = w->spare ? w->spare : rocksdb_writebatch_create();
     uint8_t k[2 + 16 + 8], v[64 + 256];
+    w->spare = NULL;
     /* counters */
     for (size_t i = 0; i < w->nsecs; i++) {
         uint8_t ck[13], cv[16];
@@ -604,29 +772,32 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         rw_put_be32(k + 9, w->cur_no);
         rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)buf, len);
     }
-    /* postings, in key order: the memtable inserts them fastest that way */
-    terms_spill(w);
+    /* postings, in key order: the memtable inserts them fastest that way.
+     * A term whose ordinals since the last flush are all in the log (the
+     * usual case) is encoded straight from the sorted log; one that
+     * spilled goes through its bitmap. */
+    terms_sort(w);
     size_t nids = 0;
     uint32_t *ids = scratch_ids(w);
     for (size_t id = 0; id < w->nterms; id++)
-        if (w->bms[id])
-            ids[nids++] = (uint32_t)id;
+        ids[nids++] = (uint32_t)id; /* every term in the table has ordinals */
     if (nids)
         qsort_r(ids, nids, sizeof *ids, term_cmp, w->terms);
     for (size_t i = 0; i < nids; i++) {
         struct term_ent *e = &w->terms[ids[i]];
-        roaring_bitmap_t *bm = w->bms[ids[i]];
+        size_t nords;
+        const uint32_t *ords = term_ords(w, ids[i], &nords);
         k[0] = 'P';
         k[1] = e->kind;
         memcpy(k + 2, &e->v0, 8);
         memcpy(k + 10, &e->v1, 8);
         rw_put_be64(k + 2 + e->len, w->seg.id);
-        roaring_bitmap_run_optimize(bm);
-        size_t n = roaring_bitmap_portable_size_in_bytes(bm);
-        uint8_t *buf = scratch(w, n);
-        roaring_bitmap_portable_serialize(bm, (char *)buf);
+        uint8_t *buf = scratch(w, idx_posting_size(ords, nords));
+        size_t n = idx_posting_encode(ords, nords, buf);
+        e->cnt = 0;
         rocksdb_writebatch_merge(b, (const char *)k, 2 + e->len + 8, (const char *)buf, n);
     }
+    w->nlog = 0;
     /* catalogue last, in the same batch: readers see all of it or none */
     w->seg.packets = w->packets;
     w->seg.file_size = file_size;
@@ -681,8 +852,12 @@ static void *commit_main(void *arg)
                         w->seg.path, strerror(errno));
         if (rc == 0)
             rc = idx_write_batch(w->ix, b, sync, e);
-        rocksdb_writebatch_destroy(b);
+        rocksdb_writebatch_clear(b);
         pthread_mutex_lock(&w->mu);
+        if (!w->spare)
+            w->spare = b;
+        else
+            rocksdb_writebatch_destroy(b);
         if (rc < 0 && !w->failed) {
             w->failed = rc;
             memcpy(w->ferr, e, RW_ERRSZ);
@@ -751,13 +926,22 @@ void idx_segw_abandon(idx_segw_t *w)
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
     }
+    if (w->spare)
+        rocksdb_writebatch_destroy(w->spare);
     terms_clear(w);
     free(w->terms);
-    free(w->bms);
+    w->genfree = w->ngens = 0;
+    for (size_t i = 0; i < w->gencap; i++) {
+        free(w->gens[i].ords);
+        free(w->gens[i].start);
+    }
+    free(w->gens);
+    free(w->gather);
     free(w->slots);
     free(w->log);
     free(w->sorted);
     free(w->toff);
+    free(w->ids);
     free(w->flows);
     free(w->pending);
     free(w->secs);
