@@ -37,8 +37,8 @@ struct term_log {
     uint32_t id, ord;
 };
 
-#define TERM_LOG (1u << 19) /* entries between spills: 4 MiB of log */
-#define GEN_KEEP 4          /* generation buffers kept for the next flush */
+#define TERM_LOG (1u << 18) /* entries between spills: 2 MiB of log */
+#define GEN_KEEP 2          /* generation buffers kept for the next flush (1 MiB each) */
 
 /* A spilled log: ords[start[id] .. start[id + 1]) are term id's ordinals,
  * for the ids below nterms (terms added later have none here). */

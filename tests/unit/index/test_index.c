@@ -1246,7 +1246,7 @@ static void test_damaged_postings(void **state)
  * spills into generations, gathered at flush) and across flushes: each
  * posting holds exactly its packets. Packet i: 10.1.<i/256%256>.<i%256>:<1000
  * + i % 3000> to 10.2.0.<i % 7>:<i % 5 ? 80 : 443>, UDP; about 7 terms a
- * packet, so 200 000 packets spill the 524 288-entry log twice. */
+ * packet, so 260 000 packets spill the 262 144-entry log several times. */
 static void test_postings_spill(void **state)
 {
     struct fx *f = *state;
