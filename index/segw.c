@@ -47,10 +47,20 @@ struct term_gen {
     uint32_t *start; /* nterms + 1 entries */
     size_t nterms, startcap;
 };
+/* Flows are kept dense (flows[0 .. fcount)), in order of first packet;
+ * an open-addressing table of slots (the entry's index + 1 and the hash's
+ * low bits, so that a probe touches no entry) finds them. A table of whole
+ * entries at half load held twice the entries' memory, which many small
+ * flows made the largest part of the writer's. */
 struct flow_ent {
     uint64_t hash;
-    int used, dirty;
+    int dirty;
     struct idx_flowrec rec;
+};
+
+struct flow_slot {
+    uint32_t idx1; /* index + 1, 0: empty */
+    uint32_t hlo;  /* the hash's low 32 bits */
 };
 
 struct sec_count {
@@ -78,7 +88,9 @@ struct idx_segw {
     size_t idscap;
     /* flows of the whole segment */
     struct flow_ent *flows;
-    size_t fcap, fcount;
+    size_t fcount, fdcap; /* entries, and room for them */
+    struct flow_slot *fslots;
+    size_t fcap;          /* slots, a power of two */
     /* locators: the chunk being filled, and full chunks not yet committed */
     struct idx_chunk cur;
     uint32_t cur_no;
@@ -339,42 +351,60 @@ static void terms_clear(struct idx_segw *w)
         memset(w->slots, 0, w->tcap * sizeof *w->slots);
 }
 
-static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash)
+/* The flow of this hash; *fresh when it was added now (zeroed). */
+static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash, int *fresh)
 {
     if ((w->fcount + 1) * 2 > w->fcap) {
         size_t ncap = w->fcap ? w->fcap * 2 : 1024;
-        struct flow_ent *nf = calloc(ncap, sizeof *nf);
-        if (!nf)
-            abort();
-        for (size_t i = 0; i < w->fcap; i++) {
-            if (!w->flows[i].used)
-                continue;
+        struct flow_slot *ns = calloc(ncap, sizeof *ns);
+        if (!ns)
+            abort(); /* out of memory while indexing: nothing sane to do */
+        for (size_t i = 0; i < w->fcount; i++) {
             size_t j = w->flows[i].hash & (ncap - 1);
-            while (nf[j].used)
+            while (ns[j].idx1)
                 j = (j + 1) & (ncap - 1);
-            nf[j] = w->flows[i];
+            ns[j] = (struct flow_slot){(uint32_t)i + 1, (uint32_t)w->flows[i].hash};
         }
-        free(w->flows);
-        w->flows = nf;
+        free(w->fslots);
+        w->fslots = ns;
         w->fcap = ncap;
     }
     size_t j = hash & (w->fcap - 1);
-    while (w->flows[j].used && w->flows[j].hash != hash)
+    for (;;) {
+        struct flow_slot *sl = &w->fslots[j];
+        if (!sl->idx1)
+            break;
+        if (sl->hlo == (uint32_t)hash && w->flows[sl->idx1 - 1].hash == hash) {
+            *fresh = 0;
+            return &w->flows[sl->idx1 - 1];
+        }
         j = (j + 1) & (w->fcap - 1);
-    return &w->flows[j];
+    }
+    if (w->fcount == w->fdcap) {
+        size_t ncap = w->fdcap ? w->fdcap * 2 : 512;
+        struct flow_ent *nf = realloc(w->flows, ncap * sizeof *nf);
+        if (!nf)
+            abort();
+        w->flows = nf;
+        w->fdcap = ncap;
+    }
+    struct flow_ent *e = &w->flows[w->fcount];
+    w->fslots[j] = (struct flow_slot){(uint32_t)w->fcount + 1, (uint32_t)hash};
+    w->fcount++;
+    memset(e, 0, sizeof *e);
+    e->hash = hash;
+    *fresh = 1;
+    return e;
 }
 
 static void flow_add(struct idx_segw *w, const struct idx_flow *f, uint64_t hash, int64_t ts,
                      uint32_t wirelen)
 {
-    struct flow_ent *e = flow_slot(w, hash);
+    int fresh;
+    struct flow_ent *e = flow_slot(w, hash, &fresh);
     struct idx_flowrec *r = &e->rec;
     size_t alen = f->family == 4 ? 4 : 16;
-    if (!e->used) {
-        e->used = 1;
-        e->hash = hash;
-        w->fcount++;
-        memset(r, 0, sizeof *r);
+    if (fresh) {
         r->family = f->family;
         r->proto = f->proto;
         memcpy(r->src, f->src, alen);
@@ -521,14 +551,16 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
                   const struct idx_parsed *p)
 {
     uint32_t ord = (uint32_t)w->packets;
-    /* The flow's slot is a cache miss (the table outgrows the caches on a
-     * busy link): ask for it now, so that it arrives while the terms are
-     * looked up. A guess only: the slot may be taken and probing go on. */
+    /* The flow's entry is a cache miss (the entries outgrow the caches on
+     * a busy link): ask for it now, so that it arrives while the terms are
+     * looked up. A guess only: the first slot may be another flow's. */
     if (p->flow.present && p->nterms && p->terms[p->nterms - 1].kind == IDX_T_FLOW && w->fcap) {
-        const struct flow_ent *e = &w->flows[rw_get_be64(p->terms[p->nterms - 1].val) &
-                                              (w->fcap - 1)];
-        __builtin_prefetch(e);
-        __builtin_prefetch((const char *)e + 64);
+        uint32_t i1 = w->fslots[rw_get_be64(p->terms[p->nterms - 1].val) & (w->fcap - 1)].idx1;
+        if (i1) {
+            const struct flow_ent *e = &w->flows[i1 - 1];
+            __builtin_prefetch(e);
+            __builtin_prefetch((const char *)e + 64);
+        }
     }
     terms_add_packet(w, p, ord);
     if (p->flags & IDX_F_UNPARSED)
@@ -626,7 +658,7 @@ static int term_cmp(const void *a, const void *b, void *arg)
     return p < q ? -1 : p > q;
 }
 
-/* Flow table slots by hash, the order of their keys. */
+/* Flows by hash, the order of their keys. */
 static int flow_cmp(const void *a, const void *b, void *arg)
 {
     const struct flow_ent *f = arg;
@@ -733,15 +765,15 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
     }
     /* flows that changed, in key order (their hash) */
     size_t nf = 0;
-    for (size_t i = 0; i < w->fcap; i++)
-        if (w->flows[i].used && w->flows[i].dirty)
+    for (size_t i = 0; i < w->fcount; i++)
+        if (w->flows[i].dirty)
             nf++;
     uint32_t *fi = nf ? malloc(nf * sizeof *fi) : NULL;
     if (nf && !fi)
         abort(); /* out of memory while indexing: nothing sane to do */
     nf = 0;
-    for (size_t i = 0; i < w->fcap; i++)
-        if (w->flows[i].used && w->flows[i].dirty)
+    for (size_t i = 0; i < w->fcount; i++)
+        if (w->flows[i].dirty)
             fi[nf++] = (uint32_t)i;
     if (nf)
         qsort_r(fi, nf, sizeof *fi, flow_cmp, w->flows);
@@ -814,7 +846,7 @@ static void batch_taken(struct idx_segw *w)
     terms_clear(w);
     w->plen = 0;
     w->nsecs = 0;
-    for (size_t i = 0; i < w->fcap; i++)
+    for (size_t i = 0; i < w->fcount; i++)
         w->flows[i].dirty = 0;
 }
 
@@ -943,6 +975,7 @@ void idx_segw_abandon(idx_segw_t *w)
     free(w->toff);
     free(w->ids);
     free(w->flows);
+    free(w->fslots);
     free(w->pending);
     free(w->secs);
     free(w->scratch);
