@@ -86,6 +86,8 @@ struct idx_segw {
     size_t toffcap;
     uint32_t *ids; /* term ids in key order, at flush */
     size_t idscap;
+    struct sortkey *sk; /* radix sort of a flush's keys: 2 * skcap entries */
+    size_t skcap;
     /* flows of the whole segment */
     struct flow_ent *flows;
     size_t fcount, fdcap; /* entries, and room for them */
@@ -658,12 +660,82 @@ static int term_cmp(const void *a, const void *b, void *arg)
     return p < q ? -1 : p > q;
 }
 
-/* Flows by hash, the order of their keys. */
-static int flow_cmp(const void *a, const void *b, void *arg)
+/* A key to sort by, and whose it is. */
+struct sortkey {
+    uint64_t k;
+    uint32_t id, pad;
+};
+
+/* Room for sorting n keys (and the radix sort's other half). */
+static struct sortkey *sortkeys(struct idx_segw *w, size_t n)
 {
-    const struct flow_ent *f = arg;
-    uint64_t x = f[*(const uint32_t *)a].hash, y = f[*(const uint32_t *)b].hash;
-    return x < y ? -1 : x > y;
+    if (w->skcap < n) {
+        free(w->sk);
+        w->skcap = n * 2;
+        if (!(w->sk = malloc(2 * w->skcap * sizeof *w->sk)))
+            abort(); /* out of memory while indexing: nothing sane to do */
+    }
+    return w->sk;
+}
+
+/* Stable LSD radix sort of a[0 .. n) by k, a byte at a time, skipping
+ * the bytes in which no two keys differ; tmp has n entries. Returns
+ * whichever of a and tmp holds the result. (qsort_r's merge sort, its
+ * comparisons through a function pointer, was a twentieth of the
+ * capture CPU on many small flows.) */
+static struct sortkey *radix_sort(struct sortkey *a, struct sortkey *tmp, size_t n)
+{
+    uint64_t any = 0, all = ~0ULL;
+    if (n < 2)
+        return a;
+    for (size_t i = 0; i < n; i++) {
+        any |= a[i].k;
+        all &= a[i].k;
+    }
+    for (int shift = 0; shift < 64; shift += 8) {
+        if (!(((any ^ all) >> shift) & 0xff))
+            continue;
+        size_t pos[256] = {0}, sum = 0;
+        for (size_t i = 0; i < n; i++)
+            pos[(a[i].k >> shift) & 0xff]++;
+        for (int b = 0; b < 256; b++) {
+            size_t c = pos[b];
+            pos[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[pos[(a[i].k >> shift) & 0xff]++] = a[i];
+        struct sortkey *t = a;
+        a = tmp;
+        tmp = t;
+    }
+    return a;
+}
+
+/* Term ids 0 .. nterms in key order (kind, then the value's bytes) into
+ * ids: by kind and the value's first 7 bytes, then values longer than 7
+ * bytes that share those by term_cmp. */
+static void terms_order(struct idx_segw *w, uint32_t *ids)
+{
+    size_t n = w->nterms;
+    if (n == 0)
+        return;
+    struct sortkey *a = sortkeys(w, n);
+    for (size_t i = 0; i < n; i++)
+        a[i] = (struct sortkey){((uint64_t)w->terms[i].kind << 56) |
+                                    (__builtin_bswap64(w->terms[i].v0) >> 8),
+                                (uint32_t)i, 0};
+    a = radix_sort(a, w->sk + w->skcap, n);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = a[i].id;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && a[j].k == a[i].k)
+            j++;
+        if (j - i > 1 && w->terms[ids[i]].len > 7)
+            qsort_r(ids + i, j - i, sizeof *ids, term_cmp, w->terms);
+        i = j;
+    }
 }
 
 /* Room for one id per term. */
@@ -768,17 +840,14 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
     for (size_t i = 0; i < w->fcount; i++)
         if (w->flows[i].dirty)
             nf++;
-    uint32_t *fi = nf ? malloc(nf * sizeof *fi) : NULL;
-    if (nf && !fi)
-        abort(); /* out of memory while indexing: nothing sane to do */
+    struct sortkey *fs = sortkeys(w, nf ? nf : 1);
     nf = 0;
     for (size_t i = 0; i < w->fcount; i++)
         if (w->flows[i].dirty)
-            fi[nf++] = (uint32_t)i;
-    if (nf)
-        qsort_r(fi, nf, sizeof *fi, flow_cmp, w->flows);
+            fs[nf++] = (struct sortkey){w->flows[i].hash, (uint32_t)i, 0};
+    fs = radix_sort(fs, w->sk + w->skcap, nf);
     for (size_t j = 0; j < nf; j++) {
-        struct flow_ent *e = &w->flows[fi[j]];
+        struct flow_ent *e = &w->flows[fs[j].id];
         uint8_t fk[17], fv[160];
         fk[0] = 'F';
         rw_put_be64(fk + 1, w->seg.id);
@@ -786,7 +855,6 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         size_t n = flow_encode(&e->rec, fv);
         rocksdb_writebatch_put(b, (const char *)fk, 17, (const char *)fv, n);
     }
-    free(fi);
     /* locators: full chunks, then the partial one (rewritten next time) */
     for (size_t pos = 0; pos < w->plen;) {
         uint32_t no = rw_get_be32(w->pending + pos), len = rw_get_be32(w->pending + pos + 4);
@@ -805,16 +873,13 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)buf, len);
     }
     /* postings, in key order: the memtable inserts them fastest that way.
-     * A term whose ordinals since the last flush are all in the log (the
-     * usual case) is encoded straight from the sorted log; one that
-     * spilled goes through its bitmap. */
+     * A term's ordinals since the last flush are the sorted log's, after
+     * those of the generations it spilled into, if any. Every term in the
+     * table has some. */
     terms_sort(w);
-    size_t nids = 0;
+    size_t nids = w->nterms;
     uint32_t *ids = scratch_ids(w);
-    for (size_t id = 0; id < w->nterms; id++)
-        ids[nids++] = (uint32_t)id; /* every term in the table has ordinals */
-    if (nids)
-        qsort_r(ids, nids, sizeof *ids, term_cmp, w->terms);
+    terms_order(w, ids);
     for (size_t i = 0; i < nids; i++) {
         struct term_ent *e = &w->terms[ids[i]];
         size_t nords;
@@ -974,6 +1039,7 @@ void idx_segw_abandon(idx_segw_t *w)
     free(w->sorted);
     free(w->toff);
     free(w->ids);
+    free(w->sk);
     free(w->flows);
     free(w->fslots);
     free(w->pending);
