@@ -317,13 +317,31 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     rocksdb_options_set_create_if_missing(ix->opts, mode == IDX_WRITE);
     rocksdb_options_set_compression(ix->opts, rocksdb_lz4_compression);
     rocksdb_options_set_bottommost_compression(ix->opts, rocksdb_zstd_compression);
+    /* Level 0 (the memtables written out, every 8 MiB) is not compressed:
+     * its files are compacted into level 1 soon, which compresses them
+     * once, rather than a flush compressing what the compaction then
+     * decompresses and compresses again (LZ4 was a third of the flushes'
+     * CPU on small packets at top speed). */
+    int per_level[7] = {rocksdb_no_compression,  rocksdb_lz4_compression, rocksdb_lz4_compression,
+                        rocksdb_lz4_compression, rocksdb_lz4_compression, rocksdb_lz4_compression,
+                        rocksdb_lz4_compression};
+    rocksdb_options_set_compression_per_level(ix->opts, per_level, 7);
     rocksdb_options_set_max_open_files(ix->opts, -1); /* required by secondaries */
     /* Fatal errors only: RocksDB (7.8, built with assertions) aborts the
      * process when it logs again after a write to its LOG file failed, which
      * a full disk causes; rewind reports RocksDB's errors itself. */
     rocksdb_options_set_info_log_level(ix->opts, 4);
     rocksdb_options_set_keep_log_file_num(ix->opts, 3);
-    rocksdb_options_set_write_buffer_size(ix->opts, 32 << 20);
+    /* 8 MiB memtables: a flush's batch is in key order (index/segw.c), and
+     * inserting keys in order is cheap only where the memtable holds no
+     * older operands of the same keys between them (else each insert
+     * searches the skiplist from its top). A small memtable is switched
+     * and written out after about a batch at full rate, so the next batch
+     * goes into an empty one: 1 M small packets of 50 000 flows (a flush
+     * per 430 k) cost 36 % fewer instructions than with 32 MiB (memtable
+     * inserts -61 %, memtable flushes -30 %; live at top speed 1.6 against
+     * 2.4-2.8 us CPU per packet), and two memtables hold 16 MiB at most. */
+    rocksdb_options_set_write_buffer_size(ix->opts, 8 << 20);
     rocksdb_options_set_skip_stats_update_on_db_open(ix->opts, 1);
     if (mode == IDX_WRITE) {
         rocksdb_options_increase_parallelism(ix->opts, 2);

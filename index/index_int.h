@@ -17,5 +17,10 @@ int idx_iter_status(rocksdb_iterator_t *it, char *err);
 size_t idx_seg_encode(const struct idx_seg *s, uint8_t *v);
 size_t idx_chunk_encode(const struct idx_chunk *c, uint8_t *v);
 uint64_t idx_next_seg_id(idx_t *ix);
+/* A posting of n ascending distinct ordinals in CRoaring's portable format
+ * (no run containers), without building a bitmap: its size, and the
+ * encoding into out (that many bytes). */
+size_t idx_posting_size(const uint32_t *v, size_t n);
+size_t idx_posting_encode(const uint32_t *v, size_t n, uint8_t *out);
 
 #endif

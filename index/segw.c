@@ -1,6 +1,6 @@
 /* segw.c -- build the index of one open segment and commit it in batches.
  *
- * Terms are gathered in memory as roaring bitmaps per (kind, value) and
+ * Terms are gathered in memory per (kind, value) (see below) and
  * committed at each flush as merge operands (the merge operator ORs them), so
  * a flush costs one write batch whatever the segment's age, and a reader sees
  * every flushed packet of the open segment. Flow records live in memory for
@@ -16,11 +16,16 @@
 
 /* Terms of the packets since the last flush. A term's id indexes terms[];
  * the open-addressing table maps a term to its id. Each packet appends
- * (id, ordinal) pairs to a log; when the log fills, and at flush, it is
- * sorted by id (counting sort: ordinals stay ascending) and each term's run
- * goes into its bitmap with one roaring_bitmap_add_many(). That replaces a
+ * (id, ordinal) pairs to a log; when the log fills, it is sorted by id
+ * (counting sort: ordinals stay ascending) into a "generation": the
+ * ordinals grouped by term, and where each term's group starts. At flush
+ * the log is sorted once more, and each term's ordinals, gathered from the
+ * generations and the log, are written in CRoaring's portable format
+ * (idx_posting_encode) with no bitmap built. That replaces a
  * roaring_bitmap_add() per term per packet, whose container lookup was the
- * largest cost of an import. */
+ * largest cost of an import, and a bitmap per term and flush (its
+ * allocations, add_many and free were most of the writer's cost on many
+ * small flows). */
 struct term_ent { /* 32 bytes: two to a cache line */
     uint64_t v0, v1;  /* value bytes, zero-padded to 16 */
     uint32_t hash;
@@ -32,11 +37,30 @@ struct term_log {
     uint32_t id, ord;
 };
 
-#define TERM_LOG (1u << 19) /* entries between spills: 4 MiB of log */
+#define TERM_LOG (1u << 18) /* entries between spills: 2 MiB of log */
+#define GEN_KEEP 2          /* generation buffers kept for the next flush (1 MiB each) */
+
+/* A spilled log: ords[start[id] .. start[id + 1]) are term id's ordinals,
+ * for the ids below nterms (terms added later have none here). */
+struct term_gen {
+    uint32_t *ords;  /* TERM_LOG entries */
+    uint32_t *start; /* nterms + 1 entries */
+    size_t nterms, startcap;
+};
+/* Flows are kept dense (flows[0 .. fcount)), in order of first packet;
+ * an open-addressing table of slots (the entry's index + 1 and the hash's
+ * low bits, so that a probe touches no entry) finds them. A table of whole
+ * entries at half load held twice the entries' memory, which many small
+ * flows made the largest part of the writer's. */
 struct flow_ent {
     uint64_t hash;
-    int used, dirty;
+    int dirty;
     struct idx_flowrec rec;
+};
+
+struct flow_slot {
+    uint32_t idx1; /* index + 1, 0: empty */
+    uint32_t hlo;  /* the hash's low 32 bits */
 };
 
 struct sec_count {
@@ -49,7 +73,10 @@ struct idx_segw {
     struct idx_seg seg;
     /* terms added since the last flush */
     struct term_ent *terms;
-    roaring_bitmap_t **bms; /* per term id: spilled ordinals, NULL if none */
+    struct term_gen *gens; /* spilled logs since the last flush */
+    size_t ngens, gencap, genfree; /* gens[ngens .. genfree) hold buffers for reuse */
+    uint32_t *gather; /* one term's ordinals at flush */
+    size_t gathercap;
     size_t nterms, tecap;
     uint32_t *slots; /* term id + 1, 0: empty */
     size_t tcap;     /* slots, a power of two */
@@ -57,9 +84,15 @@ struct idx_segw {
     size_t nlog;
     uint32_t *sorted, *toff;
     size_t toffcap;
+    uint32_t *ids; /* term ids in key order, at flush */
+    size_t idscap;
+    struct sortkey *sk; /* radix sort of a flush's keys: 2 * skcap entries */
+    size_t skcap;
     /* flows of the whole segment */
     struct flow_ent *flows;
-    size_t fcap, fcount;
+    size_t fcount, fdcap; /* entries, and room for them */
+    struct flow_slot *fslots;
+    size_t fcap;          /* slots, a power of two */
     /* locators: the chunk being filled, and full chunks not yet committed */
     struct idx_chunk cur;
     uint32_t cur_no;
@@ -78,6 +111,10 @@ struct idx_segw {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     rocksdb_writebatch_t *inflight; /* handed to the thread, not yet written */
+    /* the last batch written, cleared, for the next flush: its buffer is
+     * as large as a flush needs, so a flush does not grow one from nothing
+     * (reallocations and page faults) */
+    rocksdb_writebatch_t *spare;
     int in_fd, in_sync;
     int failed; /* error code of a failed commit, 0 if none */
     char ferr[RW_ERRSZ];
@@ -110,11 +147,10 @@ static void terms_grow(struct idx_segw *w)
     w->tcap = ncap;
 }
 
-/* Move the log into the terms' bitmaps. */
-static void terms_spill(struct idx_segw *w)
+/* Sort the log by term id (counting sort: each term's ordinals stay
+ * ascending): term id's ordinals are then sorted[toff[id] - cnt, toff[id]). */
+static void terms_sort(struct idx_segw *w)
 {
-    if (w->nlog == 0)
-        return;
     if (w->toffcap < w->nterms) {
         free(w->toff);
         w->toffcap = w->tecap;
@@ -130,16 +166,100 @@ static void terms_spill(struct idx_segw *w)
     }
     for (size_t i = 0; i < w->nlog; i++)
         w->sorted[w->toff[w->log[i].id]++] = w->log[i].ord;
-    for (size_t id = 0; id < w->nterms; id++) {
-        struct term_ent *e = &w->terms[id];
-        if (!e->cnt)
-            continue;
-        if (!w->bms[id] && !(w->bms[id] = roaring_bitmap_create()))
-            abort();
-        roaring_bitmap_add_many(w->bms[id], e->cnt, w->sorted + w->toff[id] - e->cnt);
-        e->cnt = 0;
+}
+
+/* Move the log into a generation (the log is full). */
+static void terms_spill(struct idx_segw *w)
+{
+    if (w->nlog == 0)
+        return;
+    if (w->ngens == w->gencap) {
+        size_t ncap = w->gencap ? w->gencap * 2 : 8;
+        struct term_gen *ng = realloc(w->gens, ncap * sizeof *ng);
+        if (!ng)
+            abort(); /* out of memory while indexing: nothing sane to do */
+        memset(ng + w->gencap, 0, (ncap - w->gencap) * sizeof *ng);
+        w->gens = ng;
+        w->gencap = ncap;
     }
+    struct term_gen *g = &w->gens[w->ngens++];
+    if (w->genfree < w->ngens)
+        w->genfree = w->ngens;
+    if (!g->ords && !(g->ords = malloc(TERM_LOG * sizeof *g->ords)))
+        abort();
+    if (g->startcap < w->nterms + 1) {
+        free(g->start);
+        g->startcap = w->tecap + 1;
+        if (!(g->start = malloc(g->startcap * sizeof *g->start)))
+            abort();
+    }
+    /* the counting sort, into the generation */
+    uint32_t pos = 0;
+    for (size_t id = 0; id < w->nterms; id++) {
+        g->start[id] = pos;
+        pos += w->terms[id].cnt;
+        w->terms[id].cnt = 0;
+    }
+    g->start[w->nterms] = pos;
+    g->nterms = w->nterms;
+    uint32_t *at = w->toffcap >= w->nterms ? w->toff : NULL;
+    if (!at) {
+        free(w->toff);
+        w->toffcap = w->tecap;
+        if (!(w->toff = at = malloc(w->toffcap * sizeof *w->toff)))
+            abort();
+    }
+    memcpy(at, g->start, w->nterms * sizeof *at);
+    for (size_t i = 0; i < w->nlog; i++)
+        g->ords[at[w->log[i].id]++] = w->log[i].ord;
     w->nlog = 0;
+}
+
+/* Term id's ordinals since the last flush, ascending: from the
+ * generations, then the log (sorted by terms_sort()). */
+static const uint32_t *term_ords(struct idx_segw *w, uint32_t id, size_t *n)
+{
+    const struct term_ent *e = &w->terms[id];
+    const uint32_t *tail = w->sorted + w->toff[id] - e->cnt;
+    size_t total = e->cnt, ng = 0;
+    for (size_t i = 0; i < w->ngens; i++)
+        if (id < w->gens[i].nterms) {
+            size_t c = w->gens[i].start[id + 1] - w->gens[i].start[id];
+            total += c;
+            ng += c != 0;
+        }
+    *n = total;
+    if (ng == 0)
+        return tail;
+    if (w->gathercap < total) {
+        free(w->gather);
+        w->gathercap = total * 2;
+        if (!(w->gather = malloc(w->gathercap * sizeof *w->gather)))
+            abort();
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < w->ngens; i++)
+        if (id < w->gens[i].nterms) {
+            const struct term_gen *g = &w->gens[i];
+            memcpy(w->gather + k, g->ords + g->start[id], (g->start[id + 1] - g->start[id]) * 4);
+            k += g->start[id + 1] - g->start[id];
+        }
+    memcpy(w->gather + k, tail, e->cnt * 4);
+    return w->gather;
+}
+
+/* After a flush: keep a few generation buffers for the next one (faulting
+ * 2 MiB in again costs more than the sort that fills them). */
+static void gens_reset(struct idx_segw *w)
+{
+    for (size_t i = GEN_KEEP; i < w->genfree; i++) {
+        free(w->gens[i].ords);
+        free(w->gens[i].start);
+        w->gens[i] = (struct term_gen){0};
+    }
+    if (w->genfree > GEN_KEEP)
+        w->genfree = GEN_KEEP;
+    w->ngens = 0;
 }
 
 /* The id of a term, added if new. */
@@ -165,17 +285,14 @@ static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64
     if (w->nterms == w->tecap) {
         size_t ncap = w->tecap ? w->tecap * 2 : 2048;
         struct term_ent *nt = realloc(w->terms, ncap * sizeof *nt);
-        roaring_bitmap_t **nb = nt ? realloc(w->bms, ncap * sizeof *nb) : NULL;
-        if (!nb)
+        if (!nt)
             abort(); /* out of memory while indexing: nothing sane to do */
         w->terms = nt;
-        w->bms = nb;
         w->tecap = ncap;
     }
     uint32_t id = (uint32_t)w->nterms++;
     w->terms[id] = (struct term_ent){.v0 = v0, .v1 = v1, .hash = (uint32_t)h,
                                      .kind = (uint8_t)kind, .len = (uint8_t)len};
-    w->bms[id] = NULL;
     w->slots[j] = id + 1;
     return id;
 }
@@ -229,51 +346,67 @@ static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uin
 
 static void terms_clear(struct idx_segw *w)
 {
-    for (size_t id = 0; id < w->nterms; id++)
-        if (w->bms[id])
-            roaring_bitmap_free(w->bms[id]);
+    gens_reset(w);
     w->nterms = 0;
     w->nlog = 0;
     if (w->slots)
         memset(w->slots, 0, w->tcap * sizeof *w->slots);
 }
 
-static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash)
+/* The flow of this hash; *fresh when it was added now (zeroed). */
+static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash, int *fresh)
 {
     if ((w->fcount + 1) * 2 > w->fcap) {
         size_t ncap = w->fcap ? w->fcap * 2 : 1024;
-        struct flow_ent *nf = calloc(ncap, sizeof *nf);
-        if (!nf)
-            abort();
-        for (size_t i = 0; i < w->fcap; i++) {
-            if (!w->flows[i].used)
-                continue;
+        struct flow_slot *ns = calloc(ncap, sizeof *ns);
+        if (!ns)
+            abort(); /* out of memory while indexing: nothing sane to do */
+        for (size_t i = 0; i < w->fcount; i++) {
             size_t j = w->flows[i].hash & (ncap - 1);
-            while (nf[j].used)
+            while (ns[j].idx1)
                 j = (j + 1) & (ncap - 1);
-            nf[j] = w->flows[i];
+            ns[j] = (struct flow_slot){(uint32_t)i + 1, (uint32_t)w->flows[i].hash};
         }
-        free(w->flows);
-        w->flows = nf;
+        free(w->fslots);
+        w->fslots = ns;
         w->fcap = ncap;
     }
     size_t j = hash & (w->fcap - 1);
-    while (w->flows[j].used && w->flows[j].hash != hash)
+    for (;;) {
+        struct flow_slot *sl = &w->fslots[j];
+        if (!sl->idx1)
+            break;
+        if (sl->hlo == (uint32_t)hash && w->flows[sl->idx1 - 1].hash == hash) {
+            *fresh = 0;
+            return &w->flows[sl->idx1 - 1];
+        }
         j = (j + 1) & (w->fcap - 1);
-    return &w->flows[j];
+    }
+    if (w->fcount == w->fdcap) {
+        size_t ncap = w->fdcap ? w->fdcap * 2 : 512;
+        struct flow_ent *nf = realloc(w->flows, ncap * sizeof *nf);
+        if (!nf)
+            abort();
+        w->flows = nf;
+        w->fdcap = ncap;
+    }
+    struct flow_ent *e = &w->flows[w->fcount];
+    w->fslots[j] = (struct flow_slot){(uint32_t)w->fcount + 1, (uint32_t)hash};
+    w->fcount++;
+    memset(e, 0, sizeof *e);
+    e->hash = hash;
+    *fresh = 1;
+    return e;
 }
 
 static void flow_add(struct idx_segw *w, const struct idx_flow *f, uint64_t hash, int64_t ts,
                      uint32_t wirelen)
 {
-    struct flow_ent *e = flow_slot(w, hash);
+    int fresh;
+    struct flow_ent *e = flow_slot(w, hash, &fresh);
     struct idx_flowrec *r = &e->rec;
     size_t alen = f->family == 4 ? 4 : 16;
-    if (!e->used) {
-        e->used = 1;
-        e->hash = hash;
-        w->fcount++;
-        memset(r, 0, sizeof *r);
+    if (fresh) {
         r->family = f->family;
         r->proto = f->proto;
         memcpy(r->src, f->src, alen);
@@ -420,14 +553,16 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
                   const struct idx_parsed *p)
 {
     uint32_t ord = (uint32_t)w->packets;
-    /* The flow's slot is a cache miss (the table outgrows the caches on a
-     * busy link): ask for it now, so that it arrives while the terms are
-     * looked up. A guess only: the slot may be taken and probing go on. */
+    /* The flow's entry is a cache miss (the entries outgrow the caches on
+     * a busy link): ask for it now, so that it arrives while the terms are
+     * looked up. A guess only: the first slot may be another flow's. */
     if (p->flow.present && p->nterms && p->terms[p->nterms - 1].kind == IDX_T_FLOW && w->fcap) {
-        const struct flow_ent *e = &w->flows[rw_get_be64(p->terms[p->nterms - 1].val) &
-                                              (w->fcap - 1)];
-        __builtin_prefetch(e);
-        __builtin_prefetch((const char *)e + 64);
+        uint32_t i1 = w->fslots[rw_get_be64(p->terms[p->nterms - 1].val) & (w->fcap - 1)].idx1;
+        if (i1) {
+            const struct flow_ent *e = &w->flows[i1 - 1];
+            __builtin_prefetch(e);
+            __builtin_prefetch((const char *)e + 64);
+        }
     }
     terms_add_packet(w, p, ord);
     if (p->flags & IDX_F_UNPARSED)
@@ -525,24 +660,160 @@ static int term_cmp(const void *a, const void *b, void *arg)
     return p < q ? -1 : p > q;
 }
 
-/* Flow table slots by hash, the order of their keys. */
-static int flow_cmp(const void *a, const void *b, void *arg)
+/* A key to sort by, and whose it is. */
+struct sortkey {
+    uint64_t k;
+    uint32_t id, pad;
+};
+
+/* Room for sorting n keys (and the radix sort's other half). */
+static struct sortkey *sortkeys(struct idx_segw *w, size_t n)
 {
-    const struct flow_ent *f = arg;
-    uint64_t x = f[*(const uint32_t *)a].hash, y = f[*(const uint32_t *)b].hash;
-    return x < y ? -1 : x > y;
+    if (w->skcap < n) {
+        free(w->sk);
+        w->skcap = n * 2;
+        if (!(w->sk = malloc(2 * w->skcap * sizeof *w->sk)))
+            abort(); /* out of memory while indexing: nothing sane to do */
+    }
+    return w->sk;
 }
 
-/* Room for one id per term (the spill's offsets array, free at flush). */
+/* Stable LSD radix sort of a[0 .. n) by k, a byte at a time, skipping
+ * the bytes in which no two keys differ; tmp has n entries. Returns
+ * whichever of a and tmp holds the result. (qsort_r's merge sort, its
+ * comparisons through a function pointer, was a twentieth of the
+ * capture CPU on many small flows.) */
+static struct sortkey *radix_sort(struct sortkey *a, struct sortkey *tmp, size_t n)
+{
+    uint64_t any = 0, all = ~0ULL;
+    if (n < 2)
+        return a;
+    for (size_t i = 0; i < n; i++) {
+        any |= a[i].k;
+        all &= a[i].k;
+    }
+    for (int shift = 0; shift < 64; shift += 8) {
+        if (!(((any ^ all) >> shift) & 0xff))
+            continue;
+        size_t pos[256] = {0}, sum = 0;
+        for (size_t i = 0; i < n; i++)
+            pos[(a[i].k >> shift) & 0xff]++;
+        for (int b = 0; b < 256; b++) {
+            size_t c = pos[b];
+            pos[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[pos[(a[i].k >> shift) & 0xff]++] = a[i];
+        struct sortkey *t = a;
+        a = tmp;
+        tmp = t;
+    }
+    return a;
+}
+
+/* Term ids 0 .. nterms in key order (kind, then the value's bytes) into
+ * ids: by kind and the value's first 7 bytes, then values longer than 7
+ * bytes that share those by term_cmp. */
+static void terms_order(struct idx_segw *w, uint32_t *ids)
+{
+    size_t n = w->nterms;
+    if (n == 0)
+        return;
+    struct sortkey *a = sortkeys(w, n);
+    for (size_t i = 0; i < n; i++)
+        a[i] = (struct sortkey){((uint64_t)w->terms[i].kind << 56) |
+                                    (__builtin_bswap64(w->terms[i].v0) >> 8),
+                                (uint32_t)i, 0};
+    a = radix_sort(a, w->sk + w->skcap, n);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = a[i].id;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && a[j].k == a[i].k)
+            j++;
+        if (j - i > 1 && w->terms[ids[i]].len > 7)
+            qsort_r(ids + i, j - i, sizeof *ids, term_cmp, w->terms);
+        i = j;
+    }
+}
+
+/* Room for one id per term. */
 static uint32_t *scratch_ids(struct idx_segw *w)
 {
-    if (w->toffcap < w->nterms) {
-        free(w->toff);
-        w->toffcap = w->tecap;
-        if (!(w->toff = malloc(w->toffcap * sizeof *w->toff)))
+    if (w->idscap < w->nterms) {
+        free(w->ids);
+        w->idscap = w->tecap;
+        if (!(w->ids = malloc(w->idscap * sizeof *w->ids)))
             abort();
     }
-    return w->toff;
+    return w->ids;
+}
+
+size_t idx_posting_size(const uint32_t *v, size_t n)
+{
+    size_t sz = 8, i = 0;
+    while (i < n) {
+        uint32_t hi = v[i] >> 16;
+        size_t j = i;
+        while (j < n && v[j] >> 16 == hi)
+            j++;
+        sz += 8 + (j - i > 4096 ? 8192 : 2 * (j - i));
+        i = j;
+    }
+    return sz;
+}
+
+/* CRoaring's portable format without run containers (the cookie 12346,
+ * the container count, a key and cardinality - 1 per container, an offset
+ * per container, then each container: up to 4096 values as 16-bit
+ * integers, else a 65536-bit bitset; little-endian), written from n
+ * ascending distinct values: what roaring_bitmap_portable_serialize()
+ * writes for the same set built without run_optimize, with no bitmap
+ * built. out has idx_posting_size(v, n) bytes. */
+size_t idx_posting_encode(const uint32_t *v, size_t n, uint8_t *out)
+{
+    uint32_t nc = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t hi = v[i] >> 16;
+        while (i < n && v[i] >> 16 == hi)
+            i++;
+        nc++;
+    }
+    uint32_t cookie = 12346;
+    memcpy(out, &cookie, 4);
+    memcpy(out + 4, &nc, 4);
+    uint8_t *desc = out + 8, *offs = out + 8 + 4 * (size_t)nc;
+    uint8_t *data = out + 8 + 8 * (size_t)nc;
+    uint32_t at = (uint32_t)(data - out);
+    for (size_t i = 0; i < n;) {
+        uint32_t hi = v[i] >> 16;
+        size_t j = i;
+        while (j < n && v[j] >> 16 == hi)
+            j++;
+        uint16_t key = (uint16_t)hi, card1 = (uint16_t)(j - i - 1);
+        memcpy(desc, &key, 2);
+        memcpy(desc + 2, &card1, 2);
+        desc += 4;
+        memcpy(offs, &at, 4);
+        offs += 4;
+        if (j - i > 4096) {
+            uint64_t words[1024];
+            memset(words, 0, sizeof words);
+            for (size_t k = i; k < j; k++)
+                words[(v[k] & 0xffff) >> 6] |= 1ULL << (v[k] & 63);
+            memcpy(out + at, words, sizeof words);
+            at += 8192;
+        } else {
+            for (size_t k = i; k < j; k++) {
+                uint16_t lo = (uint16_t)v[k];
+                memcpy(out + at, &lo, 2);
+                at += 2;
+            }
+        }
+        i = j;
+    }
+    return at;
 }
 
 /* Everything added since the last commit, as one write batch, in key
@@ -551,8 +822,9 @@ static uint32_t *scratch_ids(struct idx_segw *w)
  * a batch of many flows and terms several times cheaper to apply. */
 static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
 {
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_t *b = w->spare ? w->spare : rocksdb_writebatch_create();
     uint8_t k[2 + 16 + 8], v[64 + 256];
+    w->spare = NULL;
     /* counters */
     for (size_t i = 0; i < w->nsecs; i++) {
         uint8_t ck[13], cv[16];
@@ -565,20 +837,17 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
     }
     /* flows that changed, in key order (their hash) */
     size_t nf = 0;
-    for (size_t i = 0; i < w->fcap; i++)
-        if (w->flows[i].used && w->flows[i].dirty)
+    for (size_t i = 0; i < w->fcount; i++)
+        if (w->flows[i].dirty)
             nf++;
-    uint32_t *fi = nf ? malloc(nf * sizeof *fi) : NULL;
-    if (nf && !fi)
-        abort(); /* out of memory while indexing: nothing sane to do */
+    struct sortkey *fs = sortkeys(w, nf ? nf : 1);
     nf = 0;
-    for (size_t i = 0; i < w->fcap; i++)
-        if (w->flows[i].used && w->flows[i].dirty)
-            fi[nf++] = (uint32_t)i;
-    if (nf)
-        qsort_r(fi, nf, sizeof *fi, flow_cmp, w->flows);
+    for (size_t i = 0; i < w->fcount; i++)
+        if (w->flows[i].dirty)
+            fs[nf++] = (struct sortkey){w->flows[i].hash, (uint32_t)i, 0};
+    fs = radix_sort(fs, w->sk + w->skcap, nf);
     for (size_t j = 0; j < nf; j++) {
-        struct flow_ent *e = &w->flows[fi[j]];
+        struct flow_ent *e = &w->flows[fs[j].id];
         uint8_t fk[17], fv[160];
         fk[0] = 'F';
         rw_put_be64(fk + 1, w->seg.id);
@@ -586,7 +855,6 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         size_t n = flow_encode(&e->rec, fv);
         rocksdb_writebatch_put(b, (const char *)fk, 17, (const char *)fv, n);
     }
-    free(fi);
     /* locators: full chunks, then the partial one (rewritten next time) */
     for (size_t pos = 0; pos < w->plen;) {
         uint32_t no = rw_get_be32(w->pending + pos), len = rw_get_be32(w->pending + pos + 4);
@@ -604,29 +872,29 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         rw_put_be32(k + 9, w->cur_no);
         rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)buf, len);
     }
-    /* postings, in key order: the memtable inserts them fastest that way */
-    terms_spill(w);
-    size_t nids = 0;
+    /* postings, in key order: the memtable inserts them fastest that way.
+     * A term's ordinals since the last flush are the sorted log's, after
+     * those of the generations it spilled into, if any. Every term in the
+     * table has some. */
+    terms_sort(w);
+    size_t nids = w->nterms;
     uint32_t *ids = scratch_ids(w);
-    for (size_t id = 0; id < w->nterms; id++)
-        if (w->bms[id])
-            ids[nids++] = (uint32_t)id;
-    if (nids)
-        qsort_r(ids, nids, sizeof *ids, term_cmp, w->terms);
+    terms_order(w, ids);
     for (size_t i = 0; i < nids; i++) {
         struct term_ent *e = &w->terms[ids[i]];
-        roaring_bitmap_t *bm = w->bms[ids[i]];
+        size_t nords;
+        const uint32_t *ords = term_ords(w, ids[i], &nords);
         k[0] = 'P';
         k[1] = e->kind;
         memcpy(k + 2, &e->v0, 8);
         memcpy(k + 10, &e->v1, 8);
         rw_put_be64(k + 2 + e->len, w->seg.id);
-        roaring_bitmap_run_optimize(bm);
-        size_t n = roaring_bitmap_portable_size_in_bytes(bm);
-        uint8_t *buf = scratch(w, n);
-        roaring_bitmap_portable_serialize(bm, (char *)buf);
+        uint8_t *buf = scratch(w, idx_posting_size(ords, nords));
+        size_t n = idx_posting_encode(ords, nords, buf);
+        e->cnt = 0;
         rocksdb_writebatch_merge(b, (const char *)k, 2 + e->len + 8, (const char *)buf, n);
     }
+    w->nlog = 0;
     /* catalogue last, in the same batch: readers see all of it or none */
     w->seg.packets = w->packets;
     w->seg.file_size = file_size;
@@ -643,7 +911,7 @@ static void batch_taken(struct idx_segw *w)
     terms_clear(w);
     w->plen = 0;
     w->nsecs = 0;
-    for (size_t i = 0; i < w->fcap; i++)
+    for (size_t i = 0; i < w->fcount; i++)
         w->flows[i].dirty = 0;
 }
 
@@ -681,8 +949,12 @@ static void *commit_main(void *arg)
                         w->seg.path, strerror(errno));
         if (rc == 0)
             rc = idx_write_batch(w->ix, b, sync, e);
-        rocksdb_writebatch_destroy(b);
+        rocksdb_writebatch_clear(b);
         pthread_mutex_lock(&w->mu);
+        if (!w->spare)
+            w->spare = b;
+        else
+            rocksdb_writebatch_destroy(b);
         if (rc < 0 && !w->failed) {
             w->failed = rc;
             memcpy(w->ferr, e, RW_ERRSZ);
@@ -751,14 +1023,25 @@ void idx_segw_abandon(idx_segw_t *w)
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
     }
+    if (w->spare)
+        rocksdb_writebatch_destroy(w->spare);
     terms_clear(w);
     free(w->terms);
-    free(w->bms);
+    w->genfree = w->ngens = 0;
+    for (size_t i = 0; i < w->gencap; i++) {
+        free(w->gens[i].ords);
+        free(w->gens[i].start);
+    }
+    free(w->gens);
+    free(w->gather);
     free(w->slots);
     free(w->log);
     free(w->sorted);
     free(w->toff);
+    free(w->ids);
+    free(w->sk);
     free(w->flows);
+    free(w->fslots);
     free(w->pending);
     free(w->secs);
     free(w->scratch);

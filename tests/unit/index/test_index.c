@@ -1242,6 +1242,123 @@ static void test_damaged_postings(void **state)
     free(one);
 }
 
+/* Terms of more packets than the term log holds between two flushes (its
+ * spills into generations, gathered at flush) and across flushes: each
+ * posting holds exactly its packets. Packet i: 10.1.<i/256%256>.<i%256>:<1000
+ * + i % 3000> to 10.2.0.<i % 7>:<i % 5 ? 80 : 443>, UDP; about 7 terms a
+ * packet, so 260 000 packets spill the 262 144-entry log several times. */
+static void test_postings_spill(void **state)
+{
+    struct fx *f = *state;
+    char err[RW_ERRSZ] = "";
+    idx_t *ix = open_ok(f->dir, IDX_WRITE);
+    uint32_t pa = point(ix, "a");
+    uint64_t id;
+    idx_segw_t *w = begin(ix, pa, "spill.pcap", &id);
+    const uint32_t n = 260000;
+    uint64_t off = 24;
+    for (uint32_t i = 0; i < n; i++) {
+        char src[32], dst[32];
+        snprintf(src, sizeof src, "10.1.%u.%u", (i >> 8) & 255, i & 255);
+        snprintf(dst, sizeof dst, "10.2.0.%u", i % 7);
+        struct pkt k = mkpkt(17, src, 1000 + i % 3000, dst, i % 5 ? 80 : 443, 0, 0);
+        add(w, T0 + (int64_t)i * 1000, off, &k);
+        off += 16 + k.n;
+        if (i == 200000 && idx_segw_flush(w, off, 0, err) != 0)
+            fail_msg("idx_segw_flush: %s", err);
+    }
+    seal(w, off);
+    roaring_bitmap_t *b[1];
+    /* 10.2.0.3: every 7th packet from 3 */
+    post4(ix, "10.2.0.3", "10.2.0.3", &id, 1, b);
+    assert_int_equal(roaring_bitmap_get_cardinality(b[0]), (n - 3 + 6) / 7);
+    for (uint32_t i = 3; i < n; i += 7)
+        assert_true(roaring_bitmap_contains(b[0], i));
+    free_all(b, 1);
+    /* 10.1.1.2: packets 258 + 65536 k */
+    post4(ix, "10.1.1.2", "10.1.1.2", &id, 1, b);
+    assert_int_equal(roaring_bitmap_get_cardinality(b[0]), 4);
+    for (uint32_t i = 258; i < n; i += 65536)
+        assert_true(roaring_bitmap_contains(b[0], i));
+    free_all(b, 1);
+    /* port 443: every 5th; port 1000 + 17: every 3000th from 17 */
+    postport(ix, 443, 443, &id, 1, b);
+    assert_int_equal(roaring_bitmap_get_cardinality(b[0]), n / 5);
+    for (uint32_t i = 0; i < n; i += 5)
+        assert_true(roaring_bitmap_contains(b[0], i));
+    free_all(b, 1);
+    postport(ix, 1017, 1017, &id, 1, b);
+    assert_int_equal(roaring_bitmap_get_cardinality(b[0]), (n - 17 + 2999) / 3000);
+    for (uint32_t i = 17; i < n; i += 3000)
+        assert_true(roaring_bitmap_contains(b[0], i));
+    free_all(b, 1);
+    idx_close(ix);
+}
+
+/* idx_posting_encode() writes what CRoaring writes for the same set (built
+ * without run_optimize), and what CRoaring reads back: sets of every shape
+ * (empty, one value, arrays, 4096 and 4097 values in a container, bitsets,
+ * values across container boundaries and near 2^32). */
+static void check_posting(const uint32_t *v, size_t n)
+{
+    roaring_bitmap_t *r = roaring_bitmap_create();
+    roaring_bitmap_add_many(r, n, v);
+    size_t want = roaring_bitmap_portable_size_in_bytes(r);
+    char *ref = malloc(want + 1);
+    assert_non_null(ref);
+    roaring_bitmap_portable_serialize(r, ref);
+    assert_int_equal(idx_posting_size(v, n), want);
+    uint8_t *got = malloc(want + 1);
+    assert_non_null(got);
+    assert_int_equal(idx_posting_encode(v, n, got), want);
+    assert_memory_equal(got, ref, want);
+    roaring_bitmap_t *back = roaring_bitmap_portable_deserialize_safe((const char *)got, want);
+    assert_non_null(back);
+    assert_true(roaring_bitmap_equals(back, r));
+    roaring_bitmap_free(back);
+    roaring_bitmap_free(r);
+    free(ref);
+    free(got);
+}
+
+static void test_posting_encode(void **state)
+{
+    (void)state;
+    size_t cap = 200000;
+    uint32_t *v = malloc(cap * sizeof *v);
+    assert_non_null(v);
+    check_posting(v, 0);
+    v[0] = 7;
+    check_posting(v, 1);
+    v[0] = 0xffffffffu;
+    check_posting(v, 1);
+    for (size_t n = 4095; n <= 4098; n++) { /* array, then bitset, in one container */
+        for (size_t i = 0; i < n; i++)
+            v[i] = (uint32_t)(i * 3);
+        check_posting(v, n);
+    }
+    uint32_t seed = 17;
+    for (int round = 0; round < 40; round++) {
+        size_t n = 0;
+        uint32_t x = (uint32_t)round * 1000;
+        /* gaps of 1 to 64 (dense, bitsets), sometimes a jump of many containers */
+        while (n < cap) {
+            seed = seed * 1103515245u + 12345u;
+            uint32_t gap = 1 + (seed >> 16) % (round % 4 == 0 ? 4 : 64);
+            if ((seed >> 8) % 997 == 0)
+                gap += 65536u * (1 + (seed >> 20) % 5);
+            if (x > 0xffffffffu - gap)
+                break;
+            x += gap;
+            v[n++] = x;
+            if ((seed >> 4) % 50000 == 0)
+                break;
+        }
+        check_posting(v, n);
+    }
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1260,6 +1377,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_segw_path_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_postings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segdamage, setup, teardown),
+        cmocka_unit_test(test_posting_encode),
+        cmocka_unit_test_setup_teardown(test_postings_spill, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
