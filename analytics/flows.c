@@ -354,13 +354,23 @@ static int radix_keys(struct skey *k, size_t n, const struct tie_ctx *ties)
         free(tmp);
         return -1;
     }
+    /* Only the bytes in which some key differs from the first are sorted
+     * on (a window of seconds, equal byte counts: a few of the sixteen). */
+    uint64_t kdiff = 0, fdiff = 0;
+    for (size_t i = 1; i < n; i++) {
+        kdiff |= k[i].k ^ k[0].k;
+        fdiff |= (uint64_t)(k[i].first ^ k[0].first);
+    }
+    int digits[16], nd = 0;
+    for (int d = 0; d < 16; d++)
+        if (((d < 8 ? fdiff : kdiff) >> (8 * (d & 7))) & 255)
+            digits[nd++] = d;
     for (size_t i = 0; i < n; i++)
-        for (int d = 0; d < 16; d++)
-            hist[d][key_digit(&k[i], d)]++;
+        for (int j = 0; j < nd; j++)
+            hist[digits[j]][key_digit(&k[i], digits[j])]++;
     struct skey *src = k, *dst = tmp;
-    for (int d = 0; d < 16; d++) {
-        if (hist[d][key_digit(&k[0], d)] == n)
-            continue; /* every key has the same byte here */
+    for (int j = 0; j < nd; j++) {
+        int d = digits[j];
         uint32_t pos = 0;
         for (int c = 0; c < 256; c++) {
             uint32_t h = hist[d][c];
@@ -438,7 +448,7 @@ struct gather {
     uint32_t point;
     uint64_t records;
     int oom;
-    struct idx_flowrec ahead[GATHER_AHEAD];
+    const struct idx_flowrec *ahead[GATHER_AHEAD]; /* in the batch being merged */
     size_t ahead_first, ahead_n;
 };
 
@@ -490,7 +500,7 @@ static void merge_record(struct gather *g, const struct idx_flowrec *r)
 static void drain(struct gather *g)
 {
     for (; g->ahead_n && !g->oom; g->ahead_n--) {
-        merge_record(g, &g->ahead[g->ahead_first]);
+        merge_record(g, g->ahead[g->ahead_first]);
         g->ahead_first = (g->ahead_first + 1) % GATHER_AHEAD;
     }
 }
@@ -499,7 +509,7 @@ static void drain(struct gather *g)
 static void take_record(struct gather *g, const struct idx_flowrec *r)
 {
     if (g->ahead_n == GATHER_AHEAD) {
-        merge_record(g, &g->ahead[g->ahead_first]);
+        merge_record(g, g->ahead[g->ahead_first]);
         g->ahead_first = (g->ahead_first + 1) % GATHER_AHEAD;
         g->ahead_n--;
         if (g->oom)
@@ -507,28 +517,45 @@ static void take_record(struct gather *g, const struct idx_flowrec *r)
     }
     if (g->t.cap)
         an_prefetch(&g->t.e[ent_home(&g->t, g->point, r->hash)]);
-    g->ahead[(g->ahead_first + g->ahead_n) % GATHER_AHEAD] = *r;
+    g->ahead[(g->ahead_first + g->ahead_n) % GATHER_AHEAD] = r;
     g->ahead_n++;
 }
 
-/* ------------------------------------------------------------ the reader */
+/* ------------------------------------------------------------ the readers */
 
-/* A thread reads and decodes the segments' flow records (RocksDB's
- * iterator and the decoder were a quarter of a million-flow answer) while
- * the caller's merges them: batches pass through a small ring, in order,
- * at least one per segment (its first, maybe empty), so that the merge
- * ends idle flows exactly where a single thread would. */
+/* Two threads read and decode the segments' flow records (RocksDB's
+ * iterator and the decoder were the larger half of a million-flow answer),
+ * each the flows of one half of the hash space, while the caller merges
+ * them. Within a segment the order of records does not matter (a flow has
+ * one record per segment); across segments it does, so every reader ends
+ * each segment with a batch marked last (maybe empty), and the caller
+ * takes segment k's batches only, from both, until both said last. */
+#define RD_N 2
 #define RB_N 4
 #define RB_CAP 2048
 
 struct rbatch {
     struct idx_flowrec *r;
     size_t n;
-    size_t seg;  /* index in the segment list */
-    int first;   /* the segment's first batch */
+    size_t seg; /* index in the segment list */
+    int last;   /* this reader's last batch of the segment */
 };
 
+struct readers;
+
 struct reader {
+    struct readers *all;
+    uint64_t lo, hi; /* its part of the hash space */
+    struct rbatch b[RB_N];
+    size_t head, tail;  /* consumed and published batches */
+    struct rbatch *cur; /* being filled (b[tail % RB_N]) */
+    int done, rc, started;
+    char err[RW_ERRSZ];
+    uint64_t records;
+    pthread_t tid;
+};
+
+struct readers {
     idx_t *ix;
     const struct an_flow_query *q;
     const struct idx_seg *segs;
@@ -536,51 +563,50 @@ struct reader {
     size_t nsel;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct rbatch b[RB_N];
-    size_t head, tail; /* consumed and published batches */
-    struct rbatch *cur;  /* being filled (b[tail % RB_N]) */
-    int done, stop, rc;
-    char err[RW_ERRSZ];
-    uint64_t records;
+    int stop;
+    struct reader rd[RD_N];
 };
 
-/* The next free batch for segment k, or NULL when told to stop. */
-static struct rbatch *rd_slot(struct reader *rd, size_t seg, int first)
+/* The next free batch for segment seg, or NULL when told to stop. */
+static struct rbatch *rd_slot(struct reader *rd, size_t seg)
 {
-    pthread_mutex_lock(&rd->mu);
-    while (rd->tail - rd->head == RB_N && !rd->stop)
-        pthread_cond_wait(&rd->cv, &rd->mu);
-    struct rbatch *b = rd->stop ? NULL : &rd->b[rd->tail % RB_N];
-    pthread_mutex_unlock(&rd->mu);
+    struct readers *R = rd->all;
+    pthread_mutex_lock(&R->mu);
+    while (rd->tail - rd->head == RB_N && !R->stop)
+        pthread_cond_wait(&R->cv, &R->mu);
+    struct rbatch *b = R->stop ? NULL : &rd->b[rd->tail % RB_N];
+    pthread_mutex_unlock(&R->mu);
     if (b) {
         b->n = 0;
         b->seg = seg;
-        b->first = first;
+        b->last = 0;
     }
     return b;
 }
 
 static void rd_publish(struct reader *rd)
 {
-    pthread_mutex_lock(&rd->mu);
+    struct readers *R = rd->all;
+    pthread_mutex_lock(&R->mu);
     rd->tail++;
-    pthread_cond_broadcast(&rd->cv);
-    pthread_mutex_unlock(&rd->mu);
+    pthread_cond_broadcast(&R->cv);
+    pthread_mutex_unlock(&R->mu);
     rd->cur = NULL;
 }
 
 static int rd_take(void *arg, const struct idx_flowrec *r)
 {
     struct reader *rd = arg;
+    const struct an_flow_query *q = rd->all->q;
     rd->records++;
-    if (r->last_ts < rd->q->from || r->first_ts >= rd->q->to)
+    if (r->last_ts < q->from || r->first_ts >= q->to)
         return 0;
-    if (rd->q->community_id && strcmp(r->community_id, rd->q->community_id))
+    if (q->community_id && strcmp(r->community_id, q->community_id))
         return 0;
     if (rd->cur->n == RB_CAP) {
         size_t seg = rd->cur->seg;
         rd_publish(rd);
-        if (!(rd->cur = rd_slot(rd, seg, 0)))
+        if (!(rd->cur = rd_slot(rd, seg)))
             return 1;
     }
     rd->cur->r[rd->cur->n++] = *r;
@@ -590,49 +616,70 @@ static int rd_take(void *arg, const struct idx_flowrec *r)
 static void *rd_main(void *arg)
 {
     struct reader *rd = arg;
+    struct readers *R = rd->all;
     int rc = 0;
     char err[RW_ERRSZ] = "";
-    for (size_t k = 0; k < rd->nsel && rc == 0; k++) {
-        if (!(rd->cur = rd_slot(rd, rd->sel[k], 1)))
+    for (size_t k = 0; k < R->nsel && rc == 0; k++) {
+        if (!(rd->cur = rd_slot(rd, R->sel[k])))
             break;
-        rc = idx_flows(rd->ix, rd->segs[rd->sel[k]].id, rd_take, rd, err);
-        if (rd->cur)
-            rd_publish(rd);
+        rc = idx_flows_range(R->ix, R->segs[R->sel[k]].id, rd->lo, rd->hi, rd_take, rd, err);
+        if (!rd->cur)
+            break; /* stopped */
+        rd->cur->last = 1;
+        rd_publish(rd);
     }
-    pthread_mutex_lock(&rd->mu);
+    pthread_mutex_lock(&R->mu);
     rd->done = 1;
     rd->rc = rc;
     memcpy(rd->err, err, sizeof err);
-    pthread_cond_broadcast(&rd->cv);
-    pthread_mutex_unlock(&rd->mu);
+    pthread_cond_broadcast(&R->cv);
+    pthread_mutex_unlock(&R->mu);
     return NULL;
 }
 
-/* The next batch to merge, NULL at the end. */
-static struct rbatch *rd_next(struct reader *rd)
+/* The next batch of segment seg from a reader that has not finished it
+ * (*from: which), NULL when a reader ended without finishing it (an error,
+ * or told to stop). */
+static struct rbatch *rd_next(struct readers *R, const int *need, int *from)
 {
-    pthread_mutex_lock(&rd->mu);
-    while (rd->head == rd->tail && !rd->done)
-        pthread_cond_wait(&rd->cv, &rd->mu);
-    struct rbatch *b = rd->head == rd->tail ? NULL : &rd->b[rd->head % RB_N];
-    pthread_mutex_unlock(&rd->mu);
+    struct rbatch *b = NULL;
+    pthread_mutex_lock(&R->mu);
+    for (;;) {
+        int waiting = 0;
+        for (int k = 0; k < RD_N && !b; k++) {
+            struct reader *rd = &R->rd[k];
+            if (!need[k])
+                continue;
+            if (rd->head < rd->tail) {
+                b = &rd->b[rd->head % RB_N];
+                *from = k;
+            } else if (!rd->done) {
+                waiting = 1;
+            }
+        }
+        if (b || !waiting)
+            break;
+        pthread_cond_wait(&R->cv, &R->mu);
+    }
+    pthread_mutex_unlock(&R->mu);
     return b;
 }
 
 static void rd_release(struct reader *rd)
 {
-    pthread_mutex_lock(&rd->mu);
+    struct readers *R = rd->all;
+    pthread_mutex_lock(&R->mu);
     rd->head++;
-    pthread_cond_broadcast(&rd->cv);
-    pthread_mutex_unlock(&rd->mu);
+    pthread_cond_broadcast(&R->cv);
+    pthread_mutex_unlock(&R->mu);
 }
 
-static void rd_stop(struct reader *rd)
+static void rd_stop(struct readers *R)
 {
-    pthread_mutex_lock(&rd->mu);
-    rd->stop = 1;
-    pthread_cond_broadcast(&rd->cv);
-    pthread_mutex_unlock(&rd->mu);
+    pthread_mutex_lock(&R->mu);
+    R->stop = 1;
+    pthread_cond_broadcast(&R->cv);
+    pthread_mutex_unlock(&R->mu);
 }
 
 /* Offer the flows that have ended: of point, with no packet since before
@@ -697,9 +744,8 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
     size_t npts = 0, nsegs = 0;
     uint32_t *ords = NULL;
     size_t *sel = NULL, nsel = 0;
-    struct reader rd = {0};
-    pthread_t tid;
-    int rc, started = 0;
+    struct readers R = {0};
+    int rc, inited = 0;
     memset(out, 0, sizeof *out);
     if (q->from >= q->to)
         return rw_err(err, RW_EINPUT, "empty time window: 'from' must be before 'to'");
@@ -730,58 +776,81 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
         if (p < npts)
             sel[nsel++] = i;
     }
-    rd.ix = ix;
-    rd.q = q;
-    rd.segs = segs;
-    rd.sel = sel;
-    rd.nsel = nsel;
-    pthread_mutex_init(&rd.mu, NULL);
-    pthread_cond_init(&rd.cv, NULL);
-    for (int i = 0; i < RB_N; i++)
-        if (!(rd.b[i].r = malloc(RB_CAP * sizeof *rd.b[i].r))) {
-            rc = rw_err(err, RW_ENOMEM, "out of memory");
+    R.ix = ix;
+    R.q = q;
+    R.segs = segs;
+    R.sel = sel;
+    R.nsel = nsel;
+    pthread_mutex_init(&R.mu, NULL);
+    pthread_cond_init(&R.cv, NULL);
+    inited = 1;
+    for (int k = 0; k < RD_N; k++) {
+        struct reader *rd = &R.rd[k];
+        rd->all = &R;
+        rd->lo = k == 0 ? 0 : (UINT64_MAX / RD_N) * (uint64_t)k + 1;
+        rd->hi = k == RD_N - 1 ? UINT64_MAX : (UINT64_MAX / RD_N) * (uint64_t)(k + 1);
+        for (int i = 0; i < RB_N; i++)
+            if (!(rd->b[i].r = malloc(RB_CAP * sizeof *rd->b[i].r))) {
+                rc = rw_err(err, RW_ENOMEM, "out of memory");
+                goto done;
+            }
+    }
+    for (int k = 0; k < RD_N; k++) {
+        if (pthread_create(&R.rd[k].tid, NULL, rd_main, &R.rd[k]) != 0) {
+            rc = rw_err(err, RW_ENOMEM, "cannot start a thread to read flow records");
             goto done;
         }
-    if (pthread_create(&tid, NULL, rd_main, &rd) != 0) {
-        rc = rw_err(err, RW_ENOMEM, "cannot start a thread to read flow records");
-        goto done;
+        R.rd[k].started = 1;
     }
-    started = 1;
-    for (struct rbatch *b; (b = rd_next(&rd)); rd_release(&rd)) {
-        if (b->first) {
-            drain(&g);
-            size_t p;
-            for (p = 0; p < npts && pts[p].id != segs[b->seg].point; p++)
-                ;
-            g.point = pts[p].id;
-            /* Flows of this point idle for AN_FLOW_IDLE before this
-             * segment have ended: the table holds the flows of the last
-             * minutes, not of the whole window. */
-            if (++ords[p] > 1 && segs[b->seg].packets &&
-                segs[b->seg].min_ts > RW_TIME_MIN + AN_FLOW_IDLE)
-                flush(&g, g.point, segs[b->seg].min_ts - AN_FLOW_IDLE, 0);
+    for (size_t s = 0; s < nsel && !g.oom && !g.best.oom; s++) {
+        const struct idx_seg *sg = &segs[sel[s]];
+        size_t p;
+        drain(&g);
+        for (p = 0; p < npts && pts[p].id != sg->point; p++)
+            ;
+        g.point = pts[p].id;
+        /* Flows of this point idle for AN_FLOW_IDLE before this segment
+         * have ended: the table holds the flows of the last minutes, not
+         * of the whole window. */
+        if (++ords[p] > 1 && sg->packets && sg->min_ts > RW_TIME_MIN + AN_FLOW_IDLE)
+            flush(&g, g.point, sg->min_ts - AN_FLOW_IDLE, 0);
+        int need[RD_N], from, left = RD_N;
+        for (int k = 0; k < RD_N; k++)
+            need[k] = 1;
+        struct rbatch *b;
+        while (left && (b = rd_next(&R, need, &from))) {
+            for (size_t i = 0; i < b->n && !g.oom; i++)
+                take_record(&g, &b->r[i]);
+            drain(&g); /* the queue points into the batch */
+            if (b->last) {
+                need[from] = 0;
+                left--;
+            }
+            rd_release(&R.rd[from]);
+            if (g.oom || g.best.oom)
+                break;
         }
-        for (size_t i = 0; i < b->n && !g.oom; i++)
-            take_record(&g, &b->r[i]);
-        if (g.oom || g.best.oom) {
-            rd_release(&rd);
-            rd_stop(&rd);
-            break;
-        }
+        if (left)
+            break; /* a reader failed or we ran out of memory */
     }
     drain(&g);
-    pthread_join(tid, NULL);
-    started = 0;
-    g.records = rd.records;
+    rd_stop(&R);
+    for (int k = 0; k < RD_N; k++)
+        if (R.rd[k].started) {
+            pthread_join(R.rd[k].tid, NULL);
+            R.rd[k].started = 0;
+            g.records += R.rd[k].records;
+        }
     if (g.oom || g.best.oom) {
         rc = rw_err(err, RW_ENOMEM, "out of memory");
         goto done;
     }
-    if (rd.rc < 0) {
-        rc = rd.rc;
-        memcpy(err, rd.err, RW_ERRSZ);
-        goto done;
-    }
+    for (int k = 0; k < RD_N; k++)
+        if (R.rd[k].rc < 0) {
+            rc = R.rd[k].rc;
+            memcpy(err, R.rd[k].err, RW_ERRSZ);
+            goto done;
+        }
     flush(&g, 0, 0, 1);
     if (g.best.oom) {
         rc = rw_err(err, RW_ENOMEM, "out of memory");
@@ -813,16 +882,17 @@ done:
         free(out->order);
         out->order = NULL;
     }
-    if (started) {
-        rd_stop(&rd);
-        pthread_join(tid, NULL);
+    if (inited) {
+        rd_stop(&R);
+        for (int k = 0; k < RD_N; k++)
+            if (R.rd[k].started)
+                pthread_join(R.rd[k].tid, NULL);
+        pthread_mutex_destroy(&R.mu);
+        pthread_cond_destroy(&R.cv);
     }
-    if (rd.ix) {
-        pthread_mutex_destroy(&rd.mu);
-        pthread_cond_destroy(&rd.cv);
-    }
-    for (int i = 0; i < RB_N; i++)
-        free(rd.b[i].r);
+    for (int k = 0; k < RD_N; k++)
+        for (int i = 0; i < RB_N; i++)
+            free(R.rd[k].b[i].r);
     pool_free(g.best.h, g.best.cap);
     table_free(&g.t);
     free(pts);

@@ -189,6 +189,11 @@ int idx_flow_decode(const uint8_t *v, size_t vl, struct idx_flowrec *r);
 /* Iterate the flow records of one segment; cb returns nonzero to stop. */
 int idx_flows(idx_t *ix, uint64_t seg, int (*cb)(void *arg, const struct idx_flowrec *r), void *arg,
               char *err) RW_WUR;
+/* The same for the flows whose hash is in [lo, hi] (in hash order), so
+ * that several threads can share one segment's records. */
+int idx_flows_range(idx_t *ix, uint64_t seg, uint64_t lo, uint64_t hi,
+                    int (*cb)(void *arg, const struct idx_flowrec *r), void *arg,
+                    char *err) RW_WUR;
 
 /* ---- counters ---- */
 /* Call cb for each second in [from_sec, to_sec) in which point captured

@@ -1077,17 +1077,27 @@ int idx_segw_seal(idx_segw_t *w, uint64_t file_size, char *err)
 int idx_flows(idx_t *ix, uint64_t seg, int (*cb)(void *arg, const struct idx_flowrec *r), void *arg,
               char *err)
 {
-    uint8_t k[9];
+    return idx_flows_range(ix, seg, 0, UINT64_MAX, cb, arg, err);
+}
+
+int idx_flows_range(idx_t *ix, uint64_t seg, uint64_t lo, uint64_t hi,
+                    int (*cb)(void *arg, const struct idx_flowrec *r), void *arg, char *err)
+{
+    uint8_t k[17];
     int rc = 0;
     k[0] = 'F';
     rw_put_be64(k + 1, seg);
+    rw_put_be64(k + 9, lo);
     rocksdb_iterator_t *it = idx_iter(ix);
-    for (rocksdb_iter_seek(it, (const char *)k, 9); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    for (rocksdb_iter_seek(it, (const char *)k, 17); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t kl, vl;
         const char *key = rocksdb_iter_key(it, &kl);
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
         struct idx_flowrec r;
         if (kl != 17 || memcmp(key, k, 9) != 0)
+            break;
+        r.hash = rw_get_be64((const uint8_t *)key + 9);
+        if (r.hash > hi)
             break;
         if (idx_flow_decode(v, vl, &r) < 0) {
             rc = rw_err(err, RW_ECORRUPT, "index: malformed flow record in segment %llu",

@@ -781,6 +781,44 @@ static void test_flows_stop(void **state)
     idx_close(ix);
 }
 
+/* Ranges of the hash space split a segment's flows: each flow in exactly
+ * one part, in hash order, and the two parts are all of them. */
+static void test_flows_range(void **state)
+{
+    struct fx *f = *state;
+    char err[RW_ERRSZ] = "";
+    idx_t *ix = open_ok(f->dir, IDX_WRITE);
+    uint64_t id;
+    idx_segw_t *w = begin(ix, point(ix, "eth0"), "f.pcap", &id);
+    for (unsigned i = 0; i < 12; i++) {
+        struct pkt k = mkpkt(17, "10.0.0.1", 2000 + i, "10.0.0.2", 53, 0, 0);
+        add(w, T0 + i, 24 + 100 * i, &k);
+    }
+    seal(w, 1300);
+    struct flows all = {.n = 0}, lo = {.n = 0}, hi = {.n = 0};
+    assert_int_equal(idx_flows(ix, id, flow_cb, &all, err), 0);
+    assert_int_equal(all.n, 12);
+    uint64_t mid = all.r[5].hash; /* hash order: the first six are at or below it */
+    assert_int_equal(idx_flows_range(ix, id, 0, mid, flow_cb, &lo, err), 0);
+    assert_int_equal(idx_flows_range(ix, id, mid + 1, UINT64_MAX, flow_cb, &hi, err), 0);
+    assert_int_equal(lo.n, 6);
+    assert_int_equal(hi.n, 6);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(lo.r[i].hash, all.r[i].hash);
+        assert_int_equal(lo.r[i].sport, all.r[i].sport);
+        assert_int_equal(hi.r[i].hash, all.r[6 + i].hash);
+        assert_int_equal(hi.r[i].pkts_fwd, 1);
+    }
+    /* an empty range, and one of a single hash */
+    lo.n = 0;
+    assert_int_equal(idx_flows_range(ix, id, all.r[3].hash + 1, all.r[4].hash - 1, flow_cb, &lo, err), 0);
+    assert_int_equal(lo.n, 0);
+    assert_int_equal(idx_flows_range(ix, id, all.r[4].hash, all.r[4].hash, flow_cb, &lo, err), 0);
+    assert_int_equal(lo.n, 1);
+    assert_int_equal(lo.r[0].sport, all.r[4].sport);
+    idx_close(ix);
+}
+
 /* A reader follows the writer's flushes after idx_refresh, and only those. */
 static void test_reader_follows_writer(void **state)
 {
@@ -1371,6 +1409,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flows_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flows_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_follows_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_postings_null_value, setup, teardown),
