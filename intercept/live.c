@@ -73,7 +73,7 @@ struct hent {
 
 struct pfx {
     uint8_t family, plen;
-    uint8_t addr[16];
+    uint64_t w[2], m[2]; /* the prefix's bits and its mask, as two words */
     uint16_t sp;
 };
 
@@ -120,12 +120,16 @@ static void logf_(struct ic_live *L, const char *level, const char *fmt, ...)
 
 /* ---------- the address hash ---------- */
 
+/* The capture path asks this of every packet, both addresses, while a
+ * case is active: two words mixed, not sixteen bytes hashed one by one
+ * (the bench measured the tee at a sixth of the capture's CPU with ten
+ * cases when it did that). */
 static uint64_t hash_addr(int family, const uint8_t *a)
 {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)family;
-    for (int i = 0; i < 16; i++)
-        h = (h ^ a[i]) * 1099511628211ull;
-    return h;
+    uint64_t w[2];
+    memcpy(w, a, 16);
+    uint64_t h = (w[0] ^ (uint64_t)family) * 0x9e3779b97f4a7c15ull ^ w[1] * 0xc2b2ae3d27d4eb4full;
+    return h ^ (h >> 29);
 }
 
 static struct hent *hash_find(struct ic_live *L, int family, const uint8_t *a, int add)
@@ -166,20 +170,24 @@ static void add_addr(struct ic_live *L, int family, const uint8_t *a, int plen, 
     if (!np)
         return;
     L->pfx = np;
-    np[L->npfx].family = (uint8_t)family;
-    np[L->npfx].plen = (uint8_t)plen;
-    memcpy(np[L->npfx].addr, a, 16);
-    np[L->npfx++].sp = sp;
+    struct pfx *p = &np[L->npfx++];
+    uint8_t mask[16] = {0};
+    for (int i = 0; i < 16; i++) {
+        int bits = plen - 8 * i;
+        mask[i] = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
+    }
+    p->family = (uint8_t)family;
+    p->plen = (uint8_t)plen;
+    memcpy(p->w, a, 16);
+    memcpy(p->m, mask, 16);
+    p->w[0] &= p->m[0];
+    p->w[1] &= p->m[1];
+    p->sp = sp;
 }
 
-static int in_prefix(const struct pfx *p, int family, const uint8_t *a)
+static int in_prefix(const struct pfx *p, int family, const uint64_t a[2])
 {
-    if (p->family != family)
-        return 0;
-    int full = p->plen / 8, rest = p->plen % 8;
-    if (memcmp(p->addr, a, (size_t)full))
-        return 0;
-    return !rest || ((p->addr[full] ^ a[full]) & (0xff << (8 - rest))) == 0;
+    return p->family == family && ((a[0] & p->m[0]) == p->w[0]) && ((a[1] & p->m[1]) == p->w[1]);
 }
 
 /* ---------- spools ---------- */
@@ -524,12 +532,12 @@ void ic_live_tee(ic_t *ic, const struct arc_tap *t)
             cand[nc++] = (x);                                                                   \
     } while (0)
     if (f->present) {
-        uint8_t a[2][16] = {{0}};
+        uint64_t a[2][2] = {{0, 0}, {0, 0}};
         size_t al = f->family == 4 ? 4 : 16;
         memcpy(a[0], f->src, al);
         memcpy(a[1], f->dst, al);
         for (int d = 0; d < 2; d++) {
-            const struct hent *e = hash_find(L, f->family, a[d], 0);
+            const struct hent *e = hash_find(L, f->family, (const uint8_t *)a[d], 0);
             for (int i = 0; e && i < e->n; i++)
                 ADD(e->sp[i]);
             for (size_t i = 0; i < L->npfx; i++)
