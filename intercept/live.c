@@ -32,9 +32,9 @@
 #include "index/parse.h"
 
 /* Each flush of a case with new packets is a write and an fdatasync:
- * every 20 ms that was about 5 % of the capture's CPU with ten cases
- * (make bench); 50 ms keeps delivery within a tenth of a second. */
-#define IC_FLUSH_MS 50
+ * every 20 ms that was about 5 % of the capture's CPU with ten cases, every
+ * 50 ms 3 % (make bench); 100 ms keeps delivery well within a second. */
+#define IC_FLUSH_MS 100
 #define SPOOL_BUF_MAX (32u << 20)   /* bytes waiting for the flusher, per case */
 #define SPOOL_FILE_MAX (64ull << 20) /* a spool file rolls over beyond this, or beyond a
                                         32nd of the quota, whichever is less (files the
