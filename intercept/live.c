@@ -583,7 +583,7 @@ static void *flusher(void *arg)
             if (spool_flush(L, s, err) < 0)
                 logf_(L, "error", "intercept: %s", err);
             any |= atomic_load(&s->durable) != before;
-            if (++s->prune_tick % 50 == 0) /* once a second */
+            if (++s->prune_tick % (1000 / IC_FLUSH_MS) == 0) /* once a second */
                 spool_prune(L, s);
             uint64_t d = atomic_load(&s->dropped);
             if (d != s->dropped_logged &&
