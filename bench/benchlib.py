@@ -867,19 +867,25 @@ def replay_main(args):
     add_record("replay", out)
 
 
+def veth_ns_setup(ns, a, b):
+    """The commands that make namespace ns with a veth pair a-b in it (IPv6
+    off, so that no router solicitation joins the replay), jumbo MTU."""
+    x = ["ip", "netns", "exec", ns]
+    return [["ip", "netns", "add", ns],
+            x + ["ip", "link", "add", a, "type", "veth", "peer", "name", b],
+            x + ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+            x + ["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+            x + ["ip", "link", "set", "lo", "up"],
+            x + ["ip", "link", "set", a, "mtu", "9000", "up"],
+            x + ["ip", "link", "set", b, "mtu", "9000", "up"]]
+
+
 def live_main(args):
     ns, pcap, work, rewind, rewindd = args[:5]
     rates = args[5].split() if len(args) > 5 else ["500", "1000", "topspeed"]
     expect = json.loads(open(args[6]).read()) if len(args) > 6 and args[6] else None
     small = args[7] if len(args) > 7 else ""
-    setup = [["ip", "netns", "add", ns],
-             ["ip", "netns", "exec", ns, "ip", "link", "add", "rwb0", "type", "veth", "peer",
-              "name", "rwb1"],
-             ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
-             ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-             ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
-             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwb0", "mtu", "9000", "up"],
-             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwb1", "mtu", "9000", "up"]]
+    setup = veth_ns_setup(ns, "rwb0", "rwb1")
     out = {"netns": ns, "pcap_bytes": os.path.getsize(pcap), "pcap_packets": pcap_count(pcap),
            "runs": [], "expect": expect}
     if small:
@@ -1163,14 +1169,7 @@ def intercept_main(args):
     g = json.loads(open(genjson).read())
     out = {"netns": ns, "pcap_bytes": os.path.getsize(pcap), "pcap_packets": pcap_count(pcap),
            "rate": rate, "rounds": rounds}
-    setup = [["ip", "netns", "add", ns],
-             ["ip", "netns", "exec", ns, "ip", "link", "add", "rwi0", "type", "veth", "peer",
-              "name", "rwi1"],
-             ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
-             ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-             ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
-             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwi0", "mtu", "9000", "up"],
-             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwi1", "mtu", "9000", "up"]]
+    setup = veth_ns_setup(ns, "rwi0", "rwi1")
     me = os.path.abspath(__file__)
     port = 27000 + os.getpid() % 1000
     try:
