@@ -745,7 +745,7 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
     uint32_t *ords = NULL;
     size_t *sel = NULL, nsel = 0;
     struct readers R = {0};
-    int rc, inited = 0;
+    int rc, inited = 0, short_read = 0;
     memset(out, 0, sizeof *out);
     if (q->from >= q->to)
         return rw_err(err, RW_EINPUT, "empty time window: 'from' must be before 'to'");
@@ -830,8 +830,10 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
             if (g.oom || g.best.oom)
                 break;
         }
-        if (left)
-            break; /* a reader failed or we ran out of memory */
+        if (left) {
+            short_read = 1; /* a reader failed, or we ran out of memory */
+            break;
+        }
     }
     drain(&g);
     rd_stop(&R);
@@ -851,6 +853,10 @@ int an_flows_get(idx_t *ix, const struct an_flow_query *q, struct an_flows *out,
             memcpy(err, R.rd[k].err, RW_ERRSZ);
             goto done;
         }
+    if (short_read) { /* not expected: never answer part of the records as the whole */
+        rc = rw_err(err, RW_EIO, "reading flow records: a reader ended before its segments did");
+        goto done;
+    }
     flush(&g, 0, 0, 1);
     if (g.best.oom) {
         rc = rw_err(err, RW_ENOMEM, "out of memory");
