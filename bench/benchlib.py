@@ -828,12 +828,6 @@ def replay_main(args):
     of `rounds` runs each, the tools taking turns."""
     ns, pcap, rewind = args[:3]
     rounds = int(args[3]) if len(args) > 3 else 3
-    setup = [["ip", "netns", "add", ns],
-             ["ip", "netns", "exec", ns, "ip", "link", "add", "rwr0", "type", "veth", "peer",
-              "name", "rwr1"],
-             ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
-             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwr0", "mtu", "9000", "up"],
-             ["ip", "netns", "exec", ns, "ip", "link", "set", "rwr1", "mtu", "9000", "up"]]
     out = {"netns": ns, "pcap_bytes": os.path.getsize(pcap), "pcap_packets": pcap_count(pcap),
            "runs": []}
     tools = {"rewind": [rewind, "replay", "--interface", "rwr0", "--topspeed", pcap],
@@ -841,12 +835,11 @@ def replay_main(args):
     pats = {"rewind": r"rate:\s+[0-9.]+ Mbit/s, ([0-9.]+) packets/s",
             "tcpreplay": r"Rated: .*?([0-9.]+) pps"}
     try:
-        for c in setup:
-            r = sh(*c)
-            if r.returncode != 0:
-                out["skipped"] = "%s: %s" % (" ".join(c), r.stderr.strip())
-                add_record("replay", out)
-                return
+        why = veth_ns_setup(ns, "rwr0", "rwr1")
+        if why:
+            out["skipped"] = why
+            add_record("replay", out)
+            return
         order = ("rewind", "tcpreplay")
         for rnd in range(rounds):
             for tool in order:
@@ -868,16 +861,20 @@ def replay_main(args):
 
 
 def veth_ns_setup(ns, a, b):
-    """The commands that make namespace ns with a veth pair a-b in it (IPv6
-    off, so that no router solicitation joins the replay), jumbo MTU."""
+    """Make namespace ns with a veth pair a-b in it (IPv6 off, so that no
+    router solicitation joins the replay), jumbo MTU. None, or what failed."""
     x = ["ip", "netns", "exec", ns]
-    return [["ip", "netns", "add", ns],
-            x + ["ip", "link", "add", a, "type", "veth", "peer", "name", b],
-            x + ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
-            x + ["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-            x + ["ip", "link", "set", "lo", "up"],
-            x + ["ip", "link", "set", a, "mtu", "9000", "up"],
-            x + ["ip", "link", "set", b, "mtu", "9000", "up"]]
+    for c in (["ip", "netns", "add", ns],
+              x + ["ip", "link", "add", a, "type", "veth", "peer", "name", b],
+              x + ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+              x + ["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+              x + ["ip", "link", "set", "lo", "up"],
+              x + ["ip", "link", "set", a, "mtu", "9000", "up"],
+              x + ["ip", "link", "set", b, "mtu", "9000", "up"]):
+        r = sh(*c)
+        if r.returncode != 0:
+            return "%s: %s" % (" ".join(c), r.stderr.strip())
+    return None
 
 
 def live_main(args):
@@ -885,7 +882,6 @@ def live_main(args):
     rates = args[5].split() if len(args) > 5 else ["500", "1000", "topspeed"]
     expect = json.loads(open(args[6]).read()) if len(args) > 6 and args[6] else None
     small = args[7] if len(args) > 7 else ""
-    setup = veth_ns_setup(ns, "rwb0", "rwb1")
     out = {"netns": ns, "pcap_bytes": os.path.getsize(pcap), "pcap_packets": pcap_count(pcap),
            "runs": [], "expect": expect}
     if small:
@@ -898,13 +894,12 @@ def live_main(args):
         tools = [t for t in tools if not t.startswith("stenographer")]
     out["tools"] = tools
     try:
-        for c in setup:
-            r = sh(*c)
-            if r.returncode != 0:
-                out["skipped"] = "%s: %s" % (" ".join(c), r.stderr.strip())
-                add_record("live", out)
-                print("live: skipped: " + out["skipped"])
-                return
+        why = veth_ns_setup(ns, "rwb0", "rwb1")
+        if why:
+            out["skipped"] = why
+            add_record("live", out)
+            print("live: skipped: " + why)
+            return
         # Each round measures each capturer's fixed cost first ("idle":
         # started, left idle about as long as a replay takes, stopped). A
         # capture runs for months: what it costs per packet is a run's CPU
@@ -1169,17 +1164,15 @@ def intercept_main(args):
     g = json.loads(open(genjson).read())
     out = {"netns": ns, "pcap_bytes": os.path.getsize(pcap), "pcap_packets": pcap_count(pcap),
            "rate": rate, "rounds": rounds}
-    setup = veth_ns_setup(ns, "rwi0", "rwi1")
     me = os.path.abspath(__file__)
     port = 27000 + os.getpid() % 1000
     try:
-        for c in setup:
-            r = sh(*c)
-            if r.returncode != 0:
-                out["skipped"] = "%s: %s" % (" ".join(c), r.stderr.strip())
-                add_record("intercept", out)
-                print("intercept: skipped: " + out["skipped"])
-                return
+        why = veth_ns_setup(ns, "rwi0", "rwi1")
+        if why:
+            out["skipped"] = why
+            add_record("intercept", out)
+            print("intercept: skipped: " + why)
+            return
         # (a) warrant to first packet
         arch = os.path.join(work, "li-w2p")
         p, tok = li_daemon(ns, arch, rewindd, rewind, port, arch + ".log")

@@ -1096,15 +1096,15 @@ int idx_flows_range(idx_t *ix, uint64_t seg, uint64_t lo, uint64_t hi,
         struct idx_flowrec r;
         if (kl != 17 || memcmp(key, k, 9) != 0)
             break;
-        r.hash = rw_get_be64((const uint8_t *)key + 9);
-        if (r.hash > hi)
+        uint64_t hash = rw_get_be64((const uint8_t *)key + 9);
+        if (hash > hi)
             break;
         if (idx_flow_decode(v, vl, &r) < 0) {
             rc = rw_err(err, RW_ECORRUPT, "index: malformed flow record in segment %llu",
                         (unsigned long long)seg);
             break;
         }
-        r.hash = rw_get_be64((const uint8_t *)key + 9);
+        r.hash = hash;
         if (cb(arg, &r))
             break;
     }
