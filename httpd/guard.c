@@ -251,11 +251,40 @@ void hd_conn_open(struct httpd *h, struct MHD_Connection *c, void **socket_conte
     pthread_mutex_unlock(&h->g.lock);
 }
 
+/* Bytes received on the socket and sent on it; 0 when it does not say.
+ * Received counts the client's FIN when it came first. */
+static void sock_traffic(int fd, uint64_t *received, uint64_t *sent)
+{
+    struct tcp_info ti;
+    socklen_t l = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    *received = *sent = 0;
+    if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 ||
+        l < offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti.tcpi_bytes_sent)
+        return;
+    *received = ti.tcpi_bytes_received;
+    *sent = ti.tcpi_bytes_sent;
+}
+
 void hd_conn_close(struct httpd *h, void **socket_context)
 {
     struct hd_conn *k = *socket_context;
     if (!k)
         return;
+    /* A plain-HTTP connection that sent bytes but never a request line
+     * libmicrohttpd could parse, and had no answer, was closed by it
+     * without a word: a TLS ClientHello with no space before its first
+     * line end does that. (Had it been answered 400, mhd_log said so.)
+     * The socket is still open here: libmicrohttpd closes it after
+     * telling. A client that connects and goes (a port check: its FIN
+     * alone) is not worth a line. */
+    uint64_t got, sent;
+    if (!h->tls && !atomic_load(&k->lines) && !atomic_load(&k->cut)) {
+        sock_traffic(k->fd, &got, &sent);
+        if (got > 1 && !sent)
+            hd_warn_limited("a client's bytes were not an HTTP request and its connection was "
+                            "closed unanswered (a TLS client? " HD_PLAIN_HINT ")");
+    }
     pthread_mutex_lock(&h->g.lock);
     if (k->prev)
         k->prev->next = k->next;

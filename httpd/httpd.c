@@ -1476,6 +1476,7 @@ static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
     struct hd_conn *k = hd_conn_of(c);
     (void)cls;
     if (k) {
+        atomic_fetch_add(&k->lines, 1);
         k->uri_len = strlen(uri);
         if (!hd_raw_uri_check(uri, k->bad_uri, sizeof k->bad_uri))
             k->bad_uri[0] = 0;
@@ -1525,24 +1526,12 @@ bad:
                   "listen address '%s': expected ADDR:PORT, e.g. 127.0.0.1:8800 or [::1]:8800", s);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* A malformed request or a client that talks TLS to this plain-HTTP
+ * port is the client's error, and a flood of them must not become a flood
+ * of log lines: the same line is logged at most once a minute, with how
+ * many times it came since. */
+void hd_warn_limited(const char *msg)
 {
-    char msg[512];
-    int code = 0;
-    (void)cls;
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    msg[strcspn(msg, "\n")] = 0;
-    /* libmicrohttpd quotes the HTML page it answered a malformed request
-     * with: one line with the status says as much. The commonest cause is
-     * a TLS client on this plain-HTTP port. */
-    if (sscanf(msg, "Error processing request (HTTP response code is %d", &code) == 1)
-        snprintf(msg, sizeof msg, "a malformed request was answered %d and its connection closed%s",
-                 code, code == 400 ? " (a TLS client? this port speaks plain HTTP: http://, not "
-                                     "https://)" : "");
-    /* Its lines come once per event (a malformed request, "Server reached
-     * connection limit", a socket error): a flood of them must not become
-     * a flood of log lines. The same line is logged at most once a minute,
-     * with how many times it came since. */
     static pthread_mutex_t lk = PTHREAD_MUTEX_INITIALIZER;
     static char last[64];
     static int64_t last_at;
@@ -1563,6 +1552,24 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         rw_warn("http: %s (and %lu times more in the last minute)", msg, was);
     else
         rw_warn("http: %s", msg);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    int code = 0;
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = 0;
+    /* libmicrohttpd quotes the HTML page it answered a malformed request
+     * with: one line with the status says as much. The commonest cause is
+     * a TLS client on this plain-HTTP port. (A TLS client whose first
+     * bytes hold no space before a line end gets no answer and no line
+     * from libmicrohttpd: hd_conn_close says so then.) */
+    if (sscanf(msg, "Error processing request (HTTP response code is %d", &code) == 1)
+        snprintf(msg, sizeof msg, "a malformed request was answered %d and its connection closed%s",
+                 code, code == 400 ? " (a TLS client? " HD_PLAIN_HINT ")" : "");
+    hd_warn_limited(msg);
 }
 
 /* ---------- TLS ---------- */

@@ -48,6 +48,7 @@ struct hd_conn {
     unsigned last_reads;    /* slot->reads at the watchdog's last look */
     uint64_t last_acked;    /* bytes the client had acknowledged then */
     int stalled;            /* looks in a row the answer waited on the client */
+    atomic_int lines;       /* request lines libmicrohttpd parsed on it */
     size_t uri_len;         /* the raw request URI of the current request */
     char bad_uri[160];      /* what is wrong with its raw bytes ("" nothing) */
 };
@@ -196,6 +197,9 @@ void hd_bounded_value(const char *v, size_t max, char *out, size_t cap);
 struct hd_conn *hd_conn_of(struct MHD_Connection *c);
 /* libmicrohttpd's connection notifications: count, mark over a limit. */
 void hd_conn_open(struct httpd *h, struct MHD_Connection *c, void **socket_context);
+/* Logs "http: MSG" as a warning, the same line at most once a minute. */
+void hd_warn_limited(const char *msg);
+#define HD_PLAIN_HINT "this port speaks plain HTTP: http://, not https://"
 void hd_conn_close(struct httpd *h, void **socket_context);
 /* A request began (busy 1) or its answer ended (0): which timeout applies. */
 void hd_conn_state(struct httpd *h, struct hd_conn *k, int busy);
