@@ -66,8 +66,8 @@ typedef struct cap_live cap_live_t;
  * is created. */
 int cap_iface_check(const char *iface, char *err) RW_WUR;
 /* Start capturing iface into point `point` (default: the interface name) on
- * a thread of its own; a second thread writes. Returns after the interface
- * is open and capturing. */
+ * a thread of its own, which also indexes and writes. Returns after the
+ * interface is open and capturing. */
 int cap_live_start(arc_t *a, const char *iface, const char *point, cap_live_t **out,
                    char *err) RW_WUR;
 /* The kernel's capture ring per interface (libpcap's buffer size, a
