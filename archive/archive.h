@@ -106,16 +106,6 @@ int arc_pw_open(arc_t *a, const char *name, int dlt, uint32_t snaplen, arc_pw_t 
  * finds room; else by recovery when the archive next opens. */
 int arc_pw_add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
                const uint8_t *data, char *err) RW_WUR;
-/* Append the pcap records (16-byte record header in host byte order, then
- * caplen bytes; classic pcap, nanoseconds) of recs[0..len), in order, as
- * arc_pw_add would one by one, but written to the segment straight from
- * recs: live capture hands its ring's bytes over without copying them
- * again. recs must stay valid and unchanged until the call returns, and
- * hold whole records. *done gets the records consumed: stored, or lost to
- * a failure (then counted in arc_pw_lost, as with arc_pw_add); on failure
- * the caller accounts for the records after them. */
-int arc_pw_add_records(arc_pw_t *w, const uint8_t *recs, size_t len, uint64_t *done,
-                       char *err) RW_WUR;
 /* Commit what was added if the flush interval has passed (force: now). */
 int arc_pw_flush(arc_pw_t *w, int force, char *err) RW_WUR;
 /* After a failure: run retention, check that the file system has room again

@@ -63,8 +63,11 @@ int arc_space_get(arc_t *a, struct arc_space *sp, char *err)
      * log, and a compaction's output before it deletes the input (the one
      * after an import rewrites all of it). With only the index's own size
      * kept free, a busy capture on a small file system saw free space fall
-     * below what retention needs to delete anything. */
-    sp->reserve = 2 * ixb + margin;
+     * below what retention needs to delete anything. And what RocksDB
+     * preallocates for a new log and manifest, which the files' sizes do
+     * not show (a 32 MiB file system saw RocksDB fail with 8 MiB free and
+     * twice the index kept, when it preallocated 9 + 4 MiB). */
+    sp->reserve = 2 * ixb + idx_write_headroom() + margin;
     sp->resume = sp->reserve + margin;
     return 0;
 }

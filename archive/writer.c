@@ -25,10 +25,13 @@
 
 #include "archive/arc_int.h"
 #include "archive/segfile.h"
+#include "archive/segout.h"
 #include "index/parse.h"
 
-#define WBUF (1u << 20) /* written at once */
-#define TIGHT (4u << 20)   /* this little above the reserve: commit every WBUF */
+#define TIGHT (4u << 20)   /* this little above the reserve: commit every buffer */
+/* A record at least this large is written on its own (segout_write_big):
+ * a buffer may hold up to a block of bytes waiting when it takes it. */
+#define BIG (SEGOUT_BUF / 2)
 
 
 static int claim_point(arc_t *a, const char *name, char *err)
@@ -78,9 +81,7 @@ struct arc_pw {
     uint64_t first_seg; /* the first segment this writer opened, 0 before */
     char relpath[192];
     int64_t seg_start;
-    uint64_t written;   /* bytes written to fd */
-    uint8_t *buf;       /* bytes not yet written */
-    size_t blen;
+    segout_t *out;      /* its bytes on their way to fd */
     int dirty;          /* packets added since the last flush */
     int tight;          /* little space above the reserve: commit often */
     int64_t last_flush; /* monotonic ns */
@@ -400,7 +401,7 @@ int arc_pw_open(arc_t *a, const char *name, int dlt, uint32_t snaplen, arc_pw_t 
     int rc = claim_point(a, name, err);
     if (rc < 0)
         return rc;
-    if (!(w = calloc(1, sizeof *w)) || !(w->buf = malloc(WBUF))) {
+    if (!(w = calloc(1, sizeof *w)) || !(w->out = segout_new())) {
         free(w);
         release_point(a, name);
         return rw_err(err, RW_ENOMEM, "out of memory");
@@ -416,39 +417,21 @@ int arc_pw_open(arc_t *a, const char *name, int dlt, uint32_t snaplen, arc_pw_t 
     return 0;
 }
 
-/* Append n bytes at p to the open segment file (after the space check). */
-static int write_bytes(arc_pw_t *w, const uint8_t *p, size_t n, char *err)
+/* Hand what the buffer holds to the segment file, after the space check:
+ * its whole blocks, or all of it (a flush, a seal). */
+static int write_out(arc_pw_t *w, int all, char *err)
 {
     int rc;
     uint64_t left;
-    if ((rc = arc_space_ensure(w->a, n, 0, &left, err)) < 0)
-        return rc;
-    /* Near the reserve, commit after every buffer written, so that a full
-     * disk finds little uncommitted (see add()). */
-    w->tight = left < TIGHT;
-    if (rw_write_all(w->fd, p, n) < 0) {
-        int e = errno;
-        return rw_err(err, e == ENOSPC ? RW_ENOSPC : RW_EIO, "writing segment %s/%s: %s", w->a->dir,
-                      w->relpath, strerror(e));
+    size_t n = segout_pending(w->out);
+    if (n) {
+        if ((rc = arc_space_ensure(w->a, n, 0, &left, err)) < 0)
+            return rc;
+        /* Near the reserve, commit after every buffer written, so that a
+         * full disk finds little uncommitted (see add()). */
+        w->tight = left < TIGHT;
     }
-    /* Start writeback now, without waiting, so the fdatasync() at the next
-     * commit finds most of the bytes already on disk instead of writing a
-     * whole flush interval's worth while the capture waits. */
-    if (w->a->o.sync)
-        sync_file_range(w->fd, (off_t)w->written, (off_t)n, SYNC_FILE_RANGE_WRITE);
-    w->written += n;
-    return 0;
-}
-
-static int write_out(arc_pw_t *w, char *err)
-{
-    int rc;
-    if (w->blen == 0)
-        return 0;
-    if ((rc = write_bytes(w, w->buf, w->blen, err)) < 0)
-        return rc;
-    w->blen = 0;
-    return 0;
+    return segout_push(w->out, all, err);
 }
 
 static int seg_open(arc_pw_t *w, int64_t ts, char *err)
@@ -483,13 +466,12 @@ static int seg_open(arc_pw_t *w, int64_t ts, char *err)
     /* pcap file header, nanosecond magic, host byte order */
     uint32_t hdr[6] = {0xa1b23c4d, RW_PCAP_VERSION, 0, 0, w->snaplen,
                        (uint32_t)segf_linktype_of_dlt(w->dlt)};
-    memcpy(w->buf, hdr, 24);
-    w->blen = 24;
-    w->written = 0;
+    segout_start(w->out, w->fd, path, w->a->o.sync);
+    segout_put(w->out, hdr, 24, NULL, 0);
     w->seg_start = ts;
     /* The header and the directory entry are durable before the catalogue
      * names the file, so recovery never finds a record without its file. */
-    if ((rc = write_out(w, err)) == 0 && w->a->o.sync) {
+    if ((rc = write_out(w, 1, err)) == 0 && w->a->o.sync) {
         if (fdatasync(w->fd) < 0 || rw_fsync_dir(dirpath) < 0)
             rc = rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing new segment %s: %s",
                         path, strerror(errno));
@@ -497,6 +479,7 @@ static int seg_open(arc_pw_t *w, int64_t ts, char *err)
     if (rc < 0 ||
         (rc = idx_segw_begin(w->a->ix, w->pt.id, w->dlt, w->snaplen, w->relpath, &w->sw,
                              &w->seg_id, err)) < 0) {
+        segout_stop(w->out);
         close(w->fd);
         unlink(path);
         w->fd = -1;
@@ -513,13 +496,16 @@ static int seg_open(arc_pw_t *w, int64_t ts, char *err)
 static int commit(arc_pw_t *w, int sync, char *err)
 {
     int rc;
-    if ((rc = write_out(w, err)) < 0)
+    /* Every byte the batch covers is in the file before the batch is
+     * made: the segment's bytes first, then the index that points at them. */
+    if ((rc = write_out(w, 1, err)) < 0 || (rc = segout_drain(w->out, err)) < 0)
         return rc;
+    uint64_t size = segout_size(w->out);
     /* fdatasync, then the index batch, on the segment's commit thread:
      * capture goes on while the disk catches up. */
-    if ((rc = idx_segw_commit(w->sw, w->fd, w->written, sync, err)) < 0)
+    if ((rc = idx_segw_commit(w->sw, w->fd, size, sync, err)) < 0)
         return rc;
-    w->committed = w->written;
+    w->committed = size;
     w->committed_pkts = w->seg_packets;
     w->dirty = 0;
     w->last_flush = rw_mono_ns();
@@ -533,12 +519,12 @@ static int seg_seal(arc_pw_t *w, char *err)
     int rc = 0;
     if (w->fd < 0)
         return 0;
-    if ((rc = write_out(w, err)) < 0)
+    if ((rc = write_out(w, 1, err)) < 0 || (rc = segout_drain(w->out, err)) < 0)
         return rc;
     if (w->a->o.sync && fdatasync(w->fd) < 0)
         return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing segment %s: %s",
                       w->relpath, strerror(errno));
-    rc = idx_segw_seal(w->sw, w->written, err); /* frees sw, whatever happens */
+    rc = idx_segw_seal(w->sw, segout_size(w->out), err); /* frees sw, whatever happens */
     w->sw = NULL;
     if (rc < 0)
         return rc;
@@ -547,6 +533,7 @@ static int seg_seal(arc_pw_t *w, char *err)
         snprintf(path, sizeof path, "%s/%s", w->a->dir, w->relpath);
         unlink(path);
     }
+    segout_stop(w->out);
     close(w->fd);
     w->fd = -1;
     idx_flush(w->a->ix, 0); /* bound the WAL that readers replay */
@@ -572,12 +559,12 @@ static void cut_back(arc_pw_t *w)
     w->packets -= gone;
     idx_segw_abandon(w->sw);
     w->sw = NULL;
+    segout_stop(w->out); /* waits for writes in flight, drops what waits */
     /* If this fails too, seal_cut() and recovery cut the file again. */
     if (ftruncate(w->fd, (off_t)w->committed) == 0 && w->a->o.sync)
         fdatasync(w->fd);
     close(w->fd);
     w->fd = -1;
-    w->blen = 0;
     w->dirty = 0;
     w->have_cut = 1;
     w->cut_id = w->seg_id;
@@ -627,7 +614,7 @@ static int place(arc_pw_t *w, int64_t ts, uint32_t caplen, size_t pending, char 
     if (w->fd >= 0) {
         int64_t age = ts - w->seg_start;
         if (age >= w->a->o.segment_ns || age <= -w->a->o.segment_ns ||
-            w->written + w->blen + pending + 16 + caplen > w->a->o.segment_bytes) {
+            segout_size(w->out) + pending + 16 + caplen > w->a->o.segment_bytes) {
             if ((rc = seg_seal(w, err)) < 0)
                 return rc;
         }
@@ -664,129 +651,28 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
         caplen = w->snaplen;
     if ((rc = place(w, ts, caplen, 0, err)) < 0)
         return rc;
-    if (w->blen + 16 + caplen > WBUF) {
-        if ((rc = write_out(w, err)) < 0)
-            return rc;
-        /* Everything added is written: near a full disk, commit it now
-         * rather than lose up to a flush interval of it to the next write. */
-        if (w->tight && w->dirty && (rc = commit(w, w->a->o.sync, err)) < 0)
-            return rc;
-    }
-    uint64_t off = w->written + w->blen;
     uint32_t rec[4] = {sec, frac, caplen, len};
-    if (16 + caplen > WBUF) { /* a record larger than the buffer goes straight out */
-        if ((rc = arc_space_ensure(w->a, 16 + caplen, 0, NULL, err)) < 0)
+    uint64_t off = segout_size(w->out);
+    if (16 + (size_t)caplen >= BIG) { /* a record this large goes straight out */
+        if ((rc = arc_space_ensure(w->a, segout_pending(w->out) + 16 + caplen, 0, NULL, err)) < 0 ||
+            (rc = segout_write_big(w->out, rec, 16, data, caplen, err)) < 0)
             return rc;
-        if (rw_write_all(w->fd, rec, 16) < 0 || rw_write_all(w->fd, data, caplen) < 0)
-            return rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "writing segment %s: %s",
-                          w->relpath, strerror(errno));
-        w->written += 16 + caplen;
     } else {
-        memcpy(w->buf + w->blen, rec, 16);
-        memcpy(w->buf + w->blen + 16, data, caplen);
-        w->blen += 16 + caplen;
+        if (16 + caplen > segout_room(w->out)) {
+            if ((rc = write_out(w, 0, err)) < 0)
+                return rc;
+            /* Everything added is on its way: near a full disk, commit it
+             * now rather than lose up to a flush interval of it to the next
+             * write. */
+            if (w->tight && w->dirty && (rc = commit(w, w->a->o.sync, err)) < 0)
+                return rc;
+        }
+        segout_put(w->out, rec, 16, data, caplen);
     }
     *added = 1;
     if (indexed(w, ts, off, caplen, len, data))
         return commit(w, w->a->o.sync, err);
     return 0;
-}
-
-/* Write the run of records the caller holds (after what the buffer holds). */
-static int write_run(arc_pw_t *w, const uint8_t *run, size_t *runlen, char *err)
-{
-    int rc;
-    if (*runlen == 0)
-        return 0;
-    if ((rc = write_out(w, err)) < 0 || (rc = write_bytes(w, run, *runlen, err)) < 0)
-        return rc;
-    *runlen = 0;
-    /* Near a full disk, commit at once (as add() does). */
-    if (w->tight && w->dirty)
-        return commit(w, w->a->o.sync, err);
-    return 0;
-}
-
-/* See arc_pw_add_records(). *cur: 1 while a record is being added, *added:
- * 1 once it is indexed (cut_back() then counts it if it is lost). */
-static int add_records(arc_pw_t *w, const uint8_t *p, size_t len, uint64_t *done, int *cur,
-                       int *added, char *err)
-{
-    const uint8_t *run = p; /* records indexed and not yet written start here */
-    size_t runlen = 0;
-    int rc;
-    while (len >= 16) {
-        uint32_t rec[4];
-        memcpy(rec, p, 16);
-        if (rec[2] > len - 16)
-            return rw_err(err, RW_EINPUT, "record %llu: caplen %u past the end of the batch",
-                          (unsigned long long)*done, rec[2]);
-        size_t n = 16 + (size_t)rec[2];
-        *added = 0;
-        *cur = 1;
-        if (rec[2] > w->snaplen || 16 + (size_t)rec[2] > WBUF) {
-            /* To be cut to the snaplen, or larger than a buffer: the
-             * packet-at-a-time path, after the records before it. */
-            if ((rc = write_run(w, run, &runlen, err)) < 0 ||
-                (rc = add(w, rec[0], rec[1], rec[2], rec[3], p + 16, added, err)) < 0)
-                return rc;
-            run = p + n;
-        } else {
-            int64_t ts = (int64_t)rec[0] * RW_NS_PER_SEC + rec[1];
-            uint64_t before = w->seg_id;
-            int was_open = w->fd >= 0;
-            /* A roll seals what is written: the run goes first. */
-            if (was_open && w->written + w->blen + runlen + n > w->a->o.segment_bytes &&
-                (rc = write_run(w, run, &runlen, err)) < 0)
-                return rc;
-            if (runlen && (ts - w->seg_start >= w->a->o.segment_ns ||
-                           ts - w->seg_start <= -w->a->o.segment_ns) &&
-                (rc = write_run(w, run, &runlen, err)) < 0)
-                return rc;
-            if ((rc = place(w, ts, rec[2], runlen, err)) < 0)
-                return rc;
-            assert(runlen == 0 || (was_open && w->seg_id == before)); /* rolls wrote it first */
-            if (runlen == 0)
-                run = p;
-            uint64_t off = w->written + w->blen + runlen;
-            runlen += n;
-            *added = 1;
-            if (indexed(w, ts, off, rec[2], rec[3], p + 16) || runlen >= WBUF) {
-                if ((rc = write_run(w, run, &runlen, err)) < 0)
-                    return rc;
-                run = p + n;
-                if (w->dirty && rw_mono_ns() - w->last_flush >= w->a->o.flush_ns &&
-                    (rc = commit(w, w->a->o.sync, err)) < 0)
-                    return rc;
-            }
-        }
-        (*done)++;
-        *cur = 0;
-        p += n;
-        len -= n;
-    }
-    if ((rc = write_run(w, run, &runlen, err)) < 0)
-        return rc;
-    if (len)
-        return rw_err(err, RW_EINPUT, "record %llu: %zu bytes, less than a record header, at "
-                      "the end of the batch", (unsigned long long)*done, len);
-    return 0;
-}
-
-int arc_pw_add_records(arc_pw_t *w, const uint8_t *recs, size_t len, uint64_t *done, char *err)
-{
-    int cur = 0, added = 0;
-    *done = 0;
-    int rc = add_records(w, recs, len, done, &cur, &added, err);
-    if (rc < 0) {
-        cut_back(w); /* counts every packet indexed since the last commit */
-        if (cur) {
-            if (!added)
-                w->lost++;
-            (*done)++;
-        }
-    }
-    return rc;
 }
 
 int arc_pw_add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
@@ -868,7 +754,7 @@ int arc_pw_close(arc_pw_t *w, char *err)
         rc = rw_err(err, RW_EIO, "%s", e2);
     release_point(w->a, w->name);
     idx_fhmemo_free(w->memo);
-    free(w->buf);
+    segout_free(w->out);
     free(w);
     return rc;
 }

@@ -49,6 +49,12 @@ struct idx {
     uint32_t next_point;
 };
 
+
+/* The size of a memtable, and the space RocksDB preallocates for a new
+ * log and a new manifest (see idx_open). */
+#define IDX_MEMTABLE (8u << 20)
+#define IDX_LOG_PREALLOC (1u << 20)
+#define IDX_MANIFEST_PREALLOC (64u << 10)
 /* ---------- merge operator: OR for postings, add for counters ---------- */
 
 /* A posting value or operand as a bitmap, or NULL unless its bytes are
@@ -341,7 +347,15 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
      * per 430 k) cost 36 % fewer instructions than with 32 MiB (memtable
      * inserts -61 %, memtable flushes -30 %; live at top speed 1.6 against
      * 2.4-2.8 us CPU per packet), and two memtables hold 16 MiB at most. */
-    rocksdb_options_set_write_buffer_size(ix->opts, 8 << 20);
+    rocksdb_options_set_write_buffer_size(ix->opts, IDX_MEMTABLE);
+    /* RocksDB preallocates a log's and a manifest's space when it makes
+     * them (1.1 memtables, and 4 MiB): space the disk reserve cannot see
+     * coming (idx_disk_bytes counts bytes written), and that a small file
+     * system runs out of (a 32 MiB one did, with 8 MiB free). A log is
+     * preallocated at most max_total_wal_size, which only bounds the
+     * logs' total for several column families: the index has one. */
+    rocksdb_options_set_max_total_wal_size(ix->opts, IDX_LOG_PREALLOC);
+    rocksdb_options_set_manifest_preallocation_size(ix->opts, IDX_MANIFEST_PREALLOC);
     rocksdb_options_set_skip_stats_update_on_db_open(ix->opts, 1);
     if (mode == IDX_WRITE) {
         rocksdb_options_increase_parallelism(ix->opts, 2);
@@ -1088,6 +1102,8 @@ done:
     rocksdb_free(v);
     return rc;
 }
+
+uint64_t idx_write_headroom(void) { return IDX_LOG_PREALLOC + IDX_MANIFEST_PREALLOC; }
 
 uint64_t idx_disk_bytes(idx_t *ix)
 {

@@ -317,5 +317,8 @@ int idx_writable(idx_t *ix, char *err) RW_WUR;
 /* ---- statistics ---- */
 /* Approximate on-disk size of the RocksDB directory. */
 uint64_t idx_disk_bytes(idx_t *ix);
+/* Bytes the index may take at once beyond twice what its files hold: the
+ * space RocksDB preallocates for a new log and a new manifest. */
+uint64_t idx_write_headroom(void);
 
 #endif
