@@ -198,7 +198,8 @@ void segout_put(segout_t *o, const void *a, size_t na, const void *b, size_t nb)
 {
     uint8_t *p = bufp(o, o->cur) + o->blen;
     memcpy(p, a, na);
-    memcpy(p + na, b, nb);
+    if (nb)
+        memcpy(p + na, b, nb);
     o->blen += na + nb;
 }
 
