@@ -108,6 +108,12 @@ int arc_pw_add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
                const uint8_t *data, char *err) RW_WUR;
 /* Commit what was added if the flush interval has passed (force: now). */
 int arc_pw_flush(arc_pw_t *w, int force, char *err) RW_WUR;
+/* on: arc_pw_add no longer commits by itself when a flush interval has
+ * passed (it still does near a full disk, and a roll seals): the caller
+ * does, with arc_pw_flush, when arc_pw_flush_due says so. */
+void arc_pw_set_manual_flush(arc_pw_t *w, int on);
+/* 1 when packets wait to be committed and a flush interval has passed. */
+int arc_pw_flush_due(const arc_pw_t *w);
 /* After a failure: run retention, check that the file system has room again
  * (arc_space.resume) and that the index takes writes, and seal the segment
  * that was cut back. 0 when writing can go on, else why not (RW_ENOSPC...). */

@@ -94,6 +94,7 @@ struct arc_pw {
     int have_cut;
     uint64_t cut_id;
     char cut_path[192];
+    int manual;         /* the caller commits (arc_pw_set_manual_flush) */
     struct idx_parsed parsed;
     idx_fhmemo_t *memo; /* NULL when it could not be allocated: parsing works without */
 };
@@ -639,7 +640,8 @@ static int indexed(arc_pw_t *w, int64_t ts, uint64_t off, uint32_t caplen, uint3
     w->dirty = 1;
     w->seg_packets++;
     w->packets++;
-    return (w->packets & 1023) == 0 && rw_mono_ns() - w->last_flush >= w->a->o.flush_ns;
+    return !w->manual && (w->packets & 1023) == 0 &&
+           rw_mono_ns() - w->last_flush >= w->a->o.flush_ns;
 }
 
 static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len,
@@ -692,6 +694,13 @@ void arc_set_tap(arc_t *a, arc_tap_fn fn, void *arg)
 {
     a->tap = fn;
     a->tap_arg = arg;
+}
+
+void arc_pw_set_manual_flush(arc_pw_t *w, int on) { w->manual = on; }
+
+int arc_pw_flush_due(const arc_pw_t *w)
+{
+    return w->dirty && w->fd >= 0 && rw_mono_ns() - w->last_flush >= w->a->o.flush_ns;
 }
 
 int arc_pw_flush(arc_pw_t *w, int force, char *err)

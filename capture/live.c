@@ -4,12 +4,16 @@
  * writer's buffer (archive/writer.c), which a thread of the writer's
  * writes to the segment. No second ring: a ring between a capture thread
  * and a writer thread cost a copy of every packet, and handing packets
- * across cost more than the copy (issue 17's profile). The kernel's ring
- * (--buffer-size) absorbs the writer's pauses (building a commit's batch,
- * a roll); when it is full, the kernel drops and counts (kernel drops, in
- * status). The thread also flushes at least every flush interval when
- * packets are waiting, so a packet is queryable within about one interval
- * of its capture.
+ * across cost more than the copy (issue 17's profile). The thread commits
+ * (flushes) at least every flush interval when packets are waiting, so a
+ * packet is queryable within about one interval of its capture. Building
+ * a commit's index batch takes a while (120-170 ms at 400 000 small
+ * packets a second): meanwhile a second thread, the drainer, takes the
+ * packets out of the kernel's ring into a staging buffer (STAGE bytes at
+ * most), which the capture thread feeds to the writer once the commit is
+ * made. A roll's seal has no drainer: the kernel's ring (--buffer-size)
+ * holds the packets meanwhile; when it is full, the kernel drops and
+ * counts (kernel drops, in status).
  *
  * When a write fails (disk full, I/O error) the point pauses: the writer
  * has cut its segment back to what the index covers, the thread goes on
@@ -27,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Packets pcap_dispatch() hands over before the loop looks at its timers
  * (flush, drop counters, resuming). The handle does not block: with
@@ -36,6 +41,10 @@
  * waits in poll() instead, at most WAIT_MS. */
 #define BATCH 256
 #define WAIT_MS 100
+/* The drainer's staging buffer; it takes a packet only while a packet of
+ * the largest size (snaplen) still fits. */
+#define STAGE (8u << 20)
+#define SNAP 262144
 
 struct cap_live {
     arc_t *a;
@@ -55,6 +64,14 @@ struct cap_live {
     char reason[RW_ERRSZ];
     int64_t paused_at;
     uint64_t drops_at_pause;
+    /* the drainer (see above): it owns the pcap handle while busy */
+    pthread_t dr_thr;
+    int dr_started, dr_quit, dr_busy; /* under mu */
+    atomic_int dr_on;                 /* set under mu; read by the drainer as it goes */
+    pthread_cond_t dr_cv;
+    uint8_t *stage;                   /* STAGE bytes (mapped on first use), pcap records */
+    size_t stage_len;
+    uint64_t staged;                  /* packets in it */
 };
 
 static void drop_paused(struct cap_live *l, uint64_t n)
@@ -140,6 +157,97 @@ static void on_packet(u_char *arg, const struct pcap_pkthdr *h, const u_char *da
     }
 }
 
+/* The drainer's callback: the packet as a pcap record in the staging
+ * buffer (the caller checked the room). */
+static void on_stage(u_char *arg, const struct pcap_pkthdr *h, const u_char *data)
+{
+    struct cap_live *l = (struct cap_live *)arg;
+    uint32_t rec[4] = {(uint32_t)h->ts.tv_sec,
+                       (uint32_t)(l->nano ? h->ts.tv_usec : h->ts.tv_usec * 1000), h->caplen,
+                       h->len};
+    memcpy(l->stage + l->stage_len, rec, 16);
+    memcpy(l->stage + l->stage_len + 16, data, h->caplen);
+    l->stage_len += 16 + (size_t)h->caplen;
+    l->staged++;
+}
+
+static void *dr_main(void *arg)
+{
+    struct cap_live *l = arg;
+    struct pollfd pfd = {pcap_get_selectable_fd(l->p), POLLIN, 0};
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (!atomic_load(&l->dr_on) && !l->dr_quit)
+            pthread_cond_wait(&l->dr_cv, &l->mu);
+        if (l->dr_quit)
+            break;
+        l->dr_busy = 1;
+        pthread_mutex_unlock(&l->mu);
+        while (atomic_load(&l->dr_on)) {
+            int r = 0;
+            /* one packet at a time: each must fit whatever its size */
+            if (STAGE - l->stage_len >= 16 + SNAP)
+                r = pcap_dispatch(l->p, 1, on_stage, (u_char *)l);
+            if (r == PCAP_ERROR) {
+                snprintf(l->errmsg, sizeof l->errmsg, "capture on %s: %s", l->iface,
+                         pcap_geterr(l->p));
+                atomic_store(&l->failed, 1);
+                break;
+            }
+            if (r == 0)
+                (void)poll(&pfd, 1, 1); /* nothing ready, or no room: the kernel's ring holds */
+        }
+        pthread_mutex_lock(&l->mu);
+        l->dr_busy = 0;
+        pthread_cond_broadcast(&l->dr_cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* Commit, with the drainer emptying the kernel's ring meanwhile, then
+ * hand what it staged to the writer. */
+static void flush_draining(struct cap_live *l)
+{
+    char err[RW_ERRSZ];
+    int rc;
+    if (!l->stage) {
+        void *m = mmap(NULL, STAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        l->stage = m == MAP_FAILED ? NULL : m;
+    }
+    if (l->stage && !l->dr_started)
+        l->dr_started = pthread_create(&l->dr_thr, NULL, dr_main, l) == 0;
+    int drain = l->stage && l->dr_started;
+    if (drain) {
+        pthread_mutex_lock(&l->mu);
+        atomic_store(&l->dr_on, 1);
+        pthread_cond_broadcast(&l->dr_cv);
+        pthread_mutex_unlock(&l->mu);
+    }
+    rc = arc_pw_flush(l->pw, 1, err);
+    if (drain) {
+        pthread_mutex_lock(&l->mu);
+        atomic_store(&l->dr_on, 0);
+        while (l->dr_busy)
+            pthread_cond_wait(&l->dr_cv, &l->mu);
+        pthread_mutex_unlock(&l->mu);
+    }
+    if (rc < 0)
+        on_write_error(l, rc, err);
+    /* the staged packets, in order, before any still in the kernel's ring */
+    for (size_t off = 0; off < l->stage_len;) {
+        uint32_t rec[4];
+        memcpy(rec, l->stage + off, 16);
+        struct pcap_pkthdr h = {.caplen = rec[2], .len = rec[3]};
+        h.ts.tv_sec = rec[0];
+        h.ts.tv_usec = l->nano ? rec[1] : rec[1] / 1000;
+        on_packet((u_char *)l, &h, l->stage + off + 16);
+        off += 16 + (size_t)rec[2];
+    }
+    l->stage_len = 0;
+    l->staged = 0;
+}
+
 static void *cap_main(void *arg)
 {
     struct cap_live *l = arg;
@@ -155,9 +263,9 @@ static void *cap_main(void *arg)
             snprintf(l->errmsg, sizeof l->errmsg, "capture on %s: %s", l->iface, pcap_geterr(l->p));
             atomic_store(&l->failed, 1);
         }
-        int rc, last = atomic_load(&l->stop) || atomic_load(&l->failed);
-        if (!atomic_load(&l->paused) && (rc = arc_pw_flush(l->pw, 0, err)) < 0)
-            on_write_error(l, rc, err);
+        int last = atomic_load(&l->stop) || atomic_load(&l->failed);
+        if (!atomic_load(&l->paused) && arc_pw_flush_due(l->pw))
+            flush_draining(l);
         /* packets the writer had taken and a failed write lost */
         uint64_t lost = arc_pw_lost(l->pw);
         if (lost != lost_seen) {
@@ -254,6 +362,7 @@ int cap_live_start_opts(arc_t *a, const char *iface, const char *point,
     l->a = a;
     snprintf(l->iface, sizeof l->iface, "%s", iface);
     pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->dr_cv, NULL);
     if (!(l->p = pcap_create(iface, ebuf))) {
         rc = rw_err(err, RW_EINPUT, "interface %s: %s", iface, ebuf);
         goto fail;
@@ -280,6 +389,7 @@ int cap_live_start_opts(arc_t *a, const char *iface, const char *point,
     if ((rc = arc_pw_open(a, point ? point : iface, pcap_datalink(l->p),
                           (uint32_t)pcap_snapshot(l->p), &l->pw, err)) < 0)
         goto fail;
+    arc_pw_set_manual_flush(l->pw, 1); /* cap_main commits, with the drainer */
     if (pthread_create(&l->thr, NULL, cap_main, l) != 0) {
         rc = rw_err(err, RW_EIO, "cannot start capture thread");
         goto fail;
@@ -295,6 +405,7 @@ fail:
     if (l->p)
         pcap_close(l->p);
     pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->dr_cv);
     free(l);
     return rc;
 }
@@ -329,6 +440,15 @@ int cap_live_stop(cap_live_t *l, char *err)
     atomic_store(&l->stop, 1);
     pcap_breakloop(l->p);
     pthread_join(l->thr, NULL);
+    if (l->dr_started) {
+        pthread_mutex_lock(&l->mu);
+        l->dr_quit = 1;
+        pthread_cond_broadcast(&l->dr_cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->dr_thr, NULL);
+    }
+    if (l->stage)
+        munmap(l->stage, STAGE);
     struct pcap_stat ps;
     if (pcap_stats(l->p, &ps) == 0)
         atomic_store(&l->kernel_drops, (uint64_t)ps.ps_drop + ps.ps_ifdrop);
@@ -343,6 +463,7 @@ int cap_live_stop(cap_live_t *l, char *err)
         rc = rw_err(err, RW_EIO, "%s", e2);
     pcap_close(l->p);
     pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->dr_cv);
     free(l);
     return rc;
 }
