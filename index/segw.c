@@ -68,6 +68,43 @@ struct sec_count {
     uint64_t pkts, bytes;
 };
 
+/* Where a flush's records go: a write batch (through RocksDB's write-ahead
+ * log and memtable), or, for a large one, a table file of its own that is
+ * ingested whole (index_int.h: idx_sst_*). A batch that fills a memtable by
+ * itself costs RocksDB a memtable insert per key (a skiplist search), the
+ * log's checksum, and then the memtable's flush into a table file anyway;
+ * the table file built here straight from the sorted keys skips all that,
+ * and takes no memory for the batch or the memtable. Both are atomic and
+ * durable; either way a large batch becomes one level-0 file. */
+struct sink {
+    rocksdb_writebatch_t *b;      /* or */
+    rocksdb_sstfilewriter_t *sst; /* with its file */
+    char path[1100];
+    char *rerr; /* the first error adding to sst */
+};
+
+static void sink_put(struct sink *s, const void *k, size_t kl, const void *v, size_t vl)
+{
+    if (s->b)
+        rocksdb_writebatch_put(s->b, k, kl, v, vl);
+    else if (!s->rerr)
+        rocksdb_sstfilewriter_put(s->sst, k, kl, v, vl, &s->rerr);
+}
+
+static void sink_merge(struct sink *s, const void *k, size_t kl, const void *v, size_t vl)
+{
+    if (s->b)
+        rocksdb_writebatch_merge(s->b, k, kl, v, vl);
+    else if (!s->rerr)
+        rocksdb_sstfilewriter_merge(s->sst, k, kl, v, vl, &s->rerr);
+}
+
+/* A batch estimated at this many bytes of memtable or more is ingested as
+ * a table file: the size of RocksDB's write buffer (index.c), which such a
+ * batch fills by itself, so that ingesting makes no more level-0 files than
+ * the memtable's flushes would. */
+#define INGEST_BYTES (8u << 20)
+
 struct idx_segw {
     idx_t *ix;
     struct idx_seg seg;
@@ -102,6 +139,8 @@ struct idx_segw {
     struct sec_count *secs;
     size_t nsecs, capsecs;
     uint64_t packets; /* added, flushed or not */
+    size_t flush_ords, ndirty; /* term log entries and flows changed since the last flush */
+    int logged; /* records written through RocksDB's log since the last ingest (sink_commit) */
     uint8_t *scratch;
     size_t scratch_cap;
     /* idx_segw_commit(): one batch at a time is synced and written by a
@@ -110,7 +149,8 @@ struct idx_segw {
     int th_started, stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    rocksdb_writebatch_t *inflight; /* handed to the thread, not yet written */
+    struct sink inflight; /* handed to the thread, not yet written */
+    int busy;             /* inflight holds a batch */
     /* the last batch written, cleared, for the next flush: its buffer is
      * as large as a flush needs, so a flush does not grow one from nothing
      * (reallocations and page faults) */
@@ -302,6 +342,7 @@ static inline void term_log(struct idx_segw *w, uint32_t id, uint32_t ord)
     if (w->nlog == TERM_LOG)
         terms_spill(w);
     w->terms[id].cnt++;
+    w->flush_ords++;
     w->log[w->nlog++] = (struct term_log){id, ord};
 }
 
@@ -417,6 +458,7 @@ static void flow_add(struct idx_segw *w, const struct idx_flow *f, uint64_t hash
         r->first_ts = r->last_ts = ts;
         idx_community_id(f, r->community_id);
     }
+    w->ndirty += !e->dirty;
     e->dirty = 1;
     if (ts < r->first_ts)
         r->first_ts = ts;
@@ -544,6 +586,7 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
         idx_segw_abandon(w);
         return rc;
     }
+    w->logged = 1;
     *out = w;
     *seg_id = w->seg.id;
     return 0;
@@ -820,12 +863,30 @@ size_t idx_posting_encode(const uint32_t *v, size_t n, uint8_t *out)
  * order (C, F, L, P, S; within each, ascending): the memtable inserts a
  * key after the one before it without searching from the top, which makes
  * a batch of many flows and terms several times cheaper to apply. */
-static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
+static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
 {
-    rocksdb_writebatch_t *b = w->spare ? w->spare : rocksdb_writebatch_create();
     uint8_t k[2 + 16 + 8], v[64 + 256];
-    w->spare = NULL;
-    /* counters */
+    /* A table file for a batch that would fill a memtable (see struct
+     * sink); a write batch when that is small, or the file cannot be made. */
+    size_t est = w->nterms * 64 + w->flush_ords * 2 + w->ndirty * 170 + w->plen +
+                 (size_t)w->cur.count * 10;
+    char err[RW_ERRSZ];
+    b->rerr = NULL;
+    b->sst = NULL;
+    b->b = NULL;
+    if (est >= INGEST_BYTES)
+        b->sst = idx_sst_open(w->ix, w->seg.id, b->path, sizeof b->path, err);
+    if (!b->sst) {
+        b->b = w->spare ? w->spare : rocksdb_writebatch_create();
+        w->spare = NULL;
+    }
+    /* counters, by second (a table file takes keys in order only) */
+    for (size_t i = 1; i < w->nsecs; i++)
+        for (size_t j = i; j > 0 && (uint64_t)w->secs[j - 1].sec > (uint64_t)w->secs[j].sec; j--) {
+            struct sec_count t = w->secs[j];
+            w->secs[j] = w->secs[j - 1];
+            w->secs[j - 1] = t;
+        }
     for (size_t i = 0; i < w->nsecs; i++) {
         uint8_t ck[13], cv[16];
         ck[0] = 'C';
@@ -833,7 +894,7 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         rw_put_be64(ck + 5, (uint64_t)w->secs[i].sec);
         rw_put_be64(cv, w->secs[i].pkts);
         rw_put_be64(cv + 8, w->secs[i].bytes);
-        rocksdb_writebatch_merge(b, (const char *)ck, 13, (const char *)cv, 16);
+        sink_merge(b, ck, 13, cv, 16);
     }
     /* flows that changed, in key order (their hash) */
     size_t nf = 0;
@@ -853,7 +914,7 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         rw_put_be64(fk + 1, w->seg.id);
         rw_put_be64(fk + 9, e->hash);
         size_t n = flow_encode(&e->rec, fv);
-        rocksdb_writebatch_put(b, (const char *)fk, 17, (const char *)fv, n);
+        sink_put(b, fk, 17, fv, n);
     }
     /* locators: full chunks, then the partial one (rewritten next time) */
     for (size_t pos = 0; pos < w->plen;) {
@@ -861,7 +922,7 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         k[0] = 'L';
         rw_put_be64(k + 1, w->seg.id);
         rw_put_be32(k + 9, no);
-        rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)w->pending + pos + 8, len);
+        sink_put(b, k, 13, w->pending + pos + 8, len);
         pos += 8 + len;
     }
     if (w->cur.count) {
@@ -870,7 +931,7 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         k[0] = 'L';
         rw_put_be64(k + 1, w->seg.id);
         rw_put_be32(k + 9, w->cur_no);
-        rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)buf, len);
+        sink_put(b, k, 13, buf, len);
     }
     /* postings, in key order: the memtable inserts them fastest that way.
      * A term's ordinals since the last flush are the sorted log's, after
@@ -892,7 +953,7 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         uint8_t *buf = scratch(w, idx_posting_size(ords, nords));
         size_t n = idx_posting_encode(ords, nords, buf);
         e->cnt = 0;
-        rocksdb_writebatch_merge(b, (const char *)k, 2 + e->len + 8, (const char *)buf, n);
+        sink_merge(b, k, 2 + e->len + 8, buf, n);
     }
     w->nlog = 0;
     /* catalogue last, in the same batch: readers see all of it or none */
@@ -901,8 +962,43 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
     k[0] = 'S';
     rw_put_be64(k + 1, w->seg.id);
     size_t vl = idx_seg_encode(&w->seg, v);
-    rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
-    return b;
+    sink_put(b, k, 9, v, vl);
+}
+
+/* Commit what build_batch() put in b: write or ingest it. Frees the table
+ * file; a write batch is left to the caller. */
+static int sink_commit(struct idx_segw *w, struct sink *b, int sync, char *err)
+{
+    if (b->b) {
+        w->logged = 1;
+        return idx_write_batch(w->ix, b->b, sync, err);
+    }
+    if (b->rerr) {
+        rw_err(err, RW_EDB, "writing an index table file: %s", b->rerr);
+        free(b->rerr);
+        b->rerr = NULL;
+        idx_sst_discard(b->sst, b->path);
+        b->sst = NULL;
+        return RW_EDB;
+    }
+    int rc = idx_sst_ingest(w->ix, b->sst, b->path, w->logged, err);
+    b->sst = NULL;
+    if (rc == 0)
+        w->logged = 0;
+    return rc;
+}
+
+/* Keep a written batch's buffer for the next flush, or free it. */
+static void sink_done(struct idx_segw *w, struct sink *b)
+{
+    if (!b->b)
+        return;
+    rocksdb_writebatch_clear(b->b);
+    if (!w->spare)
+        w->spare = b->b;
+    else
+        rocksdb_writebatch_destroy(b->b);
+    b->b = NULL;
 }
 
 /* What build_batch() took is in a batch now: start the next one afresh. */
@@ -911,6 +1007,8 @@ static void batch_taken(struct idx_segw *w)
     terms_clear(w);
     w->plen = 0;
     w->nsecs = 0;
+    w->flush_ords = 0;
+    w->ndirty = 0;
     for (size_t i = 0; i < w->fcount; i++)
         w->flows[i].dirty = 0;
 }
@@ -921,7 +1019,7 @@ static int commit_wait(struct idx_segw *w, char *err)
     if (!w->th_started)
         return 0;
     pthread_mutex_lock(&w->mu);
-    while (w->inflight)
+    while (w->busy)
         pthread_cond_wait(&w->cv, &w->mu);
     int rc = w->failed;
     if (rc)
@@ -935,11 +1033,11 @@ static void *commit_main(void *arg)
     struct idx_segw *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->inflight && !w->stop)
+        while (!w->busy && !w->stop)
             pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->inflight)
+        if (!w->busy)
             break;
-        rocksdb_writebatch_t *b = w->inflight;
+        struct sink *b = &w->inflight;
         int fd = w->in_fd, sync = w->in_sync, rc = 0;
         char e[RW_ERRSZ];
         pthread_mutex_unlock(&w->mu);
@@ -948,18 +1046,18 @@ static void *commit_main(void *arg)
             rc = rw_err(e, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing segment %s: %s",
                         w->seg.path, strerror(errno));
         if (rc == 0)
-            rc = idx_write_batch(w->ix, b, sync, e);
-        rocksdb_writebatch_clear(b);
+            rc = sink_commit(w, b, sync, e);
+        else if (b->sst) {
+            free(b->rerr);
+            idx_sst_discard(b->sst, b->path);
+        }
         pthread_mutex_lock(&w->mu);
-        if (!w->spare)
-            w->spare = b;
-        else
-            rocksdb_writebatch_destroy(b);
+        sink_done(w, b);
         if (rc < 0 && !w->failed) {
             w->failed = rc;
             memcpy(w->ferr, e, RW_ERRSZ);
         }
-        w->inflight = NULL;
+        w->busy = 0;
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
@@ -985,10 +1083,10 @@ int idx_segw_commit(idx_segw_t *w, int fd, uint64_t file_size, int sync, char *e
         }
         w->th_started = 1;
     }
-    rocksdb_writebatch_t *b = build_batch(w, file_size);
+    build_batch(w, file_size, &w->inflight);
     batch_taken(w);
     pthread_mutex_lock(&w->mu);
-    w->inflight = b;
+    w->busy = 1;
     w->in_fd = fd;
     w->in_sync = sync;
     pthread_cond_broadcast(&w->cv);
@@ -1001,9 +1099,10 @@ int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
     int rc;
     if ((rc = commit_wait(w, err)) < 0)
         return rc;
-    rocksdb_writebatch_t *b = build_batch(w, file_size);
-    rc = idx_write_batch(w->ix, b, sync, err);
-    rocksdb_writebatch_destroy(b);
+    struct sink b;
+    build_batch(w, file_size, &b);
+    rc = sink_commit(w, &b, sync, err);
+    sink_done(w, &b);
     if (rc < 0)
         return rc;
     batch_taken(w);
