@@ -52,9 +52,22 @@ struct term_gen {
  * low bits, so that a probe touches no entry) finds them. A table of whole
  * entries at half load held twice the entries' memory, which many small
  * flows made the largest part of the writer's. */
+/* A plain packet's terms are its flow's (index/parse.h): the L3 type,
+ * addresses, protocol, ports and flow hash. The flow's entry keeps the term
+ * ids its last plain packet had in this flush, so that the next plain
+ * packet with the same flow adds them without looking up a term: its terms
+ * are the same set if the flow's fields are the same (either direction)
+ * and so are has_ports and the number of terms. Most of a busy link's
+ * packets then cost one lookup (the flow's, needed anyway) instead of
+ * seven. */
+#define FLOW_TIDS 7
 struct flow_ent {
     uint64_t hash;
-    int dirty;
+    uint32_t dirty;
+    uint32_t tgen;  /* tid[] holds term ids while this is the segment's tgen */
+    uint8_t tn;     /* how many */
+    uint8_t tports; /* has_ports of the packet they are from */
+    uint32_t tid[FLOW_TIDS];
     struct idx_flowrec rec;
 };
 
@@ -115,6 +128,7 @@ struct idx_segw {
     uint32_t *gather; /* one term's ordinals at flush */
     size_t gathercap;
     size_t nterms, tecap;
+    uint32_t tgen; /* term ids are valid while this stays (flow_ent.tgen) */
     uint32_t *slots; /* term id + 1, 0: empty */
     size_t tcap;     /* slots, a power of two */
     struct term_log *log;
@@ -361,7 +375,8 @@ static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len,
  * and the entries are larger than the caches, so the slots, then the
  * entries, of all the packet's terms are prefetched before they are
  * looked up one by one. */
-static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uint32_t ord)
+static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uint32_t ord,
+                             uint32_t *ids)
 {
     uint64_t h[IDX_MAX_TERMS];
     int n = p->nterms;
@@ -381,7 +396,8 @@ static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uin
         uint64_t v0, v1;
         memcpy(&v0, p->terms[i].val, 8);
         memcpy(&v1, p->terms[i].val + 8, 8);
-        term_log(w, term_id(w, p->terms[i].kind, v0, v1, h[i], p->terms[i].len), ord);
+        ids[i] = term_id(w, p->terms[i].kind, v0, v1, h[i], p->terms[i].len);
+        term_log(w, ids[i], ord);
     }
 }
 
@@ -389,6 +405,7 @@ static void terms_clear(struct idx_segw *w)
 {
     gens_reset(w);
     w->nterms = 0;
+    w->tgen++;
     w->nlog = 0;
     if (w->slots)
         memset(w->slots, 0, w->tcap * sizeof *w->slots);
@@ -440,11 +457,20 @@ static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash, int *fresh)
     return e;
 }
 
-static void flow_add(struct idx_segw *w, const struct idx_flow *f, uint64_t hash, int64_t ts,
-                     uint32_t wirelen)
+/* The packet's flow is the entry's, field for field, in either direction. */
+static inline int flow_same(const struct idx_flowrec *r, const struct idx_flow *f)
 {
-    int fresh;
-    struct flow_ent *e = flow_slot(w, hash, &fresh);
+    if (r->family != f->family || r->proto != f->proto || r->vlan != f->vlan)
+        return 0;
+    if (r->sport == f->sport && r->dport == f->dport)
+        return !memcmp(r->src, f->src, 16) && !memcmp(r->dst, f->dst, 16);
+    return r->sport == f->dport && r->dport == f->sport && !memcmp(r->src, f->dst, 16) &&
+           !memcmp(r->dst, f->src, 16);
+}
+
+static void flow_add(struct idx_segw *w, struct flow_ent *e, int fresh, const struct idx_flow *f,
+                     int64_t ts, uint32_t wirelen)
+{
     struct idx_flowrec *r = &e->rec;
     size_t alen = f->family == 4 ? 4 : 16;
     if (fresh) {
@@ -564,6 +590,7 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
         return rw_err(err, RW_ENOMEM, "out of memory");
     }
     terms_grow(w);
+    w->tgen = 1;
     w->seg.id = idx_next_seg_id(ix);
     w->seg.point = point;
     w->seg.linktype = linktype;
@@ -596,27 +623,13 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
                   const struct idx_parsed *p)
 {
     uint32_t ord = (uint32_t)w->packets;
-    /* The flow's entry is a cache miss (the entries outgrow the caches on
-     * a busy link): ask for it now, so that it arrives while the terms are
-     * looked up. A guess only: the first slot may be another flow's. */
-    if (p->flow.present && p->nterms && p->terms[p->nterms - 1].kind == IDX_T_FLOW && w->fcap) {
-        uint32_t i1 = w->fslots[rw_get_be64(p->terms[p->nterms - 1].val) & (w->fcap - 1)].idx1;
-        if (i1) {
-            const struct flow_ent *e = &w->flows[i1 - 1];
-            __builtin_prefetch(e);
-            __builtin_prefetch((const char *)e + 64);
-        }
-    }
-    terms_add_packet(w, p, ord);
-    if (p->flags & IDX_F_UNPARSED)
-        term_add(w, IDX_K_UNPARSED, NULL, 0, ord);
-    if (p->flags & IDX_F_DEEP)
-        term_add(w, IDX_K_DEEP, NULL, 0, ord);
+    struct flow_ent *e = NULL;
+    int fresh = 0;
     if (p->flow.present) {
         /* The parser's last term is the flow's hash unless the term list
          * overflowed: then compute it and add the term here. */
-        uint64_t h;
         const struct idx_term *t = p->nterms ? &p->terms[p->nterms - 1] : NULL;
+        uint64_t h;
         if (t && t->kind == IDX_T_FLOW) {
             h = rw_get_be64(t->val);
         } else {
@@ -625,8 +638,29 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
             rw_put_be64(hv, h);
             term_add(w, IDX_T_FLOW, hv, 8, ord);
         }
-        flow_add(w, &p->flow, h, ts, wirelen);
+        e = flow_slot(w, h, &fresh);
     }
+    int plain = e && !(p->flags & (IDX_F_UNPARSED | IDX_F_DEEP)) && p->nterms <= FLOW_TIDS;
+    if (plain && !fresh && e->tgen == w->tgen && e->tn == p->nterms &&
+        e->tports == p->flow.has_ports && flow_same(&e->rec, &p->flow)) {
+        for (int i = 0; i < e->tn; i++)
+            term_log(w, e->tid[i], ord);
+    } else {
+        uint32_t ids[IDX_MAX_TERMS];
+        terms_add_packet(w, p, ord, ids);
+        if (plain) {
+            memcpy(e->tid, ids, (size_t)p->nterms * sizeof *ids);
+            e->tn = (uint8_t)p->nterms;
+            e->tports = p->flow.has_ports;
+            e->tgen = w->tgen;
+        }
+    }
+    if (p->flags & IDX_F_UNPARSED)
+        term_add(w, IDX_K_UNPARSED, NULL, 0, ord);
+    if (p->flags & IDX_F_DEEP)
+        term_add(w, IDX_K_DEEP, NULL, 0, ord);
+    if (e)
+        flow_add(w, e, fresh, &p->flow, ts, wirelen);
     /* locator */
     if (w->cur.count == 0) {
         w->cur.min_ts = w->cur.max_ts = ts;
