@@ -748,7 +748,7 @@ static struct sortkey *sortkeys(struct idx_segw *w, size_t n)
 {
     if (w->skcap < n) {
         free(w->sk);
-        w->skcap = n * 2;
+        w->skcap = n + n / 8 + 64; /* 16 bytes a key, twice: no more room than that */
         if (!(w->sk = malloc(2 * w->skcap * sizeof *w->sk)))
             abort(); /* out of memory while indexing: nothing sane to do */
     }
