@@ -341,6 +341,11 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     rocksdb_options_set_create_if_missing(ix->opts, mode == IDX_WRITE);
     rocksdb_options_set_compression(ix->opts, rocksdb_lz4_compression);
     rocksdb_options_set_bottommost_compression(ix->opts, rocksdb_zstd_compression);
+    /* zstd level 1, not 3: a compaction of level 0 into the last level
+     * rewrites that level whole while the index is small, and zstd was
+     * most of it. 1 M small packets' index compacted whole: 1.52 -> 1.36 s
+     * CPU, 13.8 -> 14.0 MB (LZ4: 1.05 s but 17.7 MB). */
+    rocksdb_options_set_bottommost_compression_options(ix->opts, -14, 1, 0, 0, 1);
     /* Level 0 (the memtables written out, every 8 MiB) is not compressed:
      * its files are compacted into level 1 soon, which compresses them
      * once, rather than a flush compressing what the compaction then
