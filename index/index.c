@@ -79,7 +79,7 @@ static roaring_bitmap_t *posting_decode(const char *v, size_t n)
 static char *merge_bitmaps(const char *existing, size_t elen, const char *const *ops,
                            const size_t *oplens, int nops, size_t *outlen, unsigned char *ok)
 {
-    roaring_bitmap_t *acc = roaring_bitmap_create();
+    roaring_bitmap_t *acc = NULL; /* the first value decoded, the others ORed in */
     int damaged = 0;
     char *out = NULL;
     for (int i = existing ? -1 : 0; i < nops; i++) {
@@ -89,9 +89,15 @@ static char *merge_bitmaps(const char *existing, size_t elen, const char *const 
             damaged = 1;
             break;
         }
+        if (!acc) {
+            acc = b;
+            continue;
+        }
         roaring_bitmap_or_inplace(acc, b);
         roaring_bitmap_free(b);
     }
+    if (!acc && !damaged)
+        acc = roaring_bitmap_create();
     if (damaged) {
         *outlen = sizeof IDX_DAMAGED_MARK - 1;
         out = malloc(*outlen);
@@ -105,7 +111,7 @@ static char *merge_bitmaps(const char *existing, size_t elen, const char *const 
             roaring_bitmap_portable_serialize(acc, out);
     }
     *ok = out != NULL;
-    roaring_bitmap_free(acc);
+    idx_bitmap_free(acc);
     return out;
 }
 
@@ -509,6 +515,14 @@ const char *idx_dir(const idx_t *ix) { return ix->dir; }
 void idx_flush(idx_t *ix, int wait)
 {
     char *rerr = NULL;
+    uint64_t n;
+    /* A memtable of a few records is a log readers replay at once; written
+     * out, it would be one more level-0 file (and a compaction sooner):
+     * after a segment whose batches were ingested, all it holds is the
+     * next segment's record and the key A (sst_prepare). */
+    if (!wait && rocksdb_property_int(ix->db, "rocksdb.num-entries-active-mem-table", &n) == 0 &&
+        n < 64)
+        return;
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, (unsigned char)wait);
     rocksdb_flush(ix->db, fo, &rerr);
