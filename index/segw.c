@@ -115,7 +115,11 @@ static void sink_merge(struct sink *s, const void *k, size_t kl, const void *v, 
 /* A batch estimated at this many bytes of memtable or more is ingested as
  * a table file: the size of RocksDB's write buffer (index.c), which such a
  * batch fills by itself, so that ingesting makes no more level-0 files than
- * the memtable's flushes would. */
+ * the memtable's flushes would. Not a segment's first batch, though: the
+ * segment's record, written at its start, is in the memtable, which would
+ * have to be flushed first (one more level-0 file, and a compaction
+ * sooner); the first batch joins it there, and the memtable is written out
+ * when the second is ingested, as it would have been when full. */
 #define INGEST_BYTES (8u << 20)
 
 struct idx_segw {
@@ -155,6 +159,7 @@ struct idx_segw {
     uint64_t packets; /* added, flushed or not */
     size_t flush_ords, ndirty; /* term log entries and flows changed since the last flush */
     int logged; /* records written through RocksDB's log since the last ingest (sink_commit) */
+    uint64_t batches; /* taken by build_batch() */
     uint8_t *scratch;
     size_t scratch_cap;
     /* idx_segw_commit(): one batch at a time is synced and written by a
@@ -908,7 +913,7 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
     b->rerr = NULL;
     b->sst = NULL;
     b->b = NULL;
-    if (est >= INGEST_BYTES)
+    if (est >= INGEST_BYTES && w->batches > 0)
         b->sst = idx_sst_open(w->ix, w->seg.id, b->path, sizeof b->path, err);
     if (!b->sst) {
         b->b = w->spare ? w->spare : rocksdb_writebatch_create();
@@ -1043,6 +1048,7 @@ static void batch_taken(struct idx_segw *w)
     w->nsecs = 0;
     w->flush_ords = 0;
     w->ndirty = 0;
+    w->batches++;
     for (size_t i = 0; i < w->fcount; i++)
         w->flows[i].dirty = 0;
 }
