@@ -377,6 +377,10 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
      * inserts -61 %, memtable flushes -30 %; live at top speed 1.6 against
      * 2.4-2.8 us CPU per packet), and two memtables hold 16 MiB at most. */
     rocksdb_options_set_write_buffer_size(ix->opts, 8 << 20);
+    /* Level 0 is compacted at 5 files, not 4: a segment adds one small file
+     * to the large batches ingested (index/segw.c, INGEST_BYTES), and each
+     * compaction into level 1 rewrites it whole while the index is small. */
+    rocksdb_options_set_level0_file_num_compaction_trigger(ix->opts, 5);
     rocksdb_options_set_skip_stats_update_on_db_open(ix->opts, 1);
     if (mode == IDX_WRITE) {
         rocksdb_options_increase_parallelism(ix->opts, 2);

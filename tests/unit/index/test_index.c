@@ -1401,8 +1401,7 @@ static uint64_t wal_bytes(const char *dir)
     return sum;
 }
 
-/* A flush too large for a memtable (after a segment's first) goes into the
- * index as a table file of its own (index/segw.c, struct sink): a reader
+/* A flush too large for a memtable goes into the index as a table file of its own (index/segw.c, struct sink): a reader
  * that replayed the segment's earlier records from the log sees it at once,
  * it survives kill -9 right after the flush, and the index holds exactly
  * what the same packets committed in small write batches give. */
@@ -1418,7 +1417,7 @@ static void test_large_flush_ingested(void **state)
         uint64_t id, off = 24;
         idx_segw_t *w = begin(ix, point(ix, "a"), "a.pcap", &id);
         idx_t *rd = open_ok(f->dir, IDX_READ);
-        /* a segment's first batch goes through the log, whatever its size */
+        /* a first batch through the log */
         add_flows(w, 0, 1000, &off);
         if (idx_segw_flush(w, off, 1, err) != 0)
             fail_msg("idx_segw_flush: %s", err);
