@@ -632,6 +632,12 @@ void idx_sst_discard(rocksdb_sstfilewriter_t *sw, const char *path)
     unlink(path);
 }
 
+int idx_sst_failed(rocksdb_sstfilewriter_t *sw, const char *path, char *rerr, char *err)
+{
+    idx_sst_discard(sw, path);
+    return db_err(err, rerr, "writing an index table file");
+}
+
 rocksdb_iterator_t *idx_iter(idx_t *ix) { return rocksdb_create_iterator(ix->db, ix->ropts); }
 
 int idx_iter_status(rocksdb_iterator_t *it, char *err)

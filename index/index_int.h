@@ -28,6 +28,9 @@ rocksdb_sstfilewriter_t *idx_sst_open(idx_t *ix, uint64_t tag, char *path, size_
 int idx_sst_ingest(idx_t *ix, rocksdb_sstfilewriter_t *sw, const char *path, int after_log,
                    char *err);
 void idx_sst_discard(rocksdb_sstfilewriter_t *sw, const char *path);
+/* idx_sst_discard after adding a record failed with RocksDB's error rerr
+ * (freed): that error, as RW_ENOSPC, RW_EIO... in err. */
+int idx_sst_failed(rocksdb_sstfilewriter_t *sw, const char *path, char *rerr, char *err);
 int idx_iter_status(rocksdb_iterator_t *it, char *err);
 /* Encoders; v must have room for 64 + path bytes / 29 + 10 * IDX_CHUNK bytes. */
 size_t idx_seg_encode(const struct idx_seg *s, uint8_t *v);

@@ -1013,12 +1013,10 @@ static int sink_commit(struct idx_segw *w, struct sink *b, int sync, char *err)
         return idx_write_batch(w->ix, b->b, sync, err);
     }
     if (b->rerr) {
-        rw_err(err, RW_EDB, "writing an index table file: %s", b->rerr);
-        free(b->rerr);
+        int rc = idx_sst_failed(b->sst, b->path, b->rerr, err);
         b->rerr = NULL;
-        idx_sst_discard(b->sst, b->path);
         b->sst = NULL;
-        return RW_EDB;
+        return rc;
     }
     int rc = idx_sst_ingest(w->ix, b->sst, b->path, w->logged, err);
     b->sst = NULL;
@@ -1093,6 +1091,8 @@ static void *commit_main(void *arg)
         else if (b->sst) {
             free(b->rerr);
             idx_sst_discard(b->sst, b->path);
+            b->sst = NULL;
+            b->rerr = NULL;
         }
         pthread_mutex_lock(&w->mu);
         sink_done(w, b);
