@@ -29,7 +29,6 @@
 struct term_ent { /* 32 bytes: two to a cache line */
     uint64_t v0, v1;  /* value bytes, zero-padded to 16 */
     uint32_t hash;
-    uint32_t cnt;     /* log entries since the last spill */
     uint8_t kind, len;
 };
 
@@ -133,6 +132,11 @@ struct idx_segw {
     uint32_t *gather; /* one term's ordinals at flush */
     size_t gathercap;
     size_t nterms, tecap;
+    /* log entries of each term since the last spill: apart from the
+     * entries, in 4 bytes a term, so that the counts of a busy link's
+     * terms stay in the cache (a packet of a known flow touches its
+     * terms' counts only) */
+    uint32_t *tcnt;
     uint32_t tgen; /* term ids are valid while this stays (flow_ent.tgen) */
     uint32_t *slots; /* term id + 1, 0: empty */
     size_t tcap;     /* slots, a power of two */
@@ -221,7 +225,7 @@ static void terms_sort(struct idx_segw *w)
     uint32_t pos = 0;
     for (size_t id = 0; id < w->nterms; id++) {
         w->toff[id] = pos;
-        pos += w->terms[id].cnt;
+        pos += w->tcnt[id];
     }
     for (size_t i = 0; i < w->nlog; i++)
         w->sorted[w->toff[w->log[i].id]++] = w->log[i].ord;
@@ -256,8 +260,8 @@ static void terms_spill(struct idx_segw *w)
     uint32_t pos = 0;
     for (size_t id = 0; id < w->nterms; id++) {
         g->start[id] = pos;
-        pos += w->terms[id].cnt;
-        w->terms[id].cnt = 0;
+        pos += w->tcnt[id];
+        w->tcnt[id] = 0;
     }
     g->start[w->nterms] = pos;
     g->nterms = w->nterms;
@@ -278,9 +282,9 @@ static void terms_spill(struct idx_segw *w)
  * generations, then the log (sorted by terms_sort()). */
 static const uint32_t *term_ords(struct idx_segw *w, uint32_t id, size_t *n)
 {
-    const struct term_ent *e = &w->terms[id];
-    const uint32_t *tail = w->sorted + w->toff[id] - e->cnt;
-    size_t total = e->cnt, ng = 0;
+    uint32_t cnt = w->tcnt[id];
+    const uint32_t *tail = w->sorted + w->toff[id] - cnt;
+    size_t total = cnt, ng = 0;
     for (size_t i = 0; i < w->ngens; i++)
         if (id < w->gens[i].nterms) {
             size_t c = w->gens[i].start[id + 1] - w->gens[i].start[id];
@@ -303,7 +307,7 @@ static const uint32_t *term_ords(struct idx_segw *w, uint32_t id, size_t *n)
             memcpy(w->gather + k, g->ords + g->start[id], (g->start[id + 1] - g->start[id]) * 4);
             k += g->start[id + 1] - g->start[id];
         }
-    memcpy(w->gather + k, tail, e->cnt * 4);
+    memcpy(w->gather + k, tail, cnt * 4);
     return w->gather;
 }
 
@@ -344,14 +348,17 @@ static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64
     if (w->nterms == w->tecap) {
         size_t ncap = w->tecap ? w->tecap * 2 : 2048;
         struct term_ent *nt = realloc(w->terms, ncap * sizeof *nt);
-        if (!nt)
+        uint32_t *nc = realloc(w->tcnt, ncap * sizeof *nc);
+        if (!nt || !nc)
             abort(); /* out of memory while indexing: nothing sane to do */
         w->terms = nt;
+        w->tcnt = nc;
         w->tecap = ncap;
     }
     uint32_t id = (uint32_t)w->nterms++;
     w->terms[id] = (struct term_ent){.v0 = v0, .v1 = v1, .hash = (uint32_t)h,
                                      .kind = (uint8_t)kind, .len = (uint8_t)len};
+    w->tcnt[id] = 0;
     w->slots[j] = id + 1;
     return id;
 }
@@ -360,7 +367,7 @@ static inline void term_log(struct idx_segw *w, uint32_t id, uint32_t ord)
 {
     if (w->nlog == TERM_LOG)
         terms_spill(w);
-    w->terms[id].cnt++;
+    w->tcnt[id]++;
     w->flush_ords++;
     w->log[w->nlog++] = (struct term_log){id, ord};
 }
@@ -991,7 +998,7 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
         rw_put_be64(k + 2 + e->len, w->seg.id);
         uint8_t *buf = scratch(w, idx_posting_size(ords, nords));
         size_t n = idx_posting_encode(ords, nords, buf);
-        e->cnt = 0;
+        w->tcnt[ids[i]] = 0;
         sink_merge(b, k, 2 + e->len + 8, buf, n);
     }
     w->nlog = 0;
@@ -1169,6 +1176,7 @@ void idx_segw_abandon(idx_segw_t *w)
         rocksdb_writebatch_destroy(w->spare);
     terms_clear(w);
     free(w->terms);
+    free(w->tcnt);
     w->genfree = w->ngens = 0;
     for (size_t i = 0; i < w->gencap; i++) {
         free(w->gens[i].ords);
