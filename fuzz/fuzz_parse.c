@@ -39,6 +39,42 @@ static void check_flow_symmetry(const struct idx_flow *f)
     require(idx_flow_hash(f) == idx_flow_hash(&r));
 }
 
+/* A plain packet with a flow carries exactly the terms its flow implies
+ * (parse.h), which index/segw.c relies on to reuse a flow's term ids: the
+ * L3 type, both addresses, the protocol, both ports when has_ports, and
+ * the flow hash, each once. */
+static int has_term(const struct idx_parsed *p, int kind, const uint8_t *v)
+{
+    for (int i = 0; i < p->nterms; i++)
+        if (p->terms[i].kind == kind && !memcmp(p->terms[i].val, v, p->terms[i].len))
+            return 1;
+    return 0;
+}
+
+static void check_plain_terms(const struct idx_parsed *p)
+{
+    const struct idx_flow *f = &p->flow;
+    if (!f->present || (p->flags & (IDX_F_UNPARSED | IDX_F_DEEP)))
+        return;
+    int v4 = f->family == 4;
+    uint8_t l3[2] = {v4 ? 0x08 : 0x86, v4 ? 0x00 : 0xdd}, sp[2], dp[2], h[8];
+    uint64_t fh = idx_flow_hash(f);
+    for (int i = 0; i < 8; i++)
+        h[i] = (uint8_t)(fh >> (56 - 8 * i));
+    sp[0] = (uint8_t)(f->sport >> 8), sp[1] = (uint8_t)f->sport;
+    dp[0] = (uint8_t)(f->dport >> 8), dp[1] = (uint8_t)f->dport;
+    int want = 3 + (memcmp(f->src, f->dst, 16) != 0) + 1;
+    require(has_term(p, IDX_T_L3, l3) && has_term(p, v4 ? IDX_T_IP4 : IDX_T_IP6, f->src) &&
+            has_term(p, v4 ? IDX_T_IP4 : IDX_T_IP6, f->dst) &&
+            has_term(p, v4 ? IDX_T_PROTO4 : IDX_T_PROTO6, &f->proto) &&
+            has_term(p, IDX_T_FLOW, h));
+    if (f->has_ports) {
+        require(has_term(p, IDX_T_PORT, sp) && has_term(p, IDX_T_PORT, dp));
+        want += 1 + (f->sport != f->dport);
+    }
+    require(p->nterms == want);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct idx_parsed out;
@@ -52,6 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_invariants(&out);
     if (out.flow.present && out.flow.has_ports)
         check_flow_symmetry(&out.flow);
+    check_plain_terms(&out);
     /* The flow-hash memo (kept across inputs, as a writer keeps it across
      * packets) changes nothing: the same terms and flow, byte for byte. */
     static idx_fhmemo_t *memo;

@@ -38,7 +38,8 @@ void idx_close(idx_t *ix);
 int idx_refresh(idx_t *ix, char *err) RW_WUR;
 const char *idx_dir(const idx_t *ix);
 /* Writer: flush RocksDB's memtable to a table file (wait: until done), so
- * that a reader opening the index replays only a short write-ahead log. */
+ * that a reader opening the index replays only a short write-ahead log.
+ * Without wait, a memtable of fewer than 64 records stays as it is. */
 void idx_flush(idx_t *ix, int wait);
 
 /* ---- capture points ---- */

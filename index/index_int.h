@@ -12,6 +12,25 @@ int idx_get_raw(idx_t *ix, const uint8_t *key, size_t klen, uint8_t *buf, size_t
                 size_t *vlen, char *err);
 int idx_write_batch(idx_t *ix, rocksdb_writebatch_t *b, int sync, char *err);
 rocksdb_iterator_t *idx_iter(idx_t *ix);
+/* A writer's large batch as a table file of its own, ingested into the
+ * index instead of written through the write-ahead log and a memtable:
+ * keys must be added in ascending order, each once. idx_sst_open creates
+ * DIR/index/IDX_SST_PREFIX<tag> (path gets its name; one file in flight per
+ * tag) and returns NULL with err on failure. idx_sst_ingest finishes and
+ * syncs the file and adds it to the index atomically and durably (its
+ * records are then newer than every earlier write), and removes the file;
+ * idx_sst_discard drops it. Both free sw. after_log: records of the same keys
+ * may have been written through the log since the last ingest (see
+ * index.c, sst_prepare). */
+#define IDX_SST_PREFIX "rewind-batch-"
+rocksdb_sstfilewriter_t *idx_sst_open(idx_t *ix, uint64_t tag, char *path, size_t pathsz,
+                                      char *err);
+int idx_sst_ingest(idx_t *ix, rocksdb_sstfilewriter_t *sw, const char *path, int after_log,
+                   char *err);
+void idx_sst_discard(rocksdb_sstfilewriter_t *sw, const char *path);
+/* idx_sst_discard after adding a record failed with RocksDB's error rerr
+ * (freed): that error, as RW_ENOSPC, RW_EIO... in err. */
+int idx_sst_failed(rocksdb_sstfilewriter_t *sw, const char *path, char *rerr, char *err);
 int idx_iter_status(rocksdb_iterator_t *it, char *err);
 /* Encoders; v must have room for 64 + path bytes / 29 + 10 * IDX_CHUNK bytes. */
 size_t idx_seg_encode(const struct idx_seg *s, uint8_t *v);

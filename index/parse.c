@@ -35,6 +35,7 @@ struct pctx {
     int encaps;
     int vlan_seen;
     uint16_t vlan; /* outermost VLAN id */
+    uint32_t kinds; /* bit k: a term of kind k is in out->terms */
 };
 
 static void parse_ethertype(struct pctx *c, uint16_t type, const uint8_t *p, uint32_t len);
@@ -85,7 +86,9 @@ static inline __attribute__((always_inline)) void add_term_upto(struct pctx *c, 
     memcpy(v, val, len);
     memcpy(&v0, v, 8);
     memcpy(&v1, v + 8, 8);
-    for (int i = 0; i < o->nterms; i++) {
+    /* only a kind already there can be a duplicate: most terms are the
+     * first of their kind */
+    for (int i = c->kinds & (1u << kind) ? 0 : o->nterms; i < o->nterms; i++) {
         uint64_t t0, t1;
         memcpy(&t0, o->terms[i].val, 8);
         memcpy(&t1, o->terms[i].val + 8, 8);
@@ -97,6 +100,7 @@ static inline __attribute__((always_inline)) void add_term_upto(struct pctx *c, 
         return;
     }
     struct idx_term *t = &o->terms[o->nterms++];
+    c->kinds |= 1u << kind;
     t->kind = (uint8_t)kind;
     t->len = (uint8_t)len;
     memcpy(t->val, v, 16);

@@ -29,7 +29,6 @@
 struct term_ent { /* 32 bytes: two to a cache line */
     uint64_t v0, v1;  /* value bytes, zero-padded to 16 */
     uint32_t hash;
-    uint32_t cnt;     /* log entries since the last spill */
     uint8_t kind, len;
 };
 
@@ -52,9 +51,22 @@ struct term_gen {
  * low bits, so that a probe touches no entry) finds them. A table of whole
  * entries at half load held twice the entries' memory, which many small
  * flows made the largest part of the writer's. */
+/* A plain packet's terms are its flow's (index/parse.h): the L3 type,
+ * addresses, protocol, ports and flow hash. The flow's entry keeps the term
+ * ids its last plain packet had in this flush, so that the next plain
+ * packet with the same flow adds them without looking up a term: its terms
+ * are the same set if the flow's fields are the same (either direction)
+ * and so are has_ports and the number of terms. Most of a busy link's
+ * packets then cost one lookup (the flow's, needed anyway) instead of
+ * seven. */
+#define FLOW_TIDS 7
 struct flow_ent {
     uint64_t hash;
-    int dirty;
+    uint32_t dirty;
+    uint32_t tgen;  /* tid[] holds term ids while this is the segment's tgen */
+    uint8_t tn;     /* how many */
+    uint8_t tports; /* has_ports of the packet they are from */
+    uint32_t tid[FLOW_TIDS];
     struct idx_flowrec rec;
 };
 
@@ -68,6 +80,48 @@ struct sec_count {
     uint64_t pkts, bytes;
 };
 
+/* Where a flush's records go: a write batch (through RocksDB's write-ahead
+ * log and memtable), or, for a large one, a table file of its own that is
+ * ingested whole (index_int.h: idx_sst_*). A batch that fills a memtable by
+ * itself costs RocksDB a memtable insert per key (a skiplist search), the
+ * log's checksum, and then the memtable's flush into a table file anyway;
+ * the table file built here straight from the sorted keys skips all that,
+ * and takes no memory for the batch or the memtable. Both are atomic and
+ * durable; either way a large batch becomes one level-0 file. */
+struct sink {
+    rocksdb_writebatch_t *b;      /* or */
+    rocksdb_sstfilewriter_t *sst; /* with its file */
+    char path[1100];
+    char *rerr; /* the first error adding to sst */
+};
+
+static void sink_put(struct sink *s, const void *k, size_t kl, const void *v, size_t vl)
+{
+    if (s->b)
+        rocksdb_writebatch_put(s->b, k, kl, v, vl);
+    else if (!s->rerr)
+        rocksdb_sstfilewriter_put(s->sst, k, kl, v, vl, &s->rerr);
+}
+
+static void sink_merge(struct sink *s, const void *k, size_t kl, const void *v, size_t vl)
+{
+    if (s->b)
+        rocksdb_writebatch_merge(s->b, k, kl, v, vl);
+    else if (!s->rerr)
+        rocksdb_sstfilewriter_merge(s->sst, k, kl, v, vl, &s->rerr);
+}
+
+/* A batch estimated at this many bytes of memtable or more is ingested as
+ * a table file: the size of RocksDB's write buffer (index.c), which such a
+ * batch fills by itself, so that ingesting makes no more level-0 files than
+ * the memtable's flushes would; but one more a segment: the memtable with
+ * the segment's record (written at its start) is flushed before its first
+ * batch is ingested (index.c, sst_prepare), which is why level 0 is
+ * compacted at 5 files instead of 4 (index.c). Ingesting the first batch
+ * too, rather than joining the record in the memtable, saves a memtable
+ * and a batch of that size (30 MiB at 330 000 small packets). */
+#define INGEST_BYTES (8u << 20)
+
 struct idx_segw {
     idx_t *ix;
     struct idx_seg seg;
@@ -78,6 +132,12 @@ struct idx_segw {
     uint32_t *gather; /* one term's ordinals at flush */
     size_t gathercap;
     size_t nterms, tecap;
+    /* log entries of each term since the last spill: apart from the
+     * entries, in 4 bytes a term, so that the counts of a busy link's
+     * terms stay in the cache (a packet of a known flow touches its
+     * terms' counts only) */
+    uint32_t *tcnt;
+    uint32_t tgen; /* term ids are valid while this stays (flow_ent.tgen) */
     uint32_t *slots; /* term id + 1, 0: empty */
     size_t tcap;     /* slots, a power of two */
     struct term_log *log;
@@ -102,6 +162,8 @@ struct idx_segw {
     struct sec_count *secs;
     size_t nsecs, capsecs;
     uint64_t packets; /* added, flushed or not */
+    size_t flush_ords, ndirty; /* term log entries and flows changed since the last flush */
+    int logged; /* records written through RocksDB's log since the last ingest (sink_commit) */
     uint8_t *scratch;
     size_t scratch_cap;
     /* idx_segw_commit(): one batch at a time is synced and written by a
@@ -110,7 +172,8 @@ struct idx_segw {
     int th_started, stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    rocksdb_writebatch_t *inflight; /* handed to the thread, not yet written */
+    struct sink inflight; /* handed to the thread, not yet written */
+    int busy;             /* inflight holds a batch */
     /* the last batch written, cleared, for the next flush: its buffer is
      * as large as a flush needs, so a flush does not grow one from nothing
      * (reallocations and page faults) */
@@ -162,7 +225,7 @@ static void terms_sort(struct idx_segw *w)
     uint32_t pos = 0;
     for (size_t id = 0; id < w->nterms; id++) {
         w->toff[id] = pos;
-        pos += w->terms[id].cnt;
+        pos += w->tcnt[id];
     }
     for (size_t i = 0; i < w->nlog; i++)
         w->sorted[w->toff[w->log[i].id]++] = w->log[i].ord;
@@ -197,8 +260,8 @@ static void terms_spill(struct idx_segw *w)
     uint32_t pos = 0;
     for (size_t id = 0; id < w->nterms; id++) {
         g->start[id] = pos;
-        pos += w->terms[id].cnt;
-        w->terms[id].cnt = 0;
+        pos += w->tcnt[id];
+        w->tcnt[id] = 0;
     }
     g->start[w->nterms] = pos;
     g->nterms = w->nterms;
@@ -219,9 +282,9 @@ static void terms_spill(struct idx_segw *w)
  * generations, then the log (sorted by terms_sort()). */
 static const uint32_t *term_ords(struct idx_segw *w, uint32_t id, size_t *n)
 {
-    const struct term_ent *e = &w->terms[id];
-    const uint32_t *tail = w->sorted + w->toff[id] - e->cnt;
-    size_t total = e->cnt, ng = 0;
+    uint32_t cnt = w->tcnt[id];
+    const uint32_t *tail = w->sorted + w->toff[id] - cnt;
+    size_t total = cnt, ng = 0;
     for (size_t i = 0; i < w->ngens; i++)
         if (id < w->gens[i].nterms) {
             size_t c = w->gens[i].start[id + 1] - w->gens[i].start[id];
@@ -244,7 +307,7 @@ static const uint32_t *term_ords(struct idx_segw *w, uint32_t id, size_t *n)
             memcpy(w->gather + k, g->ords + g->start[id], (g->start[id + 1] - g->start[id]) * 4);
             k += g->start[id + 1] - g->start[id];
         }
-    memcpy(w->gather + k, tail, e->cnt * 4);
+    memcpy(w->gather + k, tail, cnt * 4);
     return w->gather;
 }
 
@@ -285,14 +348,17 @@ static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64
     if (w->nterms == w->tecap) {
         size_t ncap = w->tecap ? w->tecap * 2 : 2048;
         struct term_ent *nt = realloc(w->terms, ncap * sizeof *nt);
-        if (!nt)
+        uint32_t *nc = realloc(w->tcnt, ncap * sizeof *nc);
+        if (!nt || !nc)
             abort(); /* out of memory while indexing: nothing sane to do */
         w->terms = nt;
+        w->tcnt = nc;
         w->tecap = ncap;
     }
     uint32_t id = (uint32_t)w->nterms++;
     w->terms[id] = (struct term_ent){.v0 = v0, .v1 = v1, .hash = (uint32_t)h,
                                      .kind = (uint8_t)kind, .len = (uint8_t)len};
+    w->tcnt[id] = 0;
     w->slots[j] = id + 1;
     return id;
 }
@@ -301,7 +367,8 @@ static inline void term_log(struct idx_segw *w, uint32_t id, uint32_t ord)
 {
     if (w->nlog == TERM_LOG)
         terms_spill(w);
-    w->terms[id].cnt++;
+    w->tcnt[id]++;
+    w->flush_ords++;
     w->log[w->nlog++] = (struct term_log){id, ord};
 }
 
@@ -320,7 +387,8 @@ static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len,
  * and the entries are larger than the caches, so the slots, then the
  * entries, of all the packet's terms are prefetched before they are
  * looked up one by one. */
-static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uint32_t ord)
+static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uint32_t ord,
+                             uint32_t *ids)
 {
     uint64_t h[IDX_MAX_TERMS];
     int n = p->nterms;
@@ -340,7 +408,8 @@ static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uin
         uint64_t v0, v1;
         memcpy(&v0, p->terms[i].val, 8);
         memcpy(&v1, p->terms[i].val + 8, 8);
-        term_log(w, term_id(w, p->terms[i].kind, v0, v1, h[i], p->terms[i].len), ord);
+        ids[i] = term_id(w, p->terms[i].kind, v0, v1, h[i], p->terms[i].len);
+        term_log(w, ids[i], ord);
     }
 }
 
@@ -348,6 +417,7 @@ static void terms_clear(struct idx_segw *w)
 {
     gens_reset(w);
     w->nterms = 0;
+    w->tgen++;
     w->nlog = 0;
     if (w->slots)
         memset(w->slots, 0, w->tcap * sizeof *w->slots);
@@ -399,11 +469,20 @@ static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash, int *fresh)
     return e;
 }
 
-static void flow_add(struct idx_segw *w, const struct idx_flow *f, uint64_t hash, int64_t ts,
-                     uint32_t wirelen)
+/* The packet's flow is the entry's, field for field, in either direction. */
+static inline int flow_same(const struct idx_flowrec *r, const struct idx_flow *f)
 {
-    int fresh;
-    struct flow_ent *e = flow_slot(w, hash, &fresh);
+    if (r->family != f->family || r->proto != f->proto || r->vlan != f->vlan)
+        return 0;
+    if (r->sport == f->sport && r->dport == f->dport)
+        return !memcmp(r->src, f->src, 16) && !memcmp(r->dst, f->dst, 16);
+    return r->sport == f->dport && r->dport == f->sport && !memcmp(r->src, f->dst, 16) &&
+           !memcmp(r->dst, f->src, 16);
+}
+
+static void flow_add(struct idx_segw *w, struct flow_ent *e, int fresh, const struct idx_flow *f,
+                     int64_t ts, uint32_t wirelen)
+{
     struct idx_flowrec *r = &e->rec;
     size_t alen = f->family == 4 ? 4 : 16;
     if (fresh) {
@@ -417,6 +496,7 @@ static void flow_add(struct idx_segw *w, const struct idx_flow *f, uint64_t hash
         r->first_ts = r->last_ts = ts;
         idx_community_id(f, r->community_id);
     }
+    w->ndirty += !e->dirty;
     e->dirty = 1;
     if (ts < r->first_ts)
         r->first_ts = ts;
@@ -522,6 +602,7 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
         return rw_err(err, RW_ENOMEM, "out of memory");
     }
     terms_grow(w);
+    w->tgen = 1;
     w->seg.id = idx_next_seg_id(ix);
     w->seg.point = point;
     w->seg.linktype = linktype;
@@ -544,6 +625,7 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
         idx_segw_abandon(w);
         return rc;
     }
+    w->logged = 1;
     *out = w;
     *seg_id = w->seg.id;
     return 0;
@@ -553,27 +635,13 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
                   const struct idx_parsed *p)
 {
     uint32_t ord = (uint32_t)w->packets;
-    /* The flow's entry is a cache miss (the entries outgrow the caches on
-     * a busy link): ask for it now, so that it arrives while the terms are
-     * looked up. A guess only: the first slot may be another flow's. */
-    if (p->flow.present && p->nterms && p->terms[p->nterms - 1].kind == IDX_T_FLOW && w->fcap) {
-        uint32_t i1 = w->fslots[rw_get_be64(p->terms[p->nterms - 1].val) & (w->fcap - 1)].idx1;
-        if (i1) {
-            const struct flow_ent *e = &w->flows[i1 - 1];
-            __builtin_prefetch(e);
-            __builtin_prefetch((const char *)e + 64);
-        }
-    }
-    terms_add_packet(w, p, ord);
-    if (p->flags & IDX_F_UNPARSED)
-        term_add(w, IDX_K_UNPARSED, NULL, 0, ord);
-    if (p->flags & IDX_F_DEEP)
-        term_add(w, IDX_K_DEEP, NULL, 0, ord);
+    struct flow_ent *e = NULL;
+    int fresh = 0;
     if (p->flow.present) {
         /* The parser's last term is the flow's hash unless the term list
          * overflowed: then compute it and add the term here. */
-        uint64_t h;
         const struct idx_term *t = p->nterms ? &p->terms[p->nterms - 1] : NULL;
+        uint64_t h;
         if (t && t->kind == IDX_T_FLOW) {
             h = rw_get_be64(t->val);
         } else {
@@ -582,8 +650,29 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
             rw_put_be64(hv, h);
             term_add(w, IDX_T_FLOW, hv, 8, ord);
         }
-        flow_add(w, &p->flow, h, ts, wirelen);
+        e = flow_slot(w, h, &fresh);
     }
+    int plain = e && !(p->flags & (IDX_F_UNPARSED | IDX_F_DEEP)) && p->nterms <= FLOW_TIDS;
+    if (plain && !fresh && e->tgen == w->tgen && e->tn == p->nterms &&
+        e->tports == p->flow.has_ports && flow_same(&e->rec, &p->flow)) {
+        for (int i = 0; i < e->tn; i++)
+            term_log(w, e->tid[i], ord);
+    } else {
+        uint32_t ids[IDX_MAX_TERMS];
+        terms_add_packet(w, p, ord, ids);
+        if (plain) {
+            memcpy(e->tid, ids, (size_t)p->nterms * sizeof *ids);
+            e->tn = (uint8_t)p->nterms;
+            e->tports = p->flow.has_ports;
+            e->tgen = w->tgen;
+        }
+    }
+    if (p->flags & IDX_F_UNPARSED)
+        term_add(w, IDX_K_UNPARSED, NULL, 0, ord);
+    if (p->flags & IDX_F_DEEP)
+        term_add(w, IDX_K_DEEP, NULL, 0, ord);
+    if (e)
+        flow_add(w, e, fresh, &p->flow, ts, wirelen);
     /* locator */
     if (w->cur.count == 0) {
         w->cur.min_ts = w->cur.max_ts = ts;
@@ -671,7 +760,7 @@ static struct sortkey *sortkeys(struct idx_segw *w, size_t n)
 {
     if (w->skcap < n) {
         free(w->sk);
-        w->skcap = n * 2;
+        w->skcap = n + n / 8 + 64; /* 16 bytes a key, twice: no more room than that */
         if (!(w->sk = malloc(2 * w->skcap * sizeof *w->sk)))
             abort(); /* out of memory while indexing: nothing sane to do */
     }
@@ -820,12 +909,30 @@ size_t idx_posting_encode(const uint32_t *v, size_t n, uint8_t *out)
  * order (C, F, L, P, S; within each, ascending): the memtable inserts a
  * key after the one before it without searching from the top, which makes
  * a batch of many flows and terms several times cheaper to apply. */
-static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
+static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
 {
-    rocksdb_writebatch_t *b = w->spare ? w->spare : rocksdb_writebatch_create();
     uint8_t k[2 + 16 + 8], v[64 + 256];
-    w->spare = NULL;
-    /* counters */
+    /* A table file for a batch that would fill a memtable (see struct
+     * sink); a write batch when that is small, or the file cannot be made. */
+    size_t est = w->nterms * 64 + w->flush_ords * 2 + w->ndirty * 170 + w->plen +
+                 (size_t)w->cur.count * 10;
+    char err[RW_ERRSZ];
+    b->rerr = NULL;
+    b->sst = NULL;
+    b->b = NULL;
+    if (est >= INGEST_BYTES)
+        b->sst = idx_sst_open(w->ix, w->seg.id, b->path, sizeof b->path, err);
+    if (!b->sst) {
+        b->b = w->spare ? w->spare : rocksdb_writebatch_create();
+        w->spare = NULL;
+    }
+    /* counters, by second (a table file takes keys in order only) */
+    for (size_t i = 1; i < w->nsecs; i++)
+        for (size_t j = i; j > 0 && (uint64_t)w->secs[j - 1].sec > (uint64_t)w->secs[j].sec; j--) {
+            struct sec_count t = w->secs[j];
+            w->secs[j] = w->secs[j - 1];
+            w->secs[j - 1] = t;
+        }
     for (size_t i = 0; i < w->nsecs; i++) {
         uint8_t ck[13], cv[16];
         ck[0] = 'C';
@@ -833,7 +940,7 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         rw_put_be64(ck + 5, (uint64_t)w->secs[i].sec);
         rw_put_be64(cv, w->secs[i].pkts);
         rw_put_be64(cv + 8, w->secs[i].bytes);
-        rocksdb_writebatch_merge(b, (const char *)ck, 13, (const char *)cv, 16);
+        sink_merge(b, ck, 13, cv, 16);
     }
     /* flows that changed, in key order (their hash) */
     size_t nf = 0;
@@ -853,7 +960,7 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         rw_put_be64(fk + 1, w->seg.id);
         rw_put_be64(fk + 9, e->hash);
         size_t n = flow_encode(&e->rec, fv);
-        rocksdb_writebatch_put(b, (const char *)fk, 17, (const char *)fv, n);
+        sink_put(b, fk, 17, fv, n);
     }
     /* locators: full chunks, then the partial one (rewritten next time) */
     for (size_t pos = 0; pos < w->plen;) {
@@ -861,7 +968,7 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         k[0] = 'L';
         rw_put_be64(k + 1, w->seg.id);
         rw_put_be32(k + 9, no);
-        rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)w->pending + pos + 8, len);
+        sink_put(b, k, 13, w->pending + pos + 8, len);
         pos += 8 + len;
     }
     if (w->cur.count) {
@@ -870,7 +977,7 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         k[0] = 'L';
         rw_put_be64(k + 1, w->seg.id);
         rw_put_be32(k + 9, w->cur_no);
-        rocksdb_writebatch_put(b, (const char *)k, 13, (const char *)buf, len);
+        sink_put(b, k, 13, buf, len);
     }
     /* postings, in key order: the memtable inserts them fastest that way.
      * A term's ordinals since the last flush are the sorted log's, after
@@ -891,8 +998,8 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
         rw_put_be64(k + 2 + e->len, w->seg.id);
         uint8_t *buf = scratch(w, idx_posting_size(ords, nords));
         size_t n = idx_posting_encode(ords, nords, buf);
-        e->cnt = 0;
-        rocksdb_writebatch_merge(b, (const char *)k, 2 + e->len + 8, (const char *)buf, n);
+        w->tcnt[ids[i]] = 0;
+        sink_merge(b, k, 2 + e->len + 8, buf, n);
     }
     w->nlog = 0;
     /* catalogue last, in the same batch: readers see all of it or none */
@@ -901,8 +1008,45 @@ static rocksdb_writebatch_t *build_batch(struct idx_segw *w, uint64_t file_size)
     k[0] = 'S';
     rw_put_be64(k + 1, w->seg.id);
     size_t vl = idx_seg_encode(&w->seg, v);
-    rocksdb_writebatch_put(b, (const char *)k, 9, (const char *)v, vl);
-    return b;
+    sink_put(b, k, 9, v, vl);
+}
+
+/* Commit what build_batch() put in b: write or ingest it. Frees the table
+ * file; a write batch is left to the caller. */
+static int sink_commit(struct idx_segw *w, struct sink *b, int sync, char *err)
+{
+    if (b->b) {
+        w->logged = 1;
+        return idx_write_batch(w->ix, b->b, sync, err);
+    }
+    if (b->rerr) {
+        int rc = idx_sst_failed(b->sst, b->path, b->rerr, err);
+        b->rerr = NULL;
+        b->sst = NULL;
+        return rc;
+    }
+    int rc = idx_sst_ingest(w->ix, b->sst, b->path, w->logged, err);
+    b->sst = NULL;
+    if (rc == 0)
+        w->logged = 0;
+    return rc;
+}
+
+/* Keep a written batch's buffer for the next flush, or free it: a larger
+ * one than this goes (what would fill it is ingested, see INGEST_BYTES). */
+#define SPARE_MAX (4u << 20)
+static void sink_done(struct idx_segw *w, struct sink *b)
+{
+    size_t size;
+    if (!b->b)
+        return;
+    rocksdb_writebatch_data(b->b, &size);
+    rocksdb_writebatch_clear(b->b);
+    if (!w->spare && size <= SPARE_MAX)
+        w->spare = b->b;
+    else
+        rocksdb_writebatch_destroy(b->b);
+    b->b = NULL;
 }
 
 /* What build_batch() took is in a batch now: start the next one afresh. */
@@ -911,6 +1055,8 @@ static void batch_taken(struct idx_segw *w)
     terms_clear(w);
     w->plen = 0;
     w->nsecs = 0;
+    w->flush_ords = 0;
+    w->ndirty = 0;
     for (size_t i = 0; i < w->fcount; i++)
         w->flows[i].dirty = 0;
 }
@@ -921,7 +1067,7 @@ static int commit_wait(struct idx_segw *w, char *err)
     if (!w->th_started)
         return 0;
     pthread_mutex_lock(&w->mu);
-    while (w->inflight)
+    while (w->busy)
         pthread_cond_wait(&w->cv, &w->mu);
     int rc = w->failed;
     if (rc)
@@ -935,11 +1081,11 @@ static void *commit_main(void *arg)
     struct idx_segw *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->inflight && !w->stop)
+        while (!w->busy && !w->stop)
             pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->inflight)
+        if (!w->busy)
             break;
-        rocksdb_writebatch_t *b = w->inflight;
+        struct sink *b = &w->inflight;
         int fd = w->in_fd, sync = w->in_sync, rc = 0;
         char e[RW_ERRSZ];
         pthread_mutex_unlock(&w->mu);
@@ -948,18 +1094,20 @@ static void *commit_main(void *arg)
             rc = rw_err(e, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "syncing segment %s: %s",
                         w->seg.path, strerror(errno));
         if (rc == 0)
-            rc = idx_write_batch(w->ix, b, sync, e);
-        rocksdb_writebatch_clear(b);
+            rc = sink_commit(w, b, sync, e);
+        else if (b->sst) {
+            free(b->rerr);
+            idx_sst_discard(b->sst, b->path);
+            b->sst = NULL;
+            b->rerr = NULL;
+        }
         pthread_mutex_lock(&w->mu);
-        if (!w->spare)
-            w->spare = b;
-        else
-            rocksdb_writebatch_destroy(b);
+        sink_done(w, b);
         if (rc < 0 && !w->failed) {
             w->failed = rc;
             memcpy(w->ferr, e, RW_ERRSZ);
         }
-        w->inflight = NULL;
+        w->busy = 0;
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
@@ -985,10 +1133,10 @@ int idx_segw_commit(idx_segw_t *w, int fd, uint64_t file_size, int sync, char *e
         }
         w->th_started = 1;
     }
-    rocksdb_writebatch_t *b = build_batch(w, file_size);
+    build_batch(w, file_size, &w->inflight);
     batch_taken(w);
     pthread_mutex_lock(&w->mu);
-    w->inflight = b;
+    w->busy = 1;
     w->in_fd = fd;
     w->in_sync = sync;
     pthread_cond_broadcast(&w->cv);
@@ -1001,9 +1149,10 @@ int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
     int rc;
     if ((rc = commit_wait(w, err)) < 0)
         return rc;
-    rocksdb_writebatch_t *b = build_batch(w, file_size);
-    rc = idx_write_batch(w->ix, b, sync, err);
-    rocksdb_writebatch_destroy(b);
+    struct sink b;
+    build_batch(w, file_size, &b);
+    rc = sink_commit(w, &b, sync, err);
+    sink_done(w, &b);
     if (rc < 0)
         return rc;
     batch_taken(w);
@@ -1027,6 +1176,7 @@ void idx_segw_abandon(idx_segw_t *w)
         rocksdb_writebatch_destroy(w->spare);
     terms_clear(w);
     free(w->terms);
+    free(w->tcnt);
     w->genfree = w->ngens = 0;
     for (size_t i = 0; i < w->gencap; i++) {
         free(w->gens[i].ords);

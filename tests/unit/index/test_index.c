@@ -8,7 +8,9 @@
 
 #include <arpa/inet.h>
 #define _XOPEN_SOURCE_EXTENDED 1
+#include <dirent.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1333,6 +1335,157 @@ static void test_postings_spill(void **state)
     idx_close(ix);
 }
 
+/* The packets of add_flows(): 30 000 UDP flows, 4 packets each. */
+static void add_flows(idx_segw_t *w, uint32_t from, uint32_t to, uint64_t *off)
+{
+    for (uint32_t i = from; i < to; i++) {
+        char src[32];
+        uint32_t fl = i % 30000;
+        snprintf(src, sizeof src, "10.%u.%u.%u", 3 + fl / 65536, (fl >> 8) & 255, fl & 255);
+        struct pkt k = i & 1 ? mkpkt(17, "10.9.0.1", 53, src, 1024 + fl % 20000, 0, 0)
+                             : mkpkt(17, src, 1024 + fl % 20000, "10.9.0.1", 53, 0, 0);
+        add(w, T0 + (int64_t)i * 1000, *off, &k);
+        *off += 16 + k.n;
+    }
+}
+
+/* Every key and value of an index, in order, into a digest-like list. */
+static void index_digest(const char *dir, uint8_t **out, size_t *len)
+{
+    idx_t *ix = open_ok(dir, IDX_READ);
+    rocksdb_iterator_t *it = idx_iter(ix);
+    size_t cap = 1 << 20, n = 0;
+    uint8_t *buf = malloc(cap);
+    assert_non_null(buf);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl), *v = rocksdb_iter_value(it, &vl);
+        while (n + kl + vl + 16 > cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        memcpy(buf + n, &kl, 8);
+        memcpy(buf + n + 8, k, kl);
+        memcpy(buf + n + 8 + kl, &vl, 8);
+        memcpy(buf + n + 16 + kl, v, vl);
+        n += 16 + kl + vl;
+    }
+    char err[RW_ERRSZ] = "";
+    assert_int_equal(idx_iter_status(it, err), 0);
+    rocksdb_iter_destroy(it);
+    idx_close(ix);
+    *out = buf;
+    *len = n;
+}
+
+static uint64_t wal_bytes(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/index", dir);
+    DIR *d = opendir(path);
+    struct dirent *de;
+    uint64_t sum = 0;
+    assert_non_null(d);
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        struct stat st;
+        char f[600];
+        snprintf(f, sizeof f, "%s/%s", path, de->d_name);
+        if (l > 4 && !strcmp(de->d_name + l - 4, ".log") && stat(f, &st) == 0)
+            sum += (uint64_t)st.st_size;
+        /* no table file left behind by the writer */
+        assert_true(strncmp(de->d_name, IDX_SST_PREFIX, sizeof IDX_SST_PREFIX - 1) != 0);
+    }
+    closedir(d);
+    return sum;
+}
+
+/* A flush too large for a memtable goes into the index as a table file of its own (index/segw.c, struct sink): a reader
+ * that replayed the segment's earlier records from the log sees it at once,
+ * it survives kill -9 right after the flush, and the index holds exactly
+ * what the same packets committed in small write batches give. */
+static void test_large_flush_ingested(void **state)
+{
+    struct fx *f = *state;
+    char err[RW_ERRSZ] = "", dir2[160];
+    const uint32_t n = 120000;
+    snprintf(dir2, sizeof dir2, "%s/arch2", f->tmp);
+    /* a reader of A follows a large flush */
+    {
+        idx_t *ix = open_ok(f->dir, IDX_WRITE);
+        uint64_t id, off = 24;
+        idx_segw_t *w = begin(ix, point(ix, "a"), "a.pcap", &id);
+        idx_t *rd = open_ok(f->dir, IDX_READ);
+        /* a first batch through the log */
+        add_flows(w, 0, 1000, &off);
+        if (idx_segw_flush(w, off, 1, err) != 0)
+            fail_msg("idx_segw_flush: %s", err);
+        assert_int_equal(idx_refresh(rd, err), 0);
+        add_flows(w, 1000, n, &off);
+        if (idx_segw_flush(w, off, 1, err) != 0)
+            fail_msg("idx_segw_flush: %s", err);
+        assert_int_equal(idx_refresh(rd, err), 0);
+        roaring_bitmap_t *b[1];
+        post4(rd, "10.3.1.2", "10.3.1.2", &id, 1, b); /* flow 258: packets 258 + 30000 k */
+        assert_non_null(b[0]);
+        assert_int_equal(roaring_bitmap_get_cardinality(b[0]), 4);
+        for (uint32_t i = 258; i < n; i += 30000)
+            assert_true(roaring_bitmap_contains(b[0], i));
+        free_all(b, 1);
+        struct idx_seg sg;
+        assert_int_equal(idx_seg_get(rd, id, &sg, err), 1);
+        assert_int_equal(sg.packets, n);
+        idx_close(rd);
+        idx_segw_abandon(w);
+        idx_close(ix);
+        nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    /* A: one large flush, then kill -9 (in a program of its own: RocksDB's
+     * background threads, which this process has started, are not in a
+     * forked child) */
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/proc/self/exe", "test_index", "--large-flush-child", f->dir, (char *)NULL);
+        _exit(23);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+        fail_msg("writer child: exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    /* the large batch (megabytes) did not go through the write-ahead log */
+    assert_true(wal_bytes(f->dir) < (1u << 20));
+    /* B: the same packets in write batches of 1000 */
+    {
+        idx_t *ix = open_ok(dir2, IDX_WRITE);
+        uint64_t id, off = 24;
+        idx_segw_t *w = NULL;
+        assert_int_equal(idx_segw_begin(ix, 1, DLT_EN10MB, 65535, "s.pcap", &w, &id, err), 0);
+        for (uint32_t i = 0; i < n; i += 1000) {
+            add_flows(w, i, i + 1000, &off);
+            if (idx_segw_flush(w, off, 0, err) != 0)
+                fail_msg("idx_segw_flush: %s", err);
+        }
+        idx_segw_abandon(w);
+        idx_close(ix);
+        assert_true(wal_bytes(dir2) < (256u << 10)); /* flushed at close */
+    }
+    /* the points: B has none of A's record 'N' */
+    idx_t *ix = open_ok(f->dir, IDX_WRITE); /* recovery */
+    idx_close(ix);
+    uint8_t *da, *db;
+    size_t la, lb;
+    index_digest(f->dir, &da, &la);
+    index_digest(dir2, &db, &lb);
+    assert_true(la > (1u << 20));
+    assert_int_equal(la, lb);
+    assert_memory_equal(da, db, la);
+    free(da);
+    free(db);
+}
+
 /* idx_posting_encode() writes what CRoaring writes for the same set (built
  * without run_optimize), and what CRoaring reads back: sets of every shape
  * (empty, one value, arrays, 4096 and 4097 values in a container, bitsets,
@@ -1397,8 +1550,30 @@ static void test_posting_encode(void **state)
     free(v);
 }
 
-int main(void)
+/* test_large_flush_ingested's writer: one large flush, then kill -9. */
+static int large_flush_child(const char *dir)
 {
+    char err[RW_ERRSZ] = "";
+    idx_t *ix;
+    idx_segw_t *w;
+    uint64_t id, off = 24;
+    if (idx_open(dir, IDX_WRITE, &ix, err) < 0 ||
+        idx_segw_begin(ix, 1, DLT_EN10MB, 65535, "s.pcap", &w, &id, err) < 0)
+        return 20;
+    add_flows(w, 0, 1000, &off);
+    if (idx_segw_flush(w, off, 1, err) < 0)
+        return 21;
+    add_flows(w, 1000, 120000, &off);
+    if (idx_segw_flush(w, off, 1, err) < 0)
+        return 21;
+    raise(SIGKILL);
+    return 22;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--large-flush-child"))
+        return large_flush_child(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_create_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_not_archive, setup, teardown),
@@ -1418,6 +1593,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_segdamage, setup, teardown),
         cmocka_unit_test(test_posting_encode),
         cmocka_unit_test_setup_teardown(test_postings_spill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_flush_ingested, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
