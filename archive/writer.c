@@ -625,13 +625,12 @@ static int place(arc_pw_t *w, int64_t ts, uint32_t caplen, size_t pending, char 
     return 0;
 }
 
-/* The packet at offset off of the open segment is in the file or the
- * caller's hands: index it. 1 when the flush interval has passed and the
- * caller should commit. */
+/* The packet at offset off of the open segment, parsed into w->parsed,
+ * is in the file or the caller's hands: index it. 1 when the flush
+ * interval has passed and the caller should commit. */
 static int indexed(arc_pw_t *w, int64_t ts, uint64_t off, uint32_t caplen, uint32_t len,
                    const uint8_t *data)
 {
-    idx_parse_packet_memo(w->dlt, data, caplen, &w->parsed, w->memo);
     idx_segw_add(w->sw, ts, off, caplen, len, &w->parsed);
     if (w->a->tap) { /* lawful intercept and followers see each stored packet */
         struct arc_tap t = {w->name, w->dlt, w->snaplen, ts, data, caplen, len, &w->parsed};
@@ -654,6 +653,11 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     if ((rc = place(w, ts, caplen, 0, err)) < 0)
         return rc;
     uint32_t rec[4] = {sec, frac, caplen, len};
+    /* Parsed first: the flow's slot, then its entry, are on their way to
+     * the caches while the packet is copied (cache misses on a busy link;
+     * idx_segw_add reads them first). */
+    idx_parse_packet_memo(w->dlt, data, caplen, &w->parsed, w->memo);
+    idx_segw_prefetch(w->sw, &w->parsed, 0);
     uint64_t off = segout_size(w->out);
     if (16 + (size_t)caplen >= BIG) { /* a record this large goes straight out */
         if ((rc = arc_space_ensure(w->a, segout_pending(w->out) + 16 + caplen, 0, NULL, err)) < 0 ||
@@ -671,6 +675,7 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
         }
         segout_put(w->out, rec, 16, data, caplen);
     }
+    idx_segw_prefetch(w->sw, &w->parsed, 1);
     *added = 1;
     if (indexed(w, ts, off, caplen, len, data))
         return commit(w, w->a->o.sync, err);

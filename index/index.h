@@ -100,6 +100,11 @@ typedef struct idx_segw idx_segw_t;
 /* Register a new open segment; the path is relative to the archive dir. */
 int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, const char *relpath,
                    idx_segw_t **out, uint64_t *seg_id, char *err) RW_WUR;
+/* Ask the caches for what idx_segw_add will read first for p: its flow's
+ * slot (step 0), then, the slot having arrived, the flow's entry (step
+ * 1). A hint only; a caller does other work between the steps and the
+ * add (the packet's copy into the segment's buffer). */
+void idx_segw_prefetch(idx_segw_t *w, const struct idx_parsed *p, int step);
 /* Add the next packet (ordinals are implicit: 0, 1, 2, ...). Memory only. */
 void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, uint32_t wirelen,
                   const struct idx_parsed *p);

@@ -631,6 +631,21 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
     return 0;
 }
 
+void idx_segw_prefetch(idx_segw_t *w, const struct idx_parsed *p, int step)
+{
+    if (!p->flow.present || !p->nterms || p->terms[p->nterms - 1].kind != IDX_T_FLOW || !w->fcap)
+        return;
+    const struct flow_slot *sl =
+        &w->fslots[rw_get_be64(p->terms[p->nterms - 1].val) & (w->fcap - 1)];
+    if (step == 0) {
+        __builtin_prefetch(sl);
+    } else if (sl->idx1) {
+        const struct flow_ent *e = &w->flows[sl->idx1 - 1];
+        __builtin_prefetch(e);
+        __builtin_prefetch((const char *)e + 64);
+    }
+}
+
 void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, uint32_t wirelen,
                   const struct idx_parsed *p)
 {
