@@ -177,7 +177,8 @@ static void *dr_main(void *arg)
     struct pollfd pfd = {pcap_get_selectable_fd(l->p), POLLIN, 0};
     pthread_mutex_lock(&l->mu);
     for (;;) {
-        while (!atomic_load(&l->dr_on) && !l->dr_quit)
+        /* after a failed read, idle until the capture thread has seen it */
+        while ((!atomic_load(&l->dr_on) || atomic_load(&l->failed)) && !l->dr_quit)
             pthread_cond_wait(&l->dr_cv, &l->mu);
         if (l->dr_quit)
             break;
