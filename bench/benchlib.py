@@ -839,10 +839,7 @@ def replay_main(args):
     pats = {"rewind": r"rate:\s+[0-9.]+ Mbit/s, ([0-9.]+) packets/s",
             "tcpreplay": r"Rated: .*?([0-9.]+) pps"}
     try:
-        why = veth_ns_setup(ns, "rwr0", "rwr1")
-        if why:
-            out["skipped"] = why
-            add_record("replay", out)
+        if not veth_ns_or_skip(ns, "rwr0", "rwr1", "replay", out):
             return
         order = ("rewind", "tcpreplay")
         for rnd in range(rounds):
@@ -881,6 +878,17 @@ def veth_ns_setup(ns, a, b):
     return None
 
 
+def veth_ns_or_skip(ns, a, b, section, out):
+    """veth_ns_setup, and when it fails the section is recorded as skipped,
+    saying why. True when the namespace is there."""
+    why = veth_ns_setup(ns, a, b)
+    if why:
+        out["skipped"] = why
+        add_record(section, out)
+        print("%s: skipped: %s" % (section, why))
+    return why is None
+
+
 def live_main(args):
     ns, pcap, work, rewind, rewindd = args[:5]
     rates = args[5].split() if len(args) > 5 else ["500", "1000", "topspeed"]
@@ -898,11 +906,7 @@ def live_main(args):
         tools = [t for t in tools if not t.startswith("stenographer")]
     out["tools"] = tools
     try:
-        why = veth_ns_setup(ns, "rwb0", "rwb1")
-        if why:
-            out["skipped"] = why
-            add_record("live", out)
-            print("live: skipped: " + why)
+        if not veth_ns_or_skip(ns, "rwb0", "rwb1", "live", out):
             return
         # Each round measures each capturer's fixed cost first ("idle":
         # started, left idle about as long as a replay takes, stopped). A
@@ -1171,11 +1175,7 @@ def intercept_main(args):
     me = os.path.abspath(__file__)
     port = 27000 + os.getpid() % 1000
     try:
-        why = veth_ns_setup(ns, "rwi0", "rwi1")
-        if why:
-            out["skipped"] = why
-            add_record("intercept", out)
-            print("intercept: skipped: " + why)
+        if not veth_ns_or_skip(ns, "rwi0", "rwi1", "intercept", out):
             return
         # (a) warrant to first packet
         arch = os.path.join(work, "li-w2p")
