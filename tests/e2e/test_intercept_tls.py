@@ -79,18 +79,11 @@ def main():
     recv = os.path.join(tmp, "receiver.py")
     with open(recv, "w") as f:
         f.write(RECEIVER)
-    for cmd in (["ip", "netns", "add", NS],
-                ["ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up"],
-                ["ip", "netns", "exec", NS, "ip", "link", "add", "rwi0", "type", "veth", "peer",
-                 "name", "rwi1"],
-                ["ip", "netns", "exec", NS, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
-                ["ip", "netns", "exec", NS, "ip", "link", "set", "rwi0", "up"],
-                ["ip", "netns", "exec", NS, "ip", "link", "set", "rwi1", "up"]):
-        r = harness.sh(*cmd)
-        if not check(r.returncode == 0, "%s: %r" % (" ".join(cmd), r.stderr)):
-            harness.sh("ip", "netns", "del", NS)
-            harness.finish("test_intercept_tls")
-            return
+    why = harness.veth_ns(NS, "rwi0", "rwi1")
+    if not check(why is None, why or ""):
+        harness.sh("ip", "netns", "del", NS)
+        harness.finish("test_intercept_tls")
+        return
     procs = []
     try:
         run(tmp, pki, notpem, sender, recv, procs)

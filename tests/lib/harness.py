@@ -43,6 +43,21 @@ def nsexec(ns, *args, **kw):
     return sh("ip", "netns", "exec", ns, *args, **kw)
 
 
+def veth_ns(ns, a, b):
+    """Make network namespace ns with its loopback up and a veth pair a-b
+    in it, both up, IPv6 off (no router solicitation joins the traffic).
+    None, or the command that failed and what it said."""
+    x = ["ip", "netns", "exec", ns]
+    for cmd in (["ip", "netns", "add", ns], x + ["ip", "link", "set", "lo", "up"],
+                x + ["ip", "link", "add", a, "type", "veth", "peer", "name", b],
+                x + ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+                x + ["ip", "link", "set", a, "up"], x + ["ip", "link", "set", b, "up"]):
+        r = sh(*cmd)
+        if r.returncode != 0:
+            return "%s: %r" % (" ".join(cmd), r.stderr)
+    return None
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on (for a rewindd)."""
     s = socket.socket()
