@@ -251,16 +251,25 @@ void hd_conn_open(struct httpd *h, struct MHD_Connection *c, void **socket_conte
     pthread_mutex_unlock(&h->g.lock);
 }
 
+/* The socket's TCP_INFO, if the kernel filled it at least up to the field
+ * that ends need bytes in (TI_UPTO); -1 if not (not TCP, an old kernel). */
+#define TI_UPTO(f) (offsetof(struct tcp_info, f) + sizeof(((struct tcp_info *)0)->f))
+static int tcp_info_get(int fd, struct tcp_info *ti, size_t need)
+{
+    socklen_t l = sizeof *ti;
+    memset(ti, 0, sizeof *ti);
+    if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &l) < 0 || l < need)
+        return -1;
+    return 0;
+}
+
 /* Bytes received on the socket and sent on it; 0 when it does not say.
  * Received counts the client's FIN when it came first. */
 static void sock_traffic(int fd, uint64_t *received, uint64_t *sent)
 {
     struct tcp_info ti;
-    socklen_t l = sizeof ti;
-    memset(&ti, 0, sizeof ti);
     *received = *sent = 0;
-    if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 ||
-        l < offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti.tcpi_bytes_sent)
+    if (tcp_info_get(fd, &ti, TI_UPTO(tcpi_bytes_sent)) < 0)
         return;
     *received = ti.tcpi_bytes_received;
     *sent = ti.tcpi_bytes_sent;
@@ -337,11 +346,7 @@ void hd_conn_slot(struct httpd *h, struct hd_conn *k, struct hd_slot *slot)
 static int sock_progress(int fd, uint64_t *acked, int *queued)
 {
     struct tcp_info ti;
-    socklen_t l = sizeof ti;
-    memset(&ti, 0, sizeof ti);
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 ||
-        l < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked ||
-        ioctl(fd, SIOCOUTQ, queued) < 0)
+    if (tcp_info_get(fd, &ti, TI_UPTO(tcpi_bytes_acked)) < 0 || ioctl(fd, SIOCOUTQ, queued) < 0)
         return -1;
     *acked = ti.tcpi_bytes_acked;
     return 0;
