@@ -203,15 +203,6 @@ void segout_put(segout_t *o, const void *a, size_t na, const void *b, size_t nb)
     o->blen += na + nb;
 }
 
-int segout_direct(const segout_t *o)
-{
-    segout_t *m = (segout_t *)o;
-    pthread_mutex_lock(&m->mu);
-    int d = o->dfd >= 0 && !o->nodirect;
-    pthread_mutex_unlock(&m->mu);
-    return d;
-}
-
 static int fail(segout_t *o, int e, char *err)
 {
     return rw_err(err, e == ENOSPC || e == EDQUOT ? RW_ENOSPC : RW_EIO, "writing segment %s: %s",

@@ -56,7 +56,5 @@ int segout_drain(segout_t *o, char *err);
 /* Write a then b (a record too large for the buffer) straight after what
  * is appended, through the page cache. Pushes and drains first. */
 int segout_write_big(segout_t *o, const void *a, size_t na, const void *b, size_t nb, char *err);
-/* 1 while full buffers go out with O_DIRECT. */
-int segout_direct(const segout_t *o);
 
 #endif

@@ -71,7 +71,6 @@ struct cap_live {
     pthread_cond_t dr_cv;
     uint8_t *stage;                   /* STAGE bytes (mapped on first use), pcap records */
     size_t stage_len;
-    uint64_t staged;                  /* packets in it */
 };
 
 static void drop_paused(struct cap_live *l, uint64_t n)
@@ -168,7 +167,6 @@ static void on_stage(u_char *arg, const struct pcap_pkthdr *h, const u_char *dat
     memcpy(l->stage + l->stage_len, rec, 16);
     memcpy(l->stage + l->stage_len + 16, data, h->caplen);
     l->stage_len += 16 + (size_t)h->caplen;
-    l->staged++;
 }
 
 static void *dr_main(void *arg)
@@ -246,7 +244,6 @@ static void flush_draining(struct cap_live *l)
         off += 16 + (size_t)rec[2];
     }
     l->stage_len = 0;
-    l->staged = 0;
 }
 
 static void *cap_main(void *arg)
