@@ -37,6 +37,7 @@ struct term_log {
 };
 
 #define TERM_LOG (1u << 18) /* entries between spills: 2 MiB of log */
+#define GROUP_KIND 0xff     /* above every term kind: groups sort last */
 #define GEN_KEEP 2          /* generation buffers kept for the next flush (1 MiB each) */
 
 /* A spilled log: ords[start[id] .. start[id + 1]) are term id's ordinals,
@@ -58,7 +59,16 @@ struct term_gen {
  * are the same set if the flow's fields are the same (either direction)
  * and so are has_ports and the number of terms. Most of a busy link's
  * packets then cost one lookup (the flow's, needed anyway) instead of
- * seven. */
+ * seven.
+ *
+ * Those ids are also a "group": a pseudo term (kind GROUP_KIND, not in
+ * the hash table, its value the flow's index) that stands for the set.
+ * Such a packet logs one entry, the group's, instead of one per term: a
+ * seventh of the log's and the generations' entries, memory and sorting.
+ * At flush a term's ordinals are its own and those of every group that
+ * holds it (groups_index, posting_ords). A group's set never changes while
+ * it lives (one flush): a plain packet of the flow whose terms differ from
+ * the set logs its terms one by one. */
 #define FLOW_TIDS 7
 struct flow_ent {
     uint64_t hash;
@@ -66,6 +76,8 @@ struct flow_ent {
     uint32_t tgen;  /* tid[] holds term ids while this is the segment's tgen */
     uint8_t tn;     /* how many */
     uint8_t tports; /* has_ports of the packet they are from */
+    uint32_t gid;   /* its group's id, while tgen is the segment's */
+    uint32_t gcnt;  /* the group's log entries since the last spill (groups_settle) */
     uint32_t tid[FLOW_TIDS];
     struct idx_flowrec rec;
 };
@@ -146,6 +158,18 @@ struct idx_segw {
     size_t toffcap;
     uint32_t *ids; /* term ids in key order, at flush */
     size_t idscap;
+    /* groups since the last flush, and at flush the groups that hold each
+     * term: gmem[gfirst[id] .. gfirst[id + 1]) */
+    uint32_t *glist;
+    size_t ngroups, glcap;
+    uint32_t *gfirst, *gmem;
+    size_t gfcap, gmcap;
+    uint64_t flush_base; /* the first ordinal since the last flush */
+    uint64_t *bits;      /* zero between uses: a bit per ordinal since flush_base */
+    size_t bitscap;      /* in words */
+    uint32_t *merge;     /* a term's ordinals gathered from several sources, and room
+                            to sort them: 2 * mergecap */
+    size_t mergecap;
     struct sortkey *sk; /* radix sort of a flush's keys: 2 * skcap entries */
     size_t skcap;
     /* flows of the whole segment */
@@ -200,6 +224,8 @@ static void terms_grow(struct idx_segw *w)
     if (!ns)
         abort(); /* out of memory while indexing: nothing sane to do */
     for (size_t id = 0; id < w->nterms; id++) {
+        if (w->terms[id].kind == GROUP_KIND)
+            continue;
         size_t j = w->terms[id].hash & (ncap - 1);
         while (ns[j])
             j = (j + 1) & (ncap - 1);
@@ -208,6 +234,17 @@ static void terms_grow(struct idx_segw *w)
     free(w->slots);
     w->slots = ns;
     w->tcap = ncap;
+}
+
+/* The groups' counts of log entries, from their flows' entries into
+ * tcnt[]. */
+static void groups_settle(struct idx_segw *w)
+{
+    for (size_t i = 0; i < w->ngroups; i++) {
+        struct flow_ent *f = &w->flows[w->terms[w->glist[i]].v0];
+        w->tcnt[w->glist[i]] += f->gcnt;
+        f->gcnt = 0;
+    }
 }
 
 /* Sort the log by term id (counting sort: each term's ordinals stay
@@ -222,6 +259,7 @@ static void terms_sort(struct idx_segw *w)
     }
     if (!w->sorted && !(w->sorted = malloc(TERM_LOG * sizeof *w->sorted)))
         abort();
+    groups_settle(w);
     uint32_t pos = 0;
     for (size_t id = 0; id < w->nterms; id++) {
         w->toff[id] = pos;
@@ -245,6 +283,7 @@ static void terms_spill(struct idx_segw *w)
         w->gens = ng;
         w->gencap = ncap;
     }
+    groups_settle(w);
     struct term_gen *g = &w->gens[w->ngens++];
     if (w->genfree < w->ngens)
         w->genfree = w->ngens;
@@ -311,6 +350,156 @@ static const uint32_t *term_ords(struct idx_segw *w, uint32_t id, size_t *n)
     return w->gather;
 }
 
+/* How many ordinals term id has since the last flush. */
+static size_t term_count(const struct idx_segw *w, uint32_t id)
+{
+    size_t total = w->tcnt[id];
+    for (size_t i = 0; i < w->ngens; i++)
+        if (id < w->gens[i].nterms)
+            total += w->gens[i].start[id + 1] - w->gens[i].start[id];
+    return total;
+}
+
+/* At flush: the groups that hold each term, gmem[gfirst[id] ..
+ * gfirst[id + 1]) (a counting sort of the groups' sets by term). */
+static void groups_index(struct idx_segw *w)
+{
+    size_t n = w->nterms, total = 0;
+    if (w->gfcap < n + 1) {
+        free(w->gfirst);
+        w->gfcap = w->tecap + 1;
+        if (!(w->gfirst = malloc(w->gfcap * sizeof *w->gfirst)))
+            abort(); /* out of memory while indexing: nothing sane to do */
+    }
+    memset(w->gfirst, 0, (n + 1) * sizeof *w->gfirst);
+    for (size_t i = 0; i < w->ngroups; i++) {
+        const struct flow_ent *f = &w->flows[w->terms[w->glist[i]].v0];
+        for (int t = 0; t < f->tn; t++)
+            w->gfirst[f->tid[t] + 1]++;
+        total += f->tn;
+    }
+    if (w->gmcap < total) {
+        free(w->gmem);
+        w->gmcap = total + total / 2;
+        if (!(w->gmem = malloc(w->gmcap * sizeof *w->gmem)))
+            abort();
+    }
+    for (size_t id = 0; id < n; id++)
+        w->gfirst[id + 1] += w->gfirst[id];
+    /* fill through gfirst[id + 1] as a cursor, then shift it back */
+    for (size_t i = 0; i < w->ngroups; i++) {
+        const struct flow_ent *f = &w->flows[w->terms[w->glist[i]].v0];
+        for (int t = 0; t < f->tn; t++)
+            w->gmem[w->gfirst[f->tid[t]]++] = w->glist[i];
+    }
+    for (size_t id = n; id > 0; id--)
+        w->gfirst[id] = w->gfirst[id - 1];
+    w->gfirst[0] = 0;
+}
+
+/* Sort a[0 .. n) (distinct, each in lo .. lo + 2^32): insertion sort when
+ * few, else an LSD radix sort by the bytes of a[i] - lo that differ,
+ * through tmp (n entries). Returns whichever of a and tmp holds them. */
+static uint32_t *ords_sort(uint32_t *a, uint32_t *tmp, size_t n, uint32_t lo, uint32_t hi)
+{
+    if (n <= 32) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t x = a[i];
+            size_t j = i;
+            for (; j > 0 && a[j - 1] > x; j--)
+                a[j] = a[j - 1];
+            a[j] = x;
+        }
+        return a;
+    }
+    for (int shift = 0; shift < 32 && (hi - lo) >> shift; shift += 8) {
+        size_t pos[256] = {0}, sum = 0;
+        for (size_t i = 0; i < n; i++)
+            pos[((a[i] - lo) >> shift) & 0xff]++;
+        for (int b = 0; b < 256; b++) {
+            size_t c = pos[b];
+            pos[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[pos[((a[i] - lo) >> shift) & 0xff]++] = a[i];
+        uint32_t *t = a;
+        a = tmp;
+        tmp = t;
+    }
+    return a;
+}
+
+/* Term id's ordinals since the last flush, ascending: its own and those of
+ * the groups that hold it (after groups_index()). One source is returned
+ * as it is; several are gathered, then put in order with a bitset of the
+ * flush's ordinals when they are dense enough that scanning it costs no
+ * more than setting the bits, else sorted. (No ordinal is in two sources:
+ * a packet logs its group or its terms, and a group holds a term once.) */
+static const uint32_t *posting_ords(struct idx_segw *w, uint32_t id, size_t *n)
+{
+    const uint32_t *gm = w->gmem + w->gfirst[id];
+    size_t ng = w->gfirst[id + 1] - w->gfirst[id];
+    if (ng == 0)
+        return term_ords(w, id, n);
+    size_t nd = term_count(w, id);
+    if (ng == 1 && nd == 0)
+        return term_ords(w, gm[0], n);
+    size_t total = nd;
+    for (size_t i = 0; i < ng; i++)
+        total += term_count(w, gm[i]);
+    if (w->mergecap < total) {
+        free(w->merge);
+        w->mergecap = total + total / 2;
+        if (!(w->merge = malloc(2 * w->mergecap * sizeof *w->merge)))
+            abort(); /* out of memory while indexing: nothing sane to do */
+    }
+    uint32_t lo = UINT32_MAX, hi = 0;
+    size_t k = 0;
+    for (size_t i = 0; i <= ng; i++) {
+        size_t c;
+        const uint32_t *src = i == 0 ? term_ords(w, id, &c) : term_ords(w, gm[i - 1], &c);
+        if (c == 0)
+            continue;
+        memcpy(w->merge + k, src, c * sizeof *src);
+        k += c;
+        if (src[0] < lo)
+            lo = src[0];
+        if (src[c - 1] > hi)
+            hi = src[c - 1];
+    }
+    *n = k;
+    if ((hi - lo) / 64 > 2 * k)
+        return ords_sort(w->merge, w->merge + w->mergecap, k, lo, hi);
+    uint32_t base = (uint32_t)w->flush_base;
+    for (size_t i = 0; i < k; i++) {
+        uint32_t b = w->merge[i] - base;
+        w->bits[b >> 6] |= 1ULL << (b & 63);
+    }
+    size_t o = 0;
+    for (uint32_t wi = (lo - base) >> 6; wi <= (hi - base) >> 6; wi++) {
+        uint64_t word = w->bits[wi];
+        w->bits[wi] = 0;
+        while (word) {
+            w->merge[o++] = base + (wi << 6) + (uint32_t)__builtin_ctzll(word);
+            word &= word - 1;
+        }
+    }
+    return w->merge;
+}
+
+/* Room for a bit per ordinal since the last flush, all zero. */
+static void bits_ready(struct idx_segw *w)
+{
+    size_t words = (size_t)(w->packets - w->flush_base) / 64 + 1;
+    if (w->bitscap < words) {
+        free(w->bits);
+        w->bitscap = words + words / 2;
+        if (!(w->bits = calloc(w->bitscap, sizeof *w->bits)))
+            abort(); /* out of memory while indexing: nothing sane to do */
+    }
+}
+
 /* After a flush: keep a few generation buffers for the next one (faulting
  * 2 MiB in again costs more than the sort that fills them). */
 static void gens_reset(struct idx_segw *w)
@@ -323,6 +512,27 @@ static void gens_reset(struct idx_segw *w)
     if (w->genfree > GEN_KEEP)
         w->genfree = GEN_KEEP;
     w->ngens = 0;
+}
+
+/* A new entry in terms[], with no ordinals yet. */
+static uint32_t term_new(struct idx_segw *w, int kind, uint64_t v0, uint64_t v1, uint64_t h,
+                         size_t len)
+{
+    if (w->nterms == w->tecap) {
+        size_t ncap = w->tecap ? w->tecap * 2 : 2048;
+        struct term_ent *nt = realloc(w->terms, ncap * sizeof *nt);
+        uint32_t *nc = realloc(w->tcnt, ncap * sizeof *nc);
+        if (!nt || !nc)
+            abort(); /* out of memory while indexing: nothing sane to do */
+        w->terms = nt;
+        w->tcnt = nc;
+        w->tecap = ncap;
+    }
+    uint32_t id = (uint32_t)w->nterms++;
+    w->terms[id] = (struct term_ent){.v0 = v0, .v1 = v1, .hash = (uint32_t)h,
+                                     .kind = (uint8_t)kind, .len = (uint8_t)len};
+    w->tcnt[id] = 0;
+    return id;
 }
 
 /* The id of a term, added if new. */
@@ -345,21 +555,24 @@ static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64
         while (w->slots[j])
             j = (j + 1) & (w->tcap - 1);
     }
-    if (w->nterms == w->tecap) {
-        size_t ncap = w->tecap ? w->tecap * 2 : 2048;
-        struct term_ent *nt = realloc(w->terms, ncap * sizeof *nt);
-        uint32_t *nc = realloc(w->tcnt, ncap * sizeof *nc);
-        if (!nt || !nc)
-            abort(); /* out of memory while indexing: nothing sane to do */
-        w->terms = nt;
-        w->tcnt = nc;
-        w->tecap = ncap;
-    }
-    uint32_t id = (uint32_t)w->nterms++;
-    w->terms[id] = (struct term_ent){.v0 = v0, .v1 = v1, .hash = (uint32_t)h,
-                                     .kind = (uint8_t)kind, .len = (uint8_t)len};
-    w->tcnt[id] = 0;
+    uint32_t id = term_new(w, kind, v0, v1, h, len);
     w->slots[j] = id + 1;
+    return id;
+}
+
+/* A group for flow index fi, with no entries yet. */
+static uint32_t group_new(struct idx_segw *w, size_t fi)
+{
+    if (w->ngroups == w->glcap) {
+        size_t ncap = w->glcap ? w->glcap * 2 : 1024;
+        uint32_t *ng = realloc(w->glist, ncap * sizeof *ng);
+        if (!ng)
+            abort(); /* out of memory while indexing: nothing sane to do */
+        w->glist = ng;
+        w->glcap = ncap;
+    }
+    uint32_t id = term_new(w, GROUP_KIND, fi, 0, 0, 0);
+    w->glist[w->ngroups++] = id;
     return id;
 }
 
@@ -370,6 +583,18 @@ static inline void term_log(struct idx_segw *w, uint32_t id, uint32_t ord)
     w->tcnt[id]++;
     w->flush_ords++;
     w->log[w->nlog++] = (struct term_log){id, ord};
+}
+
+/* A group's entry counts in its flow's entry, which the packet has just
+ * touched (a count in tcnt[] would be a cache miss a packet on many
+ * flows); groups_settle() moves the counts to tcnt[] before a sort. */
+static inline void group_log(struct idx_segw *w, struct flow_ent *e, uint32_t ord)
+{
+    if (w->nlog == TERM_LOG)
+        terms_spill(w);
+    e->gcnt++;
+    w->flush_ords += e->tn;
+    w->log[w->nlog++] = (struct term_log){e->gid, ord};
 }
 
 /* v is the value zero-padded to 16 bytes (NULL for pseudo terms). */
@@ -383,12 +608,11 @@ static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len,
     term_log(w, term_id(w, kind, v0, v1, term_hash(kind, v0, v1), len), ord);
 }
 
-/* A packet's terms (distinct: the parser removes duplicates). The table
- * and the entries are larger than the caches, so the slots, then the
- * entries, of all the packet's terms are prefetched before they are
- * looked up one by one. */
-static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uint32_t ord,
-                             uint32_t *ids)
+/* The ids of a packet's terms (distinct: the parser removes duplicates),
+ * added if new. The table and the entries are larger than the caches, so
+ * the slots, then the entries, of all the packet's terms are prefetched
+ * before they are looked up one by one. */
+static void terms_lookup(struct idx_segw *w, const struct idx_parsed *p, uint32_t *ids)
 {
     uint64_t h[IDX_MAX_TERMS];
     int n = p->nterms;
@@ -409,7 +633,6 @@ static void terms_add_packet(struct idx_segw *w, const struct idx_parsed *p, uin
         memcpy(&v0, p->terms[i].val, 8);
         memcpy(&v1, p->terms[i].val + 8, 8);
         ids[i] = term_id(w, p->terms[i].kind, v0, v1, h[i], p->terms[i].len);
-        term_log(w, ids[i], ord);
     }
 }
 
@@ -417,6 +640,7 @@ static void terms_clear(struct idx_segw *w)
 {
     gens_reset(w);
     w->nterms = 0;
+    w->ngroups = 0;
     w->tgen++;
     w->nlog = 0;
     if (w->slots)
@@ -670,16 +894,20 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
     int plain = e && !(p->flags & (IDX_F_UNPARSED | IDX_F_DEEP)) && p->nterms <= FLOW_TIDS;
     if (plain && !fresh && e->tgen == w->tgen && e->tn == p->nterms &&
         e->tports == p->flow.has_ports && flow_same(&e->rec, &p->flow)) {
-        for (int i = 0; i < e->tn; i++)
-            term_log(w, e->tid[i], ord);
+        group_log(w, e, ord);
     } else {
         uint32_t ids[IDX_MAX_TERMS];
-        terms_add_packet(w, p, ord, ids);
-        if (plain) {
+        terms_lookup(w, p, ids);
+        if (plain && e->tgen != w->tgen) {
             memcpy(e->tid, ids, (size_t)p->nterms * sizeof *ids);
             e->tn = (uint8_t)p->nterms;
             e->tports = p->flow.has_ports;
             e->tgen = w->tgen;
+            e->gid = group_new(w, (size_t)(e - w->flows));
+            group_log(w, e, ord);
+        } else {
+            for (int i = 0; i < p->nterms; i++)
+                term_log(w, ids[i], ord);
         }
     }
     if (p->flags & IDX_F_UNPARSED)
@@ -929,7 +1157,7 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
     uint8_t k[2 + 16 + 8], v[64 + 256];
     /* A table file for a batch that would fill a memtable (see struct
      * sink); a write batch when that is small, or the file cannot be made. */
-    size_t est = w->nterms * 64 + w->flush_ords * 2 + w->ndirty * 170 + w->plen +
+    size_t est = (w->nterms - w->ngroups) * 64 + w->flush_ords * 2 + w->ndirty * 170 + w->plen +
                  (size_t)w->cur.count * 10;
     char err[RW_ERRSZ];
     b->rerr = NULL;
@@ -995,17 +1223,19 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
         sink_put(b, k, 13, buf, len);
     }
     /* postings, in key order: the memtable inserts them fastest that way.
-     * A term's ordinals since the last flush are the sorted log's, after
-     * those of the generations it spilled into, if any. Every term in the
-     * table has some. */
+     * A term's ordinals since the last flush are its own and its groups'
+     * (posting_ords), each the sorted log's after those of the generations
+     * it spilled into, if any. Every term in the table has some. */
     terms_sort(w);
-    size_t nids = w->nterms;
+    groups_index(w);
+    bits_ready(w);
+    size_t nids = w->nterms - w->ngroups; /* groups sort last */
     uint32_t *ids = scratch_ids(w);
     terms_order(w, ids);
     for (size_t i = 0; i < nids; i++) {
         struct term_ent *e = &w->terms[ids[i]];
         size_t nords;
-        const uint32_t *ords = term_ords(w, ids[i], &nords);
+        const uint32_t *ords = posting_ords(w, ids[i], &nords);
         k[0] = 'P';
         k[1] = e->kind;
         memcpy(k + 2, &e->v0, 8);
@@ -1013,9 +1243,10 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
         rw_put_be64(k + 2 + e->len, w->seg.id);
         uint8_t *buf = scratch(w, idx_posting_size(ords, nords));
         size_t n = idx_posting_encode(ords, nords, buf);
-        w->tcnt[ids[i]] = 0;
         sink_merge(b, k, 2 + e->len + 8, buf, n);
     }
+    if (w->nterms)
+        memset(w->tcnt, 0, w->nterms * sizeof *w->tcnt);
     w->nlog = 0;
     /* catalogue last, in the same batch: readers see all of it or none */
     w->seg.packets = w->packets;
@@ -1068,6 +1299,7 @@ static void sink_done(struct idx_segw *w, struct sink *b)
 static void batch_taken(struct idx_segw *w)
 {
     terms_clear(w);
+    w->flush_base = w->packets;
     w->plen = 0;
     w->nsecs = 0;
     w->flush_ords = 0;
@@ -1204,6 +1436,11 @@ void idx_segw_abandon(idx_segw_t *w)
     free(w->sorted);
     free(w->toff);
     free(w->ids);
+    free(w->glist);
+    free(w->gfirst);
+    free(w->gmem);
+    free(w->bits);
+    free(w->merge);
     free(w->sk);
     free(w->flows);
     free(w->fslots);
