@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SEGOUT_BUF (1u << 20) /* bytes a buffer holds; a direct write is at most this */
+#define SEGOUT_BUF (512u << 10) /* bytes a buffer holds; a direct write is at most this */
 
 typedef struct segout segout_t;
 

@@ -57,7 +57,7 @@ struct idx {
 
 /* The size of a memtable, and the space RocksDB preallocates for a new
  * log and a new manifest (see idx_open). */
-#define IDX_MEMTABLE (8u << 20)
+#define IDX_MEMTABLE (4u << 20)
 #define IDX_LOG_PREALLOC (1u << 20)
 #define IDX_MANIFEST_PREALLOC (64u << 10)
 /* ---------- merge operator: OR for postings, add for counters ---------- */
@@ -358,7 +358,7 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
      * most of it. 1 M small packets' index compacted whole: 1.52 -> 1.36 s
      * CPU, 13.8 -> 14.0 MB (LZ4: 1.05 s but 17.7 MB). */
     rocksdb_options_set_bottommost_compression_options(ix->opts, -14, 1, 0, 0, 1);
-    /* Level 0 (the memtables written out, every 8 MiB) is not compressed:
+    /* Level 0 (the memtables written out, every 4 MiB) is not compressed:
      * its files are compacted into level 1 soon, which compresses them
      * once, rather than a flush compressing what the compaction then
      * decompresses and compresses again (LZ4 was a third of the flushes'
@@ -381,7 +381,10 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
      * goes into an empty one: 1 M small packets of 50 000 flows (a flush
      * per 430 k) cost 36 % fewer instructions than with 32 MiB (memtable
      * inserts -61 %, memtable flushes -30 %; live at top speed 1.6 against
-     * 2.4-2.8 us CPU per packet), and two memtables hold 16 MiB at most. */
+     * 2.4-2.8 us CPU per packet). 4 MiB rather than 8 since a packet
+     * of a known flow logs one entry instead of seven (segw.c: groups),
+     * which made flushes smaller: the same CPU on 1 M small packets, and two
+     * memtables hold 8 MiB at most (live capture's RSS, issue 17). */
     rocksdb_options_set_write_buffer_size(ix->opts, IDX_MEMTABLE);
     /* RocksDB preallocates a log's and a manifest's space when it makes
      * them (1.1 memtables, and 4 MiB): space the disk reserve cannot see

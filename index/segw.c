@@ -36,9 +36,9 @@ struct term_log {
     uint32_t id, ord;
 };
 
-#define TERM_LOG (1u << 18) /* entries between spills: 2 MiB of log */
-#define GROUP_KIND 0xff     /* above every term kind: groups sort last */
-#define GEN_KEEP 2          /* generation buffers kept for the next flush (1 MiB each) */
+#define TERM_LOG (1u << 17) /* entries between spills: 1 MiB of log */
+#define GROUP_KIND 0xff     /* no term kind: a group (see struct flow_ent) */
+#define GEN_KEEP 2          /* generation buffers kept for the next flush (512 KiB each) */
 
 /* A spilled log: ords[start[id] .. start[id + 1]) are term id's ordinals,
  * for the ids below nterms (terms added later have none here). */
@@ -66,7 +66,7 @@ struct term_gen {
  * Such a packet logs one entry, the group's, instead of one per term: a
  * seventh of the log's and the generations' entries, memory and sorting.
  * At flush a term's ordinals are its own and those of every group that
- * holds it (groups_index, posting_ords). A group's set never changes while
+ * holds it (groups_index, posting_build). A group's set never changes while
  * it lives (one flush): a plain packet of the flow whose terms differ from
  * the set logs its terms one by one. */
 #define FLOW_TIDS 7
@@ -132,7 +132,7 @@ static void sink_merge(struct sink *s, const void *k, size_t kl, const void *v, 
  * compacted at 5 files instead of 4 (index.c). Ingesting the first batch
  * too, rather than joining the record in the memtable, saves a memtable
  * and a batch of that size (30 MiB at 330 000 small packets). */
-#define INGEST_BYTES (8u << 20)
+#define INGEST_BYTES (4u << 20)
 
 struct idx_segw {
     idx_t *ix;
@@ -165,8 +165,10 @@ struct idx_segw {
     uint32_t *gfirst, *gmem;
     size_t gfcap, gmcap;
     uint64_t flush_base; /* the first ordinal since the last flush */
-    uint64_t *bits;      /* zero between uses: a bit per ordinal since flush_base */
+    uint64_t *bits;      /* zero between uses: a bit per ordinal from bbase (bits_ready) */
     size_t bitscap;      /* in words */
+    uint32_t bbase;
+    uint32_t *cards;     /* posting_bits: each container's cardinality */
     uint32_t *merge;     /* a term's ordinals gathered from several sources, and room
                             to sort them: 2 * mergecap */
     size_t mergecap;
@@ -430,78 +432,157 @@ static uint32_t *ords_sort(uint32_t *a, uint32_t *tmp, size_t n, uint32_t lo, ui
     return a;
 }
 
-/* Term id's ordinals since the last flush, ascending: its own and those of
- * the groups that hold it (after groups_index()). One source is returned
- * as it is; several are gathered, then put in order with a bitset of the
- * flush's ordinals when they are dense enough that scanning it costs no
- * more than setting the bits, else sorted. (No ordinal is in two sources:
- * a packet logs its group or its terms, and a group holds a term once.) */
-static const uint32_t *posting_ords(struct idx_segw *w, uint32_t id, size_t *n)
+/* Room for n bytes. */
+static uint8_t *scratch(struct idx_segw *w, size_t n)
 {
-    const uint32_t *gm = w->gmem + w->gfirst[id];
-    size_t ng = w->gfirst[id + 1] - w->gfirst[id];
-    if (ng == 0)
-        return term_ords(w, id, n);
-    size_t nd = term_count(w, id);
-    if (ng == 1 && nd == 0)
-        return term_ords(w, gm[0], n);
-    size_t total = nd;
-    for (size_t i = 0; i < ng; i++)
-        total += term_count(w, gm[i]);
-    if (w->mergecap < total) {
-        free(w->merge);
-        w->mergecap = total + total / 2;
-        if (!(w->merge = malloc(2 * w->mergecap * sizeof *w->merge)))
+    if (n > w->scratch_cap) {
+        free(w->scratch);
+        w->scratch_cap = n * 2;
+        w->scratch = malloc(w->scratch_cap);
+        if (!w->scratch)
+            abort();
+    }
+    return w->scratch;
+}
+
+/* Room for a bit per ordinal since the last flush, in whole 64 Ki-ordinal
+ * containers from bbase, all zero (posting_bits clears what it sets). */
+static void bits_ready(struct idx_segw *w)
+{
+    w->bbase = (uint32_t)w->flush_base & ~0xffffu;
+    size_t words = (size_t)((((w->packets | 0xffff) + 1) - w->bbase) / 64);
+    if (w->bitscap < words) {
+        free(w->bits);
+        free(w->cards);
+        w->bitscap = words;
+        w->bits = calloc(words, sizeof *w->bits);
+        w->cards = malloc((words / 1024 + 1) * sizeof *w->cards);
+        if (!w->bits || !w->cards)
             abort(); /* out of memory while indexing: nothing sane to do */
     }
-    uint32_t lo = UINT32_MAX, hi = 0;
-    size_t k = 0;
+}
+
+/* posting_build() for a term of many ordinals from several sources: set
+ * their bits, then write CRoaring's portable format (idx_posting_encode)
+ * container by container from the bitset: a container of more than 4096
+ * is the bitset's 1024 words as they are. */
+static const uint8_t *posting_bits(struct idx_segw *w, uint32_t id, const uint32_t *gm, size_t ng,
+                                   size_t *len)
+{
+    uint32_t base = w->bbase, lo = UINT32_MAX, hi = 0;
+    uint64_t *bits = w->bits;
     for (size_t i = 0; i <= ng; i++) {
         size_t c;
-        const uint32_t *src = i == 0 ? term_ords(w, id, &c) : term_ords(w, gm[i - 1], &c);
+        const uint32_t *src = term_ords(w, i == 0 ? id : gm[i - 1], &c);
         if (c == 0)
             continue;
-        memcpy(w->merge + k, src, c * sizeof *src);
-        k += c;
+        for (size_t j = 0; j < c; j++) {
+            uint32_t b = src[j] - base;
+            bits[b >> 6] |= 1ULL << (b & 63);
+        }
         if (src[0] < lo)
             lo = src[0];
         if (src[c - 1] > hi)
             hi = src[c - 1];
     }
-    *n = k;
-    if ((hi - lo) / 64 > 2 * k)
-        return ords_sort(w->merge, w->merge + w->mergecap, k, lo, hi);
-    uint32_t base = (uint32_t)w->flush_base;
-    for (size_t i = 0; i < k; i++) {
-        uint32_t b = w->merge[i] - base;
-        w->bits[b >> 6] |= 1ULL << (b & 63);
-    }
-    size_t o = 0;
-    for (uint32_t wi = (lo - base) >> 6; wi <= (hi - base) >> 6; wi++) {
-        uint64_t word = w->bits[wi];
-        w->bits[wi] = 0;
-        while (word) {
-            w->merge[o++] = base + (wi << 6) + (uint32_t)__builtin_ctzll(word);
-            word &= word - 1;
+    /* words lo_w .. hi_w hold every bit; container k's are k * 1024 .. */
+    size_t lo_w = (lo - base) >> 6, hi_w = (hi - base) >> 6;
+    size_t k0 = lo_w >> 10, k1 = hi_w >> 10, nc = 0, size = 8;
+    for (size_t k = k0; k <= k1; k++) {
+        size_t a = k == k0 ? lo_w : k << 10, b = k == k1 ? hi_w + 1 : (k + 1) << 10;
+        uint32_t card = 0;
+        for (size_t i = a; i < b; i++)
+            card += (uint32_t)__builtin_popcountll(bits[i]);
+        w->cards[k - k0] = card;
+        if (card) {
+            nc++;
+            size += 8 + (card > 4096 ? 8192 : 2 * (size_t)card);
         }
     }
-    return w->merge;
+    uint8_t *out = scratch(w, size);
+    uint32_t cookie = 12346, ncu = (uint32_t)nc;
+    memcpy(out, &cookie, 4);
+    memcpy(out + 4, &ncu, 4);
+    uint8_t *desc = out + 8, *offs = out + 8 + 4 * nc;
+    uint32_t at = (uint32_t)(8 + 8 * nc);
+    for (size_t k = k0; k <= k1; k++) {
+        uint32_t card = w->cards[k - k0];
+        if (!card)
+            continue;
+        uint16_t key = (uint16_t)((base >> 16) + k), card1 = (uint16_t)(card - 1);
+        memcpy(desc, &key, 2);
+        memcpy(desc + 2, &card1, 2);
+        desc += 4;
+        memcpy(offs, &at, 4);
+        offs += 4;
+        if (card > 4096) {
+            memcpy(out + at, bits + (k << 10), 8192);
+            at += 8192;
+            continue;
+        }
+        size_t a = k == k0 ? lo_w : k << 10, b = k == k1 ? hi_w + 1 : (k + 1) << 10;
+        for (size_t i = a; i < b; i++)
+            for (uint64_t word = bits[i]; word; word &= word - 1) {
+                uint16_t v = (uint16_t)(((i - (k << 10)) << 6) + (size_t)__builtin_ctzll(word));
+                memcpy(out + at, &v, 2);
+                at += 2;
+            }
+    }
+    memset(bits + lo_w, 0, (hi_w - lo_w + 1) * sizeof *bits);
+    *len = at;
+    return out;
 }
 
-/* Room for a bit per ordinal since the last flush, all zero. */
-static void bits_ready(struct idx_segw *w)
+/* The posting of term id since the last flush, its own ordinals and those
+ * of the groups that hold it (after groups_index()), encoded into
+ * scratch(): *len bytes. One source is encoded as it is. Several are
+ * merged: through a bitset of the flush's ordinals when they are dense
+ * enough that scanning it costs no more than setting the bits (and the
+ * bitset's 64 Ki-ordinal containers are encoded from it straight), else
+ * gathered and sorted. (No ordinal is in two sources: a packet logs its
+ * group or its terms, and a group holds a term once.) */
+static const uint8_t *posting_build(struct idx_segw *w, uint32_t id, size_t *len)
 {
-    size_t words = (size_t)(w->packets - w->flush_base) / 64 + 1;
-    if (w->bitscap < words) {
-        free(w->bits);
-        w->bitscap = words + words / 2;
-        if (!(w->bits = calloc(w->bitscap, sizeof *w->bits)))
-            abort(); /* out of memory while indexing: nothing sane to do */
+    const uint32_t *gm = w->gmem + w->gfirst[id];
+    size_t ng = w->gfirst[id + 1] - w->gfirst[id], nd = ng ? term_count(w, id) : 0, total;
+    const uint32_t *ords = NULL;
+    if (ng == 0 || (ng == 1 && nd == 0)) {
+        ords = term_ords(w, ng ? gm[0] : id, &total);
+    } else {
+        total = nd;
+        for (size_t i = 0; i < ng; i++)
+            total += term_count(w, gm[i]);
+        if ((w->packets - w->flush_base) / 64 <= 2 * total)
+            return posting_bits(w, id, gm, ng, len);
+        if (w->mergecap < total) {
+            free(w->merge);
+            w->mergecap = total + total / 2;
+            if (!(w->merge = malloc(2 * w->mergecap * sizeof *w->merge)))
+                abort(); /* out of memory while indexing: nothing sane to do */
+        }
+        uint32_t lo = UINT32_MAX, hi = 0;
+        size_t k = 0;
+        for (size_t i = 0; i <= ng; i++) {
+            size_t c;
+            const uint32_t *src = term_ords(w, i == 0 ? id : gm[i - 1], &c);
+            if (c == 0)
+                continue;
+            memcpy(w->merge + k, src, c * sizeof *src);
+            k += c;
+            if (src[0] < lo)
+                lo = src[0];
+            if (src[c - 1] > hi)
+                hi = src[c - 1];
+        }
+        ords = ords_sort(w->merge, w->merge + w->mergecap, k, lo, hi);
     }
+    uint8_t *buf = scratch(w, idx_posting_size(ords, total));
+    *len = idx_posting_encode(ords, total, buf);
+    return buf;
 }
 
 /* After a flush: keep a few generation buffers for the next one (faulting
- * 2 MiB in again costs more than the sort that fills them). */
+ * 1 MiB in again costs more than the sort that fills them). */
 static void gens_reset(struct idx_segw *w)
 {
     for (size_t i = GEN_KEEP; i < w->genfree; i++) {
@@ -549,7 +630,7 @@ static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64
             return s - 1;
         j = (j + 1) & (w->tcap - 1);
     }
-    if ((w->nterms + 1) * 2 > w->tcap) {
+    if ((w->nterms - w->ngroups + 1) * 2 > w->tcap) { /* groups are not in the table */
         terms_grow(w);
         j = h & (w->tcap - 1);
         while (w->slots[j])
@@ -966,18 +1047,6 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
 
 uint64_t idx_segw_packets(const idx_segw_t *w) { return w->packets; }
 
-static uint8_t *scratch(struct idx_segw *w, size_t n)
-{
-    if (n > w->scratch_cap) {
-        free(w->scratch);
-        w->scratch_cap = n * 2;
-        w->scratch = malloc(w->scratch_cap);
-        if (!w->scratch)
-            abort();
-    }
-    return w->scratch;
-}
-
 /* Term ids in key order: kind, then the value's bytes. */
 static int term_cmp(const void *a, const void *b, void *arg)
 {
@@ -1044,19 +1113,20 @@ static struct sortkey *radix_sort(struct sortkey *a, struct sortkey *tmp, size_t
     return a;
 }
 
-/* Term ids 0 .. nterms in key order (kind, then the value's bytes) into
- * ids: by kind and the value's first 7 bytes, then values longer than 7
- * bytes that share those by term_cmp. */
+/* The ids of the terms (not the groups) in key order (kind, then the
+ * value's bytes) into ids: by kind and the value's first 7 bytes, then
+ * values longer than 7 bytes that share those by term_cmp. */
 static void terms_order(struct idx_segw *w, uint32_t *ids)
 {
-    size_t n = w->nterms;
+    size_t n = w->nterms - w->ngroups;
     if (n == 0)
         return;
     struct sortkey *a = sortkeys(w, n);
-    for (size_t i = 0; i < n; i++)
-        a[i] = (struct sortkey){((uint64_t)w->terms[i].kind << 56) |
-                                    (__builtin_bswap64(w->terms[i].v0) >> 8),
-                                (uint32_t)i, 0};
+    for (size_t i = 0, j = 0; i < w->nterms; i++)
+        if (w->terms[i].kind != GROUP_KIND)
+            a[j++] = (struct sortkey){((uint64_t)w->terms[i].kind << 56) |
+                                          (__builtin_bswap64(w->terms[i].v0) >> 8),
+                                      (uint32_t)i, 0};
     a = radix_sort(a, w->sk + w->skcap, n);
     for (size_t i = 0; i < n; i++)
         ids[i] = a[i].id;
@@ -1224,25 +1294,23 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
     }
     /* postings, in key order: the memtable inserts them fastest that way.
      * A term's ordinals since the last flush are its own and its groups'
-     * (posting_ords), each the sorted log's after those of the generations
+     * (posting_build), each the sorted log's after those of the generations
      * it spilled into, if any. Every term in the table has some. */
     terms_sort(w);
     groups_index(w);
     bits_ready(w);
-    size_t nids = w->nterms - w->ngroups; /* groups sort last */
+    size_t nids = w->nterms - w->ngroups;
     uint32_t *ids = scratch_ids(w);
     terms_order(w, ids);
     for (size_t i = 0; i < nids; i++) {
         struct term_ent *e = &w->terms[ids[i]];
-        size_t nords;
-        const uint32_t *ords = posting_ords(w, ids[i], &nords);
+        size_t n;
+        const uint8_t *buf = posting_build(w, ids[i], &n);
         k[0] = 'P';
         k[1] = e->kind;
         memcpy(k + 2, &e->v0, 8);
         memcpy(k + 10, &e->v1, 8);
         rw_put_be64(k + 2 + e->len, w->seg.id);
-        uint8_t *buf = scratch(w, idx_posting_size(ords, nords));
-        size_t n = idx_posting_encode(ords, nords, buf);
         sink_merge(b, k, 2 + e->len + 8, buf, n);
     }
     if (w->nterms)
@@ -1280,7 +1348,7 @@ static int sink_commit(struct idx_segw *w, struct sink *b, int sync, char *err)
 
 /* Keep a written batch's buffer for the next flush, or free it: a larger
  * one than this goes (what would fill it is ingested, see INGEST_BYTES). */
-#define SPARE_MAX (4u << 20)
+#define SPARE_MAX (2u << 20)
 static void sink_done(struct idx_segw *w, struct sink *b)
 {
     size_t size;
@@ -1440,6 +1508,7 @@ void idx_segw_abandon(idx_segw_t *w)
     free(w->gfirst);
     free(w->gmem);
     free(w->bits);
+    free(w->cards);
     free(w->merge);
     free(w->sk);
     free(w->flows);
