@@ -96,7 +96,6 @@ struct arc_pw {
     char cut_path[192];
     int manual;         /* the caller commits (arc_pw_set_manual_flush) */
     struct idx_parsed parsed;
-    idx_fhmemo_t *memo; /* NULL when it could not be allocated: parsing works without */
 };
 
 void arc_opts_default(struct arc_opts *o)
@@ -413,7 +412,6 @@ int arc_pw_open(arc_t *a, const char *name, int dlt, uint32_t snaplen, arc_pw_t 
     w->snaplen = snaplen ? snaplen : 262144;
     w->fd = -1;
     w->last_flush = rw_mono_ns();
-    w->memo = idx_fhmemo_new();
     *out = w;
     return 0;
 }
@@ -653,10 +651,11 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     if ((rc = place(w, ts, caplen, 0, err)) < 0)
         return rc;
     uint32_t rec[4] = {sec, frac, caplen, len};
-    /* Parsed first: the flow's slot, then its entry, are on their way to
-     * the caches while the packet is copied (cache misses on a busy link;
+    /* Parsed first (but for the flow's hash, which the index keeps with
+     * the flow): the flow's slot, then its entry, are on their way to the
+     * caches while the packet is copied (cache misses on a busy link;
      * idx_segw_add reads them first). */
-    idx_parse_packet_memo(w->dlt, data, caplen, &w->parsed, w->memo);
+    idx_parse_packet_nohash(w->dlt, data, caplen, &w->parsed);
     idx_segw_prefetch(w->sw, &w->parsed, 0);
     uint64_t off = segout_size(w->out);
     if (16 + (size_t)caplen >= BIG) { /* a record this large goes straight out */
@@ -767,7 +766,6 @@ int arc_pw_close(arc_pw_t *w, char *err)
         seal_cut(w, e2) < 0 && rc == 0)
         rc = rw_err(err, RW_EIO, "%s", e2);
     release_point(w->a, w->name);
-    idx_fhmemo_free(w->memo);
     segout_free(w->out);
     free(w);
     return rc;

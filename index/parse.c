@@ -691,31 +691,37 @@ static void parse_link(struct pctx *c, int linktype, const uint8_t *p, uint32_t 
     }
 }
 
-static uint64_t flow_hash_memo(const struct idx_flow *f, idx_fhmemo_t *m);
-
-void idx_parse_packet(int linktype, const uint8_t *data, uint32_t caplen, struct idx_parsed *out)
+/* The packet's terms but the flow's hash. */
+static void parse_packet(int linktype, const uint8_t *data, uint32_t caplen,
+                         struct idx_parsed *out, struct pctx *c)
 {
-    idx_parse_packet_memo(linktype, data, caplen, out, NULL);
-}
-
-void idx_parse_packet_memo(int linktype, const uint8_t *data, uint32_t caplen,
-                           struct idx_parsed *out, idx_fhmemo_t *memo)
-{
-    struct pctx c = {.out = out, .base = data};
-
+    *c = (struct pctx){.out = out, .base = data};
     out->flags = 0;
     out->hdr_end = 0;
     out->nterms = 0;
     memset(&out->flow, 0, sizeof out->flow);
     if (data == NULL)
         caplen = 0;
-    parse_link(&c, linktype, data, caplen);
-    out->flow.vlan = c.vlan;
+    parse_link(c, linktype, data, caplen);
+    out->flow.vlan = c->vlan;
+}
+
+void idx_parse_packet(int linktype, const uint8_t *data, uint32_t caplen, struct idx_parsed *out)
+{
+    struct pctx c;
+    parse_packet(linktype, data, caplen, out, &c);
     if (out->flow.present) {
         uint8_t h[8];
-        rw_put_be64(h, flow_hash_memo(&out->flow, memo));
+        rw_put_be64(h, idx_flow_hash(&out->flow));
         add_term_upto(&c, IDX_T_FLOW, h, IDX_MAX_TERMS);
     }
+}
+
+void idx_parse_packet_nohash(int linktype, const uint8_t *data, uint32_t caplen,
+                             struct idx_parsed *out)
+{
+    struct pctx c;
+    parse_packet(linktype, data, caplen, out, &c);
 }
 
 /* One endpoint in canonical form: address zero-padded to 16 bytes, then the
@@ -757,59 +763,14 @@ int idx_icmp_counterpart(int v6, int type, int *other)
     return 0;
 }
 
-/* The endpoints are ordered before hashing so both directions of a flow hash
- * alike. ICMP and ICMPv6 hash as Community ID sees them: the type in place
- * of the source port and, in place of the destination port, the type's
+/* The endpoints are ordered so both directions of a flow have one key.
+ * ICMP and ICMPv6 key as Community ID sees them: the type in place of the
+ * source port and, in place of the destination port, the type's
  * counterpart (an echo request and its reply are one flow) or, for a type
  * without one, the code; so each flow has one Community ID. */
-static uint64_t flow_hash_compute(const struct idx_flow *f);
-
-/* Packets of a flow recur within a few thousand packets, and the hash
- * below costs a byte at a time (FNV-1a, fixed by the archive format): a
- * direct-mapped memo keyed by the flow as the packet has it (either
- * direction) answers most packets of a busy link. One per writer. */
-#define FH_MEMO (1u << 14)
-struct fh_ent {
-    uint64_t k[5]; /* k[4] is never 0 for a flow: an empty entry matches none */
-    uint64_t h;
-};
-struct idx_fhmemo {
-    struct fh_ent e[FH_MEMO];
-};
-
-idx_fhmemo_t *idx_fhmemo_new(void) { return calloc(1, sizeof(struct idx_fhmemo)); }
-
-void idx_fhmemo_free(idx_fhmemo_t *m) { free(m); }
-
-static uint64_t flow_hash_memo(const struct idx_flow *f, idx_fhmemo_t *m)
+void idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k)
 {
-    uint64_t k[5] = {0, 0, 0, 0, 0};
-    size_t alen = f->family == 4 ? 4 : 16;
-    if (!m)
-        return flow_hash_compute(f);
-    memcpy(k, f->src, alen);
-    memcpy(k + 2, f->dst, alen);
-    /* every field in bits of its own; family (4 or 6) keeps the low byte,
-     * and so the word, nonzero */
-    k[4] = (uint64_t)f->sport << 48 | (uint64_t)f->dport << 32 | (uint64_t)f->vlan << 16 |
-           (uint64_t)f->proto << 8 | (uint64_t)(f->family & 0x7f) << 1 | (f->has_ports ? 1 : 0);
-    uint64_t x = (k[0] ^ k[1] * 0x9e3779b97f4a7c15ULL) + (k[2] ^ k[3] * 0xc2b2ae3d27d4eb4fULL);
-    x = (x ^ k[4]) * 0xbf58476d1ce4e5b9ULL;
-    struct fh_ent *e = &m->e[(x >> 32) & (FH_MEMO - 1)];
-    if (e->k[4] == k[4] && e->k[0] == k[0] && e->k[2] == k[2] && e->k[1] == k[1] &&
-        e->k[3] == k[3])
-        return e->h;
-    uint64_t h = flow_hash_compute(f);
-    memcpy(e->k, k, sizeof k);
-    e->h = h;
-    return h;
-}
-
-uint64_t idx_flow_hash(const struct idx_flow *f) { return flow_hash_compute(f); }
-
-static uint64_t flow_hash_compute(const struct idx_flow *f)
-{
-    uint8_t a[18], b[18], buf[4 + 36];
+    uint8_t a[18], b[18], buf[40];
     size_t alen = f->family == 4 ? 4 : 16;
     uint16_t sport = f->has_ports ? f->sport : 0;
     uint16_t dport = f->has_ports ? f->dport : 0;
@@ -827,11 +788,27 @@ static uint64_t flow_hash_compute(const struct idx_flow *f)
     rw_put_be16(buf + 2, f->vlan);
     memcpy(buf + 4, swap ? b : a, 18);
     memcpy(buf + 22, swap ? a : b, 18);
+    memcpy(k->w, buf, sizeof buf);
+}
 
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
+/* FNV-1a 64 over the key's bytes, then splitmix's finalizer: fixed by the
+ * archive format (flow terms, K8). A byte at a time: writers compute it
+ * once a flow, not once a packet. */
+uint64_t idx_flowkey_hash(const struct idx_flowkey *k)
+{
+    uint8_t buf[40];
+    memcpy(buf, k->w, sizeof buf);
+    uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < sizeof buf; i++) {
         h ^= buf[i];
         h *= 0x100000001b3ULL;
     }
     return splitmix64_final(h);
+}
+
+uint64_t idx_flow_hash(const struct idx_flow *f)
+{
+    struct idx_flowkey k;
+    idx_flow_key(f, &k);
+    return idx_flowkey_hash(&k);
 }

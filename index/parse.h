@@ -90,20 +90,27 @@ struct idx_parsed {
  * UNPARSED with no terms. */
 void idx_parse_packet(int linktype, const uint8_t *data, uint32_t caplen, struct idx_parsed *out);
 
-/* A memo of flow hashes for a stream of packets (a writer's): the same
- * results as idx_parse_packet, faster when flows recur. Not shared between
- * threads. idx_fhmemo_new returns NULL when out of memory; free with
- * idx_fhmemo_free (NULL is fine). memo may be NULL. */
-typedef struct idx_fhmemo idx_fhmemo_t;
-idx_fhmemo_t *idx_fhmemo_new(void);
-void idx_fhmemo_free(idx_fhmemo_t *memo);
-void idx_parse_packet_memo(int linktype, const uint8_t *data, uint32_t caplen,
-                           struct idx_parsed *out, idx_fhmemo_t *memo);
+/* As idx_parse_packet, without the flow's hash term: for a writer that
+ * keeps its flows by idx_flow_key and computes the hash once a flow
+ * (index/segw.c adds the term). */
+void idx_parse_packet_nohash(int linktype, const uint8_t *data, uint32_t caplen,
+                             struct idx_parsed *out);
 
 /* 1 and *other set when ICMP (v6: ICMPv6) type has a counterpart (echo
  * request and reply, ...), as Community ID pairs them; else 0. */
 int idx_icmp_counterpart(int v6, int type, int *other);
 /* Canonical (direction-independent) 64-bit hash of a flow's 5-tuple + vlan. */
 uint64_t idx_flow_hash(const struct idx_flow *f);
+
+/* What idx_flow_hash() hashes, the same for both directions of a flow:
+ * family, protocol, VLAN id, then both endpoints (the address zero-padded
+ * to 16 bytes, the port; ICMP's type and its counterpart or code as ports)
+ * in byte order: 40 bytes. Flows with equal keys are one flow (one hash);
+ * idx_flowkey_hash(key of f) == idx_flow_hash(f). */
+struct idx_flowkey {
+    uint64_t w[5];
+};
+void idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k);
+uint64_t idx_flowkey_hash(const struct idx_flowkey *k);
 
 #endif

@@ -48,16 +48,20 @@ struct term_gen {
     size_t nterms, startcap;
 };
 /* Flows are kept dense (flows[0 .. fcount)), in order of first packet;
- * an open-addressing table of slots (the entry's index + 1 and the hash's
- * low bits, so that a probe touches no entry) finds them. A table of whole
+ * an open-addressing table of slots (the entry's index + 1 and the low
+ * bits of key_hash(), so that a probe touches no entry) finds them by
+ * their key. The flow's hash (FNV-1a, a byte at a time, fixed by the
+ * archive format) is computed once, when the flow is new: a packet costs
+ * a few multiplications instead (key_hash). A table of whole
  * entries at half load held twice the entries' memory, which many small
  * flows made the largest part of the writer's. */
 /* A plain packet's terms are its flow's (index/parse.h): the L3 type,
  * addresses, protocol, ports and flow hash. The flow's entry keeps the term
- * ids its last plain packet had in this flush, so that the next plain
+ * ids its first plain packet had in this flush, so that the next plain
  * packet with the same flow adds them without looking up a term: its terms
- * are the same set if the flow's fields are the same (either direction)
- * and so are has_ports and the number of terms. Most of a busy link's
+ * are the same set since its key is the same (the key holds the family,
+ * protocol, both addresses and, with has_ports, both ports) if so are
+ * has_ports and the number of terms. Most of a busy link's
  * packets then cost one lookup (the flow's, needed anyway) instead of
  * seven.
  *
@@ -71,7 +75,8 @@ struct term_gen {
  * the set logs its terms one by one. */
 #define FLOW_TIDS 7
 struct flow_ent {
-    uint64_t hash;
+    struct idx_flowkey key; /* what finds it (index/parse.h) */
+    uint64_t hash;          /* idx_flowkey_hash(key): its flow term and record key */
     uint32_t dirty;
     uint32_t tgen;  /* tid[] holds term ids while this is the segment's tgen */
     uint8_t tn;     /* how many */
@@ -179,6 +184,11 @@ struct idx_segw {
     size_t fcount, fdcap; /* entries, and room for them */
     struct flow_slot *fslots;
     size_t fcap;          /* slots, a power of two */
+    /* the key of the packet idx_segw_prefetch() saw last, for its add */
+    struct idx_flowkey pkey;
+    uint64_t pkh;
+    const struct idx_parsed *pfor; /* NULL: none */
+    uint64_t pseq;                 /* packets when it was computed */
     /* locators: the chunk being filled, and full chunks not yet committed */
     struct idx_chunk cur;
     uint32_t cur_no;
@@ -693,15 +703,14 @@ static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len,
  * added if new. The table and the entries are larger than the caches, so
  * the slots, then the entries, of all the packet's terms are prefetched
  * before they are looked up one by one. */
-static void terms_lookup(struct idx_segw *w, const struct idx_parsed *p, uint32_t *ids)
+static void terms_lookup(struct idx_segw *w, const struct idx_term *terms, int n, uint32_t *ids)
 {
     uint64_t h[IDX_MAX_TERMS];
-    int n = p->nterms;
     for (int i = 0; i < n; i++) {
         uint64_t v0, v1;
-        memcpy(&v0, p->terms[i].val, 8);
-        memcpy(&v1, p->terms[i].val + 8, 8);
-        h[i] = term_hash(p->terms[i].kind, v0, v1);
+        memcpy(&v0, terms[i].val, 8);
+        memcpy(&v1, terms[i].val + 8, 8);
+        h[i] = term_hash(terms[i].kind, v0, v1);
         __builtin_prefetch(&w->slots[h[i] & (w->tcap - 1)]);
     }
     for (int i = 0; i < n; i++) {
@@ -711,9 +720,9 @@ static void terms_lookup(struct idx_segw *w, const struct idx_parsed *p, uint32_
     }
     for (int i = 0; i < n; i++) {
         uint64_t v0, v1;
-        memcpy(&v0, p->terms[i].val, 8);
-        memcpy(&v1, p->terms[i].val + 8, 8);
-        ids[i] = term_id(w, p->terms[i].kind, v0, v1, h[i], p->terms[i].len);
+        memcpy(&v0, terms[i].val, 8);
+        memcpy(&v1, terms[i].val + 8, 8);
+        ids[i] = term_id(w, terms[i].kind, v0, v1, h[i], terms[i].len);
     }
 }
 
@@ -728,8 +737,25 @@ static void terms_clear(struct idx_segw *w)
         memset(w->slots, 0, w->tcap * sizeof *w->slots);
 }
 
-/* The flow of this hash; *fresh when it was added now (zeroed). */
-static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash, int *fresh)
+/* The slot hash of a flow key: a few multiplications (the flow hash
+ * takes 40 dependent ones). */
+static inline uint64_t key_hash(const struct idx_flowkey *k)
+{
+    uint64_t x = (k->w[0] ^ k->w[1] * 0x9e3779b97f4a7c15ULL) + (k->w[2] ^ k->w[3] * 0xc2b2ae3d27d4eb4fULL);
+    x = (x ^ k->w[4]) * 0xbf58476d1ce4e5b9ULL;
+    return x ^ (x >> 31);
+}
+
+static inline int key_same(const struct idx_flowkey *a, const struct idx_flowkey *b)
+{
+    return ((a->w[0] ^ b->w[0]) | (a->w[1] ^ b->w[1]) | (a->w[2] ^ b->w[2]) |
+            (a->w[3] ^ b->w[3]) | (a->w[4] ^ b->w[4])) == 0;
+}
+
+/* The flow of this key (kh = key_hash(key)); *fresh when it was added now
+ * (zeroed but for its key and hash). */
+static struct flow_ent *flow_slot(struct idx_segw *w, const struct idx_flowkey *key, uint64_t kh,
+                                  int *fresh)
 {
     if ((w->fcount + 1) * 2 > w->fcap) {
         size_t ncap = w->fcap ? w->fcap * 2 : 1024;
@@ -737,21 +763,22 @@ static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash, int *fresh)
         if (!ns)
             abort(); /* out of memory while indexing: nothing sane to do */
         for (size_t i = 0; i < w->fcount; i++) {
-            size_t j = w->flows[i].hash & (ncap - 1);
+            uint64_t h = key_hash(&w->flows[i].key);
+            size_t j = h & (ncap - 1);
             while (ns[j].idx1)
                 j = (j + 1) & (ncap - 1);
-            ns[j] = (struct flow_slot){(uint32_t)i + 1, (uint32_t)w->flows[i].hash};
+            ns[j] = (struct flow_slot){(uint32_t)i + 1, (uint32_t)h};
         }
         free(w->fslots);
         w->fslots = ns;
         w->fcap = ncap;
     }
-    size_t j = hash & (w->fcap - 1);
+    size_t j = kh & (w->fcap - 1);
     for (;;) {
         struct flow_slot *sl = &w->fslots[j];
         if (!sl->idx1)
             break;
-        if (sl->hlo == (uint32_t)hash && w->flows[sl->idx1 - 1].hash == hash) {
+        if (sl->hlo == (uint32_t)kh && key_same(&w->flows[sl->idx1 - 1].key, key)) {
             *fresh = 0;
             return &w->flows[sl->idx1 - 1];
         }
@@ -766,23 +793,13 @@ static struct flow_ent *flow_slot(struct idx_segw *w, uint64_t hash, int *fresh)
         w->fdcap = ncap;
     }
     struct flow_ent *e = &w->flows[w->fcount];
-    w->fslots[j] = (struct flow_slot){(uint32_t)w->fcount + 1, (uint32_t)hash};
+    w->fslots[j] = (struct flow_slot){(uint32_t)w->fcount + 1, (uint32_t)kh};
     w->fcount++;
     memset(e, 0, sizeof *e);
-    e->hash = hash;
+    e->key = *key;
+    e->hash = idx_flowkey_hash(key);
     *fresh = 1;
     return e;
-}
-
-/* The packet's flow is the entry's, field for field, in either direction. */
-static inline int flow_same(const struct idx_flowrec *r, const struct idx_flow *f)
-{
-    if (r->family != f->family || r->proto != f->proto || r->vlan != f->vlan)
-        return 0;
-    if (r->sport == f->sport && r->dport == f->dport)
-        return !memcmp(r->src, f->src, 16) && !memcmp(r->dst, f->dst, 16);
-    return r->sport == f->dport && r->dport == f->sport && !memcmp(r->src, f->dst, 16) &&
-           !memcmp(r->dst, f->src, 16);
 }
 
 static void flow_add(struct idx_segw *w, struct flow_ent *e, int fresh, const struct idx_flow *f,
@@ -938,16 +955,21 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
 
 void idx_segw_prefetch(idx_segw_t *w, const struct idx_parsed *p, int step)
 {
-    if (!p->flow.present || !p->nterms || p->terms[p->nterms - 1].kind != IDX_T_FLOW || !w->fcap)
+    if (!p->flow.present || !w->fcap)
         return;
-    const struct flow_slot *sl =
-        &w->fslots[rw_get_be64(p->terms[p->nterms - 1].val) & (w->fcap - 1)];
     if (step == 0) {
-        __builtin_prefetch(sl);
-    } else if (sl->idx1) {
-        const struct flow_ent *e = &w->flows[sl->idx1 - 1];
-        __builtin_prefetch(e);
-        __builtin_prefetch((const char *)e + 64);
+        idx_flow_key(&p->flow, &w->pkey);
+        w->pkh = key_hash(&w->pkey);
+        w->pfor = p;
+        w->pseq = w->packets;
+        __builtin_prefetch(&w->fslots[w->pkh & (w->fcap - 1)]);
+    } else if (w->pfor == p) {
+        const struct flow_slot *sl = &w->fslots[w->pkh & (w->fcap - 1)];
+        if (sl->idx1) {
+            const struct flow_ent *e = &w->flows[sl->idx1 - 1];
+            __builtin_prefetch(e);
+            __builtin_prefetch((const char *)e + 64);
+        }
     }
 }
 
@@ -957,37 +979,45 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
     uint32_t ord = (uint32_t)w->packets;
     struct flow_ent *e = NULL;
     int fresh = 0;
+    /* the packet's terms but the flow's, which the flow's entry has (the
+     * parser's, if it added one, is the last: index/parse.h) */
+    int nt = p->nterms;
+    if (nt && p->terms[nt - 1].kind == IDX_T_FLOW)
+        nt--;
     if (p->flow.present) {
-        /* The parser's last term is the flow's hash unless the term list
-         * overflowed: then compute it and add the term here. */
-        const struct idx_term *t = p->nterms ? &p->terms[p->nterms - 1] : NULL;
-        uint64_t h;
-        if (t && t->kind == IDX_T_FLOW) {
-            h = rw_get_be64(t->val);
+        struct idx_flowkey k;
+        if (w->pfor == p && w->pseq == w->packets) { /* idx_segw_prefetch() made it */
+            e = flow_slot(w, &w->pkey, w->pkh, &fresh);
         } else {
-            uint8_t hv[16] = {0};
-            h = idx_flow_hash(&p->flow);
-            rw_put_be64(hv, h);
-            term_add(w, IDX_T_FLOW, hv, 8, ord);
+            idx_flow_key(&p->flow, &k);
+            e = flow_slot(w, &k, key_hash(&k), &fresh);
         }
-        e = flow_slot(w, h, &fresh);
+        w->pfor = NULL;
     }
-    int plain = e && !(p->flags & (IDX_F_UNPARSED | IDX_F_DEEP)) && p->nterms <= FLOW_TIDS;
-    if (plain && !fresh && e->tgen == w->tgen && e->tn == p->nterms &&
-        e->tports == p->flow.has_ports && flow_same(&e->rec, &p->flow)) {
+    int plain = e && !(p->flags & (IDX_F_UNPARSED | IDX_F_DEEP)) && nt + 1 <= FLOW_TIDS;
+    if (plain && !fresh && e->tgen == w->tgen && e->tn == nt + 1 &&
+        e->tports == p->flow.has_ports) {
         group_log(w, e, ord);
     } else {
-        uint32_t ids[IDX_MAX_TERMS];
-        terms_lookup(w, p, ids);
+        uint32_t ids[IDX_MAX_TERMS + 1];
+        terms_lookup(w, p->terms, nt, ids);
+        if (e) {
+            uint8_t hv[16] = {0};
+            uint64_t v0, v1;
+            rw_put_be64(hv, e->hash);
+            memcpy(&v0, hv, 8);
+            memcpy(&v1, hv + 8, 8);
+            ids[nt++] = term_id(w, IDX_T_FLOW, v0, v1, term_hash(IDX_T_FLOW, v0, v1), 8);
+        }
         if (plain && e->tgen != w->tgen) {
-            memcpy(e->tid, ids, (size_t)p->nterms * sizeof *ids);
-            e->tn = (uint8_t)p->nterms;
+            memcpy(e->tid, ids, (size_t)nt * sizeof *ids);
+            e->tn = (uint8_t)nt;
             e->tports = p->flow.has_ports;
             e->tgen = w->tgen;
             e->gid = group_new(w, (size_t)(e - w->flows));
             group_log(w, e, ord);
         } else {
-            for (int i = 0; i < p->nterms; i++)
+            for (int i = 0; i < nt; i++)
                 term_log(w, ids[i], ord);
         }
     }
@@ -1218,6 +1248,23 @@ size_t idx_posting_encode(const uint32_t *v, size_t n, uint8_t *out)
     return at;
 }
 
+/* A flush visits terms and flows in key order, which is no order in
+ * memory: on many flows each visit missed the caches several times (a
+ * fifth of the capture's CPU on small packets). What a visit reads is
+ * asked for this many visits ahead. */
+#define FLUSH_AHEAD 8
+
+static inline void term_prefetch(const struct idx_segw *w, uint32_t id)
+{
+    __builtin_prefetch(&w->terms[id]);
+    __builtin_prefetch(&w->gfirst[id]);
+    __builtin_prefetch(&w->tcnt[id]);
+    __builtin_prefetch(&w->toff[id]);
+    for (size_t g = 0; g < w->ngens; g++)
+        if (id < w->gens[g].nterms)
+            __builtin_prefetch(&w->gens[g].start[id]);
+}
+
 /* Everything added since the last commit, as one write batch, in key
  * order (C, F, L, P, S; within each, ascending): the memtable inserts a
  * key after the one before it without searching from the top, which makes
@@ -1267,6 +1314,9 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
             fs[nf++] = (struct sortkey){w->flows[i].hash, (uint32_t)i, 0};
     fs = radix_sort(fs, w->sk + w->skcap, nf);
     for (size_t j = 0; j < nf; j++) {
+        if (j + FLUSH_AHEAD < nf)
+            for (size_t l = 0; l < sizeof(struct flow_ent); l += 64)
+                __builtin_prefetch((const char *)&w->flows[fs[j + FLUSH_AHEAD].id] + l);
         struct flow_ent *e = &w->flows[fs[j].id];
         uint8_t fk[17], fv[160];
         fk[0] = 'F';
@@ -1303,6 +1353,8 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
     uint32_t *ids = scratch_ids(w);
     terms_order(w, ids);
     for (size_t i = 0; i < nids; i++) {
+        if (i + FLUSH_AHEAD < nids)
+            term_prefetch(w, ids[i + FLUSH_AHEAD]);
         struct term_ent *e = &w->terms[ids[i]];
         size_t n;
         const uint8_t *buf = posting_build(w, ids[i], &n);
