@@ -95,7 +95,20 @@ struct arc_pw {
     uint64_t cut_id;
     char cut_path[192];
     int manual;         /* the caller commits (arc_pw_set_manual_flush) */
-    struct idx_parsed parsed;
+    /* A packet is indexed when the next one comes (or at a flush, a seal):
+     * its flow's entry, asked for at the start of the next packet, arrives
+     * while that one is parsed and copied, instead of stalling the add
+     * (on many flows, the slot and the entry missed the caches at every
+     * packet). parsed[cur] is the packet at hand, parsed[cur ^ 1] the one
+     * waiting, if pend.on. */
+    struct idx_parsed parsed[2];
+    int cur;
+    struct {
+        int on;
+        int64_t ts;
+        uint64_t off;
+        uint32_t caplen, len;
+    } pend;
 };
 
 void arc_opts_default(struct arc_opts *o)
@@ -492,9 +505,20 @@ static int seg_open(arc_pw_t *w, int64_t ts, char *err)
     return 0;
 }
 
+/* Index the packet waiting, if any. */
+static void pend_add(arc_pw_t *w)
+{
+    if (!w->pend.on)
+        return;
+    idx_segw_add(w->sw, w->pend.ts, w->pend.off, w->pend.caplen, w->pend.len,
+                 &w->parsed[w->cur ^ 1]);
+    w->pend.on = 0;
+}
+
 static int commit(arc_pw_t *w, int sync, char *err)
 {
     int rc;
+    pend_add(w);
     /* Every byte the batch covers is in the file before the batch is
      * made: the segment's bytes first, then the index that points at them. */
     if ((rc = write_out(w, 1, err)) < 0 || (rc = segout_drain(w->out, err)) < 0)
@@ -518,6 +542,7 @@ static int seg_seal(arc_pw_t *w, char *err)
     int rc = 0;
     if (w->fd < 0)
         return 0;
+    pend_add(w);
     if ((rc = write_out(w, 1, err)) < 0 || (rc = segout_drain(w->out, err)) < 0)
         return rc;
     if (w->a->o.sync && fdatasync(w->fd) < 0)
@@ -556,6 +581,7 @@ static void cut_back(arc_pw_t *w)
     gone = w->seg_packets - w->committed_pkts;
     w->lost += gone;
     w->packets -= gone;
+    w->pend.on = 0; /* one of them */
     idx_segw_abandon(w->sw);
     w->sw = NULL;
     segout_stop(w->out); /* waits for writes in flight, drops what waits */
@@ -623,15 +649,23 @@ static int place(arc_pw_t *w, int64_t ts, uint32_t caplen, size_t pending, char 
     return 0;
 }
 
-/* The packet at offset off of the open segment, parsed into w->parsed,
- * is in the file or the caller's hands: index it. 1 when the flush
- * interval has passed and the caller should commit. */
+/* The packet at offset off of the open segment, parsed into
+ * w->parsed[w->cur], is in the file or the caller's hands: index it (once
+ * the next comes: see struct arc_pw), after the one waiting. 1 when the
+ * flush interval has passed and the caller should commit. */
 static int indexed(arc_pw_t *w, int64_t ts, uint64_t off, uint32_t caplen, uint32_t len,
                    const uint8_t *data)
 {
-    idx_segw_add(w->sw, ts, off, caplen, len, &w->parsed);
+    pend_add(w);
+    w->pend.on = 1;
+    w->pend.ts = ts;
+    w->pend.off = off;
+    w->pend.caplen = caplen;
+    w->pend.len = len;
+    w->cur ^= 1;
     if (w->a->tap) { /* lawful intercept and followers see each stored packet */
-        struct arc_tap t = {w->name, w->dlt, w->snaplen, ts, data, caplen, len, &w->parsed};
+        struct arc_tap t = {w->name, w->dlt, w->snaplen, ts, data, caplen, len,
+                            &w->parsed[w->cur ^ 1]};
         w->a->tap(w->a->tap_arg, &t);
     }
     w->dirty = 1;
@@ -648,15 +682,18 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
     int rc;
     if (caplen > w->snaplen)
         caplen = w->snaplen;
+    if (w->pend.on) /* the entry of the one waiting (its slot was asked for then) */
+        idx_segw_prefetch(w->sw, &w->parsed[w->cur ^ 1], 1);
     if ((rc = place(w, ts, caplen, 0, err)) < 0)
         return rc;
     uint32_t rec[4] = {sec, frac, caplen, len};
+    struct idx_parsed *p = &w->parsed[w->cur];
     /* Parsed first (but for the flow's hash, which the index keeps with
-     * the flow): the flow's slot, then its entry, are on their way to the
-     * caches while the packet is copied (cache misses on a busy link;
-     * idx_segw_add reads them first). */
-    idx_parse_packet_nohash(w->dlt, data, caplen, &w->parsed);
-    idx_segw_prefetch(w->sw, &w->parsed, 0);
+     * the flow): the flow's slot is on its way to the caches while the
+     * packet is copied, and its entry while the next is (cache misses on a
+     * busy link; idx_segw_add reads them first). */
+    idx_parse_packet_nohash(w->dlt, data, caplen, p);
+    idx_segw_prefetch(w->sw, p, 0);
     uint64_t off = segout_size(w->out);
     if (16 + (size_t)caplen >= BIG) { /* a record this large goes straight out */
         if ((rc = arc_space_ensure(w->a, segout_pending(w->out) + 16 + caplen, 0, NULL, err)) < 0 ||
@@ -674,7 +711,6 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
         }
         segout_put(w->out, rec, 16, data, caplen);
     }
-    idx_segw_prefetch(w->sw, &w->parsed, 1);
     *added = 1;
     if (indexed(w, ts, off, caplen, len, data))
         return commit(w, w->a->o.sync, err);

@@ -106,6 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fl) {
         struct idx_flowkey k;
         idx_flow_key(&out.flow, &k);
+        require(memcmp(&k, &out.key, sizeof k) == 0 && memcmp(&k, &nohash.key, sizeof k) == 0);
         uint64_t h = idx_flowkey_hash(&k), t = 0;
         for (int i = 0; i < 8; i++)
             t = t << 8 | out.terms[out.nterms - 1].val[i];

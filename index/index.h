@@ -101,10 +101,9 @@ typedef struct idx_segw idx_segw_t;
 int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, const char *relpath,
                    idx_segw_t **out, uint64_t *seg_id, char *err) RW_WUR;
 /* Ask the caches for what idx_segw_add will read first for p: its flow's
- * slot (step 0, which also computes the flow's key once for the add),
- * then, the slot having arrived, the flow's entry (step 1). A hint; a
- * caller does other work between the steps and the add (the packet's copy
- * into the segment's buffer), and adds p next if it adds a packet. */
+ * slot (step 0), then, the slot having arrived, the flow's entry (step
+ * 1). A hint only; a caller does other work between the steps and the
+ * add (archive/writer.c: the next packet's). */
 void idx_segw_prefetch(idx_segw_t *w, const struct idx_parsed *p, int step);
 /* Add the next packet (ordinals are implicit: 0, 1, 2, ...). Memory only.
  * p is idx_parse_packet's or idx_parse_packet_nohash's parse: the flow's

@@ -704,6 +704,8 @@ static void parse_packet(int linktype, const uint8_t *data, uint32_t caplen,
         caplen = 0;
     parse_link(c, linktype, data, caplen);
     out->flow.vlan = c->vlan;
+    if (out->flow.present)
+        idx_flow_key(&out->flow, &out->key);
 }
 
 void idx_parse_packet(int linktype, const uint8_t *data, uint32_t caplen, struct idx_parsed *out)
@@ -712,7 +714,7 @@ void idx_parse_packet(int linktype, const uint8_t *data, uint32_t caplen, struct
     parse_packet(linktype, data, caplen, out, &c);
     if (out->flow.present) {
         uint8_t h[8];
-        rw_put_be64(h, idx_flow_hash(&out->flow));
+        rw_put_be64(h, idx_flowkey_hash(&out->key));
         add_term_upto(&c, IDX_T_FLOW, h, IDX_MAX_TERMS);
     }
 }

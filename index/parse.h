@@ -71,6 +71,15 @@ struct idx_flow {
     uint32_t l3_len;          /* IP total length as on the wire (for byte counts) */
 };
 
+/* What idx_flow_hash() hashes, the same for both directions of a flow:
+ * family, protocol, VLAN id, then both endpoints (the address zero-padded
+ * to 16 bytes, the port; ICMP's type and its counterpart or code as ports)
+ * in byte order: 40 bytes. Flows with equal keys are one flow (one hash);
+ * idx_flowkey_hash(key of f) == idx_flow_hash(f). */
+struct idx_flowkey {
+    uint64_t w[5];
+};
+
 struct idx_parsed {
     int flags;     /* IDX_F_* */
     uint32_t hdr_end; /* bytes from the packet's start to the end of the innermost header
@@ -81,6 +90,7 @@ struct idx_parsed {
                       (and IDX_F_UNPARSED set) when full */
     struct idx_term terms[IDX_MAX_TERMS];
     struct idx_flow flow;
+    struct idx_flowkey key; /* the flow's key, if flow.present */
 };
 
 /* Parse one packet of the given DLT_ link type. data has caplen bytes.
@@ -102,14 +112,7 @@ int idx_icmp_counterpart(int v6, int type, int *other);
 /* Canonical (direction-independent) 64-bit hash of a flow's 5-tuple + vlan. */
 uint64_t idx_flow_hash(const struct idx_flow *f);
 
-/* What idx_flow_hash() hashes, the same for both directions of a flow:
- * family, protocol, VLAN id, then both endpoints (the address zero-padded
- * to 16 bytes, the port; ICMP's type and its counterpart or code as ports)
- * in byte order: 40 bytes. Flows with equal keys are one flow (one hash);
- * idx_flowkey_hash(key of f) == idx_flow_hash(f). */
-struct idx_flowkey {
-    uint64_t w[5];
-};
+/* The key of a flow (see struct idx_flowkey). */
 void idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k);
 uint64_t idx_flowkey_hash(const struct idx_flowkey *k);
 

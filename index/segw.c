@@ -9,6 +9,7 @@
 #include "index/index_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,11 +185,6 @@ struct idx_segw {
     size_t fcount, fdcap; /* entries, and room for them */
     struct flow_slot *fslots;
     size_t fcap;          /* slots, a power of two */
-    /* the key of the packet idx_segw_prefetch() saw last, for its add */
-    struct idx_flowkey pkey;
-    uint64_t pkh;
-    const struct idx_parsed *pfor; /* NULL: none */
-    uint64_t pseq;                 /* packets when it was computed */
     /* locators: the chunk being filled, and full chunks not yet committed */
     struct idx_chunk cur;
     uint32_t cur_no;
@@ -957,19 +953,14 @@ void idx_segw_prefetch(idx_segw_t *w, const struct idx_parsed *p, int step)
 {
     if (!p->flow.present || !w->fcap)
         return;
+    const struct flow_slot *sl = &w->fslots[key_hash(&p->key) & (w->fcap - 1)];
     if (step == 0) {
-        idx_flow_key(&p->flow, &w->pkey);
-        w->pkh = key_hash(&w->pkey);
-        w->pfor = p;
-        w->pseq = w->packets;
-        __builtin_prefetch(&w->fslots[w->pkh & (w->fcap - 1)]);
-    } else if (w->pfor == p) {
-        const struct flow_slot *sl = &w->fslots[w->pkh & (w->fcap - 1)];
-        if (sl->idx1) {
-            const struct flow_ent *e = &w->flows[sl->idx1 - 1];
-            __builtin_prefetch(e);
-            __builtin_prefetch((const char *)e + 64);
-        }
+        __builtin_prefetch(sl);
+    } else if (sl->idx1) { /* every line a packet touches: up to the record's tcp_flags */
+        const char *e = (const char *)&w->flows[sl->idx1 - 1];
+        for (size_t l = 0; l < offsetof(struct flow_ent, rec.tcp_flags) + 1; l += 64)
+            __builtin_prefetch(e + l);
+        __builtin_prefetch(e + offsetof(struct flow_ent, rec.tcp_flags));
     }
 }
 
@@ -984,16 +975,8 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
     int nt = p->nterms;
     if (nt && p->terms[nt - 1].kind == IDX_T_FLOW)
         nt--;
-    if (p->flow.present) {
-        struct idx_flowkey k;
-        if (w->pfor == p && w->pseq == w->packets) { /* idx_segw_prefetch() made it */
-            e = flow_slot(w, &w->pkey, w->pkh, &fresh);
-        } else {
-            idx_flow_key(&p->flow, &k);
-            e = flow_slot(w, &k, key_hash(&k), &fresh);
-        }
-        w->pfor = NULL;
-    }
+    if (p->flow.present)
+        e = flow_slot(w, &p->key, key_hash(&p->key), &fresh);
     int plain = e && !(p->flags & (IDX_F_UNPARSED | IDX_F_DEEP)) && nt + 1 <= FLOW_TIDS;
     if (plain && !fresh && e->tgen == w->tgen && e->tn == nt + 1 &&
         e->tports == p->flow.has_ports) {

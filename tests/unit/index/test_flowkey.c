@@ -38,6 +38,8 @@ static void same(const struct idx_parsed *a, const struct idx_parsed *b, const c
         return;
     struct idx_flowkey k, kr;
     idx_flow_key(&b->flow, &k);
+    if (memcmp(&k, &a->key, sizeof k) != 0 || memcmp(&k, &b->key, sizeof k) != 0)
+        fail_msg("%s: the parse's key is not the flow's", what);
     uint8_t h[8];
     uint64_t v = idx_flowkey_hash(&k);
     for (int i = 7; i >= 0; i--, v >>= 8)
