@@ -726,15 +726,6 @@ void idx_parse_packet_nohash(int linktype, const uint8_t *data, uint32_t caplen,
     parse_packet(linktype, data, caplen, out, &c);
 }
 
-/* One endpoint in canonical form: address zero-padded to 16 bytes, then the
- * port (0 when the flow has none). */
-static void flow_endpoint(uint8_t ep[18], const uint8_t *addr, size_t alen, uint16_t port)
-{
-    memset(ep, 0, 18);
-    memcpy(ep, addr, alen);
-    rw_put_be16(ep + 16, port);
-}
-
 static uint64_t splitmix64_final(uint64_t x)
 {
     x ^= x >> 30;
@@ -772,7 +763,7 @@ int idx_icmp_counterpart(int v6, int type, int *other)
  * without one, the code; so each flow has one Community ID. */
 void idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k)
 {
-    uint8_t a[18], b[18], buf[40];
+    uint8_t buf[40] = {0};
     size_t alen = f->family == 4 ? 4 : 16;
     uint16_t sport = f->has_ports ? f->sport : 0;
     uint16_t dport = f->has_ports ? f->dport : 0;
@@ -781,15 +772,24 @@ void idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k)
         sport = f->sport;
         dport = idx_icmp_counterpart(f->family == 6, f->sport, &other) ? (uint16_t)other : f->dport;
     }
-
-    flow_endpoint(a, f->src, alen, sport);
-    flow_endpoint(b, f->dst, alen, dport);
-    int swap = memcmp(a, b, sizeof a) > 0;
+    /* An endpoint's bytes (the address zero-padded to 16, the port) in
+     * byte order are the address's two big-endian words, then the port:
+     * compared as integers, not bytes (this runs once a packet). */
+    uint64_t s0 = rw_get_be32(f->src), s1 = 0, d0 = rw_get_be32(f->dst), d1 = 0;
+    if (alen == 16) {
+        s0 = rw_get_be64(f->src), s1 = rw_get_be64(f->src + 8);
+        d0 = rw_get_be64(f->dst), d1 = rw_get_be64(f->dst + 8);
+    } else {
+        s0 <<= 32, d0 <<= 32;
+    }
+    int swap = s0 != d0 ? s0 > d0 : s1 != d1 ? s1 > d1 : sport > dport;
     buf[0] = f->family;
     buf[1] = f->proto;
     rw_put_be16(buf + 2, f->vlan);
-    memcpy(buf + 4, swap ? b : a, 18);
-    memcpy(buf + 22, swap ? a : b, 18);
+    memcpy(buf + 4, swap ? f->dst : f->src, alen);
+    rw_put_be16(buf + 20, swap ? dport : sport);
+    memcpy(buf + 22, swap ? f->src : f->dst, alen);
+    rw_put_be16(buf + 38, swap ? sport : dport);
     memcpy(k->w, buf, sizeof buf);
 }
 
