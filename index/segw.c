@@ -53,18 +53,17 @@ struct term_gen {
  * bits of key_hash(), so that a probe touches no entry) finds them by
  * their key. The flow's hash (FNV-1a, a byte at a time, fixed by the
  * archive format) is computed once, when the flow is new: a packet costs
- * a few multiplications instead (key_hash). A table of whole
- * entries at half load held twice the entries' memory, which many small
- * flows made the largest part of the writer's. */
+ * a few multiplications instead (key_hash). A table of whole entries at
+ * half load held twice the entries' memory, which many small flows made
+ * the largest part of the writer's. */
 /* A plain packet's terms are its flow's (index/parse.h): the L3 type,
  * addresses, protocol, ports and flow hash. The flow's entry keeps the term
  * ids its first plain packet had in this flush, so that the next plain
  * packet with the same flow adds them without looking up a term: its terms
  * are the same set since its key is the same (the key holds the family,
  * protocol, both addresses and, with has_ports, both ports) if so are
- * has_ports and the number of terms. Most of a busy link's
- * packets then cost one lookup (the flow's, needed anyway) instead of
- * seven.
+ * has_ports and the number of terms. Most of a busy link's packets then
+ * cost one lookup (the flow's, needed anyway) instead of seven.
  *
  * Those ids are also a "group": a pseudo term (kind GROUP_KIND, not in
  * the hash table, its value the flow's index) that stands for the set.
@@ -90,7 +89,7 @@ struct flow_ent {
 
 struct flow_slot {
     uint32_t idx1; /* index + 1, 0: empty */
-    uint32_t hlo;  /* the hash's low 32 bits */
+    uint32_t hlo;  /* key_hash()'s low 32 bits */
 };
 
 struct sec_count {
