@@ -9,8 +9,8 @@
 #include "index/index_int.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -193,7 +193,9 @@ struct idx_segw {
     struct sec_count *secs;
     size_t nsecs, capsecs;
     uint64_t packets; /* added, flushed or not */
-    size_t flush_ords, ndirty; /* term log entries and flows changed since the last flush */
+    /* since the last flush: ordinals the postings will hold (a group's
+     * entry counts once per term), and flows changed */
+    size_t flush_ords, ndirty;
     int logged; /* records written through RocksDB's log since the last ingest (sink_commit) */
     uint8_t *scratch;
     size_t scratch_cap;
