@@ -17,10 +17,11 @@
  *    ip/ip6/arp/rarp, ip proto, ip6 proto) matches it.
  *  - A plain packet with a flow carries exactly the terms its flow implies:
  *    the L3 type, both addresses, the IP protocol, both ports when
- *    flow.has_ports, and the flow hash. Two plain packets whose flows have
- *    the same fields (in either direction) and has_ports have the same
- *    terms; the writer reuses a flow's term ids on that ground
- *    (index/segw.c), and fuzz_parse checks it.
+ *    flow.has_ports, and the flow hash; fuzz_parse checks it. All of them
+ *    follow from the flow's key (idx_flow_key) and has_ports, so two plain
+ *    packets with the same key, has_ports and number of terms have the same
+ *    terms: the writer reuses a flow's term ids on that ground
+ *    (index/segw.c).
  *  - IDX_F_UNPARSED: something could not be parsed (unknown link type or
  *    EtherType, truncated header, bad version/length). The packet may lack
  *    terms BPF would match; the planner keeps it as a candidate everywhere.

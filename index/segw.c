@@ -452,6 +452,27 @@ static uint8_t *scratch(struct idx_segw *w, size_t n)
     return w->scratch;
 }
 
+/* CRoaring's portable format without run containers (idx_posting_encode):
+ * the header of nc containers; returns where their data starts. */
+static uint32_t posting_head(uint8_t *out, uint32_t nc)
+{
+    uint32_t cookie = 12346;
+    memcpy(out, &cookie, 4);
+    memcpy(out + 4, &nc, 4);
+    return 8 + 8 * nc;
+}
+
+/* The descriptor of container i of nc: its key, its cardinality (card
+ * values) and where its data starts. */
+static void posting_container(uint8_t *out, uint32_t nc, uint32_t i, uint16_t key, uint32_t card,
+                              uint32_t at)
+{
+    uint16_t card1 = (uint16_t)(card - 1);
+    memcpy(out + 8 + 4 * (size_t)i, &key, 2);
+    memcpy(out + 10 + 4 * (size_t)i, &card1, 2);
+    memcpy(out + 8 + 4 * (size_t)nc + 4 * (size_t)i, &at, 4);
+}
+
 /* Room for a bit per ordinal since the last flush, in whole 64 Ki-ordinal
  * containers from bbase, all zero (posting_bits clears what it sets). */
 static void bits_ready(struct idx_segw *w)
@@ -507,21 +528,12 @@ static const uint8_t *posting_bits(struct idx_segw *w, uint32_t id, const uint32
         }
     }
     uint8_t *out = scratch(w, size);
-    uint32_t cookie = 12346, ncu = (uint32_t)nc;
-    memcpy(out, &cookie, 4);
-    memcpy(out + 4, &ncu, 4);
-    uint8_t *desc = out + 8, *offs = out + 8 + 4 * nc;
-    uint32_t at = (uint32_t)(8 + 8 * nc);
+    uint32_t at = posting_head(out, (uint32_t)nc), ci = 0;
     for (size_t k = k0; k <= k1; k++) {
         uint32_t card = w->cards[k - k0];
         if (!card)
             continue;
-        uint16_t key = (uint16_t)((base >> 16) + k), card1 = (uint16_t)(card - 1);
-        memcpy(desc, &key, 2);
-        memcpy(desc + 2, &card1, 2);
-        desc += 4;
-        memcpy(offs, &at, 4);
-        offs += 4;
+        posting_container(out, (uint32_t)nc, ci++, (uint16_t)((base >> 16) + k), card, at);
         if (card > 4096) {
             memcpy(out + at, bits + (k << 10), 8192);
             at += 8192;
@@ -685,15 +697,21 @@ static inline void group_log(struct idx_segw *w, struct flow_ent *e, uint32_t or
     w->log[w->nlog++] = (struct term_log){e->gid, ord};
 }
 
-/* v is the value zero-padded to 16 bytes (NULL for pseudo terms). */
-static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len, uint32_t ord)
+/* The id of a term whose value v is zero-padded to 16 bytes (NULL for
+ * pseudo terms), added if new. */
+static uint32_t term_of(struct idx_segw *w, int kind, const uint8_t *v, size_t len)
 {
     uint64_t v0 = 0, v1 = 0;
     if (len) {
         memcpy(&v0, v, 8);
         memcpy(&v1, v + 8, 8);
     }
-    term_log(w, term_id(w, kind, v0, v1, term_hash(kind, v0, v1), len), ord);
+    return term_id(w, kind, v0, v1, term_hash(kind, v0, v1), len);
+}
+
+static void term_add(struct idx_segw *w, int kind, const uint8_t *v, size_t len, uint32_t ord)
+{
+    term_log(w, term_of(w, kind, v, len), ord);
 }
 
 /* The ids of a packet's terms (distinct: the parser removes duplicates),
@@ -732,6 +750,16 @@ static void terms_clear(struct idx_segw *w)
     w->nlog = 0;
     if (w->slots)
         memset(w->slots, 0, w->tcap * sizeof *w->slots);
+}
+
+/* Ask the caches for n bytes from p: each line they touch (an entry need
+ * not start a line). */
+static inline void prefetch_bytes(const void *p, size_t n)
+{
+    const char *c = p;
+    for (size_t l = 0; l < n; l += 64)
+        __builtin_prefetch(c + l);
+    __builtin_prefetch(c + n - 1);
 }
 
 /* The slot hash of a flow key: a few multiplications (the flow hash
@@ -958,10 +986,7 @@ void idx_segw_prefetch(idx_segw_t *w, const struct idx_parsed *p, int step)
     if (step == 0) {
         __builtin_prefetch(sl);
     } else if (sl->idx1) { /* every line a packet touches: up to the record's tcp_flags */
-        const char *e = (const char *)&w->flows[sl->idx1 - 1];
-        for (size_t l = 0; l < offsetof(struct flow_ent, rec.tcp_flags) + 1; l += 64)
-            __builtin_prefetch(e + l);
-        __builtin_prefetch(e + offsetof(struct flow_ent, rec.tcp_flags));
+        prefetch_bytes(&w->flows[sl->idx1 - 1], offsetof(struct flow_ent, rec.tcp_flags) + 1);
     }
 }
 
@@ -987,11 +1012,8 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
         terms_lookup(w, p->terms, nt, ids);
         if (e) {
             uint8_t hv[16] = {0};
-            uint64_t v0, v1;
             rw_put_be64(hv, e->hash);
-            memcpy(&v0, hv, 8);
-            memcpy(&v1, hv + 8, 8);
-            ids[nt++] = term_id(w, IDX_T_FLOW, v0, v1, term_hash(IDX_T_FLOW, v0, v1), 8);
+            ids[nt++] = term_of(w, IDX_T_FLOW, hv, 8);
         }
         if (plain && e->tgen != w->tgen) {
             memcpy(e->tid, ids, (size_t)nt * sizeof *ids);
@@ -1196,23 +1218,13 @@ size_t idx_posting_encode(const uint32_t *v, size_t n, uint8_t *out)
             i++;
         nc++;
     }
-    uint32_t cookie = 12346;
-    memcpy(out, &cookie, 4);
-    memcpy(out + 4, &nc, 4);
-    uint8_t *desc = out + 8, *offs = out + 8 + 4 * (size_t)nc;
-    uint8_t *data = out + 8 + 8 * (size_t)nc;
-    uint32_t at = (uint32_t)(data - out);
+    uint32_t at = posting_head(out, nc), ci = 0;
     for (size_t i = 0; i < n;) {
         uint32_t hi = v[i] >> 16;
         size_t j = i;
         while (j < n && v[j] >> 16 == hi)
             j++;
-        uint16_t key = (uint16_t)hi, card1 = (uint16_t)(j - i - 1);
-        memcpy(desc, &key, 2);
-        memcpy(desc + 2, &card1, 2);
-        desc += 4;
-        memcpy(offs, &at, 4);
-        offs += 4;
+        posting_container(out, nc, ci++, (uint16_t)hi, (uint32_t)(j - i), at);
         if (j - i > 4096) {
             uint64_t words[1024];
             memset(words, 0, sizeof words);
@@ -1299,8 +1311,7 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
     fs = radix_sort(fs, w->sk + w->skcap, nf);
     for (size_t j = 0; j < nf; j++) {
         if (j + FLUSH_AHEAD < nf)
-            for (size_t l = 0; l < sizeof(struct flow_ent); l += 64)
-                __builtin_prefetch((const char *)&w->flows[fs[j + FLUSH_AHEAD].id] + l);
+            prefetch_bytes(&w->flows[fs[j + FLUSH_AHEAD].id], sizeof(struct flow_ent));
         struct flow_ent *e = &w->flows[fs[j].id];
         uint8_t fk[17], fv[160];
         fk[0] = 'F';
