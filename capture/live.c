@@ -45,6 +45,11 @@
  * the largest size (snaplen) still fits. */
 #define STAGE (8u << 20)
 #define SNAP 262144
+/* A kernel ring this large needs no drainer: it holds a commit's packets
+ * by itself (170 ms of 2 Gbit/s is 42 MB), and the 8 MiB staging buffer
+ * and the second copy of every packet that waited in it would be spent for
+ * nothing (the buffer, once filled, stays in the resident set). */
+#define DRAIN_BELOW (64ULL << 20)
 
 struct cap_live {
     arc_t *a;
@@ -69,6 +74,7 @@ struct cap_live {
     int dr_started, dr_quit, dr_busy; /* under mu */
     atomic_int dr_on;                 /* set under mu; read by the drainer as it goes */
     pthread_cond_t dr_cv;
+    int drains;                       /* the kernel's ring is below DRAIN_BELOW */
     uint8_t *stage;                   /* STAGE bytes (mapped on first use), pcap records */
     size_t stage_len;
 };
@@ -204,13 +210,13 @@ static void *dr_main(void *arg)
     return NULL;
 }
 
-/* Commit, with the drainer emptying the kernel's ring meanwhile, then
- * hand what it staged to the writer. */
+/* Commit, with the drainer (below DRAIN_BELOW) emptying the kernel's ring
+ * meanwhile, then hand what it staged to the writer. */
 static void flush_draining(struct cap_live *l)
 {
     char err[RW_ERRSZ];
     int rc;
-    if (!l->stage) {
+    if (l->drains && !l->stage) {
         void *m = mmap(NULL, STAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         l->stage = m == MAP_FAILED ? NULL : m;
     }
@@ -369,6 +375,7 @@ int cap_live_start_opts(arc_t *a, const char *iface, const char *point,
     pcap_set_promisc(l->p, 1);
     pcap_set_timeout(l->p, 100);
     pcap_set_buffer_size(l->p, (int)kbuf);
+    l->drains = kbuf < DRAIN_BELOW;
     l->nano = pcap_set_tstamp_precision(l->p, PCAP_TSTAMP_PRECISION_NANO) == 0;
     int r = pcap_activate(l->p);
     if (r < 0) {

@@ -39,9 +39,9 @@ static void sha1(const uint8_t *buf, size_t n, uint8_t md[SHA_DIGEST_LENGTH])
         SHA1(buf, n, md);
 }
 
-void idx_community_id(const struct idx_flow *f, char out[40])
+void idx_community_sha1(const struct idx_flow *f, uint8_t md[20])
 {
-    uint8_t buf[2 + 16 + 16 + 4 + 4], md[SHA_DIGEST_LENGTH];
+    uint8_t buf[2 + 16 + 16 + 4 + 4];
     size_t alen = f->family == 4 ? 4 : 16, n = 0;
     const uint8_t *sa = f->src, *da = f->dst;
     uint16_t sp = f->sport, dp = f->dport;
@@ -77,6 +77,17 @@ void idx_community_id(const struct idx_flow *f, char out[40])
         n += 4;
     }
     sha1(buf, n, md);
+}
+
+void idx_community_fmt(const uint8_t md[20], char out[40])
+{
     memcpy(out, "1:", 2);
     EVP_EncodeBlock((unsigned char *)out + 2, md, SHA_DIGEST_LENGTH);
+}
+
+void idx_community_id(const struct idx_flow *f, char out[40])
+{
+    uint8_t md[SHA_DIGEST_LENGTH];
+    idx_community_sha1(f, md);
+    idx_community_fmt(md, out);
 }

@@ -36,6 +36,10 @@ int idx_iter_status(rocksdb_iterator_t *it, char *err);
 size_t idx_seg_encode(const struct idx_seg *s, uint8_t *v);
 size_t idx_chunk_encode(const struct idx_chunk *c, uint8_t *v);
 uint64_t idx_next_seg_id(idx_t *ix);
+/* idx_community_id in two steps: the SHA-1 of the flow's tuple, which a
+ * writer keeps with the flow (20 bytes rather than 40), and its text. */
+void idx_community_sha1(const struct idx_flow *f, uint8_t md[20]);
+void idx_community_fmt(const uint8_t md[20], char out[40]);
 /* A posting of n ascending distinct ordinals in CRoaring's portable format
  * (no run containers), without building a bitmap: its size, and the
  * encoding into out (that many bytes). */

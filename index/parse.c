@@ -704,8 +704,7 @@ static void parse_packet(int linktype, const uint8_t *data, uint32_t caplen,
         caplen = 0;
     parse_link(c, linktype, data, caplen);
     out->flow.vlan = c->vlan;
-    if (out->flow.present)
-        idx_flow_key(&out->flow, &out->key);
+    out->key_swap = out->flow.present ? (uint8_t)idx_flow_key(&out->flow, &out->key) : 0;
 }
 
 void idx_parse_packet(int linktype, const uint8_t *data, uint32_t caplen, struct idx_parsed *out)
@@ -761,7 +760,7 @@ int idx_icmp_counterpart(int v6, int type, int *other)
  * source port and, in place of the destination port, the type's
  * counterpart (an echo request and its reply are one flow) or, for a type
  * without one, the code; so each flow has one Community ID. */
-void idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k)
+int idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k)
 {
     uint8_t buf[40] = {0};
     size_t alen = f->family == 4 ? 4 : 16;
@@ -791,6 +790,7 @@ void idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k)
     memcpy(buf + 22, swap ? f->src : f->dst, alen);
     rw_put_be16(buf + 38, swap ? sport : dport);
     memcpy(k->w, buf, sizeof buf);
+    return swap;
 }
 
 /* FNV-1a 64 over the key's bytes, then splitmix's finalizer: fixed by the

@@ -92,6 +92,7 @@ struct idx_parsed {
     struct idx_term terms[IDX_MAX_TERMS];
     struct idx_flow flow;
     struct idx_flowkey key; /* the flow's key, if flow.present */
+    uint8_t key_swap;       /* 1 if flow.src's endpoint is the key's second (idx_flow_key) */
 };
 
 /* Parse one packet of the given DLT_ link type. data has caplen bytes.
@@ -113,8 +114,10 @@ int idx_icmp_counterpart(int v6, int type, int *other);
 /* Canonical (direction-independent) 64-bit hash of a flow's 5-tuple + vlan. */
 uint64_t idx_flow_hash(const struct idx_flow *f);
 
-/* The key of a flow (see struct idx_flowkey). */
-void idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k);
+/* The key of a flow (see struct idx_flowkey). Returns 1 if f's source
+ * endpoint is the key's second one, 0 if it is the first (or both are
+ * the same): two packets of a flow went the same way if these agree. */
+int idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k);
 uint64_t idx_flowkey_hash(const struct idx_flowkey *k);
 
 #endif

@@ -48,8 +48,10 @@ struct term_gen {
     uint32_t *start; /* nterms + 1 entries */
     size_t nterms, startcap;
 };
-/* Flows are kept dense (flows[0 .. fcount)), in order of first packet;
- * an open-addressing table of slots (the entry's index + 1 and the low
+/* Flows are kept dense (indexes 0 .. fcount, in order of first packet,
+ * in blocks of FLOW_BLOCK entries: flow_at), each entry about half a
+ * flow record's size (the record's addresses are the key's, its Community
+ * ID is kept as the 20 bytes of its SHA-1); an open-addressing table of slots (the entry's index + 1 and the low
  * bits of key_hash(), so that a probe touches no entry) finds them by
  * their key. The flow's hash (FNV-1a, a byte at a time, fixed by the
  * archive format) is computed once, when the flow is new: a packet costs
@@ -57,7 +59,7 @@ struct term_gen {
  * half load held twice the entries' memory, which many small flows made
  * the largest part of the writer's. */
 /* A plain packet's terms are its flow's (index/parse.h): the L3 type,
- * addresses, protocol, ports and flow hash. The flow's entry keeps the term
+ * addresses, protocol, ports and flow hash. The flow's group keeps the term
  * ids its first plain packet had in this flush, so that the next plain
  * packet with the same flow adds them without looking up a term: its terms
  * are the same set since its key is the same (the key holds the family,
@@ -74,18 +76,26 @@ struct term_gen {
  * it lives (one flush): a plain packet of the flow whose terms differ from
  * the set logs its terms one by one. */
 #define FLOW_TIDS 7
-struct flow_ent {
+#define FLOW_BLOCK 1024 /* flow entries a block (136 KiB) */
+struct flow_ent { /* 136 bytes; what a packet touches first (the first 104) */
     struct idx_flowkey key; /* what finds it (index/parse.h) */
-    uint64_t hash;          /* idx_flowkey_hash(key): its flow term and record key */
-    uint32_t dirty;
-    uint32_t tgen;  /* tid[] holds term ids while this is the segment's tgen */
-    uint8_t tn;     /* how many */
-    uint8_t tports; /* has_ports of the packet they are from */
-    uint32_t gid;   /* its group's id, while tgen is the segment's */
+    uint32_t tgen;  /* gid is valid while this is the segment's tgen */
+    uint32_t gid;   /* its group's term id */
     uint32_t gcnt;  /* the group's log entries since the last spill (groups_settle) */
-    uint32_t tid[FLOW_TIDS];
-    struct idx_flowrec rec;
+    uint32_t pkts_fwd, pkts_rev; /* a segment has fewer than 2^32 packets */
+    uint16_t sport, dport;       /* the first packet's (struct idx_flowrec) */
+    uint8_t swap;      /* the first packet's key_swap: its source is the key's second endpoint */
+    uint8_t has_ports; /* the first packet's, for the Community ID */
+    uint8_t tcp_flags;
+    uint8_t dirty;
+    uint8_t tn;     /* how many terms the group has */
+    uint8_t tports; /* has_ports of the packet they are from */
+    int64_t first_ts, last_ts;
+    uint64_t bytes_fwd, bytes_rev;
+    uint64_t hash;   /* idx_flowkey_hash(key): its flow term and record key */
+    uint8_t cid[20]; /* idx_community_sha1 */
 };
+_Static_assert(sizeof(struct flow_ent) == 136, "flow_ent grew: see its comment");
 
 struct flow_slot {
     uint32_t idx1; /* index + 1, 0: empty */
@@ -163,9 +173,10 @@ struct idx_segw {
     size_t toffcap;
     uint32_t *ids; /* term ids in key order, at flush */
     size_t idscap;
-    /* groups since the last flush, and at flush the groups that hold each
-     * term: gmem[gfirst[id] .. gfirst[id + 1]) */
-    uint32_t *glist;
+    /* groups since the last flush: their term ids, and for each its terms
+     * (gtid[8 * i]: how many, then the ids); at flush the groups that hold
+     * each term: gmem[gfirst[id] .. gfirst[id + 1]) */
+    uint32_t *glist, *gtid;
     size_t ngroups, glcap;
     uint32_t *gfirst, *gmem;
     size_t gfcap, gmcap;
@@ -179,9 +190,9 @@ struct idx_segw {
     size_t mergecap;
     struct sortkey *sk; /* radix sort of a flush's keys: 2 * skcap entries */
     size_t skcap;
-    /* flows of the whole segment */
-    struct flow_ent *flows;
-    size_t fcount, fdcap; /* entries, and room for them */
+    /* flows of the whole segment: entry i is flow_at(w, i) */
+    struct flow_ent **fblk;
+    size_t fcount, nfblk; /* entries, and blocks */
     struct flow_slot *fslots;
     size_t fcap;          /* slots, a power of two */
     /* locators: the chunk being filled, and full chunks not yet committed */
@@ -226,6 +237,11 @@ static inline uint64_t term_hash(int kind, uint64_t v0, uint64_t v1)
     return h ^ (h >> 32);
 }
 
+static inline struct flow_ent *flow_at(const struct idx_segw *w, size_t i)
+{
+    return &w->fblk[i / FLOW_BLOCK][i % FLOW_BLOCK];
+}
+
 static void terms_grow(struct idx_segw *w)
 {
     size_t ncap = w->tcap ? w->tcap * 2 : 4096;
@@ -250,7 +266,7 @@ static void terms_grow(struct idx_segw *w)
 static void groups_settle(struct idx_segw *w)
 {
     for (size_t i = 0; i < w->ngroups; i++) {
-        struct flow_ent *f = &w->flows[w->terms[w->glist[i]].v0];
+        struct flow_ent *f = flow_at(w, w->terms[w->glist[i]].v0);
         w->tcnt[w->glist[i]] += f->gcnt;
         f->gcnt = 0;
     }
@@ -382,10 +398,10 @@ static void groups_index(struct idx_segw *w)
     }
     memset(w->gfirst, 0, (n + 1) * sizeof *w->gfirst);
     for (size_t i = 0; i < w->ngroups; i++) {
-        const struct flow_ent *f = &w->flows[w->terms[w->glist[i]].v0];
-        for (int t = 0; t < f->tn; t++)
-            w->gfirst[f->tid[t] + 1]++;
-        total += f->tn;
+        const uint32_t *g = w->gtid + 8 * i;
+        for (uint32_t t = 1; t <= g[0]; t++)
+            w->gfirst[g[t] + 1]++;
+        total += g[0];
     }
     if (w->gmcap < total) {
         free(w->gmem);
@@ -397,9 +413,9 @@ static void groups_index(struct idx_segw *w)
         w->gfirst[id + 1] += w->gfirst[id];
     /* fill through gfirst[id + 1] as a cursor, then shift it back */
     for (size_t i = 0; i < w->ngroups; i++) {
-        const struct flow_ent *f = &w->flows[w->terms[w->glist[i]].v0];
-        for (int t = 0; t < f->tn; t++)
-            w->gmem[w->gfirst[f->tid[t]]++] = w->glist[i];
+        const uint32_t *g = w->gtid + 8 * i;
+        for (uint32_t t = 1; t <= g[0]; t++)
+            w->gmem[w->gfirst[g[t]]++] = w->glist[i];
     }
     for (size_t id = n; id > 0; id--)
         w->gfirst[id] = w->gfirst[id - 1];
@@ -660,18 +676,23 @@ static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64
     return id;
 }
 
-/* A group for flow index fi, with no entries yet. */
-static uint32_t group_new(struct idx_segw *w, size_t fi)
+/* A group for flow index fi of the n terms ids[], with no entries yet. */
+static uint32_t group_new(struct idx_segw *w, size_t fi, const uint32_t *ids, int n)
 {
     if (w->ngroups == w->glcap) {
         size_t ncap = w->glcap ? w->glcap * 2 : 1024;
         uint32_t *ng = realloc(w->glist, ncap * sizeof *ng);
-        if (!ng)
+        uint32_t *nt = ng ? realloc(w->gtid, ncap * 8 * sizeof *nt) : NULL;
+        if (!nt)
             abort(); /* out of memory while indexing: nothing sane to do */
         w->glist = ng;
+        w->gtid = nt;
         w->glcap = ncap;
     }
     uint32_t id = term_new(w, GROUP_KIND, fi, 0, 0, 0);
+    uint32_t *g = w->gtid + 8 * w->ngroups;
+    g[0] = (uint32_t)n;
+    memcpy(g + 1, ids, (size_t)n * sizeof *ids);
     w->glist[w->ngroups++] = id;
     return id;
 }
@@ -777,10 +798,10 @@ static inline int key_same(const struct idx_flowkey *a, const struct idx_flowkey
             (a->w[3] ^ b->w[3]) | (a->w[4] ^ b->w[4])) == 0;
 }
 
-/* The flow of this key (kh = key_hash(key)); *fresh when it was added now
- * (zeroed but for its key and hash). */
+/* The flow of this key (kh = key_hash(key)) and its index *fi; *fresh
+ * when it was added now (zeroed but for its key and hash). */
 static struct flow_ent *flow_slot(struct idx_segw *w, const struct idx_flowkey *key, uint64_t kh,
-                                  int *fresh)
+                                  int *fresh, size_t *fi)
 {
     if ((w->fcount + 1) * 2 > w->fcap) {
         size_t ncap = w->fcap ? w->fcap * 2 : 1024;
@@ -788,7 +809,7 @@ static struct flow_ent *flow_slot(struct idx_segw *w, const struct idx_flowkey *
         if (!ns)
             abort(); /* out of memory while indexing: nothing sane to do */
         for (size_t i = 0; i < w->fcount; i++) {
-            uint64_t h = key_hash(&w->flows[i].key);
+            uint64_t h = key_hash(&flow_at(w, i)->key);
             size_t j = h & (ncap - 1);
             while (ns[j].idx1)
                 j = (j + 1) & (ncap - 1);
@@ -803,21 +824,22 @@ static struct flow_ent *flow_slot(struct idx_segw *w, const struct idx_flowkey *
         struct flow_slot *sl = &w->fslots[j];
         if (!sl->idx1)
             break;
-        if (sl->hlo == (uint32_t)kh && key_same(&w->flows[sl->idx1 - 1].key, key)) {
+        if (sl->hlo == (uint32_t)kh && key_same(&flow_at(w, sl->idx1 - 1)->key, key)) {
             *fresh = 0;
-            return &w->flows[sl->idx1 - 1];
+            *fi = sl->idx1 - 1;
+            return flow_at(w, *fi);
         }
         j = (j + 1) & (w->fcap - 1);
     }
-    if (w->fcount == w->fdcap) {
-        size_t ncap = w->fdcap ? w->fdcap * 2 : 512;
-        struct flow_ent *nf = realloc(w->flows, ncap * sizeof *nf);
-        if (!nf)
+    if (w->fcount == w->nfblk * FLOW_BLOCK) { /* a block more: entries never move */
+        struct flow_ent **nb = realloc(w->fblk, (w->nfblk + 1) * sizeof *nb);
+        if (!nb || !(nb[w->nfblk] = malloc(FLOW_BLOCK * sizeof **nb)))
             abort();
-        w->flows = nf;
-        w->fdcap = ncap;
+        w->fblk = nb;
+        w->nfblk++;
     }
-    struct flow_ent *e = &w->flows[w->fcount];
+    *fi = w->fcount;
+    struct flow_ent *e = flow_at(w, w->fcount);
     w->fslots[j] = (struct flow_slot){(uint32_t)w->fcount + 1, (uint32_t)kh};
     w->fcount++;
     memset(e, 0, sizeof *e);
@@ -827,62 +849,64 @@ static struct flow_ent *flow_slot(struct idx_segw *w, const struct idx_flowkey *
     return e;
 }
 
-static void flow_add(struct idx_segw *w, struct flow_ent *e, int fresh, const struct idx_flow *f,
+static void flow_add(struct idx_segw *w, struct flow_ent *e, int fresh, const struct idx_parsed *p,
                      int64_t ts, uint32_t wirelen)
 {
-    struct idx_flowrec *r = &e->rec;
-    size_t alen = f->family == 4 ? 4 : 16;
+    const struct idx_flow *f = &p->flow;
     if (fresh) {
-        r->family = f->family;
-        r->proto = f->proto;
-        memcpy(r->src, f->src, alen);
-        memcpy(r->dst, f->dst, alen);
-        r->sport = f->sport;
-        r->dport = f->dport;
-        r->vlan = f->vlan;
-        r->first_ts = r->last_ts = ts;
-        idx_community_id(f, r->community_id);
+        e->sport = f->sport;
+        e->dport = f->dport;
+        e->has_ports = f->has_ports;
+        e->swap = p->key_swap;
+        e->first_ts = e->last_ts = ts;
+        idx_community_sha1(f, e->cid);
     }
     w->ndirty += !e->dirty;
     e->dirty = 1;
-    if (ts < r->first_ts)
-        r->first_ts = ts;
-    if (ts > r->last_ts)
-        r->last_ts = ts;
-    if (!memcmp(r->src, f->src, alen) && r->sport == f->sport) {
-        r->pkts_fwd++;
-        r->bytes_fwd += wirelen;
+    if (ts < e->first_ts)
+        e->first_ts = ts;
+    if (ts > e->last_ts)
+        e->last_ts = ts;
+    if (p->key_swap == e->swap) { /* the way of the first packet */
+        e->pkts_fwd++;
+        e->bytes_fwd += wirelen;
     } else {
-        r->pkts_rev++;
-        r->bytes_rev += wirelen;
+        e->pkts_rev++;
+        e->bytes_rev += wirelen;
     }
-    r->tcp_flags |= f->tcp_flags;
+    e->tcp_flags |= f->tcp_flags;
 }
 
-static size_t flow_encode(const struct idx_flowrec *r, uint8_t *v)
+/* The flow's record (struct idx_flowrec) as idx_flow_decode reads it: the
+ * addresses are the key's (zero-padded to 16 bytes as there), the first
+ * packet's source first. */
+static size_t flow_encode(const struct flow_ent *e, uint8_t *v)
 {
-    size_t n = 0, cl = strlen(r->community_id);
+    const uint8_t *key = (const uint8_t *)e->key.w;
+    char cid[40];
+    idx_community_fmt(e->cid, cid);
+    size_t n = 0, cl = strlen(cid);
     v[n++] = 1;
-    v[n++] = r->family;
-    v[n++] = r->proto;
-    memcpy(v + n, r->src, 16);
+    v[n++] = key[0]; /* family */
+    v[n++] = key[1]; /* protocol */
+    memcpy(v + n, key + (e->swap ? 22 : 4), 16);
     n += 16;
-    memcpy(v + n, r->dst, 16);
+    memcpy(v + n, key + (e->swap ? 4 : 22), 16);
     n += 16;
-    rw_put_be16(v + n, r->sport);
-    rw_put_be16(v + n + 2, r->dport);
-    rw_put_be16(v + n + 4, r->vlan);
+    rw_put_be16(v + n, e->sport);
+    rw_put_be16(v + n + 2, e->dport);
+    memcpy(v + n + 4, key + 2, 2); /* VLAN id, big-endian in the key */
     n += 6;
-    rw_put_be64(v + n, (uint64_t)r->first_ts);
-    rw_put_be64(v + n + 8, (uint64_t)r->last_ts);
-    rw_put_be64(v + n + 16, r->pkts_fwd);
-    rw_put_be64(v + n + 24, r->bytes_fwd);
-    rw_put_be64(v + n + 32, r->pkts_rev);
-    rw_put_be64(v + n + 40, r->bytes_rev);
+    rw_put_be64(v + n, (uint64_t)e->first_ts);
+    rw_put_be64(v + n + 8, (uint64_t)e->last_ts);
+    rw_put_be64(v + n + 16, e->pkts_fwd);
+    rw_put_be64(v + n + 24, e->bytes_fwd);
+    rw_put_be64(v + n + 32, e->pkts_rev);
+    rw_put_be64(v + n + 40, e->bytes_rev);
     n += 48;
-    v[n++] = r->tcp_flags;
+    v[n++] = e->tcp_flags;
     v[n++] = (uint8_t)cl;
-    memcpy(v + n, r->community_id, cl);
+    memcpy(v + n, cid, cl);
     return n + cl;
 }
 
@@ -985,8 +1009,8 @@ void idx_segw_prefetch(idx_segw_t *w, const struct idx_parsed *p, int step)
     const struct flow_slot *sl = &w->fslots[key_hash(&p->key) & (w->fcap - 1)];
     if (step == 0) {
         __builtin_prefetch(sl);
-    } else if (sl->idx1) { /* every line a packet touches: up to the record's tcp_flags */
-        prefetch_bytes(&w->flows[sl->idx1 - 1], offsetof(struct flow_ent, rec.tcp_flags) + 1);
+    } else if (sl->idx1) { /* every line a packet touches */
+        prefetch_bytes(flow_at(w, sl->idx1 - 1), offsetof(struct flow_ent, hash));
     }
 }
 
@@ -996,13 +1020,14 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
     uint32_t ord = (uint32_t)w->packets;
     struct flow_ent *e = NULL;
     int fresh = 0;
+    size_t fi = 0;
     /* the packet's terms but the flow's, which the flow's entry has (the
      * parser's, if it added one, is the last: index/parse.h) */
     int nt = p->nterms;
     if (nt && p->terms[nt - 1].kind == IDX_T_FLOW)
         nt--;
     if (p->flow.present)
-        e = flow_slot(w, &p->key, key_hash(&p->key), &fresh);
+        e = flow_slot(w, &p->key, key_hash(&p->key), &fresh, &fi);
     int plain = e && !(p->flags & (IDX_F_UNPARSED | IDX_F_DEEP)) && nt + 1 <= FLOW_TIDS;
     if (plain && !fresh && e->tgen == w->tgen && e->tn == nt + 1 &&
         e->tports == p->flow.has_ports) {
@@ -1016,11 +1041,10 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
             ids[nt++] = term_of(w, IDX_T_FLOW, hv, 8);
         }
         if (plain && e->tgen != w->tgen) {
-            memcpy(e->tid, ids, (size_t)nt * sizeof *ids);
             e->tn = (uint8_t)nt;
             e->tports = p->flow.has_ports;
             e->tgen = w->tgen;
-            e->gid = group_new(w, (size_t)(e - w->flows));
+            e->gid = group_new(w, fi, ids, nt);
             group_log(w, e, ord);
         } else {
             for (int i = 0; i < nt; i++)
@@ -1032,7 +1056,7 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
     if (p->flags & IDX_F_DEEP)
         term_add(w, IDX_K_DEEP, NULL, 0, ord);
     if (e)
-        flow_add(w, e, fresh, &p->flow, ts, wirelen);
+        flow_add(w, e, fresh, p, ts, wirelen);
     /* locator */
     if (w->cur.count == 0) {
         w->cur.min_ts = w->cur.max_ts = ts;
@@ -1301,23 +1325,23 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
     /* flows that changed, in key order (their hash) */
     size_t nf = 0;
     for (size_t i = 0; i < w->fcount; i++)
-        if (w->flows[i].dirty)
+        if (flow_at(w, i)->dirty)
             nf++;
     struct sortkey *fs = sortkeys(w, nf ? nf : 1);
     nf = 0;
     for (size_t i = 0; i < w->fcount; i++)
-        if (w->flows[i].dirty)
-            fs[nf++] = (struct sortkey){w->flows[i].hash, (uint32_t)i, 0};
+        if (flow_at(w, i)->dirty)
+            fs[nf++] = (struct sortkey){flow_at(w, i)->hash, (uint32_t)i, 0};
     fs = radix_sort(fs, w->sk + w->skcap, nf);
     for (size_t j = 0; j < nf; j++) {
         if (j + FLUSH_AHEAD < nf)
-            prefetch_bytes(&w->flows[fs[j + FLUSH_AHEAD].id], sizeof(struct flow_ent));
-        struct flow_ent *e = &w->flows[fs[j].id];
+            prefetch_bytes(flow_at(w, fs[j + FLUSH_AHEAD].id), sizeof(struct flow_ent));
+        struct flow_ent *e = flow_at(w, fs[j].id);
         uint8_t fk[17], fv[160];
         fk[0] = 'F';
         rw_put_be64(fk + 1, w->seg.id);
         rw_put_be64(fk + 9, e->hash);
-        size_t n = flow_encode(&e->rec, fv);
+        size_t n = flow_encode(e, fv);
         sink_put(b, fk, 17, fv, n);
     }
     /* locators: full chunks, then the partial one (rewritten next time) */
@@ -1420,7 +1444,7 @@ static void batch_taken(struct idx_segw *w)
     w->flush_ords = 0;
     w->ndirty = 0;
     for (size_t i = 0; i < w->fcount; i++)
-        w->flows[i].dirty = 0;
+        flow_at(w, i)->dirty = 0;
 }
 
 /* Wait until no batch is in flight; the error of a failed one, if any. */
@@ -1552,13 +1576,16 @@ void idx_segw_abandon(idx_segw_t *w)
     free(w->toff);
     free(w->ids);
     free(w->glist);
+    free(w->gtid);
     free(w->gfirst);
     free(w->gmem);
     free(w->bits);
     free(w->cards);
     free(w->merge);
     free(w->sk);
-    free(w->flows);
+    for (size_t i = 0; i < w->nfblk; i++)
+        free(w->fblk[i]);
+    free(w->fblk);
     free(w->fslots);
     free(w->pending);
     free(w->secs);

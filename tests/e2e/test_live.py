@@ -6,7 +6,8 @@ within 2 s of being sent, while rewindd runs; after SIGTERM the sealed
 archive must answer the same. A burst larger than the part of the capture
 ring that rewindd keeps reusing (20 MiB), sent at tcpreplay's top speed,
 must come back unaltered and in order, less only the drops that status
-reports. Nothing leaves the namespace."""
+reports; also with a 16 MiB kernel ring, where a drainer thread stages
+packets while a commit is built. Nothing leaves the namespace."""
 import collections
 import os
 import signal
@@ -170,6 +171,20 @@ def main():
               "after SIGTERM the sealed archive lost packets")
         st = sh(REWIND, "status", "--dir", arch).stdout.decode()
         check("(0 open," in st, "segments sealed after SIGTERM:\n" + st)
+        # A kernel ring under 64 MiB: a drainer stages packets while a
+        # commit is built. The same burst, into an archive of its own.
+        arch2 = os.path.join(tmp, "arch16")
+        with open(log, "wb") as lf:
+            daemon = subprocess.Popen(["ip", "netns", "exec", NS, os.path.join(BIN, "rewindd"),
+                                       "--dir", arch2, "-i", "rwl0=live", "--buffer-size", "16M"],
+                                      stdout=lf, stderr=lf)
+        check(wait_log(log, b"ready", time.time() + 15), "rewindd --buffer-size 16M did not "
+              "start: " + open(log).read())
+        burst_check(tmp, arch2)
+        daemon.send_signal(signal.SIGTERM)
+        rc = daemon.wait(timeout=20)
+        daemon = None
+        check(rc == 0, "rewindd --buffer-size 16M exit code %d after SIGTERM" % rc)
     except RuntimeError as e:
         check(False, "live setup: %s" % e)
     finally:
