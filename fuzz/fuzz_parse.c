@@ -105,8 +105,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 memcmp(nohash.terms[i].val, out.terms[i].val, out.terms[i].len) == 0);
     if (fl) {
         struct idx_flowkey k;
-        idx_flow_key(&out.flow, &k);
+        int swap = idx_flow_key(&out.flow, &k);
         require(memcmp(&k, &out.key, sizeof k) == 0 && memcmp(&k, &nohash.key, sizeof k) == 0);
+        require(swap == out.key_swap && swap == nohash.key_swap);
         uint64_t h = idx_flowkey_hash(&k), t = 0;
         for (int i = 0; i < 8; i++)
             t = t << 8 | out.terms[out.nterms - 1].val[i];

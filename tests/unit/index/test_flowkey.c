@@ -37,9 +37,16 @@ static void same(const struct idx_parsed *a, const struct idx_parsed *b, const c
     if (!flow)
         return;
     struct idx_flowkey k, kr;
-    idx_flow_key(&b->flow, &k);
+    int swap = idx_flow_key(&b->flow, &k);
     if (memcmp(&k, &a->key, sizeof k) != 0 || memcmp(&k, &b->key, sizeof k) != 0)
         fail_msg("%s: the parse's key is not the flow's", what);
+    if (swap != a->key_swap || swap != b->key_swap)
+        fail_msg("%s: the parse's key_swap is not the key's", what);
+    /* key_swap names the key's endpoint that is the source */
+    const uint8_t *kb = (const uint8_t *)k.w;
+    size_t alen = b->flow.family == 4 ? 4 : 16;
+    if (memcmp(kb + (swap ? 22 : 4), b->flow.src, alen) != 0)
+        fail_msg("%s: key_swap %d does not name the source's endpoint", what, swap);
     uint8_t h[8];
     uint64_t v = idx_flowkey_hash(&k);
     for (int i = 7; i >= 0; i--, v >>= 8)
@@ -51,10 +58,14 @@ static void same(const struct idx_parsed *a, const struct idx_parsed *b, const c
     memcpy(r.dst, b->flow.src, 16);
     r.sport = b->flow.dport;
     r.dport = b->flow.sport;
-    idx_flow_key(&r, &kr);
+    int rswap = idx_flow_key(&r, &kr);
     int icmp = r.proto == (r.family == 4 ? 1 : 58); /* type and code do not swap */
     if (!icmp && memcmp(&k, &kr, sizeof k) != 0)
         fail_msg("%s: the reversed flow has another key", what);
+    /* the other way is the other endpoint, unless both are the same */
+    int same_ends = !memcmp(kb + 4, kb + 22, 18);
+    if (!icmp && rswap != (same_ends ? swap : !swap))
+        fail_msg("%s: the reversed flow's key_swap is %d, the flow's %d", what, rswap, swap);
 }
 
 static size_t check_file(const char *path)
