@@ -60,6 +60,9 @@ struct idx {
 #define IDX_MEMTABLE (4u << 20)
 #define IDX_LOG_PREALLOC (1u << 20)
 #define IDX_MANIFEST_PREALLOC (64u << 10)
+/* Level 1's size and a table file's (see idx_open) */
+#define IDX_LEVEL1_BYTES (64ULL << 20)
+#define IDX_FILE_BYTES (16ULL << 20)
 /* ---------- merge operator: OR for postings, add for counters ---------- */
 
 /* A posting value or operand as a bitmap, or NULL unless its bytes are
@@ -368,6 +371,18 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
                         rocksdb_lz4_compression};
     rocksdb_options_set_compression_per_level(ix->opts, per_level, 7);
     rocksdb_options_set_max_open_files(ix->opts, -1); /* required by secondaries */
+    /* Level 1 holds 64 MiB in files of 16 MiB, not RocksDB's 256 MiB in
+     * files of 64 MiB. Postings are keyed by term, then segment: every
+     * level-0 file spans the whole key range, so each compaction into level
+     * 1 rewrites level 1 whole, and with RocksDB's sizes level 1 grew to
+     * hundreds of MiB, rewritten every few seconds (with zstd, while it was
+     * the last level). A small level 1 hands its data down a file at a
+     * time, each rewriting only its share of the level below. Live at
+     * 1 Gbit/s for 3 minutes (26 M packets): 3966 against 8430 ticks of
+     * CPU, the index 297 against 303 MB in 26 files against 4; for 60 s,
+     * 1433 against 1314-1721. */
+    rocksdb_options_set_max_bytes_for_level_base(ix->opts, IDX_LEVEL1_BYTES);
+    rocksdb_options_set_target_file_size_base(ix->opts, IDX_FILE_BYTES);
     /* Fatal errors only: RocksDB (7.8, built with assertions) aborts the
      * process when it logs again after a write to its LOG file failed, which
      * a full disk causes; rewind reports RocksDB's errors itself. */
