@@ -453,14 +453,20 @@ static int limit_opt(struct daemon *d, int code, const char *arg)
 
 int main(int argc, char **argv)
 {
+    /* Archive files hold packets: never readable by other users (0640 files,
+     * 0750 directories, whatever the caller's umask allowed). */
+    umask(027);
     /* Keep freed memory for reuse instead of giving it back and faulting it
      * in again (18-30 us a page on the VMs we measured): each segment's
      * index buffers, each commit's write batch and each memtable come and
      * go, and glibc would otherwise map and unmap the large ones every
-     * time. Up to 64 MiB free at the top of a heap is kept. */
-    /* Archive files hold packets: never readable by other users (0640 files,
-     * 0750 directories, whatever the caller's umask allowed). */
-    umask(027);
+     * time. Up to 64 MiB free at the top of a heap is kept.
+     * One heap for all threads: the capture thread builds the batches the
+     * commit thread frees, RocksDB's threads make memtables and compaction
+     * buffers, and with a heap per thread (glibc's default) each kept its
+     * own peak: live at 1 Gbit/s for a minute, 119.6 against 107.6 MiB
+     * resident, the same CPU. */
+    mallopt(M_ARENA_MAX, 1);
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
