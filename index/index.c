@@ -355,20 +355,21 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     ix->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(ix->opts, mode == IDX_WRITE);
     rocksdb_options_set_compression(ix->opts, rocksdb_lz4_compression);
-    rocksdb_options_set_bottommost_compression(ix->opts, rocksdb_zstd_compression);
-    /* zstd level 1, not 3: a compaction of level 0 into the last level
-     * rewrites that level whole while the index is small, and zstd was
-     * most of it. 1 M small packets' index compacted whole: 1.52 -> 1.36 s
-     * CPU, 13.8 -> 14.0 MB (LZ4: 1.05 s but 17.7 MB). */
-    rocksdb_options_set_bottommost_compression_options(ix->opts, -14, 1, 0, 0, 1);
     /* Level 0 (the memtables written out, every 4 MiB) is not compressed:
      * its files are compacted into level 1 soon, which compresses them
      * once, rather than a flush compressing what the compaction then
      * decompresses and compresses again (LZ4 was a third of the flushes'
-     * CPU on small packets at top speed). */
-    int per_level[7] = {rocksdb_no_compression,  rocksdb_lz4_compression, rocksdb_lz4_compression,
-                        rocksdb_lz4_compression, rocksdb_lz4_compression, rocksdb_lz4_compression,
-                        rocksdb_lz4_compression};
+     * CPU on small packets at top speed). Levels 1 and 2 (64 and 640 MiB,
+     * see below) take LZ4: they are rewritten again and again while data
+     * passes through them, and zstd there was 45 % of the compactions'
+     * CPU, a sixth of a sustained capture's. Levels 3 and below, where an
+     * archive's index ends up and stays, take zstd level 1 (not 3: 1 M
+     * small packets' index compacted whole 1.52 -> 1.36 s CPU, 13.8 -> 14.0
+     * MB; LZ4 1.05 s but 17.7 MB). */
+    rocksdb_options_set_compression_options(ix->opts, -14, 1, 0, 0);
+    int per_level[7] = {rocksdb_no_compression,   rocksdb_lz4_compression,  rocksdb_lz4_compression,
+                        rocksdb_zstd_compression, rocksdb_zstd_compression, rocksdb_zstd_compression,
+                        rocksdb_zstd_compression};
     rocksdb_options_set_compression_per_level(ix->opts, per_level, 7);
     rocksdb_options_set_max_open_files(ix->opts, -1); /* required by secondaries */
     /* Level 1 holds 64 MiB in files of 16 MiB, not RocksDB's 256 MiB in
