@@ -12,7 +12,8 @@
 # intercept (BENCH_INTERCEPT_ROUNDS=5, BENCH_INTERCEPT_RATE=500x3: Mbps or topspeed, xN loops,
 # BENCH_INTERCEPT_BYTES=104857600 of replay),
 # BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed; a suffix x3 replays the file three
-# times in one run), BENCH_LIVE_ROUNDS=3, BENCH_LIVE_TOOLS="rewindd rewindd16 stenographer
+# times in one run), BENCH_LIVE_SUSTAIN=1000x45 (one sustained run of rewindd and Stenographer,
+# over a minute; 0 skips it), BENCH_LIVE_ROUNDS=3, BENCH_LIVE_TOOLS="rewindd rewindd16 stenographer
 # stenographer16 tcpdump" (Stenographer, from Debian, when tools/deps.sh installed it).
 #
 # Writes bench/work/ (scratch, removed first) and bench/results.json. Exit status is

@@ -920,12 +920,22 @@ def live_main(args):
         rounds = int(os.environ.get("BENCH_LIVE_ROUNDS", "3"))
         order = list(tools)
         out["rounds"] = rounds
-        plan = ["idle"] + rates + (["small"] if small else []) + (["fresh"] if expect else [])
+        # A sustained run (a rate and a number of loops of the file, about a
+        # minute): what a capture costs once its index is compacting, which a
+        # replay of a few seconds never shows. Once, rewindd and Stenographer.
+        sustain = os.environ.get("BENCH_LIVE_SUSTAIN", "1000x45")
+        if sustain in ("", "0") or sustain in rates:
+            sustain = None
+        out["sustain"] = sustain
+        plan = ["idle"] + rates + (["small"] if small else []) + ([sustain] if sustain else []) + \
+            (["fresh"] if expect else [])
         for rnd in range(rounds):
             for rate in plan:
-                if rate == "fresh" and rnd > 0:
+                if rate in ("fresh", sustain) and rnd > 0:
                     continue  # freshness and queries: once (Stenographer's takes a minute)
                 for tool in order:
+                    if rate == sustain and tool not in ("rewindd", "stenographer"):
+                        continue
                     try:
                         res = live_one(tool, rate, ns, small if rate == "small" else pcap, work,
                                        rewind, rewindd, expect)
