@@ -367,8 +367,9 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
      * small packets' index compacted whole 1.52 -> 1.36 s CPU, 13.8 -> 14.0
      * MB; LZ4 1.05 s but 17.7 MB). */
     rocksdb_options_set_compression_options(ix->opts, -14, 1, 0, 0);
-    int per_level[7] = {rocksdb_no_compression,   rocksdb_lz4_compression,  rocksdb_lz4_compression,
-                        rocksdb_zstd_compression, rocksdb_zstd_compression, rocksdb_zstd_compression,
+    int per_level[7] = {rocksdb_no_compression,   rocksdb_lz4_compression,
+                        rocksdb_lz4_compression,  rocksdb_zstd_compression,
+                        rocksdb_zstd_compression, rocksdb_zstd_compression,
                         rocksdb_zstd_compression};
     rocksdb_options_set_compression_per_level(ix->opts, per_level, 7);
     rocksdb_options_set_max_open_files(ix->opts, -1); /* required by secondaries */

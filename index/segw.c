@@ -51,13 +51,14 @@ struct term_gen {
 /* Flows are kept dense (indexes 0 .. fcount, in order of first packet,
  * in blocks of FLOW_BLOCK entries: flow_at), each entry about half a
  * flow record's size (the record's addresses are the key's, its Community
- * ID is kept as the 20 bytes of its SHA-1); an open-addressing table of slots (the entry's index + 1 and the low
- * bits of key_hash(), so that a probe touches no entry) finds them by
- * their key. The flow's hash (FNV-1a, a byte at a time, fixed by the
- * archive format) is computed once, when the flow is new: a packet costs
- * a few multiplications instead (key_hash). A table of whole entries at
- * half load held twice the entries' memory, which many small flows made
- * the largest part of the writer's. */
+ * ID is kept as the 20 bytes of its SHA-1); an open-addressing table of
+ * slots (the entry's index + 1 and the low bits of key_hash(), so that a
+ * probe touches no entry) finds them by their key. The flow's hash
+ * (FNV-1a, a byte at a time, fixed by the archive format) is computed
+ * once, when the flow is new: a packet costs a few multiplications
+ * instead (key_hash). A table of whole entries at half load held twice
+ * the entries' memory, which many small flows made the largest part of
+ * the writer's. */
 /* A plain packet's terms are its flow's (index/parse.h): the L3 type,
  * addresses, protocol, ports and flow hash. The flow's group keeps the term
  * ids its first plain packet had in this flush, so that the next plain
@@ -76,6 +77,7 @@ struct term_gen {
  * it lives (one flush): a plain packet of the flow whose terms differ from
  * the set logs its terms one by one. */
 #define FLOW_TIDS 7
+#define GROUP_ROW (FLOW_TIDS + 1) /* gtid: a group's term count, then its ids */
 #define FLOW_BLOCK 1024 /* flow entries a block (136 KiB) */
 struct flow_ent { /* 136 bytes; what a packet touches first (the first 104) */
     struct idx_flowkey key; /* what finds it (index/parse.h) */
@@ -174,7 +176,7 @@ struct idx_segw {
     uint32_t *ids; /* term ids in key order, at flush */
     size_t idscap;
     /* groups since the last flush: their term ids, and for each its terms
-     * (gtid[8 * i]: how many, then the ids); at flush the groups that hold
+     * (gtid[GROUP_ROW * i]: how many, then the ids); at flush the groups that hold
      * each term: gmem[gfirst[id] .. gfirst[id + 1]) */
     uint32_t *glist, *gtid;
     size_t ngroups, glcap;
@@ -398,7 +400,7 @@ static void groups_index(struct idx_segw *w)
     }
     memset(w->gfirst, 0, (n + 1) * sizeof *w->gfirst);
     for (size_t i = 0; i < w->ngroups; i++) {
-        const uint32_t *g = w->gtid + 8 * i;
+        const uint32_t *g = w->gtid + GROUP_ROW * i;
         for (uint32_t t = 1; t <= g[0]; t++)
             w->gfirst[g[t] + 1]++;
         total += g[0];
@@ -413,7 +415,7 @@ static void groups_index(struct idx_segw *w)
         w->gfirst[id + 1] += w->gfirst[id];
     /* fill through gfirst[id + 1] as a cursor, then shift it back */
     for (size_t i = 0; i < w->ngroups; i++) {
-        const uint32_t *g = w->gtid + 8 * i;
+        const uint32_t *g = w->gtid + GROUP_ROW * i;
         for (uint32_t t = 1; t <= g[0]; t++)
             w->gmem[w->gfirst[g[t]]++] = w->glist[i];
     }
@@ -682,7 +684,7 @@ static uint32_t group_new(struct idx_segw *w, size_t fi, const uint32_t *ids, in
     if (w->ngroups == w->glcap) {
         size_t ncap = w->glcap ? w->glcap * 2 : 1024;
         uint32_t *ng = realloc(w->glist, ncap * sizeof *ng);
-        uint32_t *nt = ng ? realloc(w->gtid, ncap * 8 * sizeof *nt) : NULL;
+        uint32_t *nt = ng ? realloc(w->gtid, ncap * GROUP_ROW * sizeof *nt) : NULL;
         if (!nt)
             abort(); /* out of memory while indexing: nothing sane to do */
         w->glist = ng;
@@ -690,7 +692,7 @@ static uint32_t group_new(struct idx_segw *w, size_t fi, const uint32_t *ids, in
         w->glcap = ncap;
     }
     uint32_t id = term_new(w, GROUP_KIND, fi, 0, 0, 0);
-    uint32_t *g = w->gtid + 8 * w->ngroups;
+    uint32_t *g = w->gtid + GROUP_ROW * w->ngroups;
     g[0] = (uint32_t)n;
     memcpy(g + 1, ids, (size_t)n * sizeof *ids);
     w->glist[w->ngroups++] = id;
