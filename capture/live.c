@@ -8,10 +8,10 @@
  * (flushes) at least every flush interval when packets are waiting, so a
  * packet is queryable within about one interval of its capture. Building
  * a commit's index batch takes a while (120-170 ms at 400 000 small
- * packets a second): meanwhile a second thread, the drainer, takes the
- * packets out of the kernel's ring into a staging buffer (STAGE bytes at
- * most), which the capture thread feeds to the writer once the commit is
- * made. A roll's seal has no drainer: the kernel's ring (--buffer-size)
+ * packets a second): meanwhile, when the kernel's ring is smaller than
+ * DRAIN_BELOW, a second thread, the drainer, takes the packets out of it
+ * into a staging buffer (STAGE bytes at most), which the capture thread
+ * feeds to the writer once the commit is made. A roll's seal has no drainer: the kernel's ring (--buffer-size)
  * holds the packets meanwhile; when it is full, the kernel drops and
  * counts (kernel drops, in status).
  *
