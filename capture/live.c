@@ -11,9 +11,9 @@
  * packets a second): meanwhile, when the kernel's ring is smaller than
  * DRAIN_BELOW, a second thread, the drainer, takes the packets out of it
  * into a staging buffer (STAGE bytes at most), which the capture thread
- * feeds to the writer once the commit is made. A roll's seal has no drainer: the kernel's ring (--buffer-size)
- * holds the packets meanwhile; when it is full, the kernel drops and
- * counts (kernel drops, in status).
+ * feeds to the writer once the commit is made. A roll's seal has no
+ * drainer: the kernel's ring (--buffer-size) holds the packets meanwhile;
+ * when it is full, the kernel drops and counts (kernel drops, in status).
  *
  * When a write fails (disk full, I/O error) the point pauses: the writer
  * has cut its segment back to what the index covers, the thread goes on
