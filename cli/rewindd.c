@@ -465,7 +465,7 @@ int main(int argc, char **argv)
      * commit thread frees, RocksDB's threads make memtables and compaction
      * buffers, and with a heap per thread (glibc's default) each kept its
      * own peak: live at 1 Gbit/s for a minute, 119.6 against 107.6 MiB
-     * resident, the same CPU. */
+     * resident, the same CPU; four concurrent queries over HTTP no slower. */
     mallopt(M_ARENA_MAX, 1);
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
