@@ -418,7 +418,7 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
     /* Level 0 is compacted at 5 files, not 4: a segment adds one small file
      * to the large batches ingested (index/segw.c, INGEST_BYTES), and each
      * compaction into level 1 rewrites it whole (every level-0 file spans
-     * the whole key range, see below). At 8 files a minute at 1 Gbit/s cost
+     * the whole key range, see above). At 8 files a minute at 1 Gbit/s cost
      * a tenth less CPU, but level 0 is not compressed: its larger size on
      * disk left a 1 MiB --quota nothing to keep (test_papercuts). */
     rocksdb_options_set_level0_file_num_compaction_trigger(ix->opts, 5);

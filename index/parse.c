@@ -782,13 +782,13 @@ int idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k)
         s0 <<= 32, d0 <<= 32;
     }
     int swap = s0 != d0 ? s0 > d0 : s1 != d1 ? s1 > d1 : sport > dport;
-    buf[0] = f->family;
-    buf[1] = f->proto;
-    rw_put_be16(buf + 2, f->vlan);
-    memcpy(buf + 4, swap ? f->dst : f->src, alen);
-    rw_put_be16(buf + 20, swap ? dport : sport);
-    memcpy(buf + 22, swap ? f->src : f->dst, alen);
-    rw_put_be16(buf + 38, swap ? sport : dport);
+    buf[IDX_FK_FAMILY] = f->family;
+    buf[IDX_FK_PROTO] = f->proto;
+    rw_put_be16(buf + IDX_FK_VLAN, f->vlan);
+    memcpy(buf + IDX_FK_END1, swap ? f->dst : f->src, alen);
+    rw_put_be16(buf + IDX_FK_END1 + 16, swap ? dport : sport);
+    memcpy(buf + IDX_FK_END2, swap ? f->src : f->dst, alen);
+    rw_put_be16(buf + IDX_FK_END2 + 16, swap ? sport : dport);
     memcpy(k->w, buf, sizeof buf);
     return swap;
 }

@@ -76,7 +76,14 @@ struct idx_flow {
  * family, protocol, VLAN id, then both endpoints (the address zero-padded
  * to 16 bytes, the port; ICMP's type and its counterpart or code as ports)
  * in byte order: 40 bytes. Flows with equal keys are one flow (one hash);
- * idx_flowkey_hash(key of f) == idx_flow_hash(f). */
+ * idx_flowkey_hash(key of f) == idx_flow_hash(f). Where each part is
+ * among the key's bytes (w in memory order), for the writer that keeps a
+ * flow's record in its key: */
+#define IDX_FK_FAMILY 0
+#define IDX_FK_PROTO 1
+#define IDX_FK_VLAN 2 /* big-endian */
+#define IDX_FK_END1 4 /* an endpoint: the address (16 bytes), the port (2, big-endian) */
+#define IDX_FK_END2 22
 struct idx_flowkey {
     uint64_t w[5];
 };

@@ -889,15 +889,15 @@ static size_t flow_encode(const struct flow_ent *e, uint8_t *v)
     idx_community_fmt(e->cid, cid);
     size_t n = 0, cl = strlen(cid);
     v[n++] = 1;
-    v[n++] = key[0]; /* family */
-    v[n++] = key[1]; /* protocol */
-    memcpy(v + n, key + (e->swap ? 22 : 4), 16);
+    v[n++] = key[IDX_FK_FAMILY];
+    v[n++] = key[IDX_FK_PROTO];
+    memcpy(v + n, key + (e->swap ? IDX_FK_END2 : IDX_FK_END1), 16);
     n += 16;
-    memcpy(v + n, key + (e->swap ? 4 : 22), 16);
+    memcpy(v + n, key + (e->swap ? IDX_FK_END1 : IDX_FK_END2), 16);
     n += 16;
     rw_put_be16(v + n, e->sport);
     rw_put_be16(v + n + 2, e->dport);
-    memcpy(v + n + 4, key + 2, 2); /* VLAN id, big-endian in the key */
+    memcpy(v + n + 4, key + IDX_FK_VLAN, 2); /* big-endian there too */
     n += 6;
     rw_put_be64(v + n, (uint64_t)e->first_ts);
     rw_put_be64(v + n + 8, (uint64_t)e->last_ts);

@@ -45,7 +45,7 @@ static void same(const struct idx_parsed *a, const struct idx_parsed *b, const c
     /* key_swap names the key's endpoint that is the source */
     const uint8_t *kb = (const uint8_t *)k.w;
     size_t alen = b->flow.family == 4 ? 4 : 16;
-    if (memcmp(kb + (swap ? 22 : 4), b->flow.src, alen) != 0)
+    if (memcmp(kb + (swap ? IDX_FK_END2 : IDX_FK_END1), b->flow.src, alen) != 0)
         fail_msg("%s: key_swap %d does not name the source's endpoint", what, swap);
     uint8_t h[8];
     uint64_t v = idx_flowkey_hash(&k);
@@ -63,7 +63,7 @@ static void same(const struct idx_parsed *a, const struct idx_parsed *b, const c
     if (!icmp && memcmp(&k, &kr, sizeof k) != 0)
         fail_msg("%s: the reversed flow has another key", what);
     /* the other way is the other endpoint, unless both are the same */
-    int same_ends = !memcmp(kb + 4, kb + 22, 18);
+    int same_ends = !memcmp(kb + IDX_FK_END1, kb + IDX_FK_END2, 18);
     if (!icmp && rswap != (same_ends ? swap : !swap))
         fail_msg("%s: the reversed flow's key_swap is %d, the flow's %d", what, rswap, swap);
 }
