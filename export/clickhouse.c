@@ -4,15 +4,16 @@
  * are those of schema.c; column lists are named in each INSERT. */
 #include "export/ex_int.h"
 
-#include <curl/curl.h>
+#include "common/curl_dl.h"
+
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define FLUSH_BYTES (16u << 20) /* a request is sent once its rows reach this */
 
 struct ch {
+    const struct rw_curl *cu;
     char *url;            /* as given, with database= added when missing */
     char user[128], pass[256];
     int auth;
@@ -184,45 +185,46 @@ static int post_answer(struct ch *c, const char *query, struct buf *answer, vola
 static int post_x(struct ch *c, const char *query, const struct buf *body, struct buf *answer,
                   volatile int *cancel, char *err)
 {
-    CURL *h = curl_easy_init();
+    const struct rw_curl *cu = c->cu;
+    CURL *h = cu->easy_init();
     if (!h)
         return rw_err(err, RW_ENOMEM, "cannot start libcurl");
-    char *q = curl_easy_escape(h, query, 0);
+    char *q = cu->easy_escape(h, query, 0);
     size_t ul = strlen(c->url) + strlen(q) + 16;
     char *url = malloc(ul);
     if (!q || !url) {
-        curl_free(q);
+        cu->free(q);
         free(url);
-        curl_easy_cleanup(h);
+        cu->easy_cleanup(h);
         return rw_err(err, RW_ENOMEM, "out of memory");
     }
     snprintf(url, ul, "%s%squery=%s", c->url, strchr(c->url, '?') ? "&" : "?", q);
-    curl_free(q);
+    cu->free(q);
     struct resp r = {.cancel = cancel, .answer = answer};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->n ? (const char *)body->p : "");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->n);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &r);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 300L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(h, CURLOPT_URL, url);
+    cu->easy_setopt(h, CURLOPT_POST, 1L);
+    cu->easy_setopt(h, CURLOPT_POSTFIELDS, body->n ? (const char *)body->p : "");
+    cu->easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->n);
+    cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    cu->easy_setopt(h, CURLOPT_WRITEDATA, &r);
+    cu->easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    cu->easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    cu->easy_setopt(h, CURLOPT_XFERINFODATA, &r);
+    cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+    cu->easy_setopt(h, CURLOPT_TIMEOUT, 300L);
+    cu->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     if (c->auth) {
-        curl_easy_setopt(h, CURLOPT_USERNAME, c->user);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, c->pass);
+        cu->easy_setopt(h, CURLOPT_USERNAME, c->user);
+        cu->easy_setopt(h, CURLOPT_PASSWORD, c->pass);
     }
-    CURLcode cc = curl_easy_perform(h);
+    CURLcode cc = cu->easy_perform(h);
     long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(h);
+    cu->easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    cu->easy_cleanup(h);
     free(url);
     if (cc != CURLE_OK)
-        return rw_err(err, RW_EIO, "ClickHouse %s: %s", c->url, curl_easy_strerror(cc));
+        return rw_err(err, RW_EIO, "ClickHouse %s: %s", c->url, cu->easy_strerror(cc));
     if (code != 200) {
         r.body[strcspn(r.body, "\n")] = 0;
         return rw_err(err, RW_EIO, "ClickHouse %s: HTTP %ld: %.400s", c->url, code, r.body);
@@ -401,16 +403,16 @@ static void ch_free(void *ctx)
     free(c);
 }
 
-static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 int ex_ch_sink(const struct ex_opts *o, struct ex_sink *out, char *err)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     int rc;
-    pthread_once(&once, curl_init);
+    const struct rw_curl *cu = rw_curl(err);
+    if (!cu)
+        return rw_errctx(err, RW_EIO, "--export-flows");
     struct ch *c = calloc(1, sizeof *c);
     if (!c)
         return rw_err(err, RW_ENOMEM, "out of memory");
+    c->cu = cu;
     size_t n = strlen(o->clickhouse) + 32;
     c->url = malloc(n);
     if (!c->url) {
@@ -435,6 +437,7 @@ int ex_ch_sink(const struct ex_opts *o, struct ex_sink *out, char *err)
 /* ---- GET, for a daemon's query across sensors (federate.c) ---- */
 
 struct getx {
+    const struct rw_curl *cu;
     int (*sink)(void *arg, const void *buf, size_t n);
     void *arg;
     CURL *h;
@@ -449,7 +452,7 @@ static size_t on_get(char *p, size_t sz, size_t n, void *arg)
     struct getx *g = arg;
     size_t len = sz * n;
     if (!g->status)
-        curl_easy_getinfo(g->h, CURLINFO_RESPONSE_CODE, &g->status);
+        g->cu->easy_getinfo(g->h, CURLINFO_RESPONSE_CODE, &g->status);
     if (g->status >= 300) {
         size_t room = sizeof g->ebody - 1 - g->elen, k = len < room ? len : room;
         memcpy(g->ebody + g->elen, p, k);
@@ -468,13 +471,14 @@ int ex_http_get(const char *base, const char *path, const char *token, const cha
                 int (*sink)(void *arg, const void *buf, size_t n), void *arg, long *status,
                 char *err)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     char url[8192], auth[200];
     struct getx g = {.sink = sink, .arg = arg};
     int rc = 0;
-    pthread_once(&once, curl_init);
     if (status)
         *status = 0;
+    const struct rw_curl *cu = g.cu = rw_curl(err);
+    if (!cu)
+        return RW_EIO;
     size_t bl = strlen(base);
     while (bl > 0 && base[bl - 1] == '/' && path[0])
         bl--;
@@ -482,26 +486,26 @@ int ex_http_get(const char *base, const char *path, const char *token, const cha
         return rw_err(err, RW_EINPUT, "request too long");
     if (token && (strlen(token) > 160 || strpbrk(token, "\r\n \t")))
         return rw_err(err, RW_EINPUT, "malformed token");
-    if (!(g.h = curl_easy_init()))
+    if (!(g.h = cu->easy_init()))
         return rw_err(err, RW_ENOMEM, "cannot start libcurl");
     struct curl_slist *hdrs = NULL;
     if (token && *token) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        hdrs = curl_slist_append(NULL, auth);
-        curl_easy_setopt(g.h, CURLOPT_HTTPHEADER, hdrs);
+        hdrs = cu->slist_append(NULL, auth);
+        cu->easy_setopt(g.h, CURLOPT_HTTPHEADER, hdrs);
     }
-    curl_easy_setopt(g.h, CURLOPT_URL, url);
-    curl_easy_setopt(g.h, CURLOPT_WRITEFUNCTION, on_get);
-    curl_easy_setopt(g.h, CURLOPT_WRITEDATA, &g);
-    curl_easy_setopt(g.h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(g.h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(g.h, CURLOPT_USERAGENT, "rewindd");
-    curl_easy_setopt(g.h, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(g.h, CURLOPT_URL, url);
+    cu->easy_setopt(g.h, CURLOPT_WRITEFUNCTION, on_get);
+    cu->easy_setopt(g.h, CURLOPT_WRITEDATA, &g);
+    cu->easy_setopt(g.h, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(g.h, CURLOPT_CONNECTTIMEOUT, 10L);
+    cu->easy_setopt(g.h, CURLOPT_USERAGENT, "rewindd");
+    cu->easy_setopt(g.h, CURLOPT_PROTOCOLS_STR, "http,https");
     if (ca)
-        curl_easy_setopt(g.h, CURLOPT_CAINFO, ca);
-    CURLcode cc = curl_easy_perform(g.h);
+        cu->easy_setopt(g.h, CURLOPT_CAINFO, ca);
+    CURLcode cc = cu->easy_perform(g.h);
     if (!g.status)
-        curl_easy_getinfo(g.h, CURLINFO_RESPONSE_CODE, &g.status);
+        cu->easy_getinfo(g.h, CURLINFO_RESPONSE_CODE, &g.status);
     if (status)
         *status = g.status;
     if (g.status >= 300) {
@@ -520,9 +524,9 @@ int ex_http_get(const char *base, const char *path, const char *token, const cha
     } else if (g.sink_failed) {
         rc = rw_err(err, RW_EIO, "writing the answer failed");
     } else if (cc != CURLE_OK) {
-        rc = rw_err(err, RW_EIO, "%s: %s", url, curl_easy_strerror(cc));
+        rc = rw_err(err, RW_EIO, "%s: %s", url, cu->easy_strerror(cc));
     }
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(g.h);
+    cu->slist_free_all(hdrs);
+    cu->easy_cleanup(g.h);
     return rc;
 }

@@ -13,9 +13,79 @@
  * messages are paced, so that a collector on the same host keeps up. */
 #include "export/ex_int.h"
 
+#include <dlfcn.h>
 #include <fixbuf/public.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+/* libfixbuf and GLib are loaded with dlopen() when an IPFIX export is
+ * configured, as libcurl is (common/curl_dl.h): linked, they were mapped
+ * and relocated in every rewindd, which most never export IPFIX. */
+static struct {
+    fBuf_t *(*buf_alloc_for_export)(fbSession_t *, fbExporter_t *);
+    gboolean (*buf_append)(fBuf_t *, uint8_t *, size_t, GError **);
+    gboolean (*buf_emit)(fBuf_t *, GError **);
+    void (*buf_free)(fBuf_t *);
+    fbSession_t *(*buf_get_session)(fBuf_t *);
+    gboolean (*buf_set_export_template)(fBuf_t *, uint16_t, GError **);
+    gboolean (*buf_set_internal_template)(fBuf_t *, uint16_t, GError **);
+    fbExporter_t *(*exporter_alloc_net)(fbConnSpec_t *);
+    fbInfoModel_t *(*info_model_alloc)(void);
+    void (*info_model_free)(fbInfoModel_t *);
+    uint16_t (*session_add_template)(fbSession_t *, gboolean, uint16_t, fbTemplate_t *, GError **);
+    fbSession_t *(*session_alloc)(fbInfoModel_t *);
+    gboolean (*session_export_templates)(fbSession_t *, GError **);
+    fbTemplate_t *(*template_alloc)(fbInfoModel_t *);
+    gboolean (*template_append_spec_array)(fbTemplate_t *, fbInfoElementSpec_t *, uint32_t, GError **);
+    void (*error_free)(GError *);
+} fx;
+static char fx_err[RW_ERRSZ]; /* why libfixbuf could not be loaded, "" if it was */
+
+static void fx_load(void)
+{
+    /* libfixbuf does not name GLib as a library it needs (its users link
+     * both): GLib first, its symbols global for libfixbuf to find */
+    void *g = dlopen("libglib-2.0.so.0", RTLD_NOW | RTLD_GLOBAL), *h = NULL;
+    if (!g) {
+        snprintf(fx_err, sizeof fx_err, "cannot load GLib (libglib-2.0.so.0): %s; install libglib2.0-0",
+                 dlerror());
+        return;
+    }
+    h = dlopen("libfixbuf.so.9", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        h = dlopen("libfixbuf.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(fx_err, sizeof fx_err, "cannot load libfixbuf (libfixbuf.so.9): %s; install libfixbuf9",
+                 dlerror());
+        return;
+    }
+#define SYM(field, name) \
+    if (!(*(void **)&fx.field = dlsym(h, name))) { \
+        snprintf(fx_err, sizeof fx_err, "the libfixbuf found has no %s", name); \
+        return; \
+    }
+    SYM(buf_alloc_for_export, "fBufAllocForExport");
+    SYM(buf_append, "fBufAppend");
+    SYM(buf_emit, "fBufEmit");
+    SYM(buf_free, "fBufFree");
+    SYM(buf_get_session, "fBufGetSession");
+    SYM(buf_set_export_template, "fBufSetExportTemplate");
+    SYM(buf_set_internal_template, "fBufSetInternalTemplate");
+    SYM(exporter_alloc_net, "fbExporterAllocNet");
+    SYM(info_model_alloc, "fbInfoModelAlloc");
+    SYM(info_model_free, "fbInfoModelFree");
+    SYM(session_add_template, "fbSessionAddTemplate");
+    SYM(session_alloc, "fbSessionAlloc");
+    SYM(session_export_templates, "fbSessionExportTemplates");
+    SYM(template_alloc, "fbTemplateAlloc");
+    SYM(template_append_spec_array, "fbTemplateAppendSpecArray");
+    *(void **)&fx.error_free = dlsym(g, "g_error_free");
+    if (!fx.error_free)
+        snprintf(fx_err, sizeof fx_err, "the GLib found has no g_error_free");
+#undef SYM
+}
 
 #define TID_V4 0x5201
 #define TID_V6 0x5202
@@ -110,7 +180,7 @@ int ex_ipfix_check(const char *spec, char *err)
 static void drop(struct ipx *x)
 {
     if (x->buf)
-        fBufFree(x->buf); /* frees its session and exporter */
+        fx.buf_free(x->buf); /* frees its session and exporter */
     x->buf = NULL;
     x->cur = 0;
 }
@@ -119,31 +189,31 @@ static int gfail(GError *ge, const char *what, char *err)
 {
     int rc = rw_err(err, RW_EIO, "IPFIX: %s: %s", what, ge ? ge->message : "failed");
     if (ge)
-        g_error_free(ge);
+        fx.error_free(ge);
     return rc;
 }
 
 static int connect_(struct ipx *x, char *err)
 {
     GError *ge = NULL;
-    fbSession_t *s = fbSessionAlloc(x->model);
-    fbTemplate_t *t4 = fbTemplateAlloc(x->model), *t6 = fbTemplateAlloc(x->model);
-    if (!fbTemplateAppendSpecArray(t4, spec4, UINT32_MAX, &ge) ||
-        !fbTemplateAppendSpecArray(t6, spec6, UINT32_MAX, &ge))
+    fbSession_t *s = fx.session_alloc(x->model);
+    fbTemplate_t *t4 = fx.template_alloc(x->model), *t6 = fx.template_alloc(x->model);
+    if (!fx.template_append_spec_array(t4, spec4, UINT32_MAX, &ge) ||
+        !fx.template_append_spec_array(t6, spec6, UINT32_MAX, &ge))
         return gfail(ge, "template", err);
-    if (!fbSessionAddTemplate(s, TRUE, TID_V4, t4, &ge) ||
-        !fbSessionAddTemplate(s, FALSE, TID_V4, t4, &ge) ||
-        !fbSessionAddTemplate(s, TRUE, TID_V6, t6, &ge) ||
-        !fbSessionAddTemplate(s, FALSE, TID_V6, t6, &ge))
+    if (!fx.session_add_template(s, TRUE, TID_V4, t4, &ge) ||
+        !fx.session_add_template(s, FALSE, TID_V4, t4, &ge) ||
+        !fx.session_add_template(s, TRUE, TID_V6, t6, &ge) ||
+        !fx.session_add_template(s, FALSE, TID_V6, t6, &ge))
         return gfail(ge, "session", err);
     fbConnSpec_t cs = FB_CONNSPEC_INIT;
     cs.transport = x->udp ? FB_UDP : FB_TCP;
     cs.host = x->host;
     cs.svc = x->port;
-    fbExporter_t *ex = fbExporterAllocNet(&cs);
+    fbExporter_t *ex = fx.exporter_alloc_net(&cs);
     if (!ex)
         return rw_err(err, RW_EIO, "IPFIX: cannot reach %s port %s", x->host, x->port);
-    x->buf = fBufAllocForExport(s, ex);
+    x->buf = fx.buf_alloc_for_export(s, ex);
     if (!x->buf)
         return rw_err(err, RW_EIO, "IPFIX: cannot connect to %s port %s", x->host, x->port);
     return 0;
@@ -161,8 +231,8 @@ static int use(struct ipx *x, int tid, char *err)
     GError *ge = NULL;
     if (x->cur == tid)
         return 0;
-    if (!fBufSetInternalTemplate(x->buf, (uint16_t)tid, &ge) ||
-        !fBufSetExportTemplate(x->buf, (uint16_t)tid, &ge))
+    if (!fx.buf_set_internal_template(x->buf, (uint16_t)tid, &ge) ||
+        !fx.buf_set_export_template(x->buf, (uint16_t)tid, &ge))
         return gfail(ge, "template", err);
     x->cur = tid;
     return 0;
@@ -191,7 +261,7 @@ static int emit_rec(struct walk *w, const struct idx_flowrec *r, int rev)
         v.dst = (uint32_t)da[0] << 24 | (uint32_t)da[1] << 16 | (uint32_t)da[2] << 8 | da[3];
         if ((rc = use(x, TID_V4, w->err)) < 0)
             return rc;
-        if (!fBufAppend(x->buf, (uint8_t *)&v, sizeof v, &ge))
+        if (!fx.buf_append(x->buf, (uint8_t *)&v, sizeof v, &ge))
             return gfail(ge, "sending", w->err);
     } else {
         struct rec6 v = {.octets = by, .packets = pk, .start_ms = (uint64_t)(r->first_ts / 1000000),
@@ -201,11 +271,11 @@ static int emit_rec(struct walk *w, const struct idx_flowrec *r, int rev)
         memcpy(v.dst, da, 16);
         if ((rc = use(x, TID_V6, w->err)) < 0)
             return rc;
-        if (!fBufAppend(x->buf, (uint8_t *)&v, sizeof v, &ge))
+        if (!fx.buf_append(x->buf, (uint8_t *)&v, sizeof v, &ge))
             return gfail(ge, "sending", w->err);
     }
     if (++w->records % PACE_RECORDS == 0 && x->udp) {
-        if (!fBufEmit(x->buf, &ge))
+        if (!fx.buf_emit(x->buf, &ge))
             return gfail(ge, "sending", w->err);
         struct timespec ts = {0, 300 * 1000};
         nanosleep(&ts, NULL);
@@ -237,7 +307,7 @@ static int ipx_send(void *ctx, idx_t *ix, const struct ex_batch *b, uint64_t *fl
         return rc;
     }
     x->cur = 0;
-    if (!fbSessionExportTemplates(fBufGetSession(x->buf), &ge)) {
+    if (!fx.session_export_templates(fx.buf_get_session(x->buf), &ge)) {
         drop(x);
         return gfail(ge, "sending templates", err);
     }
@@ -256,7 +326,7 @@ static int ipx_send(void *ctx, idx_t *ix, const struct ex_batch *b, uint64_t *fl
         drop(x);
         return rw_err(err, RW_EIO, "IPFIX: stopped");
     }
-    if (!fBufEmit(x->buf, &ge)) {
+    if (!fx.buf_emit(x->buf, &ge)) {
         drop(x);
         return gfail(ge, "sending", err);
     }
@@ -271,7 +341,7 @@ static void ipx_free(void *ctx)
         return;
     drop(x);
     if (x->model)
-        fbInfoModelFree(x->model);
+        fx.info_model_free(x->model);
     free(x);
 }
 
@@ -285,7 +355,13 @@ int ex_ipfix_sink(const struct ex_opts *o, struct ex_sink *out, char *err)
         free(x);
         return rc;
     }
-    x->model = fbInfoModelAlloc();
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, fx_load);
+    if (fx_err[0]) {
+        free(x);
+        return rw_err(err, RW_EIO, "--export-ipfix: %s", fx_err);
+    }
+    x->model = fx.info_model_alloc();
     *out = (struct ex_sink){.name = "ipfix", .ctx = x, .send = ipx_send, .free = ipx_free};
     return 0;
 }
