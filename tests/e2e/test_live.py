@@ -119,6 +119,13 @@ def main():
         with open("/proc/%d/cmdline" % daemon.pid, "rb") as f:
             argv = f.read().split(b"\0")
         check(b"rwl0=live" in argv, "rewindd's argv was overwritten: %r" % argv)
+        # What only an export or a federation uses is loaded when configured:
+        # a capturing daemon without them does not map libcurl (with its
+        # thirty-odd libraries), libfixbuf or GLib (about 4 MiB resident).
+        with open("/proc/%d/maps" % daemon.pid) as f:
+            maps = f.read()
+        extra = [lib for lib in ("libcurl", "libfixbuf", "libglib") if lib in maps]
+        check(not extra, "a rewindd without exports maps %s" % extra)
         sent = collections.Counter()
         for f in SENDS:
             want = frames(sh("tcpdump", "-r", f, "-w", "-").stdout)
