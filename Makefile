@@ -34,7 +34,7 @@ LIBS := -lpcap -lrocksdb -lmicrohttpd -lgnutls -lroaring -llz4 -lcrypto -ljansso
 # libraries' symbols at every start was a large part of it. (SAN=1 and the unit tests keep the shared libraries.)
 # The flow export (export/) of rewindd uses libcurl (ClickHouse's HTTP
 # interface, common/curl_dl.c) and libfixbuf (IPFIX, with GLib): both are
-# dlopen()ed when an export is configured, not linked (some 4 MiB less
+# dlopen()ed when an export is configured, not linked (3.6 MiB less
 # resident in a capturing rewindd); their headers are needed to build.
 EXPORT_CFLAGS := $(shell pkg-config --cflags libfixbuf 2>/dev/null)
 BIN_LIBS := $(LIBS)

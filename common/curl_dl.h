@@ -2,10 +2,11 @@
  *
  * libcurl pulls in some thirty shared libraries (TLS, Kerberos, LDAP, SSH,
  * IDN...). Linked, they cost every start of the CLI its dynamic loader's
- * time (about half of a short `rewind query`), and rewindd some 4 MiB of
- * resident memory while it captures (their code and relocated data, and
- * the shared libcrypto they bring), though only `rewind --url`, the
- * ClickHouse export and the federation's HTTP client use libcurl. So no
+ * time (about half of a short `rewind query`), and a capturing rewindd
+ * resident memory (their code and relocated data, and the shared libcrypto
+ * they bring: 3.6 MiB with libfixbuf and GLib, export/ipfix.c), though
+ * only `rewind --url`, the ClickHouse export and the federation's HTTP
+ * client use libcurl. So no
  * binary links it: the few functions used are looked up here, once, into a
  * table (no curl_* symbols of ours that a real libcurl linked one day
  * would clash with), and curl_global_init() is called then. */

@@ -121,7 +121,7 @@ def main():
         check(b"rwl0=live" in argv, "rewindd's argv was overwritten: %r" % argv)
         # What only an export or a federation uses is loaded when configured:
         # a capturing daemon without them does not map libcurl (with its
-        # thirty-odd libraries), libfixbuf or GLib (about 4 MiB resident).
+        # thirty-odd libraries), libfixbuf or GLib (3.6 MiB resident).
         with open("/proc/%d/maps" % daemon.pid) as f:
             maps = f.read()
         extra = [lib for lib in ("libcurl", "libfixbuf", "libglib") if lib in maps]
