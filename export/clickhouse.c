@@ -190,8 +190,8 @@ static int post_x(struct ch *c, const char *query, const struct buf *body, struc
     if (!h)
         return rw_err(err, RW_ENOMEM, "cannot start libcurl");
     char *q = cu->easy_escape(h, query, 0);
-    size_t ul = strlen(c->url) + strlen(q) + 16;
-    char *url = malloc(ul);
+    size_t ul = q ? strlen(c->url) + strlen(q) + 16 : 0;
+    char *url = q ? malloc(ul) : NULL;
     if (!q || !url) {
         cu->free(q);
         free(url);
