@@ -12,8 +12,8 @@
  * templates are sent again with every batch (RFC 7011, 8.4) and the
  * messages are paced, so that a collector on the same host keeps up. */
 #include "export/ex_int.h"
+#include "common/dl.h"
 
-#include <dlfcn.h>
 #include <fixbuf/public.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -47,44 +47,29 @@ static void fx_load(void)
 {
     /* libfixbuf does not name GLib as a library it needs (its users link
      * both): GLib first, its symbols global for libfixbuf to find */
-    void *g = dlopen("libglib-2.0.so.0", RTLD_NOW | RTLD_GLOBAL), *h = NULL;
-    if (!g) {
-        snprintf(fx_err, sizeof fx_err, "cannot load GLib (libglib-2.0.so.0): %s; install libglib2.0-0",
-                 dlerror());
-        return;
-    }
-    h = dlopen("libfixbuf.so.9", RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        h = dlopen("libfixbuf.so", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(fx_err, sizeof fx_err, "cannot load libfixbuf (libfixbuf.so.9): %s; install libfixbuf9",
-                 dlerror());
-        return;
-    }
-#define SYM(field, name) \
-    if (!(*(void **)&fx.field = dlsym(h, name))) { \
-        snprintf(fx_err, sizeof fx_err, "the libfixbuf found has no %s", name); \
-        return; \
-    }
-    SYM(buf_alloc_for_export, "fBufAllocForExport");
-    SYM(buf_append, "fBufAppend");
-    SYM(buf_emit, "fBufEmit");
-    SYM(buf_free, "fBufFree");
-    SYM(buf_get_session, "fBufGetSession");
-    SYM(buf_set_export_template, "fBufSetExportTemplate");
-    SYM(buf_set_internal_template, "fBufSetInternalTemplate");
-    SYM(exporter_alloc_net, "fbExporterAllocNet");
-    SYM(info_model_alloc, "fbInfoModelAlloc");
-    SYM(info_model_free, "fbInfoModelFree");
-    SYM(session_add_template, "fbSessionAddTemplate");
-    SYM(session_alloc, "fbSessionAlloc");
-    SYM(session_export_templates, "fbSessionExportTemplates");
-    SYM(template_alloc, "fbTemplateAlloc");
-    SYM(template_append_spec_array, "fbTemplateAppendSpecArray");
-    *(void **)&fx.error_free = dlsym(g, "g_error_free");
-    if (!fx.error_free)
-        snprintf(fx_err, sizeof fx_err, "the GLib found has no g_error_free");
-#undef SYM
+    static const char *const glib[] = {"libglib-2.0.so.0"};
+    static const char *const fixbuf[] = {"libfixbuf.so.9", "libfixbuf.so"};
+    const struct rw_dlsym gsyms[] = {{"g_error_free", (void **)&fx.error_free}};
+    const struct rw_dlsym syms[] = {
+        {"fBufAllocForExport", (void **)&fx.buf_alloc_for_export},
+        {"fBufAppend", (void **)&fx.buf_append},
+        {"fBufEmit", (void **)&fx.buf_emit},
+        {"fBufFree", (void **)&fx.buf_free},
+        {"fBufGetSession", (void **)&fx.buf_get_session},
+        {"fBufSetExportTemplate", (void **)&fx.buf_set_export_template},
+        {"fBufSetInternalTemplate", (void **)&fx.buf_set_internal_template},
+        {"fbExporterAllocNet", (void **)&fx.exporter_alloc_net},
+        {"fbInfoModelAlloc", (void **)&fx.info_model_alloc},
+        {"fbInfoModelFree", (void **)&fx.info_model_free},
+        {"fbSessionAddTemplate", (void **)&fx.session_add_template},
+        {"fbSessionAlloc", (void **)&fx.session_alloc},
+        {"fbSessionExportTemplates", (void **)&fx.session_export_templates},
+        {"fbTemplateAlloc", (void **)&fx.template_alloc},
+        {"fbTemplateAppendSpecArray", (void **)&fx.template_append_spec_array},
+    };
+    if (rw_dl_load("GLib", "libglib2.0-0", NULL, glib, 1, 1, gsyms, 1, fx_err))
+        rw_dl_load("libfixbuf", "libfixbuf9", NULL, fixbuf, 2, 0, syms,
+                   sizeof syms / sizeof syms[0], fx_err);
 }
 
 #define TID_V4 0x5201

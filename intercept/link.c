@@ -8,7 +8,6 @@
 #include "intercept/intercept_int.h"
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
@@ -24,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/dl.h"
 #include "common/rw.h"
 
 /* GnuTLS is loaded on first use, as cli/httpc.c loads libcurl: bin/rewind-core
@@ -70,21 +70,12 @@ static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
 
 static void tl_load(void)
 {
-    void *h = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(tl_err, sizeof tl_err, "cannot load GnuTLS (libgnutls.so.30), needed for "
-                 "delivery.tls: %s; install libgnutls30", dlerror());
-        return;
-    }
-#define TL_SYM(f) \
-    if (!(*(void **)&tl.f = dlsym(h, #f))) { \
-        snprintf(tl_err, sizeof tl_err, "the GnuTLS found has no %s", #f); \
-        return; \
-    }
-    TL_FUNCS(TL_SYM)
+    static const char *const names[] = {"libgnutls.so.30"};
+#define TL_SYM(f) {#f, (void **)&tl.f},
+    const struct rw_dlsym syms[] = {TL_FUNCS(TL_SYM){"gnutls_free", (void **)&tl.free_p}};
 #undef TL_SYM
-    if (!(tl.free_p = dlsym(h, "gnutls_free")))
-        snprintf(tl_err, sizeof tl_err, "the GnuTLS found has no gnutls_free");
+    rw_dl_load("GnuTLS", "libgnutls30", "delivery.tls", names, 1, 0, syms,
+               sizeof syms / sizeof syms[0], tl_err);
 }
 
 /* GnuTLS, loaded: 0, or RW_EIO saying why not. */
