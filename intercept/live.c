@@ -36,6 +36,7 @@
  * 50 ms 3 % (make bench); 100 ms keeps delivery well within a second. */
 #define IC_FLUSH_MS 100
 #define SPOOL_BUF_MAX (32u << 20)   /* bytes waiting for the flusher, per case */
+#define SPOOL_SPARE_MAX (1u << 20)  /* a larger buffer is freed once written, not kept */
 #define SPOOL_FILE_MAX (64ull << 20) /* a spool file rolls over beyond this, or beyond a
                                         32nd of the quota, whichever is less (files the
                                         agency holds are deleted whole) */
@@ -49,6 +50,9 @@ struct spool {
     pthread_mutex_t mu;
     uint8_t *buf;           /* records numbered, not yet written */
     size_t blen, bcap;
+    uint8_t *spare;         /* an empty buffer of sparecap bytes for buf's place when the
+                               flusher takes buf (no malloc and cross-thread free a flush) */
+    size_t sparecap;
     uint64_t buf_first;     /* seq of buf's first record */
     uint64_t next_seq;      /* the next number to give */
     uint64_t bytes;         /* on disk and in buf */
@@ -85,18 +89,37 @@ struct mac {
     uint16_t sp;
 };
 
-struct ic_live {
-    ic_t *ic;
-    struct ic_live_opts o;
-    pthread_rwlock_t lk;    /* the active set below */
-    struct spool **sp;      /* every spool ever opened this run (active or not) */
-    size_t nsp;
+/* What the capture path looks a packet up in: the active cases' addresses,
+ * prefixes and MACs, each naming its spool by its index in ic_live.sp. */
+#define TEE_FILTER_WORDS 8 /* 512 bits */
+#define TEE_PLENS 8
+struct tee_set {
+    uint64_t ver;           /* ic_live.ver this copy was made at */
+    /* A bit for each exact address, and for each prefix masked to its
+     * length, at filter_bit(): a packet whose addresses, whole and masked to
+     * each of plens, find no bit is no case's, which is known without
+     * touching the table and the lists below (set_seal). nplens > TEE_PLENS:
+     * too many lengths, every packet's addresses go through pfx. */
+    uint64_t filter[TEE_FILTER_WORDS];
+    uint8_t nplens, plen_family[TEE_PLENS], plen[TEE_PLENS];
+    uint64_t plen_m[TEE_PLENS][2]; /* prefix_mask(plen[k]) */
+    uint8_t macs_any;       /* nmacs != 0: every frame's MACs are compared */
     struct hent *hash;      /* open addressing, hcap slots (a power of two) */
     size_t hcap;
     struct pfx *pfx;
     size_t npfx;
     struct mac *macs;
     size_t nmacs;
+};
+
+struct ic_live {
+    ic_t *ic;
+    struct ic_live_opts o;
+    pthread_rwlock_t lk;    /* the active set below */
+    struct spool **sp;      /* every spool ever opened this run (active or not) */
+    size_t nsp;
+    struct tee_set set;     /* under lk; each capturing thread looks up its own copy */
+    atomic_uint_fast64_t ver; /* set.ver: a new number at each rebuild */
     atomic_int nactive;
     int users;              /* an active case has a user target */
     struct ic_pusher **push; /* etsi push, one per case (this run) */
@@ -135,13 +158,13 @@ static uint64_t hash_addr(int family, const uint8_t *a)
     return h ^ (h >> 29);
 }
 
-static struct hent *hash_find(struct ic_live *L, int family, const uint8_t *a, int add)
+static struct hent *hash_find(const struct tee_set *S, int family, const uint8_t *a, int add)
 {
-    if (!L->hcap)
+    if (!S->hcap)
         return NULL;
-    for (size_t i = hash_addr(family, a) & (L->hcap - 1), k = 0; k < L->hcap;
-         i = (i + 1) & (L->hcap - 1), k++) {
-        struct hent *e = &L->hash[i];
+    for (size_t i = hash_addr(family, a) & (S->hcap - 1), k = 0; k < S->hcap;
+         i = (i + 1) & (S->hcap - 1), k++) {
+        struct hent *e = &S->hash[i];
         if (!e->used) {
             if (!add)
                 return NULL;
@@ -156,10 +179,22 @@ static struct hent *hash_find(struct ic_live *L, int family, const uint8_t *a, i
     return NULL;
 }
 
-static void add_addr(struct ic_live *L, int family, const uint8_t *a, int plen, uint16_t sp)
+/* The mask of a prefix of plen bits, as words of the address's bytes in
+ * their order (what hash_addr and struct pfx read). */
+static void prefix_mask(int plen, uint64_t m[2])
+{
+    uint8_t mask[16];
+    for (int i = 0; i < 16; i++) {
+        int bits = plen - 8 * i;
+        mask[i] = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
+    }
+    memcpy(m, mask, 16);
+}
+
+static void add_addr(struct tee_set *S, int family, const uint8_t *a, int plen, uint16_t sp)
 {
     if (plen == (family == 4 ? 32 : 128)) {
-        struct hent *e = hash_find(L, family, a, 1);
+        struct hent *e = hash_find(S, family, a, 1);
         for (int i = 0; e && i < e->n; i++)
             if (e->sp[i] == sp)
                 return;
@@ -169,20 +204,15 @@ static void add_addr(struct ic_live *L, int family, const uint8_t *a, int plen, 
         }
     }
     /* A prefix, or an address more than HASH_SLOTS cases share: a list. */
-    struct pfx *np = realloc(L->pfx, (L->npfx + 1) * sizeof *np);
+    struct pfx *np = realloc(S->pfx, (S->npfx + 1) * sizeof *np);
     if (!np)
         return;
-    L->pfx = np;
-    struct pfx *p = &np[L->npfx++];
-    uint8_t mask[16] = {0};
-    for (int i = 0; i < 16; i++) {
-        int bits = plen - 8 * i;
-        mask[i] = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
-    }
+    S->pfx = np;
+    struct pfx *p = &np[S->npfx++];
     p->family = (uint8_t)family;
     p->plen = (uint8_t)plen;
     memcpy(p->w, a, 16);
-    memcpy(p->m, mask, 16);
+    prefix_mask(plen, p->m);
     p->w[0] &= p->m[0];
     p->w[1] &= p->m[1];
     p->sp = sp;
@@ -191,6 +221,181 @@ static void add_addr(struct ic_live *L, int family, const uint8_t *a, int plen, 
 static int in_prefix(const struct pfx *p, int family, const uint64_t a[2])
 {
     return p->family == family && ((a[0] & p->m[0]) == p->w[0]) && ((a[1] & p->m[1]) == p->w[1]);
+}
+
+static unsigned filter_bit(int family, int plen, const uint64_t w[2])
+{
+    uint64_t h = (w[0] ^ (uint64_t)(family | plen << 8)) * 0x9e3779b97f4a7c15ull ^
+                 w[1] * 0xc2b2ae3d27d4eb4full;
+    return (unsigned)((h ^ h >> 31) >> (64 - 9)); /* 9 bits: TEE_FILTER_WORDS * 64 */
+}
+
+static void filter_set(struct tee_set *S, int family, int plen, const uint64_t w[2])
+{
+    unsigned b = filter_bit(family, plen, w);
+    S->filter[b / 64] |= 1ull << (b % 64);
+}
+
+/* Fill S's filter from its table and lists, once they are complete. */
+static void set_seal(struct tee_set *S)
+{
+    memset(S->filter, 0, sizeof S->filter);
+    S->nplens = 0;
+    for (size_t i = 0; i < S->hcap; i++)
+        if (S->hash[i].used) {
+            uint64_t w[2];
+            memcpy(w, S->hash[i].addr, 16);
+            filter_set(S, S->hash[i].family, S->hash[i].family == 4 ? 32 : 128, w);
+        }
+    for (size_t i = 0; i < S->npfx; i++) {
+        const struct pfx *p = &S->pfx[i];
+        int k = 0, n = S->nplens < TEE_PLENS ? S->nplens : TEE_PLENS;
+        while (k < n && (S->plen_family[k] != p->family || S->plen[k] != p->plen))
+            k++;
+        if (k == n && S->nplens < TEE_PLENS) {
+            S->plen_family[k] = p->family;
+            S->plen[k] = p->plen;
+            memcpy(S->plen_m[k], p->m, sizeof p->m);
+            S->nplens++;
+        } else if (k == n) {
+            S->nplens = TEE_PLENS + 1;
+        }
+        filter_set(S, p->family, p->plen, p->w); /* p->w is masked already */
+    }
+    S->macs_any = S->nmacs != 0;
+}
+
+/* An address of the packet as the two words hash_addr and struct pfx read
+ * (an IPv4 address zero-padded), loaded straight from the parse: words
+ * stored into an array and read back would wait for the store buffer to
+ * drain, and it holds the packet's copy into the write buffer just before
+ * (a third of what ten cases cost in the profile). */
+static inline void addr_words(const struct idx_flow *f, const uint8_t *a, uint64_t w[2])
+{
+    if (f->family == 4) {
+        uint64_t v = 0;
+        memcpy(&v, a, 4); /* one load of 4 bytes, zero-extended */
+        w[0] = v;
+        w[1] = 0;
+    } else {
+        memcpy(&w[0], a, 8);
+        memcpy(&w[1], a + 8, 8);
+    }
+}
+
+static inline int filter_has(const struct tee_set *S, int family, int plen, uint64_t w0,
+                             uint64_t w1)
+{
+    const uint64_t w[2] = {w0, w1};
+    unsigned b = filter_bit(family, plen, w);
+    return S->filter[b / 64] >> (b % 64) & 1;
+}
+
+/* Whether a packet with these addresses may be some case's (a false yes is
+ * possible, a false no is not). */
+static int set_may(const struct tee_set *S, const struct idx_flow *f)
+{
+    if (S->nplens > TEE_PLENS)
+        return 1;
+    int full = f->family == 4 ? 32 : 128;
+    for (int d = 0; d < 2; d++) {
+        uint64_t w[2];
+        addr_words(f, d ? f->dst : f->src, w);
+        if (filter_has(S, f->family, full, w[0], w[1]))
+            return 1;
+        for (int k = 0; k < S->nplens; k++)
+            if (S->plen_family[k] == f->family &&
+                filter_has(S, f->family, S->plen[k], w[0] & S->plen_m[k][0],
+                           w[1] & S->plen_m[k][1]))
+                return 1;
+    }
+    return 0;
+}
+
+static void set_clear(struct tee_set *S)
+{
+    free(S->hash);
+    free(S->pfx);
+    free(S->macs);
+    memset(S, 0, sizeof *S);
+}
+
+/* ---------- each capturing thread's copy of the set ---------- */
+
+/* Every packet is looked up while a case is active; a read lock on the
+ * set for each was a third of what ten cases cost the capture (two atomic
+ * read-modify-writes a packet, make bench). So each thread that tees keeps
+ * its own copy, made under the lock whenever a rebuild has numbered a new
+ * set, and looks up without any lock; only a packet that hits takes the
+ * lock to reach the spools. Versions are numbered across engines, so that
+ * a copy can never be taken for another engine's set. */
+static atomic_uint_fast64_t set_vers;
+static pthread_key_t copy_key; /* frees a thread's copy when it ends */
+static pthread_once_t copy_once = PTHREAD_ONCE_INIT;
+static __thread struct tee_set *copy_mine;
+
+static void copy_free(void *p)
+{
+    set_clear(p);
+    free(p);
+}
+
+static void copy_key_make(void)
+{
+    if (pthread_key_create(&copy_key, copy_free) != 0)
+        copy_key = (pthread_key_t)-1;
+}
+
+static void *dup_or_null(const void *p, size_t n)
+{
+    void *d;
+    if (!n)
+        return NULL;
+    if ((d = malloc(n)))
+        memcpy(d, p, n);
+    return d;
+}
+
+/* This thread's copy of L's set, current as of L->ver; NULL if it cannot be
+ * made (out of memory): then the caller looks up L->set under the lock. */
+static const struct tee_set *copy_get(struct ic_live *L)
+{
+    struct tee_set *m = copy_mine;
+    if (m && m->ver == atomic_load_explicit(&L->ver, memory_order_acquire))
+        return m;
+    pthread_once(&copy_once, copy_key_make);
+    if (copy_key == (pthread_key_t)-1)
+        return NULL;
+    if (!m) {
+        if (!(m = calloc(1, sizeof *m)) || pthread_setspecific(copy_key, m) != 0) {
+            free(m);
+            return NULL;
+        }
+        copy_mine = m;
+    }
+    set_clear(m);
+    pthread_rwlock_rdlock(&L->lk);
+    const struct tee_set *S = &L->set;
+    m->hash = dup_or_null(S->hash, S->hcap * sizeof *S->hash);
+    m->pfx = dup_or_null(S->pfx, S->npfx * sizeof *S->pfx);
+    m->macs = dup_or_null(S->macs, S->nmacs * sizeof *S->macs);
+    int ok = (m->hash || !S->hcap) && (m->pfx || !S->npfx) && (m->macs || !S->nmacs);
+    memcpy(m->filter, S->filter, sizeof m->filter);
+    m->nplens = S->nplens;
+    memcpy(m->plen_family, S->plen_family, sizeof m->plen_family);
+    memcpy(m->plen, S->plen, sizeof m->plen);
+    memcpy(m->plen_m, S->plen_m, sizeof m->plen_m);
+    m->macs_any = S->macs_any;
+    m->hcap = S->hcap;
+    m->npfx = S->npfx;
+    m->nmacs = S->nmacs;
+    m->ver = S->ver;
+    pthread_rwlock_unlock(&L->lk);
+    if (!ok) {
+        set_clear(m);
+        return NULL;
+    }
+    return m;
 }
 
 /* ---------- spools ---------- */
@@ -235,10 +440,15 @@ static int spool_flush(struct ic_live *L, struct spool *s, char *err)
 {
     pthread_mutex_lock(&s->mu);
     uint8_t *buf = s->buf;
-    size_t len = s->blen;
+    size_t len = s->blen, cap = s->bcap;
     uint64_t first = s->buf_first, last = s->next_seq - 1;
-    s->buf = NULL;
-    s->blen = s->bcap = 0;
+    if (len) {
+        s->buf = s->spare;
+        s->bcap = s->sparecap;
+        s->blen = 0;
+        s->spare = NULL;
+        s->sparecap = 0;
+    }
     pthread_mutex_unlock(&s->mu);
     if (!len)
         return 0;
@@ -261,6 +471,13 @@ static int spool_flush(struct ic_live *L, struct spool *s, char *err)
     if (rc == 0 && (rw_write_all(s->fd, buf, len) < 0 || fdatasync(s->fd) < 0))
         rc = rw_err(err, errno == ENOSPC ? RW_ENOSPC : RW_EIO, "writing the spool of case %s: %s",
                     s->id, strerror(errno));
+    pthread_mutex_lock(&s->mu); /* buf, written, is the next spare */
+    if (!s->spare && cap <= SPOOL_SPARE_MAX) {
+        s->spare = buf;
+        s->sparecap = cap;
+        buf = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
     free(buf);
     if (rc < 0) {
         /* The numbers given are lost with the buffer: a gap the agency is
@@ -383,22 +600,17 @@ int ic_live_rebuild(ic_t *ic, char *err)
     pthread_rwlock_wrlock(&L->lk);
     for (size_t i = 0; i < L->nsp; i++)
         L->sp[i]->active = 0;
-    free(L->hash);
-    free(L->pfx);
-    free(L->macs);
-    L->hash = NULL;
-    L->pfx = NULL;
-    L->macs = NULL;
-    L->hcap = L->npfx = L->nmacs = 0;
+    struct tee_set *S = &L->set;
+    set_clear(S);
     L->users = 0;
     size_t want = 64;
     for (size_t i = 0; i < ncs; i++)
         want += 4 * cs[i].ntargets;
-    while (L->hcap < want)
-        L->hcap = L->hcap ? L->hcap * 2 : 256;
-    L->hash = calloc(L->hcap, sizeof *L->hash);
-    if (!L->hash)
-        L->hcap = 0;
+    while (S->hcap < want)
+        S->hcap = S->hcap ? S->hcap * 2 : 256;
+    S->hash = calloc(S->hcap, sizeof *S->hash);
+    if (!S->hash)
+        S->hcap = 0;
     int nactive = 0;
     for (size_t i = 0; i < ncs && rc == 0; i++) {
         struct ic_case *c = &cs[i];
@@ -433,23 +645,26 @@ int ic_live_rebuild(ic_t *ic, char *err)
             if (tg->kind == IC_TARGET_USER) {
                 L->users = 1;
             } else if (tg->kind == IC_TARGET_MAC) {
-                struct mac *nm = realloc(L->macs, (L->nmacs + 1) * sizeof *nm);
+                struct mac *nm = realloc(S->macs, (S->nmacs + 1) * sizeof *nm);
                 if (nm) {
-                    L->macs = nm;
-                    memcpy(nm[L->nmacs].mac, tg->mac, 6);
-                    nm[L->nmacs++].sp = si;
+                    S->macs = nm;
+                    memcpy(nm[S->nmacs].mac, tg->mac, 6);
+                    nm[S->nmacs++].sp = si;
                 }
             } else {
                 uint8_t a[16] = {0};
                 memcpy(a, tg->addr, tg->family == AF_INET ? 4 : 16);
-                add_addr(L, tg->family == AF_INET ? 4 : 6, a, tg->plen, si);
+                add_addr(S, tg->family == AF_INET ? 4 : 6, a, tg->plen, si);
             }
         }
         size_t niv;
         const struct idx_ident *iv = ic_sel_intervals(sel, &niv);
         for (size_t k = 0; k < niv; k++)
-            add_addr(L, iv[k].family, iv[k].addr, iv[k].plen, si);
+            add_addr(S, iv[k].family, iv[k].addr, iv[k].plen, si);
     }
+    set_seal(S);
+    S->ver = atomic_fetch_add(&set_vers, 1) + 1;
+    atomic_store(&L->ver, S->ver);
     atomic_store(&L->nactive, nactive);
     /* Spools that left the set: what they hold goes to disk now (under the
      * lock: another rebuild may grow the array). */
@@ -517,15 +732,12 @@ out:
     (void)L;
 }
 
-void ic_live_tee(ic_t *ic, const struct arc_tap *t)
+/* The spools S names for this packet, each once: its addresses, then the
+ * prefixes and MACs. */
+static int candidates(const struct tee_set *S, const struct arc_tap *t, uint16_t cand[64])
 {
-    struct ic_live *L = ic_live_of(ic);
-    if (!L || !atomic_load(&L->nactive))
-        return;
     const struct idx_flow *f = &t->parsed->flow;
-    uint16_t cand[64];
     int nc = 0;
-    pthread_rwlock_rdlock(&L->lk);
 #define ADD(x)                                                                                  \
     do {                                                                                        \
         int dup_ = 0;                                                                           \
@@ -540,19 +752,44 @@ void ic_live_tee(ic_t *ic, const struct arc_tap *t)
         memcpy(a[0], f->src, al);
         memcpy(a[1], f->dst, al);
         for (int d = 0; d < 2; d++) {
-            const struct hent *e = hash_find(L, f->family, (const uint8_t *)a[d], 0);
+            const struct hent *e = hash_find(S, f->family, (const uint8_t *)a[d], 0);
             for (int i = 0; e && i < e->n; i++)
                 ADD(e->sp[i]);
-            for (size_t i = 0; i < L->npfx; i++)
-                if (in_prefix(&L->pfx[i], f->family, a[d]))
-                    ADD(L->pfx[i].sp);
+            for (size_t i = 0; i < S->npfx; i++)
+                if (in_prefix(&S->pfx[i], f->family, a[d]))
+                    ADD(S->pfx[i].sp);
         }
     }
-    if (L->nmacs && t->dlt == DLT_EN10MB && t->caplen >= 12)
-        for (size_t i = 0; i < L->nmacs; i++)
-            if (!memcmp(t->data, L->macs[i].mac, 6) || !memcmp(t->data + 6, L->macs[i].mac, 6))
-                ADD(L->macs[i].sp);
+    if (S->nmacs && t->dlt == DLT_EN10MB && t->caplen >= 12)
+        for (size_t i = 0; i < S->nmacs; i++)
+            if (!memcmp(t->data, S->macs[i].mac, 6) || !memcmp(t->data + 6, S->macs[i].mac, 6))
+                ADD(S->macs[i].sp);
 #undef ADD
+    return nc;
+}
+
+void ic_live_tee(ic_t *ic, const struct arc_tap *t)
+{
+    struct ic_live *L = ic_live_of(ic);
+    uint16_t cand[64];
+    int nc;
+    if (!L || !atomic_load(&L->nactive))
+        return;
+    const struct tee_set *mine = copy_get(L);
+    if (mine) {
+        if (!mine->macs_any && (!t->parsed->flow.present || !set_may(mine, &t->parsed->flow)))
+            return;
+        if (!(nc = candidates(mine, t, cand)))
+            return;
+        pthread_rwlock_rdlock(&L->lk);
+    } else {
+        pthread_rwlock_rdlock(&L->lk);
+        nc = candidates(&L->set, t, cand);
+    }
+    /* A spool named by a copy that a rebuild has since replaced is still
+     * in L->sp (spools are never removed while the engine runs), and take()
+     * checks under its mutex that its case is active and the packet in its
+     * window. */
     for (int i = 0; i < nc; i++)
         take(L, L->sp[cand[i]], t);
     pthread_rwlock_unlock(&L->lk);
@@ -655,13 +892,12 @@ void ic_live_free(struct ic_live *L)
             close(s->fd);
         ic_sel_free(s->sel);
         free(s->buf);
+        free(s->spare);
         pthread_mutex_destroy(&s->mu);
         free(s);
     }
     free(L->sp);
-    free(L->hash);
-    free(L->pfx);
-    free(L->macs);
+    set_clear(&L->set);
     pthread_rwlock_destroy(&L->lk);
     pthread_mutex_destroy(&L->cvmu);
     pthread_cond_destroy(&L->cv);
