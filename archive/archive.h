@@ -137,11 +137,14 @@ const char *arc_pw_name(const arc_pw_t *w);
 int arc_pw_set_drops(arc_pw_t *w, uint64_t kernel, uint64_t queue, char *err) RW_WUR;
 
 /* ---- the tap ----
- * Every packet a point writer stores, once stored and parsed for the
- * index, is shown to the archive's tap, on the writer's thread: lawful
- * intercept reads subscriber identities (RADIUS accounting) from it. The
- * tap must not block (capture waits on the writer) and must not keep the
- * pointers past its return. */
+ * Every packet a point writer stores, once placed in its segment and
+ * parsed for the index, just before its bytes are copied in, is shown to
+ * the archive's tap, on the writer's thread: lawful intercept reads
+ * subscriber identities (RADIUS accounting) from it, and tees the packets
+ * of active cases and followers. (Should the copy then fail, the packet is
+ * counted lost by the archive though the tap saw it.) The tap must not
+ * block (capture waits on the writer) and must not keep the pointers past
+ * its return. */
 struct idx_parsed;
 struct arc_tap {
     const char *point;               /* the point's name */

@@ -653,8 +653,7 @@ static int place(arc_pw_t *w, int64_t ts, uint32_t caplen, size_t pending, char 
  * w->parsed[w->cur], is in the file or the caller's hands: index it (once
  * the next comes: see struct arc_pw), after the one waiting. 1 when the
  * flush interval has passed and the caller should commit. */
-static int indexed(arc_pw_t *w, int64_t ts, uint64_t off, uint32_t caplen, uint32_t len,
-                   const uint8_t *data)
+static int indexed(arc_pw_t *w, int64_t ts, uint64_t off, uint32_t caplen, uint32_t len)
 {
     pend_add(w);
     w->pend.on = 1;
@@ -663,11 +662,6 @@ static int indexed(arc_pw_t *w, int64_t ts, uint64_t off, uint32_t caplen, uint3
     w->pend.caplen = caplen;
     w->pend.len = len;
     w->cur ^= 1;
-    if (w->a->tap) { /* lawful intercept and followers see each stored packet */
-        struct arc_tap t = {w->name, w->dlt, w->snaplen, ts, data, caplen, len,
-                            &w->parsed[w->cur ^ 1]};
-        w->a->tap(w->a->tap_arg, &t);
-    }
     w->dirty = 1;
     w->seg_packets++;
     w->packets++;
@@ -694,6 +688,14 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
      * busy link; idx_segw_add reads them first). */
     idx_parse_packet_nohash(w->dlt, data, caplen, p);
     idx_segw_prefetch(w->sw, p, 0);
+    /* Lawful intercept and followers see each stored packet, before its
+     * copy: after it, the tap's first stores waited for the copy's to drain
+     * from the store buffer (3 % of the capture's CPU with no case active,
+     * in the profile). */
+    if (w->a->tap) {
+        struct arc_tap t = {w->name, w->dlt, w->snaplen, ts, data, caplen, len, p};
+        w->a->tap(w->a->tap_arg, &t);
+    }
     uint64_t off = segout_size(w->out);
     if (16 + (size_t)caplen >= BIG) { /* a record this large goes straight out */
         if ((rc = arc_space_ensure(w->a, segout_pending(w->out) + 16 + caplen, 0, NULL, err)) < 0 ||
@@ -712,7 +714,7 @@ static int add(arc_pw_t *w, uint32_t sec, uint32_t frac, uint32_t caplen, uint32
         segout_put(w->out, rec, 16, data, caplen);
     }
     *added = 1;
-    if (indexed(w, ts, off, caplen, len, data))
+    if (indexed(w, ts, off, caplen, len))
         return commit(w, w->a->o.sync, err);
     return 0;
 }
