@@ -1726,7 +1726,7 @@ def report_main(path):
               "%.3f" % li["cpu_ratio_paired"] if li.get("cpu_ratio_paired") else "-",
               li["rounds"]))
         if li.get("cpu_flusher_us_per_packet_10") is not None and li.get("cpu_us_per_packet_0"):
-            P("  of which the spool flusher thread (write + fdatasync every 100 ms): %.3f "
+            P("  of which the spool flusher thread (write + fdatasync, every 100 to 200 ms): %.3f "
               "us/packet, %.1f%% of the capture's CPU without cases" % (
                   li["cpu_flusher_us_per_packet_10"],
                   100 * li["cpu_flusher_us_per_packet_10"] / li["cpu_us_per_packet_0"]))

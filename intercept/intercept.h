@@ -145,7 +145,9 @@ int ic_spool_next(ic_spool_reader_t *r, uint64_t durable, struct ic_spool_rec *r
  * While a content case is active (now before its end), every packet the
  * archive stores that the case takes (ic_sel_match, within its window) is
  * numbered and spooled to DIR/cases/ID/spool/ (man/rewind-archive.5,
- * SPOOL), synced every 100 ms, and offered for delivery once synced. */
+ * SPOOL), synced within 100 ms of a case's first packet after a quiet
+ * spell and then every 200 ms (at once when 1 MiB waits), and offered for
+ * delivery once synced. */
 #define IC_DEFAULT_QUOTA (1ull << 30) /* a case's spool, unless set */
 #define IC_ALARM_PCT 80               /* alarm when the spool passes this % of it */
 struct ic_live_opts {
