@@ -9,7 +9,7 @@
 # queries, compressed segments and scaling, BENCH_LIVE=0 skips live capture, BENCH_SCALE=0 skips scaling, BENCH_COLD=0
 # skips cold-cache runs, BENCH_HTTP=0 skips the needle over HTTP and HTTPS, BENCH_MULTISITE=0
 # skips the ClickHouse export and the query across sensors, BENCH_INTERCEPT=0 skips lawful
-# intercept (BENCH_INTERCEPT_ROUNDS=5, BENCH_INTERCEPT_RATE=500x3: Mbps or topspeed, xN loops,
+# intercept (BENCH_INTERCEPT_ROUNDS=9, BENCH_INTERCEPT_RATE=500x3: Mbps or topspeed, xN loops,
 # BENCH_INTERCEPT_BYTES=104857600 of replay),
 # BENCH_LIVE_RATES="500 1000 topspeed" (Mbps or topspeed; a suffix x3 replays the file three
 # times in one run), BENCH_LIVE_SUSTAIN=1000x45 (one sustained run of rewindd and Stenographer,
@@ -542,7 +542,7 @@ if [ -z "$liwhy" ]; then
     "$BIN/trafficgen" --seed 5 --bytes "${BENCH_INTERCEPT_BYTES:-104857600}" -o "$W/li.pcap" 2>"$W/li.txt"
     h gen "$W/li.txt" >"$W/li.json"
     h intercept "${NS}i" "$W" "$BIN/rewind" "$BIN/rewindd" "$W/li.pcap" "$W/li.json" \
-        "${BENCH_INTERCEPT_ROUNDS:-5}" "${BENCH_INTERCEPT_RATE:-500x3}" >&2
+        "${BENCH_INTERCEPT_ROUNDS:-9}" "${BENCH_INTERCEPT_RATE:-500x3}" >&2
     rm -f "$W/li.pcap"
 else
     h set intercept_skipped "\"$liwhy\""
