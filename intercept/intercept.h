@@ -146,8 +146,8 @@ int ic_spool_next(ic_spool_reader_t *r, uint64_t durable, struct ic_spool_rec *r
  * archive stores that the case takes (ic_sel_match, within its window) is
  * numbered and spooled to DIR/cases/ID/spool/ (man/rewind-archive.5,
  * SPOOL), synced within 100 ms of a case's first packet after a quiet
- * spell and then every 200 ms (at once when 1 MiB waits), and offered for
- * delivery once synced. */
+ * spell, then every 200 ms while packets keep coming (every 100 ms while
+ * 1 MiB or more waits), and offered for delivery once synced. */
 #define IC_DEFAULT_QUOTA (1ull << 30) /* a case's spool, unless set */
 #define IC_ALARM_PCT 80               /* alarm when the spool passes this % of it */
 struct ic_live_opts {

@@ -40,8 +40,8 @@
  * IC_FLUSH_MS, and a spool whose last sync is older than IC_SYNC_MS (the
  * first packet of a new case, or after a quiet spell: warrant to first
  * packet stays about IC_FLUSH_MS) or that holds IC_SYNC_BYTES is synced
- * at once; a steady trickle every IC_SYNC_MS. Delivery stays well within
- * a second. */
+ * at that look; a steady trickle every IC_SYNC_MS. Delivery stays well
+ * within a second. */
 #define IC_FLUSH_MS 100
 #define IC_SYNC_MS 200
 #define IC_SYNC_BYTES (1u << 20)
@@ -342,6 +342,7 @@ static void set_clear(struct tee_set *S)
  * a copy can never be taken for another engine's set. */
 static atomic_uint_fast64_t set_vers;
 static pthread_key_t copy_key; /* frees a thread's copy when it ends */
+static int copy_key_ok;
 static pthread_once_t copy_once = PTHREAD_ONCE_INIT;
 static __thread struct tee_set *copy_mine;
 
@@ -353,8 +354,7 @@ static void copy_free(void *p)
 
 static void copy_key_make(void)
 {
-    if (pthread_key_create(&copy_key, copy_free) != 0)
-        copy_key = (pthread_key_t)-1;
+    copy_key_ok = pthread_key_create(&copy_key, copy_free) == 0;
 }
 
 static void *dup_or_null(const void *p, size_t n)
@@ -375,7 +375,7 @@ static const struct tee_set *copy_get(struct ic_live *L)
     if (m && m->ver == atomic_load_explicit(&L->ver, memory_order_acquire))
         return m;
     pthread_once(&copy_once, copy_key_make);
-    if (copy_key == (pthread_key_t)-1)
+    if (!copy_key_ok)
         return NULL;
     if (!m) {
         if (!(m = calloc(1, sizeof *m)) || pthread_setspecific(copy_key, m) != 0) {
