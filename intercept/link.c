@@ -26,7 +26,7 @@
 #include "common/dl.h"
 #include "common/rw.h"
 
-/* GnuTLS is loaded on first use, as cli/httpc.c loads libcurl: bin/rewind-core
+/* GnuTLS is loaded on first use (common/dl.h), as libcurl is: bin/rewind-core
  * reads and writes cases (rewind case add) but a short query there is mostly
  * process start-up, and the dozen libraries GnuTLS brings would be loaded
  * by every run. In rewindd the library is loaded already (libmicrohttpd). */

@@ -102,7 +102,8 @@ struct mac {
 
 /* What the capture path looks a packet up in: the active cases' addresses,
  * prefixes and MACs, each naming its spool by its index in ic_live.sp. */
-#define TEE_FILTER_WORDS 8 /* 512 bits */
+#define TEE_FILTER_LOG2 9 /* 512 bits */
+#define TEE_FILTER_WORDS ((1u << TEE_FILTER_LOG2) / 64)
 #define TEE_PLENS 8
 struct tee_set {
     uint64_t ver;           /* ic_live.ver this copy was made at */
@@ -161,12 +162,17 @@ static void logf_(struct ic_live *L, const char *level, const char *fmt, ...)
  * case is active: two words mixed, not sixteen bytes hashed one by one
  * (the bench measured the tee at a sixth of the capture's CPU with ten
  * cases when it did that). */
+static uint64_t addr_mix(uint64_t w0, uint64_t w1, uint64_t salt)
+{
+    uint64_t h = (w0 ^ salt) * 0x9e3779b97f4a7c15ull ^ w1 * 0xc2b2ae3d27d4eb4full;
+    return h ^ (h >> 29);
+}
+
 static uint64_t hash_addr(int family, const uint8_t *a)
 {
     uint64_t w[2];
     memcpy(w, a, 16);
-    uint64_t h = (w[0] ^ (uint64_t)family) * 0x9e3779b97f4a7c15ull ^ w[1] * 0xc2b2ae3d27d4eb4full;
-    return h ^ (h >> 29);
+    return addr_mix(w[0], w[1], (uint64_t)family);
 }
 
 static struct hent *hash_find(const struct tee_set *S, int family, const uint8_t *a, int add)
@@ -236,9 +242,8 @@ static int in_prefix(const struct pfx *p, int family, const uint64_t a[2])
 
 static unsigned filter_bit(int family, int plen, const uint64_t w[2])
 {
-    uint64_t h = (w[0] ^ (uint64_t)(family | plen << 8)) * 0x9e3779b97f4a7c15ull ^
-                 w[1] * 0xc2b2ae3d27d4eb4full;
-    return (unsigned)((h ^ h >> 31) >> (64 - 9)); /* 9 bits: TEE_FILTER_WORDS * 64 */
+    uint64_t h = addr_mix(w[0], w[1], (uint64_t)(family | plen << 8));
+    return (unsigned)(h >> (64 - TEE_FILTER_LOG2));
 }
 
 static void filter_set(struct tee_set *S, int family, int plen, const uint64_t w[2])
@@ -387,20 +392,11 @@ static const struct tee_set *copy_get(struct ic_live *L)
     set_clear(m);
     pthread_rwlock_rdlock(&L->lk);
     const struct tee_set *S = &L->set;
+    *m = *S; /* the filter and counts; the arrays are the copy's own: */
     m->hash = dup_or_null(S->hash, S->hcap * sizeof *S->hash);
     m->pfx = dup_or_null(S->pfx, S->npfx * sizeof *S->pfx);
     m->macs = dup_or_null(S->macs, S->nmacs * sizeof *S->macs);
     int ok = (m->hash || !S->hcap) && (m->pfx || !S->npfx) && (m->macs || !S->nmacs);
-    memcpy(m->filter, S->filter, sizeof m->filter);
-    m->nplens = S->nplens;
-    memcpy(m->plen_family, S->plen_family, sizeof m->plen_family);
-    memcpy(m->plen, S->plen, sizeof m->plen);
-    memcpy(m->plen_m, S->plen_m, sizeof m->plen_m);
-    m->macs_any = S->macs_any;
-    m->hcap = S->hcap;
-    m->npfx = S->npfx;
-    m->nmacs = S->nmacs;
-    m->ver = S->ver;
     pthread_rwlock_unlock(&L->lk);
     if (!ok) {
         set_clear(m);
