@@ -73,6 +73,12 @@ static void check_plain_terms(const struct idx_parsed *p)
         want += 1 + (f->sport != f->dport);
     }
     require(p->nterms == want);
+    /* and they are what a writer derives from the flow's key */
+    struct idx_term t[IDX_FLOW_TERMS];
+    int n = idx_flowkey_terms(&p->key, f->has_ports, t);
+    require(n == want - 1);
+    for (int i = 0; i < n; i++)
+        require(t[i].len == idx_term_len(t[i].kind) && has_term(p, t[i].kind, t[i].val));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -399,7 +399,7 @@ int idx_open(const char *dir, int mode, idx_t **out, char *err)
      * per 430 k) cost 36 % fewer instructions than with 32 MiB (memtable
      * inserts -61 %, memtable flushes -30 %; live at top speed 1.6 against
      * 2.4-2.8 us CPU per packet). 4 MiB rather than 8 since a packet
-     * of a known flow logs one entry instead of seven (segw.c: groups),
+     * of a known flow logs one entry instead of seven (segw.c; now none),
      * which made flushes smaller: the same CPU on 1 M small packets, and two
      * memtables hold 8 MiB at most (live capture's RSS, issue 17). */
     rocksdb_options_set_write_buffer_size(ix->opts, IDX_MEMTABLE);

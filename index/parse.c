@@ -808,6 +808,38 @@ uint64_t idx_flowkey_hash(const struct idx_flowkey *k)
     return splitmix64_final(h);
 }
 
+int idx_flowkey_terms(const struct idx_flowkey *k, int has_ports, struct idx_term *out)
+{
+    const uint8_t *b = (const uint8_t *)k->w;
+    int v4 = b[IDX_FK_FAMILY] == 4, n = 0;
+    uint8_t alen = v4 ? 4 : 16;
+    memset(out, 0, IDX_FLOW_TERMS * sizeof *out);
+    out[n].kind = IDX_T_L3;
+    out[n].len = 2;
+    out[n].val[0] = v4 ? 0x08 : 0x86;
+    out[n++].val[1] = v4 ? 0x00 : 0xdd;
+    for (int e = 0; e < 2; e++) {
+        const uint8_t *end = b + (e ? IDX_FK_END2 : IDX_FK_END1);
+        if (e && !memcmp(end, b + IDX_FK_END1, 16))
+            continue;
+        out[n].kind = v4 ? IDX_T_IP4 : IDX_T_IP6;
+        out[n].len = alen;
+        memcpy(out[n++].val, end, alen);
+    }
+    out[n].kind = v4 ? IDX_T_PROTO4 : IDX_T_PROTO6;
+    out[n].len = 1;
+    out[n++].val[0] = b[IDX_FK_PROTO];
+    for (int e = 0; has_ports && e < 2; e++) {
+        const uint8_t *port = b + (e ? IDX_FK_END2 : IDX_FK_END1) + 16;
+        if (e && !memcmp(port, b + IDX_FK_END1 + 16, 2))
+            continue;
+        out[n].kind = IDX_T_PORT;
+        out[n].len = 2;
+        memcpy(out[n++].val, port, 2);
+    }
+    return n;
+}
+
 uint64_t idx_flow_hash(const struct idx_flow *f)
 {
     struct idx_flowkey k;

@@ -126,5 +126,13 @@ uint64_t idx_flow_hash(const struct idx_flow *f);
  * the same): two packets of a flow went the same way if these agree. */
 int idx_flow_key(const struct idx_flow *f, struct idx_flowkey *k);
 uint64_t idx_flowkey_hash(const struct idx_flowkey *k);
+/* The terms a plain packet of the flow with key k carries but the flow
+ * hash (see above): the L3 type, both addresses, the IP protocol, and both
+ * ports when has_ports, each once, into out (IDX_FLOW_TERMS at most).
+ * Returns how many. A writer derives a flow's terms from its key with this
+ * rather than keeping them (index/segw.c); fuzz_parse checks that they are
+ * the parser's. */
+#define IDX_FLOW_TERMS 6
+int idx_flowkey_terms(const struct idx_flowkey *k, int has_ports, struct idx_term *out);
 
 #endif

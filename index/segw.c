@@ -15,7 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Terms of the packets since the last flush. A term's id indexes terms[];
+/* Terms of the packets since the last flush that are not their flow's
+ * (below: a packet that is not plain, index/parse.h). A term's id indexes terms[];
  * the open-addressing table maps a term to its id. Each packet appends
  * (id, ordinal) pairs to a log; when the log fills, it is sorted by id
  * (counting sort: ordinals stay ascending) into a "generation": the
@@ -38,7 +39,6 @@ struct term_log {
 };
 
 #define TERM_LOG (1u << 17) /* entries between spills: 1 MiB of log */
-#define GROUP_KIND 0xff     /* no term kind: a group (see struct flow_ent) */
 #define GEN_KEEP 2          /* generation buffers kept for the next flush (512 KiB each) */
 
 /* A spilled log: ords[start[id] .. start[id + 1]) are term id's ordinals,
@@ -60,38 +60,40 @@ struct term_gen {
  * the entries' memory, which many small flows made the largest part of
  * the writer's. */
 /* A plain packet's terms are its flow's (index/parse.h): the L3 type,
- * addresses, protocol, ports and flow hash. The flow's group keeps the term
- * ids its first plain packet had in this flush, so that the next plain
- * packet with the same flow adds them without looking up a term: its terms
- * are the same set since its key is the same (the key holds the family,
- * protocol, both addresses and, with has_ports, both ports) if so are
- * has_ports and the number of terms. Most of a busy link's packets then
- * cost one lookup (the flow's, needed anyway) instead of seven.
+ * addresses, protocol, ports and flow hash, all of which follow from the
+ * flow's key and has_ports (idx_flowkey_terms). Such a packet costs no term
+ * look-up: it notes only its flow, as the flow's index among the flows
+ * "active" in this flush (pf: one entry a packet, PF_NONE for the others).
+ * At flush the active flows' terms are derived from their keys as (term,
+ * flow) pairs, sorted by term, and a term's posting is the ordinals of its
+ * flows (counted into fords by flow) with its own, if packets that are not
+ * plain logged it too (posting_build). This keeps the flush's memory at
+ * about 4 bytes a packet and 8 a flow's term, rather than a table entry for
+ * every distinct term, address, port and flow hash: on many small flows
+ * those tables were most of the writer's memory.
  *
- * Those ids are also a "group": a pseudo term (kind GROUP_KIND, not in
- * the hash table, its value the flow's index) that stands for the set.
- * Such a packet logs one entry, the group's, instead of one per term: a
- * seventh of the log's and the generations' entries, memory and sorting.
- * At flush a term's ordinals are its own and those of every group that
- * holds it (groups_index, posting_build). A group's set never changes while
- * it lives (one flush): a plain packet of the flow whose terms differ from
- * the set logs its terms one by one. */
-#define FLOW_TIDS 7
-#define GROUP_ROW (FLOW_TIDS + 1) /* gtid: a group's term count, then its ids */
+ * A flow's packets are noted so while they agree with its first plain one
+ * in this flush on has_ports and the number of terms (which the key then
+ * fixes); one that does not logs its terms one by one, as a packet that is
+ * not plain does. */
+#define FLOW_TIDS 7     /* a plain packet's terms at most: IDX_FLOW_TERMS and the hash */
+#define PF_NONE UINT32_MAX
+#define PF_SHIFT 16     /* pf's blocks: 64 Ki packets (256 KiB) */
+#define ACTIVE_MAX (1u << 28) /* active flows a flush (struct pair's bits) */
 #define FLOW_BLOCK 1024 /* flow entries a block (136 KiB) */
 struct flow_ent { /* 136 bytes; what a packet touches first (the first 104) */
     struct idx_flowkey key; /* what finds it (index/parse.h) */
-    uint32_t tgen;  /* gid is valid while this is the segment's tgen */
-    uint32_t gid;   /* its group's term id */
-    uint32_t gcnt;  /* the group's log entries since the last spill (groups_settle) */
+    uint32_t tgen;  /* aidx, gcnt, tn and tports are valid while this is the segment's tgen */
+    uint32_t aidx;  /* its index among the flush's active flows */
+    uint32_t gcnt;  /* plain packets noted since the last flush */
     uint32_t pkts_fwd, pkts_rev; /* a segment has fewer than 2^32 packets */
     uint16_t sport, dport;       /* the first packet's (struct idx_flowrec) */
     uint8_t swap;      /* the first packet's key_swap: its source is the key's second endpoint */
     uint8_t has_ports; /* the first packet's, for the Community ID */
     uint8_t tcp_flags;
     uint8_t dirty;
-    uint8_t tn;     /* how many terms the group has */
-    uint8_t tports; /* has_ports of the packet they are from */
+    uint8_t tn;     /* how many terms its plain packets have in this flush, */
+    uint8_t tports; /* and their has_ports */
     int64_t first_ts, last_ts;
     uint64_t bytes_fwd, bytes_rev;
     uint64_t hash;   /* idx_flowkey_hash(key): its flow term and record key */
@@ -169,19 +171,30 @@ struct idx_segw {
     uint32_t tgen; /* term ids are valid while this stays (flow_ent.tgen) */
     uint32_t *slots; /* term id + 1, 0: empty */
     size_t tcap;     /* slots, a power of two */
-    struct term_log *log;
-    size_t nlog;
+    struct term_log *log; /* grows to TERM_LOG entries, then spills */
+    size_t nlog, logcap;
     uint32_t *sorted, *toff;
+    size_t sortcap;
     size_t toffcap;
     uint32_t *ids; /* term ids in key order, at flush */
     size_t idscap;
-    /* groups since the last flush: their term ids, and for each its terms
-     * (gtid[GROUP_ROW * i]: how many, then the ids); at flush the groups that hold
-     * each term: gmem[gfirst[id] .. gfirst[id + 1]) */
-    uint32_t *glist, *gtid;
-    size_t ngroups, glcap;
-    uint32_t *gfirst, *gmem;
-    size_t gfcap, gmcap;
+    /* plain packets since the last flush (see struct flow_ent): packet
+     * flush_base + i's active flow is pf[i >> PF_SHIFT][i & mask], or
+     * PF_NONE; the active flows' indexes, alist[aidx]; at flush, their
+     * ordinals, fords[fstart[aidx] .. fstart[aidx + 1]) */
+    uint32_t **pf;
+    size_t npf;     /* blocks allocated (kept for the next flush) */
+    uint32_t *alist;
+    size_t nactive, alcap;
+    uint32_t *fstart, *fords;
+    size_t fscap, focap;
+    uint64_t *pairs;      /* at flush: the active flows' terms (struct pair) */
+    struct pair6 *pairs6; /* ... their IPv6 addresses */
+    size_t paircap, pair6cap;
+    uint32_t *forder;     /* at flush: the changed flows in key order (their hash) */
+    size_t forcap;
+    uint32_t *srcf;       /* at flush: one term's active flows */
+    size_t srcfcap;
     uint64_t flush_base; /* the first ordinal since the last flush */
     uint64_t *bits;      /* zero between uses: a bit per ordinal from bbase (bits_ready) */
     size_t bitscap;      /* in words */
@@ -190,7 +203,7 @@ struct idx_segw {
     uint32_t *merge;     /* a term's ordinals gathered from several sources, and room
                             to sort them: 2 * mergecap */
     size_t mergecap;
-    struct sortkey *sk; /* radix sort of a flush's keys: 2 * skcap entries */
+    struct sortkey *sk; /* sorting a flush's flows or terms: skcap entries */
     size_t skcap;
     /* flows of the whole segment: entry i is flow_at(w, i) */
     struct flow_ent **fblk;
@@ -206,8 +219,8 @@ struct idx_segw {
     struct sec_count *secs;
     size_t nsecs, capsecs;
     uint64_t packets; /* added, flushed or not */
-    /* since the last flush: ordinals the postings will hold (a group's
-     * entry counts once per term), and flows changed */
+    /* since the last flush: ordinals the postings will hold (a plain
+     * packet's count once per term), and flows changed */
     size_t flush_ords, ndirty;
     int logged; /* records written through RocksDB's log since the last ingest (sink_commit) */
     uint8_t *scratch;
@@ -251,8 +264,6 @@ static void terms_grow(struct idx_segw *w)
     if (!ns)
         abort(); /* out of memory while indexing: nothing sane to do */
     for (size_t id = 0; id < w->nterms; id++) {
-        if (w->terms[id].kind == GROUP_KIND)
-            continue;
         size_t j = w->terms[id].hash & (ncap - 1);
         while (ns[j])
             j = (j + 1) & (ncap - 1);
@@ -261,17 +272,6 @@ static void terms_grow(struct idx_segw *w)
     free(w->slots);
     w->slots = ns;
     w->tcap = ncap;
-}
-
-/* The groups' counts of log entries, from their flows' entries into
- * tcnt[]. */
-static void groups_settle(struct idx_segw *w)
-{
-    for (size_t i = 0; i < w->ngroups; i++) {
-        struct flow_ent *f = flow_at(w, w->terms[w->glist[i]].v0);
-        w->tcnt[w->glist[i]] += f->gcnt;
-        f->gcnt = 0;
-    }
 }
 
 /* Sort the log by term id (counting sort: each term's ordinals stay
@@ -284,9 +284,12 @@ static void terms_sort(struct idx_segw *w)
         if (!(w->toff = malloc(w->toffcap * sizeof *w->toff)))
             abort();
     }
-    if (!w->sorted && !(w->sorted = malloc(TERM_LOG * sizeof *w->sorted)))
-        abort();
-    groups_settle(w);
+    if (w->sortcap < w->nlog) {
+        free(w->sorted);
+        w->sortcap = w->logcap;
+        if (!(w->sorted = malloc(w->sortcap * sizeof *w->sorted)))
+            abort();
+    }
     uint32_t pos = 0;
     for (size_t id = 0; id < w->nterms; id++) {
         w->toff[id] = pos;
@@ -310,7 +313,6 @@ static void terms_spill(struct idx_segw *w)
         w->gens = ng;
         w->gencap = ncap;
     }
-    groups_settle(w);
     struct term_gen *g = &w->gens[w->ngens++];
     if (w->genfree < w->ngens)
         w->genfree = w->ngens;
@@ -385,43 +387,6 @@ static size_t term_count(const struct idx_segw *w, uint32_t id)
         if (id < w->gens[i].nterms)
             total += w->gens[i].start[id + 1] - w->gens[i].start[id];
     return total;
-}
-
-/* At flush: the groups that hold each term, gmem[gfirst[id] ..
- * gfirst[id + 1]) (a counting sort of the groups' sets by term). */
-static void groups_index(struct idx_segw *w)
-{
-    size_t n = w->nterms, total = 0;
-    if (w->gfcap < n + 1) {
-        free(w->gfirst);
-        w->gfcap = w->tecap + 1;
-        if (!(w->gfirst = malloc(w->gfcap * sizeof *w->gfirst)))
-            abort(); /* out of memory while indexing: nothing sane to do */
-    }
-    memset(w->gfirst, 0, (n + 1) * sizeof *w->gfirst);
-    for (size_t i = 0; i < w->ngroups; i++) {
-        const uint32_t *g = w->gtid + GROUP_ROW * i;
-        for (uint32_t t = 1; t <= g[0]; t++)
-            w->gfirst[g[t] + 1]++;
-        total += g[0];
-    }
-    if (w->gmcap < total) {
-        free(w->gmem);
-        w->gmcap = total + total / 2;
-        if (!(w->gmem = malloc(w->gmcap * sizeof *w->gmem)))
-            abort();
-    }
-    for (size_t id = 0; id < n; id++)
-        w->gfirst[id + 1] += w->gfirst[id];
-    /* fill through gfirst[id + 1] as a cursor, then shift it back */
-    for (size_t i = 0; i < w->ngroups; i++) {
-        const uint32_t *g = w->gtid + GROUP_ROW * i;
-        for (uint32_t t = 1; t <= g[0]; t++)
-            w->gmem[w->gfirst[g[t]]++] = w->glist[i];
-    }
-    for (size_t id = n; id > 0; id--)
-        w->gfirst[id] = w->gfirst[id - 1];
-    w->gfirst[0] = 0;
 }
 
 /* Sort a[0 .. n) (distinct, each in lo .. lo + 2^32): insertion sort when
@@ -508,18 +473,38 @@ static void bits_ready(struct idx_segw *w)
     }
 }
 
+#define NO_TERM UINT32_MAX
+
+/* A term's sources of ordinals since the last flush: i == 0, its own
+ * (term id tid's, none if NO_TERM), then each of its nf active flows
+ * fl[0 .. nf) (fords, counted by flow_order()). Ascending in each. */
+static const uint32_t *src_ords(struct idx_segw *w, uint32_t tid, const uint32_t *fl, size_t i,
+                                size_t *n)
+{
+    if (i == 0) {
+        if (tid == NO_TERM) {
+            *n = 0;
+            return NULL;
+        }
+        return term_ords(w, tid, n);
+    }
+    uint32_t a = fl[i - 1];
+    *n = w->fstart[a + 1] - w->fstart[a];
+    return w->fords + w->fstart[a];
+}
+
 /* posting_build() for a term of many ordinals from several sources: set
  * their bits, then write CRoaring's portable format (idx_posting_encode)
  * container by container from the bitset: a container of more than 4096
  * is the bitset's 1024 words as they are. */
-static const uint8_t *posting_bits(struct idx_segw *w, uint32_t id, const uint32_t *gm, size_t ng,
+static const uint8_t *posting_bits(struct idx_segw *w, uint32_t tid, const uint32_t *fl, size_t nf,
                                    size_t *len)
 {
     uint32_t base = w->bbase, lo = UINT32_MAX, hi = 0;
     uint64_t *bits = w->bits;
-    for (size_t i = 0; i <= ng; i++) {
+    for (size_t i = 0; i <= nf; i++) {
         size_t c;
-        const uint32_t *src = term_ords(w, i == 0 ? id : gm[i - 1], &c);
+        const uint32_t *src = src_ords(w, tid, fl, i, &c);
         if (c == 0)
             continue;
         for (size_t j = 0; j < c; j++) {
@@ -570,27 +555,27 @@ static const uint8_t *posting_bits(struct idx_segw *w, uint32_t id, const uint32
     return out;
 }
 
-/* The posting of term id since the last flush, its own ordinals and those
- * of the groups that hold it (after groups_index()), encoded into
- * scratch(): *len bytes. One source is encoded as it is. Several are
- * merged: through a bitset of the flush's ordinals when they are dense
- * enough that scanning it costs no more than setting the bits (and the
- * bitset's 64 Ki-ordinal containers are encoded from it straight), else
- * gathered and sorted. (No ordinal is in two sources: a packet logs its
- * group or its terms, and a group holds a term once.) */
-static const uint8_t *posting_build(struct idx_segw *w, uint32_t id, size_t *len)
+/* The posting of a term since the last flush, from its sources (src_ords:
+ * its own ordinals, those of its active flows), encoded into scratch():
+ * *len bytes. One source is encoded as it is. Several are merged: through
+ * a bitset of the flush's ordinals when they are dense enough that
+ * scanning it costs no more than setting the bits (and the bitset's 64
+ * Ki-ordinal containers are encoded from it straight), else gathered and
+ * sorted. (No ordinal is in two sources: a packet is noted with its flow
+ * or logs its terms, and a term is once among a flow's.) */
+static const uint8_t *posting_build(struct idx_segw *w, uint32_t tid, const uint32_t *fl, size_t nf,
+                                    size_t *len)
 {
-    const uint32_t *gm = w->gmem + w->gfirst[id];
-    size_t ng = w->gfirst[id + 1] - w->gfirst[id], nd = ng ? term_count(w, id) : 0, total;
+    size_t own = tid == NO_TERM ? 0 : term_count(w, tid), total;
     const uint32_t *ords = NULL;
-    if (ng == 0 || (ng == 1 && nd == 0)) {
-        ords = term_ords(w, ng ? gm[0] : id, &total);
+    if (nf == 0 || (nf == 1 && own == 0)) {
+        ords = src_ords(w, tid, fl, nf, &total);
     } else {
-        total = nd;
-        for (size_t i = 0; i < ng; i++)
-            total += term_count(w, gm[i]);
+        total = own;
+        for (size_t i = 0; i < nf; i++)
+            total += w->fstart[fl[i] + 1] - w->fstart[fl[i]];
         if ((w->packets - w->flush_base) / 64 <= 2 * total)
-            return posting_bits(w, id, gm, ng, len);
+            return posting_bits(w, tid, fl, nf, len);
         if (w->mergecap < total) {
             free(w->merge);
             w->mergecap = total + total / 2;
@@ -599,9 +584,9 @@ static const uint8_t *posting_build(struct idx_segw *w, uint32_t id, size_t *len
         }
         uint32_t lo = UINT32_MAX, hi = 0;
         size_t k = 0;
-        for (size_t i = 0; i <= ng; i++) {
+        for (size_t i = 0; i <= nf; i++) {
             size_t c;
-            const uint32_t *src = term_ords(w, i == 0 ? id : gm[i - 1], &c);
+            const uint32_t *src = src_ords(w, tid, fl, i, &c);
             if (c == 0)
                 continue;
             memcpy(w->merge + k, src, c * sizeof *src);
@@ -667,7 +652,7 @@ static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64
             return s - 1;
         j = (j + 1) & (w->tcap - 1);
     }
-    if ((w->nterms - w->ngroups + 1) * 2 > w->tcap) { /* groups are not in the table */
+    if ((w->nterms + 1) * 2 > w->tcap) {
         terms_grow(w);
         j = h & (w->tcap - 1);
         while (w->slots[j])
@@ -678,46 +663,63 @@ static inline uint32_t term_id(struct idx_segw *w, int kind, uint64_t v0, uint64
     return id;
 }
 
-/* A group for flow index fi of the n terms ids[], with no entries yet. */
-static uint32_t group_new(struct idx_segw *w, size_t fi, const uint32_t *ids, int n)
+/* Room in the log for an entry: it grows to TERM_LOG entries (most
+ * packets are plain and log none), then spills. */
+static void log_room(struct idx_segw *w)
 {
-    if (w->ngroups == w->glcap) {
-        size_t ncap = w->glcap ? w->glcap * 2 : 1024;
-        uint32_t *ng = realloc(w->glist, ncap * sizeof *ng);
-        uint32_t *nt = ng ? realloc(w->gtid, ncap * GROUP_ROW * sizeof *nt) : NULL;
-        if (!nt)
-            abort(); /* out of memory while indexing: nothing sane to do */
-        w->glist = ng;
-        w->gtid = nt;
-        w->glcap = ncap;
+    if (w->logcap == TERM_LOG) {
+        terms_spill(w);
+        return;
     }
-    uint32_t id = term_new(w, GROUP_KIND, fi, 0, 0, 0);
-    uint32_t *g = w->gtid + GROUP_ROW * w->ngroups;
-    g[0] = (uint32_t)n;
-    memcpy(g + 1, ids, (size_t)n * sizeof *ids);
-    w->glist[w->ngroups++] = id;
-    return id;
+    size_t ncap = w->logcap ? w->logcap * 4 : 4096;
+    struct term_log *nl = realloc(w->log, (ncap < TERM_LOG ? ncap : TERM_LOG) * sizeof *nl);
+    if (!nl)
+        abort(); /* out of memory while indexing: nothing sane to do */
+    w->log = nl;
+    w->logcap = ncap < TERM_LOG ? ncap : TERM_LOG;
 }
 
 static inline void term_log(struct idx_segw *w, uint32_t id, uint32_t ord)
 {
-    if (w->nlog == TERM_LOG)
-        terms_spill(w);
+    if (w->nlog == w->logcap)
+        log_room(w);
     w->tcnt[id]++;
     w->flush_ords++;
     w->log[w->nlog++] = (struct term_log){id, ord};
 }
 
-/* A group's entry counts in its flow's entry, which the packet has just
- * touched (a count in tcnt[] would be a cache miss a packet on many
- * flows); groups_settle() moves the counts to tcnt[] before a sort. */
-static inline void group_log(struct idx_segw *w, struct flow_ent *e, uint32_t ord)
+/* Note packet ord's active flow (PF_NONE: none) in pf. */
+static inline void pf_note(struct idx_segw *w, uint32_t ord, uint32_t aidx)
 {
-    if (w->nlog == TERM_LOG)
-        terms_spill(w);
-    e->gcnt++;
-    w->flush_ords += e->tn;
-    w->log[w->nlog++] = (struct term_log){e->gid, ord};
+    size_t i = ord - (uint32_t)w->flush_base, blk = i >> PF_SHIFT;
+    if (blk == w->npf) {
+        uint32_t **np = realloc(w->pf, (w->npf + 1) * sizeof *np);
+        if (!np || !(np[w->npf] = malloc(sizeof(uint32_t) << PF_SHIFT)))
+            abort(); /* out of memory while indexing: nothing sane to do */
+        w->pf = np;
+        w->npf++;
+    }
+    w->pf[blk][i & ((1u << PF_SHIFT) - 1)] = aidx;
+}
+
+/* Flow index fi (entry e) active in this flush, for plain packets of
+ * has_ports hp and n terms. */
+static void flow_activate(struct idx_segw *w, struct flow_ent *e, size_t fi, int hp, int n)
+{
+    if (w->nactive == w->alcap) {
+        size_t ncap = w->alcap ? w->alcap * 2 : 1024;
+        uint32_t *na = realloc(w->alist, ncap * sizeof *na);
+        if (!na)
+            abort();
+        w->alist = na;
+        w->alcap = ncap;
+    }
+    e->tgen = w->tgen;
+    e->tn = (uint8_t)n;
+    e->tports = (uint8_t)hp;
+    e->gcnt = 0;
+    e->aidx = (uint32_t)w->nactive;
+    w->alist[w->nactive++] = (uint32_t)fi;
 }
 
 /* The id of a term whose value v is zero-padded to 16 bytes (NULL for
@@ -768,7 +770,7 @@ static void terms_clear(struct idx_segw *w)
 {
     gens_reset(w);
     w->nterms = 0;
-    w->ngroups = 0;
+    w->nactive = 0;
     w->tgen++;
     w->nlog = 0;
     if (w->slots)
@@ -970,10 +972,6 @@ int idx_segw_begin(idx_t *ix, uint32_t point, int linktype, uint32_t snaplen, co
         return rw_err(err, RW_EINPUT, "segment path too long: %s", relpath);
     }
     w->ix = ix;
-    if (!(w->log = malloc(TERM_LOG * sizeof *w->log))) {
-        free(w);
-        return rw_err(err, RW_ENOMEM, "out of memory");
-    }
     terms_grow(w);
     w->tgen = 1;
     w->seg.id = idx_next_seg_id(ix);
@@ -1031,9 +1029,17 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
     if (p->flow.present)
         e = flow_slot(w, &p->key, key_hash(&p->key), &fresh, &fi);
     int plain = e && !(p->flags & (IDX_F_UNPARSED | IDX_F_DEEP)) && nt + 1 <= FLOW_TIDS;
-    if (plain && !fresh && e->tgen == w->tgen && e->tn == nt + 1 &&
-        e->tports == p->flow.has_ports) {
-        group_log(w, e, ord);
+    if (plain && e->tgen != w->tgen && w->nactive < ACTIVE_MAX) {
+        /* the flow's first plain packet in this flush: its terms are the
+         * key's (the parser's contract, which this checks by their count) */
+        struct idx_term t[IDX_FLOW_TERMS];
+        if (idx_flowkey_terms(&p->key, p->flow.has_ports, t) == nt)
+            flow_activate(w, e, fi, p->flow.has_ports, nt + 1);
+    }
+    if (plain && e->tgen == w->tgen && e->tn == nt + 1 && e->tports == p->flow.has_ports) {
+        e->gcnt++;
+        w->flush_ords += e->tn;
+        pf_note(w, ord, e->aidx);
     } else {
         uint32_t ids[IDX_MAX_TERMS + 1];
         terms_lookup(w, p->terms, nt, ids);
@@ -1042,16 +1048,9 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
             rw_put_be64(hv, e->hash);
             ids[nt++] = term_of(w, IDX_T_FLOW, hv, 8);
         }
-        if (plain && e->tgen != w->tgen) {
-            e->tn = (uint8_t)nt;
-            e->tports = p->flow.has_ports;
-            e->tgen = w->tgen;
-            e->gid = group_new(w, fi, ids, nt);
-            group_log(w, e, ord);
-        } else {
-            for (int i = 0; i < nt; i++)
-                term_log(w, ids[i], ord);
-        }
+        for (int i = 0; i < nt; i++)
+            term_log(w, ids[i], ord);
+        pf_note(w, ord, PF_NONE);
     }
     if (p->flags & IDX_F_UNPARSED)
         term_add(w, IDX_K_UNPARSED, NULL, 0, ord);
@@ -1109,18 +1108,25 @@ void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, u
 
 uint64_t idx_segw_packets(const idx_segw_t *w) { return w->packets; }
 
-/* Term ids in key order: kind, then the value's bytes. */
+/* Key order of two terms: kind, then the value's bytes (zero-padded to
+ * 16, in v0 and v1 as in memory). */
+static int term_order(int xk, uint64_t x0, uint64_t x1, int yk, uint64_t y0, uint64_t y1)
+{
+    if (xk != yk)
+        return xk < yk ? -1 : 1;
+    uint64_t p = __builtin_bswap64(x0), q = __builtin_bswap64(y0);
+    if (p == q) {
+        p = __builtin_bswap64(x1);
+        q = __builtin_bswap64(y1);
+    }
+    return p < q ? -1 : p > q;
+}
+
+/* Term ids in key order. */
 static int term_cmp(const void *a, const void *b, void *arg)
 {
     const struct term_ent *t = arg, *x = &t[*(const uint32_t *)a], *y = &t[*(const uint32_t *)b];
-    if (x->kind != y->kind)
-        return x->kind < y->kind ? -1 : 1;
-    uint64_t p = __builtin_bswap64(x->v0), q = __builtin_bswap64(y->v0);
-    if (p == q) {
-        p = __builtin_bswap64(x->v1);
-        q = __builtin_bswap64(y->v1);
-    }
-    return p < q ? -1 : p > q;
+    return term_order(x->kind, x->v0, x->v1, y->kind, y->v0, y->v1);
 }
 
 /* A key to sort by, and whose it is. */
@@ -1129,67 +1135,111 @@ struct sortkey {
     uint32_t id, pad;
 };
 
-/* Room for sorting n keys (and the radix sort's other half). */
+/* A flush visits terms and flows in key order, which is no order in
+ * memory: on many flows each visit missed the caches several times (a
+ * fifth of the capture's CPU on small packets). What a visit reads is
+ * asked for this many visits ahead. */
+#define FLUSH_AHEAD 8
+
+/* Room for sorting n keys. */
 static struct sortkey *sortkeys(struct idx_segw *w, size_t n)
 {
     if (w->skcap < n) {
         free(w->sk);
-        w->skcap = n + n / 8 + 64; /* 16 bytes a key, twice: no more room than that */
-        if (!(w->sk = malloc(2 * w->skcap * sizeof *w->sk)))
+        w->skcap = n + n / 8 + 64;
+        if (!(w->sk = malloc(w->skcap * sizeof *w->sk)))
             abort(); /* out of memory while indexing: nothing sane to do */
     }
     return w->sk;
 }
 
-/* Stable LSD radix sort of a[0 .. n) by k, a byte at a time, skipping
- * the bytes in which no two keys differ; tmp has n entries. Returns
- * whichever of a and tmp holds the result. (qsort_r's merge sort, its
- * comparisons through a function pointer, was a twentieth of the
- * capture CPU on many small flows.) */
-static struct sortkey *radix_sort(struct sortkey *a, struct sortkey *tmp, size_t n)
-{
-    uint64_t any = 0, all = ~0ULL;
-    if (n < 2)
-        return a;
-    for (size_t i = 0; i < n; i++) {
-        any |= a[i].k;
-        all &= a[i].k;
+/* In-place MSD radix sorts ("American flag"), a byte of KEY at a time
+ * from bit shift down, skipping a byte in which all keys agree; insertion
+ * sort for a few. In place, so that a flush sorts its terms and flows
+ * without a second buffer of their size (an LSD radix sort's, or a merge
+ * sort's); and without comparisons through a function pointer (qsort_r's
+ * were a twentieth of the capture CPU on many small flows). Not stable. */
+#define INPLACE_SORT(name, T, KEY)                                                           \
+    static void name(T *a, size_t n, int shift)                                              \
+    {                                                                                        \
+        while (n > 32) {                                                                     \
+            size_t cnt[256] = {0}, next[256], end[256], sum = 0;                             \
+            for (size_t i = 0; i < n; i++)                                                   \
+                cnt[(KEY(a[i]) >> shift) & 0xff]++;                                          \
+            if (cnt[(KEY(a[0]) >> shift) & 0xff] == n) { /* all agree here */                \
+                if (shift == 0)                                                              \
+                    return;                                                                  \
+                shift -= 8;                                                                  \
+                continue;                                                                    \
+            }                                                                                \
+            for (int b = 0; b < 256; b++) {                                                  \
+                next[b] = sum;                                                               \
+                sum += cnt[b];                                                               \
+                end[b] = sum;                                                                \
+            }                                                                                \
+            for (unsigned b = 0; b < 256; b++)                                               \
+                while (next[b] < end[b]) { /* cycle each misplaced key home */               \
+                    T v = a[next[b]];                                                        \
+                    unsigned d = (unsigned)(KEY(v) >> shift) & 0xff;                         \
+                    while (d != b) {                                                         \
+                        T t = a[next[d]];                                                    \
+                        a[next[d]++] = v;                                                    \
+                        v = t;                                                               \
+                        d = (unsigned)(KEY(v) >> shift) & 0xff;                              \
+                    }                                                                        \
+                    a[next[b]++] = v;                                                        \
+                }                                                                            \
+            if (shift > 0)                                                                   \
+                for (int b = 0; b < 256; b++)                                                \
+                    if (cnt[b] > 1)                                                          \
+                        name(a + end[b] - cnt[b], cnt[b], shift - 8);                        \
+            return;                                                                          \
+        }                                                                                    \
+        for (size_t i = 1; i < n; i++) {                                                     \
+            T x = a[i];                                                                      \
+            size_t j = i;                                                                    \
+            for (; j > 0 && KEY(a[j - 1]) > KEY(x); j--)                                     \
+                a[j] = a[j - 1];                                                             \
+            a[j] = x;                                                                        \
+        }                                                                                    \
     }
-    for (int shift = 0; shift < 64; shift += 8) {
-        if (!(((any ^ all) >> shift) & 0xff))
-            continue;
-        size_t pos[256] = {0}, sum = 0;
-        for (size_t i = 0; i < n; i++)
-            pos[(a[i].k >> shift) & 0xff]++;
-        for (int b = 0; b < 256; b++) {
-            size_t c = pos[b];
-            pos[b] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            tmp[pos[(a[i].k >> shift) & 0xff]++] = a[i];
-        struct sortkey *t = a;
-        a = tmp;
-        tmp = t;
-    }
-    return a;
-}
 
-/* The ids of the terms (not the groups) in key order (kind, then the
- * value's bytes) into ids: by kind and the value's first 7 bytes, then
- * values longer than 7 bytes that share those by term_cmp. */
+/* An active flow's term (not an IPv6 address, see struct pair6): its kind
+ * (4 bits), its value as a big-endian number (up to 4 bytes: 32 bits),
+ * the flow's index among the active ones (28 bits: ACTIVE_MAX). Sorted as
+ * integers, the pairs are in the terms' key order. */
+#define PAIR(kind, val, aidx) ((uint64_t)(kind) << 60 | (uint64_t)(val) << 28 | (aidx))
+#define PAIR_TERM(p) ((p) >> 28)
+#define PAIR_AIDX(p) ((uint32_t)((p) & (ACTIVE_MAX - 1)))
+/* An active flow's IPv6 address (big-endian halves). */
+struct pair6 {
+    uint64_t hi, lo;
+    uint32_t aidx, pad;
+};
+
+#define KEY_SELF(x) (x)
+#define KEY_K(x) ((x).k)
+#define KEY_HI(x) ((x).hi)
+#define KEY_LO(x) ((x).lo)
+INPLACE_SORT(sort_u64, uint64_t, KEY_SELF)
+INPLACE_SORT(sort_keys, struct sortkey, KEY_K)
+INPLACE_SORT(sort_p6hi, struct pair6, KEY_HI)
+INPLACE_SORT(sort_p6lo, struct pair6, KEY_LO)
+
+/* The ids of the terms in key order (kind, then the value's bytes) into
+ * ids: by kind and the value's first 7 bytes, then values longer than 7
+ * bytes that share those by term_cmp. */
 static void terms_order(struct idx_segw *w, uint32_t *ids)
 {
-    size_t n = w->nterms - w->ngroups;
+    size_t n = w->nterms;
     if (n == 0)
         return;
     struct sortkey *a = sortkeys(w, n);
-    for (size_t i = 0, j = 0; i < w->nterms; i++)
-        if (w->terms[i].kind != GROUP_KIND)
-            a[j++] = (struct sortkey){((uint64_t)w->terms[i].kind << 56) |
-                                          (__builtin_bswap64(w->terms[i].v0) >> 8),
-                                      (uint32_t)i, 0};
-    a = radix_sort(a, w->sk + w->skcap, n);
+    for (size_t i = 0; i < n; i++)
+        a[i] = (struct sortkey){((uint64_t)w->terms[i].kind << 56) |
+                                    (__builtin_bswap64(w->terms[i].v0) >> 8),
+                                (uint32_t)i, 0};
+    sort_keys(a, n, 56);
     for (size_t i = 0; i < n; i++)
         ids[i] = a[i].id;
     for (size_t i = 0; i < n;) {
@@ -1200,6 +1250,93 @@ static void terms_order(struct idx_segw *w, uint32_t *ids)
             qsort_r(ids + i, j - i, sizeof *ids, term_cmp, w->terms);
         i = j;
     }
+}
+
+/* At flush: the active flows' ordinals, counted by flow from pf into
+ * fords (fstart[a] .. fstart[a + 1] are flow a's, ascending). */
+static void flow_order(struct idx_segw *w)
+{
+    size_t na = w->nactive, total = 0;
+    if (w->fscap < na + 1) {
+        free(w->fstart);
+        w->fscap = w->alcap + 1;
+        if (!(w->fstart = malloc(w->fscap * sizeof *w->fstart)))
+            abort(); /* out of memory while indexing: nothing sane to do */
+    }
+    for (size_t a = 0; a < na; a++) {
+        if (a + FLUSH_AHEAD < na)
+            __builtin_prefetch(&flow_at(w, w->alist[a + FLUSH_AHEAD])->gcnt);
+        w->fstart[a] = (uint32_t)total;
+        total += flow_at(w, w->alist[a])->gcnt;
+    }
+    w->fstart[na] = (uint32_t)total;
+    if (w->focap < total) {
+        free(w->fords);
+        w->focap = total + total / 16;
+        if (!(w->fords = malloc(w->focap * sizeof *w->fords)))
+            abort();
+    }
+    /* fill through fstart[a] as a cursor, then shift it back */
+    size_t npk = (size_t)(w->packets - w->flush_base);
+    uint32_t base = (uint32_t)w->flush_base;
+    for (size_t i = 0; i < npk; i++) {
+        uint32_t a = w->pf[i >> PF_SHIFT][i & ((1u << PF_SHIFT) - 1)];
+        if (a != PF_NONE)
+            w->fords[w->fstart[a]++] = base + (uint32_t)i;
+    }
+    for (size_t a = na; a > 0; a--)
+        w->fstart[a] = w->fstart[a - 1];
+    w->fstart[0] = 0;
+}
+
+/* At flush: the active flows' terms (but their hashes) as pairs, sorted:
+ * *n of them in pairs, *n6 in pairs6. */
+static void flow_pairs(struct idx_segw *w, size_t *n, size_t *n6)
+{
+    size_t np = 0, np6 = 0, na = w->nactive;
+    if (w->paircap < na * IDX_FLOW_TERMS) {
+        free(w->pairs);
+        w->paircap = (na + na / 16) * IDX_FLOW_TERMS;
+        if (!(w->pairs = malloc(w->paircap * sizeof *w->pairs)))
+            abort(); /* out of memory while indexing: nothing sane to do */
+    }
+    for (size_t a = 0; a < na; a++) {
+        if (a + FLUSH_AHEAD < na)
+            prefetch_bytes(flow_at(w, w->alist[a + FLUSH_AHEAD]), sizeof(struct idx_flowkey));
+        const struct flow_ent *e = flow_at(w, w->alist[a]);
+        struct idx_term t[IDX_FLOW_TERMS];
+        int nt = idx_flowkey_terms(&e->key, e->tports, t);
+        for (int i = 0; i < nt; i++) {
+            if (t[i].kind == IDX_T_IP6) {
+                if (np6 == w->pair6cap) {
+                    size_t ncap = w->pair6cap ? w->pair6cap * 2 : 1024;
+                    struct pair6 *q = realloc(w->pairs6, ncap * sizeof *q);
+                    if (!q)
+                        abort();
+                    w->pairs6 = q;
+                    w->pair6cap = ncap;
+                }
+                w->pairs6[np6++] = (struct pair6){rw_get_be64(t[i].val),
+                                                  rw_get_be64(t[i].val + 8), (uint32_t)a, 0};
+                continue;
+            }
+            uint32_t v = 0;
+            for (int j = 0; j < t[i].len; j++)
+                v = v << 8 | t[i].val[j];
+            w->pairs[np++] = PAIR(t[i].kind, v, a);
+        }
+    }
+    sort_u64(w->pairs, np, 56);
+    sort_p6hi(w->pairs6, np6, 56);
+    for (size_t i = 0; i < np6;) {
+        size_t j = i + 1;
+        while (j < np6 && w->pairs6[j].hi == w->pairs6[i].hi)
+            j++;
+        sort_p6lo(w->pairs6 + i, j - i, 56);
+        i = j;
+    }
+    *n = np;
+    *n6 = np6;
 }
 
 /* Room for one id per term. */
@@ -1270,22 +1407,41 @@ size_t idx_posting_encode(const uint32_t *v, size_t n, uint8_t *out)
     return at;
 }
 
-/* A flush visits terms and flows in key order, which is no order in
- * memory: on many flows each visit missed the caches several times (a
- * fifth of the capture's CPU on small packets). What a visit reads is
- * asked for this many visits ahead. */
-#define FLUSH_AHEAD 8
 
 static inline void term_prefetch(const struct idx_segw *w, uint32_t id)
 {
     __builtin_prefetch(&w->terms[id]);
-    __builtin_prefetch(&w->gfirst[id]);
     __builtin_prefetch(&w->tcnt[id]);
     __builtin_prefetch(&w->toff[id]);
     for (size_t g = 0; g < w->ngens; g++)
         if (id < w->gens[g].nterms)
             __builtin_prefetch(&w->gens[g].start[id]);
 }
+
+/* A term's key for the flush's merge: its value's bytes zero-padded to 16
+ * (as struct term_ent's v0 and v1), its kind and length. */
+struct tkey {
+    uint64_t v0, v1;
+    int kind;
+    size_t len;
+};
+
+/* The value of d (its len set): a big-endian number v of len bytes, or,
+ * if be is not NULL, the big-endian halves be[0] and be[1]. */
+static void tkey_set(struct tkey *d, uint32_t v, const uint64_t *be)
+{
+    uint8_t b[16] = {0};
+    if (be) {
+        rw_put_be64(b, be[0]);
+        rw_put_be64(b + 8, be[1]);
+    } else {
+        for (size_t j = 0; j < d->len; j++)
+            b[j] = (uint8_t)(v >> (8 * (d->len - 1 - j)));
+    }
+    memcpy(&d->v0, b, 8);
+    memcpy(&d->v1, b + 8, 8);
+}
+
 
 /* Everything added since the last commit, as one write batch, in key
  * order (C, F, L, P, S; within each, ascending): the memtable inserts a
@@ -1296,7 +1452,7 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
     uint8_t k[2 + 16 + 8], v[64 + 256];
     /* A table file for a batch that would fill a memtable (see struct
      * sink); a write batch when that is small, or the file cannot be made. */
-    size_t est = (w->nterms - w->ngroups) * 64 + w->flush_ords * 2 + w->ndirty * 170 + w->plen +
+    size_t est = (w->nterms + 2 * w->nactive) * 64 + w->flush_ords * 2 + w->ndirty * 170 + w->plen +
                  (size_t)w->cur.count * 10;
     char err[RW_ERRSZ];
     b->rerr = NULL;
@@ -1334,11 +1490,19 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
     for (size_t i = 0; i < w->fcount; i++)
         if (flow_at(w, i)->dirty)
             fs[nf++] = (struct sortkey){flow_at(w, i)->hash, (uint32_t)i, 0};
-    fs = radix_sort(fs, w->sk + w->skcap, nf);
+    sort_keys(fs, nf, 56);
+    if (w->forcap < nf) {
+        free(w->forder);
+        w->forcap = nf + nf / 4;
+        if (!(w->forder = malloc(w->forcap * sizeof *w->forder)))
+            abort(); /* out of memory while indexing: nothing sane to do */
+    }
+    for (size_t j = 0; j < nf; j++)
+        w->forder[j] = fs[j].id;
     for (size_t j = 0; j < nf; j++) {
         if (j + FLUSH_AHEAD < nf)
-            prefetch_bytes(flow_at(w, fs[j + FLUSH_AHEAD].id), sizeof(struct flow_ent));
-        struct flow_ent *e = flow_at(w, fs[j].id);
+            prefetch_bytes(flow_at(w, w->forder[j + FLUSH_AHEAD]), sizeof(struct flow_ent));
+        struct flow_ent *e = flow_at(w, w->forder[j]);
         uint8_t fk[17], fv[160];
         fk[0] = 'F';
         rw_put_be64(fk + 1, w->seg.id);
@@ -1364,27 +1528,91 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
         sink_put(b, k, 13, buf, len);
     }
     /* postings, in key order: the memtable inserts them fastest that way.
-     * A term's ordinals since the last flush are its own and its groups'
-     * (posting_build), each the sorted log's after those of the generations
-     * it spilled into, if any. Every term in the table has some. */
+     * A term's ordinals since the last flush are its active flows' and its
+     * own (posting_build). Four streams, each in key order, are merged: the
+     * term table's terms (terms_order), the active flows' terms as pairs
+     * (flow_pairs), their IPv6 addresses, and their flow hashes (the
+     * changed flows in hash order, from the flow records above). Only the
+     * table's terms can share a key with another stream's (the three
+     * others have kinds of their own). */
     terms_sort(w);
-    groups_index(w);
     bits_ready(w);
-    size_t nids = w->nterms - w->ngroups;
+    flow_order(w);
+    size_t nids = w->nterms, np, np6, i1 = 0, i2 = 0, i6 = 0, i4 = 0;
     uint32_t *ids = scratch_ids(w);
     terms_order(w, ids);
-    for (size_t i = 0; i < nids; i++) {
-        if (i + FLUSH_AHEAD < nids)
-            term_prefetch(w, ids[i + FLUSH_AHEAD]);
-        struct term_ent *e = &w->terms[ids[i]];
+    flow_pairs(w, &np, &np6);
+    if (w->srcfcap < w->nactive) {
+        free(w->srcf);
+        w->srcfcap = w->alcap;
+        if (!(w->srcf = malloc(w->srcfcap * sizeof *w->srcf)))
+            abort(); /* out of memory while indexing: nothing sane to do */
+    }
+    for (;;) {
+        while (i4 < nf && flow_at(w, w->forder[i4])->tgen != w->tgen)
+            i4++; /* changed by packets that were not plain only */
+        /* the first of the derived streams (distinct kinds: the lowest) */
+        struct tkey d = {.kind = -1}, t = {.kind = -1};
+        int from = 0;
+        if (i2 < np) {
+            uint64_t x = w->pairs[i2];
+            d.kind = (int)(x >> 60);
+            d.len = idx_term_len(d.kind);
+            tkey_set(&d, (uint32_t)(x >> 28), NULL);
+            from = 2;
+        }
+        if (i6 < np6 && (d.kind < 0 || IDX_T_IP6 < d.kind)) {
+            d.kind = IDX_T_IP6;
+            d.len = 16;
+            tkey_set(&d, 0, &w->pairs6[i6].hi);
+            from = 6;
+        }
+        if (i4 < nf && (d.kind < 0 || IDX_T_FLOW < d.kind)) {
+            uint64_t h = flow_at(w, w->forder[i4])->hash;
+            d.kind = IDX_T_FLOW;
+            d.len = 8;
+            tkey_set(&d, 0, (const uint64_t[2]){h, 0});
+            from = 4;
+        }
+        if (i1 < nids) {
+            const struct term_ent *e = &w->terms[ids[i1]];
+            t = (struct tkey){e->v0, e->v1, e->kind, e->len};
+        }
+        if (t.kind < 0 && d.kind < 0)
+            break;
+        int c = t.kind < 0 ? 1 : d.kind < 0 ? -1 : term_order(t.kind, t.v0, t.v1, d.kind, d.v0, d.v1);
+        uint32_t tid = NO_TERM;
+        size_t nsf = 0;
+        if (c <= 0) {
+            if (i1 + FLUSH_AHEAD < nids)
+                term_prefetch(w, ids[i1 + FLUSH_AHEAD]);
+            tid = ids[i1++];
+        }
+        if (c >= 0) { /* the derived term's flows */
+            if (from == 2) {
+                uint64_t term = PAIR_TERM(w->pairs[i2]);
+                for (; i2 < np && PAIR_TERM(w->pairs[i2]) == term; i2++)
+                    w->srcf[nsf++] = PAIR_AIDX(w->pairs[i2]);
+            } else if (from == 6) {
+                struct pair6 q = w->pairs6[i6];
+                for (; i6 < np6 && w->pairs6[i6].hi == q.hi && w->pairs6[i6].lo == q.lo; i6++)
+                    w->srcf[nsf++] = w->pairs6[i6].aidx;
+            } else {
+                uint64_t h = flow_at(w, w->forder[i4])->hash;
+                for (; i4 < nf && flow_at(w, w->forder[i4])->hash == h; i4++)
+                    if (flow_at(w, w->forder[i4])->tgen == w->tgen)
+                        w->srcf[nsf++] = flow_at(w, w->forder[i4])->aidx;
+            }
+        }
+        const struct tkey *key = c <= 0 ? &t : &d;
         size_t n;
-        const uint8_t *buf = posting_build(w, ids[i], &n);
+        const uint8_t *buf = posting_build(w, tid, w->srcf, nsf, &n);
         k[0] = 'P';
-        k[1] = e->kind;
-        memcpy(k + 2, &e->v0, 8);
-        memcpy(k + 10, &e->v1, 8);
-        rw_put_be64(k + 2 + e->len, w->seg.id);
-        sink_merge(b, k, 2 + e->len + 8, buf, n);
+        k[1] = (uint8_t)key->kind;
+        memcpy(k + 2, &key->v0, 8);
+        memcpy(k + 10, &key->v1, 8);
+        rw_put_be64(k + 2 + key->len, w->seg.id);
+        sink_merge(b, k, 2 + key->len + 8, buf, n);
     }
     if (w->nterms)
         memset(w->tcnt, 0, w->nterms * sizeof *w->tcnt);
@@ -1577,10 +1805,16 @@ void idx_segw_abandon(idx_segw_t *w)
     free(w->sorted);
     free(w->toff);
     free(w->ids);
-    free(w->glist);
-    free(w->gtid);
-    free(w->gfirst);
-    free(w->gmem);
+    for (size_t i = 0; i < w->npf; i++)
+        free(w->pf[i]);
+    free(w->pf);
+    free(w->alist);
+    free(w->fstart);
+    free(w->fords);
+    free(w->pairs);
+    free(w->pairs6);
+    free(w->forder);
+    free(w->srcf);
     free(w->bits);
     free(w->cards);
     free(w->merge);

@@ -1282,11 +1282,11 @@ static void test_damaged_postings(void **state)
     free(one);
 }
 
-/* Terms of more packets than the term log holds between two flushes (its
- * spills into generations, gathered at flush) and across flushes: each
- * posting holds exactly its packets. Packet i: 10.1.<i/256%256>.<i%256>:<1000
- * + i % 3000> to 10.2.0.<i % 7>:<i % 5 ? 80 : 443>, UDP; about 7 terms a
- * packet, so 260 000 packets spill the 262 144-entry log several times. */
+/* Many packets and flows between two flushes (plain packets: noted by
+ * flow, in several 64 Ki-packet blocks, their terms derived from 200 000
+ * flows' keys) and across flushes: each posting holds exactly its packets.
+ * Packet i: 10.1.<i/256%256>.<i%256>:<1000 + i % 3000> to 10.2.0.<i %
+ * 7>:<i % 5 ? 80 : 443>, UDP. (test_postings_exact spills the term log.) */
 static void test_postings_spill(void **state)
 {
     struct fx *f = *state;
@@ -1332,6 +1332,202 @@ static void test_postings_spill(void **state)
     for (uint32_t i = 17; i < n; i += 3000)
         assert_true(roaring_bitmap_contains(b[0], i));
     free_all(b, 1);
+    idx_close(ix);
+}
+
+/* ---- every posting exact, on a random mix ---- */
+
+struct rflow {
+    int v6, proto;
+    uint8_t a[16], b[16];
+    unsigned sp, dp;
+};
+
+/* A frame of flow f into buf, from a to b or back (dir); shape 0 plain,
+ * 1 VLAN-tagged (not plain), 2 cut inside the IP header (unparsed), 3 a
+ * later IPv4 fragment (no ports: the key of a flow with ports 0 and 0).
+ * Returns its length. */
+static uint32_t rframe(uint8_t *buf, const struct rflow *f, int dir, int shape)
+{
+    static const uint8_t macs[12] = {0, 1, 2, 3, 4, 5, 0, 6, 7, 8, 9, 10};
+    const uint8_t *src = dir ? f->b : f->a, *dst = dir ? f->a : f->b;
+    unsigned sp = dir ? f->dp : f->sp, dp = dir ? f->sp : f->dp;
+    uint32_t n = 12;
+    memset(buf, 0, 128);
+    memcpy(buf, macs, 12);
+    if (shape == 1) {
+        rw_put_be16(buf + n, 0x8100);
+        rw_put_be16(buf + n + 2, 42);
+        n += 4;
+    }
+    rw_put_be16(buf + n, f->v6 ? 0x86dd : 0x0800);
+    n += 2;
+    uint8_t *ip = buf + n;
+    unsigned l4 = f->proto == 6 ? 20 : 8, hl = f->v6 ? 40 : 20;
+    if (f->v6) {
+        ip[0] = 0x60;
+        rw_put_be16(ip + 4, (uint16_t)l4);
+        ip[6] = (uint8_t)f->proto;
+        ip[7] = 64;
+        memcpy(ip + 8, src, 16);
+        memcpy(ip + 24, dst, 16);
+    } else {
+        ip[0] = 0x45;
+        rw_put_be16(ip + 2, (uint16_t)(20 + l4));
+        if (shape == 3)
+            rw_put_be16(ip + 6, 16); /* offset 128, no more fragments */
+        ip[8] = 64;
+        ip[9] = (uint8_t)f->proto;
+        memcpy(ip + 12, src, 4);
+        memcpy(ip + 16, dst, 4);
+    }
+    uint8_t *t = ip + hl;
+    rw_put_be16(t, (uint16_t)sp);
+    rw_put_be16(t + 2, (uint16_t)dp);
+    if (f->proto == 6)
+        t[12] = 0x50;
+    else if (f->proto == 17)
+        rw_put_be16(t + 4, (uint16_t)l4);
+    n += hl + l4;
+    return shape == 2 ? 14 + 10 + (shape == 1 ? 4 : 0) : n;
+}
+
+struct rterm {
+    uint8_t kind, len, val[16];
+    uint32_t ord;
+};
+
+static int rterm_cmp(const void *x, const void *y)
+{
+    const struct rterm *a = x, *b = y;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    int c = memcmp(a->val, b->val, 16);
+    if (c)
+        return c;
+    return a->ord < b->ord ? -1 : a->ord > b->ord;
+}
+
+/* Every posting holds exactly its term's packets, as the parser gives a
+ * packet's terms, over flushes of a mix that takes each of the writer's
+ * ways (index/segw.c): plain packets of many flows (noted by their flow,
+ * their terms derived from its key at flush), IPv4 and IPv6, ICMP, a flow
+ * to itself, equal ports; and packets that log their terms one by one:
+ * VLAN-tagged, unparsed, a fragment whose key is a port-0 flow's; one
+ * flush large enough to spill the term log. */
+static void test_postings_exact(void **state)
+{
+    struct fx *f = *state;
+    char err[RW_ERRSZ] = "";
+    idx_t *ix = open_ok(f->dir, IDX_WRITE);
+    uint32_t pa = point(ix, "a");
+    uint64_t id;
+    idx_segw_t *w = begin(ix, pa, "exact.pcap", &id);
+    enum { NF = 600, NP = 90000 };
+    struct rflow *fl = calloc(NF, sizeof *fl);
+    uint64_t rs = 0x9e3779b97f4a7c15ULL;
+#define RND() (rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17, rs)
+    for (int i = 0; i < NF; i++) {
+        struct rflow *r = &fl[i];
+        unsigned c = (unsigned)(RND() % 20);
+        r->v6 = c < 4;
+        r->proto = c == 3 || c == 4 ? (r->v6 ? 58 : 1) : c % 2 ? 17 : 6;
+        if (r->v6) {
+            r->a[0] = 0x20, r->a[1] = 0x01, r->a[15] = (uint8_t)(RND() % 40);
+            r->b[0] = 0x20, r->b[1] = 0x01, r->b[8] = 1, r->b[15] = (uint8_t)(RND() % 40);
+        } else {
+            r->a[0] = 10, r->a[3] = (uint8_t)(RND() % 60);
+            r->b[0] = 192, r->b[1] = 168, r->b[3] = (uint8_t)(RND() % 60);
+        }
+        r->sp = 1024 + (unsigned)(RND() % 500);
+        r->dp = (unsigned[]){53, 80, 443, 25}[RND() % 4];
+        if (c == 13)
+            memcpy(r->b, r->a, 16); /* to itself */
+        if (c == 15)
+            r->dp = r->sp;
+        if (c == 14)
+            r->sp = r->dp = 0; /* TCP: the fragments' key */
+    }
+    struct rterm *exp = malloc((size_t)NP * 8 * sizeof *exp);
+    size_t ne = 0;
+    uint64_t off = 24;
+    /* flushes: every 1 000-5 000 packets, but 40 000 packets in one, of
+     * which most are VLAN-tagged (about 7 log entries each: the log spills) */
+    uint32_t next_flush = 3000;
+    for (uint32_t i = 0; i < NP; i++) {
+        int big = i >= 30000 && i < 70000;
+        const struct rflow *r = &fl[RND() % 8 ? RND() % 50 : RND() % NF];
+        unsigned z = (unsigned)(RND() % 100);
+        int shape = big ? (z < 70 ? 1 : 0) : z < 6 ? 1 : z < 9 ? 2 : z < 20 ? 3 : 0;
+        if (shape == 3 && (r->v6 || r->proto != 6 || r->sp))
+            shape = 0;
+        uint8_t buf[128];
+        uint32_t n = rframe(buf, r, (int)(RND() & 1), shape);
+        struct idx_parsed p, q;
+        idx_parse_packet(DLT_EN10MB, buf, n, &p);
+        for (int t = 0; t < p.nterms; t++) {
+            struct rterm *e = &exp[ne++];
+            memset(e, 0, sizeof *e);
+            e->kind = p.terms[t].kind;
+            e->len = p.terms[t].len;
+            memcpy(e->val, p.terms[t].val, p.terms[t].len);
+            e->ord = i;
+        }
+        if (p.flags & IDX_F_UNPARSED)
+            exp[ne++] = (struct rterm){.kind = IDX_K_UNPARSED, .ord = i};
+        if (p.flags & IDX_F_DEEP)
+            exp[ne++] = (struct rterm){.kind = IDX_K_DEEP, .ord = i};
+        idx_parse_packet_nohash(DLT_EN10MB, buf, n, &q); /* as archive/writer.c does */
+        idx_segw_add(w, T0 + (int64_t)i * 1000, off, n, n, &q);
+        off += 16 + n;
+        if (i + 1 == next_flush && !(big && i + 1 < 70000)) {
+            if (idx_segw_flush(w, off, 0, err) != 0)
+                fail_msg("idx_segw_flush: %s", err);
+            next_flush += 1000 + (uint32_t)(RND() % 4000);
+        } else if (i + 1 == next_flush) {
+            next_flush = 70000;
+        }
+    }
+#undef RND
+    seal(w, off);
+    qsort(exp, ne, sizeof *exp, rterm_cmp);
+    size_t terms = 0, kinds[256] = {0};
+    for (size_t i = 0; i < ne;) {
+        size_t j = i + 1;
+        while (j < ne && exp[j].kind == exp[i].kind && !memcmp(exp[j].val, exp[i].val, 16))
+            j++;
+        roaring_bitmap_t *b[1];
+        const uint8_t *v = exp[i].len ? exp[i].val : NOVAL;
+        if (idx_postings(ix, exp[i].kind, v, v, exp[i].len, &id, 1, b, NULL, err) != 0)
+            fail_msg("idx_postings: %s", err);
+        uint64_t card = b[0] ? roaring_bitmap_get_cardinality(b[0]) : 0;
+        if (card != j - i)
+            fail_msg("term kind %d (%02x%02x%02x%02x...): %llu packets, expected %zu",
+                     exp[i].kind, exp[i].val[0], exp[i].val[1], exp[i].val[2], exp[i].val[3],
+                     (unsigned long long)card, j - i);
+        for (size_t k = i; k < j; k++)
+            if (!roaring_bitmap_contains(b[0], exp[k].ord))
+                fail_msg("term kind %d lacks packet %u", exp[i].kind, exp[k].ord);
+        free_all(b, 1);
+        terms++;
+        kinds[exp[i].kind]++;
+        i = j;
+    }
+    /* the mix had each kind of term it was meant to */
+    assert_true(kinds[IDX_T_IP4] > 50 && kinds[IDX_T_IP6] > 20 && kinds[IDX_T_PORT] > 300);
+    assert_true(kinds[IDX_T_FLOW] > 500 && kinds[IDX_T_VLAN] == 1 && kinds[IDX_T_L3] == 2);
+    assert_true(kinds[IDX_T_PROTO4] == 3 && kinds[IDX_T_PROTO6] == 3);
+    assert_true(kinds[IDX_K_UNPARSED] == 1 && kinds[IDX_K_DEEP] == 1);
+    assert_true(terms > 1500);
+    /* and a term no packet has, none */
+    roaring_bitmap_t *b[1];
+    uint8_t none[4] = {10, 0, 0, 200};
+    if (idx_postings(ix, IDX_T_IP4, none, none, 4, &id, 1, b, NULL, err) != 0)
+        fail_msg("idx_postings: %s", err);
+    assert_true(!b[0] || roaring_bitmap_get_cardinality(b[0]) == 0);
+    free_all(b, 1);
+    free(exp);
+    free(fl);
     idx_close(ix);
 }
 
@@ -1593,6 +1789,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_segdamage, setup, teardown),
         cmocka_unit_test(test_posting_encode),
         cmocka_unit_test_setup_teardown(test_postings_spill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_postings_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_flush_ingested, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
