@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Terms of the packets since the last flush that are not their flow's
@@ -183,7 +184,7 @@ struct idx_segw {
      * PF_NONE; the active flows' indexes, alist[aidx]; at flush, their
      * ordinals, fords[fstart[aidx] .. fstart[aidx + 1]) */
     uint32_t **pf;
-    size_t npf;     /* blocks allocated (kept for the next flush) */
+    size_t npf;     /* blocks mapped */
     uint32_t *alist;
     size_t nactive, alcap;
     uint32_t *fstart, *fords;
@@ -241,6 +242,28 @@ struct idx_segw {
     int failed; /* error code of a failed commit, 0 if none */
     char ferr[RW_ERRSZ];
 };
+
+/* A flush's large buffers (pf's blocks, fords, the pairs, the sort keys)
+ * are mapped for it and unmapped as soon as it is done with each, rather
+ * than kept for the next flush: so that they never all exist at once (pf
+ * is gone before the pairs are made, the flows' sort keys before the
+ * terms' are), which made the writer's peak, the RSS that capture pays for
+ * (issue 17). malloc would keep what is freed in its heap. It costs the
+ * page faults of filling them again: about 2 000 a flush of 400 000
+ * packets. */
+static void *buf_map(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        abort(); /* out of memory while indexing: nothing sane to do */
+    return p;
+}
+
+static void buf_unmap(void *p, size_t bytes)
+{
+    if (p)
+        munmap(p, bytes);
+}
 
 static inline uint64_t term_hash(int kind, uint64_t v0, uint64_t v1)
 {
@@ -694,12 +717,20 @@ static inline void pf_note(struct idx_segw *w, uint32_t ord, uint32_t aidx)
     size_t i = ord - (uint32_t)w->flush_base, blk = i >> PF_SHIFT;
     if (blk == w->npf) {
         uint32_t **np = realloc(w->pf, (w->npf + 1) * sizeof *np);
-        if (!np || !(np[w->npf] = malloc(sizeof(uint32_t) << PF_SHIFT)))
+        if (!np)
             abort(); /* out of memory while indexing: nothing sane to do */
+        np[w->npf] = buf_map(sizeof(uint32_t) << PF_SHIFT);
         w->pf = np;
         w->npf++;
     }
     w->pf[blk][i & ((1u << PF_SHIFT) - 1)] = aidx;
+}
+
+static void pf_unmap(struct idx_segw *w)
+{
+    for (size_t i = 0; i < w->npf; i++)
+        buf_unmap(w->pf[i], sizeof(uint32_t) << PF_SHIFT);
+    w->npf = 0;
 }
 
 /* Flow index fi (entry e) active in this flush, for plain packets of
@@ -1141,16 +1172,17 @@ struct sortkey {
  * asked for this many visits ahead. */
 #define FLUSH_AHEAD 8
 
-/* Room for sorting n keys. */
+/* Room for sorting n keys, until sortkeys_done(). */
 static struct sortkey *sortkeys(struct idx_segw *w, size_t n)
 {
-    if (w->skcap < n) {
-        free(w->sk);
-        w->skcap = n + n / 8 + 64;
-        if (!(w->sk = malloc(w->skcap * sizeof *w->sk)))
-            abort(); /* out of memory while indexing: nothing sane to do */
-    }
-    return w->sk;
+    w->skcap = n ? n : 1;
+    return w->sk = buf_map(w->skcap * sizeof *w->sk);
+}
+
+static void sortkeys_done(struct idx_segw *w)
+{
+    buf_unmap(w->sk, w->skcap * sizeof *w->sk);
+    w->sk = NULL;
 }
 
 /* In-place MSD radix sorts ("American flag"), a byte of KEY at a time
@@ -1250,6 +1282,7 @@ static void terms_order(struct idx_segw *w, uint32_t *ids)
             qsort_r(ids + i, j - i, sizeof *ids, term_cmp, w->terms);
         i = j;
     }
+    sortkeys_done(w);
 }
 
 /* At flush: the active flows' ordinals, counted by flow from pf into
@@ -1270,12 +1303,8 @@ static void flow_order(struct idx_segw *w)
         total += flow_at(w, w->alist[a])->gcnt;
     }
     w->fstart[na] = (uint32_t)total;
-    if (w->focap < total) {
-        free(w->fords);
-        w->focap = total + total / 16;
-        if (!(w->fords = malloc(w->focap * sizeof *w->fords)))
-            abort();
-    }
+    w->focap = total ? total : 1;
+    w->fords = buf_map(w->focap * sizeof *w->fords);
     /* fill through fstart[a] as a cursor, then shift it back */
     size_t npk = (size_t)(w->packets - w->flush_base);
     uint32_t base = (uint32_t)w->flush_base;
@@ -1287,18 +1316,28 @@ static void flow_order(struct idx_segw *w)
     for (size_t a = na; a > 0; a--)
         w->fstart[a] = w->fstart[a - 1];
     w->fstart[0] = 0;
+    pf_unmap(w);
 }
 
-/* At flush: the active flows' terms (but their hashes) as pairs, sorted:
- * *n of them in pairs, *n6 in pairs6. */
-static void flow_pairs(struct idx_segw *w, size_t *n, size_t *n6)
+/* The active flows' terms are made into pairs in three phases, each of
+ * kinds above the last one's and of at most two terms a flow: the
+ * addresses, the ports, then the protocol and the L3 type. So the pairs
+ * take 16 bytes a flow at a time rather than 48, for deriving each flow's
+ * terms three times (idx_flowkey_terms: 2 ms a flush of 50 000 flows). */
+#define PAIR_PHASES 3
+static int pair_phase(int kind)
+{
+    return kind == IDX_T_IP4 || kind == IDX_T_IP6 ? 0 : kind == IDX_T_PORT ? 1 : 2;
+}
+
+/* At flush: the active flows' terms of phase ph as pairs, sorted: *n of
+ * them in pairs, *n6 in pairs6. */
+static void flow_pairs(struct idx_segw *w, int ph, size_t *n, size_t *n6)
 {
     size_t np = 0, np6 = 0, na = w->nactive;
-    if (w->paircap < na * IDX_FLOW_TERMS) {
-        free(w->pairs);
-        w->paircap = (na + na / 16) * IDX_FLOW_TERMS;
-        if (!(w->pairs = malloc(w->paircap * sizeof *w->pairs)))
-            abort(); /* out of memory while indexing: nothing sane to do */
+    if (!w->pairs) {
+        w->paircap = na ? 2 * na : 1;
+        w->pairs = buf_map(w->paircap * sizeof *w->pairs);
     }
     for (size_t a = 0; a < na; a++) {
         if (a + FLUSH_AHEAD < na)
@@ -1307,6 +1346,8 @@ static void flow_pairs(struct idx_segw *w, size_t *n, size_t *n6)
         struct idx_term t[IDX_FLOW_TERMS];
         int nt = idx_flowkey_terms(&e->key, e->tports, t);
         for (int i = 0; i < nt; i++) {
+            if (pair_phase(t[i].kind) != ph)
+                continue;
             if (t[i].kind == IDX_T_IP6) {
                 if (np6 == w->pair6cap) {
                     size_t ncap = w->pair6cap ? w->pair6cap * 2 : 1024;
@@ -1418,6 +1459,18 @@ static inline void term_prefetch(const struct idx_segw *w, uint32_t id)
             __builtin_prefetch(&w->gens[g].start[id]);
 }
 
+/* The flush's buffers that outlive flow_order(), flow_pairs(). */
+static void flush_unmap(struct idx_segw *w)
+{
+    buf_unmap(w->fords, w->focap * sizeof *w->fords);
+    w->fords = NULL;
+    buf_unmap(w->pairs, w->paircap * sizeof *w->pairs);
+    w->pairs = NULL;
+    free(w->pairs6);
+    w->pairs6 = NULL;
+    w->pair6cap = 0;
+}
+
 /* A term's key for the flush's merge: its value's bytes zero-padded to 16
  * (as struct term_ent's v0 and v1), its kind and length. */
 struct tkey {
@@ -1499,6 +1552,7 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
     }
     for (size_t j = 0; j < nf; j++)
         w->forder[j] = fs[j].id;
+    sortkeys_done(w);
     for (size_t j = 0; j < nf; j++) {
         if (j + FLUSH_AHEAD < nf)
             prefetch_bytes(flow_at(w, w->forder[j + FLUSH_AHEAD]), sizeof(struct flow_ent));
@@ -1538,10 +1592,10 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
     terms_sort(w);
     bits_ready(w);
     flow_order(w);
-    size_t nids = w->nterms, np, np6, i1 = 0, i2 = 0, i6 = 0, i4 = 0;
+    size_t nids = w->nterms, np = 0, np6 = 0, i1 = 0, i2 = 0, i6 = 0, i4 = 0;
+    int phase = 0;
     uint32_t *ids = scratch_ids(w);
     terms_order(w, ids);
-    flow_pairs(w, &np, &np6);
     if (w->srcfcap < w->nactive) {
         free(w->srcf);
         w->srcfcap = w->alcap;
@@ -1549,6 +1603,10 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
             abort(); /* out of memory while indexing: nothing sane to do */
     }
     for (;;) {
+        while (i2 == np && i6 == np6 && phase < PAIR_PHASES) {
+            flow_pairs(w, phase++, &np, &np6);
+            i2 = i6 = 0;
+        }
         while (i4 < nf && flow_at(w, w->forder[i4])->tgen != w->tgen)
             i4++; /* changed by packets that were not plain only */
         /* the first of the derived streams (distinct kinds: the lowest) */
@@ -1614,6 +1672,7 @@ static void build_batch(struct idx_segw *w, uint64_t file_size, struct sink *b)
         rw_put_be64(k + 2 + key->len, w->seg.id);
         sink_merge(b, k, 2 + key->len + 8, buf, n);
     }
+    flush_unmap(w);
     if (w->nterms)
         memset(w->tcnt, 0, w->nterms * sizeof *w->tcnt);
     w->nlog = 0;
@@ -1805,20 +1864,17 @@ void idx_segw_abandon(idx_segw_t *w)
     free(w->sorted);
     free(w->toff);
     free(w->ids);
-    for (size_t i = 0; i < w->npf; i++)
-        free(w->pf[i]);
+    pf_unmap(w);
     free(w->pf);
     free(w->alist);
     free(w->fstart);
-    free(w->fords);
-    free(w->pairs);
-    free(w->pairs6);
+    flush_unmap(w);
     free(w->forder);
     free(w->srcf);
     free(w->bits);
     free(w->cards);
     free(w->merge);
-    free(w->sk);
+    buf_unmap(w->sk, w->skcap * sizeof *w->sk);
     for (size_t i = 0; i < w->nfblk; i++)
         free(w->fblk[i]);
     free(w->fblk);
