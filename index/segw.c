@@ -144,15 +144,21 @@ static void sink_merge(struct sink *s, const void *k, size_t kl, const void *v, 
 }
 
 /* A batch estimated at this many bytes of memtable or more is ingested as
- * a table file: the size of RocksDB's write buffer (index.c), which such a
- * batch fills by itself, so that ingesting makes no more level-0 files than
- * the memtable's flushes would; but one more a segment: the memtable with
- * the segment's record (written at its start) is flushed before its first
- * batch is ingested (index.c, sst_prepare), which is why level 0 is
- * compacted at 5 files instead of 4 (index.c). Ingesting the first batch
- * too, rather than joining the record in the memtable, saves a memtable
- * and a batch of that size (30 MiB at 330 000 small packets). */
-#define INGEST_BYTES (4u << 20)
+ * a table file: half the size of RocksDB's write buffer (index.c). A
+ * memtable holds two such batches, so that ingesting makes no more level-0
+ * files than twice the memtable's flushes would; and one more a segment:
+ * the memtable with the segment's record (written at its start) is flushed
+ * before its first batch is ingested (index.c, sst_prepare), which is why
+ * level 0 is compacted at 5 files instead of 4 (index.c). Ingesting the
+ * first batch too, rather than joining the record in the memtable, saves a
+ * memtable and a batch of that size (30 MiB at 330 000 small packets).
+ * Half rather than the whole write buffer (4 MiB until issue 17's eighth
+ * round): a one-second flush at 1 Gbit/s of the bench's mix is 2-4 MiB,
+ * which in the memtable cost the batch (4 MiB of string) and two memtables
+ * (7.3 MiB), a tenth of the daemon's RSS; ingested, neither (97 instead of
+ * 102 MB while capturing), for about a tenth more CPU at that rate (the
+ * table file's syncs, and level 0 compacted more often). */
+#define INGEST_BYTES (2u << 20)
 
 struct idx_segw {
     idx_t *ix;
