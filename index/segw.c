@@ -1465,7 +1465,7 @@ static inline void term_prefetch(const struct idx_segw *w, uint32_t id)
             __builtin_prefetch(&w->gens[g].start[id]);
 }
 
-/* The flush's buffers that outlive flow_order(), flow_pairs(). */
+/* Unmap what flow_order() and flow_pairs() mapped for the flush. */
 static void flush_unmap(struct idx_segw *w)
 {
     buf_unmap(w->fords, w->focap * sizeof *w->fords);
