@@ -69,9 +69,10 @@ struct term_gen {
  * flow) pairs, sorted by term, and a term's posting is the ordinals of its
  * flows (counted into fords by flow) with its own, if packets that are not
  * plain logged it too (posting_build). This keeps the flush's memory at
- * about 4 bytes a packet and 8 a flow's term, rather than a table entry for
- * every distinct term, address, port and flow hash: on many small flows
- * those tables were most of the writer's memory.
+ * about 8 bytes a packet (pf, then fords) and 16 a flow (two pairs at a
+ * time), rather than a table entry for every distinct term, address, port
+ * and flow hash: on many small flows those tables were most of the
+ * writer's memory.
  *
  * A flow's packets are noted so while they agree with its first plain one
  * in this flush on has_ports and the number of terms (which the key then
@@ -80,7 +81,7 @@ struct term_gen {
 #define FLOW_TIDS 7     /* a plain packet's terms at most: IDX_FLOW_TERMS and the hash */
 #define PF_NONE UINT32_MAX
 #define PF_SHIFT 16     /* pf's blocks: 64 Ki packets (256 KiB) */
-#define ACTIVE_MAX (1u << 28) /* active flows a flush (struct pair's bits) */
+#define ACTIVE_MAX (1u << 28) /* active flows a flush (a pair's 28 bits: PAIR) */
 #define FLOW_BLOCK 1024 /* flow entries a block (136 KiB) */
 struct flow_ent { /* 136 bytes; what a packet touches first (the first 104) */
     struct idx_flowkey key; /* what finds it (index/parse.h) */
@@ -195,7 +196,7 @@ struct idx_segw {
     size_t nactive, alcap;
     uint32_t *fstart, *fords;
     size_t fscap, focap;
-    uint64_t *pairs;      /* at flush: the active flows' terms (struct pair) */
+    uint64_t *pairs;      /* at flush: the active flows' terms of a phase (PAIR) */
     struct pair6 *pairs6; /* ... their IPv6 addresses */
     size_t paircap, pair6cap;
     uint32_t *forder;     /* at flush: the changed flows in key order (their hash) */
@@ -313,9 +314,9 @@ static void terms_sort(struct idx_segw *w)
         if (!(w->toff = malloc(w->toffcap * sizeof *w->toff)))
             abort();
     }
-    if (w->sortcap < w->nlog) {
+    if (!w->sorted || w->sortcap < w->nlog) { /* never NULL: term_ords reads from it */
         free(w->sorted);
-        w->sortcap = w->logcap;
+        w->sortcap = w->logcap ? w->logcap : 1;
         if (!(w->sorted = malloc(w->sortcap * sizeof *w->sorted)))
             abort();
     }
