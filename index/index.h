@@ -111,7 +111,9 @@ void idx_segw_prefetch(idx_segw_t *w, const struct idx_parsed *p, int step);
 void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, uint32_t wirelen,
                   const struct idx_parsed *p);
 /* Commit everything added so far in one atomic write batch; file_size is
- * how many segment bytes are durable. sync: sync RocksDB's WAL too. */
+ * how many segment bytes are durable. sync: sync RocksDB's WAL too. A
+ * failure is final, as idx_segw_commit's: later packets are not indexed,
+ * and later calls return the error. */
 int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err) RW_WUR;
 /* The same, but in the background: fdatasync(fd) when sync is set, then
  * commit the batch, on the segment's commit thread, so that the caller can

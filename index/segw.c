@@ -247,6 +247,7 @@ struct idx_segw {
     rocksdb_writebatch_t *spare;
     int in_fd, in_sync;
     int failed; /* error code of a failed commit, 0 if none */
+    int flush_failed; /* idx_segw_flush() failed: the caller's thread's copy of failed */
     char ferr[RW_ERRSZ];
 };
 
@@ -1055,6 +1056,8 @@ void idx_segw_prefetch(idx_segw_t *w, const struct idx_parsed *p, int step)
 void idx_segw_add(idx_segw_t *w, int64_t ts, uint64_t offset, uint32_t caplen, uint32_t wirelen,
                   const struct idx_parsed *p)
 {
+    if (w->flush_failed)
+        return; /* nothing more is committed (idx_segw_flush) */
     uint32_t ord = (uint32_t)w->packets;
     struct flow_ent *e = NULL;
     int fresh = 0;
@@ -1746,8 +1749,11 @@ static void batch_taken(struct idx_segw *w)
 /* Wait until no batch is in flight; the error of a failed one, if any. */
 static int commit_wait(struct idx_segw *w, char *err)
 {
-    if (!w->th_started)
-        return 0;
+    if (!w->th_started) {
+        if (w->failed)
+            rw_err(err, w->failed, "%s", w->ferr);
+        return w->failed;
+    }
     pthread_mutex_lock(&w->mu);
     while (w->busy)
         pthread_cond_wait(&w->cv, &w->mu);
@@ -1835,8 +1841,16 @@ int idx_segw_flush(idx_segw_t *w, uint64_t file_size, int sync, char *err)
     build_batch(w, file_size, &b);
     rc = sink_commit(w, &b, sync, err);
     sink_done(w, &b);
-    if (rc < 0)
+    if (rc < 0) { /* final, as a commit's: build_batch() consumed the flush */
+        if (w->th_started)
+            pthread_mutex_lock(&w->mu);
+        w->failed = rc;
+        snprintf(w->ferr, sizeof w->ferr, "%s", err);
+        if (w->th_started)
+            pthread_mutex_unlock(&w->mu);
+        w->flush_failed = rc;
         return rc;
+    }
     batch_taken(w);
     return 0;
 }
